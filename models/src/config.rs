@@ -1,0 +1,245 @@
+//! Every size of the network is a serde config value; presets are named starting points.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ModelError;
+
+/// Input frames: size and colour channels (1 = gray, 3 = RGB).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageConfig {
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+}
+
+/// A plain ViT stack: width, depth, heads and MLP ratio.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VitConfig {
+    pub dim: usize,
+    pub depth: usize,
+    pub heads: usize,
+    pub mlp_ratio: usize,
+}
+
+/// What follows each decoder ViT block.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterKind {
+    /// The paper's Sparse Feature Filtering Module (MoE of bottleneck filters, no residual).
+    Sffm,
+    /// Ablation: a dense MLP (LN -> d*mlp_ratio -> d) in the same place, also without residual.
+    Mlp,
+}
+
+/// SFFM: routed + shared bottleneck experts.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SffmConfig {
+    pub kind: FilterKind,
+    /// Number of routed experts N.
+    pub routed_experts: usize,
+    /// Number of always-on shared experts S.
+    pub shared_experts: usize,
+    /// Experts chosen per token.
+    pub top_k: usize,
+    /// Bottleneck width b of each expert (d / reduction).
+    pub bottleneck: usize,
+    /// The renormalised top-k gates sum to this value (ref: 2.0).
+    pub gate_scale: f64,
+    /// Balance-loss weight alpha (DeepSeekMoE sequence-level loss).
+    pub balance_alpha: f64,
+}
+
+/// MJAD decoder and its heads.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DecoderConfig {
+    pub vit: VitConfig,
+    /// Hidden channels of the patch-expanding frame head before its 3x3 / 1x1 convolutions.
+    pub head_channels: usize,
+}
+
+/// Loss weights (notes: all 1; text off while there are no captions).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LossConfig {
+    pub frame: f64,
+    pub text: f64,
+    pub motion: f64,
+    pub balance: f64,
+}
+
+/// The whole SFN-VAD network.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SfnConfig {
+    pub preset: String,
+    pub image: ImageConfig,
+    /// Patch size shared by the appearance and motion encoders and the frame head.
+    pub patch: usize,
+    /// Per-frame appearance encoder (applied to each of the 4 input frames independently).
+    pub appearance: VitConfig,
+    /// Motion encoder over each of the 3 frame differences (ref: 128 wide, depth 4, 4 heads, ratio 2, CLS).
+    pub motion: VitConfig,
+    /// Width d of the fused sequence and the decoder.
+    pub model_dim: usize,
+    pub decoder: DecoderConfig,
+    pub sffm: SffmConfig,
+    /// Width of the caption embedding (384 for MiniLM, 768 for SimCSE).
+    pub text_dim: usize,
+    pub loss: LossConfig,
+}
+
+impl SfnConfig {
+    /// Names of the built-in presets.
+    pub const PRESETS: [&'static str; 3] = ["paper", "cpu-ped2", "tiny"];
+
+    /// A named preset; unknown names give an error listing the known ones.
+    pub fn preset(name: &str) -> Result<Self, ModelError> {
+        match name {
+            "paper" => Ok(Self::paper()),
+            "cpu-ped2" => Ok(Self::cpu_ped2()),
+            "tiny" => Ok(Self::tiny()),
+            other => Err(ModelError::UnknownPreset {
+                name: other.to_string(),
+                known: Self::PRESETS.join(", "),
+            }),
+        }
+    }
+
+    /// The paper's sizes: 448 px RGB, patch 14, 1024-d frame tokens, decoder 256 wide, 63+1 experts top-7.
+    pub fn paper() -> Self {
+        Self {
+            preset: "paper".into(),
+            image: ImageConfig { height: 448, width: 448, channels: 3 },
+            patch: 14,
+            // Stand-in for the frozen VLM vision tower: same token width (1024), trained here.
+            appearance: VitConfig { dim: 1024, depth: 2, heads: 16, mlp_ratio: 4 },
+            motion: VitConfig { dim: 128, depth: 4, heads: 4, mlp_ratio: 2 },
+            model_dim: 256,
+            decoder: DecoderConfig {
+                vit: VitConfig { dim: 256, depth: 4, heads: 4, mlp_ratio: 4 },
+                head_channels: 32,
+            },
+            sffm: SffmConfig {
+                kind: FilterKind::Sffm,
+                routed_experts: 63,
+                shared_experts: 1,
+                top_k: 7,
+                bottleneck: 8,
+                gate_scale: 2.0,
+                balance_alpha: 0.001,
+            },
+            text_dim: 768,
+            loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0 },
+        }
+    }
+
+    /// CPU preset for UCSD Ped2: gray 96x144 (Ped2 is 240x360), patch 8, a small ViT; trains on 2 cores.
+    pub fn cpu_ped2() -> Self {
+        Self {
+            preset: "cpu-ped2".into(),
+            image: ImageConfig { height: 96, width: 144, channels: 1 },
+            patch: 8,
+            appearance: VitConfig { dim: 64, depth: 1, heads: 4, mlp_ratio: 2 },
+            motion: VitConfig { dim: 64, depth: 1, heads: 4, mlp_ratio: 2 },
+            model_dim: 128,
+            decoder: DecoderConfig {
+                vit: VitConfig { dim: 128, depth: 3, heads: 4, mlp_ratio: 2 },
+                head_channels: 16,
+            },
+            sffm: SffmConfig {
+                kind: FilterKind::Sffm,
+                routed_experts: 15,
+                shared_experts: 1,
+                top_k: 3,
+                bottleneck: 16,
+                gate_scale: 2.0,
+                balance_alpha: 0.001,
+            },
+            text_dim: 384,
+            loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0 },
+        }
+    }
+
+    /// A very small network for tests and the synthetic default job.
+    pub fn tiny() -> Self {
+        Self {
+            preset: "tiny".into(),
+            image: ImageConfig { height: 32, width: 48, channels: 1 },
+            patch: 8,
+            appearance: VitConfig { dim: 32, depth: 1, heads: 2, mlp_ratio: 2 },
+            motion: VitConfig { dim: 16, depth: 1, heads: 2, mlp_ratio: 2 },
+            model_dim: 32,
+            decoder: DecoderConfig {
+                vit: VitConfig { dim: 32, depth: 2, heads: 2, mlp_ratio: 2 },
+                head_channels: 8,
+            },
+            sffm: SffmConfig {
+                kind: FilterKind::Sffm,
+                routed_experts: 6,
+                shared_experts: 1,
+                top_k: 2,
+                bottleneck: 4,
+                gate_scale: 2.0,
+                balance_alpha: 0.001,
+            },
+            text_dim: 384,
+            loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0 },
+        }
+    }
+
+    /// Patch grid (rows, cols).
+    pub fn grid(&self) -> (usize, usize) {
+        (self.image.height / self.patch, self.image.width / self.patch)
+    }
+
+    /// Number of patch tokens per frame.
+    pub fn num_patches(&self) -> usize {
+        let (h, w) = self.grid();
+        h * w
+    }
+
+    /// Checks every size relation the network relies on; the error names the field.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let bad = |field: &str, why: String| {
+            Err(ModelError::Config { field: field.to_string(), reason: why })
+        };
+        let i = &self.image;
+        if i.channels != 1 && i.channels != 3 {
+            return bad("image.channels", format!("{} (must be 1 or 3)", i.channels));
+        }
+        if self.patch == 0 || i.height % self.patch != 0 || i.width % self.patch != 0 || i.height == 0 || i.width == 0 {
+            return bad("patch", format!("{} must divide image {}x{}", self.patch, i.height, i.width));
+        }
+        for (name, v) in [("appearance", &self.appearance), ("motion", &self.motion), ("decoder.vit", &self.decoder.vit)] {
+            if v.heads == 0 || v.dim == 0 || v.dim % v.heads != 0 {
+                return bad(&format!("{name}.heads"), format!("{} heads must divide dim {}", v.heads, v.dim));
+            }
+            if v.mlp_ratio == 0 {
+                return bad(&format!("{name}.mlp_ratio"), "must be >= 1".into());
+            }
+        }
+        if self.decoder.vit.dim != self.model_dim {
+            return bad("decoder.vit.dim", format!("{} must equal model_dim {}", self.decoder.vit.dim, self.model_dim));
+        }
+        let s = &self.sffm;
+        if s.kind == FilterKind::Sffm {
+            if s.routed_experts == 0 || s.top_k == 0 || s.top_k > s.routed_experts {
+                return bad("sffm.top_k", format!("{} must be in 1..={} (routed_experts)", s.top_k, s.routed_experts));
+            }
+            if s.bottleneck == 0 {
+                return bad("sffm.bottleneck", "must be >= 1".into());
+            }
+        }
+        if self.text_dim == 0 {
+            return bad("text_dim", "must be >= 1".into());
+        }
+        if self.decoder.head_channels == 0 {
+            return bad("decoder.head_channels", "must be >= 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,117 @@
+//! Training losses: frame MSE, text 1-cos, motion frame-difference hinge, expert balance.
+
+use candle_core::{Result, Tensor, D};
+
+use crate::config::LossConfig;
+use crate::mjad::DecoderOutput;
+
+/// L_frame = mean((I_hat - I_{t+1})^2).
+pub fn frame_mse(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
+    (pred - target)?.sqr()?.mean_all()
+}
+
+/// Per-sample visual error e_t = mean over pixels of (I_hat - I_{t+1})^2: [B].
+pub fn per_sample_mse(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
+    let b = pred.dim(0)?;
+    (pred - target)?.sqr()?.reshape((b, ()))?.mean(1)
+}
+
+/// L_motion = mean(max(0, (I_hat - I_{t+1})^2 - (I_hat - I_t)^2)): a prediction closer to the previous
+/// frame than to the true next frame is penalised, pixel by pixel.
+pub fn motion_hinge(pred: &Tensor, target: &Tensor, last: &Tensor) -> Result<Tensor> {
+    let to_next = (pred - target)?.sqr()?;
+    let to_last = (pred - last)?.sqr()?;
+    (to_next - to_last)?.relu()?.mean_all()
+}
+
+/// L_text = mean_b (1 - cos(t_hat_b, t_b)).
+pub fn text_cosine(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
+    Ok((1.0 - per_sample_cosine(pred, target)?)?.mean_all()?)
+}
+
+/// cos(a_b, t_b) per row: [B].
+pub fn per_sample_cosine(a: &Tensor, t: &Tensor) -> Result<Tensor> {
+    let dot = (a * t)?.sum(D::Minus1)?;
+    let na = a.sqr()?.sum(D::Minus1)?.sqrt()?;
+    let nt = t.sqr()?.sum(D::Minus1)?.sqrt()?;
+    dot / ((na * nt)? + 1e-8)?
+}
+
+/// All loss terms of one batch.
+#[derive(Clone, Debug)]
+pub struct Losses {
+    pub total: Tensor,
+    pub frame: Tensor,
+    pub motion: Tensor,
+    /// None while there are no captions.
+    pub text: Option<Tensor>,
+    pub balance: Tensor,
+}
+
+/// L = w_f L_frame + w_t L_text + w_m L_motion + w_b sum_layers L_balance.
+pub fn total_loss(
+    out: &DecoderOutput,
+    target: &Tensor,
+    last: &Tensor,
+    text_target: Option<&Tensor>,
+    w: &LossConfig,
+) -> Result<Losses> {
+    let frame = frame_mse(&out.frame, target)?;
+    let motion = motion_hinge(&out.frame, target, last)?;
+    let mut balance = Tensor::zeros((), candle_core::DType::F32, target.device())?;
+    for r in &out.routing {
+        balance = (balance + &r.balance_loss)?;
+    }
+    let mut total = ((&frame * w.frame)? + (&motion * w.motion)?)?;
+    total = (total + (&balance * w.balance)?)?;
+    let text = match text_target {
+        Some(t) => {
+            let l = text_cosine(&out.text, t)?;
+            total = (total + (&l * w.text)?)?;
+            Some(l)
+        }
+        None => None,
+    };
+    Ok(Losses { total, frame, motion, text, balance })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn motion_hinge_hand_case() -> Result<()> {
+        let dev = Device::Cpu;
+        // 4 pixels. pred, next, last chosen so that per-pixel terms are:
+        // p0: (1-0)^2 - (1-1)^2 = 1 ; p1: (0-0)^2 - (0-1)^2 = -1 -> 0 ;
+        // p2: (2-1)^2 - (2-0)^2 = -3 -> 0 ; p3: (0.5-1.5)^2 - (0.5-0.5)^2 = 1
+        let pred = Tensor::new(&[1f32, 0.0, 2.0, 0.5], &dev)?;
+        let next = Tensor::new(&[0f32, 0.0, 1.0, 1.5], &dev)?;
+        let last = Tensor::new(&[1f32, 1.0, 0.0, 0.5], &dev)?;
+        let v = motion_hinge(&pred, &next, &last)?.to_scalar::<f32>()?;
+        assert!((v - 0.5).abs() < 1e-7, "{v}");
+        Ok(())
+    }
+
+    #[test]
+    fn cosine_loss_hand_case() -> Result<()> {
+        let dev = Device::Cpu;
+        let a = Tensor::new(&[[1f32, 0.0], [1.0, 1.0]], &dev)?;
+        let t = Tensor::new(&[[0f32, 2.0], [2.0, 2.0]], &dev)?;
+        // rows: cos = 0 -> 1 ; cos = 1 -> 0 ; mean 0.5
+        let v = text_cosine(&a, &t)?.to_scalar::<f32>()?;
+        assert!((v - 0.5).abs() < 1e-6, "{v}");
+        Ok(())
+    }
+
+    #[test]
+    fn per_sample_mse_hand_case() -> Result<()> {
+        let dev = Device::Cpu;
+        let p = Tensor::new(&[[[[1f32, 2.0]]], [[[0.0, 0.0]]]], &dev)?;
+        let t = Tensor::new(&[[[[0f32, 0.0]]], [[[0.0, 4.0]]]], &dev)?;
+        let v: Vec<f32> = per_sample_mse(&p, &t)?.to_vec1()?;
+        assert_eq!(v, vec![2.5, 8.0]);
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! MJAD — the joint appearance decoder: ViT blocks each followed by a filter (SFFM), a patch-expanding
+//! frame head with the skip of the last frame's patch embedding, and a projector for the text feature.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
+
+use crate::config::SfnConfig;
+use crate::sffm::{Filter, Routing};
+use crate::vit::{unpatchify, Block, LayerNorm, Mlp};
+
+/// One decoder layer: h = Filter(Block(h)) — the filter's output replaces the tokens.
+#[derive(Clone, Debug)]
+pub struct DecoderLayer {
+    block: Block,
+    filter: Filter,
+}
+
+/// Frame head: I_hat = Conv1x1(LeakyReLU(Conv3x3(Unpatchify(W [h_patch; e_last])))).
+#[derive(Clone, Debug)]
+pub struct FrameHead {
+    expand: Linear,
+    conv3: Conv2d,
+    conv1: Conv2d,
+    hidden: usize,
+    channels: usize,
+    grid: (usize, usize),
+    patch: usize,
+}
+
+impl FrameHead {
+    pub fn new(cfg: &SfnConfig, vb: VarBuilder) -> Result<Self> {
+        let p = cfg.patch;
+        let hidden = cfg.decoder.head_channels;
+        let conv3 = candle_nn::conv2d(hidden, hidden, 3, Conv2dConfig { padding: 1, ..Default::default() }, vb.pp("conv3"))?;
+        let conv1 = candle_nn::conv2d(hidden, cfg.image.channels, 1, Default::default(), vb.pp("conv1"))?;
+        Ok(Self {
+            expand: candle_nn::linear(cfg.model_dim + cfg.appearance.dim, hidden * p * p, vb.pp("expand"))?,
+            conv3,
+            conv1,
+            hidden,
+            channels: cfg.image.channels,
+            grid: cfg.grid(),
+            patch: p,
+        })
+    }
+
+    /// patches [B, Np, d], skip [B, Np, d_a] -> frame [B, C, H, W].
+    pub fn forward(&self, patches: &Tensor, skip: &Tensor) -> Result<Tensor> {
+        let x = self.expand.forward(&Tensor::cat(&[patches, skip], 2)?)?;
+        let x = unpatchify(&x, self.hidden, self.grid.0, self.grid.1, self.patch)?;
+        let x = candle_nn::ops::leaky_relu(&self.conv3.forward(&x)?, 0.2)?;
+        let y = self.conv1.forward(&x)?;
+        debug_assert_eq!(y.dim(1)?, self.channels);
+        Ok(y)
+    }
+}
+
+/// Decoder output.
+#[derive(Clone, Debug)]
+pub struct DecoderOutput {
+    /// Predicted frame t+1 [B, C, H, W].
+    pub frame: Tensor,
+    /// Predicted text feature of the next clip [B, text_dim].
+    pub text: Tensor,
+    /// Routing of each SFFM layer (empty for the MLP ablation).
+    pub routing: Vec<Routing>,
+}
+
+/// MJAD: h_l = SFFM_l(Block_l(h_{l-1})), then the frame head on patch tokens and the text projector
+/// on the text token.
+#[derive(Clone, Debug)]
+pub struct Mjad {
+    layers: Vec<DecoderLayer>,
+    norm: LayerNorm,
+    frame_head: FrameHead,
+    text_head: Mlp,
+}
+
+impl Mjad {
+    pub fn new(cfg: &SfnConfig, vb: VarBuilder) -> Result<Self> {
+        let v = &cfg.decoder.vit;
+        let layers = (0..v.depth)
+            .map(|i| {
+                let l = vb.pp(format!("layers.{i}"));
+                Ok(DecoderLayer {
+                    block: Block::new(v, l.pp("block"))?,
+                    filter: Filter::new(v.dim, v.mlp_ratio, &cfg.sffm, l.pp("filter"))?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            layers,
+            norm: LayerNorm::new(cfg.model_dim, vb.pp("norm"))?,
+            frame_head: FrameHead::new(cfg, vb.pp("frame_head"))?,
+            text_head: Mlp::new(cfg.model_dim, cfg.model_dim, cfg.text_dim, vb.pp("text_head"))?,
+        })
+    }
+
+    /// seq [B, 2 + Np, d] (text, motion-CLS, patches), skip [B, Np, d_a] -> prediction.
+    pub fn forward(&self, seq: &Tensor, skip: &Tensor) -> Result<DecoderOutput> {
+        let mut h = seq.clone();
+        let mut routing = Vec::new();
+        for layer in &self.layers {
+            h = layer.block.forward(&h)?;
+            let (y, r) = layer.filter.forward(&h)?;
+            h = y;
+            routing.extend(r);
+        }
+        let h = self.norm.forward(&h)?;
+        let np = skip.dim(1)?;
+        let frame = self.frame_head.forward(&h.narrow(1, 2, np)?, skip)?;
+        let text = self.text_head.forward(&h.narrow(1, 0, 1)?.squeeze(1)?)?;
+        Ok(DecoderOutput { frame, text, routing })
+    }
+}

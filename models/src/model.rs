@@ -1,0 +1,180 @@
+//! The full SFN-VAD predictor: 4 frames (+ caption) -> frame t+1 (+ next caption feature).
+
+use candle_core::{DType, Device, Result, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+
+use crate::config::SfnConfig;
+use crate::mjad::{DecoderOutput, Mjad};
+use crate::tmfe::{concat_on_channels, AppearanceEncoder, FrameTokens, MotionEncoder, TriModalFusion};
+
+/// SFN-VAD: I_hat_{t+1}, t_hat = MJAD(Fusion(Enc(I_{t-3..t}), Motion(I_{t-2..t} - I_{t-3..t-1}), text)).
+#[derive(Clone, Debug)]
+pub struct SfnVad {
+    pub cfg: SfnConfig,
+    pub appearance: AppearanceEncoder,
+    pub motion: MotionEncoder,
+    pub fusion: TriModalFusion,
+    pub decoder: Mjad,
+}
+
+impl SfnVad {
+    pub fn new(cfg: &SfnConfig, vb: VarBuilder) -> Result<Self> {
+        cfg.validate().map_err(candle_core::Error::wrap)?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            appearance: AppearanceEncoder::new(cfg, vb.pp("appearance"))?,
+            motion: MotionEncoder::new(cfg, vb.pp("motion"))?,
+            fusion: TriModalFusion::new(cfg, vb.pp("fusion"))?,
+            decoder: Mjad::new(cfg, vb.pp("decoder"))?,
+        })
+    }
+
+    /// A freshly initialised model with its variables.
+    pub fn init(cfg: &SfnConfig, dev: &Device) -> Result<(Self, VarMap)> {
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, dev);
+        let m = Self::new(cfg, vb)?;
+        Ok((m, vm))
+    }
+
+    /// Encodes single frames [B, C, H, W] (the per-frame cache entry).
+    pub fn encode_frame(&self, frames: &Tensor) -> Result<FrameTokens> {
+        self.appearance.forward(frames)
+    }
+
+    /// Encodes one frame difference [B, C, H, W] -> [B, 1 + Np, d_m].
+    pub fn encode_motion(&self, diff: &Tensor) -> Result<Tensor> {
+        self.motion.forward(diff)
+    }
+
+    /// Decodes cached encodings: frame tokens [B, 4, Np, d_a] (oldest first), the last frame's patch
+    /// embedding [B, Np, d_a], motion tokens [B, 3, 1 + Np, d_m], caption feature [B, text_dim] or None.
+    pub fn decode(&self, frame_tokens: &Tensor, skip: &Tensor, motion: &Tensor, text: Option<&Tensor>) -> Result<DecoderOutput> {
+        let seq = self.fusion.forward(&concat_on_channels(frame_tokens)?, &concat_on_channels(motion)?, text)?;
+        self.decoder.forward(&seq, skip)
+    }
+
+    /// Full forward on a window: frames [B, 4, C, H, W] (t-3..t) and optional caption feature.
+    pub fn forward(&self, frames: &Tensor, text: Option<&Tensor>) -> Result<DecoderOutput> {
+        let (b, k, c, h, w) = frames.dims5()?;
+        if k != 4 {
+            candle_core::bail!("expected 4 input frames, got {k}");
+        }
+        let flat = frames.reshape((b * 4, c, h, w))?;
+        let enc = self.encode_frame(&flat)?;
+        let np = enc.tokens.dim(1)?;
+        let tokens = enc.tokens.reshape((b, 4, np, ()))?;
+        let skip = enc.patch_embed.reshape((b, 4, np, ()))?.narrow(1, 3, 1)?.squeeze(1)?;
+        let diffs = (frames.narrow(1, 1, 3)? - frames.narrow(1, 0, 3)?)?.reshape((b * 3, c, h, w))?;
+        let motion = self.encode_motion(&diffs)?;
+        let motion = motion.reshape((b, 3, np + 1, ()))?;
+        self.decode(&tokens, &skip, &motion, text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FilterKind;
+
+    fn window(cfg: &SfnConfig, b: usize, dev: &Device) -> Result<Tensor> {
+        let i = &cfg.image;
+        Tensor::randn(0f32, 0.5, (b, 4, i.channels, i.height, i.width), dev)
+    }
+
+    #[test]
+    fn tiny_shapes() -> Result<()> {
+        let dev = Device::Cpu;
+        let cfg = SfnConfig::tiny();
+        let (m, _) = SfnVad::init(&cfg, &dev)?;
+        let out = m.forward(&window(&cfg, 2, &dev)?, None)?;
+        assert_eq!(out.frame.dims(), &[2, 1, 32, 48]);
+        assert_eq!(out.text.dims(), &[2, cfg.text_dim]);
+        assert_eq!(out.routing.len(), cfg.decoder.vit.depth);
+        let np = cfg.num_patches();
+        assert_eq!(out.routing[0].gates.dims(), &[2, np + 2, cfg.sffm.routed_experts]);
+        let text = Tensor::randn(0f32, 1.0, (2, cfg.text_dim), &dev)?;
+        let out2 = m.forward(&window(&cfg, 2, &dev)?, Some(&text))?;
+        assert_eq!(out2.frame.dims(), &[2, 1, 32, 48]);
+        Ok(())
+    }
+
+    #[test]
+    fn frame_encoding_is_independent_of_other_frames() -> Result<()> {
+        let dev = Device::Cpu;
+        let cfg = SfnConfig::tiny();
+        let (m, _) = SfnVad::init(&cfg, &dev)?;
+        let w = window(&cfg, 1, &dev)?;
+        let (c, h, ww) = (1, 32, 48);
+        let batched = m.encode_frame(&w.reshape((4, c, h, ww))?)?.tokens;
+        let alone = m.encode_frame(&w.get(0)?.get(2)?.unsqueeze(0)?)?.tokens;
+        let d = (batched.get(2)? - alone.get(0)?)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(d < 1e-5, "{d}");
+        Ok(())
+    }
+
+    #[test]
+    fn mlp_ablation_builds() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut cfg = SfnConfig::tiny();
+        cfg.sffm.kind = FilterKind::Mlp;
+        let (m, _) = SfnVad::init(&cfg, &dev)?;
+        let out = m.forward(&window(&cfg, 1, &dev)?, None)?;
+        assert!(out.routing.is_empty());
+        assert_eq!(out.frame.dims(), &[1, 1, 32, 48]);
+        Ok(())
+    }
+
+    #[test]
+    fn every_parameter_gets_a_gradient() -> Result<()> {
+        let dev = Device::Cpu;
+        let cfg = SfnConfig::tiny();
+        let (m, vm) = SfnVad::init(&cfg, &dev)?;
+        let frames = window(&cfg, 4, &dev)?;
+        let target = Tensor::randn(0f32, 0.5, (4, 1, 32, 48), &dev)?;
+        let text_in = Tensor::randn(0f32, 1.0, (4, cfg.text_dim), &dev)?;
+        let text_t = Tensor::randn(0f32, 1.0, (4, cfg.text_dim), &dev)?;
+        // With and without a caption, so both the text projection and the no-caption token are used.
+        let mut total = Tensor::zeros((), DType::F32, &dev)?;
+        for text in [None, Some(&text_in)] {
+            let out = m.forward(&frames, text)?;
+            let last = frames.narrow(1, 3, 1)?.squeeze(1)?;
+            let l = crate::losses::total_loss(&out, &target, &last, Some(&text_t), &cfg.loss)?;
+            total = (total + l.total)?;
+        }
+        let grads = total.backward()?;
+        let data = vm.data().lock().unwrap();
+        let mut missing = Vec::new();
+        for (name, var) in data.iter() {
+            let ok = match grads.get(var.as_tensor()) {
+                Some(g) => g.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0,
+                None => false,
+            };
+            if !ok {
+                missing.push(name.clone());
+            }
+        }
+        missing.sort();
+        assert!(missing.is_empty(), "parameters without gradient: {missing:?}");
+        assert!(data.len() > 40, "only {} parameters?", data.len());
+        Ok(())
+    }
+
+    #[test]
+    fn paper_preset_forward() -> Result<()> {
+        let dev = Device::Cpu;
+        let cfg = SfnConfig::paper();
+        cfg.validate().unwrap();
+        let (m, _) = SfnVad::init(&cfg, &dev)?;
+        let frames = Tensor::randn(0f32, 0.5, (1, 4, 3, 448, 448), &dev)?;
+        let text = Tensor::randn(0f32, 1.0, (1, 768), &dev)?;
+        let out = m.forward(&frames, Some(&text))?;
+        assert_eq!(out.frame.dims(), &[1, 3, 448, 448]);
+        assert_eq!(out.text.dims(), &[1, 768]);
+        assert_eq!(out.routing.len(), 4);
+        let active: Vec<f32> = crate::sffm::active_experts(&out.routing[0].gates)?.flatten_all()?.to_vec1()?;
+        assert_eq!(active.len(), 1024 + 2);
+        assert!(active.iter().all(|&a| a == 7.0));
+        Ok(())
+    }
+}
