@@ -26,7 +26,7 @@ pub fn motion_hinge(pred: &Tensor, target: &Tensor, last: &Tensor) -> Result<Ten
 
 /// L_text = mean_b (1 - cos(t_hat_b, t_b)).
 pub fn text_cosine(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
-    Ok((1.0 - per_sample_cosine(pred, target)?)?.mean_all()?)
+    (1.0 - per_sample_cosine(pred, target)?)?.mean_all()
 }
 
 /// cos(a_b, t_b) per row: [B].

@@ -1,0 +1,1152 @@
+//! Reading a video-anomaly dataset stored as folders of frames.
+//!
+//! Layout (the one most video-anomaly code bases use):
+//!
+//! ```text
+//! <root>/<split>/frames/<clip>/<NNN>.{jpg,jpeg,png,tif,tiff}    split = "training" | "testing"
+//! <root>/testing/labels.json                                    {clip: [0|1 per frame]}
+//! ```
+//!
+//! * Clips are sorted by name; names need not be contiguous (`01, 03, 04`).
+//! * Frames are sorted by the numeric value of the file stem (`7.png` before `10.png`); if some stem in
+//!   a clip is not a number, the clip is sorted lexicographically by file name instead. Two files with
+//!   the same number (`001.jpg` and `1.png`) are an error.
+//! * Files with another extension, hidden files (name starting with `.`) and sub-folders inside a clip
+//!   are ignored.
+//! * Every frame is decoded with `image`, converted to gray (luma, Rec. 709 weights as `image` does) or
+//!   RGB, resized to the [`FrameFormat`] with a triangle filter (in f32, no 8-bit rounding), and stored
+//!   as f32 in `[-1, 1]` (`2 * v / max - 1`), CHW layout.
+//! * All frames of one clip must have the same native size (clips may differ from each other).
+//!
+//! A training sample is a window of [`WINDOW`] consecutive frames: inputs `t-3..=t`, target `t+1`. A window
+//! is named by `(clip index, index of its target frame)`, so target indices start at 4.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use image::imageops::FilterType;
+use image::{ImageFormat, ImageReader};
+use rand::RngCore;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Frames per window: [`INPUT_FRAMES`] inputs and one target.
+pub const WINDOW: usize = 5;
+/// Input frames per window.
+pub const INPUT_FRAMES: usize = WINDOW - 1;
+/// Frame file extensions read (compared case-insensitively).
+pub const EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "tif", "tiff"];
+
+/// Errors of dataset reading. Each names the file, folder or clip concerned.
+#[derive(thiserror::Error, Debug)]
+pub enum DataError {
+    /// Invalid [`FrameFormat`].
+    #[error("invalid frame format {height}x{width}x{channels}: height and width must be > 0, channels 1 (gray) or 3 (RGB)")]
+    BadFormat {
+        /// Requested height.
+        height: usize,
+        /// Requested width.
+        width: usize,
+        /// Requested channels.
+        channels: usize,
+    },
+    /// The dataset root does not exist.
+    #[error("dataset root {} does not exist or is not a folder", path.display())]
+    MissingRoot {
+        /// The root.
+        path: PathBuf,
+    },
+    /// `<root>/<split>/frames` does not exist.
+    #[error("split folder {} does not exist or is not a folder (expected <root>/<split>/frames/<clip>/)", path.display())]
+    MissingSplit {
+        /// The missing folder.
+        path: PathBuf,
+    },
+    /// The frames folder holds no clip folder.
+    #[error("no clip folders in {}", path.display())]
+    NoClips {
+        /// The frames folder.
+        path: PathBuf,
+    },
+    /// A clip folder without any frame of a supported extension.
+    #[error("clip {clip} ({}) has no frames (supported extensions: jpg, jpeg, png, tif, tiff)", path.display())]
+    EmptyClip {
+        /// Clip name.
+        clip: String,
+        /// Clip folder.
+        path: PathBuf,
+    },
+    /// A clip too short to hold one window.
+    #[error("clip {clip} ({}) has {frames} frames; at least {WINDOW} are needed (4 inputs + 1 target)", path.display())]
+    TooFewFrames {
+        /// Clip name.
+        clip: String,
+        /// Clip folder.
+        path: PathBuf,
+        /// Frames found.
+        frames: usize,
+    },
+    /// Two frame files with the same frame number.
+    #[error("clip {clip}: frames {} and {} have the same frame number", first.display(), second.display())]
+    DuplicateFrame {
+        /// Clip name.
+        clip: String,
+        /// One file.
+        first: PathBuf,
+        /// The other.
+        second: PathBuf,
+    },
+    /// A frame whose native size differs from the clip's first frame.
+    #[error("clip {clip}: frame {} is {width}x{height} (WxH) but the clip's first frame {} is {first_width}x{first_height}", path.display(), first_path.display())]
+    MixedSizes {
+        /// Clip name.
+        clip: String,
+        /// The clip's first frame.
+        first_path: PathBuf,
+        /// Its width.
+        first_width: u32,
+        /// Its height.
+        first_height: u32,
+        /// The offending frame.
+        path: PathBuf,
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+    },
+    /// A file that cannot be decoded (corrupt, truncated, not an image).
+    #[error("cannot decode frame {}: {reason}", path.display())]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A file or folder that cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// No labels file.
+    #[error("labels file {} does not exist", path.display())]
+    LabelsMissing {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// A labels file that is not `{clip: [0|1, ...]}` JSON.
+    #[error("labels file {} is malformed (expected {{\"clip\": [0|1 per frame]}}): {source}", path.display())]
+    LabelsMalformed {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// A label other than 0 or 1 in a labels file.
+    #[error("labels file {}: clip {clip} frame {index} has label {value}; only 0 and 1 are allowed", path.display())]
+    LabelValueInFile {
+        /// The file.
+        path: PathBuf,
+        /// Clip name.
+        clip: String,
+        /// Frame index.
+        index: usize,
+        /// The value as written.
+        value: String,
+    },
+    /// A label other than 0 or 1.
+    #[error("labels: clip {clip} frame {index} has label {value}; only 0 and 1 are allowed")]
+    LabelValue {
+        /// Clip name.
+        clip: String,
+        /// Frame index.
+        index: usize,
+        /// The value.
+        value: u8,
+    },
+    /// A clip without labels.
+    #[error("labels: clip {clip} has no labels")]
+    LabelsMissingClip {
+        /// Clip name.
+        clip: String,
+    },
+    /// A clip whose label count differs from its frame count.
+    #[error("labels: clip {clip} has {labels} labels but {frames} frames")]
+    LabelsLength {
+        /// Clip name.
+        clip: String,
+        /// Number of labels.
+        labels: usize,
+        /// Number of frames.
+        frames: usize,
+    },
+    /// A window that does not exist in the dataset.
+    #[error("window (clip {clip}, target frame {target}) does not exist in the dataset")]
+    BadWindow {
+        /// Clip index.
+        clip: usize,
+        /// Target frame index.
+        target: usize,
+    },
+}
+
+/// Size and colour of the frames as the network sees them.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct FrameFormat {
+    /// Height in pixels.
+    pub height: usize,
+    /// Width in pixels.
+    pub width: usize,
+    /// 1 (gray) or 3 (RGB).
+    pub channels: usize,
+}
+
+impl FrameFormat {
+    /// Floats per frame, `channels * height * width`.
+    pub fn frame_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Checks that the sizes are positive and channels 1 or 3.
+    pub fn validate(&self) -> Result<(), DataError> {
+        let ok = self.height > 0
+            && self.width > 0
+            && (self.channels == 1 || self.channels == 3)
+            && u32::try_from(self.height).is_ok()
+            && u32::try_from(self.width).is_ok();
+        if ok {
+            Ok(())
+        } else {
+            Err(DataError::BadFormat {
+                height: self.height,
+                width: self.width,
+                channels: self.channels,
+            })
+        }
+    }
+}
+
+/// One clip: its frames in time order.
+#[derive(Clone)]
+pub struct Clip {
+    /// Folder name.
+    pub name: String,
+    /// Frames, each `C*H*W` floats in `[-1, 1]`.
+    pub frames: Vec<Vec<f32>>,
+    /// The file of each frame.
+    pub paths: Vec<PathBuf>,
+}
+
+impl fmt::Debug for Clip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Clip")
+            .field("name", &self.name)
+            .field("frames", &self.frames.len())
+            .field("first", &self.paths.first())
+            .finish()
+    }
+}
+
+/// The clips of one split, decoded into memory.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Frame format of every frame.
+    pub format: FrameFormat,
+    /// Clips, sorted by name.
+    pub clips: Vec<Clip>,
+}
+
+/// A frame file found on disk, before decoding.
+struct FrameFile {
+    path: PathBuf,
+    number: Option<u64>,
+    name: String,
+}
+
+impl Dataset {
+    /// Reads `<root>/<split>/frames/*/` (see the module docs for the rules).
+    pub fn open(root: &Path, split: &str, format: &FrameFormat) -> Result<Dataset, DataError> {
+        let start = Instant::now();
+        format.validate()?;
+        if !root.is_dir() {
+            return Err(DataError::MissingRoot {
+                path: root.to_path_buf(),
+            });
+        }
+        let frames_dir = root.join(split).join("frames");
+        if !frames_dir.is_dir() {
+            return Err(DataError::MissingSplit { path: frames_dir });
+        }
+
+        // Clip folders.
+        let mut clip_dirs: Vec<(String, PathBuf)> = read_dir(&frames_dir)?
+            .into_iter()
+            .filter(|(name, path)| !name.starts_with('.') && path.is_dir())
+            .collect();
+        clip_dirs.sort();
+        if clip_dirs.is_empty() {
+            return Err(DataError::NoClips { path: frames_dir });
+        }
+
+        // Frame files of each clip, in order.
+        let mut listed: Vec<(String, Vec<PathBuf>)> = Vec::with_capacity(clip_dirs.len());
+        for (clip, dir) in clip_dirs {
+            let files = list_frames(&clip, &dir)?;
+            if files.is_empty() {
+                return Err(DataError::EmptyClip { clip, path: dir });
+            }
+            if files.len() < WINDOW {
+                return Err(DataError::TooFewFrames {
+                    clip,
+                    path: dir,
+                    frames: files.len(),
+                });
+            }
+            listed.push((clip, files));
+        }
+
+        // Decode everything in parallel; results come back in order.
+        let jobs: Vec<&Path> = listed
+            .iter()
+            .flat_map(|(_, f)| f.iter().map(PathBuf::as_path))
+            .collect();
+        let mut decoded = jobs
+            .par_iter()
+            .map(|p| load_frame(p, format))
+            .collect::<Vec<_>>()
+            .into_iter();
+
+        let mut clips = Vec::with_capacity(listed.len());
+        for (name, paths) in listed {
+            let mut frames = Vec::with_capacity(paths.len());
+            let mut first: Option<(u32, u32)> = None;
+            for path in &paths {
+                let Some(result) = decoded.next() else {
+                    return Err(DataError::Decode {
+                        path: path.clone(),
+                        reason: "internal: frame lost".into(),
+                    });
+                };
+                let (width, height, data) = result?;
+                match first {
+                    None => first = Some((width, height)),
+                    Some((fw, fh)) if (fw, fh) != (width, height) => {
+                        return Err(DataError::MixedSizes {
+                            clip: name,
+                            first_path: paths[0].clone(),
+                            first_width: fw,
+                            first_height: fh,
+                            path: path.clone(),
+                            width,
+                            height,
+                        });
+                    }
+                    Some(_) => {}
+                }
+                frames.push(data);
+            }
+            clips.push(Clip {
+                name,
+                frames,
+                paths,
+            });
+        }
+        let ds = Dataset {
+            format: format.clone(),
+            clips,
+        };
+        tracing::info!(
+            root = %root.display(),
+            split,
+            clips = ds.clips.len(),
+            frames = ds.num_frames(),
+            secs = start.elapsed().as_secs_f32(),
+            "dataset loaded"
+        );
+        Ok(ds)
+    }
+
+    /// Total number of frames.
+    pub fn num_frames(&self) -> usize {
+        self.clips.iter().map(|c| c.frames.len()).sum()
+    }
+
+    /// Every window `(clip index, target frame index)`, clip by clip, in time order. Targets run
+    /// from 4 to the clip's last frame.
+    pub fn windows(&self) -> Vec<(usize, usize)> {
+        self.clips
+            .iter()
+            .enumerate()
+            .flat_map(|(c, clip)| (INPUT_FRAMES..clip.frames.len()).map(move |t| (c, t)))
+            .collect()
+    }
+
+    /// [`Dataset::windows`] in a random order that depends only on `(seed, epoch)` (ChaCha8 seeded with
+    /// `seed`, stream `epoch`, Fisher-Yates with unbiased bounded draws), the same on every platform.
+    pub fn shuffled_windows(&self, seed: u64, epoch: u64) -> Vec<(usize, usize)> {
+        let mut w = self.windows();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(epoch);
+        for i in (1..w.len()).rev() {
+            let j = bounded(&mut rng, i as u64 + 1) as usize;
+            w.swap(i, j);
+        }
+        w
+    }
+
+    /// Assembles windows into one flat buffer of shape `[B, 5, C, H, W]`: for each window the frames
+    /// `t-4..=t` (the 4 inputs, then the target).
+    ///
+    /// # Panics
+    /// If a window is not one of [`Dataset::windows`] (a programming error); [`Dataset::try_batch`]
+    /// returns an error instead.
+    pub fn batch(&self, idx: &[(usize, usize)]) -> Vec<f32> {
+        match self.try_batch(idx) {
+            Ok(b) => b,
+            Err(e) => panic!("Dataset::batch: {e}"),
+        }
+    }
+
+    /// [`Dataset::batch`] that reports a window outside the dataset.
+    pub fn try_batch(&self, idx: &[(usize, usize)]) -> Result<Vec<f32>, DataError> {
+        let fl = self.format.frame_len();
+        let mut out = Vec::with_capacity(idx.len() * WINDOW * fl);
+        for &(c, t) in idx {
+            let clip = self
+                .clips
+                .get(c)
+                .ok_or(DataError::BadWindow { clip: c, target: t })?;
+            if t < INPUT_FRAMES || t >= clip.frames.len() {
+                return Err(DataError::BadWindow { clip: c, target: t });
+            }
+            for frame in &clip.frames[t - INPUT_FRAMES..=t] {
+                out.extend_from_slice(frame);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks that every clip has labels, exactly one per frame, each 0 or 1. Labels of clips that are
+    /// not in the dataset are ignored.
+    pub fn check_labels(&self, labels: &BTreeMap<String, Vec<u8>>) -> Result<(), DataError> {
+        for clip in &self.clips {
+            let l = labels
+                .get(&clip.name)
+                .ok_or_else(|| DataError::LabelsMissingClip {
+                    clip: clip.name.clone(),
+                })?;
+            if l.len() != clip.frames.len() {
+                return Err(DataError::LabelsLength {
+                    clip: clip.name.clone(),
+                    labels: l.len(),
+                    frames: clip.frames.len(),
+                });
+            }
+            if let Some((index, &value)) = l.iter().enumerate().find(|(_, &v)| v > 1) {
+                return Err(DataError::LabelValue {
+                    clip: clip.name.clone(),
+                    index,
+                    value,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads `<root>/testing/labels.json`: `{clip: [0|1 per frame]}`, 1 = abnormal, index k = frame k.
+pub fn load_labels(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, DataError> {
+    let path = root.join("testing").join("labels.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(DataError::LabelsMissing { path })
+        }
+        Err(source) => return Err(DataError::Io { path, source }),
+    };
+    let raw: BTreeMap<String, Vec<serde_json::Value>> =
+        serde_json::from_str(&text).map_err(|source| DataError::LabelsMalformed {
+            path: path.clone(),
+            source,
+        })?;
+    let mut out = BTreeMap::new();
+    for (clip, values) in raw {
+        let mut labels = Vec::with_capacity(values.len());
+        for (index, v) in values.iter().enumerate() {
+            match v.as_u64() {
+                Some(x @ (0 | 1)) => labels.push(x as u8),
+                _ => {
+                    return Err(DataError::LabelValueInFile {
+                        path,
+                        clip,
+                        index,
+                        value: v.to_string(),
+                    })
+                }
+            }
+        }
+        out.insert(clip, labels);
+    }
+    Ok(out)
+}
+
+/// `(name, path)` of the entries of a folder.
+fn read_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
+    let io = |source| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        out.push((
+            entry.file_name().to_string_lossy().into_owned(),
+            entry.path(),
+        ));
+    }
+    Ok(out)
+}
+
+/// The frame files of a clip folder, in time order.
+fn list_frames(clip: &str, dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut files: Vec<FrameFile> = read_dir(dir)?
+        .into_iter()
+        .filter(|(name, path)| {
+            let ext_ok = Path::new(name)
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)));
+            ext_ok && !name.starts_with('.') && path.is_file()
+        })
+        .map(|(name, path)| {
+            let number = Path::new(&name)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u64>().ok());
+            FrameFile { path, number, name }
+        })
+        .collect();
+    if files.iter().all(|f| f.number.is_some()) {
+        files.sort_by(|a, b| a.number.cmp(&b.number).then_with(|| a.name.cmp(&b.name)));
+        if let Some(pair) = files.windows(2).find(|p| p[0].number == p[1].number) {
+            return Err(DataError::DuplicateFrame {
+                clip: clip.to_string(),
+                first: pair[0].path.clone(),
+                second: pair[1].path.clone(),
+            });
+        }
+    } else {
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok(files.into_iter().map(|f| f.path).collect())
+}
+
+/// Decodes one frame: `(native width, native height, CHW floats in [-1, 1])`.
+fn load_frame(path: &Path, format: &FrameFormat) -> Result<(u32, u32, Vec<f32>), DataError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let decode_err = |reason: String| DataError::Decode {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut reader = ImageReader::new(Cursor::new(&bytes[..]));
+    if let Ok(f) = ImageFormat::from_path(path) {
+        reader.set_format(f);
+    }
+    // The content decides when it is recognisable (a PNG named .jpg still loads).
+    let reader = reader
+        .with_guessed_format()
+        .map_err(|e| decode_err(e.to_string()))?;
+    if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_complete(&bytes) {
+        // The JPEG decoder fills a truncated scan with grey instead of failing.
+        return Err(decode_err("truncated JPEG (no end-of-image marker)".into()));
+    }
+    let img = reader.decode().map_err(|e| decode_err(e.to_string()))?;
+    let (w0, h0) = (img.width(), img.height());
+    let (w, h) = (format.width as u32, format.height as u32);
+    let data = if format.channels == 1 {
+        let mut g = img.to_luma32f();
+        if (w0, h0) != (w, h) {
+            g = image::imageops::resize(&g, w, h, FilterType::Triangle);
+        }
+        g.into_raw().into_iter().map(to_unit_range).collect()
+    } else {
+        let mut rgb = img.to_rgb32f();
+        if (w0, h0) != (w, h) {
+            rgb = image::imageops::resize(&rgb, w, h, FilterType::Triangle);
+        }
+        let hwc = rgb.into_raw();
+        let plane = format.height * format.width;
+        let mut chw = vec![0.0f32; 3 * plane];
+        for (p, px) in hwc.chunks_exact(3).enumerate() {
+            for (c, &v) in px.iter().enumerate() {
+                chw[c * plane + p] = to_unit_range(v);
+            }
+        }
+        chw
+    };
+    Ok((w0, h0, data))
+}
+
+/// `[0, 1]` -> `[-1, 1]` (clamped: the triangle filter cannot overshoot, but be safe).
+fn to_unit_range(v: f32) -> f32 {
+    (2.0 * v - 1.0).clamp(-1.0, 1.0)
+}
+
+/// Whether JPEG data ends with the end-of-image marker (trailing zero padding allowed).
+fn jpeg_complete(bytes: &[u8]) -> bool {
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    end >= 2 && bytes[end - 2..end] == [0xFF, 0xD9]
+}
+
+/// Uniform draw in `0..n` (`n > 0`) without modulo bias (Lemire's multiply-and-reject).
+fn bounded(rng: &mut ChaCha8Rng, n: u64) -> u64 {
+    loop {
+        let m = u128::from(rng.next_u64()) * u128::from(n);
+        let low = m as u64;
+        if low >= n || low >= n.wrapping_neg() % n {
+            return (m >> 64) as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, Luma, Rgb, RgbImage};
+    use std::fs;
+
+    const GRAY_SMALL: FrameFormat = FrameFormat {
+        height: 4,
+        width: 6,
+        channels: 1,
+    };
+
+    /// Writes a gray PNG whose every pixel is `value`.
+    fn gray_png(path: &Path, w: u32, h: u32, value: u8) {
+        GrayImage::from_pixel(w, h, Luma([value]))
+            .save(path)
+            .unwrap();
+    }
+
+    /// `<root>/<split>/frames/<clip>/` with `n` gray frames 000..; frame k has value 10*k.
+    fn make_clip(root: &Path, split: &str, clip: &str, n: usize) -> PathBuf {
+        let dir = root.join(split).join("frames").join(clip);
+        fs::create_dir_all(&dir).unwrap();
+        for k in 0..n {
+            gray_png(&dir.join(format!("{k:03}.png")), 6, 4, (10 * k) as u8);
+        }
+        dir
+    }
+
+    fn value_of(v: u8) -> f32 {
+        2.0 * f32::from(v) / 255.0 - 1.0
+    }
+
+    fn open_err(root: &Path) -> DataError {
+        Dataset::open(root, "training", &GRAY_SMALL).unwrap_err()
+    }
+
+    #[test]
+    fn opens_sorted_clips_and_frames() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        make_clip(root, "training", "04", 6);
+        make_clip(root, "training", "01", 5);
+        make_clip(root, "training", "03", 7);
+        // Numeric (not lexicographic) order: 9 before 10.
+        let odd = root.join("training/frames/02");
+        fs::create_dir_all(&odd).unwrap();
+        for (name, v) in [
+            ("10.png", 100u8),
+            ("9.png", 90),
+            ("8.png", 80),
+            ("11.png", 110),
+            ("7.png", 70),
+        ] {
+            gray_png(&odd.join(name), 6, 4, v);
+        }
+        // Ignored: other extensions, hidden files, sub-folders, files beside the clips.
+        fs::write(odd.join("notes.txt"), b"x").unwrap();
+        fs::write(odd.join(".12.png"), b"not an image").unwrap();
+        fs::create_dir_all(odd.join("13.png")).unwrap();
+        fs::write(root.join("training/frames/readme.md"), b"x").unwrap();
+
+        let ds = Dataset::open(root, "training", &GRAY_SMALL).unwrap();
+        let names: Vec<&str> = ds.clips.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["01", "02", "03", "04"]);
+        assert_eq!(ds.num_frames(), 5 + 5 + 7 + 6);
+        let c2 = &ds.clips[1];
+        let stems: Vec<String> = c2
+            .paths
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(stems, ["7.png", "8.png", "9.png", "10.png", "11.png"]);
+        for (k, frame) in c2.frames.iter().enumerate() {
+            assert_eq!(frame.len(), 24);
+            let want = value_of(70 + 10 * k as u8);
+            assert!(
+                frame.iter().all(|&v| (v - want).abs() < 1e-6),
+                "frame {k}: {} vs {want}",
+                frame[0]
+            );
+        }
+        // Values span [-1, 1].
+        assert_eq!(ds.clips[0].frames[0][0], -1.0);
+        gray_png(&root.join("training/frames/01/005.png"), 6, 4, 255);
+        let ds = Dataset::open(root, "training", &GRAY_SMALL).unwrap();
+        assert_eq!(ds.clips[0].frames[5][0], 1.0);
+    }
+
+    #[test]
+    fn lexicographic_fallback() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("training/frames/a");
+        fs::create_dir_all(&dir).unwrap();
+        for name in ["f10.png", "f9.png", "f1.png", "f2.png", "3.png"] {
+            gray_png(&dir.join(name), 6, 4, 0);
+        }
+        let ds = Dataset::open(tmp.path(), "training", &GRAY_SMALL).unwrap();
+        let names: Vec<String> = ds.clips[0]
+            .paths
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["3.png", "f1.png", "f10.png", "f2.png", "f9.png"]);
+    }
+
+    #[test]
+    fn resizes_and_converts_rgb_to_chw_and_gray() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("testing/frames/01");
+        fs::create_dir_all(&dir).unwrap();
+        for k in 0..5 {
+            // Left half red, right half blue, 16x8 native.
+            let img = RgbImage::from_fn(16, 8, |x, _| {
+                if x < 8 {
+                    Rgb([255, 0, 0])
+                } else {
+                    Rgb([0, 0, 255])
+                }
+            });
+            img.save(dir.join(format!("{k}.png"))).unwrap();
+        }
+        let rgb = FrameFormat {
+            height: 2,
+            width: 4,
+            channels: 3,
+        };
+        let ds = Dataset::open(tmp.path(), "testing", &rgb).unwrap();
+        let f = &ds.clips[0].frames[0];
+        assert_eq!(f.len(), 3 * 2 * 4);
+        // CHW: red plane first; pixel (0,0) red, pixel (0,3) blue.
+        let plane = 8;
+        assert!(
+            (f[0] - 1.0).abs() < 1e-6
+                && (f[plane] + 1.0).abs() < 1e-6
+                && (f[2 * plane] + 1.0).abs() < 1e-6
+        );
+        assert!((f[3] + 1.0).abs() < 1e-6 && (f[2 * plane + 3] - 1.0).abs() < 1e-6);
+        let gray = FrameFormat {
+            height: 8,
+            width: 16,
+            channels: 1,
+        };
+        let ds = Dataset::open(tmp.path(), "testing", &gray).unwrap();
+        let f = &ds.clips[0].frames[0];
+        // Rec. 709 luma of pure red and pure blue.
+        assert!((f[0] - (2.0 * 0.2126 - 1.0)).abs() < 1e-3, "{}", f[0]);
+        assert!((f[15] - (2.0 * 0.0722 - 1.0)).abs() < 1e-3, "{}", f[15]);
+    }
+
+    #[test]
+    fn windows_shuffles_and_batches() {
+        let tmp = tempfile::tempdir().unwrap();
+        make_clip(tmp.path(), "training", "01", 6);
+        make_clip(tmp.path(), "training", "05", 5);
+        let ds = Dataset::open(tmp.path(), "training", &GRAY_SMALL).unwrap();
+        assert_eq!(ds.windows(), vec![(0, 4), (0, 5), (1, 4)]);
+
+        let a = ds.shuffled_windows(7, 0);
+        assert_eq!(a, ds.shuffled_windows(7, 0));
+        let mut sorted = a.clone();
+        sorted.sort();
+        assert_eq!(sorted, ds.windows());
+
+        let b = ds.batch(&[(0, 5), (1, 4)]);
+        assert_eq!(b.len(), 2 * WINDOW * 24);
+        // Window (0, 5): frames 1..=5, values 10..=50; window (1, 4): frames 0..=4.
+        let firsts: Vec<f32> = b.chunks(24).map(|f| f[0]).collect();
+        let want: Vec<f32> = [10u8, 20, 30, 40, 50, 0, 10, 20, 30, 40]
+            .iter()
+            .map(|&v| value_of(v))
+            .collect();
+        assert_eq!(firsts, want);
+        assert!(matches!(
+            ds.try_batch(&[(0, 3)]),
+            Err(DataError::BadWindow { clip: 0, target: 3 })
+        ));
+        assert!(matches!(
+            ds.try_batch(&[(0, 6)]),
+            Err(DataError::BadWindow { .. })
+        ));
+        assert!(matches!(
+            ds.try_batch(&[(2, 4)]),
+            Err(DataError::BadWindow { .. })
+        ));
+        assert!(ds.try_batch(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn shuffle_depends_on_seed_and_epoch() {
+        let tmp = tempfile::tempdir().unwrap();
+        make_clip(tmp.path(), "training", "01", 40);
+        let ds = Dataset::open(tmp.path(), "training", &GRAY_SMALL).unwrap();
+        let base = ds.shuffled_windows(1, 0);
+        assert_ne!(base, ds.windows());
+        assert_ne!(base, ds.shuffled_windows(1, 1));
+        assert_ne!(base, ds.shuffled_windows(2, 0));
+        // Every position is reachable: over many epochs the first window is not always the same.
+        let firsts: std::collections::BTreeSet<_> =
+            (0..50).map(|e| ds.shuffled_windows(1, e)[0]).collect();
+        assert!(firsts.len() > 10);
+    }
+
+    #[test]
+    fn bounded_draws_are_in_range_and_cover() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut seen = [0usize; 7];
+        for _ in 0..7000 {
+            seen[bounded(&mut rng, 7) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&c| (800..1200).contains(&c)), "{seen:?}");
+        assert_eq!(bounded(&mut rng, 1), 0);
+    }
+
+    #[test]
+    fn error_missing_root_and_split() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = tmp.path().join("nope");
+        let e = Dataset::open(&missing, "training", &GRAY_SMALL).unwrap_err();
+        assert!(matches!(&e, DataError::MissingRoot { path } if path == &missing));
+        assert!(e.to_string().contains("nope"), "{e}");
+        let e = open_err(tmp.path());
+        assert!(
+            matches!(&e, DataError::MissingSplit { path } if path.ends_with("training/frames")),
+            "{e}"
+        );
+        // "frames" missing although the split folder exists.
+        fs::create_dir_all(tmp.path().join("training")).unwrap();
+        assert!(matches!(
+            open_err(tmp.path()),
+            DataError::MissingSplit { .. }
+        ));
+    }
+
+    #[test]
+    fn error_no_clips_and_empty_clip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let frames = tmp.path().join("training/frames");
+        fs::create_dir_all(&frames).unwrap();
+        fs::write(frames.join("stray.png"), b"x").unwrap();
+        assert!(matches!(open_err(tmp.path()), DataError::NoClips { .. }));
+        let dir = frames.join("07");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("000.bmp"), b"x").unwrap();
+        fs::write(dir.join("info.txt"), b"x").unwrap();
+        let e = open_err(tmp.path());
+        assert!(
+            matches!(&e, DataError::EmptyClip { clip, .. } if clip == "07"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("07"));
+    }
+
+    #[test]
+    fn error_too_few_frames() {
+        let tmp = tempfile::tempdir().unwrap();
+        make_clip(tmp.path(), "training", "01", 5);
+        make_clip(tmp.path(), "training", "02", 4);
+        let e = open_err(tmp.path());
+        assert!(
+            matches!(&e, DataError::TooFewFrames { clip, frames: 4, .. } if clip == "02"),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("02") && e.to_string().contains("4 frames"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn error_duplicate_frame_number() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = make_clip(tmp.path(), "training", "01", 6);
+        gray_png(&dir.join("3.png"), 6, 4, 0);
+        let e = open_err(tmp.path());
+        assert!(matches!(&e, DataError::DuplicateFrame { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("003.png") && msg.contains("3.png"), "{msg}");
+    }
+
+    #[test]
+    fn error_mixed_sizes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = make_clip(tmp.path(), "training", "01", 6);
+        gray_png(&dir.join("004.png"), 7, 4, 0);
+        // Another clip of a different (but uniform) size is fine.
+        let other = tmp.path().join("training/frames/00");
+        fs::create_dir_all(&other).unwrap();
+        for k in 0..5 {
+            gray_png(&other.join(format!("{k}.png")), 12, 8, 0);
+        }
+        let e = open_err(tmp.path());
+        match &e {
+            DataError::MixedSizes {
+                clip,
+                first_width: 6,
+                first_height: 4,
+                width: 7,
+                height: 4,
+                path,
+                first_path,
+            } => {
+                assert_eq!(clip, "01");
+                assert!(path.ends_with("004.png") && first_path.ends_with("000.png"));
+            }
+            other => panic!("unexpected {other}"),
+        }
+        let msg = e.to_string();
+        assert!(
+            msg.contains("004.png")
+                && msg.contains("000.png")
+                && msg.contains("6x4")
+                && msg.contains("7x4"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn error_corrupt_and_truncated_images() {
+        // Garbage with an image extension.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = make_clip(tmp.path(), "training", "01", 6);
+        fs::write(dir.join("002.png"), b"definitely not a png").unwrap();
+        let e = open_err(tmp.path());
+        assert!(
+            matches!(&e, DataError::Decode { path, .. } if path.ends_with("002.png")),
+            "{e}"
+        );
+        assert!(e.to_string().contains("002.png"));
+
+        // A PNG cut in half.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = make_clip(tmp.path(), "training", "01", 6);
+        let p = dir.join("003.png");
+        let full = fs::read(&p).unwrap();
+        fs::write(&p, &full[..full.len() / 2]).unwrap();
+        let e = open_err(tmp.path());
+        assert!(
+            matches!(&e, DataError::Decode { path, .. } if path.ends_with("003.png")),
+            "{e}"
+        );
+
+        // A JPEG cut short.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("training/frames/01");
+        fs::create_dir_all(&dir).unwrap();
+        for k in 0..5 {
+            let img = GrayImage::from_fn(64, 48, |x, y| Luma([((x * 7 + y * 13 + k) % 256) as u8]));
+            img.save(dir.join(format!("{k}.jpg"))).unwrap();
+        }
+        assert!(Dataset::open(tmp.path(), "training", &GRAY_SMALL).is_ok());
+        let p = dir.join("1.jpg");
+        let full = fs::read(&p).unwrap();
+        fs::write(&p, &full[..full.len() * 2 / 3]).unwrap();
+        let e = open_err(tmp.path());
+        assert!(
+            matches!(&e, DataError::Decode { path, .. } if path.ends_with("1.jpg")),
+            "{e}"
+        );
+        // An empty file.
+        fs::write(&p, b"").unwrap();
+        assert!(matches!(open_err(tmp.path()), DataError::Decode { .. }));
+    }
+
+    #[test]
+    fn error_bad_format() {
+        let tmp = tempfile::tempdir().unwrap();
+        make_clip(tmp.path(), "training", "01", 5);
+        for f in [
+            FrameFormat {
+                height: 0,
+                width: 4,
+                channels: 1,
+            },
+            FrameFormat {
+                height: 4,
+                width: 0,
+                channels: 1,
+            },
+            FrameFormat {
+                height: 4,
+                width: 4,
+                channels: 2,
+            },
+        ] {
+            assert!(matches!(
+                Dataset::open(tmp.path(), "training", &f),
+                Err(DataError::BadFormat { .. })
+            ));
+        }
+    }
+
+    fn write_labels(root: &Path, text: &str) {
+        fs::create_dir_all(root.join("testing")).unwrap();
+        fs::write(root.join("testing/labels.json"), text).unwrap();
+    }
+
+    #[test]
+    fn labels_load_and_check() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        make_clip(root, "testing", "01", 5);
+        make_clip(root, "testing", "03", 6);
+        let ds = Dataset::open(root, "testing", &GRAY_SMALL).unwrap();
+
+        let e = load_labels(root).unwrap_err();
+        assert!(
+            matches!(&e, DataError::LabelsMissing { path } if path.ends_with("testing/labels.json")),
+            "{e}"
+        );
+
+        write_labels(
+            root,
+            r#"{"01": [0,0,1,1,0], "03": [0,0,0,1,1,1], "99": [1]}"#,
+        );
+        let labels = load_labels(root).unwrap();
+        assert_eq!(labels["01"], vec![0, 0, 1, 1, 0]);
+        ds.check_labels(&labels).unwrap();
+
+        // Wrong length: names the clip and both lengths.
+        write_labels(root, r#"{"01": [0,0,1,1,0], "03": [0,0,0,1,1]}"#);
+        let e = ds.check_labels(&load_labels(root).unwrap()).unwrap_err();
+        assert!(
+            matches!(&e, DataError::LabelsLength { clip, labels: 5, frames: 6 } if clip == "03"),
+            "{e}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("03") && msg.contains('5') && msg.contains('6'),
+            "{msg}"
+        );
+
+        // Missing clip.
+        write_labels(root, r#"{"01": [0,0,1,1,0]}"#);
+        let e = ds.check_labels(&load_labels(root).unwrap()).unwrap_err();
+        assert!(
+            matches!(&e, DataError::LabelsMissingClip { clip } if clip == "03"),
+            "{e}"
+        );
+
+        // In-memory value other than 0/1.
+        let mut bad = labels.clone();
+        bad.get_mut("03").unwrap()[2] = 2;
+        let e = ds.check_labels(&bad).unwrap_err();
+        assert!(matches!(
+            e,
+            DataError::LabelValue {
+                index: 2,
+                value: 2,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn labels_malformed_or_bad_values() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for text in ["", "{", "[0, 1]", r#"{"01": "0101"}"#, r#"{"01": [0, 1}"#] {
+            write_labels(root, text);
+            let e = load_labels(root).unwrap_err();
+            assert!(
+                matches!(e, DataError::LabelsMalformed { .. }),
+                "{text}: {e}"
+            );
+            assert!(e.to_string().contains("labels.json"));
+        }
+        for (text, index) in [
+            (r#"{"01": [0, 2]}"#, 1),
+            (r#"{"01": [0, 1, -1]}"#, 2),
+            (r#"{"01": [0.5]}"#, 0),
+            (r#"{"01": [0, true]}"#, 1),
+            (r#"{"01": [0, null]}"#, 1),
+        ] {
+            write_labels(root, text);
+            let e = load_labels(root).unwrap_err();
+            assert!(
+                matches!(&e, DataError::LabelValueInFile { clip, index: i, .. } if clip == "01" && *i == index),
+                "{text}: {e}"
+            );
+        }
+    }
+
+    /// The real Ped2 test split (skipped, with a message, when the data is not there).
+    #[test]
+    fn ped2_testing_split() {
+        let root = match std::env::var_os("SFN_DATA") {
+            Some(p) => PathBuf::from(p),
+            None => {
+                let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ped2");
+                if !p.is_dir() {
+                    println!(
+                        "skipping ped2_testing_split: {} not found and SFN_DATA not set",
+                        p.display()
+                    );
+                    return;
+                }
+                p
+            }
+        };
+        let format = FrameFormat {
+            height: 60,
+            width: 90,
+            channels: 1,
+        };
+        let start = Instant::now();
+        let ds = Dataset::open(&root, "testing", &format).unwrap();
+        let secs = start.elapsed().as_secs_f32();
+        let names: Vec<&str> = ds.clips.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["01", "03", "04", "05", "06", "08", "09", "11"]);
+        assert_eq!(ds.num_frames(), 1320);
+        assert!(ds
+            .clips
+            .iter()
+            .all(|c| c.frames.iter().all(|f| f.len() == 60 * 90)));
+        assert!(ds.clips[0].paths[0].ends_with("000.jpg"));
+        let labels = load_labels(&root).unwrap();
+        ds.check_labels(&labels).unwrap();
+        assert_eq!(ds.windows().len(), 1320 - 8 * INPUT_FRAMES);
+        let all: Vec<f32> = ds
+            .clips
+            .iter()
+            .flat_map(|c| c.frames.iter().flatten().copied())
+            .collect();
+        let (lo, hi) = all
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        assert!(lo >= -1.0 && hi <= 1.0 && hi - lo > 0.5, "range {lo}..{hi}");
+        println!("ped2 testing: {} frames in {secs:.2} s", ds.num_frames());
+    }
+}

@@ -1,0 +1,165 @@
+//! `sfn-train eval`: per-frame visual error on the test clips, scored offline (per-clip min-max +
+//! centred Gaussian, the paper's protocol) and causally (calibrated z-score + one-sided Gaussian, what a
+//! camera can run), frame-level ROC AUC micro and macro, JSON report and plots.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use sfn_models::scoring::{self, CausalCalibration, OfflineScoring};
+
+use crate::checkpoint::{self, CheckpointError};
+use crate::data::{load_labels, Dataset};
+use crate::train::{dataset_visual_errors, frame_format};
+use crate::{plot, TrainerError};
+
+/// Scores and labels of one clip, one entry per scored frame (frame 4 onwards), in order.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ClipScores {
+    /// None when the clip holds only one class.
+    pub auc: Option<f64>,
+    pub scores: Vec<f32>,
+    pub labels: Vec<u8>,
+}
+
+/// One scoring of the whole test split.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ScoreSet {
+    /// AUC over all scored frames of all clips concatenated.
+    pub micro_auc: Option<f64>,
+    /// Mean of the per-clip AUCs over clips holding both classes.
+    pub macro_auc: Option<f64>,
+    pub per_clip: BTreeMap<String, ClipScores>,
+}
+
+/// The evaluation report (`--report OUT.json`).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Report {
+    pub model: String,
+    pub data: String,
+    pub frames_scored: usize,
+    /// Offline scoring at the top level (micro_auc, macro_auc, per_clip).
+    #[serde(flatten)]
+    pub offline: ScoreSet,
+    pub causal: ScoreSet,
+    pub offline_scoring: OfflineScoring,
+    pub calibration: CausalCalibration,
+    /// Raw per-frame visual error (MSE) per clip, aligned with `per_clip[*].scores`.
+    pub visual_error: BTreeMap<String, Vec<f32>>,
+    pub seconds: f64,
+}
+
+pub struct EvalOptions {
+    pub model: PathBuf,
+    pub data: PathBuf,
+    pub report: PathBuf,
+    /// Where PNGs go; None = `<report dir>/<report stem>_plots`.
+    pub plots: Option<PathBuf>,
+    pub offline: OfflineScoring,
+    /// Override of the calibration's causal sigma.
+    pub causal_sigma: Option<f32>,
+    pub batch_size: usize,
+}
+
+/// Builds a score set from per-clip scores and labels.
+pub fn score_set(clips: &[(String, Vec<f32>, Vec<u8>)]) -> ScoreSet {
+    let mut per_clip = BTreeMap::new();
+    let (mut all_s, mut all_l) = (Vec::new(), Vec::new());
+    let mut aucs = Vec::new();
+    for (name, s, l) in clips {
+        let auc = scoring::roc_auc(s, l);
+        aucs.extend(auc);
+        all_s.extend_from_slice(s);
+        all_l.extend_from_slice(l);
+        per_clip.insert(name.clone(), ClipScores { auc, scores: s.clone(), labels: l.clone() });
+    }
+    let macro_auc = if aucs.is_empty() { None } else { Some(aucs.iter().sum::<f64>() / aucs.len() as f64) };
+    ScoreSet { micro_auc: scoring::roc_auc(&all_s, &all_l), macro_auc, per_clip }
+}
+
+pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
+    let t0 = Instant::now();
+    opts.offline.validate()?;
+    let loaded = checkpoint::load_model(&opts.model)?;
+    let cal_path = opts.model.join(checkpoint::CALIBRATION);
+    let mut calibration: CausalCalibration = checkpoint::read_json(&cal_path)?;
+    if let Some(s) = opts.causal_sigma {
+        calibration.sigma = s;
+    }
+    let ds = Dataset::open(&opts.data, "testing", &frame_format(&loaded.cfg))?;
+    let labels = load_labels(&opts.data)?;
+    ds.check_labels(&labels)?;
+    // Make sure the report can be written before spending minutes on inference.
+    let report_dir = opts.report.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(report_dir).map_err(|source| CheckpointError::Io { path: report_dir.into(), source })?;
+
+    let errors = dataset_visual_errors(&loaded.model, &ds, opts.batch_size)?;
+    let mut offline = Vec::new();
+    let mut causal = Vec::new();
+    let mut visual_error = BTreeMap::new();
+    let mut frames_scored = 0;
+    for (clip, err) in ds.clips.iter().zip(&errors) {
+        let l = labels[&clip.name][4..].to_vec();
+        frames_scored += err.len();
+        offline.push((clip.name.clone(), scoring::try_offline_scores(err, None, &opts.offline)?, l.clone()));
+        causal.push((clip.name.clone(), scoring::causal_scores(err, None, &calibration), l));
+        visual_error.insert(clip.name.clone(), err.clone());
+    }
+    let report = Report {
+        model: opts.model.display().to_string(),
+        data: opts.data.display().to_string(),
+        frames_scored,
+        offline: score_set(&offline),
+        causal: score_set(&causal),
+        offline_scoring: opts.offline.clone(),
+        calibration,
+        visual_error,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    let plots = opts.plots.clone().unwrap_or_else(|| {
+        let stem = opts.report.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
+        report_dir.join(format!("{stem}_plots"))
+    });
+    write_plots(&report, &plots)?;
+    checkpoint::write_json(&opts.report, &report)?;
+    Ok(report)
+}
+
+fn fmt_auc(a: Option<f64>) -> String {
+    a.map(|v| format!("{:.1}", v * 100.0)).unwrap_or_else(|| "n/a".into())
+}
+
+/// One PNG per clip (offline and causal curves over the shaded ground truth) and a ROC PNG.
+pub fn write_plots(report: &Report, dir: &Path) -> Result<(), TrainerError> {
+    std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io { path: dir.into(), source })?;
+    for (name, off) in &report.offline.per_clip {
+        let Some(cau) = report.causal.per_clip.get(name) else { continue };
+        // Causal z-scores live on another scale: rescale to [0, 1] for display only.
+        let cau_disp = scoring::min_max(&cau.scores);
+        let title = format!("clip {name}: offline AUC {} / causal AUC {}", fmt_auc(off.auc), fmt_auc(cau.auc));
+        plot::score_curves_png(
+            &dir.join(format!("clip_{name}.png")),
+            &title,
+            &[("offline", &off.scores), ("causal (rescaled)", &cau_disp)],
+            &off.labels,
+        )?;
+    }
+    let cat = |s: &ScoreSet| -> (Vec<f32>, Vec<u8>) {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for c in s.per_clip.values() {
+            a.extend_from_slice(&c.scores);
+            b.extend_from_slice(&c.labels);
+        }
+        (a, b)
+    };
+    let (os, ol) = cat(&report.offline);
+    let (cs, cl) = cat(&report.causal);
+    plot::roc_png(
+        &dir.join("roc.png"),
+        &format!("frame-level ROC, micro AUC offline {} causal {}", fmt_auc(report.offline.micro_auc), fmt_auc(report.causal.micro_auc)),
+        &[("offline", &os, &ol), ("causal", &cs, &cl)],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! Training and evaluation of SFN-VAD on folders of video frames.
+
+pub mod checkpoint;
+pub mod data;
+pub mod eval;
+pub mod optim;
+pub mod plot;
+pub mod train;
+
+/// Everything that can go wrong in training or evaluation; each variant names its input.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainerError {
+    #[error(transparent)]
+    Data(#[from] data::DataError),
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    #[error(transparent)]
+    Plot(#[from] plot::PlotError),
+    #[error("scoring: {0}")]
+    Scoring(#[from] sfn_models::scoring::ScoringError),
+    #[error("tensor computation: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("{0}")]
+    Usage(String),
+    #[error("training diverged at epoch {epoch} step {step}: loss {loss}")]
+    Diverged { epoch: u64, step: u64, loss: f64 },
+}
