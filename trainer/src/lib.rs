@@ -5,6 +5,7 @@ pub mod data;
 pub mod eval;
 pub mod optim;
 pub mod plot;
+pub mod synth;
 pub mod train;
 
 /// Everything that can go wrong in training or evaluation; each variant names its input.

@@ -54,13 +54,16 @@ impl Adam {
         let bc2 = 1.0 - c.beta2.powi(self.step as i32);
         for (i, (_, var)) in self.vars.iter().enumerate() {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
+            // Detached: gradients carry the op graph of this step; keeping it in m / v would chain
+            // every step's graph to the next and grow memory without bound.
+            let g = g.detach();
             let g = if c.weight_decay != 0.0 { (g + (var.as_tensor() * c.weight_decay)?)? } else { g.clone() };
             let m = ((&self.m[i] * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
             let v = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
             let update = ((&m / bc1)? / ((&v / bc2)?.sqrt()? + c.eps)?)?;
             var.set(&(var.as_tensor() - (update * c.lr)?)?)?;
-            self.m[i] = m;
-            self.v[i] = v;
+            self.m[i] = m.detach();
+            self.v[i] = v.detach();
         }
         Ok(())
     }

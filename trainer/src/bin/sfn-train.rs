@@ -33,7 +33,8 @@ enum Cmd {
         /// Model directory to write.
         #[arg(long)]
         out: PathBuf,
-        /// Continue the checkpoint in --out.
+        /// Continue the checkpoint in --out with the settings stored there (an explicit --epochs
+        /// still applies: it raises or sets the number of epochs to train up to).
         #[arg(long)]
         resume: bool,
         #[arg(long)]
@@ -87,7 +88,7 @@ fn main() -> Result<()> {
                 }
                 None => SfnConfig::preset(&preset)?,
             };
-            if let Some(f) = filter {
+            if let Some(f) = &filter {
                 model.sffm.kind = if f == "mlp" { FilterKind::Mlp } else { FilterKind::Sffm };
             }
             let mut tc = TrainConfig::default();
@@ -103,10 +104,14 @@ fn main() -> Result<()> {
             if let Some(s) = seed {
                 tc.seed = s;
             }
-            if resume && (epochs.is_some() || batch_size.is_some() || lr.is_some() || seed.is_some()) {
-                tracing::warn!("--resume uses the settings stored in {}; command-line settings are ignored", out.display());
+            if resume && (batch_size.is_some() || lr.is_some() || seed.is_some() || config.is_some() || filter.is_some()) {
+                tracing::warn!(
+                    "--resume uses the network and settings stored in {}; --batch-size, --lr, --seed, --config and --filter are ignored (--epochs is honoured)",
+                    out.display()
+                );
             }
-            let opts = TrainOptions { data, out: out.clone(), model, train: tc, resume, progress: !quiet };
+            let epochs_override = if resume { epochs } else { None };
+            let opts = TrainOptions { data, out: out.clone(), model, train: tc, resume, epochs_override, progress: !quiet };
             let s = train(&opts)?;
             let st = &s.state;
             println!(

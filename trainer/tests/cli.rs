@@ -1,0 +1,538 @@
+//! End-to-end tests of the `sfn-train` binary on small synthetic walkway datasets with the `tiny` preset:
+//! train + eval and the report, exact resume, and rejection of bad input (non-zero exit, a message that
+//! names the culprit, no panic, nothing half-written).
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use sfn_models::scoring::roc_auc;
+use sfn_trainer::synth::{write_walkway, SynthConfig};
+
+/// What a run of the binary gave.
+struct Outcome {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `sfn-train` with `args`.
+fn sfn_train<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Outcome {
+    let out = Command::new(env!("CARGO_BIN_EXE_sfn-train"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("cannot start sfn-train");
+    Outcome {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `sfn-train train --preset tiny --data DATA --out OUT --batch-size 8 --quiet EXTRA...`.
+fn train(data: &Path, out: &Path, extra: &[&str]) -> Outcome {
+    let mut args: Vec<&OsStr> = [
+        "train",
+        "--preset",
+        "tiny",
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--data",
+    ]
+    .iter()
+    .map(OsStr::new)
+    .collect();
+    args.extend([data.as_os_str(), OsStr::new("--out"), out.as_os_str()]);
+    args.extend(extra.iter().map(OsStr::new));
+    sfn_train(args)
+}
+
+/// `sfn-train eval --model MODEL --data DATA --report REPORT --batch-size 8`.
+fn eval(model: &Path, data: &Path, report: &Path) -> Outcome {
+    sfn_train([
+        OsStr::new("eval"),
+        OsStr::new("--model"),
+        model.as_os_str(),
+        OsStr::new("--data"),
+        data.as_os_str(),
+        OsStr::new("--report"),
+        report.as_os_str(),
+        OsStr::new("--batch-size"),
+        OsStr::new("8"),
+    ])
+}
+
+fn expect_ok(what: &str, o: &Outcome) {
+    assert!(
+        o.ok,
+        "{what} failed\nstdout:\n{}\nstderr:\n{}",
+        o.stdout, o.stderr
+    );
+}
+
+/// Expects failure without a panic, with every needle in stderr.
+fn expect_err(what: &str, o: &Outcome, needles: &[&str]) {
+    assert!(
+        !o.ok,
+        "{what}: expected failure\nstdout:\n{}\nstderr:\n{}",
+        o.stdout, o.stderr
+    );
+    assert!(
+        !o.stderr.contains("panicked"),
+        "{what}: panic\n{}",
+        o.stderr
+    );
+    for n in needles {
+        assert!(
+            o.stderr.contains(n),
+            "{what}: stderr does not mention {n:?}\n{}",
+            o.stderr
+        );
+    }
+}
+
+/// A small walkway dataset: `train` and `test` clips of `frames` frames.
+fn synth(root: &Path, train: usize, test: usize, frames: usize) -> PathBuf {
+    let cfg = SynthConfig {
+        train_clips: train,
+        test_clips: test,
+        frames_per_clip: frames,
+        ..SynthConfig::default()
+    };
+    write_walkway(root, &cfg).unwrap();
+    root.to_path_buf()
+}
+
+/// Every file under `dir`: relative path -> bytes.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn write_json(path: &Path, v: &Value) {
+    fs::write(path, serde_json::to_string_pretty(v).unwrap()).unwrap();
+}
+
+/// Copies the files of a model dir.
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
+}
+
+/// Checks one score set (`report` top level or `report.causal`) against the labels file.
+fn check_score_set(what: &str, set: &Value, labels: &Value, frames: usize) {
+    let per_clip = set["per_clip"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: no per_clip"));
+    assert_eq!(per_clip.len(), labels.as_object().unwrap().len(), "{what}");
+    let (mut all_s, mut all_l) = (Vec::new(), Vec::new());
+    let mut aucs = Vec::new();
+    for (clip, c) in per_clip {
+        let scores: Vec<f32> = c["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let l: Vec<u8> = c["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u8)
+            .collect();
+        assert_eq!(scores.len(), frames - 4, "{what} clip {clip}");
+        assert_eq!(l.len(), frames - 4, "{what} clip {clip}");
+        let want: Vec<u8> = labels[clip].as_array().unwrap()[4..]
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u8)
+            .collect();
+        assert_eq!(
+            l, want,
+            "{what} clip {clip}: labels are those of frames 4.."
+        );
+        // Synthetic test clips hold both classes, so every clip has an AUC.
+        let auc = c["auc"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{what} clip {clip}: no auc"));
+        assert!((0.0..=1.0).contains(&auc));
+        assert_eq!(Some(auc), roc_auc(&scores, &l), "{what} clip {clip}");
+        aucs.push(auc);
+        all_s.extend(scores);
+        all_l.extend(l);
+    }
+    // JSON round trip of f32 scores and f64 AUCs: equal up to the last bit of an f64.
+    let micro = set["micro_auc"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: no micro_auc"));
+    let recomputed = roc_auc(&all_s, &all_l).unwrap();
+    assert!(
+        (micro - recomputed).abs() < 1e-12,
+        "{what}: micro {micro} vs recomputed {recomputed}"
+    );
+    let mean = aucs.iter().sum::<f64>() / aucs.len() as f64;
+    let macro_auc = set["macro_auc"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: no macro_auc"));
+    assert!(
+        (macro_auc - mean).abs() < 1e-12,
+        "{what}: macro {macro_auc} vs mean {mean}"
+    );
+}
+
+#[test]
+fn train_then_eval_writes_a_consistent_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let frames = 14;
+    let data = synth(&tmp.path().join("data"), 2, 2, frames);
+    let model = tmp.path().join("model");
+    let o = train(&data, &model, &["--epochs", "2"]);
+    expect_ok("train", &o);
+    assert!(o.stdout.contains("trained 2 epochs"), "{}", o.stdout);
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "optimizer.safetensors",
+        "train.json",
+        "train_state.json",
+        "calibration.json",
+    ] {
+        assert!(model.join(f).is_file(), "{f} missing");
+    }
+    let state = read_json(&model.join("train_state.json"));
+    assert_eq!(state["finished"], true);
+    // 2 clips x 10 windows, batch 8: 3 steps an epoch.
+    assert_eq!(state["step"], 6);
+    assert_eq!(state["samples"], 40);
+
+    let report = tmp.path().join("out/report.json");
+    let o = eval(&model, &data, &report);
+    expect_ok("eval", &o);
+    assert!(o.stdout.contains("micro"), "{}", o.stdout);
+    let r = read_json(&report);
+    let labels = read_json(&data.join("testing/labels.json"));
+    assert_eq!(r["frames_scored"], 2 * (frames - 4));
+    check_score_set("offline", &r, &labels, frames);
+    check_score_set("causal", &r["causal"], &labels, frames);
+    let plots = tmp.path().join("out/report_plots");
+    for f in ["roc.png", "clip_01.png", "clip_02.png"] {
+        let p = plots.join(f);
+        let img = image::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert!(img.width() > 100 && img.height() > 100, "{}", p.display());
+    }
+}
+
+#[test]
+fn resume_is_bit_identical_to_a_straight_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(&tmp.path().join("data"), 2, 1, 12);
+    let straight = tmp.path().join("straight");
+    let split = tmp.path().join("split");
+    expect_ok("2 epochs", &train(&data, &straight, &["--epochs", "2"]));
+    expect_ok("1 epoch", &train(&data, &split, &["--epochs", "1"]));
+    let after_one = fs::read(split.join("model.safetensors")).unwrap();
+    assert_eq!(read_json(&split.join("train.json"))["epochs"], 1);
+    // --epochs is honoured on resume; other settings come from the dir.
+    expect_ok(
+        "resume to 2",
+        &train(&data, &split, &["--resume", "--epochs", "2"]),
+    );
+    let tj = read_json(&split.join("train.json"));
+    assert_eq!(
+        tj,
+        read_json(&straight.join("train.json")),
+        "train.json after resume"
+    );
+    let resumed = fs::read(split.join("model.safetensors")).unwrap();
+    assert_ne!(resumed, after_one, "the resumed run trained nothing");
+    assert!(
+        resumed == fs::read(straight.join("model.safetensors")).unwrap(),
+        "model.safetensors: resumed run differs from the straight run"
+    );
+    for f in ["optimizer.safetensors", "calibration.json"] {
+        assert!(
+            fs::read(split.join(f)).unwrap() == fs::read(straight.join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+    let (a, b) = (
+        read_json(&split.join("train_state.json")),
+        read_json(&straight.join("train_state.json")),
+    );
+    for k in ["epoch", "step", "samples", "finished"] {
+        assert_eq!(a[k], b[k], "train_state.json {k}");
+    }
+    assert_eq!(a["epochs"].as_array().unwrap().len(), 2);
+
+    // Going back below the epochs already trained is refused, and changes nothing.
+    let before = snapshot(&split);
+    let o = train(&data, &split, &["--resume", "--epochs", "1"]);
+    expect_err(
+        "resume to fewer epochs",
+        &o,
+        &[
+            "--epochs 1",
+            "already trained 2",
+            &split.display().to_string(),
+        ],
+    );
+    assert!(
+        snapshot(&split) == before,
+        "a refused resume modified the model dir"
+    );
+    // Other flags are ignored on resume, with a warning; a finished run has nothing left to train.
+    let o = train(&data, &split, &["--resume", "--lr", "0.5"]);
+    expect_ok("resume with --lr", &o);
+    assert!(o.stderr.contains("ignored"), "{}", o.stderr);
+    assert!(fs::read(split.join("model.safetensors")).unwrap() == resumed);
+    assert_eq!(read_json(&split.join("train.json")), tj);
+}
+
+#[test]
+fn train_rejects_bad_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let case = |name: &str| -> (PathBuf, PathBuf) {
+        let data = synth(&tmp.path().join(name), 2, 1, 12);
+        (data, tmp.path().join(format!("{name}-model")))
+    };
+    let no_model =
+        |what: &str, out: &Path| assert!(!out.exists(), "{what}: {} was created", out.display());
+
+    // Missing data folder.
+    let missing = tmp.path().join("no-such-data");
+    let out = tmp.path().join("missing-model");
+    expect_err(
+        "missing data",
+        &train(&missing, &out, &["--epochs", "1"]),
+        &["no-such-data", "does not exist"],
+    );
+    no_model("missing data", &out);
+
+    // A clip with fewer than 5 frames.
+    let (data, out) = case("short");
+    for t in 4..12 {
+        fs::remove_file(data.join(format!("training/frames/02/{t:03}.png"))).unwrap();
+    }
+    expect_err(
+        "short clip",
+        &train(&data, &out, &["--epochs", "1"]),
+        &["clip 02", "4 frames", "training/frames/02"],
+    );
+    no_model("short clip", &out);
+
+    // Frames of mixed sizes within a clip.
+    let (data, out) = case("mixed");
+    image::GrayImage::new(50, 30)
+        .save(data.join("training/frames/02/007.png"))
+        .unwrap();
+    expect_err(
+        "mixed sizes",
+        &train(&data, &out, &["--epochs", "1"]),
+        &["clip 02", "007.png", "50x30", "72x48"],
+    );
+    no_model("mixed sizes", &out);
+
+    // Garbage named .png.
+    let (data, out) = case("garbage");
+    fs::write(
+        data.join("training/frames/01/003.png"),
+        b"this is not a PNG",
+    )
+    .unwrap();
+    expect_err(
+        "corrupt png",
+        &train(&data, &out, &["--epochs", "1"]),
+        &["cannot decode", "training/frames/01/003.png"],
+    );
+    no_model("corrupt png", &out);
+
+    // A clip of JPEGs, one cut short.
+    let (data, out) = case("jpeg");
+    let dir = data.join("training/frames/03");
+    fs::create_dir_all(&dir).unwrap();
+    for t in 0..6u32 {
+        let img = image::GrayImage::from_fn(72, 48, |x, y| {
+            image::Luma([((x * 3 + y * 5 + t * 7) % 256) as u8])
+        });
+        img.save(dir.join(format!("{t:03}.jpg"))).unwrap();
+    }
+    let cut = dir.join("002.jpg");
+    let bytes = fs::read(&cut).unwrap();
+    fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    expect_err(
+        "truncated jpg",
+        &train(&data, &out, &["--epochs", "1"]),
+        &["cannot decode", "training/frames/03/002.jpg", "truncated"],
+    );
+    no_model("truncated jpg", &out);
+}
+
+#[test]
+fn train_rejects_bad_usage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(&tmp.path().join("data"), 1, 1, 10);
+
+    // Unknown preset: the message lists the known ones.
+    let out = tmp.path().join("preset-model");
+    let mut args: Vec<&OsStr> = ["train", "--preset", "huge", "--quiet", "--data"]
+        .iter()
+        .map(OsStr::new)
+        .collect();
+    args.extend([data.as_os_str(), OsStr::new("--out"), out.as_os_str()]);
+    expect_err(
+        "unknown preset",
+        &sfn_train(args),
+        &["huge", "paper", "cpu-ped2", "tiny"],
+    );
+    assert!(!out.exists());
+
+    // Zero epochs would leave a model dir without weights.
+    let out = tmp.path().join("zero-model");
+    expect_err(
+        "zero epochs",
+        &train(&data, &out, &["--epochs", "0"]),
+        &["epochs must be >= 1"],
+    );
+    assert!(!out.exists());
+
+    // --out already holds a checkpoint, no --resume: refused, checkpoint untouched.
+    let out = tmp.path().join("model");
+    expect_ok("train", &train(&data, &out, &["--epochs", "1"]));
+    let before = snapshot(&out);
+    let o = train(&data, &out, &["--epochs", "1"]);
+    expect_err(
+        "existing checkpoint",
+        &o,
+        &[
+            "already holds a checkpoint",
+            "--resume",
+            &out.display().to_string(),
+        ],
+    );
+    assert!(
+        snapshot(&out) == before,
+        "the existing checkpoint was modified"
+    );
+
+    // --resume on an empty dir: refused, nothing written.
+    let empty = tmp.path().join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    expect_err(
+        "resume empty",
+        &train(&data, &empty, &["--resume"]),
+        &["--resume", "holds no checkpoint", "train_state.json"],
+    );
+    assert_eq!(fs::read_dir(&empty).unwrap().count(), 0);
+}
+
+#[test]
+fn eval_rejects_bad_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(&tmp.path().join("data"), 1, 2, 12);
+    let model = tmp.path().join("model");
+    expect_ok("train", &train(&data, &model, &["--epochs", "1"]));
+    let reports = tmp.path().join("reports");
+    // Runs eval, expects failure naming `needles`, and checks that no report or plot was written.
+    let fails = |what: &str, model: &Path, data: &Path, needles: &[&str]| {
+        let report = reports.join(format!("{what}.json"));
+        expect_err(what, &eval(model, data, &report), needles);
+        assert!(!report.exists(), "{what}: report written");
+        assert!(
+            !reports.join(format!("{what}_plots")).exists(),
+            "{what}: plots written"
+        );
+    };
+
+    // Labels whose length differs from the frame count.
+    let bad_labels = synth(&tmp.path().join("bad-labels"), 1, 2, 12);
+    let path = bad_labels.join("testing/labels.json");
+    let mut labels = read_json(&path);
+    labels["02"].as_array_mut().unwrap().pop();
+    write_json(&path, &labels);
+    fails(
+        "labels",
+        &model,
+        &bad_labels,
+        &["clip 02", "11 labels", "12 frames"],
+    );
+
+    // A config that no longer fits the weights (a valid config of another width).
+    let wide = tmp.path().join("wide");
+    copy_dir(&model, &wide);
+    let mut cfg = read_json(&wide.join("config.json"));
+    cfg["model_dim"] = 48.into();
+    cfg["decoder"]["vit"]["dim"] = 48.into();
+    write_json(&wide.join("config.json"), &cfg);
+    fails(
+        "config-weights",
+        &wide,
+        &data,
+        &[
+            &wide.join("model.safetensors").display().to_string(),
+            "shape",
+        ],
+    );
+
+    // An invalid config: named as such.
+    let invalid = tmp.path().join("invalid");
+    copy_dir(&model, &invalid);
+    let mut cfg = read_json(&invalid.join("config.json"));
+    cfg["model_dim"] = 48.into();
+    write_json(&invalid.join("config.json"), &cfg);
+    fails(
+        "invalid-config",
+        &invalid,
+        &data,
+        &[
+            &invalid.join("config.json").display().to_string(),
+            "model_dim",
+        ],
+    );
+
+    // No calibration.json.
+    let uncal = tmp.path().join("uncalibrated");
+    copy_dir(&model, &uncal);
+    fs::remove_file(uncal.join("calibration.json")).unwrap();
+    fails(
+        "calibration",
+        &uncal,
+        &data,
+        &[&uncal.join("calibration.json").display().to_string()],
+    );
+
+    // Missing test data.
+    fails(
+        "no-data",
+        &model,
+        &tmp.path().join("nowhere"),
+        &["nowhere", "does not exist"],
+    );
+
+    // The intact model still evaluates.
+    expect_ok("eval", &eval(&model, &data, &reports.join("good.json")));
+}
