@@ -72,6 +72,19 @@ enum Cmd {
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
     },
+    /// Zero-download demo: synthesize a walkway scene (walkers; test clips add a fast intruder),
+    /// train the `tiny` preset on its normal clips, evaluate on the test clips, print the AUCs.
+    Demo {
+        /// Output folder (data/, model/, report.json, report_plots/).
+        #[arg(long, default_value = "demo-out")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 12)]
+        epochs: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -124,6 +137,7 @@ fn main() -> Result<()> {
                 out.display()
             );
         }
+        Cmd::Demo { out, epochs, seed, quiet } => demo(&out, epochs, seed, quiet)?,
         Cmd::Eval { model, data, report, plots, sigma, causal_sigma, batch_size } => {
             let offline = OfflineScoring { sigma, ..OfflineScoring::default() };
             let opts = EvalOptions { model, data, report: report.clone(), plots, offline, causal_sigma, batch_size };
@@ -132,6 +146,55 @@ fn main() -> Result<()> {
             println!("report: {}", report.display());
         }
     }
+    Ok(())
+}
+
+fn demo(out: &std::path::Path, epochs: u64, seed: u64, quiet: bool) -> Result<()> {
+    let data = out.join("data");
+    let model_dir = out.join("model");
+    if model_dir.exists() {
+        // A previous demo: its model is replaced (the data generator refuses foreign folders itself).
+        if !data.join("synth.json").exists() {
+            anyhow::bail!("{} exists and is not a demo output; choose another --out", model_dir.display());
+        }
+        std::fs::remove_dir_all(&model_dir).with_context(|| format!("removing old {}", model_dir.display()))?;
+    }
+    let synth = sfn_trainer::synth::SynthConfig { seed, ..Default::default() };
+    let summary = sfn_trainer::synth::write_walkway(&data, &synth)?;
+    println!(
+        "synthesized {} training clips ({} frames) and {} test clips ({} frames, {} abnormal) in {}",
+        summary.train_clips,
+        summary.train_frames,
+        summary.test_clips,
+        summary.test_frames,
+        summary.abnormal_frames,
+        data.display()
+    );
+    let tc = TrainConfig { epochs, batch_size: 8, seed, adam: sfn_trainer::optim::AdamConfig { lr: 1e-3, ..Default::default() }, ..Default::default() };
+    let opts = TrainOptions {
+        data: data.clone(),
+        out: model_dir.clone(),
+        model: SfnConfig::preset("tiny")?,
+        train: tc,
+        resume: false,
+        epochs_override: None,
+        progress: !quiet,
+    };
+    let s = train(&opts)?;
+    println!("trained the tiny preset: {} epochs, {} steps in {:.0} s; model in {}", s.state.epochs.len(), s.state.step, s.state.seconds, model_dir.display());
+    let report = out.join("report.json");
+    let opts = EvalOptions {
+        model: model_dir,
+        data,
+        report: report.clone(),
+        plots: None,
+        offline: OfflineScoring::default(),
+        causal_sigma: None,
+        batch_size: 32,
+    };
+    let r = evaluate(&opts)?;
+    print_report(&r);
+    println!("report: {}  plots: {}", report.display(), out.join("report_plots").display());
     Ok(())
 }
 
