@@ -4,6 +4,7 @@ use candle_core::{Result, Tensor, D};
 
 use crate::config::LossConfig;
 use crate::mjad::DecoderOutput;
+use crate::scoring::ErrorPooling;
 
 /// L_frame = mean((I_hat - I_{t+1})^2).
 pub fn frame_mse(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
@@ -14,6 +15,24 @@ pub fn frame_mse(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
 pub fn per_sample_mse(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
     let b = pred.dim(0)?;
     (pred - target)?.sqr()?.reshape((b, ()))?.mean(1)
+}
+
+/// Squared-error map averaged over channels: [B, 1, H, W].
+pub fn error_map(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
+    (pred - target)?.sqr()?.mean_keepdim(1)
+}
+
+/// Visual error per sample from an error map [B, 1, H, W], pooled as `pooling` says: [B].
+pub fn pooled_error(map: &Tensor, pooling: ErrorPooling) -> Result<Tensor> {
+    let b = map.dim(0)?;
+    match pooling {
+        ErrorPooling::FrameMean => map.reshape((b, ()))?.mean(1),
+        ErrorPooling::WindowMax { window, stride } => {
+            let (h, w) = (map.dim(2)?, map.dim(3)?);
+            let k = (window.clamp(1, h), window.clamp(1, w));
+            map.avg_pool2d_with_stride(k, (stride.max(1), stride.max(1)))?.reshape((b, ()))?.max(1)
+        }
+    }
 }
 
 /// L_motion = mean(max(0, (I_hat - I_{t+1})^2 - (I_hat - I_t)^2)): a prediction closer to the previous
@@ -102,6 +121,25 @@ mod tests {
         // rows: cos = 0 -> 1 ; cos = 1 -> 0 ; mean 0.5
         let v = text_cosine(&a, &t)?.to_scalar::<f32>()?;
         assert!((v - 0.5).abs() < 1e-6, "{v}");
+        Ok(())
+    }
+
+    #[test]
+    fn window_max_pooling_hand_case() -> Result<()> {
+        let dev = Device::Cpu;
+        // 4x4 map, zero except a 2x2 block of 4.0 at the bottom right.
+        let mut v = vec![0f32; 16];
+        for (r, c) in [(2, 2), (2, 3), (3, 2), (3, 3)] {
+            v[r * 4 + c] = 4.0;
+        }
+        let map = Tensor::from_vec(v, (1, 1, 4, 4), &dev)?;
+        let mean: Vec<f32> = pooled_error(&map, ErrorPooling::FrameMean)?.to_vec1()?;
+        assert_eq!(mean, vec![1.0]);
+        let local: Vec<f32> = pooled_error(&map, ErrorPooling::WindowMax { window: 2, stride: 1 })?.to_vec1()?;
+        assert_eq!(local, vec![4.0]);
+        // stride 3 only sees boxes at (0,0): all zero.
+        let coarse: Vec<f32> = pooled_error(&map, ErrorPooling::WindowMax { window: 2, stride: 3 })?.to_vec1()?;
+        assert_eq!(coarse, vec![0.0]);
         Ok(())
     }
 

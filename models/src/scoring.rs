@@ -383,6 +383,31 @@ pub struct CausalCalibration {
     pub visual_weight: f32,
     /// Weight of the semantic z-score (0 when calibrated without a semantic stream).
     pub semantic_weight: f32,
+    /// How the per-pixel error map was pooled into the visual error these statistics describe.
+    #[serde(default)]
+    pub pooling: ErrorPooling,
+}
+
+/// How a frame's squared-error map becomes one visual error.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ErrorPooling {
+    /// e = mean over all pixels of (I_hat - I)^2 (the paper's frame MSE).
+    #[default]
+    FrameMean,
+    /// e = max over window x window boxes (stride `stride`) of the box's mean squared error: a small
+    /// object's error is not averaged away by the rest of the frame.
+    WindowMax { window: usize, stride: usize },
+}
+
+impl ErrorPooling {
+    /// Short name for tables.
+    pub fn name(&self) -> String {
+        match self {
+            ErrorPooling::FrameMean => "frame_mean".into(),
+            ErrorPooling::WindowMax { window, stride } => format!("window_max_{window}s{stride}"),
+        }
+    }
 }
 
 impl CausalCalibration {
@@ -429,6 +454,7 @@ impl CausalCalibration {
             sigma,
             visual_weight,
             semantic_weight,
+            pooling: ErrorPooling::FrameMean,
         })
     }
 }
@@ -916,6 +942,7 @@ mod tests {
             sigma,
             visual_weight: 0.8,
             semantic_weight: 0.2,
+            pooling: ErrorPooling::FrameMean,
         }
     }
 
@@ -1048,6 +1075,7 @@ mod tests {
             sigma: 1e30,
             visual_weight: f32::NAN,
             semantic_weight: 1.0,
+            pooling: ErrorPooling::FrameMean,
         };
         let mut s = CausalScorer::new(&bad);
         assert_eq!(s.window_len(), 3001);

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use sfn_models::scoring::{self, CausalCalibration, OfflineScoring};
+use sfn_models::scoring::{self, CausalCalibration, ErrorPooling, OfflineScoring};
 
 use crate::checkpoint::{self, CheckpointError};
 use crate::data::{load_labels, Dataset};
-use crate::train::{dataset_visual_errors, frame_format};
+use crate::train::{dataset_errors, frame_format};
 use crate::{plot, TrainerError};
 
 /// Scores and labels of one clip, one entry per scored frame (frame 4 onwards), in order.
@@ -45,10 +45,25 @@ pub struct Report {
     pub causal: ScoreSet,
     pub offline_scoring: OfflineScoring,
     pub calibration: CausalCalibration,
-    /// Raw per-frame visual error (MSE) per clip, aligned with `per_clip[*].scores`.
+    /// Raw per-frame visual error per clip (pooled as `calibration.pooling`), aligned with
+    /// `per_clip[*].scores`.
     pub visual_error: BTreeMap<String, Vec<f32>>,
+    /// The same model scored with each error pooling (AUCs only), for comparison.
+    pub pooling_comparison: BTreeMap<String, PoolingFigures>,
     pub seconds: f64,
 }
+
+/// AUCs of one error pooling.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PoolingFigures {
+    pub offline_micro_auc: Option<f64>,
+    pub offline_macro_auc: Option<f64>,
+    pub causal_micro_auc: Option<f64>,
+    pub causal_macro_auc: Option<f64>,
+}
+
+/// Poolings every evaluation reports side by side.
+pub const COMPARED_POOLINGS: [ErrorPooling; 2] = [ErrorPooling::FrameMean, ErrorPooling::WindowMax { window: 8, stride: 4 }];
 
 pub struct EvalOptions {
     pub model: PathBuf,
@@ -94,27 +109,47 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
     let report_dir = opts.report.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(report_dir).map_err(|source| CheckpointError::Io { path: report_dir.into(), source })?;
 
-    let errors = dataset_visual_errors(&loaded.model, &ds, opts.batch_size)?;
-    let mut offline = Vec::new();
-    let mut causal = Vec::new();
-    let mut visual_error = BTreeMap::new();
-    let mut frames_scored = 0;
-    for (clip, err) in ds.clips.iter().zip(&errors) {
-        let l = labels[&clip.name][4..].to_vec();
-        frames_scored += err.len();
-        offline.push((clip.name.clone(), scoring::try_offline_scores(err, None, &opts.offline)?, l.clone()));
-        causal.push((clip.name.clone(), scoring::causal_scores(err, None, &calibration), l));
-        visual_error.insert(clip.name.clone(), err.clone());
+    let mut poolings = vec![calibration.pooling];
+    poolings.extend(COMPARED_POOLINGS.iter().filter(|p| **p != calibration.pooling));
+    let all_errors = dataset_errors(&loaded.model, &ds, opts.batch_size, &poolings)?;
+    let mut sets = Vec::new();
+    for (pooling, errors) in poolings.iter().zip(&all_errors) {
+        // Causal AUC does not depend on the z-score constants (one affine map for all frames), so
+        // poolings the model was not calibrated for are scored with their smoothing alone.
+        let cal = if *pooling == calibration.pooling {
+            calibration.clone()
+        } else {
+            CausalCalibration { visual_mean: 0.0, visual_std: 1.0, pooling: *pooling, ..calibration.clone() }
+        };
+        let mut offline = Vec::new();
+        let mut causal = Vec::new();
+        for (clip, err) in ds.clips.iter().zip(errors) {
+            let l = labels[&clip.name][4..].to_vec();
+            offline.push((clip.name.clone(), scoring::try_offline_scores(err, None, &opts.offline)?, l.clone()));
+            causal.push((clip.name.clone(), scoring::causal_scores(err, None, &cal), l));
+        }
+        sets.push((score_set(&offline), score_set(&causal)));
     }
+    let pooling_comparison = poolings
+        .iter()
+        .zip(&sets)
+        .map(|(p, (o, c))| {
+            (p.name(), PoolingFigures { offline_micro_auc: o.micro_auc, offline_macro_auc: o.macro_auc, causal_micro_auc: c.micro_auc, causal_macro_auc: c.macro_auc })
+        })
+        .collect();
+    let frames_scored = all_errors[0].iter().map(Vec::len).sum();
+    let visual_error = ds.clips.iter().map(|c| c.name.clone()).zip(all_errors[0].iter().cloned()).collect();
+    let (offline, causal) = sets.swap_remove(0);
     let report = Report {
         model: opts.model.display().to_string(),
         data: opts.data.display().to_string(),
         frames_scored,
-        offline: score_set(&offline),
-        causal: score_set(&causal),
+        offline,
+        causal,
         offline_scoring: opts.offline.clone(),
         calibration,
         visual_error,
+        pooling_comparison,
         seconds: t0.elapsed().as_secs_f64(),
     };
     let plots = opts.plots.clone().unwrap_or_else(|| {

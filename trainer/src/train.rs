@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use sfn_models::scoring::CausalCalibration;
+use sfn_models::scoring::{CausalCalibration, ErrorPooling};
 use sfn_models::{losses, SfnConfig, SfnVad};
 
 use crate::checkpoint::{self, CheckpointError};
@@ -34,6 +34,9 @@ pub struct TrainConfig {
     pub causal_sigma: f32,
     pub visual_weight: f32,
     pub semantic_weight: f32,
+    /// How a frame's error map becomes its visual error (for calibration and scoring).
+    #[serde(default)]
+    pub error_pooling: ErrorPooling,
 }
 
 impl Default for TrainConfig {
@@ -47,6 +50,7 @@ impl Default for TrainConfig {
             causal_sigma: 3.0,
             visual_weight: 0.8,
             semantic_weight: 0.2,
+            error_pooling: ErrorPooling::WindowMax { window: 8, stride: 4 },
         }
     }
 }
@@ -334,35 +338,44 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
     pb.finish_and_clear();
 
     // Calibrate causal scoring on the training (normal) footage.
-    let errors = dataset_visual_errors(&model, &ds, tcfg.batch_size.max(16))?;
-    let flat: Vec<f32> = errors.into_iter().flatten().collect();
-    let calibration = CausalCalibration::fit(&flat, None, tcfg.causal_sigma, tcfg.visual_weight, tcfg.semantic_weight)?;
+    let pooling = tcfg.error_pooling;
+    let errors = dataset_errors(&model, &ds, tcfg.batch_size.max(16), &[pooling])?;
+    let flat: Vec<f32> = errors.into_iter().flatten().flatten().collect();
+    let calibration = CausalCalibration {
+        pooling,
+        ..CausalCalibration::fit(&flat, None, tcfg.causal_sigma, tcfg.visual_weight, tcfg.semantic_weight)?
+    };
     checkpoint::write_json(&out.join(checkpoint::CALIBRATION), &calibration).map_err(ck)?;
     state.finished = true;
     checkpoint::write_json(&out.join(checkpoint::STATE), &state).map_err(ck)?;
     Ok(TrainSummary { state, calibration })
 }
 
-/// Visual error (per-frame MSE of the prediction) of every window of every clip, in clip order:
-/// entry k of clip c is the error of frame k + 4.
-pub fn dataset_visual_errors(model: &SfnVad, ds: &Dataset, batch: usize) -> Result<Vec<Vec<f32>>, TrainerError> {
-    let mut out = Vec::with_capacity(ds.clips.len());
+/// Visual errors of every window of every clip, for each pooling: `out[p][c][k]` is the error of
+/// frame k + 4 of clip c under `poolings[p]`. One forward pass serves all poolings.
+pub fn dataset_errors(model: &SfnVad, ds: &Dataset, batch: usize, poolings: &[ErrorPooling]) -> Result<Vec<Vec<Vec<f32>>>, TrainerError> {
+    let mut out = vec![Vec::with_capacity(ds.clips.len()); poolings.len()];
     for (c, clip) in ds.clips.iter().enumerate() {
         let idx: Vec<(usize, usize)> = (4..clip.frames.len()).map(|t| (c, t)).collect();
-        let mut errs = Vec::with_capacity(idx.len());
+        let mut errs = vec![Vec::with_capacity(idx.len()); poolings.len()];
         for chunk in idx.chunks(batch.max(1)) {
-            errs.extend(window_errors(model, &batch_tensor(ds, chunk)?)?);
+            let map = window_error_map(model, &batch_tensor(ds, chunk)?)?;
+            for (p, pooling) in poolings.iter().enumerate() {
+                errs[p].extend(losses::pooled_error(&map, *pooling)?.to_vec1::<f32>()?);
+            }
         }
-        out.push(errs);
+        for (p, e) in errs.into_iter().enumerate() {
+            out[p].push(e);
+        }
     }
     Ok(out)
 }
 
-/// Visual errors of a batch [B, 5, C, H, W].
-pub fn window_errors(model: &SfnVad, x: &Tensor) -> Result<Vec<f32>, TrainerError> {
+/// Squared-error maps [B, 1, H, W] of the predictions for a batch [B, 5, C, H, W].
+pub fn window_error_map(model: &SfnVad, x: &Tensor) -> Result<Tensor, TrainerError> {
     let pred = model.forward(&x.narrow(1, 0, 4)?, None)?;
     let target = x.narrow(1, 4, 1)?.squeeze(1)?;
-    Ok(losses::per_sample_mse(&pred.frame, &target)?.to_vec1()?)
+    Ok(losses::error_map(&pred.frame, &target)?)
 }
 
 /// Path helper for messages.

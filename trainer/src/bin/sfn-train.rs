@@ -210,5 +210,17 @@ fn print_report(r: &Report) {
     }
     println!("{:<10} {:>12} {:>12}", "micro", pct(r.offline.micro_auc), pct(r.causal.micro_auc));
     println!("{:<10} {:>12} {:>12}", "macro", pct(r.offline.macro_auc), pct(r.causal.macro_auc));
+    println!("visual error pooled as {} (calibrated); all poolings side by side:", r.calibration.pooling.name());
+    println!("{:<18} {:>14} {:>14} {:>14} {:>14}", "pooling", "offline micro", "offline macro", "causal micro", "causal macro");
+    for (name, f) in &r.pooling_comparison {
+        println!(
+            "{:<18} {:>14} {:>14} {:>14} {:>14}",
+            name,
+            pct(f.offline_micro_auc),
+            pct(f.offline_macro_auc),
+            pct(f.causal_micro_auc),
+            pct(f.causal_macro_auc)
+        );
+    }
     println!("{} frames scored in {:.1} s", r.frames_scored, r.seconds);
 }
