@@ -104,7 +104,7 @@ fn main() -> Result<()> {
             if let Some(f) = &filter {
                 model.sffm.kind = if f == "mlp" { FilterKind::Mlp } else { FilterKind::Sffm };
             }
-            let mut tc = TrainConfig::default();
+            let mut tc = TrainConfig::for_preset(&model.preset);
             if let Some(e) = epochs {
                 tc.epochs = e;
             }
