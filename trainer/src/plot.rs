@@ -280,17 +280,7 @@ fn draw_score_curves(
             PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
         });
     }
-    if let Some(family) = text {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.5))
-            .label_font((family, 15))
-            .draw()
-            .map_err(draw_err)?;
-    }
-    Ok(())
+    legend(&mut chart, text, SeriesLabelPosition::UpperLeft)
 }
 
 fn draw_roc(
@@ -352,10 +342,15 @@ fn draw_roc(
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
     }
+    legend(&mut chart, text, SeriesLabelPosition::LowerRight)
+}
+
+/// The series legend (only with a font: without one, no text is drawn at all).
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, text: Option<&str>, position: SeriesLabelPosition) -> Result<(), PlotError> {
     if let Some(family) = text {
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(position)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.5))
             .label_font((family, 15))
