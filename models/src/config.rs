@@ -59,6 +59,10 @@ pub struct DecoderConfig {
     pub vit: VitConfig,
     /// Hidden channels of the patch-expanding frame head before its 3x3 / 1x1 convolutions.
     pub head_channels: usize,
+    /// Predict the change from the last input frame (I_hat = I_t + head) instead of the frame itself.
+    /// Static background then costs nothing to predict and the error concentrates on motion.
+    #[serde(default)]
+    pub residual: bool,
 }
 
 /// Loss weights (notes: all 1; text off while there are no captions).
@@ -122,6 +126,7 @@ impl SfnConfig {
             decoder: DecoderConfig {
                 vit: VitConfig { dim: 256, depth: 4, heads: 4, mlp_ratio: 4 },
                 head_channels: 32,
+                residual: true,
             },
             sffm: SffmConfig {
                 kind: FilterKind::Sffm,
@@ -150,6 +155,7 @@ impl SfnConfig {
             decoder: DecoderConfig {
                 vit: VitConfig { dim: 128, depth: 3, heads: 4, mlp_ratio: 2 },
                 head_channels: 16,
+                residual: true,
             },
             sffm: SffmConfig {
                 kind: FilterKind::Sffm,
@@ -177,6 +183,7 @@ impl SfnConfig {
             decoder: DecoderConfig {
                 vit: VitConfig { dim: 32, depth: 2, heads: 2, mlp_ratio: 2 },
                 head_channels: 8,
+                residual: true,
             },
             sffm: SffmConfig {
                 kind: FilterKind::Sffm,

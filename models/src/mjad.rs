@@ -96,8 +96,9 @@ impl Mjad {
         })
     }
 
-    /// seq [B, 2 + Np, d] (text, motion-CLS, patches), skip [B, Np, d_a] -> prediction.
-    pub fn forward(&self, seq: &Tensor, skip: &Tensor) -> Result<DecoderOutput> {
+    /// seq [B, 2 + Np, d] (text, motion-CLS, patches), skip [B, Np, d_a], and the last input frame
+    /// [B, C, H, W] when the head is residual -> prediction.
+    pub fn forward(&self, seq: &Tensor, skip: &Tensor, last: Option<&Tensor>) -> Result<DecoderOutput> {
         let mut h = seq.clone();
         let mut routing = Vec::new();
         for layer in &self.layers {
@@ -108,7 +109,10 @@ impl Mjad {
         }
         let h = self.norm.forward(&h)?;
         let np = skip.dim(1)?;
-        let frame = self.frame_head.forward(&h.narrow(1, 2, np)?, skip)?;
+        let mut frame = self.frame_head.forward(&h.narrow(1, 2, np)?, skip)?;
+        if let Some(last) = last {
+            frame = (frame + last)?;
+        }
         let text = self.text_head.forward(&h.narrow(1, 0, 1)?.squeeze(1)?)?;
         Ok(DecoderOutput { frame, text, routing })
     }

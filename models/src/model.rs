@@ -48,10 +48,11 @@ impl SfnVad {
     }
 
     /// Decodes cached encodings: frame tokens [B, 4, Np, d_a] (oldest first), the last frame's patch
-    /// embedding [B, Np, d_a], motion tokens [B, 3, 1 + Np, d_m], caption feature [B, text_dim] or None.
-    pub fn decode(&self, frame_tokens: &Tensor, skip: &Tensor, motion: &Tensor, text: Option<&Tensor>) -> Result<DecoderOutput> {
+    /// embedding [B, Np, d_a], motion tokens [B, 3, 1 + Np, d_m], caption feature [B, text_dim] or None,
+    /// and the last input frame [B, C, H, W] (used when `decoder.residual`).
+    pub fn decode(&self, frame_tokens: &Tensor, skip: &Tensor, motion: &Tensor, text: Option<&Tensor>, last: &Tensor) -> Result<DecoderOutput> {
         let seq = self.fusion.forward(&concat_on_channels(frame_tokens)?, &concat_on_channels(motion)?, text)?;
-        self.decoder.forward(&seq, skip)
+        self.decoder.forward(&seq, skip, self.cfg.decoder.residual.then_some(last))
     }
 
     /// Full forward on a window: frames [B, 4, C, H, W] (t-3..t) and optional caption feature.
@@ -68,7 +69,8 @@ impl SfnVad {
         let diffs = (frames.narrow(1, 1, 3)? - frames.narrow(1, 0, 3)?)?.reshape((b * 3, c, h, w))?;
         let motion = self.encode_motion(&diffs)?;
         let motion = motion.reshape((b, 3, np + 1, ()))?;
-        self.decode(&tokens, &skip, &motion, text)
+        let last = frames.narrow(1, 3, 1)?.squeeze(1)?;
+        self.decode(&tokens, &skip, &motion, text, &last)
     }
 }
 
@@ -109,6 +111,24 @@ mod tests {
         let batched = m.encode_frame(&w.reshape((4, c, h, ww))?)?.tokens;
         let alone = m.encode_frame(&w.get(0)?.get(2)?.unsqueeze(0)?)?.tokens;
         let d = (batched.get(2)? - alone.get(0)?)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(d < 1e-5, "{d}");
+        Ok(())
+    }
+
+    #[test]
+    fn residual_head_adds_the_last_frame() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut cfg = SfnConfig::tiny();
+        cfg.decoder.residual = false;
+        let (m, vm) = SfnVad::init(&cfg, &dev)?;
+        let w = window(&cfg, 2, &dev)?;
+        let plain = m.forward(&w, None)?.frame;
+        // Same weights, residual head: the prediction moves by exactly the last frame.
+        cfg.decoder.residual = true;
+        let m2 = SfnVad::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
+        let res = m2.forward(&w, None)?.frame;
+        let last = w.narrow(1, 3, 1)?.squeeze(1)?;
+        let d = ((res - plain)? - last)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(d < 1e-5, "{d}");
         Ok(())
     }

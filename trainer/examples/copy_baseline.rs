@@ -1,0 +1,43 @@
+//! Floor without learning: score frame t+1 by its squared difference to frame t, pooled and scored
+//! exactly as `sfn-train eval` scores a model. `copy_baseline DATA_ROOT [H W]`.
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use sfn_models::losses;
+use sfn_models::scoring::{self, ErrorPooling, OfflineScoring};
+use sfn_trainer::data::{load_labels, Dataset, FrameFormat};
+
+fn main() -> anyhow::Result<()> {
+    let a: Vec<String> = std::env::args().collect();
+    let root = Path::new(&a[1]);
+    let h: usize = a.get(2).map(|s| s.parse()).transpose()?.unwrap_or(64);
+    let w: usize = a.get(3).map(|s| s.parse()).transpose()?.unwrap_or(96);
+    let f = FrameFormat { height: h, width: w, channels: 1 };
+    let train = Dataset::open(root, "training", &f)?;
+    let mut mse = 0f64;
+    let mut n = 0;
+    for c in &train.clips {
+        for t in 1..c.frames.len() {
+            mse += c.frames[t].iter().zip(&c.frames[t - 1]).map(|(a, b)| ((a - b) * (a - b)) as f64).sum::<f64>() / (h * w) as f64;
+            n += 1;
+        }
+    }
+    println!("training copy-last-frame MSE: {:.6}", mse / n as f64);
+    let ds = Dataset::open(root, "testing", &f)?;
+    let labels = load_labels(root)?;
+    for pooling in [ErrorPooling::FrameMean, ErrorPooling::WindowMax { window: 8, stride: 4 }] {
+        let (mut all_s, mut all_l) = (Vec::new(), Vec::new());
+        for c in &ds.clips {
+            let mut errs = Vec::new();
+            for t in 4..c.frames.len() {
+                let a = Tensor::from_slice(&c.frames[t], (1, 1, h, w), &Device::Cpu)?;
+                let b = Tensor::from_slice(&c.frames[t - 1], (1, 1, h, w), &Device::Cpu)?;
+                errs.push(losses::pooled_error(&losses::error_map(&a, &b)?, pooling)?.to_vec1::<f32>()?[0]);
+            }
+            all_s.extend(scoring::offline_scores(&errs, None, &OfflineScoring::default()));
+            all_l.extend_from_slice(&labels[&c.name][4..]);
+        }
+        println!("{:<16} offline micro AUC {:.2}", pooling.name(), 100.0 * scoring::roc_auc(&all_s, &all_l).unwrap_or(f64::NAN));
+    }
+    Ok(())
+}
