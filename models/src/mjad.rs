@@ -32,7 +32,16 @@ impl FrameHead {
         let p = cfg.patch;
         let hidden = cfg.decoder.head_channels;
         let conv3 = candle_nn::conv2d(hidden, hidden, 3, Conv2dConfig { padding: 1, ..Default::default() }, vb.pp("conv3"))?;
-        let conv1 = candle_nn::conv2d(hidden, cfg.image.channels, 1, Default::default(), vb.pp("conv1"))?;
+        // The last layer starts near zero: a residual head then starts from "the next frame equals the
+        // last one" instead of adding random noise to every pixel (which took many epochs to unlearn).
+        let conv1 = if cfg.decoder.residual {
+            let c1 = vb.pp("conv1");
+            let w = c1.get_with_hints((cfg.image.channels, hidden, 1, 1), "weight", candle_nn::Init::Uniform { lo: -1e-3, up: 1e-3 })?;
+            let b = c1.get_with_hints(cfg.image.channels, "bias", candle_nn::Init::Const(0.0))?;
+            Conv2d::new(w, Some(b), Default::default())
+        } else {
+            candle_nn::conv2d(hidden, cfg.image.channels, 1, Default::default(), vb.pp("conv1"))?
+        };
         Ok(Self {
             expand: candle_nn::linear(cfg.model_dim + cfg.appearance.dim, hidden * p * p, vb.pp("expand"))?,
             conv3,
