@@ -265,7 +265,7 @@ fn draw_score_curves(
         anno.label("abnormal (ground truth)")
             .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], ABNORMAL.filled()));
     }
-    configure_mesh(&mut chart, text, "frame", "score", true)?;
+    configure_mesh(&mut chart, text, "scored frame (the clip's frame index minus 4)", "score", true)?;
     for (i, (name, y)) in curves.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let style = color.stroke_width(2);
