@@ -63,6 +63,10 @@ pub struct DecoderConfig {
     /// Static background then costs nothing to predict and the error concentrates on motion.
     #[serde(default)]
     pub residual: bool,
+    /// Add a multiplicative path to the frame head: expand([h; e]) + G h ⊙ V e, so decoder tokens
+    /// (motion) can modulate the last frame's patch embedding (appearance), e.g. shift an edge.
+    #[serde(default)]
+    pub bilinear: bool,
 }
 
 /// Loss weights (notes: all 1; text off while there are no captions).
@@ -127,6 +131,7 @@ impl SfnConfig {
                 vit: VitConfig { dim: 256, depth: 4, heads: 4, mlp_ratio: 4 },
                 head_channels: 32,
                 residual: true,
+                bilinear: false,
             },
             sffm: SffmConfig {
                 kind: FilterKind::Sffm,
@@ -156,6 +161,7 @@ impl SfnConfig {
                 vit: VitConfig { dim: 128, depth: 3, heads: 4, mlp_ratio: 2 },
                 head_channels: 16,
                 residual: true,
+                bilinear: false,
             },
             sffm: SffmConfig {
                 kind: FilterKind::Sffm,
@@ -184,6 +190,7 @@ impl SfnConfig {
                 vit: VitConfig { dim: 32, depth: 2, heads: 2, mlp_ratio: 2 },
                 head_channels: 8,
                 residual: true,
+                bilinear: false,
             },
             sffm: SffmConfig {
                 kind: FilterKind::Sffm,

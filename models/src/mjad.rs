@@ -19,6 +19,7 @@ pub struct DecoderLayer {
 #[derive(Clone, Debug)]
 pub struct FrameHead {
     expand: Linear,
+    bilinear: Option<(Linear, Linear)>,
     conv3: Conv2d,
     conv1: Conv2d,
     hidden: usize,
@@ -42,8 +43,17 @@ impl FrameHead {
         } else {
             candle_nn::conv2d(hidden, cfg.image.channels, 1, Default::default(), vb.pp("conv1"))?
         };
+        let bilinear = if cfg.decoder.bilinear {
+            Some((
+                candle_nn::linear(cfg.model_dim, hidden * p * p, vb.pp("gate"))?,
+                candle_nn::linear(cfg.appearance.dim, hidden * p * p, vb.pp("value"))?,
+            ))
+        } else {
+            None
+        };
         Ok(Self {
             expand: candle_nn::linear(cfg.model_dim + cfg.appearance.dim, hidden * p * p, vb.pp("expand"))?,
+            bilinear,
             conv3,
             conv1,
             hidden,
@@ -55,7 +65,10 @@ impl FrameHead {
 
     /// patches [B, Np, d], skip [B, Np, d_a] -> frame [B, C, H, W].
     pub fn forward(&self, patches: &Tensor, skip: &Tensor) -> Result<Tensor> {
-        let x = self.expand.forward(&Tensor::cat(&[patches, skip], 2)?)?;
+        let mut x = self.expand.forward(&Tensor::cat(&[patches, skip], 2)?)?;
+        if let Some((gate, value)) = &self.bilinear {
+            x = (x + (gate.forward(patches)? * value.forward(skip)?)?)?;
+        }
         let x = unpatchify(&x, self.hidden, self.grid.0, self.grid.1, self.patch)?;
         let x = candle_nn::ops::leaky_relu(&self.conv3.forward(&x)?, 0.2)?;
         let y = self.conv1.forward(&x)?;

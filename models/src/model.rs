@@ -147,8 +147,18 @@ mod tests {
 
     #[test]
     fn every_parameter_gets_a_gradient() -> Result<()> {
+        every_parameter_gets_a_gradient_with(SfnConfig::tiny())
+    }
+
+    #[test]
+    fn every_parameter_gets_a_gradient_bilinear_head() -> Result<()> {
+        let mut cfg = SfnConfig::tiny();
+        cfg.decoder.bilinear = true;
+        every_parameter_gets_a_gradient_with(cfg)
+    }
+
+    fn every_parameter_gets_a_gradient_with(cfg: SfnConfig) -> Result<()> {
         let dev = Device::Cpu;
-        let cfg = SfnConfig::tiny();
         let (m, vm) = SfnVad::init(&cfg, &dev)?;
         let frames = window(&cfg, 4, &dev)?;
         let target = Tensor::randn(0f32, 0.5, (4, 1, 32, 48), &dev)?;
