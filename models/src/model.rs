@@ -42,9 +42,10 @@ impl SfnVad {
         self.appearance.forward(frames)
     }
 
-    /// Encodes one frame difference [B, C, H, W] -> [B, 1 + Np, d_m].
+    /// Encodes one frame difference I_t - I_{t-1} [B, C, H, W] (scaled by `motion_input_scale`) ->
+    /// [B, 1 + Np, d_m].
     pub fn encode_motion(&self, diff: &Tensor) -> Result<Tensor> {
-        self.motion.forward(diff)
+        self.motion.forward(&(diff * self.cfg.motion_input_scale)?)
     }
 
     /// Decodes cached encodings: frame tokens [B, 4, Np, d_a] (oldest first), the last frame's patch
