@@ -1,0 +1,53 @@
+//! The model committed at `assets/ped2-cpu` loads with the current code and, where Ped2 is present
+//! (`SFN_DATA`, or `../shared/data/ped2` beside the repo as in CI), still scores what its `eval.json` says.
+
+use std::path::{Path, PathBuf};
+
+use sfn_models::scoring::OfflineScoring;
+use sfn_trainer::checkpoint;
+use sfn_trainer::eval::{evaluate, EvalOptions, Report};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn committed_model_loads() {
+    let dir = repo().join("assets/ped2-cpu");
+    let m = checkpoint::load_model(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.cfg.preset, "cpu-ped2");
+    assert_eq!((m.cfg.image.height, m.cfg.image.width), (64, 96));
+}
+
+#[test]
+fn committed_model_reproduces_its_figures_on_ped2() {
+    let data = std::env::var_os("SFN_DATA").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/data/ped2"));
+    if !data.join("testing").is_dir() {
+        eprintln!("skipped: no Ped2 at {} (set SFN_DATA)", data.display());
+        return;
+    }
+    let dir = repo().join("assets/ped2-cpu");
+    let stored: Report = checkpoint::read_json(&dir.join("eval.json")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = EvalOptions {
+        model: dir,
+        data,
+        report: tmp.path().join("eval.json"),
+        plots: Some(tmp.path().join("plots")),
+        offline: OfflineScoring::default(),
+        causal_sigma: None,
+        batch_size: 32,
+    };
+    let r = evaluate(&opts).unwrap_or_else(|e| panic!("{e}"));
+    let close = |a: Option<f64>, b: Option<f64>, what: &str| {
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!((a - b).abs() < 1e-3, "{what}: now {a}, committed {b}");
+    };
+    close(r.offline.micro_auc, stored.offline.micro_auc, "offline micro");
+    close(r.offline.macro_auc, stored.offline.macro_auc, "offline macro");
+    close(r.causal.micro_auc, stored.causal.micro_auc, "causal micro");
+    close(r.causal.macro_auc, stored.causal.macro_auc, "causal macro");
+    assert_eq!(r.frames_scored, 1288);
+    // The bar of issue 2 (offline micro >= 93).
+    assert!(r.offline.micro_auc.unwrap() >= 0.93);
+}
