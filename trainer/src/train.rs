@@ -1,7 +1,7 @@
 //! `sfn-train train`: Adam on windows of normal footage, atomic checkpoints, exact resume, and the
 //! causal-scoring calibration on the training footage at the end.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Shape, Tensor, Var};
@@ -441,10 +441,6 @@ pub fn window_error_map(model: &SfnVad, x: &Tensor) -> Result<Tensor, TrainerErr
     Ok(losses::error_map(&pred.frame, &target)?)
 }
 
-/// Path helper for messages.
-pub fn display(p: &Path) -> String {
-    p.display().to_string()
-}
 
 #[cfg(test)]
 mod tests {
