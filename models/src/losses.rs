@@ -11,11 +11,6 @@ pub fn frame_mse(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
     (pred - target)?.sqr()?.mean_all()
 }
 
-/// Per-sample visual error e_t = mean over pixels of (I_hat - I_{t+1})^2: [B].
-pub fn per_sample_mse(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
-    let b = pred.dim(0)?;
-    (pred - target)?.sqr()?.reshape((b, ()))?.mean(1)
-}
 
 /// Squared-error map averaged over channels: [B, 1, H, W].
 pub fn error_map(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
@@ -144,11 +139,11 @@ mod tests {
     }
 
     #[test]
-    fn per_sample_mse_hand_case() -> Result<()> {
+    fn frame_mean_error_hand_case() -> Result<()> {
         let dev = Device::Cpu;
         let p = Tensor::new(&[[[[1f32, 2.0]]], [[[0.0, 0.0]]]], &dev)?;
         let t = Tensor::new(&[[[[0f32, 0.0]]], [[[0.0, 4.0]]]], &dev)?;
-        let v: Vec<f32> = per_sample_mse(&p, &t)?.to_vec1()?;
+        let v: Vec<f32> = pooled_error(&error_map(&p, &t)?, ErrorPooling::FrameMean)?.to_vec1()?;
         assert_eq!(v, vec![2.5, 8.0]);
         Ok(())
     }

@@ -402,19 +402,7 @@ impl Dataset {
     }
 
     /// Assembles windows into one flat buffer of shape `[B, 5, C, H, W]`: for each window the frames
-    /// `t-4..=t` (the 4 inputs, then the target).
-    ///
-    /// # Panics
-    /// If a window is not one of [`Dataset::windows`] (a programming error); [`Dataset::try_batch`]
-    /// returns an error instead.
-    pub fn batch(&self, idx: &[(usize, usize)]) -> Vec<f32> {
-        match self.try_batch(idx) {
-            Ok(b) => b,
-            Err(e) => panic!("Dataset::batch: {e}"),
-        }
-    }
-
-    /// [`Dataset::batch`] that reports a window outside the dataset.
+    /// `t-4..=t` (the 4 inputs, then the target); a window outside the dataset is an error.
     pub fn try_batch(&self, idx: &[(usize, usize)]) -> Result<Vec<f32>, DataError> {
         let fl = self.format.frame_len();
         let mut out = Vec::with_capacity(idx.len() * WINDOW * fl);
@@ -783,7 +771,7 @@ mod tests {
         sorted.sort();
         assert_eq!(sorted, ds.windows());
 
-        let b = ds.batch(&[(0, 5), (1, 4)]);
+        let b = ds.try_batch(&[(0, 5), (1, 4)]).unwrap();
         assert_eq!(b.len(), 2 * WINDOW * 24);
         // Window (0, 5): frames 1..=5, values 10..=50; window (1, 4): frames 0..=4.
         let firsts: Vec<f32> = b.chunks(24).map(|f| f[0]).collect();
