@@ -14,6 +14,9 @@ pub mod sffm;
 pub mod tmfe;
 pub mod vit;
 
+/// Scoring lives in its own candle-free crate so the edge runtime uses the same code.
+pub use sfn_scoring as scoring;
+
 pub use config::SfnConfig;
 pub use model::SfnVad;
 
@@ -25,4 +28,3 @@ pub enum ModelError {
     #[error("invalid model config field `{field}`: {reason}")]
     Config { field: String, reason: String },
 }
-pub mod scoring;

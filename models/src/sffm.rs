@@ -22,7 +22,6 @@ pub struct BottleneckExperts {
     b2: Tensor,
     n: usize,
     b: usize,
-    d: usize,
 }
 
 impl BottleneckExperts {
@@ -38,30 +37,56 @@ impl BottleneckExperts {
             b2: vb.get_with_hints((n, d), "b2", Init::Uniform { lo: -k2, up: k2 })?,
             n,
             b,
-            d,
         })
+    }
+
+    /// The bank as two plain matrices: W1_e (xhat * g_e + beta_e) + b1_e = (W1_e diag g_e) xhat + (W1_e beta_e + b1_e).
+    ///
+    /// The forward pass and the ONNX export both use this, so they compute the same numbers.
+    pub fn folded(&self) -> Result<FoldedExperts> {
+        fold_experts(&self.ln_weight, &self.ln_bias, &self.w1, &self.b1, &self.w2, &self.b2)
     }
 
     /// xhat [N, d] (already normalised), gates [N, n] or None (all gates 1) -> sum_e g_e E_e(x), [N, d].
     pub fn forward(&self, xhat: &Tensor, gates: Option<&Tensor>) -> Result<Tensor> {
-        let (n, b, d) = (self.n, self.b, self.d);
+        let (n, b) = (self.n, self.b);
         let tokens = xhat.dim(0)?;
-        // W1_e (xhat * g_e + beta_e) + b1_e = (W1_e diag g_e) xhat + (W1_e beta_e + b1_e)
-        let w1_eff = self.w1.broadcast_mul(&self.ln_weight.unsqueeze(1)?)?.reshape((n * b, d))?;
-        let b1_eff = (self.w1.matmul(&self.ln_bias.unsqueeze(2)?)?.squeeze(2)? + &self.b1)?.reshape(n * b)?;
-        let h = xhat.matmul(&w1_eff.t()?)?.broadcast_add(&b1_eff)?.silu()?;
+        let f = self.folded()?;
+        let h = xhat.matmul(&f.w1.t()?)?.broadcast_add(&f.b1)?.silu()?;
         let h = match gates {
             Some(g) => h.reshape((tokens, n, b))?.broadcast_mul(&g.unsqueeze(2)?)?.reshape((tokens, n * b))?,
             None => h,
         };
-        // w2_cat[:, e b + j] = W2_e[:, j]
-        let w2_cat = self.w2.permute((1, 0, 2))?.reshape((d, n * b))?;
-        let y = h.matmul(&w2_cat.t()?)?;
+        let y = h.matmul(&f.w2.t()?)?;
         match gates {
             Some(g) => y + g.matmul(&self.b2)?,
             None => y.broadcast_add(&self.b2.sum(0)?),
         }
     }
+}
+
+/// An expert bank folded into plain matrices: h = SiLU(xhat W1^T + b1) [N, n b] (expert e at columns
+/// e b..), y = (g ⊙ h) W2^T + g b2.
+#[derive(Clone, Debug)]
+pub struct FoldedExperts {
+    /// [n b, d]
+    pub w1: Tensor,
+    /// [n b]
+    pub b1: Tensor,
+    /// [d, n b]
+    pub w2: Tensor,
+    /// [n, d]
+    pub b2: Tensor,
+}
+
+/// Folds a bank stored as ln_weight/ln_bias [n, d], w1 [n, b, d], b1 [n, b], w2 [n, d, b], b2 [n, d].
+pub fn fold_experts(ln_weight: &Tensor, ln_bias: &Tensor, w1: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor) -> Result<FoldedExperts> {
+    let (n, b, d) = w1.dims3()?;
+    let w1_eff = w1.broadcast_mul(&ln_weight.unsqueeze(1)?)?.reshape((n * b, d))?;
+    let b1_eff = (w1.matmul(&ln_bias.unsqueeze(2)?)?.squeeze(2)? + b1)?.reshape(n * b)?;
+    // w2[:, e b + j] = W2_e[:, j]
+    let w2_cat = w2.permute((1, 0, 2))?.reshape((d, n * b))?;
+    Ok(FoldedExperts { w1: w1_eff, b1: b1_eff, w2: w2_cat, b2: b2.clone() })
 }
 
 /// What one SFFM pass produces besides its output.

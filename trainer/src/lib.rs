@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod optim;
 pub mod plot;
 pub mod synth;
@@ -23,6 +24,10 @@ pub enum TrainerError {
     Candle(#[from] candle_core::Error),
     #[error("{0}")]
     Usage(String),
+    #[error("export: {0}")]
+    Export(#[from] sfn_export::ExportError),
+    #[error("exported model: {0}")]
+    Infer(#[from] sfn_infer::InferError),
     #[error("training diverged at epoch {epoch} step {step}: loss {loss}")]
     Diverged { epoch: u64, step: u64, loss: f64 },
 }

@@ -72,6 +72,42 @@ enum Cmd {
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
     },
+    /// Export to ONNX: OUT/{encoder,decoder}.onnx + model.json (fp32); with --int8, calibrated QDQ int8
+    /// in OUT/int8; with --weight-int8, weight-only int8 in OUT/int8-weights.
+    Export {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Static int8 (QDQ), calibrated on normal windows of --calib ROOT/training.
+        #[arg(long, requires = "calib")]
+        int8: bool,
+        /// Weight-only int8 (no calibration needed).
+        #[arg(long)]
+        weight_int8: bool,
+        /// Dataset root for int8 calibration (its training split).
+        #[arg(long)]
+        calib: Option<PathBuf>,
+        /// Calibration windows, spread evenly over the training split.
+        #[arg(long, default_value_t = 64)]
+        calib_windows: usize,
+    },
+    /// Score ROOT/testing with an exported model (tract or ONNX Runtime) and print its AUCs.
+    EvalOnnx {
+        /// Export directory (holds model.json).
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// tract (pure Rust) or onnxruntime (needs ORT_DYLIB_PATH).
+        #[arg(long, default_value = "tract", value_parser = ["tract", "onnxruntime"])]
+        backend: String,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        /// Write the figures as JSON here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// Zero-download demo: synthesize a walkway scene (walkers; test clips add a fast intruder),
     /// train the `tiny` preset on its normal clips, evaluate on the test clips, print the AUCs.
     Demo {
@@ -136,6 +172,36 @@ fn main() -> Result<()> {
                 st.samples as f64 / st.seconds.max(1e-9),
                 out.display()
             );
+        }
+        Cmd::Export { model, out, int8, weight_int8, calib, calib_windows } => {
+            let opts = sfn_trainer::export::ExportOptions { model, out, int8, weight_int8, calib, calib_windows };
+            for (dir, m) in sfn_trainer::export::export(&opts)? {
+                println!(
+                    "{:<17} {}  encoder.onnx {:>9} B  decoder.onnx {:>9} B",
+                    m.precision.name(),
+                    dir.display(),
+                    m.encoder.bytes,
+                    m.decoder.bytes
+                );
+            }
+        }
+        Cmd::EvalOnnx { model, data, backend, batch_size, report } => {
+            let backend = match backend.as_str() {
+                "onnxruntime" => sfn_infer::BackendKind::OnnxRuntime(Default::default()),
+                _ => sfn_infer::BackendKind::Tract,
+            };
+            let r = sfn_trainer::export::evaluate_export(&model, &data, &backend, batch_size)?;
+            let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.2}", 100.0 * v));
+            println!(
+                "{} {} ({} pooling, {} frames, {:.1} s): offline micro {} macro {}",
+                r.backend, r.precision, r.pooling, r.frames, r.seconds, pct(r.offline.micro_auc), pct(r.offline.macro_auc)
+            );
+            if let Some(c) = &r.causal {
+                println!("causal micro {} macro {}", pct(c.micro_auc), pct(c.macro_auc));
+            }
+            if let Some(p) = report {
+                sfn_trainer::checkpoint::write_json(&p, &r)?;
+            }
         }
         Cmd::Demo { out, epochs, seed, quiet } => demo(&out, epochs, seed, quiet)?,
         Cmd::Eval { model, data, report, plots, sigma, causal_sigma, batch_size } => {

@@ -55,6 +55,14 @@ pub enum ScoringError {
         /// What is required of it.
         reason: &'static str,
     },
+    /// A frame buffer whose size does not match the frame geometry.
+    #[error("{field}: {reason}")]
+    BadShape {
+        /// Which buffer or size.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -234,7 +242,7 @@ fn half_gaussian(sigma: f32, len: usize) -> Vec<f64> {
 }
 
 /// Parameters of the offline (reference-code) scoring.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct OfflineScoring {
     /// Standard deviation, in frames, of the centred Gaussian smoothing; `<= 0` disables it.
     pub sigma: f32,
@@ -401,6 +409,50 @@ pub enum ErrorPooling {
 }
 
 impl ErrorPooling {
+    /// The visual error of one predicted frame: the squared-error map averaged over channels, pooled.
+    ///
+    /// `pred` and `target` are CHW `f32` of `channels * height * width` values. Matches the trainer's
+    /// candle computation (`losses::pooled_error(losses::error_map(..))`): boxes of
+    /// `min(window, side)` pixels at stride `max(stride, 1)`, no padding. Errors name the field that is
+    /// wrong (lengths, zero sizes).
+    pub fn pool(&self, pred: &[f32], target: &[f32], channels: usize, height: usize, width: usize) -> Result<f32, ScoringError> {
+        let plane = height * width;
+        if channels == 0 || plane == 0 {
+            return Err(ScoringError::BadShape { field: "channels/height/width", reason: format!("{channels}x{height}x{width} has no pixels") });
+        }
+        for (field, len) in [("pred", pred.len()), ("target", target.len())] {
+            if len != channels * plane {
+                return Err(ScoringError::BadShape { field, reason: format!("{len} values, expected {channels}x{height}x{width} = {}", channels * plane) });
+            }
+        }
+        let mut map = vec![0f32; plane];
+        for c in 0..channels {
+            for (m, (p, t)) in map.iter_mut().zip(pred[c * plane..(c + 1) * plane].iter().zip(&target[c * plane..(c + 1) * plane])) {
+                *m += (p - t) * (p - t);
+            }
+        }
+        let inv_c = 1.0 / channels as f32;
+        map.iter_mut().for_each(|m| *m *= inv_c);
+        Ok(match *self {
+            ErrorPooling::FrameMean => (map.iter().map(|&v| f64::from(v)).sum::<f64>() / plane as f64) as f32,
+            ErrorPooling::WindowMax { window, stride } => {
+                let (kh, kw) = (window.clamp(1, height), window.clamp(1, width));
+                let s = stride.max(1);
+                let mut best = f32::NEG_INFINITY;
+                for y0 in (0..=height - kh).step_by(s) {
+                    for x0 in (0..=width - kw).step_by(s) {
+                        let mut sum = 0f64;
+                        for y in y0..y0 + kh {
+                            sum += map[y * width + x0..y * width + x0 + kw].iter().map(|&v| f64::from(v)).sum::<f64>();
+                        }
+                        best = best.max((sum / (kh * kw) as f64) as f32);
+                    }
+                }
+                best
+            }
+        })
+    }
+
     /// Short name for tables.
     pub fn name(&self) -> String {
         match self {
@@ -648,6 +700,23 @@ pub fn causal_scores(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pooling_by_hand() {
+        // 2 channels, 2x3 frame; errors per pixel after averaging channels: [[1, 0, 4], [0, 0, 1]].
+        let target = vec![0f32; 12];
+        let pred = vec![1.0, 0.0, 2.0, 0.0, 0.0, 1.0, /* c1 */ 1.0, 0.0, -2.0, 0.0, 0.0, -1.0];
+        let mean = ErrorPooling::FrameMean.pool(&pred, &target, 2, 2, 3).unwrap();
+        assert!((mean - 1.0).abs() < 1e-6, "{mean}");
+        // 2x2 boxes at stride 1: [1,0,0,0] -> 0.25, [0,4,0,1] -> 1.25.
+        let wm = ErrorPooling::WindowMax { window: 2, stride: 1 }.pool(&pred, &target, 2, 2, 3).unwrap();
+        assert!((wm - 1.25).abs() < 1e-6, "{wm}");
+        // A window larger than the frame is clamped to the frame: the frame mean.
+        let big = ErrorPooling::WindowMax { window: 8, stride: 4 }.pool(&pred, &target, 2, 2, 3).unwrap();
+        assert!((big - 1.0).abs() < 1e-6, "{big}");
+        let err = ErrorPooling::FrameMean.pool(&pred[..11], &target, 2, 2, 3).unwrap_err().to_string();
+        assert!(err.contains("pred") && err.contains("11"), "{err}");
+    }
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol

@@ -1,0 +1,401 @@
+//! The SFN-VAD encoder and decoder written as ONNX graphs, block by block as in `sfn-models`.
+//!
+//! Every op mirrors the candle code it replaces (same order of operations, same folded SFFM banks via
+//! [`sfn_models::sffm::fold_experts`], same sin-cos positions), so fp32 outputs agree to float rounding.
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+use sfn_infer::manifest::names;
+use sfn_models::config::{FilterKind, VitConfig};
+use sfn_models::SfnConfig;
+use tract_onnx::pb;
+
+use crate::onnx::{attr_f, attr_i, attr_ints, attr_t, BuildInfo, GraphBuilder, Mode};
+use crate::ExportError;
+
+/// Named weights of a checkpoint.
+pub struct Weights<'a> {
+    map: &'a HashMap<String, Tensor>,
+}
+
+impl<'a> Weights<'a> {
+    pub fn new(map: &'a HashMap<String, Tensor>) -> Self {
+        Weights { map }
+    }
+
+    fn tensor(&self, name: &str) -> Result<&Tensor, ExportError> {
+        self.map.get(name).ok_or_else(|| ExportError::Weights { name: name.into(), reason: "missing from the checkpoint".into() })
+    }
+
+    /// Flat f32 values of `name`, checking its shape.
+    fn get(&self, name: &str, dims: &[usize]) -> Result<Vec<f32>, ExportError> {
+        let t = self.tensor(name)?;
+        if t.dims() != dims {
+            return Err(ExportError::Weights { name: name.into(), reason: format!("shape {:?}, config expects {dims:?}", t.dims()) });
+        }
+        to_vec(t, name)
+    }
+
+    /// A Linear's weight [out, in] transposed to [in, out], and its bias.
+    fn linear(&self, prefix: &str, fan_in: usize, fan_out: usize) -> Result<(Vec<f32>, Vec<f32>), ExportError> {
+        let w = self.tensor(&format!("{prefix}.weight"))?;
+        if w.dims() != [fan_out, fan_in] {
+            return Err(ExportError::Weights { name: format!("{prefix}.weight"), reason: format!("shape {:?}, config expects [{fan_out}, {fan_in}]", w.dims()) });
+        }
+        let wt = w.t().and_then(|t| t.contiguous()).map_err(|e| ExportError::candle(prefix, e))?;
+        Ok((to_vec(&wt, prefix)?, self.get(&format!("{prefix}.bias"), &[fan_out])?))
+    }
+}
+
+fn to_vec(t: &Tensor, name: &str) -> Result<Vec<f32>, ExportError> {
+    t.flatten_all().and_then(|t| t.to_dtype(candle_core::DType::F32)).and_then(|t| t.to_vec1::<f32>()).map_err(|e| ExportError::candle(name, e))
+}
+
+fn sincos(gh: usize, gw: usize, dim: usize) -> Result<Vec<f32>, ExportError> {
+    let t = sfn_models::vit::sincos_2d(gh, gw, dim, &Device::Cpu).map_err(|e| ExportError::candle("sincos_2d", e))?;
+    to_vec(&t, "sincos_2d")
+}
+
+/// Builder plus the weights and config: the network-level ops.
+struct Net<'a> {
+    g: GraphBuilder,
+    w: &'a Weights<'a>,
+}
+
+impl Net<'_> {
+    fn linear(&mut self, prefix: &str, x: &str, fan_in: usize, fan_out: usize) -> Result<String, ExportError> {
+        let (w, b) = self.w.linear(prefix, fan_in, fan_out)?;
+        Ok(self.g.matmul_const(prefix, x, &w, fan_in, fan_out, Some(&b)))
+    }
+
+    /// (x - mean) / sqrt(var + eps) over the last axis.
+    fn normalize(&mut self, x: &str) -> String {
+        let mean = self.g.node("ReduceMean", &[x], vec![attr_ints("axes", &[-1]), attr_i("keepdims", 1)]);
+        let xc = self.g.node("Sub", &[x, &mean], vec![]);
+        let sq = self.g.node("Mul", &[&xc, &xc], vec![]);
+        let var = self.g.node("ReduceMean", &[&sq], vec![attr_ints("axes", &[-1]), attr_i("keepdims", 1)]);
+        let eps = self.g.scalar(1e-5);
+        let ve = self.g.node("Add", &[&var, &eps], vec![]);
+        let sd = self.g.node("Sqrt", &[&ve], vec![]);
+        self.g.node("Div", &[&xc, &sd], vec![])
+    }
+
+    /// LayerNorm: normalize * gamma + beta.
+    fn layer_norm(&mut self, prefix: &str, x: &str, dim: usize) -> Result<String, ExportError> {
+        let gamma = self.w.get(&format!("{prefix}.weight"), &[dim])?;
+        let beta = self.w.get(&format!("{prefix}.bias"), &[dim])?;
+        let y = self.normalize(x);
+        let gn = self.g.init_f32(&format!("{prefix}.weight"), &[dim], &gamma);
+        let bn = self.g.init_f32(&format!("{prefix}.bias"), &[dim], &beta);
+        let y = self.g.node("Mul", &[&y, &gn], vec![]);
+        Ok(self.g.node("Add", &[&y, &bn], vec![]))
+    }
+
+    fn gelu(&mut self, x: &str) -> String {
+        let inv_sqrt2 = self.g.scalar(std::f32::consts::FRAC_1_SQRT_2);
+        let half = self.g.scalar(0.5);
+        let one = self.g.scalar(1.0);
+        let s = self.g.node("Mul", &[x, &inv_sqrt2], vec![]);
+        let e = self.g.node("Erf", &[&s], vec![]);
+        let e1 = self.g.node("Add", &[&e, &one], vec![]);
+        let xh = self.g.node("Mul", &[x, &half], vec![]);
+        self.g.node("Mul", &[&xh, &e1], vec![])
+    }
+
+    fn silu(&mut self, x: &str) -> String {
+        let s = self.g.node("Sigmoid", &[x], vec![]);
+        self.g.node("Mul", &[x, &s], vec![])
+    }
+
+    fn reshape(&mut self, x: &str, shape: &[i64]) -> String {
+        let s = self.g.ints(shape);
+        self.g.node("Reshape", &[x, &s], vec![])
+    }
+
+    fn transpose(&mut self, x: &str, perm: &[i64]) -> String {
+        self.g.node("Transpose", &[x], vec![attr_ints("perm", perm)])
+    }
+
+    fn slice(&mut self, x: &str, axis: i64, start: i64, end: i64) -> String {
+        let (s, e, a) = (self.g.ints(&[start]), self.g.ints(&[end]), self.g.ints(&[axis]));
+        self.g.node("Slice", &[x, &s, &e, &a], vec![])
+    }
+
+    fn mlp(&mut self, prefix: &str, x: &str, dim: usize, hidden: usize, out: usize) -> Result<String, ExportError> {
+        let h = self.linear(&format!("{prefix}.fc1"), x, dim, hidden)?;
+        let h = self.gelu(&h);
+        self.linear(&format!("{prefix}.fc2"), &h, hidden, out)
+    }
+
+    /// softmax(Q K^T / sqrt(d_h)) V over `t` tokens.
+    fn attention(&mut self, prefix: &str, x: &str, dim: usize, heads: usize, t: usize) -> Result<String, ExportError> {
+        let dh = dim / heads;
+        let qkv = self.linear(&format!("{prefix}.qkv"), x, dim, 3 * dim)?;
+        let qkv = self.reshape(&qkv, &[0, t as i64, 3, heads as i64, dh as i64]);
+        let qkv = self.transpose(&qkv, &[2, 0, 3, 1, 4]);
+        let mut parts = Vec::new();
+        for i in 0..3 {
+            let idx = self.g.const_i64(&[], &[i]);
+            parts.push(self.g.node("Gather", &[&qkv, &idx], vec![attr_i("axis", 0)]));
+        }
+        let kt = self.transpose(&parts[1], &[0, 1, 3, 2]);
+        let att = self.g.node("MatMul", &[&parts[0], &kt], vec![]);
+        let scale = self.g.scalar((1.0 / (dh as f64).sqrt()) as f32);
+        let att = self.g.node("Mul", &[&att, &scale], vec![]);
+        let att = self.g.node("Softmax", &[&att], vec![attr_i("axis", -1)]);
+        let y = self.g.node("MatMul", &[&att, &parts[2]], vec![]);
+        let y = self.transpose(&y, &[0, 2, 1, 3]);
+        let y = self.reshape(&y, &[0, t as i64, dim as i64]);
+        self.linear(&format!("{prefix}.proj"), &y, dim, dim)
+    }
+
+    /// Pre-norm ViT block.
+    fn block(&mut self, prefix: &str, x: &str, cfg: &VitConfig, t: usize) -> Result<String, ExportError> {
+        let d = cfg.dim;
+        let h = self.layer_norm(&format!("{prefix}.ln1"), x, d)?;
+        let h = self.attention(&format!("{prefix}.attn"), &h, d, cfg.heads, t)?;
+        let x = self.g.node("Add", &[x, &h], vec![]);
+        let h = self.layer_norm(&format!("{prefix}.ln2"), &x, d)?;
+        let h = self.mlp(&format!("{prefix}.mlp"), &h, d, d * cfg.mlp_ratio, d)?;
+        Ok(self.g.node("Add", &[&x, &h], vec![]))
+    }
+
+    fn vit_stack(&mut self, prefix: &str, x: &str, cfg: &VitConfig, t: usize) -> Result<String, ExportError> {
+        let mut x = x.to_string();
+        for i in 0..cfg.depth {
+            x = self.block(&format!("{prefix}.blocks.{i}"), &x, cfg, t)?;
+        }
+        self.layer_norm(&format!("{prefix}.norm"), &x, cfg.dim)
+    }
+
+    /// [B, C, H, W] -> [B, gh gw, C p p].
+    fn patchify(&mut self, x: &str, cfg: &SfnConfig) -> String {
+        let (gh, gw) = cfg.grid();
+        let (c, p) = (cfg.image.channels as i64, cfg.patch as i64);
+        let x = self.reshape(x, &[0, c, gh as i64, p, gw as i64, p]);
+        let x = self.transpose(&x, &[0, 2, 4, 1, 3, 5]);
+        self.reshape(&x, &[0, (gh * gw) as i64, c * p * p])
+    }
+
+    /// [B, K, N, d] -> [B, N, K d].
+    fn concat_on_channels(&mut self, x: &str, k: usize, n: usize, d: usize) -> String {
+        let x = self.transpose(x, &[0, 2, 1, 3]);
+        self.reshape(&x, &[0, n as i64, (k * d) as i64])
+    }
+
+    /// One folded expert bank on xhat [BT, d]: SiLU(xhat W1^T + b1) (gated) W2^T (+ bias term).
+    fn expert_bank(&mut self, prefix: &str, xhat: &str, gates: Option<&str>, n: usize, b: usize, d: usize) -> Result<String, ExportError> {
+        let get = |name: &str, dims: &[usize]| -> Result<Tensor, ExportError> {
+            let v = self.w.get(&format!("{prefix}.{name}"), dims)?;
+            Tensor::from_vec(v, dims, &Device::Cpu).map_err(|e| ExportError::candle(prefix, e))
+        };
+        let f = sfn_models::sffm::fold_experts(&get("ln_weight", &[n, d])?, &get("ln_bias", &[n, d])?, &get("w1", &[n, b, d])?, &get("b1", &[n, b])?, &get("w2", &[n, d, b])?, &get("b2", &[n, d])?)
+            .map_err(|e| ExportError::candle(prefix, e))?;
+        let tr = |t: &Tensor| t.t().and_then(|t| t.contiguous()).map_err(|e| ExportError::candle(prefix, e));
+        let w1t = to_vec(&tr(&f.w1)?, prefix)?; // [d, n b]
+        let b1 = to_vec(&f.b1, prefix)?;
+        let w2t = to_vec(&tr(&f.w2)?, prefix)?; // [n b, d]
+        let b2 = to_vec(&f.b2, prefix)?; // [n, d]
+        let h = self.g.matmul_const(&format!("{prefix}.w1"), xhat, &w1t, d, n * b, Some(&b1));
+        let h = self.silu(&h);
+        let h = match gates {
+            Some(g) => {
+                let h3 = self.reshape(&h, &[-1, n as i64, b as i64]);
+                let ax = self.g.ints(&[2]);
+                let g3 = self.g.node("Unsqueeze", &[g, &ax], vec![]);
+                let hg = self.g.node("Mul", &[&h3, &g3], vec![]);
+                self.reshape(&hg, &[-1, (n * b) as i64])
+            }
+            None => h,
+        };
+        let y = self.g.matmul_const(&format!("{prefix}.w2"), &h, &w2t, n * b, d, None);
+        Ok(match gates {
+            // y + g b2
+            Some(g) => {
+                let b2n = self.g.init_f32(&format!("{prefix}.b2"), &[n, d], &b2);
+                let gb = self.g.node("MatMul", &[g, &b2n], vec![]);
+                self.g.node("Add", &[&y, &gb], vec![])
+            }
+            // y + sum_e b2_e
+            None => {
+                let sum: Vec<f32> = (0..d).map(|j| (0..n).map(|e| b2[e * d + j]).sum()).collect();
+                let sn = self.g.init_f32(&format!("{prefix}.b2_sum"), &[d], &sum);
+                self.g.node("Add", &[&y, &sn], vec![])
+            }
+        })
+    }
+
+    /// SFFM on x [B, T, d]: router softmax -> TopK -> renormalised, scaled gates scattered into
+    /// [BT, N] -> routed bank (gated) + shared bank. The router stays fp32 in every precision.
+    fn sffm(&mut self, prefix: &str, x: &str, cfg: &SfnConfig, t: usize) -> Result<String, ExportError> {
+        let s = &cfg.sffm;
+        let d = cfg.decoder.vit.dim;
+        let (n, k) = (s.routed_experts, s.top_k);
+        let xf = self.reshape(x, &[-1, d as i64]);
+        // Router: fp32 weights, no Q/DQ (routing decisions must match the trained model).
+        let router = self.w.get(&format!("{prefix}.router"), &[n, d])?;
+        let rt: Vec<f32> = (0..d).flat_map(|i| (0..n).map(move |e| (i, e))).map(|(i, e)| router[e * d + i]).collect();
+        let rn = self.g.init_f32(&format!("{prefix}.router"), &[d, n], &rt);
+        let logits = self.g.node("MatMul", &[&xf, &rn], vec![]);
+        let probs = self.g.node("Softmax", &[&logits], vec![attr_i("axis", -1)]);
+        let kk = self.g.ints(&[k as i64]);
+        let (vals, idx) = (self.g.fresh("topk_values"), self.g.fresh("topk_indices"));
+        self.g.node_outputs("TopK", &[&probs, &kk], vec![attr_i("axis", -1), attr_i("largest", 1), attr_i("sorted", 1)], &[&vals, &idx]);
+        let ax = self.g.ints(&[1]);
+        let sum = self.g.node("ReduceSum", &[&vals, &ax], vec![attr_i("keepdims", 1)]);
+        let w = self.g.node("Div", &[&vals, &sum], vec![]);
+        let scale = self.g.scalar(s.gate_scale as f32);
+        let w = self.g.node("Mul", &[&w, &scale], vec![]);
+        let shape = self.g.node("Shape", &[&probs], vec![]);
+        let zero = pb::TensorProto { dims: vec![1], data_type: pb::tensor_proto::DataType::Float as i32, float_data: vec![0.0], ..Default::default() };
+        let zeros = self.g.node("ConstantOfShape", &[&shape], vec![attr_t("value", zero)]);
+        let gates = self.g.node("ScatterElements", &[&zeros, &idx, &w], vec![attr_i("axis", 1)]);
+        let xhat = self.normalize(&xf);
+        let mut y = self.expert_bank(&format!("{prefix}.routed"), &xhat, Some(&gates), n, s.bottleneck, d)?;
+        if s.shared_experts > 0 {
+            let ys = self.expert_bank(&format!("{prefix}.shared"), &xhat, None, s.shared_experts, s.bottleneck, d)?;
+            y = self.g.node("Add", &[&y, &ys], vec![]);
+        }
+        Ok(self.reshape(&y, &[-1, t as i64, d as i64]))
+    }
+
+}
+
+/// The per-frame encoder: frame, prev_frame -> tokens, patch_embed, motion.
+pub fn encoder(cfg: &SfnConfig, w: &Weights, mode: Mode) -> Result<(pb::ModelProto, BuildInfo), ExportError> {
+    let mut net = Net { g: GraphBuilder::new("sfn_vad_encoder", mode), w };
+    let i = &cfg.image;
+    let frame_dims = [None, Some(i.channels), Some(i.height), Some(i.width)];
+    let frame = net.g.input(names::FRAME, &frame_dims);
+    let prev = net.g.input(names::PREV_FRAME, &frame_dims);
+    let (gh, gw) = cfg.grid();
+    let np = gh * gw;
+    let cpp = i.channels * cfg.patch * cfg.patch;
+    let (da, dm) = (cfg.appearance.dim, cfg.motion.dim);
+
+    // Appearance: z = ViT(PatchEmbed(I) + pos).
+    let patches = net.patchify(&frame, cfg);
+    let pe = net.linear("appearance.patch_embed.proj", &patches, cpp, da)?;
+    let pos = sincos(gh, gw, da)?;
+    let pos = net.g.init_f32("appearance.pos", &[np, da], &pos);
+    let x = net.g.node("Add", &[&pe, &pos], vec![]);
+    let tokens = net.vit_stack("appearance.vit", &x, &cfg.appearance, np)?;
+
+    // Motion: m = ViT([CLS; PatchEmbed(s (I - I_prev))] + pos).
+    let mut diff = net.g.node("Sub", &[&frame, &prev], vec![]);
+    if cfg.motion_input_scale != 1.0 {
+        let s = net.g.scalar(cfg.motion_input_scale as f32);
+        diff = net.g.node("Mul", &[&diff, &s], vec![]);
+    }
+    let dp = net.patchify(&diff, cfg);
+    let mx = net.linear("motion.patch_embed.proj", &dp, cpp, dm)?;
+    let cls = w.get("motion.cls", &[1, 1, dm])?;
+    let cls = net.g.init_f32("motion.cls", &[1, 1, dm], &cls);
+    let shape = net.g.node("Shape", &[&mx], vec![]);
+    let b = net.slice(&shape, 0, 0, 1);
+    let rest = net.g.ints(&[1, dm as i64]);
+    let cls_shape = net.g.node("Concat", &[&b, &rest], vec![attr_i("axis", 0)]);
+    let cls_b = net.g.node("Expand", &[&cls, &cls_shape], vec![]);
+    let x = net.g.node("Concat", &[&cls_b, &mx], vec![attr_i("axis", 1)]);
+    let mut mpos = vec![0f32; dm];
+    mpos.extend(sincos(gh, gw, dm)?);
+    let mpos = net.g.init_f32("motion.pos", &[np + 1, dm], &mpos);
+    let x = net.g.node("Add", &[&x, &mpos], vec![]);
+    let motion = net.vit_stack("motion.vit", &x, &cfg.motion, np + 1)?;
+
+    net.g.output(&tokens, names::TOKENS, &[None, Some(np), Some(da)]);
+    net.g.output(&pe, names::PATCH_EMBED, &[None, Some(np), Some(da)]);
+    net.g.output(&motion, names::MOTION, &[None, Some(np + 1), Some(dm)]);
+    Ok(net.g.finish("SFN-VAD per-frame encoder: appearance tokens, patch embedding, motion tokens of frame - prev_frame"))
+}
+
+/// The decoder: cached encodings of a window (+ caption) -> predicted frame t+1 and text feature.
+pub fn decoder(cfg: &SfnConfig, w: &Weights, mode: Mode) -> Result<(pb::ModelProto, BuildInfo), ExportError> {
+    let mut net = Net { g: GraphBuilder::new("sfn_vad_decoder", mode), w };
+    let i = &cfg.image;
+    let (gh, gw) = cfg.grid();
+    let np = gh * gw;
+    let (da, dm, d, dt) = (cfg.appearance.dim, cfg.motion.dim, cfg.model_dim, cfg.text_dim);
+    let ft = net.g.input(names::FRAME_TOKENS, &[None, Some(4), Some(np), Some(da)]);
+    let skip = net.g.input(names::SKIP, &[None, Some(np), Some(da)]);
+    let motion = net.g.input(names::MOTIONS, &[None, Some(3), Some(np + 1), Some(dm)]);
+    let text = net.g.input(names::TEXT, &[None, Some(dt)]);
+    let mask = net.g.input(names::TEXT_MASK, &[None, Some(1)]);
+    let last = net.g.input(names::LAST_FRAME, &[None, Some(i.channels), Some(i.height), Some(i.width)]);
+
+    // Tri-modal fusion.
+    let frames = net.concat_on_channels(&ft, 4, np, da);
+    let motions = net.concat_on_channels(&motion, 3, np + 1, dm);
+    let m = net.linear("fusion.motion_proj", &motions, 3 * dm, d)?;
+    let motion_cls = net.slice(&m, 1, 0, 1);
+    let motion_patches = net.slice(&m, 1, 1, 1 + np as i64);
+    let fp = net.linear("fusion.frame_proj", &frames, 4 * da, d)?;
+    let patches = net.g.node("Add", &[&fp, &motion_patches], vec![]);
+    let pos = sincos(gh, gw, d)?;
+    let pos = net.g.init_f32("fusion.pos", &[np, d], &pos);
+    let patches = net.g.node("Add", &[&patches, &pos], vec![]);
+    let tp = net.linear("fusion.text_proj", &text, dt, d)?;
+    let ax1 = net.g.ints(&[1]);
+    let tp = net.g.node("Unsqueeze", &[&tp, &ax1], vec![]);
+    let nc = w.get("fusion.no_caption", &[1, 1, d])?;
+    let nc = net.g.init_f32("fusion.no_caption", &[1, 1, d], &nc);
+    let ax2 = net.g.ints(&[2]);
+    let mask3 = net.g.node("Unsqueeze", &[&mask, &ax2], vec![]);
+    let half = net.g.scalar(0.5);
+    let cond = net.g.node("Greater", &[&mask3, &half], vec![]);
+    let text_tok = net.g.node("Where", &[&cond, &tp, &nc], vec![]);
+    let t = np + 2;
+    let mut h = net.g.node("Concat", &[&text_tok, &motion_cls, &patches], vec![attr_i("axis", 1)]);
+
+    // MJAD layers: h = Filter(Block(h)).
+    let v = &cfg.decoder.vit;
+    for l in 0..v.depth {
+        h = net.block(&format!("decoder.layers.{l}.block"), &h, v, t)?;
+        let fp = format!("decoder.layers.{l}.filter");
+        h = match cfg.sffm.kind {
+            FilterKind::Sffm => net.sffm(&fp, &h, cfg, t)?,
+            FilterKind::Mlp => {
+                let x = net.layer_norm(&format!("{fp}.ln"), &h, v.dim)?;
+                net.mlp(&format!("{fp}.mlp"), &x, v.dim, v.dim * v.mlp_ratio, v.dim)?
+            }
+        };
+    }
+    let h = net.layer_norm("decoder.norm", &h, d)?;
+
+    // Frame head.
+    let hp = net.slice(&h, 1, 2, 2 + np as i64);
+    let cat = net.g.node("Concat", &[&hp, &skip], vec![attr_i("axis", 2)]);
+    let p = cfg.patch;
+    let hid = cfg.decoder.head_channels;
+    let mut x = net.linear("decoder.frame_head.expand", &cat, d + da, hid * p * p)?;
+    if cfg.decoder.bilinear {
+        let gt = net.linear("decoder.frame_head.gate", &hp, d, hid * p * p)?;
+        let vl = net.linear("decoder.frame_head.value", &skip, da, hid * p * p)?;
+        let gv = net.g.node("Mul", &[&gt, &vl], vec![]);
+        x = net.g.node("Add", &[&x, &gv], vec![]);
+    }
+    let x = net.reshape(&x, &[0, gh as i64, gw as i64, hid as i64, p as i64, p as i64]);
+    let x = net.transpose(&x, &[0, 3, 1, 4, 2, 5]);
+    let x = net.reshape(&x, &[0, hid as i64, (gh * p) as i64, (gw * p) as i64]);
+    let c3w = w.get("decoder.frame_head.conv3.weight", &[hid, hid, 3, 3])?;
+    let c3b = w.get("decoder.frame_head.conv3.bias", &[hid])?;
+    let x = net.g.conv("decoder.frame_head.conv3", &x, &c3w, [hid, hid, 3, 3], Some(&c3b), 1);
+    let x = net.g.node("LeakyRelu", &[&x], vec![attr_f("alpha", 0.2)]);
+    let c = i.channels;
+    let c1w = w.get("decoder.frame_head.conv1.weight", &[c, hid, 1, 1])?;
+    let c1b = w.get("decoder.frame_head.conv1.bias", &[c])?;
+    let mut frame = net.g.conv("decoder.frame_head.conv1", &x, &c1w, [c, hid, 1, 1], Some(&c1b), 0);
+    if cfg.decoder.residual {
+        frame = net.g.node("Add", &[&frame, &last], vec![]);
+    }
+    // Text head on the text token.
+    let t0 = net.slice(&h, 1, 0, 1);
+    let t0 = net.g.node("Squeeze", &[&t0, &ax1], vec![]);
+    let text_pred = net.mlp("decoder.text_head", &t0, d, d, dt)?;
+    // Without a residual head `last_frame` stays an (unused) input, so every export has one signature.
+
+    net.g.output(&frame, names::PRED_FRAME, &[None, Some(c), Some(i.height), Some(i.width)]);
+    net.g.output(&text_pred, names::PRED_TEXT, &[None, Some(dt)]);
+    Ok(net.g.finish("SFN-VAD decoder: tri-modal fusion, MJAD layers each followed by the SFFM, frame and text heads"))
+}

@@ -1,0 +1,261 @@
+//! Export a trained SFN-VAD from candle to ONNX: `encoder.onnx` (one frame and its difference to the
+//! previous one -> cached tokens), `decoder.onnx` (a window of cached tokens + caption -> predicted frame
+//! and text feature, every SFFM inside with its TopK routing) and `model.json` (see
+//! [`sfn_infer::manifest`]).
+//!
+//! Precisions: fp32; static int8 in QDQ form, calibrated on normal windows ([`CalibrationSet`]); and
+//! weight-only int8. The graph writer is ours ([`onnx`]), on `tract-onnx`'s protobuf types.
+
+pub mod graph;
+pub mod onnx;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::Tensor;
+use prost::Message;
+use sfn_infer::manifest::{self, GraphSpec, ImageSpec, Manifest, Normalisation, Precision, QuantInfo};
+use sfn_infer::tract::TractRunner;
+use sfn_infer::Runner;
+use sfn_models::scoring::{CausalCalibration, OfflineScoring};
+use sfn_models::SfnConfig;
+use tract_onnx::pb;
+
+use crate::graph::Weights;
+use crate::onnx::{BuildInfo, Mode, QMAX};
+
+/// File names inside an export directory.
+pub const ENCODER_FILE: &str = "encoder.onnx";
+pub const DECODER_FILE: &str = "decoder.onnx";
+
+/// Errors of the export; each names the tensor, file or setting concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("checkpoint tensor `{name}`: {reason}")]
+    Weights { name: String, reason: String },
+    #[error("{what}: {source}")]
+    Candle { what: String, source: candle_core::Error },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("calibration: {0}")]
+    Calibration(String),
+    #[error("invalid model config: {0}")]
+    Config(#[from] sfn_models::ModelError),
+    #[error(transparent)]
+    Infer(#[from] sfn_infer::InferError),
+}
+
+impl ExportError {
+    pub(crate) fn candle(what: &str, source: candle_core::Error) -> Self {
+        ExportError::Candle { what: what.into(), source }
+    }
+}
+
+/// What to export.
+pub struct ExportInput<'a> {
+    pub cfg: &'a SfnConfig,
+    /// Checkpoint tensors by name (`model.safetensors`).
+    pub weights: &'a HashMap<String, Tensor>,
+    /// Causal scoring fitted on training footage (`calibration.json`), if any.
+    pub calibration: Option<CausalCalibration>,
+    pub offline: OfflineScoring,
+}
+
+/// Normal windows for int8 calibration. Each window holds 5 consecutive normalised CHW frames: the frame
+/// before the first input (for its motion), then the 4 inputs t-3..t.
+pub struct CalibrationSet {
+    pub windows: Vec<Vec<f32>>,
+    /// Where they came from, for model.json.
+    pub source: String,
+}
+
+/// Frames per calibration window.
+pub const CALIB_FRAMES: usize = 5;
+
+/// Windows per calibration run (bounds memory).
+const CALIB_CHUNK: usize = 16;
+
+/// Serialised ONNX bytes.
+pub fn to_bytes(model: &pb::ModelProto) -> Vec<u8> {
+    model.encode_to_vec()
+}
+
+/// The encoder and decoder protos for `mode` (no files written).
+pub fn build(input: &ExportInput, mode: &Mode) -> Result<((pb::ModelProto, BuildInfo), (pb::ModelProto, BuildInfo)), ExportError> {
+    input.cfg.validate()?;
+    let w = Weights::new(input.weights);
+    Ok((graph::encoder(input.cfg, &w, mode.clone())?, graph::decoder(input.cfg, &w, mode.clone())?))
+}
+
+/// Adds every distinct site input as an extra graph output; returns the site -> output index map.
+fn with_probes(mut model: pb::ModelProto, info: &BuildInfo) -> (pb::ModelProto, Vec<(String, usize)>) {
+    let g = model.graph.as_mut().expect("builder always sets a graph");
+    let first = g.output.len();
+    let mut tensors: Vec<String> = Vec::new();
+    let mut map = Vec::new();
+    for (site, tensor) in &info.sites {
+        let idx = match tensors.iter().position(|t| t == tensor) {
+            Some(i) => i,
+            None => {
+                tensors.push(tensor.clone());
+                tensors.len() - 1
+            }
+        };
+        map.push((site.clone(), first + idx));
+    }
+    for t in &tensors {
+        let mut vi = onnx::value_info(t, &[]);
+        if let Some(pb::type_proto::Value::TensorType(tt)) = vi.r#type.as_mut().and_then(|ty| ty.value.as_mut()) {
+            tt.shape = None;
+        }
+        g.output.push(vi);
+    }
+    (model, map)
+}
+
+fn update_max(maxes: &mut BTreeMap<String, f32>, map: &[(String, usize)], outs: &[sfn_infer::Array]) {
+    for (site, i) in map {
+        let m = outs[*i].data.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let e = maxes.entry(site.clone()).or_insert(0.0);
+        *e = e.max(m);
+    }
+}
+
+/// Measures every site's input range (max |x|) on the calibration windows with the fp32 graphs run by
+/// tract, and returns per-site activation scales max / 127. Sites that saw only zeros (e.g. the caption
+/// projection when the windows carry no captions) get no scale and stay fp32.
+pub fn calibrate(input: &ExportInput, set: &CalibrationSet) -> Result<BTreeMap<String, f32>, ExportError> {
+    let cfg = input.cfg;
+    let flen = cfg.image.channels * cfg.image.height * cfg.image.width;
+    if set.windows.is_empty() {
+        return Err(ExportError::Calibration(format!("no calibration windows from {}", set.source)));
+    }
+    for (i, w) in set.windows.iter().enumerate() {
+        if w.len() != CALIB_FRAMES * flen {
+            return Err(ExportError::Calibration(format!("window {i} from {} has {} values, expected {CALIB_FRAMES} frames of {flen}", set.source, w.len())));
+        }
+        if let Some(j) = w.iter().position(|v| !v.is_finite()) {
+            return Err(ExportError::Calibration(format!("window {i} from {}: value {j} is not finite", set.source)));
+        }
+    }
+    let ((enc, enc_info), (dec, dec_info)) = build(input, &Mode::Fp32)?;
+    let (enc, enc_map) = with_probes(enc, &enc_info);
+    let (dec, dec_map) = with_probes(dec, &dec_info);
+    let mut enc_run = TractRunner::from_proto(enc, Path::new("<calibration encoder>"))?;
+    let mut dec_run = TractRunner::from_proto(dec, Path::new("<calibration decoder>"))?;
+    let i = &cfg.image;
+    let (np, da, dm, dt) = (cfg.num_patches(), cfg.appearance.dim, cfg.motion.dim, cfg.text_dim);
+    let mut maxes = BTreeMap::new();
+    for chunk in set.windows.chunks(CALIB_CHUNK) {
+        let n = chunk.len();
+        let (mut frames, mut prevs, mut last) = (Vec::new(), Vec::new(), Vec::new());
+        for w in chunk {
+            frames.extend_from_slice(&w[flen..5 * flen]);
+            prevs.extend_from_slice(&w[..4 * flen]);
+            last.extend_from_slice(&w[4 * flen..]);
+        }
+        let shape = [4 * n, i.channels, i.height, i.width];
+        let eo = enc_run.run(&[(manifest::names::FRAME, &shape, &frames), (manifest::names::PREV_FRAME, &shape, &prevs)])?;
+        update_max(&mut maxes, &enc_map, &eo);
+        let (tokens, pe, motion) = (&eo[0].data, &eo[1].data, &eo[2].data);
+        let (tl, ml) = (np * da, (np + 1) * dm);
+        let mut skip = Vec::with_capacity(n * tl);
+        let mut mot = Vec::with_capacity(n * 3 * ml);
+        for j in 0..n {
+            skip.extend_from_slice(&pe[(4 * j + 3) * tl..(4 * j + 4) * tl]);
+            mot.extend_from_slice(&motion[(4 * j + 1) * ml..(4 * j + 4) * ml]);
+        }
+        let text = vec![0f32; n * dt];
+        let mask = vec![0f32; n];
+        let do_ = dec_run.run(&[
+            (manifest::names::FRAME_TOKENS, &[n, 4, np, da], tokens),
+            (manifest::names::SKIP, &[n, np, da], &skip),
+            (manifest::names::MOTIONS, &[n, 3, np + 1, dm], &mot),
+            (manifest::names::TEXT, &[n, dt], &text),
+            (manifest::names::TEXT_MASK, &[n, 1], &mask),
+            (manifest::names::LAST_FRAME, &[n, i.channels, i.height, i.width], &last),
+        ])?;
+        update_max(&mut maxes, &dec_map, &do_);
+    }
+    Ok(maxes.into_iter().filter(|(_, m)| m.is_finite() && *m > 0.0).map(|(s, m)| (s, m / QMAX)).collect())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    let io = |source| ExportError::Io { path: path.into(), source };
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
+}
+
+/// Exports to `out` (created if needed) at `precision`; `calib` is required for [`Precision::Int8Qdq`].
+pub fn export(input: &ExportInput, out: &Path, precision: Precision, calib: Option<&CalibrationSet>) -> Result<Manifest, ExportError> {
+    input.cfg.validate()?;
+    let mode = match precision {
+        Precision::Fp32 => Mode::Fp32,
+        Precision::Int8WeightOnly => Mode::Int8WeightOnly,
+        Precision::Int8Qdq => {
+            let set = calib.ok_or_else(|| ExportError::Calibration("static int8 needs calibration windows (--calib ROOT)".into()))?;
+            Mode::Int8Static(calibrate(input, set)?)
+        }
+    };
+    std::fs::create_dir_all(out).map_err(|source| ExportError::Io { path: out.into(), source })?;
+    let ((enc, enc_info), (dec, dec_info)) = build(input, &mode)?;
+    write_file(&out.join(ENCODER_FILE), &to_bytes(&enc))?;
+    write_file(&out.join(DECODER_FILE), &to_bytes(&dec))?;
+    let quantization = match precision {
+        Precision::Fp32 => None,
+        _ => {
+            let mut kept = vec![
+                "SFFM routers (routing decisions must match the trained model)".to_string(),
+                "attention Q K^T and A V (activation x activation)".into(),
+                "LayerNorm, softmax, GELU/SiLU, biases, positions, CLS/no-caption tokens".into(),
+            ];
+            let mut unq: Vec<String> = enc_info.unquantized_sites.iter().chain(&dec_info.unquantized_sites).cloned().collect();
+            unq.dedup();
+            if !unq.is_empty() {
+                kept.push(format!("inputs of {} (calibration windows gave them no range)", unq.join(", ")));
+            }
+            Some(QuantInfo {
+                weights: "int8 symmetric per output channel, zero point 0, range [-127, 127]".into(),
+                activations: if precision == Precision::Int8Qdq {
+                    "int8 symmetric per tensor (QuantizeLinear/DequantizeLinear), scale = max |x| / 127 over the calibration windows".into()
+                } else {
+                    "fp32".into()
+                },
+                calibration_windows: calib.filter(|_| precision == Precision::Int8Qdq).map_or(0, |c| c.windows.len()),
+                calibration_source: calib.filter(|_| precision == Precision::Int8Qdq).map(|c| c.source.clone()),
+                kept_fp32: kept,
+                quantized_weights: enc_info.quantized_weights + dec_info.quantized_weights,
+                quantized_activations: enc_info.quantized_activations + dec_info.quantized_activations,
+            })
+        }
+    };
+    let cfg = input.cfg;
+    let (gh, gw) = cfg.grid();
+    let m = Manifest {
+        format: manifest::FORMAT.into(),
+        format_version: manifest::FORMAT_VERSION,
+        producer: format!("sfn-export {}", env!("CARGO_PKG_VERSION")),
+        precision,
+        opset: onnx::OPSET,
+        ir_version: onnx::IR_VERSION,
+        image: ImageSpec { height: cfg.image.height, width: cfg.image.width, channels: cfg.image.channels },
+        normalisation: Normalisation::trainer(cfg.image.channels),
+        window: 4,
+        patch: cfg.patch,
+        grid: [gh, gw],
+        text_dim: cfg.text_dim,
+        encoder: GraphSpec::describe_file(out, ENCODER_FILE)?,
+        decoder: GraphSpec::describe_file(out, DECODER_FILE)?,
+        calibration: input.calibration.clone(),
+        offline_scoring: input.offline.clone(),
+        quantization,
+        config: serde_json::to_value(cfg).map_err(|e| ExportError::Calibration(format!("config to JSON: {e}")))?,
+    };
+    let tmp_dir_manifest = m.write(out)?;
+    tracing::info!(path = %tmp_dir_manifest.display(), precision = precision.name(), "exported");
+    Ok(m)
+}

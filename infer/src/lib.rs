@@ -1,0 +1,243 @@
+//! Running an exported SFN-VAD: `model.json` + `encoder.onnx` + `decoder.onnx` (see [`manifest`]).
+//!
+//! Two back-ends behind one [`Runner`] trait:
+//! - [`tract`]: pure Rust, CPU, the default (no native library needed);
+//! - [`onnxruntime`] (feature `ort`): ONNX Runtime loaded at run time from `libonnxruntime.so`
+//!   (`ORT_DYLIB_PATH`), with the CUDA and TensorRT execution providers behind the features `cuda` and
+//!   `tensorrt` (Jetson).
+//!
+//! [`ExportedModel`] wraps the two graphs with typed calls: [`ExportedModel::encode`] for one frame (and its
+//! difference to the previous frame), [`ExportedModel::decode`] for a window of cached encodings.
+
+pub mod manifest;
+#[cfg(feature = "ort")]
+pub mod onnxruntime;
+pub mod tract;
+
+use std::path::{Path, PathBuf};
+
+pub use manifest::{Manifest, Precision};
+use manifest::names;
+
+/// Errors of loading and running an exported model; each names the file or input concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: invalid model.json: {reason}")]
+    Manifest { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Mismatch { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Onnx { path: PathBuf, reason: String },
+    #[error("input `{name}`: {reason}")]
+    Input { name: String, reason: String },
+    #[error("{backend} failed on {graph}: {reason}")]
+    Run { backend: &'static str, graph: String, reason: String },
+    #[error("back-end {backend} unavailable: {reason}")]
+    Backend { backend: String, reason: String },
+}
+
+/// A dense f32 tensor in row-major order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Array {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Array {
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self, InferError> {
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(InferError::Input { name: "array".into(), reason: format!("shape {shape:?} needs {n} values, got {}", data.len()) });
+        }
+        Ok(Array { shape, data })
+    }
+}
+
+/// One graph, ready to run: named f32 inputs in the graph's input order -> outputs in its output order.
+pub trait Runner: Send {
+    /// Back-end name for reports ("tract", "onnxruntime-cpu", ...).
+    fn backend(&self) -> String;
+    fn run(&mut self, inputs: &[(&str, &[usize], &[f32])]) -> Result<Vec<Array>, InferError>;
+}
+
+/// Which back-end runs the graphs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// tract, single-threaded, CPU.
+    Tract,
+    /// ONNX Runtime with the given execution provider (needs the `ort` feature).
+    OnnxRuntime(onnxruntime_options::OrtOptions),
+}
+
+/// Options of the ONNX Runtime back-end, available in every build so configs parse everywhere.
+pub mod onnxruntime_options {
+    use std::path::PathBuf;
+
+    /// Execution provider.
+    #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Provider {
+        Cpu,
+        Cuda,
+        /// TensorRT; falls back to CUDA then CPU for unsupported nodes.
+        TensorRt,
+    }
+
+    /// How to create ONNX Runtime sessions.
+    #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub struct OrtOptions {
+        pub provider: Provider,
+        /// Intra-op threads (1 = one core).
+        pub threads: usize,
+        /// `libonnxruntime.so`; default: `ORT_DYLIB_PATH`.
+        pub library: Option<PathBuf>,
+        /// TensorRT engine cache directory (persistent: the first build takes minutes on a Jetson).
+        pub trt_cache: Option<PathBuf>,
+        pub trt_fp16: bool,
+        /// TensorRT int8 (use with the QDQ export; a calibration table cannot be combined with QDQ).
+        pub trt_int8: bool,
+        /// Fail instead of falling back to the CPU when the provider cannot be registered.
+        pub strict: bool,
+    }
+
+    impl Default for OrtOptions {
+        fn default() -> Self {
+            OrtOptions { provider: Provider::Cpu, threads: 1, library: None, trt_cache: None, trt_fp16: false, trt_int8: false, strict: true }
+        }
+    }
+}
+
+/// Encodings of a batch of frames: what the device caches per frame.
+#[derive(Clone, Debug)]
+pub struct Encoded {
+    /// [B, Np, d_a]
+    pub tokens: Array,
+    /// [B, Np, d_a]
+    pub patch_embed: Array,
+    /// [B, 1 + Np, d_m]
+    pub motion: Array,
+}
+
+/// Decoder outputs.
+#[derive(Clone, Debug)]
+pub struct Decoded {
+    /// Predicted frame t+1 [B, C, H, W].
+    pub frame: Array,
+    /// Predicted text feature [B, text_dim].
+    pub text: Array,
+}
+
+/// An exported model, verified against its manifest and loaded on a back-end.
+pub struct ExportedModel {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    encoder: Box<dyn Runner>,
+    decoder: Box<dyn Runner>,
+}
+
+impl ExportedModel {
+    /// Verifies `dir/model.json` and its ONNX files, then loads both graphs on `backend`.
+    pub fn open(dir: &Path, backend: &BackendKind) -> Result<Self, InferError> {
+        let (manifest, enc, dec) = Manifest::open(dir)?;
+        let enc_path = dir.join(&manifest.encoder.file);
+        let dec_path = dir.join(&manifest.decoder.file);
+        let (encoder, decoder): (Box<dyn Runner>, Box<dyn Runner>) = match backend {
+            BackendKind::Tract => (
+                Box::new(tract::TractRunner::from_proto(enc, &enc_path)?),
+                Box::new(tract::TractRunner::from_proto(dec, &dec_path)?),
+            ),
+            #[cfg(feature = "ort")]
+            BackendKind::OnnxRuntime(opts) => (
+                Box::new(onnxruntime::OrtRunner::open(&enc_path, opts)?),
+                Box::new(onnxruntime::OrtRunner::open(&dec_path, opts)?),
+            ),
+            #[cfg(not(feature = "ort"))]
+            BackendKind::OnnxRuntime(_) => {
+                return Err(InferError::Backend { backend: "onnxruntime".into(), reason: "this build has no `ort` feature".into() })
+            }
+        };
+        Ok(ExportedModel { dir: dir.into(), manifest, encoder, decoder })
+    }
+
+    /// Back-end name.
+    pub fn backend(&self) -> String {
+        self.encoder.backend()
+    }
+
+    fn check(&self, name: &str, data: &[f32], batch: usize, per_sample: usize) -> Result<(), InferError> {
+        if data.len() != batch * per_sample {
+            return Err(InferError::Input {
+                name: name.into(),
+                reason: format!("{} values, expected batch {batch} x {per_sample}", data.len()),
+            });
+        }
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(InferError::Input { name: name.into(), reason: format!("value {i} is {} (not finite)", data[i]) });
+        }
+        Ok(())
+    }
+
+    /// Encodes `batch` frames (normalised CHW, concatenated) with the frames before them.
+    pub fn encode(&mut self, frames: &[f32], prev_frames: &[f32], batch: usize) -> Result<Encoded, InferError> {
+        let i = &self.manifest.image;
+        let shape = [batch, i.channels, i.height, i.width];
+        self.check(names::FRAME, frames, batch, self.manifest.frame_len())?;
+        self.check(names::PREV_FRAME, prev_frames, batch, self.manifest.frame_len())?;
+        let mut out = self.encoder.run(&[(names::FRAME, &shape, frames), (names::PREV_FRAME, &shape, prev_frames)])?.into_iter();
+        let (Some(tokens), Some(patch_embed), Some(motion)) = (out.next(), out.next(), out.next()) else {
+            return Err(InferError::Run { backend: "encoder", graph: self.manifest.encoder.file.clone(), reason: "fewer than 3 outputs".into() });
+        };
+        Ok(Encoded { tokens, patch_embed, motion })
+    }
+
+    /// Decodes `batch` windows. `frame_tokens` [B,4,Np,d_a], `skip` [B,Np,d_a], `motion` [B,3,1+Np,d_m],
+    /// `text` [B,text_dim] with `text_mask` [B] (1 = use it), `last_frame` [B,C,H,W].
+    pub fn decode(
+        &mut self,
+        frame_tokens: &[f32],
+        skip: &[f32],
+        motion: &[f32],
+        text: Option<&[f32]>,
+        last_frame: &[f32],
+        batch: usize,
+    ) -> Result<Decoded, InferError> {
+        let m = &self.manifest;
+        let specs = &m.decoder.inputs;
+        let shape_of = |name: &str| -> Vec<usize> {
+            let mut s = vec![batch];
+            s.extend(specs.iter().find(|t| t.name == name).map(|t| t.per_sample()).unwrap_or_default());
+            s
+        };
+        let shapes: Vec<Vec<usize>> = [names::FRAME_TOKENS, names::SKIP, names::MOTIONS, names::TEXT, names::TEXT_MASK, names::LAST_FRAME]
+            .iter()
+            .map(|n| shape_of(n))
+            .collect();
+        let zeros;
+        let (text, mask) = match text {
+            Some(t) => (t, vec![1f32; batch]),
+            None => {
+                zeros = vec![0f32; batch * m.text_dim];
+                (&zeros[..], vec![0f32; batch])
+            }
+        };
+        let data: [(&str, &[f32]); 6] = [
+            (names::FRAME_TOKENS, frame_tokens),
+            (names::SKIP, skip),
+            (names::MOTIONS, motion),
+            (names::TEXT, text),
+            (names::TEXT_MASK, &mask),
+            (names::LAST_FRAME, last_frame),
+        ];
+        for ((name, d), s) in data.iter().zip(&shapes) {
+            self.check(name, d, batch, s[1..].iter().product())?;
+        }
+        let inputs: Vec<(&str, &[usize], &[f32])> = data.iter().zip(&shapes).map(|((n, d), s)| (*n, &s[..], *d)).collect();
+        let mut out = self.decoder.run(&inputs)?.into_iter();
+        let (Some(frame), Some(text)) = (out.next(), out.next()) else {
+            return Err(InferError::Run { backend: "decoder", graph: self.manifest.decoder.file.clone(), reason: "fewer than 2 outputs".into() });
+        };
+        Ok(Decoded { frame, text })
+    }
+}

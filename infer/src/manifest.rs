@@ -1,0 +1,346 @@
+//! `model.json`: what an exported model directory holds and how to feed it.
+//!
+//! ```text
+//! OUT/model.json     this manifest
+//! OUT/encoder.onnx   frame [B,C,H,W], prev_frame [B,C,H,W] -> tokens, patch_embed, motion
+//! OUT/decoder.onnx   frame_tokens, skip, motion, text, text_mask, last_frame -> frame, text_pred
+//! ```
+//!
+//! Every ONNX file is listed with its sha256, size and I/O signature; [`Manifest::open`] checks all
+//! three before anything runs, so a file swapped or re-exported behind the manifest's back is refused
+//! with the file and the mismatch named.
+
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sfn_scoring::{CausalCalibration, OfflineScoring};
+use tract_onnx::pb;
+
+use crate::InferError;
+
+/// File name of the manifest inside an export directory.
+pub const MANIFEST: &str = "model.json";
+/// Value of [`Manifest::format`].
+pub const FORMAT: &str = "sfn-vad-onnx";
+/// The manifest layout this crate reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Name of the symbolic batch dimension in every graph.
+pub const BATCH: &str = "batch";
+
+/// Input and output names of the two graphs.
+pub mod names {
+    /// Encoder input: the frame, normalised, [B, C, H, W].
+    pub const FRAME: &str = "frame";
+    /// Encoder input: the frame before it (motion = frame - prev_frame) [B, C, H, W].
+    pub const PREV_FRAME: &str = "prev_frame";
+    /// Encoder output: appearance ViT tokens [B, Np, d_a].
+    pub const TOKENS: &str = "tokens";
+    /// Encoder output: patch embedding before the ViT [B, Np, d_a] (the decoder's skip for the last frame).
+    pub const PATCH_EMBED: &str = "patch_embed";
+    /// Encoder output: motion tokens of frame - prev_frame, CLS first [B, 1 + Np, d_m].
+    pub const MOTION: &str = "motion";
+    /// Decoder input: tokens of frames t-3..t, oldest first [B, 4, Np, d_a].
+    pub const FRAME_TOKENS: &str = "frame_tokens";
+    /// Decoder input: patch_embed of frame t [B, Np, d_a].
+    pub const SKIP: &str = "skip";
+    /// Decoder input: motion of frames t-2..t, oldest first [B, 3, 1 + Np, d_m].
+    pub const MOTIONS: &str = "motion";
+    /// Decoder input: caption feature [B, text_dim] (ignored where text_mask is 0).
+    pub const TEXT: &str = "text";
+    /// Decoder input: 1 where a caption feature is given, 0 to use the learned no-caption token [B, 1].
+    pub const TEXT_MASK: &str = "text_mask";
+    /// Decoder input: frame t [B, C, H, W] (the residual head adds it).
+    pub const LAST_FRAME: &str = "last_frame";
+    /// Decoder output: predicted frame t+1 [B, C, H, W].
+    pub const PRED_FRAME: &str = "frame";
+    /// Decoder output: predicted text feature [B, text_dim].
+    pub const PRED_TEXT: &str = "text_pred";
+}
+
+/// Numeric form of the weights and activations in the ONNX files.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// Plain fp32.
+    Fp32,
+    /// QDQ static int8: symmetric per-channel int8 weights, per-tensor int8 activations (calibrated).
+    Int8Qdq,
+    /// int8 weights (symmetric, per channel) dequantised in the graph; fp32 activations.
+    Int8WeightOnly,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Int8Qdq => "int8_qdq",
+            Precision::Int8WeightOnly => "int8_weight_only",
+        }
+    }
+}
+
+/// One dimension: a fixed size or the symbolic batch.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Dim {
+    Fixed(u64),
+    Symbol(String),
+}
+
+/// Name, element type and shape of a graph input or output.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub name: String,
+    /// ONNX element type name; always "float32" here.
+    pub dtype: String,
+    pub shape: Vec<Dim>,
+}
+
+impl TensorSpec {
+    /// A float32 tensor whose first dimension is the batch.
+    pub fn batched(name: &str, rest: &[usize]) -> Self {
+        let mut shape = vec![Dim::Symbol(BATCH.into())];
+        shape.extend(rest.iter().map(|&d| Dim::Fixed(d as u64)));
+        TensorSpec { name: name.into(), dtype: "float32".into(), shape }
+    }
+
+    /// The fixed dimensions after the batch.
+    pub fn per_sample(&self) -> Vec<usize> {
+        self.shape.iter().skip(1).map(|d| match d {
+            Dim::Fixed(n) => *n as usize,
+            Dim::Symbol(_) => 0,
+        }).collect()
+    }
+
+    /// Number of values per sample (product of the fixed dims after the batch).
+    pub fn sample_len(&self) -> usize {
+        self.per_sample().iter().product()
+    }
+}
+
+/// One ONNX file of the export.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct GraphSpec {
+    /// File name, relative to the manifest's directory.
+    pub file: String,
+    /// Lower-case hex sha256 of the file.
+    pub sha256: String,
+    pub bytes: u64,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+}
+
+/// Frame geometry the graphs expect.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ImageSpec {
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+}
+
+/// How camera pixels become the `frame` input (the trainer's data loader does exactly this).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Normalisation {
+    /// "gray" (luma, Rec. 709 weights) or "rgb" (CHW planes R, G, B).
+    pub color: String,
+    /// Resize filter from the native size: "triangle" (bilinear), computed in f32 without 8-bit rounding.
+    pub resize: String,
+    /// Value = scale * v + offset for v in [0, 1] (8-bit v / 255), clamped to `range`.
+    pub scale: f32,
+    pub offset: f32,
+    pub range: [f32; 2],
+}
+
+impl Normalisation {
+    /// The trainer's convention: gray or RGB by channel count, triangle resize, [0,1] -> [-1,1].
+    pub fn trainer(channels: usize) -> Self {
+        Normalisation {
+            color: if channels == 1 { "gray".into() } else { "rgb".into() },
+            resize: "triangle".into(),
+            scale: 2.0,
+            offset: -1.0,
+            range: [-1.0, 1.0],
+        }
+    }
+
+    /// Maps one value in [0, 1] to the model's input range.
+    pub fn apply(&self, v: f32) -> f32 {
+        (self.scale * v + self.offset).clamp(self.range[0], self.range[1])
+    }
+}
+
+/// How an int8 export was made.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct QuantInfo {
+    /// "int8 symmetric per-channel (output channel), zero point 0, range [-127, 127]".
+    pub weights: String,
+    /// For QDQ: "int8 symmetric per-tensor, scale = max |x| / 127 over the calibration windows"; else "fp32".
+    pub activations: String,
+    /// Normal windows the activation ranges were measured on (0 for weight-only).
+    pub calibration_windows: usize,
+    /// Where they came from (dataset root and split), for the record.
+    pub calibration_source: Option<String>,
+    /// Parts kept in fp32 on purpose, with the reason.
+    pub kept_fp32: Vec<String>,
+    /// Quantised weight tensors / activation sites.
+    pub quantized_weights: usize,
+    pub quantized_activations: usize,
+}
+
+/// The whole manifest.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    pub format_version: u32,
+    /// Program that wrote the export, e.g. "sfn-export 0.1.0".
+    pub producer: String,
+    pub precision: Precision,
+    pub opset: i64,
+    pub ir_version: i64,
+    pub image: ImageSpec,
+    pub normalisation: Normalisation,
+    /// Frames per window fed to the decoder (4) and motions (3).
+    pub window: usize,
+    pub patch: usize,
+    /// Patch grid (rows, columns).
+    pub grid: [usize; 2],
+    pub text_dim: usize,
+    pub encoder: GraphSpec,
+    pub decoder: GraphSpec,
+    /// Causal scoring fitted on the training footage, if the checkpoint has it.
+    pub calibration: Option<CausalCalibration>,
+    /// Offline scoring settings for replay.
+    pub offline_scoring: OfflineScoring,
+    pub quantization: Option<QuantInfo>,
+    /// The network's full config (the trainer's `config.json`), for the record.
+    pub config: serde_json::Value,
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn elem_type_name(t: i32) -> String {
+    match pb::tensor_proto::DataType::try_from(t) {
+        Ok(pb::tensor_proto::DataType::Float) => "float32".into(),
+        Ok(other) => format!("{other:?}").to_lowercase(),
+        Err(_) => format!("type {t}"),
+    }
+}
+
+/// The I/O signature written in an ONNX graph (initializers excluded).
+pub fn graph_signature(model: &pb::ModelProto) -> (Vec<TensorSpec>, Vec<TensorSpec>) {
+    let Some(g) = &model.graph else { return (vec![], vec![]) };
+    let inits: std::collections::HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+    let spec = |v: &pb::ValueInfoProto| {
+        let (dtype, shape) = match &v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(pb::type_proto::Value::TensorType(t)) => {
+                let shape = t.shape.as_ref().map(|s| {
+                    s.dim.iter().map(|d| match &d.value {
+                        Some(pb::tensor_shape_proto::dimension::Value::DimValue(n)) => Dim::Fixed(*n as u64),
+                        Some(pb::tensor_shape_proto::dimension::Value::DimParam(p)) => Dim::Symbol(p.clone()),
+                        None => Dim::Symbol("?".into()),
+                    }).collect()
+                }).unwrap_or_default();
+                (elem_type_name(t.elem_type), shape)
+            }
+            None => ("untyped".into(), vec![]),
+        };
+        TensorSpec { name: v.name.clone(), dtype, shape }
+    };
+    let inputs = g.input.iter().filter(|v| !inits.contains(v.name.as_str())).map(spec).collect();
+    let outputs = g.output.iter().map(spec).collect();
+    (inputs, outputs)
+}
+
+fn describe(specs: &[TensorSpec]) -> String {
+    specs.iter().map(|s| {
+        let dims: Vec<String> = s.shape.iter().map(|d| match d {
+            Dim::Fixed(n) => n.to_string(),
+            Dim::Symbol(p) => p.clone(),
+        }).collect();
+        format!("{} {}[{}]", s.name, s.dtype, dims.join(","))
+    }).collect::<Vec<_>>().join(", ")
+}
+
+impl Manifest {
+    /// Reads `dir/model.json` and checks the format; does not look at the ONNX files.
+    pub fn read(dir: &Path) -> Result<Manifest, InferError> {
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read_to_string(&path).map_err(|source| InferError::Io { path: path.clone(), source })?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| InferError::Manifest { path: path.clone(), reason: e.to_string() })?;
+        if m.format != FORMAT || m.format_version != FORMAT_VERSION {
+            return Err(InferError::Manifest {
+                path,
+                reason: format!("format {:?} version {} is not {FORMAT:?} version {FORMAT_VERSION}", m.format, m.format_version),
+            });
+        }
+        Ok(m)
+    }
+
+    /// Reads the manifest and verifies both ONNX files (sha256, size, I/O signature). Returns the
+    /// manifest and the decoded encoder and decoder protos.
+    pub fn open(dir: &Path) -> Result<(Manifest, pb::ModelProto, pb::ModelProto), InferError> {
+        let m = Self::read(dir)?;
+        let enc = m.encoder.verify(dir)?;
+        let dec = m.decoder.verify(dir)?;
+        Ok((m, enc, dec))
+    }
+
+    /// Writes `dir/model.json` (pretty JSON).
+    pub fn write(&self, dir: &Path) -> Result<PathBuf, InferError> {
+        let path = dir.join(MANIFEST);
+        let text = serde_json::to_string_pretty(self).map_err(|e| InferError::Manifest { path: path.clone(), reason: e.to_string() })?;
+        std::fs::write(&path, text).map_err(|source| InferError::Io { path: path.clone(), source })?;
+        Ok(path)
+    }
+
+    /// Number of patches per frame.
+    pub fn num_patches(&self) -> usize {
+        self.grid[0] * self.grid[1]
+    }
+
+    /// Values per frame (C * H * W).
+    pub fn frame_len(&self) -> usize {
+        self.image.channels * self.image.height * self.image.width
+    }
+}
+
+impl GraphSpec {
+    /// Describes the ONNX file `dir/file` as it is on disk (hash, size, signature).
+    pub fn describe_file(dir: &Path, file: &str) -> Result<GraphSpec, InferError> {
+        let path = dir.join(file);
+        let bytes = std::fs::read(&path).map_err(|source| InferError::Io { path: path.clone(), source })?;
+        let proto = pb::ModelProto::decode(&bytes[..]).map_err(|e| InferError::Onnx { path: path.clone(), reason: format!("not an ONNX model: {e}") })?;
+        let (inputs, outputs) = graph_signature(&proto);
+        Ok(GraphSpec { file: file.into(), sha256: sha256_hex(&bytes), bytes: bytes.len() as u64, inputs, outputs })
+    }
+
+    /// Checks the file against this spec; returns its decoded proto.
+    pub fn verify(&self, dir: &Path) -> Result<pb::ModelProto, InferError> {
+        let path = dir.join(&self.file);
+        let bytes = std::fs::read(&path).map_err(|source| InferError::Io { path: path.clone(), source })?;
+        let sha = sha256_hex(&bytes);
+        if sha != self.sha256 {
+            return Err(InferError::Mismatch {
+                path,
+                reason: format!("sha256 is {sha} but model.json says {} ({} bytes on disk, {} in model.json)", self.sha256, bytes.len(), self.bytes),
+            });
+        }
+        let proto = pb::ModelProto::decode(&bytes[..]).map_err(|e| InferError::Onnx { path: path.clone(), reason: format!("not an ONNX model: {e}") })?;
+        let (inputs, outputs) = graph_signature(&proto);
+        for (what, want, got) in [("inputs", &self.inputs, &inputs), ("outputs", &self.outputs, &outputs)] {
+            if want != got {
+                return Err(InferError::Mismatch {
+                    path,
+                    reason: format!("graph {what} are [{}] but model.json says [{}]", describe(got), describe(want)),
+                });
+            }
+        }
+        Ok(proto)
+    }
+}

@@ -1,0 +1,170 @@
+//! `sfn-train export`: a model directory -> ONNX exports (fp32, and optionally calibrated QDQ int8 and
+//! weight-only int8), plus scoring an export on a dataset with tract or ONNX Runtime.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+use sfn_export::{CalibrationSet, ExportInput};
+use sfn_infer::manifest::Manifest;
+use sfn_infer::{BackendKind, ExportedModel, Precision};
+use sfn_models::scoring::{self, CausalCalibration, ErrorPooling, OfflineScoring};
+use sfn_models::SfnConfig;
+
+use crate::checkpoint::{self, CheckpointError};
+use crate::data::{load_labels, Dataset};
+use crate::eval::{score_set, ScoreSet};
+use crate::train::frame_format;
+use crate::TrainerError;
+
+/// Sub-directories of the export for the int8 variants (each a complete export with its model.json).
+pub const INT8_DIR: &str = "int8";
+pub const INT8_WEIGHTS_DIR: &str = "int8-weights";
+
+/// What `sfn-train export` does.
+#[derive(Clone, Debug)]
+pub struct ExportOptions {
+    pub model: PathBuf,
+    pub out: PathBuf,
+    /// Also write static QDQ int8 to OUT/int8 (needs `calib`).
+    pub int8: bool,
+    /// Also write weight-only int8 to OUT/int8-weights.
+    pub weight_int8: bool,
+    /// Dataset root whose training split gives the normal calibration windows.
+    pub calib: Option<PathBuf>,
+    pub calib_windows: usize,
+}
+
+/// Loads a checkpoint for export: config, weights (checked against the config by building the model
+/// from them), the causal calibration if present.
+pub fn load_for_export(dir: &Path) -> Result<(SfnConfig, std::collections::HashMap<String, candle_core::Tensor>, Option<CausalCalibration>), TrainerError> {
+    // load_model checks every name and shape against the config and names the file on mismatch.
+    let loaded = checkpoint::load_model(dir)?;
+    let weights = checkpoint::load_tensors(&dir.join(checkpoint::WEIGHTS))?;
+    let cal_path = dir.join(checkpoint::CALIBRATION);
+    let calibration = if cal_path.exists() { Some(checkpoint::read_json(&cal_path)?) } else { None };
+    Ok((loaded.cfg, weights, calibration))
+}
+
+/// `n` normal windows spread evenly over ROOT/training, each 5 frames (prev + 4 inputs).
+pub fn calibration_windows(root: &Path, cfg: &SfnConfig, n: usize) -> Result<CalibrationSet, TrainerError> {
+    let ds = Dataset::open(root, "training", &frame_format(cfg))?;
+    let all = ds.windows();
+    if all.is_empty() || n == 0 {
+        return Err(TrainerError::Usage(format!("{}: no calibration windows (training clips need 5+ frames; --calib-windows {n})", root.display())));
+    }
+    let n = n.min(all.len());
+    let windows = (0..n)
+        .map(|k| ds.try_batch(&[all[k * all.len() / n]]))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CalibrationSet { windows, source: format!("{} (training split, {n} of {} windows, evenly spaced)", root.display(), all.len()) })
+}
+
+/// Writes the exports; returns (directory, manifest) for each.
+pub fn export(opts: &ExportOptions) -> Result<Vec<(PathBuf, Manifest)>, TrainerError> {
+    if opts.int8 && opts.calib.is_none() {
+        return Err(TrainerError::Usage("--int8 needs --calib ROOT (a dataset whose training split holds normal footage)".into()));
+    }
+    let (cfg, weights, calibration) = load_for_export(&opts.model)?;
+    let input = ExportInput { cfg: &cfg, weights: &weights, calibration, offline: OfflineScoring::default() };
+    let mut done = vec![(opts.out.clone(), sfn_export::export(&input, &opts.out, Precision::Fp32, None)?)];
+    if opts.int8 {
+        let root = opts.calib.as_ref().expect("checked above");
+        let set = calibration_windows(root, &cfg, opts.calib_windows)?;
+        let dir = opts.out.join(INT8_DIR);
+        done.push((dir.clone(), sfn_export::export(&input, &dir, Precision::Int8Qdq, Some(&set))?));
+    }
+    if opts.weight_int8 {
+        let dir = opts.out.join(INT8_WEIGHTS_DIR);
+        done.push((dir.clone(), sfn_export::export(&input, &dir, Precision::Int8WeightOnly, None)?));
+    }
+    Ok(done)
+}
+
+/// Visual errors of an exported model on every clip of `ds` (targets 4.., as the trainer's eval):
+/// each frame encoded once, each window decoded from the cached encodings.
+pub fn onnx_errors(model: &mut ExportedModel, ds: &Dataset, pooling: ErrorPooling, batch: usize) -> Result<Vec<Vec<f32>>, TrainerError> {
+    let m = model.manifest.clone();
+    let fl = m.frame_len();
+    let (np, da) = (m.num_patches(), m.encoder.outputs[0].per_sample()[1]);
+    let dm = m.encoder.outputs[2].per_sample()[1];
+    let (tl, ml) = (np * da, (np + 1) * dm);
+    let batch = batch.max(1);
+    let mut out = Vec::with_capacity(ds.clips.len());
+    for clip in &ds.clips {
+        let n = clip.frames.len();
+        let (mut tokens, mut pe, mut motion) = (Vec::with_capacity(n * tl), Vec::with_capacity(n * tl), Vec::with_capacity(n * ml));
+        for start in (0..n).step_by(batch) {
+            let end = (start + batch).min(n);
+            let frames: Vec<f32> = clip.frames[start..end].iter().flatten().copied().collect();
+            let prevs: Vec<f32> = (start..end).flat_map(|k| clip.frames[k.saturating_sub(1)].iter().copied()).collect();
+            let e = model.encode(&frames, &prevs, end - start)?;
+            tokens.extend(e.tokens.data);
+            pe.extend(e.patch_embed.data);
+            motion.extend(e.motion.data);
+        }
+        let targets: Vec<usize> = (4..n).collect();
+        let mut errs = Vec::with_capacity(targets.len());
+        for chunk in targets.chunks(batch) {
+            let b = chunk.len();
+            let (mut ft, mut sk, mut mo, mut last) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for &t in chunk {
+                ft.extend_from_slice(&tokens[(t - 4) * tl..t * tl]);
+                sk.extend_from_slice(&pe[(t - 1) * tl..t * tl]);
+                mo.extend_from_slice(&motion[(t - 3) * ml..t * ml]);
+                last.extend_from_slice(&clip.frames[t - 1]);
+            }
+            let d = model.decode(&ft, &sk, &mo, None, &last, b)?;
+            for (j, &t) in chunk.iter().enumerate() {
+                let i = &m.image;
+                errs.push(pooling.pool(&d.frame.data[j * fl..(j + 1) * fl], &clip.frames[t], i.channels, i.height, i.width)?);
+            }
+        }
+        out.push(errs);
+    }
+    Ok(out)
+}
+
+/// Figures of an exported model on a labelled test split.
+#[derive(Serialize, Clone, Debug)]
+pub struct OnnxEval {
+    pub backend: String,
+    pub precision: String,
+    pub pooling: String,
+    pub offline: ScoreSet,
+    pub causal: Option<ScoreSet>,
+    pub frames: usize,
+    pub seconds: f64,
+}
+
+/// Scores ROOT/testing with an export on `backend` (offline always; causal where model.json has a calibration).
+pub fn evaluate_export(dir: &Path, data: &Path, backend: &BackendKind, batch: usize) -> Result<OnnxEval, TrainerError> {
+    let t0 = Instant::now();
+    let mut model = ExportedModel::open(dir, backend)?;
+    let m = model.manifest.clone();
+    let cfg: SfnConfig = serde_json::from_value(m.config.clone())
+        .map_err(|e| CheckpointError::Mismatch { path: dir.join(sfn_infer::manifest::MANIFEST), reason: format!("config: {e}") })?;
+    let ds = Dataset::open(data, "testing", &frame_format(&cfg))?;
+    let labels = load_labels(data)?;
+    ds.check_labels(&labels)?;
+    let pooling = m.calibration.as_ref().map_or(ErrorPooling::FrameMean, |c| c.pooling);
+    let errors = onnx_errors(&mut model, &ds, pooling, batch)?;
+    let mut offline = Vec::new();
+    let mut causal = Vec::new();
+    for (clip, err) in ds.clips.iter().zip(&errors) {
+        let l = labels[&clip.name][4..].to_vec();
+        offline.push((clip.name.clone(), scoring::try_offline_scores(err, None, &m.offline_scoring)?, l.clone()));
+        if let Some(cal) = &m.calibration {
+            causal.push((clip.name.clone(), scoring::causal_scores(err, None, cal), l));
+        }
+    }
+    Ok(OnnxEval {
+        backend: model.backend(),
+        precision: m.precision.name().into(),
+        pooling: pooling.name(),
+        offline: score_set(&offline),
+        causal: m.calibration.as_ref().map(|_| score_set(&causal)),
+        frames: errors.iter().map(Vec::len).sum(),
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
