@@ -2,7 +2,9 @@
 # Install what the test suite needs outside Rust. Idempotent: a machine that already has
 # everything is left untouched and needs no network.
 #   - fonts-dejavu-core (Debian/Ubuntu): a TTF font for the plots' text (trainer/src/plot.rs).
-#   - <repo>/.venv with numpy + scikit-learn: reference for trainer/tests/auc_sklearn.rs.
+#   - <repo>/.venv with numpy + scikit-learn: reference for trainer/tests/auc_sklearn.rs;
+#     onnx (checker) and onnxruntime (its libonnxruntime.so is what the `ort` back-end loads):
+#     consumers of the exported models in trainer/tests/export.rs and the benchmarks.
 # Environment: PYTHON (interpreter used to create the venv, default python3).
 set -euo pipefail
 
@@ -33,11 +35,11 @@ else
     "$python" -m venv "$venv"
 fi
 
-if "$venv/bin/python" -c 'import numpy, sklearn' >/dev/null 2>&1; then
-    say "numpy and scikit-learn already in the venv"
+if "$venv/bin/python" -c 'import numpy, sklearn, onnx, onnxruntime' >/dev/null 2>&1; then
+    say "numpy, scikit-learn, onnx and onnxruntime already in the venv"
 else
-    say "installing numpy and scikit-learn into the venv (pip)"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check numpy scikit-learn
+    say "installing numpy, scikit-learn, onnx and onnxruntime into the venv (pip)"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check numpy scikit-learn onnx onnxruntime
 fi
 
-say "done ($("$venv/bin/python" -c 'import sklearn, numpy; print("scikit-learn", sklearn.__version__, "numpy", numpy.__version__)'))"
+say "done ($("$venv/bin/python" -c 'import sklearn, numpy, onnx, onnxruntime; print("scikit-learn", sklearn.__version__, "numpy", numpy.__version__, "onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__)'))"

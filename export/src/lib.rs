@@ -103,8 +103,17 @@ fn with_probes(mut model: pb::ModelProto, info: &BuildInfo) -> (pb::ModelProto, 
         };
         map.push((site.clone(), first + idx));
     }
-    for t in &tensors {
-        let mut vi = onnx::value_info(t, &[]);
+    for (k, t) in tensors.iter().enumerate() {
+        // Through an Identity: a probe may be a graph input, whose declared type must stay its own.
+        let name = format!("calibration_probe_{k}");
+        g.node.push(pb::NodeProto {
+            input: vec![t.clone()],
+            output: vec![name.clone()],
+            name: format!("probe_{k}"),
+            op_type: "Identity".into(),
+            ..Default::default()
+        });
+        let mut vi = onnx::value_info(&name, &[]);
         if let Some(pb::type_proto::Value::TensorType(tt)) = vi.r#type.as_mut().and_then(|ty| ty.value.as_mut()) {
             tt.shape = None;
         }
@@ -177,6 +186,11 @@ pub fn calibrate(input: &ExportInput, set: &CalibrationSet) -> Result<BTreeMap<S
         ])?;
         update_max(&mut maxes, &dec_map, &do_);
     }
+    // The patch embeddings read normalised pixels (and their differences), whose full range is known:
+    // use it, so a bright anomaly is not clipped to the brightest normal pixel.
+    let pixel = 1.0f32;
+    maxes.insert("appearance.patch_embed.proj".into(), pixel);
+    maxes.insert("motion.patch_embed.proj".into(), 2.0 * pixel * input.cfg.motion_input_scale.abs() as f32);
     Ok(maxes.into_iter().filter(|(_, m)| m.is_finite() && *m > 0.0).map(|(s, m)| (s, m / QMAX)).collect())
 }
 
