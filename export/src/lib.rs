@@ -80,8 +80,11 @@ pub fn to_bytes(model: &pb::ModelProto) -> Vec<u8> {
     model.encode_to_vec()
 }
 
+/// One built graph and what was built.
+pub type Built = (pb::ModelProto, BuildInfo);
+
 /// The encoder and decoder protos for `mode` (no files written).
-pub fn build(input: &ExportInput, mode: &Mode) -> Result<((pb::ModelProto, BuildInfo), (pb::ModelProto, BuildInfo)), ExportError> {
+pub fn build(input: &ExportInput, mode: &Mode) -> Result<(Built, Built), ExportError> {
     input.cfg.validate()?;
     let w = Weights::new(input.weights);
     Ok((graph::encoder(input.cfg, &w, mode.clone())?, graph::decoder(input.cfg, &w, mode.clone())?))
@@ -272,4 +275,43 @@ pub fn export(input: &ExportInput, out: &Path, precision: Precision, calib: Opti
     let tmp_dir_manifest = m.write(out)?;
     tracing::info!(path = %tmp_dir_manifest.display(), precision = precision.name(), "exported");
     Ok(m)
+}
+
+/// Floating-point operations (2 per multiply-add, matrix products and convolutions only) of one encoder
+/// call per frame and one decoder call per window: the roofline's F.
+pub fn flops(cfg: &SfnConfig) -> (f64, f64) {
+    let f = |x: usize| x as f64;
+    let np = f(cfg.num_patches());
+    let cpp = f(cfg.image.channels * cfg.patch * cfg.patch);
+    let vit = |v: &sfn_models::config::VitConfig, t: f64| {
+        let d = f(v.dim);
+        f(v.depth) * (2.0 * t * d * 3.0 * d + 2.0 * 2.0 * t * t * d + 2.0 * t * d * d + 2.0 * 2.0 * t * d * d * f(v.mlp_ratio))
+    };
+    let (da, dm, d, dt) = (f(cfg.appearance.dim), f(cfg.motion.dim), f(cfg.model_dim), f(cfg.text_dim));
+    let encoder = 2.0 * np * cpp * da + vit(&cfg.appearance, np) + 2.0 * np * cpp * dm + vit(&cfg.motion, np + 1.0);
+    let t = np + 2.0;
+    let s = &cfg.sffm;
+    let filter = match s.kind {
+        sfn_models::config::FilterKind::Sffm => {
+            let nb = f(s.routed_experts * s.bottleneck);
+            let sb = f(s.shared_experts * s.bottleneck);
+            2.0 * t * d * f(s.routed_experts) + 2.0 * 2.0 * t * d * nb + 2.0 * 2.0 * t * d * sb
+        }
+        sfn_models::config::FilterKind::Mlp => 2.0 * 2.0 * t * d * d * f(cfg.decoder.vit.mlp_ratio),
+    };
+    let hid = f(cfg.decoder.head_channels);
+    let pp = f(cfg.patch * cfg.patch);
+    let hw = f(cfg.image.height * cfg.image.width);
+    let mut head = 2.0 * np * (d + da) * hid * pp + 2.0 * hw * hid * hid * 9.0 + 2.0 * hw * hid * f(cfg.image.channels);
+    if cfg.decoder.bilinear {
+        head += 2.0 * np * (d + da) * hid * pp;
+    }
+    let decoder = 2.0 * np * 4.0 * da * d
+        + 2.0 * (np + 1.0) * 3.0 * dm * d
+        + 2.0 * dt * d
+        + vit(&cfg.decoder.vit, t)
+        + f(cfg.decoder.vit.depth) * filter
+        + head
+        + 2.0 * (d * d + d * dt);
+    (encoder, decoder)
 }

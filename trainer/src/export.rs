@@ -35,15 +35,40 @@ pub struct ExportOptions {
     pub calib_windows: usize,
 }
 
+/// `libonnxruntime.so.1*` of the `onnxruntime` wheel in `venv` (the repo's `.venv`, made by
+/// `scripts/setup.sh`); `ORT_DYLIB_PATH` wins when set.
+pub fn onnxruntime_library(venv: &Path) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        return Some(p.into());
+    }
+    let lib = std::fs::read_dir(venv.join("lib")).ok()?;
+    for py in lib.flatten() {
+        let capi = py.path().join("site-packages/onnxruntime/capi");
+        for e in std::fs::read_dir(&capi).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with("libonnxruntime.so.1") {
+                return Some(e.path());
+            }
+        }
+    }
+    None
+}
+
+/// A checkpoint as the exporter needs it.
+pub struct ExportSource {
+    pub cfg: SfnConfig,
+    pub weights: std::collections::HashMap<String, candle_core::Tensor>,
+    pub calibration: Option<CausalCalibration>,
+}
+
 /// Loads a checkpoint for export: config, weights (checked against the config by building the model
 /// from them), the causal calibration if present.
-pub fn load_for_export(dir: &Path) -> Result<(SfnConfig, std::collections::HashMap<String, candle_core::Tensor>, Option<CausalCalibration>), TrainerError> {
+pub fn load_for_export(dir: &Path) -> Result<ExportSource, TrainerError> {
     // load_model checks every name and shape against the config and names the file on mismatch.
     let loaded = checkpoint::load_model(dir)?;
     let weights = checkpoint::load_tensors(&dir.join(checkpoint::WEIGHTS))?;
     let cal_path = dir.join(checkpoint::CALIBRATION);
     let calibration = if cal_path.exists() { Some(checkpoint::read_json(&cal_path)?) } else { None };
-    Ok((loaded.cfg, weights, calibration))
+    Ok(ExportSource { cfg: loaded.cfg, weights, calibration })
 }
 
 /// `n` normal windows spread evenly over ROOT/training, each 5 frames (prev + 4 inputs).
@@ -65,7 +90,7 @@ pub fn export(opts: &ExportOptions) -> Result<Vec<(PathBuf, Manifest)>, TrainerE
     if opts.int8 && opts.calib.is_none() {
         return Err(TrainerError::Usage("--int8 needs --calib ROOT (a dataset whose training split holds normal footage)".into()));
     }
-    let (cfg, weights, calibration) = load_for_export(&opts.model)?;
+    let ExportSource { cfg, weights, calibration } = load_for_export(&opts.model)?;
     let input = ExportInput { cfg: &cfg, weights: &weights, calibration, offline: OfflineScoring::default() };
     let mut done = vec![(opts.out.clone(), sfn_export::export(&input, &opts.out, Precision::Fp32, None)?)];
     if opts.int8 {

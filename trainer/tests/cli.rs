@@ -536,3 +536,47 @@ fn eval_rejects_bad_inputs() {
     // The intact model still evaluates.
     expect_ok("eval", &eval(&model, &data, &reports.join("good.json")));
 }
+
+/// `sfn-train export` + `eval-onnx`: the exported model scores the test split exactly as candle does
+/// (same micro AUC on tract and ONNX Runtime, fp32); int8 exports run; bad usage is refused.
+#[test]
+fn export_then_eval_onnx_matches_candle_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(&tmp.path().join("data"), 2, 2, 24);
+    let model = tmp.path().join("model");
+    expect_ok("train", &train(&data, &model, &["--epochs", "1"]));
+    let report = tmp.path().join("report.json");
+    expect_ok("eval", &eval(&model, &data, &report));
+    let candle = read_json(&report);
+    let out = tmp.path().join("onnx");
+    let o = sfn_train([OsStr::new("export"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--out"), out.as_os_str(), OsStr::new("--int8"), OsStr::new("--calib"), data.as_os_str(), OsStr::new("--calib-windows"), OsStr::new("8"), OsStr::new("--weight-int8")]);
+    expect_ok("export", &o);
+    assert!(o.stdout.contains("fp32") && o.stdout.contains("int8_qdq") && o.stdout.contains("int8_weight_only"), "{}", o.stdout);
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join(".venv");
+    let lib = sfn_trainer::export::onnxruntime_library(&venv).expect("libonnxruntime: run scripts/setup.sh");
+    for backend in ["tract", "onnxruntime"] {
+        let r = tmp.path().join(format!("{backend}.json"));
+        let o = Command::new(env!("CARGO_BIN_EXE_sfn-train"))
+            .args([OsStr::new("eval-onnx"), OsStr::new("--model"), out.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--backend"), OsStr::new(backend), OsStr::new("--report"), r.as_os_str()])
+            .env("ORT_DYLIB_PATH", &lib)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{backend}: {}", String::from_utf8_lossy(&o.stderr));
+        let got = read_json(&r);
+        for (a, b) in [(&got["offline"]["micro_auc"], &candle["micro_auc"]), (&got["causal"]["micro_auc"], &candle["causal"]["micro_auc"])] {
+            let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+            assert!((a - b).abs() < 1e-6, "{backend}: AUC {a} vs candle {b}");
+        }
+    }
+    for sub in ["int8", "int8-weights"] {
+        let o = sfn_train([OsStr::new("eval-onnx"), OsStr::new("--model"), out.join(sub).as_os_str(), OsStr::new("--data"), data.as_os_str()]);
+        expect_ok(sub, &o);
+        assert!(o.stdout.contains("offline micro"), "{}", o.stdout);
+    }
+    // --int8 without --calib is a usage error; a missing export dir names model.json.
+    let o = sfn_train([OsStr::new("export"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--out"), out.as_os_str(), OsStr::new("--int8")]);
+    expect_err("int8 without calib", &o, &["--calib"]);
+    let o = sfn_train([OsStr::new("eval-onnx"), OsStr::new("--model"), tmp.path().join("nope").as_os_str(), OsStr::new("--data"), data.as_os_str()]);
+    expect_err("missing export", &o, &["model.json"]);
+}

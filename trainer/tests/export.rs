@@ -31,22 +31,8 @@ fn venv_python() -> PathBuf {
 
 /// libonnxruntime from ORT_DYLIB_PATH or the repo venv's onnxruntime wheel.
 fn ort_library() -> PathBuf {
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
-        return p.into();
-    }
-    let lib = repo().join(".venv/lib");
-    for py in std::fs::read_dir(&lib).unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup.sh", lib.display())) {
-        let capi = py.unwrap().path().join("site-packages/onnxruntime/capi");
-        if let Ok(entries) = std::fs::read_dir(&capi) {
-            for e in entries {
-                let p = e.unwrap().path();
-                if p.file_name().unwrap().to_string_lossy().starts_with("libonnxruntime.so.1") {
-                    return p;
-                }
-            }
-        }
-    }
-    panic!("no libonnxruntime.so in {}: run scripts/setup.sh", lib.display());
+    let venv = repo().join(".venv");
+    sfn_trainer::export::onnxruntime_library(&venv).unwrap_or_else(|| panic!("no libonnxruntime.so in {}: run scripts/setup.sh", venv.display()))
 }
 
 fn ort() -> BackendKind {
@@ -289,4 +275,26 @@ fn bad_inputs_are_named() {
     // Static int8 without calibration data.
     let err = export(&ExportOptions { int8: true, ..opts }).err().unwrap().to_string();
     assert!(err.contains("--calib"), "{err}");
+}
+
+#[test]
+fn trtexec_script_reads_shapes_from_model_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = SfnConfig::tiny();
+    let ck = tmp.path().join("m");
+    checkpoint_dir(&ck, &cfg, 2);
+    let out = tmp.path().join("onnx");
+    export(&ExportOptions { model: ck, out: out.clone(), int8: false, weight_int8: false, calib: None, calib_windows: 0 }).unwrap();
+    let run = Command::new("bash").arg(repo().join("scripts/trt-engines.sh")).args(["--dry-run", "--fp16", "--max-batch", "6"]).arg(&out).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    let (h, w) = (cfg.image.height, cfg.image.width);
+    let np = cfg.num_patches();
+    assert!(stdout.contains(&format!("--minShapes=frame:1x1x{h}x{w}\\,prev_frame:1x1x{h}x{w}")), "{stdout}");
+    assert!(stdout.contains(&format!("motion:6x3x{}x{}", np + 1, cfg.motion.dim)), "{stdout}");
+    assert!(stdout.contains("--fp16") && stdout.contains("decoder.plan"), "{stdout}");
+    // A directory without model.json is refused with its name.
+    let run = Command::new("bash").arg(repo().join("scripts/trt-engines.sh")).arg(tmp.path()).output().unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("model.json"));
 }

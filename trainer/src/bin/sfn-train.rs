@@ -107,6 +107,21 @@ enum Cmd {
         /// Write the figures as JSON here.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// ONNX Runtime execution provider; cuda and tensorrt need a build with `--features cuda,tensorrt`
+        /// and a GPU build of libonnxruntime.
+        #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda", "tensorrt"])]
+        provider: String,
+        /// ONNX Runtime intra-op threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// TensorRT engine cache directory (keep it: the first engine build takes minutes on a Jetson).
+        #[arg(long)]
+        trt_cache: Option<PathBuf>,
+        #[arg(long)]
+        trt_fp16: bool,
+        /// TensorRT int8: use with the QDQ export (OUT/int8).
+        #[arg(long)]
+        trt_int8: bool,
     },
     /// Zero-download demo: synthesize a walkway scene (walkers; test clips add a fast intruder),
     /// train the `tiny` preset on its normal clips, evaluate on the test clips, print the AUCs.
@@ -185,9 +200,22 @@ fn main() -> Result<()> {
                 );
             }
         }
-        Cmd::EvalOnnx { model, data, backend, batch_size, report } => {
+        Cmd::EvalOnnx { model, data, backend, batch_size, report, provider, threads, trt_cache, trt_fp16, trt_int8 } => {
+            use sfn_infer::onnxruntime_options::{OrtOptions, Provider};
             let backend = match backend.as_str() {
-                "onnxruntime" => sfn_infer::BackendKind::OnnxRuntime(Default::default()),
+                "onnxruntime" => sfn_infer::BackendKind::OnnxRuntime(OrtOptions {
+                    provider: match provider.as_str() {
+                        "cuda" => Provider::Cuda,
+                        "tensorrt" => Provider::TensorRt,
+                        _ => Provider::Cpu,
+                    },
+                    threads,
+                    library: None,
+                    trt_cache,
+                    trt_fp16,
+                    trt_int8,
+                    strict: true,
+                }),
                 _ => sfn_infer::BackendKind::Tract,
             };
             let r = sfn_trainer::export::evaluate_export(&model, &data, &backend, batch_size)?;
