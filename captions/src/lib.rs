@@ -112,6 +112,11 @@ impl<P: CaptionProvider> Fallback<P> {
     pub fn into_inner(self) -> P {
         self.inner
     }
+
+    /// Forgets the last good caption (a new video starts: its captions must not come from another one).
+    pub fn reset(&mut self) {
+        self.last = None;
+    }
 }
 
 impl<P: CaptionProvider> CaptionProvider for Fallback<P> {
@@ -139,5 +144,15 @@ impl<P: CaptionProvider> CaptionProvider for Fallback<P> {
                 }
             },
         }
+    }
+}
+
+impl<P: CaptionProvider + ?Sized> CaptionProvider for Box<P> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    fn caption(&mut self, clip: &Clip) -> Result<String, CaptionError> {
+        (**self).caption(clip)
     }
 }

@@ -59,12 +59,16 @@ pub struct ExportInput<'a> {
     /// Causal scoring fitted on training footage (`calibration.json`), if any.
     pub calibration: Option<CausalCalibration>,
     pub offline: OfflineScoring,
+    /// The semantic branch the model was trained with, if any.
+    pub text: Option<sfn_infer::manifest::TextSpec>,
 }
 
 /// Normal windows for int8 calibration. Each window holds 5 consecutive normalised CHW frames: the frame
 /// before the first input (for its motion), then the 4 inputs t-3..t.
 pub struct CalibrationSet {
     pub windows: Vec<Vec<f32>>,
+    /// Caption feature of each window's input clip (models trained with captions); None = no caption.
+    pub texts: Option<Vec<Vec<f32>>>,
     /// Where they came from, for model.json.
     pub source: String,
 }
@@ -158,8 +162,14 @@ pub fn calibrate(input: &ExportInput, set: &CalibrationSet) -> Result<BTreeMap<S
     let i = &cfg.image;
     let (np, da, dm, dt) = (cfg.num_patches(), cfg.appearance.dim, cfg.motion.dim, cfg.text_dim);
     let mut maxes = BTreeMap::new();
-    for chunk in set.windows.chunks(CALIB_CHUNK) {
+    if let Some(t) = &set.texts {
+        if t.len() != set.windows.len() || t.iter().any(|v| v.len() != cfg.text_dim) {
+            return Err(ExportError::Calibration(format!("{} caption features for {} windows, each must be {}-d", t.len(), set.windows.len(), cfg.text_dim)));
+        }
+    }
+    for (ci, chunk) in set.windows.chunks(CALIB_CHUNK).enumerate() {
         let n = chunk.len();
+        let start = ci * CALIB_CHUNK;
         let (mut frames, mut prevs, mut last) = (Vec::new(), Vec::new(), Vec::new());
         for w in chunk {
             frames.extend_from_slice(&w[flen..5 * flen]);
@@ -177,8 +187,10 @@ pub fn calibrate(input: &ExportInput, set: &CalibrationSet) -> Result<BTreeMap<S
             skip.extend_from_slice(&pe[(4 * j + 3) * tl..(4 * j + 4) * tl]);
             mot.extend_from_slice(&motion[(4 * j + 1) * ml..(4 * j + 4) * ml]);
         }
-        let text = vec![0f32; n * dt];
-        let mask = vec![0f32; n];
+        let (text, mask) = match &set.texts {
+            Some(t) => (t[start..start + n].concat(), vec![1f32; n]),
+            None => (vec![0f32; n * dt], vec![0f32; n]),
+        };
         let do_ = dec_run.run(&[
             (manifest::names::FRAME_TOKENS, &[n, 4, np, da], tokens),
             (manifest::names::SKIP, &[n, np, da], &skip),
@@ -270,6 +282,7 @@ pub fn export(input: &ExportInput, out: &Path, precision: Precision, calib: Opti
         calibration: input.calibration.clone(),
         offline_scoring: input.offline.clone(),
         quantization,
+        text: input.text.clone(),
         config: serde_json::to_value(cfg).map_err(|e| ExportError::Calibration(format!("config to JSON: {e}")))?,
     };
     let tmp_dir_manifest = m.write(out)?;

@@ -189,6 +189,16 @@ pub struct QuantInfo {
     pub quantized_activations: usize,
 }
 
+/// How the decoder's `text` input is made.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TextSpec {
+    /// Sentence encoder, e.g. "all-MiniLM-L6-v2" (mean pooling, L2-normalised), run natively by `sfn-text`.
+    pub encoder: String,
+    pub dim: usize,
+    /// Caption provider used for training, e.g. "motion-describer v1 (...)".
+    pub provider: String,
+}
+
 /// The whole manifest.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Manifest {
@@ -215,6 +225,10 @@ pub struct Manifest {
     /// Offline scoring settings for replay.
     pub offline_scoring: OfflineScoring,
     pub quantization: Option<QuantInfo>,
+    /// The semantic branch: which sentence encoder and caption provider the model was trained with
+    /// (None: trained without captions; feed `text_mask` 0).
+    #[serde(default)]
+    pub text: Option<TextSpec>,
     /// The network's full config (the trainer's `config.json`), for the record.
     pub config: serde_json::Value,
 }

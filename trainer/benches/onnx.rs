@@ -198,7 +198,7 @@ fn main() -> Result<()> {
     let pct = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{:.2}", 100.0 * v));
     let mut fp32_micro = None;
     for (dir, m) in &done {
-        let r = evaluate_export(dir, &a.data, &ort, 32)?;
+        let r = evaluate_export(dir, &a.data, &ort, 32, None)?;
         let micro = r.offline.micro_auc;
         if fp32_micro.is_none() {
             fp32_micro = micro;

@@ -11,7 +11,8 @@ use sfn_models::scoring::{self, CausalCalibration, ErrorPooling, OfflineScoring}
 
 use crate::checkpoint::{self, CheckpointError};
 use crate::data::{load_labels, Dataset};
-use crate::train::{dataset_errors, frame_format};
+use crate::captions::{CaptionCache, WindowTexts};
+use crate::train::{dataset_errors, frame_format, DatasetErrors};
 use crate::{plot, TrainerError};
 
 /// Scores and labels of one clip, one entry per scored frame (frame 4 onwards), in order.
@@ -48,9 +49,26 @@ pub struct Report {
     /// Raw per-frame visual error per clip (pooled as `calibration.pooling`), aligned with
     /// `per_clip[*].scores`.
     pub visual_error: BTreeMap<String, Vec<f32>>,
-    /// The same model scored with each error pooling (AUCs only), for comparison.
+    /// The same model scored with each error pooling (AUCs only, visual error only), for comparison.
     pub pooling_comparison: BTreeMap<String, PoolingFigures>,
+    /// With captions: the semantic branch's own figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<SemanticReport>,
     pub seconds: f64,
+}
+
+/// What the semantic branch adds (the top-level scores combine both errors with the offline weights).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct SemanticReport {
+    /// Caption cache and its provider.
+    pub captions: String,
+    pub provider: String,
+    /// The same model, visual error alone.
+    pub visual_only: PoolingFigures,
+    /// Semantic error (1 - cos) alone.
+    pub semantic_only: PoolingFigures,
+    /// Raw per-frame semantic error per clip, aligned with `per_clip[*].scores`.
+    pub semantic_error: BTreeMap<String, Vec<f32>>,
 }
 
 /// AUCs of one error pooling.
@@ -75,6 +93,8 @@ pub struct EvalOptions {
     /// Override of the calibration's causal sigma.
     pub causal_sigma: Option<f32>,
     pub batch_size: usize,
+    /// Caption cache; default: the one the model was trained with (train.json), if any.
+    pub captions: Option<PathBuf>,
 }
 
 /// Builds a score set from per-clip scores and labels.
@@ -111,7 +131,16 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
 
     let mut poolings = vec![calibration.pooling];
     poolings.extend(COMPARED_POOLINGS.iter().filter(|p| **p != calibration.pooling));
-    let all_errors = dataset_errors(&loaded.model, &ds, opts.batch_size, &poolings)?;
+    let tcfg: crate::train::TrainConfig = checkpoint::read_json(&opts.model.join(checkpoint::TRAIN))?;
+    let captions = opts.captions.clone().or(tcfg.captions.clone());
+    let (texts, cache) = match &captions {
+        Some(path) => {
+            let cache = CaptionCache::read(path)?;
+            (Some(WindowTexts::new(&cache, path, "testing", &ds)?), Some(cache))
+        }
+        None => (None, None),
+    };
+    let DatasetErrors { visual: all_errors, semantic } = dataset_errors(&loaded.model, &ds, opts.batch_size, &poolings, texts.as_ref())?;
     let mut sets = Vec::new();
     for (pooling, errors) in poolings.iter().zip(&all_errors) {
         // Causal AUC does not depend on the z-score constants (one affine map for all frames), so
@@ -123,10 +152,12 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         };
         let mut offline = Vec::new();
         let mut causal = Vec::new();
-        for (clip, err) in ds.clips.iter().zip(errors) {
+        for (c, (clip, err)) in ds.clips.iter().zip(errors).enumerate() {
             let l = labels[&clip.name][4..].to_vec();
-            offline.push((clip.name.clone(), scoring::try_offline_scores(err, None, &opts.offline)?, l.clone()));
-            causal.push((clip.name.clone(), scoring::causal_scores(err, None, &cal), l));
+            // The semantic error joins the model's own pooling; the comparison rows stay visual-only.
+            let sem = semantic.as_ref().filter(|_| *pooling == calibration.pooling).map(|s| &s[c][..]);
+            offline.push((clip.name.clone(), scoring::try_offline_scores(err, sem, &opts.offline)?, l.clone()));
+            causal.push((clip.name.clone(), scoring::causal_scores(err, sem, &cal), l));
         }
         sets.push((score_set(&offline), score_set(&causal)));
     }
@@ -139,6 +170,38 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         .collect();
     let frames_scored = all_errors[0].iter().map(Vec::len).sum();
     let visual_error = ds.clips.iter().map(|c| c.name.clone()).zip(all_errors[0].iter().cloned()).collect();
+    let semantic = match (semantic, cache, &captions) {
+        (Some(sem), Some(cache), Some(path)) => {
+            let figures = |streams: &[(String, Vec<f32>)], cal: &CausalCalibration| -> Result<PoolingFigures, TrainerError> {
+                let (mut off, mut cau) = (Vec::new(), Vec::new());
+                for (name, e) in streams {
+                    let l = labels[name][4..].to_vec();
+                    off.push((name.clone(), scoring::try_offline_scores(e, None, &opts.offline)?, l.clone()));
+                    cau.push((name.clone(), scoring::causal_scores(e, None, cal), l));
+                }
+                let (o, c) = (score_set(&off), score_set(&cau));
+                Ok(PoolingFigures { offline_micro_auc: o.micro_auc, offline_macro_auc: o.macro_auc, causal_micro_auc: c.micro_auc, causal_macro_auc: c.macro_auc })
+            };
+            let names: Vec<String> = ds.clips.iter().map(|c| c.name.clone()).collect();
+            let vis: Vec<(String, Vec<f32>)> = names.iter().cloned().zip(all_errors[0].iter().cloned()).collect();
+            let sems: Vec<(String, Vec<f32>)> = names.iter().cloned().zip(sem.iter().cloned()).collect();
+            let vis_cal = CausalCalibration { semantic_weight: 0.0, ..calibration.clone() };
+            let sem_cal = CausalCalibration {
+                visual_mean: calibration.semantic_mean,
+                visual_std: calibration.semantic_std,
+                semantic_weight: 0.0,
+                ..calibration.clone()
+            };
+            Some(SemanticReport {
+                captions: path.display().to_string(),
+                provider: cache.provider.clone(),
+                visual_only: figures(&vis, &vis_cal)?,
+                semantic_only: figures(&sems, &sem_cal)?,
+                semantic_error: sems.into_iter().collect(),
+            })
+        }
+        _ => None,
+    };
     let (offline, causal) = sets.swap_remove(0);
     let report = Report {
         model: opts.model.display().to_string(),
@@ -150,6 +213,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         calibration,
         visual_error,
         pooling_comparison,
+        semantic,
         seconds: t0.elapsed().as_secs_f64(),
     };
     let plots = opts.plots.clone().unwrap_or_else(|| {

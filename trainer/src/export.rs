@@ -11,6 +11,7 @@ use sfn_infer::{BackendKind, ExportedModel, Precision};
 use sfn_models::scoring::{self, CausalCalibration, ErrorPooling, OfflineScoring};
 use sfn_models::SfnConfig;
 
+use crate::captions::{CaptionCache, WindowTexts};
 use crate::checkpoint::{self, CheckpointError};
 use crate::data::{load_labels, Dataset};
 use crate::eval::{score_set, ScoreSet};
@@ -58,6 +59,8 @@ pub struct ExportSource {
     pub cfg: SfnConfig,
     pub weights: std::collections::HashMap<String, candle_core::Tensor>,
     pub calibration: Option<CausalCalibration>,
+    /// The caption cache the model was trained with (train.json), if any.
+    pub captions: Option<PathBuf>,
 }
 
 /// Loads a checkpoint for export: config, weights (checked against the config by building the model
@@ -68,21 +71,33 @@ pub fn load_for_export(dir: &Path) -> Result<ExportSource, TrainerError> {
     let weights = checkpoint::load_tensors(&dir.join(checkpoint::WEIGHTS))?;
     let cal_path = dir.join(checkpoint::CALIBRATION);
     let calibration = if cal_path.exists() { Some(checkpoint::read_json(&cal_path)?) } else { None };
-    Ok(ExportSource { cfg: loaded.cfg, weights, calibration })
+    let train_path = dir.join(checkpoint::TRAIN);
+    let captions = if train_path.exists() { checkpoint::read_json::<crate::train::TrainConfig>(&train_path)?.captions } else { None };
+    Ok(ExportSource { cfg: loaded.cfg, weights, calibration, captions })
 }
 
-/// `n` normal windows spread evenly over ROOT/training, each 5 frames (prev + 4 inputs).
-pub fn calibration_windows(root: &Path, cfg: &SfnConfig, n: usize) -> Result<CalibrationSet, TrainerError> {
+/// `n` normal windows spread evenly over ROOT/training, each 5 frames (prev + 4 inputs), with the caption
+/// feature of each input clip when `captions` is given.
+pub fn calibration_windows(root: &Path, cfg: &SfnConfig, n: usize, captions: Option<&Path>) -> Result<CalibrationSet, TrainerError> {
     let ds = Dataset::open(root, "training", &frame_format(cfg))?;
     let all = ds.windows();
     if all.is_empty() || n == 0 {
         return Err(TrainerError::Usage(format!("{}: no calibration windows (training clips need 5+ frames; --calib-windows {n})", root.display())));
     }
     let n = n.min(all.len());
-    let windows = (0..n)
-        .map(|k| ds.try_batch(&[all[k * all.len() / n]]))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(CalibrationSet { windows, source: format!("{} (training split, {n} of {} windows, evenly spaced)", root.display(), all.len()) })
+    let picked: Vec<(usize, usize)> = (0..n).map(|k| all[k * all.len() / n]).collect();
+    let windows = picked.iter().map(|w| ds.try_batch(&[*w])).collect::<Result<Vec<_>, _>>()?;
+    // try_batch gives frames t-4..=t of window (c, t): here t is the last input, so its caption is the
+    // caption of frame t (clip t-3..t).
+    let texts = match captions {
+        Some(path) => {
+            let cache = CaptionCache::read(path)?;
+            let wt = WindowTexts::new(&cache, path, "training", &ds)?;
+            Some(picked.iter().map(|&(c, t)| wt.caption_of(c, t).map(<[f32]>::to_vec)).collect::<Result<Vec<_>, _>>()?)
+        }
+        None => None,
+    };
+    Ok(CalibrationSet { windows, texts, source: format!("{} (training split, {n} of {} windows, evenly spaced)", root.display(), all.len()) })
 }
 
 /// Writes the exports; returns (directory, manifest) for each.
@@ -90,12 +105,19 @@ pub fn export(opts: &ExportOptions) -> Result<Vec<(PathBuf, Manifest)>, TrainerE
     if opts.int8 && opts.calib.is_none() {
         return Err(TrainerError::Usage("--int8 needs --calib ROOT (a dataset whose training split holds normal footage)".into()));
     }
-    let ExportSource { cfg, weights, calibration } = load_for_export(&opts.model)?;
-    let input = ExportInput { cfg: &cfg, weights: &weights, calibration, offline: OfflineScoring::default() };
+    let ExportSource { cfg, weights, calibration, captions } = load_for_export(&opts.model)?;
+    let text = match &captions {
+        Some(path) => {
+            let cache = CaptionCache::read(path)?;
+            Some(sfn_infer::manifest::TextSpec { encoder: cache.encoder.clone(), dim: cache.dim, provider: cache.provider.clone() })
+        }
+        None => None,
+    };
+    let input = ExportInput { cfg: &cfg, weights: &weights, calibration, offline: OfflineScoring::default(), text };
     let mut done = vec![(opts.out.clone(), sfn_export::export(&input, &opts.out, Precision::Fp32, None)?)];
     if opts.int8 {
         let root = opts.calib.as_ref().expect("checked above");
-        let set = calibration_windows(root, &cfg, opts.calib_windows)?;
+        let set = calibration_windows(root, &cfg, opts.calib_windows, captions.as_deref())?;
         let dir = opts.out.join(INT8_DIR);
         done.push((dir.clone(), sfn_export::export(&input, &dir, Precision::Int8Qdq, Some(&set))?));
     }
@@ -109,6 +131,21 @@ pub fn export(opts: &ExportOptions) -> Result<Vec<(PathBuf, Manifest)>, TrainerE
 /// Visual errors of an exported model on every clip of `ds` (targets 4.., as the trainer's eval):
 /// each frame encoded once, each window decoded from the cached encodings.
 pub fn onnx_errors(model: &mut ExportedModel, ds: &Dataset, pooling: ErrorPooling, batch: usize) -> Result<Vec<Vec<f32>>, TrainerError> {
+    Ok(onnx_errors_with_text(model, ds, pooling, batch, None)?.0)
+}
+
+/// Per clip, per scored frame.
+pub type PerClip = Vec<Vec<f32>>;
+
+/// [`onnx_errors`], plus the semantic error 1 - cos(text_pred, caption of the target clip) per window
+/// when `texts` is given (the caption of each input clip is then fed to the decoder).
+pub fn onnx_errors_with_text(
+    model: &mut ExportedModel,
+    ds: &Dataset,
+    pooling: ErrorPooling,
+    batch: usize,
+    texts: Option<&WindowTexts>,
+) -> Result<(PerClip, Option<PerClip>), TrainerError> {
     let m = model.manifest.clone();
     let fl = m.frame_len();
     let (np, da) = (m.num_patches(), m.encoder.outputs[0].per_sample()[1]);
@@ -116,7 +153,8 @@ pub fn onnx_errors(model: &mut ExportedModel, ds: &Dataset, pooling: ErrorPoolin
     let (tl, ml) = (np * da, (np + 1) * dm);
     let batch = batch.max(1);
     let mut out = Vec::with_capacity(ds.clips.len());
-    for clip in &ds.clips {
+    let mut semantic = texts.map(|_| Vec::with_capacity(ds.clips.len()));
+    for (ci, clip) in ds.clips.iter().enumerate() {
         let n = clip.frames.len();
         let (mut tokens, mut pe, mut motion) = (Vec::with_capacity(n * tl), Vec::with_capacity(n * tl), Vec::with_capacity(n * ml));
         for start in (0..n).step_by(batch) {
@@ -130,6 +168,7 @@ pub fn onnx_errors(model: &mut ExportedModel, ds: &Dataset, pooling: ErrorPoolin
         }
         let targets: Vec<usize> = (4..n).collect();
         let mut errs = Vec::with_capacity(targets.len());
+        let mut sem = Vec::with_capacity(targets.len());
         for chunk in targets.chunks(batch) {
             let b = chunk.len();
             let (mut ft, mut sk, mut mo, mut last) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -139,15 +178,26 @@ pub fn onnx_errors(model: &mut ExportedModel, ds: &Dataset, pooling: ErrorPoolin
                 mo.extend_from_slice(&motion[(t - 3) * ml..t * ml]);
                 last.extend_from_slice(&clip.frames[t - 1]);
             }
-            let d = model.decode(&ft, &sk, &mo, None, &last, b)?;
+            let idx: Vec<(usize, usize)> = chunk.iter().map(|&t| (ci, t)).collect();
+            let tb = texts.map(|w| w.batch(&idx)).transpose()?;
+            let d = model.decode(&ft, &sk, &mo, tb.as_ref().map(|t| &t.0[..]), &last, b)?;
             for (j, &t) in chunk.iter().enumerate() {
                 let i = &m.image;
                 errs.push(pooling.pool(&d.frame.data[j * fl..(j + 1) * fl], &clip.frames[t], i.channels, i.height, i.width)?);
             }
+            if let Some((_, target)) = &tb {
+                let dt = m.text_dim;
+                for j in 0..b {
+                    sem.push(1.0 - sfn_text::cosine(&d.text.data[j * dt..(j + 1) * dt], &target[j * dt..(j + 1) * dt]));
+                }
+            }
         }
         out.push(errs);
+        if let Some(s) = semantic.as_mut() {
+            s.push(sem);
+        }
     }
-    Ok(out)
+    Ok((out, semantic))
 }
 
 /// Figures of an exported model on a labelled test split.
@@ -162,8 +212,9 @@ pub struct OnnxEval {
     pub seconds: f64,
 }
 
-/// Scores ROOT/testing with an export on `backend` (offline always; causal where model.json has a calibration).
-pub fn evaluate_export(dir: &Path, data: &Path, backend: &BackendKind, batch: usize) -> Result<OnnxEval, TrainerError> {
+/// Scores ROOT/testing with an export on `backend` (offline always; causal where model.json has a
+/// calibration). A model trained with captions needs its caption cache (`captions`).
+pub fn evaluate_export(dir: &Path, data: &Path, backend: &BackendKind, batch: usize, captions: Option<&Path>) -> Result<OnnxEval, TrainerError> {
     let t0 = Instant::now();
     let mut model = ExportedModel::open(dir, backend)?;
     let m = model.manifest.clone();
@@ -173,14 +224,27 @@ pub fn evaluate_export(dir: &Path, data: &Path, backend: &BackendKind, batch: us
     let labels = load_labels(data)?;
     ds.check_labels(&labels)?;
     let pooling = m.calibration.as_ref().map_or(ErrorPooling::FrameMean, |c| c.pooling);
-    let errors = onnx_errors(&mut model, &ds, pooling, batch)?;
+    let texts = match (&m.text, captions) {
+        (Some(_), Some(path)) => Some(WindowTexts::new(&CaptionCache::read(path)?, path, "testing", &ds)?),
+        (Some(t), None) => {
+            return Err(TrainerError::Usage(format!(
+                "{}: the model was trained with captions ({}, {}); pass --captions CACHE",
+                dir.join(sfn_infer::manifest::MANIFEST).display(),
+                t.provider,
+                t.encoder
+            )))
+        }
+        (None, _) => None,
+    };
+    let (errors, semantic) = onnx_errors_with_text(&mut model, &ds, pooling, batch, texts.as_ref())?;
     let mut offline = Vec::new();
     let mut causal = Vec::new();
-    for (clip, err) in ds.clips.iter().zip(&errors) {
+    for (c, (clip, err)) in ds.clips.iter().zip(&errors).enumerate() {
         let l = labels[&clip.name][4..].to_vec();
-        offline.push((clip.name.clone(), scoring::try_offline_scores(err, None, &m.offline_scoring)?, l.clone()));
+        let sem = semantic.as_ref().map(|s| &s[c][..]);
+        offline.push((clip.name.clone(), scoring::try_offline_scores(err, sem, &m.offline_scoring)?, l.clone()));
         if let Some(cal) = &m.calibration {
-            causal.push((clip.name.clone(), scoring::causal_scores(err, None, cal), l));
+            causal.push((clip.name.clone(), scoring::causal_scores(err, sem, cal), l));
         }
     }
     Ok(OnnxEval {

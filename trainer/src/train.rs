@@ -17,6 +17,7 @@ use sfn_models::{losses, SfnConfig, SfnVad};
 
 use crate::checkpoint::{self, CheckpointError};
 use crate::data::{Dataset, FrameFormat};
+use crate::captions::{CaptionCache, WindowTexts};
 use crate::optim::{Adam, AdamConfig};
 use crate::TrainerError;
 
@@ -40,6 +41,9 @@ pub struct TrainConfig {
     /// Learning-rate schedule around `adam.lr`.
     #[serde(default)]
     pub schedule: LrSchedule,
+    /// Caption cache (`sfn-train captions`): with it the text token and the text loss are used.
+    #[serde(default)]
+    pub captions: Option<PathBuf>,
 }
 
 impl TrainConfig {
@@ -98,6 +102,7 @@ impl Default for TrainConfig {
             semantic_weight: 0.2,
             error_pooling: ErrorPooling::WindowMax { window: 8, stride: 4 },
             schedule: LrSchedule::default(),
+            captions: None,
         }
     }
 }
@@ -138,6 +143,9 @@ pub struct EpochLog {
     pub frame: f64,
     pub motion: f64,
     pub balance: f64,
+    /// Text loss 1 - cos (0 without captions).
+    #[serde(default)]
+    pub text: f64,
     pub samples_per_sec: f64,
 }
 
@@ -316,6 +324,26 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
     let ds = Dataset::open(&opts.data, "training", &frame_format(&cfg))?;
     let windows_total = ds.windows().len();
     tracing::info!(clips = ds.clips.len(), frames = ds.num_frames(), windows = windows_total, "training data loaded");
+    let texts = match &tcfg.captions {
+        Some(path) => {
+            let cache = CaptionCache::read(path)?;
+            if cache.dim != cfg.text_dim {
+                return Err(TrainerError::Usage(format!(
+                    "{}: captions are {}-d ({}) but the network's text_dim is {}",
+                    path.display(),
+                    cache.dim,
+                    cache.encoder,
+                    cfg.text_dim
+                )));
+            }
+            let t = WindowTexts::new(&cache, path, "training", &ds)?;
+            // Every window needs its two captions: fail now, not in epoch 7.
+            t.batch(&ds.windows())?;
+            tracing::info!(captions = %path.display(), provider = %cache.provider, "semantic branch on");
+            Some(t)
+        }
+        None => None,
+    };
 
     let dev = Device::Cpu;
     let (model, vm) = seeded_init(&cfg, tcfg.seed, &dev)?;
@@ -356,7 +384,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
     while state.epoch < tcfg.epochs && !state.finished {
         let order = ds.shuffled_windows(tcfg.seed, state.epoch);
         let batches: Vec<&[(usize, usize)]> = order.chunks(tcfg.batch_size).collect();
-        let (mut sum, mut n) = ([0f64; 4], 0usize);
+        let (mut sum, mut n) = ([0f64; 5], 0usize);
         let epoch_start = Instant::now();
         let epoch_samples_start = state.samples;
         for (bi, idx) in batches.iter().enumerate().skip(state.batch_in_epoch) {
@@ -364,8 +392,9 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
             let inputs = x.narrow(1, 0, 4)?;
             let last = x.narrow(1, 3, 1)?.squeeze(1)?;
             let target = x.narrow(1, 4, 1)?.squeeze(1)?;
-            let pred = model.forward(&inputs, None)?;
-            let l = losses::total_loss(&pred, &target, &last, None, &cfg.loss)?;
+            let text = texts.as_ref().map(|t| text_tensors(t, idx)).transpose()?;
+            let pred = model.forward(&inputs, text.as_ref().map(|t| &t.0))?;
+            let l = losses::total_loss(&pred, &target, &last, text.as_ref().map(|t| &t.1), &cfg.loss)?;
             let total = l.total.to_scalar::<f32>()? as f64;
             if !total.is_finite() {
                 return Err(TrainerError::Diverged { epoch: state.epoch, step: state.step, loss: total });
@@ -376,6 +405,9 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
             sum[1] += l.frame.to_scalar::<f32>()? as f64;
             sum[2] += l.motion.to_scalar::<f32>()? as f64;
             sum[3] += l.balance.to_scalar::<f32>()? as f64;
+            if let Some(t) = &l.text {
+                sum[4] += t.to_scalar::<f32>()? as f64;
+            }
             n += 1;
             state.step += 1;
             state.samples += idx.len() as u64;
@@ -391,7 +423,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
         }
         let n = n.max(1) as f64;
         let sps = (state.samples - epoch_samples_start) as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9);
-        let log = EpochLog { epoch: state.epoch, loss: sum[0] / n, frame: sum[1] / n, motion: sum[2] / n, balance: sum[3] / n, samples_per_sec: sps };
+        let log = EpochLog { epoch: state.epoch, loss: sum[0] / n, frame: sum[1] / n, motion: sum[2] / n, balance: sum[3] / n, text: sum[4] / n, samples_per_sec: sps };
         tracing::info!(epoch = state.epoch + 1, loss = log.loss, frame = log.frame, motion = log.motion, samples_per_sec = sps, "epoch done");
         state.epochs.push(log);
         state.epoch += 1;
@@ -402,11 +434,12 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
 
     // Calibrate causal scoring on the training (normal) footage.
     let pooling = tcfg.error_pooling;
-    let errors = dataset_errors(&model, &ds, tcfg.batch_size.max(16), &[pooling])?;
-    let flat: Vec<f32> = errors.into_iter().flatten().flatten().collect();
+    let errors = dataset_errors(&model, &ds, tcfg.batch_size.max(16), &[pooling], texts.as_ref())?;
+    let flat: Vec<f32> = errors.visual.into_iter().flatten().flatten().collect();
+    let sem: Option<Vec<f32>> = errors.semantic.map(|s| s.into_iter().flatten().collect());
     let calibration = CausalCalibration {
         pooling,
-        ..CausalCalibration::fit(&flat, None, tcfg.causal_sigma, tcfg.visual_weight, tcfg.semantic_weight)?
+        ..CausalCalibration::fit(&flat, sem.as_deref(), tcfg.causal_sigma, tcfg.visual_weight, tcfg.semantic_weight)?
     };
     checkpoint::write_json(&out.join(checkpoint::CALIBRATION), &calibration).map_err(ck)?;
     state.finished = true;
@@ -414,24 +447,52 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
     Ok(TrainSummary { state, calibration })
 }
 
-/// Visual errors of every window of every clip, for each pooling: `out[p][c][k]` is the error of
-/// frame k + 4 of clip c under `poolings[p]`. One forward pass serves all poolings.
-pub fn dataset_errors(model: &SfnVad, ds: &Dataset, batch: usize, poolings: &[ErrorPooling]) -> Result<Vec<Vec<Vec<f32>>>, TrainerError> {
+/// Errors of every window of every clip.
+pub struct DatasetErrors {
+    /// `visual[p][c][k]`: visual error of frame k + 4 of clip c under `poolings[p]`.
+    pub visual: Vec<Vec<Vec<f32>>>,
+    /// `semantic[c][k]`: 1 - cos(predicted text, caption embedding of frame k + 4), with captions.
+    pub semantic: Option<Vec<Vec<f32>>>,
+}
+
+/// (text input, text target) tensors [B, dim] of windows.
+pub fn text_tensors(texts: &WindowTexts, idx: &[(usize, usize)]) -> Result<(Tensor, Tensor), TrainerError> {
+    let (i, t) = texts.batch(idx)?;
+    let dev = Device::Cpu;
+    Ok((Tensor::from_vec(i, (idx.len(), texts.dim), &dev)?, Tensor::from_vec(t, (idx.len(), texts.dim), &dev)?))
+}
+
+/// Visual errors of every window of every clip for each pooling (one forward pass serves all), and the
+/// semantic errors when `texts` is given (the model then also reads the caption of each input clip).
+pub fn dataset_errors(model: &SfnVad, ds: &Dataset, batch: usize, poolings: &[ErrorPooling], texts: Option<&WindowTexts>) -> Result<DatasetErrors, TrainerError> {
     let mut out = vec![Vec::with_capacity(ds.clips.len()); poolings.len()];
+    let mut semantic = texts.map(|_| Vec::with_capacity(ds.clips.len()));
     for (c, clip) in ds.clips.iter().enumerate() {
         let idx: Vec<(usize, usize)> = (4..clip.frames.len()).map(|t| (c, t)).collect();
         let mut errs = vec![Vec::with_capacity(idx.len()); poolings.len()];
+        let mut sem = Vec::with_capacity(idx.len());
         for chunk in idx.chunks(batch.max(1)) {
-            let map = window_error_map(model, &batch_tensor(ds, chunk)?)?;
+            let x = batch_tensor(ds, chunk)?;
+            let text = texts.map(|t| text_tensors(t, chunk)).transpose()?;
+            let pred = model.forward(&x.narrow(1, 0, 4)?, text.as_ref().map(|t| &t.0))?;
+            let target = x.narrow(1, 4, 1)?.squeeze(1)?;
+            let map = losses::error_map(&pred.frame, &target)?;
             for (p, pooling) in poolings.iter().enumerate() {
                 errs[p].extend(losses::pooled_error(&map, *pooling)?.to_vec1::<f32>()?);
+            }
+            if let Some((_, t)) = &text {
+                let cos = losses::per_sample_cosine(&pred.text, t)?;
+                sem.extend((1.0 - cos)?.to_vec1::<f32>()?);
             }
         }
         for (p, e) in errs.into_iter().enumerate() {
             out[p].push(e);
         }
+        if let Some(s) = semantic.as_mut() {
+            s.push(sem);
+        }
     }
-    Ok(out)
+    Ok(DatasetErrors { visual: out, semantic })
 }
 
 /// Squared-error maps [B, 1, H, W] of the predictions for a batch [B, 5, C, H, W].

@@ -580,3 +580,86 @@ fn export_then_eval_onnx_matches_candle_eval() {
     let o = sfn_train([OsStr::new("eval-onnx"), OsStr::new("--model"), tmp.path().join("nope").as_os_str(), OsStr::new("--data"), data.as_os_str()]);
     expect_err("missing export", &o, &["model.json"]);
 }
+
+/// The semantic branch end to end: `captions` (the motion describer, real MiniLM embeddings) ->
+/// `train --captions` (text loss logged) -> `eval` (semantic figures, combined scores) -> export with the
+/// text spec in model.json -> `eval-onnx --captions` equal to candle's AUC.
+#[test]
+fn captions_train_eval_export_with_the_semantic_branch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(&tmp.path().join("data"), 2, 2, 20);
+    let cache = tmp.path().join("captions.json");
+    let o = sfn_train([OsStr::new("captions"), OsStr::new("--data"), data.as_os_str(), OsStr::new("--provider"), OsStr::new("motion"), OsStr::new("--frame-size"), OsStr::new("48x72"), OsStr::new("--out"), cache.as_os_str(), OsStr::new("--quiet")]);
+    expect_ok("captions", &o);
+    assert!(o.stdout.contains("clips captioned by motion-describer"), "{}", o.stdout);
+    let c = read_json(&cache);
+    assert_eq!(c["dim"], 384);
+    // 2 + 2 clips of 20 frames: frames 3..20 of each are captioned.
+    let n: usize = c["splits"].as_object().unwrap().values().flat_map(|s| s.as_object().unwrap().values()).map(|v| v.as_array().unwrap().iter().filter(|i| !i.is_null()).count()).sum();
+    assert_eq!(n, 4 * 17);
+    let model = tmp.path().join("model");
+    let o = train(&data, &model, &["--epochs", "1", "--captions", cache.to_str().unwrap()]);
+    expect_ok("train with captions", &o);
+    let state = read_json(&model.join("train_state.json"));
+    let text_loss = state["epochs"][0]["text"].as_f64().unwrap();
+    assert!(text_loss > 0.0 && text_loss < 2.0, "text loss {text_loss}");
+    let cal = read_json(&model.join("calibration.json"));
+    assert!(cal["semantic_weight"].as_f64().unwrap() > 0.0 && cal["semantic_std"].as_f64().unwrap() > 0.0, "{cal}");
+    let report = tmp.path().join("report.json");
+    let o = eval(&model, &data, &report);
+    expect_ok("eval", &o);
+    assert!(o.stdout.contains("semantic only"), "{}", o.stdout);
+    let r = read_json(&report);
+    assert!(r["semantic"]["semantic_only"]["offline_micro_auc"].as_f64().is_some(), "{}", r["semantic"]);
+    assert_eq!(r["semantic"]["semantic_error"].as_object().unwrap().len(), 2);
+    let out = tmp.path().join("onnx");
+    expect_ok("export", &sfn_train([OsStr::new("export"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--out"), out.as_os_str()]));
+    let m = read_json(&out.join("model.json"));
+    assert_eq!(m["text"]["encoder"], "all-MiniLM-L6-v2");
+    // Without the cache, scoring an export trained with captions is refused; with it, candle's AUC.
+    let o = sfn_train([OsStr::new("eval-onnx"), OsStr::new("--model"), out.as_os_str(), OsStr::new("--data"), data.as_os_str()]);
+    expect_err("eval-onnx without captions", &o, &["--captions", "model.json"]);
+    let rj = tmp.path().join("onnx.json");
+    let o = sfn_train([OsStr::new("eval-onnx"), OsStr::new("--model"), out.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--captions"), cache.as_os_str(), OsStr::new("--report"), rj.as_os_str()]);
+    expect_ok("eval-onnx with captions", &o);
+    let (a, b) = (read_json(&rj)["offline"]["micro_auc"].as_f64().unwrap(), r["micro_auc"].as_f64().unwrap());
+    assert!((a - b).abs() < 1e-6, "onnx {a} vs candle {b}");
+}
+
+/// Captions that miss frames: the clip's first frames get no caption (nothing to fall back on) and
+/// training refuses with the clip and frame named; a provider error mid-clip falls back, counted.
+#[test]
+fn captions_from_a_jsonl_with_holes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(&tmp.path().join("data"), 1, 1, 12);
+    let jsonl = tmp.path().join("caps.jsonl");
+    // Clip 01 (the name of both the training and the test clip): frames 4..12 except 7.
+    let lines: String = (4..12).filter(|f| *f != 7).map(|f| format!("{{\"clip\": \"01\", \"frame\": {f}, \"caption\": \"people walk, frame {f}\"}}\n")).collect();
+    fs::write(&jsonl, &lines).unwrap();
+    let cache = tmp.path().join("c.json");
+    let o = sfn_train([OsStr::new("captions"), OsStr::new("--data"), data.as_os_str(), OsStr::new("--provider"), OsStr::new("jsonl"), OsStr::new("--jsonl"), jsonl.as_os_str(), OsStr::new("--out"), cache.as_os_str(), OsStr::new("--quiet")]);
+    expect_ok("captions", &o);
+    // In each split, frame 3 failed with nothing before it in its clip and frame 7 fell back to frame 6's caption.
+    assert!(o.stdout.contains("2 fallbacks, 2 failures"), "{}", o.stdout);
+    let c = read_json(&cache);
+    let train_idx = c["splits"]["training"].as_object().unwrap().values().next().unwrap().as_array().unwrap().clone();
+    assert!(train_idx[3].is_null() && !train_idx[4].is_null());
+    assert_eq!(train_idx[7], train_idx[6]);
+    let o = train(&data, &tmp.path().join("m"), &["--epochs", "1", "--captions", cache.to_str().unwrap()]);
+    expect_err("train with a caption hole", &o, &["c.json", "frame 3", "no caption"]);
+    // A malformed line is named with its line number.
+    fs::write(&jsonl, "{\"clip\": \"000\", \"frame\": 3, \"caption\": \"ok\"}\nnot json\n").unwrap();
+    let o = sfn_train([OsStr::new("captions"), OsStr::new("--data"), data.as_os_str(), OsStr::new("--provider"), OsStr::new("jsonl"), OsStr::new("--jsonl"), jsonl.as_os_str(), OsStr::new("--out"), cache.as_os_str(), OsStr::new("--quiet")]);
+    expect_err("malformed jsonl", &o, &["caps.jsonl:2"]);
+    // An unreachable VLM endpoint: every clip fails, nothing to fall back on; the run still finishes
+    // and says so (the cache records no captions), and training on it names the hole.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let o = sfn_train([
+        OsStr::new("captions"), OsStr::new("--data"), data.as_os_str(), OsStr::new("--provider"), OsStr::new("openai"),
+        OsStr::new("--endpoint"), OsStr::new(&format!("http://127.0.0.1:{port}/v1")), OsStr::new("--retries"), OsStr::new("0"),
+        OsStr::new("--timeout"), OsStr::new("1"), OsStr::new("--out"), cache.as_os_str(), OsStr::new("--quiet"),
+    ]);
+    expect_ok("captions from an unreachable endpoint", &o);
+    assert!(o.stdout.contains("0 clips captioned") && o.stdout.contains("18 failures"), "{}", o.stdout);
+    assert!(o.stderr.contains("unreachable"), "{}", o.stderr);
+}

@@ -48,6 +48,9 @@ enum Cmd {
         /// Replace each SFFM by a plain MLP (ablation).
         #[arg(long, value_parser = ["sffm", "mlp"])]
         filter: Option<String>,
+        /// Caption cache from `sfn-train captions`: train with the text token and the text loss.
+        #[arg(long)]
+        captions: Option<PathBuf>,
         /// Hide the progress bar.
         #[arg(long)]
         quiet: bool,
@@ -71,6 +74,12 @@ enum Cmd {
         causal_sigma: Option<f32>,
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
+        /// Caption cache (default: the one the model was trained with).
+        #[arg(long)]
+        captions: Option<PathBuf>,
+        /// Weight of the semantic error in the combined score (visual gets 1 - this; Ped2: 0.2).
+        #[arg(long, default_value_t = 0.2)]
+        semantic_weight: f32,
     },
     /// Export to ONNX: OUT/{encoder,decoder}.onnx + model.json (fp32); with --int8, calibrated QDQ int8
     /// in OUT/int8; with --weight-int8, weight-only int8 in OUT/int8-weights.
@@ -122,6 +131,45 @@ enum Cmd {
         /// TensorRT int8: use with the QDQ export (OUT/int8).
         #[arg(long)]
         trt_int8: bool,
+        /// Caption cache (needed when the model was trained with captions).
+        #[arg(long)]
+        captions: Option<PathBuf>,
+    },
+    /// Caption every 4-frame clip of ROOT (training and testing) once and embed the captions with
+    /// all-MiniLM-L6-v2, into a cache that `train --captions` and `eval --captions` read.
+    Captions {
+        #[arg(long)]
+        data: PathBuf,
+        /// Cache file to write (JSON).
+        #[arg(long)]
+        out: PathBuf,
+        /// motion (the local describer: moving regions, sizes, speeds, directions), jsonl (--jsonl FILE),
+        /// or openai (a VLM behind an OpenAI-compatible endpoint, --endpoint URL --vlm-model NAME).
+        #[arg(long, value_parser = ["motion", "jsonl", "openai"])]
+        provider: String,
+        #[arg(long)]
+        jsonl: Option<PathBuf>,
+        /// Base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8080/v1.
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long, default_value = "InternVL2.5-1B")]
+        vlm_model: String,
+        /// Seconds per request.
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+        #[arg(long, default_value_t = 2)]
+        retries: u32,
+        /// Frame size handed to the provider, HEIGHTxWIDTH.
+        #[arg(long, default_value = "120x180")]
+        frame_size: String,
+        /// Give the provider RGB frames (default gray).
+        #[arg(long)]
+        rgb: bool,
+        /// Sentence encoder folder (default: where scripts/setup.sh unpacks all-MiniLM-L6-v2).
+        #[arg(long)]
+        encoder: Option<PathBuf>,
+        #[arg(long)]
+        quiet: bool,
     },
     /// Zero-download demo: synthesize a walkway scene (walkers; test clips add a fast intruder),
     /// train the `tiny` preset on its normal clips, evaluate on the test clips, print the AUCs.
@@ -144,7 +192,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().cmd {
-        Cmd::Train { preset, config, data, out, resume, epochs, batch_size, lr, seed, filter, quiet } => {
+        Cmd::Train { preset, config, data, out, resume, epochs, batch_size, lr, seed, filter, captions, quiet } => {
             let mut model = match &config {
                 Some(p) => {
                     let s = std::fs::read_to_string(p).with_context(|| format!("reading network config {}", p.display()))?;
@@ -168,9 +216,10 @@ fn main() -> Result<()> {
             if let Some(s) = seed {
                 tc.seed = s;
             }
-            if resume && (batch_size.is_some() || lr.is_some() || seed.is_some() || config.is_some() || filter.is_some()) {
+            tc.captions = captions.clone();
+            if resume && (batch_size.is_some() || lr.is_some() || seed.is_some() || config.is_some() || filter.is_some() || captions.is_some()) {
                 tracing::warn!(
-                    "--resume uses the network and settings stored in {}; --batch-size, --lr, --seed, --config and --filter are ignored (--epochs is honoured)",
+                    "--resume uses the network and settings stored in {}; --batch-size, --lr, --seed, --config, --filter and --captions are ignored (--epochs is honoured)",
                     out.display()
                 );
             }
@@ -200,7 +249,7 @@ fn main() -> Result<()> {
                 );
             }
         }
-        Cmd::EvalOnnx { model, data, backend, batch_size, report, provider, threads, trt_cache, trt_fp16, trt_int8 } => {
+        Cmd::EvalOnnx { model, data, backend, batch_size, report, provider, threads, trt_cache, trt_fp16, trt_int8, captions } => {
             use sfn_infer::onnxruntime_options::{OrtOptions, Provider};
             let backend = match backend.as_str() {
                 "onnxruntime" => sfn_infer::BackendKind::OnnxRuntime(OrtOptions {
@@ -218,7 +267,7 @@ fn main() -> Result<()> {
                 }),
                 _ => sfn_infer::BackendKind::Tract,
             };
-            let r = sfn_trainer::export::evaluate_export(&model, &data, &backend, batch_size)?;
+            let r = sfn_trainer::export::evaluate_export(&model, &data, &backend, batch_size, captions.as_deref())?;
             let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.2}", 100.0 * v));
             println!(
                 "{} {} ({} pooling, {} frames, {:.1} s): offline micro {} macro {}",
@@ -231,10 +280,54 @@ fn main() -> Result<()> {
                 sfn_trainer::checkpoint::write_json(&p, &r)?;
             }
         }
+        Cmd::Captions { data, out, provider, jsonl, endpoint, vlm_model, timeout, retries, frame_size, rgb, encoder, quiet } => {
+            let (h, w) = frame_size
+                .split_once('x')
+                .and_then(|(h, w)| Some((h.parse::<usize>().ok()?, w.parse::<usize>().ok()?)))
+                .filter(|(h, w)| *h >= 8 && *w >= 8)
+                .with_context(|| format!("--frame-size {frame_size:?}: expected HEIGHTxWIDTH, each >= 8"))?;
+            let p: Box<dyn sfn_captions::CaptionProvider> = match provider.as_str() {
+                "jsonl" => {
+                    let path = jsonl.context("--provider jsonl needs --jsonl FILE")?;
+                    Box::new(sfn_captions::jsonl::JsonlCaptions::open(&path)?)
+                }
+                "openai" => {
+                    let base_url = endpoint.context("--provider openai needs --endpoint URL")?;
+                    if !(timeout.is_finite() && timeout > 0.0) {
+                        anyhow::bail!("--timeout {timeout}: must be a positive number of seconds");
+                    }
+                    Box::new(sfn_captions::openai::OpenAiCaptions::new(sfn_captions::openai::OpenAiConfig {
+                        base_url,
+                        model: vlm_model,
+                        timeout: std::time::Duration::from_secs_f64(timeout),
+                        retries,
+                        ..Default::default()
+                    }))
+                }
+                _ => Box::new(sfn_captions::describe::MotionDescriber::default()),
+            };
+            let format = sfn_trainer::data::FrameFormat { height: h, width: w, channels: if rgb { 3 } else { 1 } };
+            let opts = sfn_trainer::captions::CaptionOptions { data, out: out.clone(), format, encoder, progress: !quiet };
+            let c = sfn_trainer::captions::compute(&opts, p)?;
+            let n: usize = c.splits.values().flat_map(|s| s.values()).map(|v| v.iter().filter(|i| i.is_some()).count()).sum();
+            println!(
+                "{n} clips captioned by {} ({} distinct captions; {} fallbacks, {} failures); {:.2} ms per caption, {:.2} ms per embedding; cache {}",
+                c.provider,
+                c.texts.len(),
+                c.stats.fallbacks,
+                c.stats.failures,
+                c.provider_ms,
+                c.encoder_ms,
+                out.display()
+            );
+        }
         Cmd::Demo { out, epochs, seed, quiet } => demo(&out, epochs, seed, quiet)?,
-        Cmd::Eval { model, data, report, plots, sigma, causal_sigma, batch_size } => {
-            let offline = OfflineScoring { sigma, ..OfflineScoring::default() };
-            let opts = EvalOptions { model, data, report: report.clone(), plots, offline, causal_sigma, batch_size };
+        Cmd::Eval { model, data, report, plots, sigma, causal_sigma, batch_size, captions, semantic_weight } => {
+            if !(0.0..=1.0).contains(&semantic_weight) {
+                anyhow::bail!("--semantic-weight {semantic_weight}: must be in [0, 1]");
+            }
+            let offline = OfflineScoring { sigma, visual_weight: 1.0 - semantic_weight, semantic_weight };
+            let opts = EvalOptions { model, data, report: report.clone(), plots, offline, causal_sigma, batch_size, captions };
             let r = evaluate(&opts)?;
             print_report(&r);
             println!("report: {}", report.display());
@@ -285,6 +378,7 @@ fn demo(out: &std::path::Path, epochs: u64, seed: u64, quiet: bool) -> Result<()
         offline: OfflineScoring::default(),
         causal_sigma: None,
         batch_size: 32,
+        captions: None,
     };
     let r = evaluate(&opts)?;
     print_report(&r);
@@ -315,6 +409,19 @@ fn print_report(r: &Report) {
             pct(f.causal_micro_auc),
             pct(f.causal_macro_auc)
         );
+    }
+    if let Some(s) = &r.semantic {
+        println!("semantic branch ({}): the scores above combine visual and semantic error; apart:", s.provider);
+        for (name, f) in [("visual only", &s.visual_only), ("semantic only", &s.semantic_only)] {
+            println!(
+                "{:<18} {:>14} {:>14} {:>14} {:>14}",
+                name,
+                pct(f.offline_micro_auc),
+                pct(f.offline_macro_auc),
+                pct(f.causal_micro_auc),
+                pct(f.causal_macro_auc)
+            );
+        }
     }
     println!("{} frames scored in {:.1} s", r.frames_scored, r.seconds);
 }
