@@ -10,6 +10,7 @@
 //! difference to the previous frame), [`ExportedModel::decode`] for a window of cached encodings.
 
 pub mod manifest;
+pub mod preprocess;
 #[cfg(feature = "ort")]
 pub mod onnxruntime;
 pub mod tract;

@@ -27,7 +27,6 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use image::imageops::FilterType;
 use image::{ImageFormat, ImageReader};
 use rand::RngCore;
 use rand::SeedableRng;
@@ -560,34 +559,9 @@ fn load_frame(path: &Path, format: &FrameFormat) -> Result<(u32, u32, Vec<f32>),
     }
     let img = reader.decode().map_err(|e| decode_err(e.to_string()))?;
     let (w0, h0) = (img.width(), img.height());
-    let (w, h) = (format.width as u32, format.height as u32);
-    let data = if format.channels == 1 {
-        let mut g = img.to_luma32f();
-        if (w0, h0) != (w, h) {
-            g = image::imageops::resize(&g, w, h, FilterType::Triangle);
-        }
-        g.into_raw().into_iter().map(to_unit_range).collect()
-    } else {
-        let mut rgb = img.to_rgb32f();
-        if (w0, h0) != (w, h) {
-            rgb = image::imageops::resize(&rgb, w, h, FilterType::Triangle);
-        }
-        let hwc = rgb.into_raw();
-        let plane = format.height * format.width;
-        let mut chw = vec![0.0f32; 3 * plane];
-        for (p, px) in hwc.chunks_exact(3).enumerate() {
-            for (c, &v) in px.iter().enumerate() {
-                chw[c * plane + p] = to_unit_range(v);
-            }
-        }
-        chw
-    };
+    // The same conversion the edge runtime applies to camera frames.
+    let data = sfn_infer::preprocess::to_model_input(&img, format.channels, format.height, format.width);
     Ok((w0, h0, data))
-}
-
-/// `[0, 1]` -> `[-1, 1]` (clamped: the triangle filter cannot overshoot, but be safe).
-fn to_unit_range(v: f32) -> f32 {
-    (2.0 * v - 1.0).clamp(-1.0, 1.0)
 }
 
 /// Whether JPEG data ends with the end-of-image marker (trailing zero padding allowed).

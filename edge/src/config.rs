@@ -1,0 +1,396 @@
+//! `edge.toml`: every setting of the runtime, with `--set section.key=value` overrides from the command
+//! line applied to the TOML before it is read. Unknown keys are rejected by name.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::alarm::AlarmConfig;
+use crate::captions::CaptionBudget;
+
+/// The whole configuration.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Device name (MQTT topics, status).
+    pub device: String,
+    pub model: ModelConfig,
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub alarm: AlarmConfig,
+    #[serde(default)]
+    pub captions: CaptionsConfig,
+    #[serde(default)]
+    pub sinks: SinksConfig,
+    #[serde(default)]
+    pub gpio: Option<GpioConfig>,
+    #[serde(default)]
+    pub health: HealthConfig,
+}
+
+/// Which export to run and how.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Export directory (model.json + encoder.onnx + decoder.onnx); relative paths are relative to the
+    /// config file.
+    pub dir: PathBuf,
+    /// "tract" (default) or "onnxruntime".
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    /// ONNX Runtime: "cpu", "cuda" or "tensorrt".
+    #[serde(default = "default_provider")]
+    pub provider: String,
+    #[serde(default = "one")]
+    pub threads: usize,
+    /// libonnxruntime.so (default: ORT_DYLIB_PATH).
+    #[serde(default)]
+    pub onnxruntime_library: Option<PathBuf>,
+    /// TensorRT engine cache (persistent).
+    #[serde(default)]
+    pub trt_cache: Option<PathBuf>,
+    #[serde(default)]
+    pub trt_fp16: bool,
+    #[serde(default)]
+    pub trt_int8: bool,
+}
+
+fn default_backend() -> String {
+    "tract".into()
+}
+fn default_provider() -> String {
+    "cpu".into()
+}
+fn one() -> usize {
+    1
+}
+
+/// Where frames come from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// "v4l2", "folder" or "video".
+    pub kind: String,
+    /// Device (/dev/video0), folder of frames, or video file.
+    pub path: PathBuf,
+    /// Requested capture size and rate (V4L2), or the pacing rate of files.
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+    #[serde(default = "default_fps")]
+    pub fps: f64,
+    /// V4L2 pixel format: "GREY", "YUYV" or "MJPG".
+    #[serde(default)]
+    pub pixel_format: Option<String>,
+    /// Files: play at `fps` (true) or as fast as possible.
+    #[serde(default = "yes")]
+    pub realtime: bool,
+    /// Skip unreadable frames (counted) instead of stopping.
+    #[serde(default = "yes")]
+    pub skip_corrupt: bool,
+}
+
+fn default_fps() -> f64 {
+    10.0
+}
+fn yes() -> bool {
+    true
+}
+
+/// The caption stage.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CaptionsConfig {
+    /// "none", "motion", "jsonl" or "openai". A model trained with captions needs one.
+    pub provider: String,
+    #[serde(default)]
+    pub jsonl: Option<PathBuf>,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub vlm_model: Option<String>,
+    /// Frames handed to the provider: height, width (gray unless `rgb`).
+    #[serde(default = "default_caption_size")]
+    pub frame_size: [usize; 2],
+    #[serde(default)]
+    pub rgb: bool,
+    /// Sentence encoder folder (default: where scripts/setup.sh unpacks all-MiniLM-L6-v2).
+    #[serde(default)]
+    pub encoder: Option<PathBuf>,
+    #[serde(default)]
+    pub budget: CaptionBudget,
+}
+
+fn default_caption_size() -> [usize; 2] {
+    [120, 180]
+}
+
+impl Default for CaptionsConfig {
+    fn default() -> Self {
+        CaptionsConfig {
+            provider: "none".into(),
+            jsonl: None,
+            endpoint: None,
+            vlm_model: None,
+            frame_size: default_caption_size(),
+            rgb: false,
+            encoder: None,
+            budget: CaptionBudget::default(),
+        }
+    }
+}
+
+/// Where scores and alarms go.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SinksConfig {
+    /// JSON lines of every scored frame and alarm on stdout.
+    #[serde(default)]
+    pub stdout: bool,
+    /// COBS-framed binary score packets appended to this file.
+    #[serde(default)]
+    pub packet_file: Option<PathBuf>,
+    /// JSON lines to this file.
+    #[serde(default)]
+    pub json_file: Option<PathBuf>,
+    /// COBS-framed packets as UDP datagrams to host:port.
+    #[serde(default)]
+    pub udp: Option<String>,
+    /// COBS-framed packets written to a serial device (configured beforehand, e.g. with stty).
+    #[serde(default)]
+    pub serial: Option<PathBuf>,
+    #[serde(default)]
+    pub mqtt: Option<MqttConfig>,
+}
+
+/// MQTT reporting (Frigate's topic conventions).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    pub host: String,
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// TLS: CA certificate file (enables TLS), optional client certificate and key.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// Alarms wait here while the broker is away.
+    pub spool_dir: PathBuf,
+    #[serde(default = "default_spool_max")]
+    pub spool_max: usize,
+    #[serde(default = "default_ring")]
+    pub score_ring: usize,
+}
+
+fn default_mqtt_port() -> u16 {
+    1883
+}
+fn default_prefix() -> String {
+    "sfn".into()
+}
+fn default_spool_max() -> usize {
+    1000
+}
+fn default_ring() -> usize {
+    4096
+}
+
+/// Alarm output pin (linux character-device GPIO).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GpioConfig {
+    /// e.g. /dev/gpiochip0
+    pub chip: PathBuf,
+    pub line: u32,
+    #[serde(default)]
+    pub active_low: bool,
+}
+
+/// Health logging / status.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    pub period_s: f64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig { period_s: 10.0 }
+    }
+}
+
+/// Config errors name the file, the key or the override.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+    #[error("--set {arg}: {reason}")]
+    Override { arg: String, reason: String },
+    #[error("{path}: {key}: {reason}")]
+    Invalid { path: PathBuf, key: &'static str, reason: String },
+}
+
+/// Applies `section.key=value` to a TOML table; the value is read as TOML (`3`, `true`, `"x"`,
+/// `[1, 2]`), else taken as a string.
+pub fn apply_override(doc: &mut toml::Table, arg: &str) -> Result<(), ConfigError> {
+    let err = |reason: &str| ConfigError::Override { arg: arg.into(), reason: reason.into() };
+    let (path, raw) = arg.split_once('=').ok_or_else(|| err("expected section.key=value"))?;
+    let keys: Vec<&str> = path.trim().split('.').collect();
+    if keys.iter().any(|k| k.is_empty()) {
+        return Err(err("empty key"));
+    }
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let mut table = doc;
+    for k in &keys[..keys.len() - 1] {
+        table = table
+            .entry(k.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| err(&format!("{k} is not a section")))?;
+    }
+    table.insert(keys[keys.len() - 1].to_string(), value);
+    Ok(())
+}
+
+impl EdgeConfig {
+    /// Reads `path`, applies the overrides, checks the values; relative paths become relative to the
+    /// config file's folder.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<EdgeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
+        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })?;
+        for o in overrides {
+            apply_override(&mut doc, o)?;
+        }
+        let mut cfg: EdgeConfig = toml::Value::Table(doc).try_into().map_err(|e: toml::de::Error| ConfigError::Parse { path: path.into(), reason: e.to_string() })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rel = |p: &mut PathBuf| {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                *p = base.join(&*p);
+            }
+        };
+        rel(&mut cfg.model.dir);
+        if cfg.source.kind != "v4l2" {
+            rel(&mut cfg.source.path);
+        }
+        if let Some(p) = cfg.captions.jsonl.as_mut() {
+            rel(p);
+        }
+        if let Some(m) = cfg.sinks.mqtt.as_mut() {
+            rel(&mut m.spool_dir);
+        }
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, reason: String| Err(ConfigError::Invalid { path: path.into(), key, reason });
+        if self.device.is_empty() || self.device.contains(['/', '+', '#']) {
+            return bad("device", format!("{:?}: must be non-empty without '/', '+' or '#' (it is an MQTT topic level)", self.device));
+        }
+        if !["tract", "onnxruntime"].contains(&self.model.backend.as_str()) {
+            return bad("model.backend", format!("{:?}: expected \"tract\" or \"onnxruntime\"", self.model.backend));
+        }
+        if !["cpu", "cuda", "tensorrt"].contains(&self.model.provider.as_str()) {
+            return bad("model.provider", format!("{:?}: expected \"cpu\", \"cuda\" or \"tensorrt\"", self.model.provider));
+        }
+        if !["v4l2", "folder", "video"].contains(&self.source.kind.as_str()) {
+            return bad("source.kind", format!("{:?}: expected \"v4l2\", \"folder\" or \"video\"", self.source.kind));
+        }
+        if !(self.source.fps.is_finite() && self.source.fps > 0.0 && self.source.fps <= 1000.0) {
+            return bad("source.fps", format!("{}: must be in (0, 1000]", self.source.fps));
+        }
+        if let Some(f) = &self.source.pixel_format {
+            if !["GREY", "YUYV", "MJPG"].contains(&f.as_str()) {
+                return bad("source.pixel_format", format!("{f:?}: expected GREY, YUYV or MJPG"));
+            }
+        }
+        if !self.alarm.threshold.is_finite() {
+            return bad("alarm.threshold", "must be a number".into());
+        }
+        let c = &self.captions;
+        match c.provider.as_str() {
+            "none" | "motion" => {}
+            "jsonl" if c.jsonl.is_some() => {}
+            "jsonl" => return bad("captions.jsonl", "the jsonl provider needs a file".into()),
+            "openai" if c.endpoint.is_some() => {}
+            "openai" => return bad("captions.endpoint", "the openai provider needs an endpoint URL".into()),
+            other => return bad("captions.provider", format!("{other:?}: expected none, motion, jsonl or openai")),
+        }
+        if !(c.budget.max_share > 0.0 && c.budget.max_share <= 1.0) {
+            return bad("captions.budget.max_share", format!("{}: must be in (0, 1]", c.budget.max_share));
+        }
+        if c.frame_size.iter().any(|&s| s < 8) {
+            return bad("captions.frame_size", format!("{:?}: each side must be >= 8", c.frame_size));
+        }
+        if !(self.health.period_s.is_finite() && self.health.period_s > 0.0) {
+            return bad("health.period_s", format!("{}: must be > 0", self.health.period_s));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+device = "cam1"
+[model]
+dir = "model"
+[source]
+kind = "folder"
+path = "frames"
+"#;
+
+    fn load(text: &str, overrides: &[&str]) -> Result<EdgeConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("edge.toml");
+        std::fs::write(&p, text).unwrap();
+        EdgeConfig::load(&p, &overrides.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn minimal_config_with_defaults_and_overrides() {
+        let c = load(MIN, &["alarm.threshold=4.5", "source.fps=25", "captions.provider=motion", "sinks.udp=127.0.0.1:9000", "model.backend=\"onnxruntime\""]).unwrap();
+        assert_eq!(c.alarm.threshold, 4.5);
+        assert_eq!(c.alarm.raise_after, 3);
+        assert_eq!(c.source.fps, 25.0);
+        assert_eq!(c.captions.provider, "motion");
+        assert_eq!(c.sinks.udp.as_deref(), Some("127.0.0.1:9000"));
+        assert_eq!(c.model.backend, "onnxruntime");
+        assert!(c.model.dir.ends_with("model") && c.model.dir.is_absolute());
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_named() {
+        let e = load(&format!("{MIN}\n[alarm]\nthreshhold = 3\n"), &[]).unwrap_err().to_string();
+        assert!(e.contains("threshhold") && e.contains("edge.toml"), "{e}");
+        let e = load(MIN, &["source.fsp=3"]).unwrap_err().to_string();
+        assert!(e.contains("fsp"), "{e}");
+        let e = load(MIN, &["source.kind=webcam"]).unwrap_err().to_string();
+        assert!(e.contains("source.kind") && e.contains("webcam"), "{e}");
+        let e = load(MIN, &["captions.provider=jsonl"]).unwrap_err().to_string();
+        assert!(e.contains("captions.jsonl"), "{e}");
+        let e = load(MIN, &["novalue"]).unwrap_err().to_string();
+        assert!(e.contains("--set novalue"), "{e}");
+        let e = load(MIN, &["device=a/b"]).unwrap_err().to_string();
+        assert!(e.contains("device"), "{e}");
+        let e = load("device = \"x\"\n[model\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("edge.toml"), "{e}");
+    }
+}

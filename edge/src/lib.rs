@@ -1,0 +1,10 @@
+//! The SFN-VAD edge runtime: frames from a camera or a recording -> encoder cache -> decoder -> causal
+//! scoring -> alarms (hysteresis) -> score packets and alarm events to sinks; captions refreshed on a
+//! budget by their own worker.
+
+pub mod alarm;
+pub mod captions;
+pub mod pipeline;
+pub mod gpio;
+pub mod health;
+pub mod config;

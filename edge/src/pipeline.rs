@@ -1,0 +1,188 @@
+//! The streaming pipeline: each frame is encoded once (`encoder.onnx`, with its difference to the
+//! previous frame) into a 5-slot window; from the fifth frame on, `decoder.onnx` predicts frame t from
+//! the cached encodings of t-4..t-1, and the prediction error of t (pooled as the model was calibrated)
+//! plus the semantic error go through the causal scorer, then the alarm hysteresis.
+//!
+//! A gap in frame indices (a dropped or skipped frame) restarts the window: motion across a gap would be
+//! wrong. The first 4 frames after a (re)start produce no score.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+use sfn_infer::{BackendKind, ExportedModel, InferError, Manifest};
+use sfn_scoring::{CausalCalibration, CausalScorer, ErrorPooling};
+
+use crate::alarm::{AlarmConfig, AlarmEvent, AlarmState, Hysteresis};
+
+/// One frame's cached encoding.
+struct Cached {
+    index: u64,
+    frame: Vec<f32>,
+    tokens: Vec<f32>,
+    patch_embed: Vec<f32>,
+    motion: Vec<f32>,
+}
+
+/// What the pipeline says about a scored frame.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct FrameOutput {
+    pub index: u64,
+    pub timestamp_ms: u64,
+    /// Pooled prediction error of this frame.
+    pub visual_error: f32,
+    /// 1 - cos(predicted text, latest caption), with captions.
+    pub semantic_error: Option<f32>,
+    /// z-scores of the two errors against the calibration (before smoothing).
+    pub visual_z: f32,
+    pub semantic_z: Option<f32>,
+    /// The causal score (smoothed weighted z).
+    pub score: f32,
+    pub alarm: AlarmState,
+    pub event: Option<AlarmEvent>,
+    /// Encoder + decoder time for this frame, microseconds.
+    pub infer_us: u64,
+}
+
+/// Errors of the pipeline; each names the frame or file.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Model(#[from] InferError),
+    #[error("{path}: {reason}")]
+    Setup { path: String, reason: String },
+    #[error("frame {index}: {reason}")]
+    Frame { index: u64, reason: String },
+}
+
+/// Counters.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    pub frames_in: u64,
+    pub frames_scored: u64,
+    pub window_restarts: u64,
+    pub bad_frames: u64,
+}
+
+/// The streaming detector.
+pub struct Pipeline {
+    model: ExportedModel,
+    pooling: ErrorPooling,
+    calibration: CausalCalibration,
+    scorer: CausalScorer,
+    alarm: Hysteresis,
+    window: VecDeque<Cached>,
+    /// (previous, latest) caption features.
+    texts: (Option<Vec<f32>>, Option<Vec<f32>>),
+    pub stats: PipelineStats,
+}
+
+impl Pipeline {
+    /// Opens an export (checked against its model.json) on `backend`. Without a causal calibration in
+    /// model.json there is nothing to score against: refused.
+    pub fn open(dir: &Path, backend: &BackendKind, alarm: AlarmConfig) -> Result<Self, PipelineError> {
+        let model = ExportedModel::open(dir, backend)?;
+        let calibration = model.manifest.calibration.clone().ok_or_else(|| PipelineError::Setup {
+            path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(),
+            reason: "no causal calibration (export a model trained by `sfn-train train`, which writes calibration.json)".into(),
+        })?;
+        Ok(Pipeline {
+            pooling: calibration.pooling,
+            scorer: CausalScorer::new(&calibration),
+            calibration,
+            model,
+            alarm: Hysteresis::new(alarm),
+            window: VecDeque::with_capacity(5),
+            texts: (None, None),
+            stats: PipelineStats::default(),
+        })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.model.manifest
+    }
+
+    /// The first 4 bytes of the encoder's sha256: the model id in packets.
+    pub fn model_id(&self) -> [u8; 4] {
+        let h = &self.model.manifest.encoder.sha256;
+        let mut id = [0u8; 4];
+        for (i, b) in id.iter_mut().enumerate() {
+            *b = h.get(2 * i..2 * i + 2).and_then(|s| u8::from_str_radix(s, 16).ok()).unwrap_or(0);
+        }
+        id
+    }
+
+    pub fn backend(&self) -> String {
+        self.model.backend()
+    }
+
+    /// A new caption feature (the decoder then reads the previous one; the semantic error targets it).
+    pub fn set_text(&mut self, embedding: Vec<f32>) -> Result<(), PipelineError> {
+        let dim = self.model.manifest.text_dim;
+        if embedding.len() != dim || embedding.iter().any(|v| !v.is_finite()) {
+            return Err(PipelineError::Setup { path: "caption feature".into(), reason: format!("{} values (need {dim}, finite)", embedding.len()) });
+        }
+        let prev = self.texts.1.take();
+        self.texts = (prev, Some(embedding));
+        Ok(())
+    }
+
+    /// Whether the model reads captions.
+    pub fn uses_text(&self) -> bool {
+        self.model.manifest.text.is_some()
+    }
+
+    /// Feeds one preprocessed frame (CHW in [-1, 1], the model's size). Returns its output from the
+    /// fifth consecutive frame on.
+    pub fn push(&mut self, index: u64, timestamp_ms: u64, frame: Vec<f32>) -> Result<Option<FrameOutput>, PipelineError> {
+        self.stats.frames_in += 1;
+        let m = &self.model.manifest;
+        let fl = m.frame_len();
+        if frame.len() != fl {
+            self.stats.bad_frames += 1;
+            return Err(PipelineError::Frame { index, reason: format!("{} values, the model takes {}x{}x{}", frame.len(), m.image.channels, m.image.height, m.image.width) });
+        }
+        if let Some(i) = frame.iter().position(|v| !v.is_finite()) {
+            self.stats.bad_frames += 1;
+            return Err(PipelineError::Frame { index, reason: format!("value {i} is not finite") });
+        }
+        if self.window.back().is_some_and(|c| c.index + 1 != index) {
+            self.window.clear();
+            self.stats.window_restarts += 1;
+        }
+        let t0 = Instant::now();
+        let prev = self.window.back().map(|c| c.frame.clone()).unwrap_or_else(|| frame.clone());
+        let e = self.model.encode(&frame, &prev, 1)?;
+        if self.window.len() == 5 {
+            self.window.pop_front();
+        }
+        self.window.push_back(Cached { index, frame, tokens: e.tokens.data, patch_embed: e.patch_embed.data, motion: e.motion.data });
+        if self.window.len() < 5 {
+            return Ok(None);
+        }
+        let w = &self.window;
+        let tokens: Vec<f32> = w.iter().take(4).flat_map(|c| c.tokens.iter().copied()).collect();
+        let motion: Vec<f32> = w.iter().skip(1).take(3).flat_map(|c| c.motion.iter().copied()).collect();
+        let input_text = self.texts.0.as_ref().or(self.texts.1.as_ref());
+        let use_text = self.model.manifest.text.is_some();
+        let d = self.model.decode(&tokens, &w[3].patch_embed, &motion, input_text.filter(|_| use_text).map(|v| &v[..]), &w[3].frame, 1)?;
+        let infer_us = t0.elapsed().as_micros() as u64;
+        let img = &self.model.manifest.image;
+        let visual = self
+            .pooling
+            .pool(&d.frame.data, &w[4].frame, img.channels, img.height, img.width)
+            .map_err(|e| PipelineError::Frame { index, reason: e.to_string() })?;
+        let semantic = match (&self.texts.1, use_text) {
+            (Some(target), true) => Some(1.0 - sfn_text::cosine(&d.text.data, target)),
+            _ => None,
+        };
+        let c = &self.calibration;
+        let visual_z = (visual - c.visual_mean) / c.visual_std;
+        let semantic_z = semantic.map(|s| (s - c.semantic_mean) / c.semantic_std);
+        let score = self.scorer.push(visual, semantic);
+        let (alarm, event) = self.alarm.push(index, timestamp_ms, score);
+        self.stats.frames_scored += 1;
+        Ok(Some(FrameOutput { index, timestamp_ms, visual_error: visual, semantic_error: semantic, visual_z, semantic_z, score, alarm, event, infer_us }))
+    }
+}
