@@ -30,6 +30,50 @@ else
     say "no apt-get: install a TTF font yourself or point SFN_FONT at one (plots work without, but unlabelled)"
 fi
 
+# --- mosquitto (MQTT broker for mqtt/tests/broker.rs) ------------------------------------
+# The tests spawn their own `mosquitto -c FILE` on a free loopback port; setup only installs the
+# binary and leaves no broker daemon running (the Debian package may start a system service).
+if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then
+    say "mosquitto already installed"
+elif command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    say "installing mosquitto (apt-get)"
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq mosquitto >/dev/null
+    # Do not leave the packaged service running: the tests start their own brokers.
+    if pgrep -x mosquitto >/dev/null 2>&1; then
+        say "stopping the mosquitto service started by the package"
+        $sudo service mosquitto stop >/dev/null 2>&1 || $sudo systemctl stop mosquitto >/dev/null 2>&1 || true
+        $sudo systemctl disable mosquitto >/dev/null 2>&1 || true
+    fi
+else
+    say "no apt-get: install mosquitto yourself (mqtt/tests/broker.rs needs it on PATH)"
+fi
+# --- end mosquitto ------------------------------------------------------------------------
+
+# --- sfn-sources: Debian packages for the `video` (ffmpeg-next) and `v4l` features -----------
+# libclang-dev: bindgen in ffmpeg-sys-next and v4l2-sys-mit; linux-libc-dev: linux/videodev2.h for v4l;
+# libav*-dev + pkg-config: FFmpeg 5.1 headers and libraries for `--features video`.
+sources_pkgs="pkg-config libclang-dev linux-libc-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev"
+sources_missing=""
+for sources_pkg in $sources_pkgs; do
+    dpkg -s "$sources_pkg" >/dev/null 2>&1 || sources_missing="$sources_missing $sources_pkg"
+done
+if [ -z "$sources_missing" ]; then
+    say "sfn-sources packages already installed"
+elif command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    say "installing$sources_missing (apt-get, for sfn-sources features video/v4l)"
+    $sudo apt-get update -qq >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $sources_missing >/dev/null
+else
+    say "no apt-get: install$sources_missing yourself to build sfn-sources with --features video or v4l"
+fi
+# --- end sfn-sources -------------------------------------------------------------------------
+
 # --- python venv --------------------------------------------------------------------------
 if [ -x "$venv/bin/python" ]; then
     say "venv $venv exists"

@@ -157,14 +157,14 @@ pub struct ClipJob {
 
 /// Caption + embedding thread.
 pub struct CaptionWorker {
-    jobs: Option<SyncSender<ClipJob>>,
+    jobs: Option<SyncSender<Box<ClipJob>>>,
     results: Receiver<Result<TextFeature, String>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl CaptionWorker {
     pub fn spawn(mut provider: Box<dyn CaptionProvider>, mut embedder: Box<dyn Embedder>) -> Self {
-        let (jtx, jrx) = mpsc::sync_channel::<ClipJob>(1);
+        let (jtx, jrx) = mpsc::sync_channel::<Box<ClipJob>>(1);
         let (rtx, rrx) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("sfn-captions".into())
@@ -193,7 +193,7 @@ impl CaptionWorker {
 
     /// Hands a clip over without blocking; false if the worker is still busy (or gone).
     pub fn offer(&self, job: ClipJob) -> bool {
-        match self.jobs.as_ref().map(|j| j.try_send(job)) {
+        match self.jobs.as_ref().map(|j| j.try_send(Box::new(job))) {
             Some(Ok(())) => true,
             Some(Err(TrySendError::Full(_))) | Some(Err(TrySendError::Disconnected(_))) | None => false,
         }

@@ -52,6 +52,19 @@ impl<P: OutputPin> AlarmPin<P> {
     }
 }
 
+/// The configured Linux GPIO line (character device) as an alarm pin.
+#[cfg(feature = "gpio-cdev")]
+pub fn cdev_pin(cfg: &crate::config::GpioConfig) -> anyhow::Result<Box<dyn FnMut(AlarmState) + Send>> {
+    use anyhow::Context;
+    use linux_embedded_hal::gpio_cdev::{Chip, LineRequestFlags};
+    let what = || format!("gpio {} line {}", cfg.chip.display(), cfg.line);
+    let mut chip = Chip::new(&cfg.chip).with_context(what)?;
+    let handle = chip.get_line(cfg.line).and_then(|l| l.request(LineRequestFlags::OUTPUT, 0, "sfn-edge")).with_context(what)?;
+    let pin = linux_embedded_hal::CdevPin::new(handle).with_context(what)?;
+    let mut alarm = AlarmPin::new(pin, cfg.active_low);
+    Ok(Box::new(move |s| alarm.update(s)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

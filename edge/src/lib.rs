@@ -8,3 +8,7 @@ pub mod pipeline;
 pub mod gpio;
 pub mod health;
 pub mod config;
+pub mod sink;
+pub mod runtime;
+pub mod mqtt;
+pub mod setup;

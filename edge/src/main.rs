@@ -1,1 +1,85 @@
-fn main() {}
+//! `sfn-edge`: the camera runtime.
+//!
+//! ```text
+//! sfn-edge check --config edge.toml [--set section.key=value ...]   validate config and model, run nothing
+//! sfn-edge run   --config edge.toml [--set section.key=value ...] [--max-frames N]
+//! ```
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use sfn_edge::config::EdgeConfig;
+use sfn_edge::setup;
+
+#[derive(Parser)]
+#[command(name = "sfn-edge", version, about = "SFN-VAD on the camera: frames in, anomaly scores and alarms out")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Validate the config (unknown keys are errors) and the model (model.json, sha256, I/O signature),
+    /// open the source, and stop.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+        /// Override a setting: --set alarm.threshold=4 (repeatable).
+        #[arg(long = "set")]
+        set: Vec<String>,
+    },
+    /// Run until the source ends (files) or forever (cameras).
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long = "set")]
+        set: Vec<String>,
+        /// Stop after this many frames.
+        #[arg(long)]
+        max_frames: Option<u64>,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Check { config, set } => {
+            let cfg = EdgeConfig::load(&config, &set)?;
+            let rt = setup::runtime(&cfg, false).with_context(|| format!("checking {}", config.display()))?;
+            let source = setup::source(&cfg).with_context(|| format!("opening the source of {}", config.display()))?;
+            let m = rt.pipeline.manifest();
+            let k = &cfg.sinks;
+            let sinks = [k.stdout, k.json_file.is_some(), k.packet_file.is_some(), k.udp.is_some(), k.serial.is_some(), k.mqtt.is_some()].iter().filter(|b| **b).count();
+            println!(
+                "ok: device {}, model {} ({}, {}x{}x{}, {}), source {}, captions {}, {} sink(s) configured",
+                cfg.device,
+                cfg.model.dir.display(),
+                m.precision.name(),
+                m.image.channels,
+                m.image.height,
+                m.image.width,
+                rt.pipeline.backend(),
+                source.describe(),
+                cfg.captions.provider,
+                sinks
+            );
+        }
+        Cmd::Run { config, set, max_frames } => {
+            let cfg = EdgeConfig::load(&config, &set)?;
+            let mut rt = setup::runtime(&cfg, true)?;
+            let mut source = setup::source(&cfg)?;
+            tracing::info!(source = %source.describe(), backend = %rt.pipeline.backend(), "running");
+            let s = rt.run(&mut source, max_frames, 50)?;
+            if s.frames_in == 0 {
+                bail!("the source gave no frames");
+            }
+            eprintln!("{}", serde_json::to_string_pretty(&s)?);
+        }
+    }
+    Ok(())
+}

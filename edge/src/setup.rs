@@ -1,0 +1,163 @@
+//! Building a [`Runtime`] and its source from an [`EdgeConfig`].
+
+use anyhow::{bail, Context, Result};
+use sfn_captions::CaptionProvider;
+use sfn_infer::onnxruntime_options::{OrtOptions, Provider};
+use sfn_infer::BackendKind;
+use sfn_sources::{FrameSource, ImageFolder, ImageFolderOptions, Pacing};
+
+use crate::captions::{CaptionScheduler, CaptionWorker};
+use crate::config::EdgeConfig;
+use crate::pipeline::Pipeline;
+use crate::runtime::{Captioning, Runtime};
+use crate::sink::{FramedWriter, JsonLines, Sink, Udp};
+
+/// The inference back-end a config asks for.
+pub fn backend(cfg: &EdgeConfig) -> BackendKind {
+    let m = &cfg.model;
+    match m.backend.as_str() {
+        "onnxruntime" => BackendKind::OnnxRuntime(OrtOptions {
+            provider: match m.provider.as_str() {
+                "cuda" => Provider::Cuda,
+                "tensorrt" => Provider::TensorRt,
+                _ => Provider::Cpu,
+            },
+            threads: m.threads,
+            library: m.onnxruntime_library.clone(),
+            trt_cache: m.trt_cache.clone(),
+            trt_fp16: m.trt_fp16,
+            trt_int8: m.trt_int8,
+            strict: true,
+        }),
+        _ => BackendKind::Tract,
+    }
+}
+
+/// The caption provider a config asks for (None for "none").
+pub fn caption_provider(cfg: &EdgeConfig) -> Result<Option<Box<dyn CaptionProvider>>> {
+    let c = &cfg.captions;
+    Ok(match c.provider.as_str() {
+        "motion" => Some(Box::new(sfn_captions::describe::MotionDescriber::default())),
+        "jsonl" => {
+            let p = c.jsonl.as_ref().context("captions.jsonl")?;
+            Some(Box::new(sfn_captions::jsonl::JsonlCaptions::open(p)?))
+        }
+        "openai" => Some(Box::new(sfn_captions::openai::OpenAiCaptions::new(sfn_captions::openai::OpenAiConfig {
+            base_url: c.endpoint.clone().context("captions.endpoint")?,
+            model: c.vlm_model.clone().unwrap_or_else(|| "InternVL2.5-1B".into()),
+            ..Default::default()
+        }))),
+        _ => None,
+    })
+}
+
+/// Pipeline, caption worker and (with `open_sinks`) the sinks.
+pub fn runtime(cfg: &EdgeConfig, open_sinks: bool) -> Result<Runtime> {
+    let pipeline = Pipeline::open(&cfg.model.dir, &backend(cfg), cfg.alarm.clone())?;
+    let provider = caption_provider(cfg)?;
+    let mut rt = Runtime::new(pipeline, &cfg.device);
+    rt.health_period = std::time::Duration::from_secs_f64(cfg.health.period_s);
+    match (&rt.pipeline.manifest().text, provider) {
+        (Some(t), None) => bail!(
+            "{}: the model was trained with captions ({}); set captions.provider (motion, jsonl or openai)",
+            cfg.model.dir.join(sfn_infer::manifest::MANIFEST).display(),
+            t.provider
+        ),
+        (None, Some(_)) => tracing::warn!("captions.provider is set but the model was trained without captions: captions off"),
+        (Some(_), Some(p)) => {
+            let dir = cfg.captions.encoder.clone().unwrap_or_else(sfn_text::default_dir);
+            let encoder = sfn_text::SentenceEncoder::load(&dir)?;
+            let c = &cfg.captions;
+            let worker = CaptionWorker::spawn(p, Box::new(encoder));
+            rt.captions = Some(Captioning::new(worker, CaptionScheduler::new(c.budget.clone()), if c.rgb { 3 } else { 1 }, c.frame_size[0], c.frame_size[1]));
+        }
+        (None, None) => {}
+    }
+    if let Some(_g) = &cfg.gpio {
+        #[cfg(not(feature = "gpio-cdev"))]
+        bail!("gpio is configured but this build has no `gpio-cdev` feature");
+        #[cfg(feature = "gpio-cdev")]
+        if open_sinks {
+            rt.on_alarm_state = Some(crate::gpio::cdev_pin(_g)?);
+        }
+    }
+    if open_sinks {
+        rt.sinks = sinks(cfg)?;
+    }
+    Ok(rt)
+}
+
+/// The configured sinks, opened.
+pub fn sinks(cfg: &EdgeConfig) -> Result<Vec<Box<dyn Sink>>> {
+    let s = &cfg.sinks;
+    let mut out: Vec<Box<dyn Sink>> = Vec::new();
+    if s.stdout {
+        out.push(Box::new(JsonLines::stdout()));
+    }
+    if let Some(p) = &s.json_file {
+        out.push(Box::new(JsonLines::file(p)?));
+    }
+    if let Some(p) = &s.packet_file {
+        out.push(Box::new(FramedWriter::file(p)?));
+    }
+    if let Some(peer) = &s.udp {
+        out.push(Box::new(Udp::new(peer)?));
+    }
+    if let Some(p) = &s.serial {
+        out.push(Box::new(FramedWriter::serial(p)?));
+    }
+    if let Some(m) = &s.mqtt {
+        out.push(Box::new(crate::mqtt::MqttSink::connect(&cfg.device, m)?));
+    }
+    Ok(out)
+}
+
+/// The configured frame source.
+pub fn source(cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>> {
+    let s = &cfg.source;
+    Ok(match s.kind.as_str() {
+        "folder" => {
+            let pacing = if s.realtime { Pacing::RealTime { fps: s.fps } } else { Pacing::AsFastAsPossible };
+            Box::new(ImageFolder::open(&s.path, ImageFolderOptions { pacing, skip_corrupt: s.skip_corrupt, fps: Some(s.fps), start_time_ms: None })?)
+        }
+        "video" => {
+            #[cfg(feature = "video")]
+            {
+                let pacing = if s.realtime { Pacing::RealTime { fps: s.fps } } else { Pacing::AsFastAsPossible };
+                Box::new(sfn_sources::VideoFile::open(&s.path, sfn_sources::VideoFileOptions { pacing, ..Default::default() })?)
+            }
+            #[cfg(not(feature = "video"))]
+            bail!("source.kind = \"video\" needs a build with the `video` feature (FFmpeg)")
+        }
+        _ => {
+            #[cfg(feature = "v4l")]
+            {
+                camera(cfg)?
+            }
+            #[cfg(not(feature = "v4l"))]
+            bail!("source.kind = \"v4l2\" needs a build with the `v4l` feature")
+        }
+    })
+}
+
+/// The V4L2 camera of a config.
+#[cfg(feature = "v4l")]
+fn camera(cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>> {
+    let s = &cfg.source;
+    let mut c = sfn_sources::V4l2Config::new(&s.path);
+    if let Some(w) = s.width {
+        c.width = w;
+    }
+    if let Some(h) = s.height {
+        c.height = h;
+    }
+    c.fps = s.fps.round().max(1.0) as u32;
+    if let Some(f) = &s.pixel_format {
+        c.format = match f.as_str() {
+            "GREY" => sfn_sources::PixelFormat::Grey,
+            "MJPG" => sfn_sources::PixelFormat::Mjpg,
+            _ => sfn_sources::PixelFormat::Yuyv,
+        };
+    }
+    Ok(Box::new(sfn_sources::V4l2Camera::open(c)?))
+}

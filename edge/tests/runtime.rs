@@ -1,0 +1,207 @@
+//! The edge runtime end to end on a small exported model and synthetic footage (real frames on disk,
+//! the real encoder/decoder graphs on tract): the streaming pipeline with its per-frame encoder cache
+//! reproduces the batch evaluation exactly; captions never stall scoring; alarms reach the sinks; the
+//! `sfn-edge` binary checks configs and runs one.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use candle_core::Device;
+use sfn_captions::{CaptionError, CaptionProvider, Clip};
+use sfn_edge::alarm::AlarmConfig;
+use sfn_edge::captions::{CaptionBudget, CaptionScheduler, CaptionWorker, Embedder};
+use sfn_edge::pipeline::{FrameOutput, Pipeline};
+use sfn_edge::runtime::{Captioning, Runtime};
+use sfn_edge::sink::JsonLines;
+use sfn_infer::{BackendKind, ExportedModel};
+use sfn_models::scoring::{causal_scores, CausalCalibration, ErrorPooling};
+use sfn_models::SfnConfig;
+use sfn_sources::{ImageFolder, ImageFolderOptions};
+use sfn_trainer::checkpoint;
+use sfn_trainer::data::Dataset;
+use sfn_trainer::export::{export, onnx_errors, ExportOptions};
+use sfn_trainer::synth::{write_walkway, SynthConfig};
+use sfn_trainer::train::{frame_format, seeded_init};
+
+/// Synthetic footage + a seeded tiny model exported to ONNX (fp32): (data root, export dir).
+fn fixture(root: &Path) -> (PathBuf, PathBuf) {
+    let data = root.join("data");
+    write_walkway(&data, &SynthConfig { train_clips: 1, test_clips: 1, frames_per_clip: 30, ..Default::default() }).unwrap();
+    let ck = root.join("model");
+    std::fs::create_dir_all(&ck).unwrap();
+    let cfg = SfnConfig::tiny();
+    let (_, vm) = seeded_init(&cfg, 3, &Device::Cpu).unwrap();
+    checkpoint::write_json(&ck.join(checkpoint::CONFIG), &cfg).unwrap();
+    checkpoint::save_weights(&vm, &ck.join(checkpoint::WEIGHTS)).unwrap();
+    let mut cal = CausalCalibration::fit(&[0.010, 0.012, 0.011, 0.013], None, 3.0, 0.8, 0.2).unwrap();
+    cal.pooling = ErrorPooling::WindowMax { window: 8, stride: 4 };
+    checkpoint::write_json(&ck.join(checkpoint::CALIBRATION), &cal).unwrap();
+    let out = root.join("onnx");
+    export(&ExportOptions { model: ck, out: out.clone(), int8: false, weight_int8: false, calib: None, calib_windows: 0 }).unwrap();
+    (data, out)
+}
+
+fn test_clip(data: &Path) -> PathBuf {
+    let dir = data.join("testing/frames");
+    let mut clips: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    clips.sort();
+    clips.remove(0)
+}
+
+#[test]
+fn streaming_equals_batch_evaluation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, onnx) = fixture(tmp.path());
+    // Batch: every frame of the test clip through the trainer's ONNX evaluation.
+    let mut m = ExportedModel::open(&onnx, &BackendKind::Tract).unwrap();
+    let cfg: SfnConfig = serde_json::from_value(m.manifest.config.clone()).unwrap();
+    let ds = Dataset::open(&data, "testing", &frame_format(&cfg)).unwrap();
+    let cal = m.manifest.calibration.clone().unwrap();
+    let batch = onnx_errors(&mut m, &ds, cal.pooling, 8).unwrap().remove(0);
+    let causal = causal_scores(&batch, None, &cal);
+    // Streaming: the runtime reading the same clip from disk, frame by frame.
+    let pipeline = Pipeline::open(&onnx, &BackendKind::Tract, AlarmConfig { threshold: 1e9, ..Default::default() }).unwrap();
+    let mut rt = Runtime::new(pipeline, "test");
+    let seen: Arc<Mutex<Vec<FrameOutput>>> = Arc::default();
+    let s2 = seen.clone();
+    rt.on_frame = Some(Box::new(move |o| s2.lock().unwrap().push(o.clone())));
+    let mut src = ImageFolder::open(test_clip(&data), ImageFolderOptions::default()).unwrap();
+    let summary = rt.run(&mut src, None, 3).unwrap();
+    let outs = seen.lock().unwrap();
+    assert_eq!(summary.frames_in, 30);
+    assert_eq!(outs.len(), batch.len(), "frames 4.. are scored");
+    for (k, o) in outs.iter().enumerate() {
+        assert_eq!(o.index, k as u64 + 4);
+        let (a, b) = (o.visual_error, batch[k]);
+        assert!((a - b).abs() <= 1e-5 * b.abs().max(1e-3), "frame {}: streaming {a} vs batch {b}", o.index);
+        assert!((o.score - causal[k]).abs() <= 1e-3 * causal[k].abs().max(1.0), "frame {}: score {} vs {}", o.index, o.score, causal[k]);
+    }
+}
+
+/// A provider that blocks until the test lets it go.
+struct Blocking {
+    release: Arc<Mutex<mpsc::Receiver<()>>>,
+}
+
+impl CaptionProvider for Blocking {
+    fn name(&self) -> String {
+        "blocking test provider".into()
+    }
+    fn caption(&mut self, _clip: &Clip) -> Result<String, CaptionError> {
+        let _ = self.release.lock().unwrap().recv();
+        Ok("someone walks".into())
+    }
+}
+
+struct FixedEmbedder(usize);
+
+impl Embedder for FixedEmbedder {
+    fn embed(&mut self, _text: &str) -> Result<Vec<f32>, String> {
+        Ok(vec![1.0 / (self.0 as f32).sqrt(); self.0])
+    }
+}
+
+#[test]
+fn scoring_never_waits_on_a_caption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, onnx) = fixture(tmp.path());
+    let pipeline = Pipeline::open(&onnx, &BackendKind::Tract, AlarmConfig::default()).unwrap();
+    let dim = pipeline.manifest().text_dim;
+    let (tx, rx) = mpsc::channel();
+    let worker = CaptionWorker::spawn(Box::new(Blocking { release: Arc::new(Mutex::new(rx)) }), Box::new(FixedEmbedder(dim)));
+    let mut rt = Runtime::new(pipeline, "test");
+    // Period 0 and the whole wall time as budget: the runtime would refresh on every frame if it could.
+    rt.captions = Some(Captioning::new(worker, CaptionScheduler::new(CaptionBudget { period_ms: 0, max_share: 1.0, deadline_ms: 60_000 }), 1, 24, 36));
+    let mut src = ImageFolder::open(test_clip(&data), ImageFolderOptions::default()).unwrap();
+    // The provider is stuck in its first call for the whole run: every frame is still scored.
+    let s = rt.run(&mut src, None, 3).unwrap();
+    assert_eq!((s.frames_in, s.frames_scored), (30, 26));
+    let c = s.captions.unwrap();
+    assert_eq!(c.started, 1, "{c:?}");
+    assert_eq!(c.refreshed, 0);
+    assert!(c.skipped_busy >= 25, "{c:?}");
+    tx.send(()).unwrap();
+}
+
+#[test]
+fn alarms_and_frames_reach_a_json_sink() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, onnx) = fixture(tmp.path());
+    // A threshold every frame exceeds: raised on frame 4 + 1, active to the end.
+    let pipeline = Pipeline::open(&onnx, &BackendKind::Tract, AlarmConfig { threshold: -1e9, raise_after: 2, clear_after: 2 }).unwrap();
+    let mut rt = Runtime::new(pipeline, "cam-test");
+    let log = tmp.path().join("events.jsonl");
+    rt.sinks.push(Box::new(JsonLines::file(&log).unwrap()));
+    let mut src = ImageFolder::open(test_clip(&data), ImageFolderOptions::default()).unwrap();
+    let s = rt.run(&mut src, None, 3).unwrap();
+    assert_eq!(s.alarms, 1);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let frames = lines.iter().filter(|l| l["kind"] == "frame").count();
+    let alarms: Vec<&serde_json::Value> = lines.iter().filter(|l| l["device"] == "cam-test").collect();
+    assert_eq!(frames, 26);
+    assert_eq!(alarms.len(), 1, "{text}");
+    assert_eq!(alarms[0]["state"], "raised");
+    assert_eq!(alarms[0]["start_frame"], 4);
+}
+
+fn sfn_edge(args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_sfn-edge")).args(args).env("RUST_LOG", "warn").output().unwrap();
+    (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn sfn_edge_check_and_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, onnx) = fixture(tmp.path());
+    let clip = test_clip(&data);
+    let packets = tmp.path().join("packets.bin");
+    let cfg = tmp.path().join("edge.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "device = \"cam1\"\n[model]\ndir = \"{}\"\n[source]\nkind = \"folder\"\npath = \"{}\"\nrealtime = false\n[sinks]\npacket_file = \"{}\"\n",
+            onnx.display(),
+            clip.display(),
+            packets.display()
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let (ok, out, err) = sfn_edge(&["check", "--config", c]);
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with("ok: device cam1") && out.contains("tract"), "{out}");
+    let (ok, out, err) = sfn_edge(&["run", "--config", c, "--set", "alarm.threshold=2.5"]);
+    assert!(ok, "{out}{err}");
+    let bytes = std::fs::read(&packets).unwrap();
+    let mut d = sfn_wire::Deframer::<64>::new();
+    let got: Vec<sfn_wire::ScorePacket> = d.feed(&bytes).map(|p| p.unwrap()).collect();
+    assert_eq!(got.len(), 26);
+    assert_eq!(got[0].frame, 4);
+    assert!(got.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    // Typos, a bad value, a broken model: named, non-zero exit, no panic.
+    let (ok, _, err) = sfn_edge(&["check", "--config", c, "--set", "alarm.treshold=2"]);
+    assert!(!ok && err.contains("treshold") && !err.contains("panicked"), "{err}");
+    let (ok, _, err) = sfn_edge(&["check", "--config", c, "--set", "model.backend=cuda"]);
+    assert!(!ok && err.contains("model.backend"), "{err}");
+    let mut enc = std::fs::read(onnx.join("encoder.onnx")).unwrap();
+    enc[100] ^= 1;
+    std::fs::write(onnx.join("encoder.onnx"), &enc).unwrap();
+    let (ok, _, err) = sfn_edge(&["check", "--config", c]);
+    assert!(!ok && err.contains("encoder.onnx") && err.contains("sha256"), "{err}");
+    std::fs::remove_file(onnx.join("decoder.onnx")).unwrap();
+    let (ok, _, err) = sfn_edge(&["run", "--config", c]);
+    assert!(!ok && err.contains("encoder.onnx"), "{err}");
+}
+
+/// The shipped example config passes `check` (it points at the committed Ped2 model and a Ped2 clip in
+/// ../shared, present in CI).
+#[test]
+fn example_config_passes_check() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("edge.example.toml");
+    let (ok, out, err) = sfn_edge(&["check", "--config", example.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("ped2-cam") && out.contains("fp32") && out.contains("1 sink(s) configured"), "{out}");
+}

@@ -1,0 +1,290 @@
+//! [`VideoFile`]: a video file decoded with FFmpeg (`ffmpeg-next`, cargo feature `video`).
+
+use std::path::{Path, PathBuf};
+
+use ffmpeg::format::Pixel;
+use ffmpeg::software::scaling;
+use ffmpeg::util::frame::video::Video as VideoFrame;
+use ffmpeg_next as ffmpeg;
+use image::{DynamicImage, GrayImage, RgbImage};
+use tracing::debug;
+
+use crate::clock::{Clock, SystemClock};
+use crate::pacing::{Pacer, Pacing};
+use crate::{file_timestamp_ms, Frame, FrameSource, SourceError};
+
+/// The frame rate assumed when a file does not say.
+pub const DEFAULT_VIDEO_FPS: f64 = 25.0;
+
+/// Pixel layout of the delivered frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoPixels {
+    /// `Rgb8`.
+    Rgb8,
+    /// `Luma8`.
+    Gray8,
+}
+
+/// Options of a [`VideoFile`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoFileOptions {
+    pub pacing: Pacing,
+    pub pixels: VideoPixels,
+    /// Timestamp of frame 0 in ms since the Unix epoch. Default: the wall clock when frame 0 is
+    /// delivered. Frame `i` is stamped `start + i * 1000 / fps` with the file's frame rate.
+    pub start_time_ms: Option<u64>,
+}
+
+impl Default for VideoFileOptions {
+    fn default() -> Self {
+        VideoFileOptions {
+            pacing: Pacing::AsFastAsPossible,
+            pixels: VideoPixels::Rgb8,
+            start_time_ms: None,
+        }
+    }
+}
+
+/// The swscale context, which ffmpeg-next does not mark `Send`.
+struct Scaler(scaling::Context);
+
+// SAFETY: an SwsContext is a plain heap object with no thread affinity; it is owned by one
+// VideoFile and only used through `&mut self`, never from two threads at once.
+unsafe impl Send for Scaler {}
+
+/// A video file decoded frame by frame (first/best video stream) to `Rgb8` or `Luma8`, paced
+/// like [`crate::ImageFolder`]. Errors name the file (and the frame, for decoding errors).
+pub struct VideoFile {
+    path: PathBuf,
+    // Decoder and scaler before the demuxer (drop order).
+    decoder: ffmpeg::decoder::Video,
+    scaler: Option<(Scaler, Pixel, u32, u32)>,
+    input: ffmpeg::format::context::Input,
+    stream_index: usize,
+    fps: f64,
+    codec: String,
+    options: VideoFileOptions,
+    sent_eof: bool,
+    finished: bool,
+    delivered: u64,
+    pacer: Pacer,
+    clock: Box<dyn Clock>,
+    start_ms: Option<u64>,
+}
+
+fn init() -> Result<(), ffmpeg::Error> {
+    static INIT: std::sync::OnceLock<Result<(), ffmpeg::Error>> = std::sync::OnceLock::new();
+    *INIT.get_or_init(ffmpeg::init)
+}
+
+impl VideoFile {
+    /// Open `path` and set up the decoder for its best video stream.
+    pub fn open(path: impl AsRef<Path>, options: VideoFileOptions) -> Result<Self, SourceError> {
+        let path = path.as_ref().to_path_buf();
+        let err = |message: String| SourceError::Video {
+            path: path.clone(),
+            message,
+        };
+        options.pacing.validate().map_err(|e| err(e.to_string()))?;
+        init().map_err(|e| err(format!("initialising FFmpeg: {e}")))?;
+        if !path.is_file() {
+            // FFmpeg's own message for a missing file is a bare errno.
+            return Err(match std::fs::metadata(&path) {
+                Err(source) => SourceError::Io { path, source },
+                Ok(_) => err("not a file".into()),
+            });
+        }
+        let input = ffmpeg::format::input(&path).map_err(|e| err(format!("open: {e}")))?;
+        let stream = input
+            .streams()
+            .best(ffmpeg::media::Type::Video)
+            .ok_or_else(|| err("no video stream".into()))?;
+        let stream_index = stream.index();
+        let fps = [stream.avg_frame_rate(), stream.rate()]
+            .into_iter()
+            .filter(|r| r.numerator() > 0 && r.denominator() > 0)
+            .map(f64::from)
+            .find(|f| f.is_finite() && *f > 0.0 && *f < 1_000.0)
+            .unwrap_or(DEFAULT_VIDEO_FPS);
+        let context = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
+            .map_err(|e| err(format!("decoder parameters: {e}")))?;
+        let decoder = context
+            .decoder()
+            .video()
+            .map_err(|e| err(format!("no decoder for the video stream: {e}")))?;
+        let codec = decoder
+            .codec()
+            .map(|c| c.name().to_string())
+            .unwrap_or_else(|| format!("{:?}", decoder.id()));
+        debug!(file = %path.display(), %codec, width = decoder.width(), height = decoder.height(), fps, "video opened");
+        Ok(VideoFile {
+            path,
+            decoder,
+            scaler: None,
+            input,
+            stream_index,
+            fps,
+            codec,
+            pacer: Pacer::new(options.pacing),
+            options,
+            sent_eof: false,
+            finished: false,
+            delivered: 0,
+            clock: Box::new(SystemClock::new()),
+            start_ms: None,
+        })
+    }
+
+    /// Use another clock (tests: [`crate::ManualClock`]).
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Box::new(clock);
+        self
+    }
+
+    /// The file's frame rate (average, else the stream's base rate, else 25).
+    pub fn fps(&self) -> f64 {
+        self.fps
+    }
+
+    /// Frame size as the decoder reports it.
+    pub fn dimensions(&self) -> (u32, u32) {
+        (self.decoder.width(), self.decoder.height())
+    }
+
+    /// Frames delivered so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    fn err(&self, message: String) -> SourceError {
+        SourceError::Video {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    /// Feed the decoder: the next packet of our stream, or end of file.
+    fn feed(&mut self) -> Result<(), SourceError> {
+        loop {
+            let mut packet = ffmpeg::Packet::empty();
+            match packet.read(&mut self.input) {
+                Ok(()) => {
+                    if packet.stream() != self.stream_index {
+                        continue;
+                    }
+                    return self.decoder.send_packet(&packet).map_err(|e| {
+                        self.err(format!("decoding (after frame {}): {e}", self.delivered))
+                    });
+                }
+                Err(ffmpeg::Error::Eof) => {
+                    self.sent_eof = true;
+                    return self
+                        .decoder
+                        .send_eof()
+                        .map_err(|e| self.err(format!("flushing the decoder: {e}")));
+                }
+                Err(e) => {
+                    return Err(self.err(format!("reading after frame {}: {e}", self.delivered)))
+                }
+            }
+        }
+    }
+
+    /// The next decoded picture, `None` at the end.
+    fn decode_next(&mut self) -> Result<Option<VideoFrame>, SourceError> {
+        let mut decoded = VideoFrame::empty();
+        loop {
+            match self.decoder.receive_frame(&mut decoded) {
+                Ok(()) => return Ok(Some(decoded)),
+                Err(ffmpeg::Error::Eof) => return Ok(None),
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
+                    if self.sent_eof {
+                        return Ok(None);
+                    }
+                    self.feed()?;
+                }
+                Err(e) => return Err(self.err(format!("decoding frame {}: {e}", self.delivered))),
+            }
+        }
+    }
+
+    fn convert(&mut self, decoded: &VideoFrame) -> Result<DynamicImage, SourceError> {
+        let (format, w, h) = (decoded.format(), decoded.width(), decoded.height());
+        let target = match self.options.pixels {
+            VideoPixels::Rgb8 => Pixel::RGB24,
+            VideoPixels::Gray8 => Pixel::GRAY8,
+        };
+        // (Re)build the scaler when the stream's format or size changes.
+        if !matches!(&self.scaler, Some((_, f, sw, sh)) if *f == format && *sw == w && *sh == h) {
+            let ctx = scaling::Context::get(format, w, h, target, w, h, scaling::Flags::BILINEAR)
+                .map_err(|e| {
+                self.err(format!(
+                    "frame {}: no conversion from {format:?} {w}x{h}: {e}",
+                    self.delivered
+                ))
+            })?;
+            self.scaler = Some((Scaler(ctx), format, w, h));
+        }
+        let mut out = VideoFrame::empty();
+        let (scaler, ..) = self.scaler.as_mut().expect("scaler just set");
+        scaler
+            .0
+            .run(decoded, &mut out)
+            .map_err(|e| SourceError::Video {
+                path: self.path.clone(),
+                message: format!("frame {}: pixel conversion: {e}", self.delivered),
+            })?;
+        let bpp = if target == Pixel::RGB24 { 3 } else { 1 };
+        let row = w as usize * bpp;
+        let stride = out.stride(0);
+        let data = out.data(0);
+        let mut pixels = Vec::with_capacity(row * h as usize);
+        for y in 0..h as usize {
+            pixels.extend_from_slice(&data[y * stride..y * stride + row]);
+        }
+        Ok(match target {
+            Pixel::RGB24 => {
+                DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels).expect("size matches"))
+            }
+            _ => DynamicImage::ImageLuma8(GrayImage::from_raw(w, h, pixels).expect("size matches")),
+        })
+    }
+}
+
+impl FrameSource for VideoFile {
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        if self.finished {
+            return Ok(None);
+        }
+        let Some(decoded) = self.decode_next()? else {
+            self.finished = true;
+            debug!(file = %self.path.display(), frames = self.delivered, "end of video");
+            return Ok(None);
+        };
+        let image = self.convert(&decoded)?;
+        let index = self.delivered;
+        self.pacer.wait(index, self.clock.as_ref());
+        let start = *self.start_ms.get_or_insert_with(|| {
+            self.options
+                .start_time_ms
+                .unwrap_or_else(|| self.clock.unix_ms())
+        });
+        self.delivered += 1;
+        Ok(Some(Frame {
+            index,
+            timestamp_ms: file_timestamp_ms(start, index, self.fps),
+            image,
+        }))
+    }
+
+    fn describe(&self) -> String {
+        let (w, h) = self.dimensions();
+        format!(
+            "video {} ({w}x{h} {} @ {:.3} fps, {})",
+            self.path.display(),
+            self.codec,
+            self.fps,
+            self.options.pacing
+        )
+    }
+}
