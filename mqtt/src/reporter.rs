@@ -2,10 +2,10 @@
 //!
 //! Two background threads per reporter:
 //! - the *driver* owns the [`ReporterState`], the [`Spool`] and the rumqttc [`Client`] of the
-//!   current connection. It takes caller requests and connection events from one channel, feeds
-//!   them to the state with the current time, and carries out the resulting actions right away
-//!   (publish with `try_publish`, which never blocks: the channel is sized by the state's
-//!   gates; write/delete spool files).
+//!   current connection. It feeds connection events (first, one by one) and caller requests
+//!   (then, in groups of up to 64) to the state with the current time, and carries out the
+//!   resulting actions (publish with `try_publish`, which never blocks: the channel is sized by
+//!   the state's gates; write/delete spool files, with one directory fsync per group).
 //! - the *connection* thread makes a fresh rumqttc [`Client`]/[`Connection`] for every
 //!   connection attempt, waits for the CONNACK (backing off exponentially after failures),
 //!   hands the client to the driver, then blocks on the connection's events and forwards the

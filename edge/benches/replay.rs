@@ -1,0 +1,141 @@
+//! Edge runtime throughput replaying Ped2 frames from disk (no camera): frames/s on ONE core, p50/p99
+//! inference latency, peak RSS, for fp32 and int8 exports on tract and ONNX Runtime, each in its own
+//! child process (so peak RSS is its own), run one after another in one invocation.
+//!
+//! ```text
+//! cargo bench -p sfn-edge --features ort --bench replay -- [--data ROOT] [--frames N]
+//! ```
+//! The whole runtime is timed: JPEG decode, resize, encoder, decoder, scoring, alarm, a packet sink.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use sfn_edge::alarm::AlarmConfig;
+use sfn_edge::pipeline::Pipeline;
+use sfn_edge::runtime::Runtime;
+use sfn_edge::sink::FramedWriter;
+use sfn_infer::onnxruntime_options::OrtOptions;
+use sfn_infer::BackendKind;
+use sfn_sources::{ImageFolder, ImageFolderOptions, FrameSource};
+
+fn status_kb(key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    if f.len() > 11 { (f[10] + f[11]) / 100.0 } else { f64::NAN }
+}
+
+/// Child: one configuration; prints one JSON line.
+fn child(model: &Path, backend: &str, lib: Option<PathBuf>, frames_dir: &Path, n: u64) -> Result<()> {
+    let b = match backend {
+        "onnxruntime" => BackendKind::OnnxRuntime(OrtOptions { library: lib, threads: 1, ..Default::default() }),
+        _ => BackendKind::Tract,
+    };
+    let pipeline = Pipeline::open(model, &b, AlarmConfig::default())?;
+    let mut rt = Runtime::new(pipeline, "bench");
+    let tmp = tempfile::tempdir()?;
+    rt.sinks.push(Box::new(FramedWriter::file(&tmp.path().join("p.bin"))?));
+    // Warm-up pass on a few frames (lazy initialisation), not timed.
+    let mut warm = ImageFolder::open(frames_dir, ImageFolderOptions::default())?;
+    for _ in 0..6 {
+        if let Some(f) = warm.next_frame()? {
+            rt.process(f)?;
+        }
+    }
+    let pipeline = Pipeline::open(model, &b, AlarmConfig::default())?;
+    let mut rt = Runtime::new(pipeline, "bench");
+    rt.sinks.push(Box::new(FramedWriter::file(&tmp.path().join("p2.bin"))?));
+    let mut src = ImageFolder::open(frames_dir, ImageFolderOptions::default())?;
+    let (c0, t0) = (cpu_seconds(), Instant::now());
+    let s = rt.run(&mut src, Some(n), 3)?;
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - c0;
+    println!(
+        "{}",
+        serde_json::json!({
+            "frames": s.frames_in, "fps": s.frames_in as f64 / wall, "p50_ms": s.latency_p50_ms, "p99_ms": s.latency_p99_ms,
+            "cpu_per_wall": cpu / wall, "peak_rss_mb": status_kb("VmHWM:").map(|k| k as f64 / 1024.0),
+        })
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--child") {
+        let lib = args.get(4).filter(|s| !s.is_empty()).map(PathBuf::from);
+        return child(Path::new(&args[2]), &args[3], lib, Path::new(&args[5]), args[6].parse()?);
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let mut data = std::env::var_os("SFN_DATA").map(|d| PathBuf::from(d).join("ped2")).unwrap_or_else(|| repo.join("../shared/data/ped2"));
+    let mut n = 176u64;
+    let mut it = args.iter().skip(1);
+    while let Some(k) = it.next() {
+        match k.as_str() {
+            "--data" => data = it.next().context("--data needs a value")?.into(),
+            "--frames" => n = it.next().context("--frames needs a value")?.parse()?,
+            "--bench" => {}
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    let frames_dir = data.join("testing/frames/01");
+    if !frames_dir.exists() {
+        bail!("{}: no Ped2 (set SFN_DATA or --data)", frames_dir.display());
+    }
+    let lib = sfn_trainer::export::onnxruntime_library(&repo.join(".venv"));
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("onnx");
+    sfn_trainer::export::export(&sfn_trainer::export::ExportOptions {
+        model: repo.join("assets/ped2-cpu"),
+        out: out.clone(),
+        int8: true,
+        weight_int8: false,
+        calib: Some(data.clone()),
+        calib_windows: 64,
+    })?;
+    let (f_enc, f_dec) = {
+        let cfg: sfn_models::SfnConfig = serde_json::from_str(&std::fs::read_to_string(repo.join("assets/ped2-cpu/config.json"))?)?;
+        sfn_export::flops(&cfg)
+    };
+    println!("Ped2 test clip 01, {n} frames from disk (JPEG decode + resize + encoder + decoder + scoring + packet sink), one core per run\n");
+    println!("| back-end | precision | frames/s | vs tract fp32 | p50 ms | p99 ms | CPU / wall | peak RSS MB | efficiency |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut base = None;
+    for backend in ["tract", "onnxruntime"] {
+        for (prec, dir) in [("fp32", out.clone()), ("int8_qdq", out.join("int8"))] {
+            if backend == "onnxruntime" && lib.is_none() {
+                println!("| onnxruntime | {prec} | (no libonnxruntime: run scripts/setup.sh) |");
+                continue;
+            }
+            let o = Command::new(std::env::current_exe()?)
+                .args(["--child", dir.to_str().unwrap(), backend, lib.as_ref().map(|p| p.to_str().unwrap()).unwrap_or(""), frames_dir.to_str().unwrap(), &n.to_string()])
+                .env("RAYON_NUM_THREADS", "1")
+                .env("RUST_LOG", "warn")
+                .output()?;
+            if !o.status.success() {
+                bail!("{backend} {prec}: {}", String::from_utf8_lossy(&o.stderr));
+            }
+            let v: serde_json::Value = serde_json::from_slice(o.stdout.trim_ascii_end().rsplit(|b| *b == b'\n').next().unwrap_or_default())?;
+            let fps = v["fps"].as_f64().unwrap_or(f64::NAN);
+            let b = *base.get_or_insert(fps);
+            println!(
+                "| {backend} | {prec} | {fps:.0} | {:.2}x | {:.2} | {:.2} | {:.2} | {:.0} | {:.0}% |",
+                fps / b,
+                v["p50_ms"].as_f64().unwrap_or(f64::NAN),
+                v["p99_ms"].as_f64().unwrap_or(f64::NAN),
+                v["cpu_per_wall"].as_f64().unwrap_or(f64::NAN),
+                v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
+                100.0 * (f_enc + f_dec) * fps / 100e9
+            );
+        }
+    }
+    println!("\nF = {:.1} MFLOP per frame (encoder {:.1} + decoder {:.1}); efficiency = F x frames/s / 100 GFLOP/s (one core's sgemm).", (f_enc + f_dec) / 1e6, f_enc / 1e6, f_dec / 1e6);
+    Ok(())
+}
