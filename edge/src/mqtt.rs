@@ -62,6 +62,9 @@ impl Sink for MqttSink {
             None => Ok(()),
         }
     }
+    fn queue_depth(&self) -> usize {
+        self.stats().map_or(0, |s| s.queued_alarms + s.queued_scores)
+    }
     fn status(&mut self, json: &str) -> Result<(), SinkError> {
         match &self.reporter {
             Some(r) => r.set_status(json.to_string()).map_err(|e| self.err(e)),

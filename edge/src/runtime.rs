@@ -111,7 +111,7 @@ impl Runtime {
             captions: self.captions.as_ref().map(|c| c.scheduler.stats.clone()),
             caption_age_s: self.captions.as_ref().and_then(|c| c.last_good.map(|t| t.elapsed().as_secs_f64())),
             sink_errors: self.summary.sink_errors,
-            queue_depth: 0,
+            queue_depth: self.sinks.iter().map(|s| s.queue_depth()).sum(),
         }
     }
 

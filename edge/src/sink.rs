@@ -39,6 +39,10 @@ pub trait Sink: Send {
     fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
+    /// Messages waiting to go out (MQTT while the broker is away).
+    fn queue_depth(&self) -> usize {
+        0
+    }
 }
 
 /// The packet of a scored frame.

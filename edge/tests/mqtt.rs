@@ -45,11 +45,7 @@ fn sfn_edge_reports_to_mosquitto() {
     std::thread::spawn(move || {
         for ev in conn.iter() {
             match ev {
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if tx.send((p.topic.clone(), p.payload.to_vec(), p.retain)).is_err() {
-                        break;
-                    }
-                }
+                Ok(Event::Incoming(Packet::Publish(p))) if tx.send((p.topic.clone(), p.payload.to_vec(), p.retain)).is_err() => break,
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 _ => {}
             }
