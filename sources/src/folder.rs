@@ -10,7 +10,7 @@ use tracing::{debug, warn};
 use crate::clock::{Clock, SystemClock};
 use crate::convert::jpeg_is_complete;
 use crate::pacing::{check_fps, Pacer, Pacing};
-use crate::{file_timestamp_ms, Frame, FrameSource, SourceError};
+use crate::{Frame, FrameSource, SourceError};
 
 /// The frame rate used for timestamps of a folder paced as fast as possible, unless
 /// [`ImageFolderOptions::fps`] says otherwise.
@@ -244,18 +244,10 @@ impl FrameSource for ImageFolder {
             }
         };
         let index = self.delivered;
-        self.pacer.wait(index, self.clock.as_ref());
-        let start = *self.start_ms.get_or_insert_with(|| {
-            self.options
-                .start_time_ms
-                .unwrap_or_else(|| self.clock.unix_ms())
-        });
+        let fps = self.options.timestamp_fps();
+        let frame = crate::paced_frame(&mut self.pacer, self.clock.as_ref(), &mut self.start_ms, self.options.start_time_ms, index, fps, image);
         self.delivered += 1;
-        Ok(Some(Frame {
-            index,
-            timestamp_ms: file_timestamp_ms(start, index, self.options.timestamp_fps()),
-            image,
-        }))
+        Ok(Some(frame))
     }
 
     fn describe(&self) -> String {

@@ -11,7 +11,7 @@ use tracing::debug;
 
 use crate::clock::{Clock, SystemClock};
 use crate::pacing::{Pacer, Pacing};
-use crate::{file_timestamp_ms, Frame, FrameSource, SourceError};
+use crate::{Frame, FrameSource, SourceError};
 
 /// The frame rate assumed when a file does not say.
 pub const DEFAULT_VIDEO_FPS: f64 = 25.0;
@@ -263,18 +263,10 @@ impl FrameSource for VideoFile {
         };
         let image = self.convert(&decoded)?;
         let index = self.delivered;
-        self.pacer.wait(index, self.clock.as_ref());
-        let start = *self.start_ms.get_or_insert_with(|| {
-            self.options
-                .start_time_ms
-                .unwrap_or_else(|| self.clock.unix_ms())
-        });
+        let fps = self.fps;
+        let frame = crate::paced_frame(&mut self.pacer, self.clock.as_ref(), &mut self.start_ms, self.options.start_time_ms, index, fps, image);
         self.delivered += 1;
-        Ok(Some(Frame {
-            index,
-            timestamp_ms: file_timestamp_ms(start, index, self.fps),
-            image,
-        }))
+        Ok(Some(frame))
     }
 
     fn describe(&self) -> String {

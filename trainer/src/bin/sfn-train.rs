@@ -400,7 +400,7 @@ fn print_report(r: &Report) {
     println!("{:<10} {:>12} {:>12}", "macro", pct(r.offline.macro_auc), pct(r.causal.macro_auc));
     println!("visual error pooled as {} (calibrated); all poolings side by side:", r.calibration.pooling.name());
     println!("{:<18} {:>14} {:>14} {:>14} {:>14}", "pooling", "offline micro", "offline macro", "causal micro", "causal macro");
-    for (name, f) in &r.pooling_comparison {
+    let row = |name: &str, f: &sfn_trainer::eval::PoolingFigures| {
         println!(
             "{:<18} {:>14} {:>14} {:>14} {:>14}",
             name,
@@ -409,19 +409,14 @@ fn print_report(r: &Report) {
             pct(f.causal_micro_auc),
             pct(f.causal_macro_auc)
         );
+    };
+    for (name, f) in &r.pooling_comparison {
+        row(name, f);
     }
     if let Some(s) = &r.semantic {
         println!("semantic branch ({}): the scores above combine visual and semantic error; apart:", s.provider);
-        for (name, f) in [("visual only", &s.visual_only), ("semantic only", &s.semantic_only)] {
-            println!(
-                "{:<18} {:>14} {:>14} {:>14} {:>14}",
-                name,
-                pct(f.offline_micro_auc),
-                pct(f.offline_macro_auc),
-                pct(f.causal_micro_auc),
-                pct(f.causal_macro_auc)
-            );
-        }
+        row("visual only", &s.visual_only);
+        row("semantic only", &s.semantic_only);
     }
     println!("{} frames scored in {:.1} s", r.frames_scored, r.seconds);
 }
