@@ -16,6 +16,8 @@
 //! published weights (which sum to 1) this is the plain weighted sum. When there is no semantic stream the
 //! score is the visual term alone (its weight renormalised to 1).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Errors of the fallible scoring functions.
@@ -63,6 +65,44 @@ pub enum ScoringError {
         /// What is wrong.
         reason: String,
     },
+}
+
+// ------------------------------------------------------------------------------------------------
+// Per-clip score sets (reports of trainer eval and host replay)
+
+/// Scores and labels of one clip, one entry per scored frame (frame 4 onwards), in order.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ClipScores {
+    /// None when the clip holds only one class.
+    pub auc: Option<f64>,
+    pub scores: Vec<f32>,
+    pub labels: Vec<u8>,
+}
+
+/// One scoring of the whole test split.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ScoreSet {
+    /// AUC over all scored frames of all clips concatenated.
+    pub micro_auc: Option<f64>,
+    /// Mean of the per-clip AUCs over clips holding both classes.
+    pub macro_auc: Option<f64>,
+    pub per_clip: BTreeMap<String, ClipScores>,
+}
+
+/// Builds a score set from per-clip scores and labels.
+pub fn score_set(clips: &[(String, Vec<f32>, Vec<u8>)]) -> ScoreSet {
+    let mut per_clip = BTreeMap::new();
+    let (mut all_s, mut all_l) = (Vec::new(), Vec::new());
+    let mut aucs = Vec::new();
+    for (name, s, l) in clips {
+        let auc = roc_auc(s, l);
+        aucs.extend(auc);
+        all_s.extend_from_slice(s);
+        all_l.extend_from_slice(l);
+        per_clip.insert(name.clone(), ClipScores { auc, scores: s.clone(), labels: l.clone() });
+    }
+    let macro_auc = if aucs.is_empty() { None } else { Some(aucs.iter().sum::<f64>() / aucs.len() as f64) };
+    ScoreSet { micro_auc: roc_auc(&all_s, &all_l), macro_auc, per_clip }
 }
 
 // ------------------------------------------------------------------------------------------------

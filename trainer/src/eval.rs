@@ -15,24 +15,7 @@ use crate::captions::{CaptionCache, WindowTexts};
 use crate::train::{dataset_errors, frame_format, DatasetErrors};
 use crate::{plot, TrainerError};
 
-/// Scores and labels of one clip, one entry per scored frame (frame 4 onwards), in order.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct ClipScores {
-    /// None when the clip holds only one class.
-    pub auc: Option<f64>,
-    pub scores: Vec<f32>,
-    pub labels: Vec<u8>,
-}
-
-/// One scoring of the whole test split.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct ScoreSet {
-    /// AUC over all scored frames of all clips concatenated.
-    pub micro_auc: Option<f64>,
-    /// Mean of the per-clip AUCs over clips holding both classes.
-    pub macro_auc: Option<f64>,
-    pub per_clip: BTreeMap<String, ClipScores>,
-}
+pub use sfn_models::scoring::{score_set, ClipScores, ScoreSet};
 
 /// The evaluation report (`--report OUT.json`).
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -97,21 +80,6 @@ pub struct EvalOptions {
     pub captions: Option<PathBuf>,
 }
 
-/// Builds a score set from per-clip scores and labels.
-pub fn score_set(clips: &[(String, Vec<f32>, Vec<u8>)]) -> ScoreSet {
-    let mut per_clip = BTreeMap::new();
-    let (mut all_s, mut all_l) = (Vec::new(), Vec::new());
-    let mut aucs = Vec::new();
-    for (name, s, l) in clips {
-        let auc = scoring::roc_auc(s, l);
-        aucs.extend(auc);
-        all_s.extend_from_slice(s);
-        all_l.extend_from_slice(l);
-        per_clip.insert(name.clone(), ClipScores { auc, scores: s.clone(), labels: l.clone() });
-    }
-    let macro_auc = if aucs.is_empty() { None } else { Some(aucs.iter().sum::<f64>() / aucs.len() as f64) };
-    ScoreSet { micro_auc: scoring::roc_auc(&all_s, &all_l), macro_auc, per_clip }
-}
 
 pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
     let t0 = Instant::now();

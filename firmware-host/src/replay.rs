@@ -1,0 +1,160 @@
+//! `sfn-host replay`: recorded clips through the edge runtime itself (the same `sfn-edge` code, the same
+//! causal scoring, the same packets), then the report a device's output would give against labels.
+//!
+//! Inputs: a dataset root in the common layout (`ROOT/testing/frames/<clip>/`, labels in
+//! `ROOT/testing/labels.json`), or clip folders of frames given one by one. Packet timestamps are
+//! `start_ms + index * 1000 / fps` (default start 0), so a replay is deterministic: the same clip gives
+//! bit-identical packets.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use sfn_edge::alarm::AlarmConfig;
+use sfn_edge::pipeline::{FrameOutput, Pipeline};
+use sfn_edge::runtime::Runtime;
+use sfn_edge::sink::FramedWriter;
+use sfn_infer::BackendKind;
+use sfn_sources::{ImageFolder, ImageFolderOptions};
+
+use crate::validate::{self, ClipTrace, Validation};
+
+/// Errors of replay and validation; each names the input.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("{path}: {reason}")]
+    Input { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Pipeline(#[from] sfn_edge::pipeline::PipelineError),
+    #[error(transparent)]
+    Run(#[from] sfn_edge::runtime::RunError),
+    #[error(transparent)]
+    Source(#[from] sfn_sources::SourceError),
+}
+
+/// What to replay.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// Export directory (model.json + ONNX).
+    pub model: PathBuf,
+    /// A dataset root, or clip folders.
+    pub inputs: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub backend: BackendKind,
+    pub alarm: AlarmConfig,
+    /// Timestamp of every clip's frame 0 (ms since the epoch) and the frame rate of the timestamps.
+    pub start_ms: u64,
+    pub fps: f64,
+}
+
+/// One clip to replay.
+#[derive(Clone, Debug)]
+pub struct ClipInput {
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+/// Frame labels per clip.
+pub type Labels = BTreeMap<String, Vec<u8>>;
+
+/// Clips and labels of the inputs.
+pub fn discover(inputs: &[PathBuf]) -> Result<(Vec<ClipInput>, Option<Labels>), HostError> {
+    let mut clips = Vec::new();
+    let mut labels = None;
+    for input in inputs {
+        let frames = input.join("testing/frames");
+        if frames.is_dir() {
+            let mut dirs: Vec<PathBuf> = std::fs::read_dir(&frames)
+                .map_err(|source| HostError::Io { path: frames.clone(), source })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+                .collect();
+            dirs.sort();
+            if dirs.is_empty() {
+                return Err(HostError::Input { path: frames, reason: "no clip folders".into() });
+            }
+            clips.extend(dirs.into_iter().map(|d| ClipInput { name: d.file_name().unwrap_or_default().to_string_lossy().into_owned(), dir: d }));
+            let lp = input.join("testing/labels.json");
+            if lp.exists() {
+                let text = std::fs::read_to_string(&lp).map_err(|source| HostError::Io { path: lp.clone(), source })?;
+                let l: BTreeMap<String, Vec<u8>> = serde_json::from_str(&text).map_err(|e| HostError::Input { path: lp.clone(), reason: format!("labels: {e}") })?;
+                labels.get_or_insert_with(BTreeMap::new).extend(l);
+            }
+        } else if input.is_dir() {
+            clips.push(ClipInput { name: input.file_name().unwrap_or_default().to_string_lossy().into_owned(), dir: input.clone() });
+        } else {
+            return Err(HostError::Input {
+                path: input.clone(),
+                reason: "not a dataset root (ROOT/testing/frames/<clip>/) nor a folder of frames".into(),
+            });
+        }
+    }
+    Ok((clips, labels))
+}
+
+/// Replays one clip through a fresh runtime; packets go to `packets` (COBS-framed). Returns the outputs.
+pub fn replay_clip(opts: &ReplayOptions, clip: &ClipInput, packets: &Path) -> Result<Vec<FrameOutput>, HostError> {
+    let pipeline = Pipeline::open(&opts.model, &opts.backend, opts.alarm.clone())?;
+    if pipeline.uses_text() {
+        return Err(HostError::Input {
+            path: opts.model.clone(),
+            reason: "the model reads captions; replay runs models without the semantic branch (captions are refreshed on a wall-clock budget on the device, which a deterministic replay cannot reproduce)".into(),
+        });
+    }
+    let mut rt = Runtime::new(pipeline, &clip.name);
+    rt.health_period = std::time::Duration::from_secs(3600);
+    rt.sinks.push(Box::new(FramedWriter::file(packets).map_err(|e| HostError::Input { path: packets.into(), reason: e.to_string() })?));
+    let seen: Arc<Mutex<Vec<FrameOutput>>> = Arc::default();
+    let s2 = seen.clone();
+    rt.on_frame = Some(Box::new(move |o| s2.lock().expect("not poisoned").push(o.clone())));
+    let mut src = ImageFolder::open(&clip.dir, ImageFolderOptions { fps: Some(opts.fps), start_time_ms: Some(opts.start_ms), ..Default::default() })?;
+    rt.run(&mut src, None, 1)?;
+    drop(rt);
+    let out = std::mem::take(&mut *seen.lock().expect("not poisoned"));
+    Ok(out)
+}
+
+/// The replay report (`OUT/report.json`).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ReplayReport {
+    pub model: String,
+    pub clips: Vec<String>,
+    pub frames_scored: usize,
+    /// Scores, alarms and AUCs as the device would send them (causal), against labels where known.
+    #[serde(flatten)]
+    pub validation: Validation,
+}
+
+/// Replays every clip; writes `OUT/packets/<clip>.bin`, `OUT/report.json` and the plots in `OUT/plots/`.
+pub fn replay(opts: &ReplayOptions) -> Result<ReplayReport, HostError> {
+    let (clips, labels) = discover(&opts.inputs)?;
+    let pdir = opts.out.join("packets");
+    std::fs::create_dir_all(&pdir).map_err(|source| HostError::Io { path: pdir.clone(), source })?;
+    let mut traces = Vec::new();
+    for clip in &clips {
+        let outs = replay_clip(opts, clip, &pdir.join(format!("{}.bin", clip.name)))?;
+        let l = match &labels {
+            Some(l) => Some(l.get(&clip.name).cloned().ok_or_else(|| HostError::Input {
+                path: opts.inputs[0].join("testing/labels.json"),
+                reason: format!("no labels for clip {}", clip.name),
+            })?),
+            None => None,
+        };
+        traces.push(ClipTrace::from_outputs(&clip.name, &outs, l.as_deref()).map_err(|reason| HostError::Input { path: clip.dir.clone(), reason })?);
+    }
+    let validation = validate::validate(&traces, opts.fps, opts.alarm.raise_after);
+    let report = ReplayReport {
+        model: opts.model.display().to_string(),
+        clips: clips.iter().map(|c| c.name.clone()).collect(),
+        frames_scored: traces.iter().map(|t| t.frames.len()).sum(),
+        validation,
+    };
+    let path = opts.out.join("report.json");
+    let text = serde_json::to_string_pretty(&report).map_err(|e| HostError::Input { path: path.clone(), reason: e.to_string() })?;
+    std::fs::write(&path, text).map_err(|source| HostError::Io { path: path.clone(), source })?;
+    validate::plots(&traces, &report.validation, &opts.out.join("plots")).map_err(|reason| HostError::Input { path: opts.out.join("plots"), reason })?;
+    Ok(report)
+}
