@@ -121,3 +121,27 @@ fn replay_is_bit_identical_and_equals_the_live_path() {
     drop(rt);
     assert_eq!(std::fs::read(&live).unwrap(), pa, "live path and replay differ");
 }
+
+/// On Ped2 (in CI, where ../shared exists) the replay of the committed model's export reproduces the
+/// trainer's evaluation of the checkpoint: the device computes what the trainer measured.
+#[test]
+fn replay_of_the_ped2_model_reproduces_its_evaluation() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let data = std::env::var_os("SFN_DATA").map(|d| PathBuf::from(d).join("ped2")).unwrap_or_else(|| repo.join("../shared/data/ped2"));
+    if !data.join("testing").is_dir() {
+        eprintln!("skipped: no Ped2 at {} (set SFN_DATA)", data.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = ReplayOptions { model: repo.join("assets/ped2-cpu/onnx"), inputs: vec![data], out: tmp.path().into(), backend: BackendKind::Tract, alarm: AlarmConfig::default(), start_ms: 0, fps: 10.0 };
+    let r = sfn_host::replay::replay(&opts).unwrap();
+    let eval: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo.join("assets/ped2-cpu/eval.json")).unwrap()).unwrap();
+    let close = |a: Option<f64>, b: &serde_json::Value, what: &str| {
+        let (a, b) = (a.unwrap(), b.as_f64().unwrap());
+        assert!((a - b).abs() < 1e-4, "{what}: replay {a} vs eval.json {b}");
+    };
+    close(r.validation.causal.micro_auc, &eval["causal"]["micro_auc"], "causal micro");
+    close(r.validation.causal.macro_auc, &eval["causal"]["macro_auc"], "causal macro");
+    close(r.validation.offline.micro_auc, &eval["micro_auc"], "offline micro");
+    assert_eq!(r.frames_scored, 1288);
+}
