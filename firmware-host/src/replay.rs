@@ -50,10 +50,14 @@ pub struct ReplayOptions {
     pub fps: f64,
 }
 
+/// File extensions read as video clips (needs the `video` feature to decode).
+pub const VIDEO_EXTENSIONS: [&str; 4] = ["mp4", "avi", "mkv", "mov"];
+
 /// One clip to replay.
 #[derive(Clone, Debug)]
 pub struct ClipInput {
     pub name: String,
+    /// A folder of frames, or a video file.
     pub dir: PathBuf,
 }
 
@@ -85,10 +89,12 @@ pub fn discover(inputs: &[PathBuf]) -> Result<(Vec<ClipInput>, Option<Labels>), 
             }
         } else if input.is_dir() {
             clips.push(ClipInput { name: input.file_name().unwrap_or_default().to_string_lossy().into_owned(), dir: input.clone() });
+        } else if input.is_file() && VIDEO_EXTENSIONS.iter().any(|x| input.extension().is_some_and(|e| e.eq_ignore_ascii_case(x))) {
+            clips.push(ClipInput { name: input.file_stem().unwrap_or_default().to_string_lossy().into_owned(), dir: input.clone() });
         } else {
             return Err(HostError::Input {
                 path: input.clone(),
-                reason: "not a dataset root (ROOT/testing/frames/<clip>/) nor a folder of frames".into(),
+                reason: "not a dataset root (ROOT/testing/frames/<clip>/), a folder of frames, nor a video file (.mp4 .avi .mkv .mov)".into(),
             });
         }
     }
@@ -110,11 +116,26 @@ pub fn replay_clip(opts: &ReplayOptions, clip: &ClipInput, packets: &Path) -> Re
     let seen: Arc<Mutex<Vec<FrameOutput>>> = Arc::default();
     let s2 = seen.clone();
     rt.on_frame = Some(Box::new(move |o| s2.lock().expect("not poisoned").push(o.clone())));
-    let mut src = ImageFolder::open(&clip.dir, ImageFolderOptions { fps: Some(opts.fps), start_time_ms: Some(opts.start_ms), ..Default::default() })?;
+    let mut src: Box<dyn sfn_sources::FrameSource> = if clip.dir.is_file() {
+        video_source(clip, opts)?
+    } else {
+        Box::new(ImageFolder::open(&clip.dir, ImageFolderOptions { fps: Some(opts.fps), start_time_ms: Some(opts.start_ms), ..Default::default() })?)
+    };
     rt.run(&mut src, None, 1)?;
     drop(rt);
     let out = std::mem::take(&mut *seen.lock().expect("not poisoned"));
     Ok(out)
+}
+
+#[cfg(feature = "video")]
+fn video_source(clip: &ClipInput, opts: &ReplayOptions) -> Result<Box<dyn sfn_sources::FrameSource>, HostError> {
+    // Timestamps follow the file's own frame rate.
+    Ok(Box::new(sfn_sources::VideoFile::open(&clip.dir, sfn_sources::VideoFileOptions { start_time_ms: Some(opts.start_ms), ..Default::default() })?))
+}
+
+#[cfg(not(feature = "video"))]
+fn video_source(clip: &ClipInput, _opts: &ReplayOptions) -> Result<Box<dyn sfn_sources::FrameSource>, HostError> {
+    Err(HostError::Input { path: clip.dir.clone(), reason: "video files need a build with the `video` feature (FFmpeg): cargo build -p sfn-host --features video".into() })
 }
 
 /// The replay report (`OUT/report.json`).

@@ -58,6 +58,14 @@ fn demo_replays_the_synthetic_scene_and_validation_agrees() {
     assert!(!ok && stderr.contains(&format!("clip {first}")) && stderr.contains("labels for"), "{stderr}");
     let (ok, _, stderr) = host(&[s("replay"), s("--model"), model().as_os_str(), s("--data"), labels.as_os_str(), s("--out"), tmp.path().join("x").as_os_str()]);
     assert!(!ok && stderr.contains("labels.json") && stderr.contains("not a dataset root"), "{stderr}");
+    let mp4 = tmp.path().join("clip.mp4");
+    std::fs::write(&mp4, b"not really a video").unwrap();
+    let (ok, _, stderr) = host(&[s("replay"), s("--model"), model().as_os_str(), s("--data"), mp4.as_os_str(), s("--out"), tmp.path().join("y").as_os_str()]);
+    if cfg!(feature = "video") {
+        assert!(!ok && stderr.contains("clip.mp4"), "{stderr}");
+    } else {
+        assert!(!ok && stderr.contains("clip.mp4") && stderr.contains("`video` feature"), "{stderr}");
+    }
     let v2 = tmp.path().join("v2.bin");
     let mut pkt = sfn_wire::ScorePacket::default().to_bytes().unwrap();
     pkt[0] = 2;
