@@ -218,17 +218,8 @@ pub fn plots(traces: &[ClipTrace], v: &Validation, dir: &Path) -> Result<(), Str
         sfn_trainer::plot::score_curves_png(&dir.join(format!("clip_{}.png", t.name)), &title, &[("causal (rescaled)", &causal), ("offline", &off)], &labels)
             .map_err(|e| e.to_string())?;
     }
-    let cat = |s: &ScoreSet| -> (Vec<f32>, Vec<u8>) {
-        let mut a = Vec::new();
-        let mut b = Vec::new();
-        for c in s.per_clip.values() {
-            a.extend_from_slice(&c.scores);
-            b.extend_from_slice(&c.labels);
-        }
-        (a, b)
-    };
-    let (cs, cl) = cat(&v.causal);
-    let (os, ol) = cat(&v.offline);
+    let (cs, cl) = v.causal.concatenated();
+    let (os, ol) = v.offline.concatenated();
     if cl.contains(&1) && cl.contains(&0) {
         sfn_trainer::plot::roc_png(
             &dir.join("roc.png"),

@@ -89,6 +89,19 @@ pub struct ScoreSet {
     pub per_clip: BTreeMap<String, ClipScores>,
 }
 
+impl ScoreSet {
+    /// Every clip's scores and labels concatenated (clip order), as the micro AUC sees them.
+    pub fn concatenated(&self) -> (Vec<f32>, Vec<u8>) {
+        let mut scores = Vec::new();
+        let mut labels = Vec::new();
+        for c in self.per_clip.values() {
+            scores.extend_from_slice(&c.scores);
+            labels.extend_from_slice(&c.labels);
+        }
+        (scores, labels)
+    }
+}
+
 /// Builds a score set from per-clip scores and labels.
 pub fn score_set(clips: &[(String, Vec<f32>, Vec<u8>)]) -> ScoreSet {
     let mut per_clip = BTreeMap::new();

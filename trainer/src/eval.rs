@@ -212,17 +212,8 @@ pub fn write_plots(report: &Report, dir: &Path) -> Result<(), TrainerError> {
             &off.labels,
         )?;
     }
-    let cat = |s: &ScoreSet| -> (Vec<f32>, Vec<u8>) {
-        let mut a = Vec::new();
-        let mut b = Vec::new();
-        for c in s.per_clip.values() {
-            a.extend_from_slice(&c.scores);
-            b.extend_from_slice(&c.labels);
-        }
-        (a, b)
-    };
-    let (os, ol) = cat(&report.offline);
-    let (cs, cl) = cat(&report.causal);
+    let (os, ol) = report.offline.concatenated();
+    let (cs, cl) = report.causal.concatenated();
     plot::roc_png(
         &dir.join("roc.png"),
         &format!("frame-level ROC, micro AUC offline {} causal {}", fmt_auc(report.offline.micro_auc), fmt_auc(report.causal.micro_auc)),
