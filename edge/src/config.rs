@@ -89,6 +89,10 @@ pub struct SourceConfig {
     /// Skip unreadable frames (counted) instead of stopping.
     #[serde(default = "yes")]
     pub skip_corrupt: bool,
+    /// Files: timestamp of frame 0 in ms since the epoch (default: the wall clock at the first frame);
+    /// fixed, replays give identical packets.
+    #[serde(default)]
+    pub start_time_ms: Option<u64>,
 }
 
 fn default_fps() -> f64 {

@@ -118,13 +118,13 @@ pub fn source(cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>> {
     Ok(match s.kind.as_str() {
         "folder" => {
             let pacing = if s.realtime { Pacing::RealTime { fps: s.fps } } else { Pacing::AsFastAsPossible };
-            Box::new(ImageFolder::open(&s.path, ImageFolderOptions { pacing, skip_corrupt: s.skip_corrupt, fps: Some(s.fps), start_time_ms: None })?)
+            Box::new(ImageFolder::open(&s.path, ImageFolderOptions { pacing, skip_corrupt: s.skip_corrupt, fps: Some(s.fps), start_time_ms: s.start_time_ms })?)
         }
         "video" => {
             #[cfg(feature = "video")]
             {
                 let pacing = if s.realtime { Pacing::RealTime { fps: s.fps } } else { Pacing::AsFastAsPossible };
-                Box::new(sfn_sources::VideoFile::open(&s.path, sfn_sources::VideoFileOptions { pacing, ..Default::default() })?)
+                Box::new(sfn_sources::VideoFile::open(&s.path, sfn_sources::VideoFileOptions { pacing, start_time_ms: s.start_time_ms, ..Default::default() })?)
             }
             #[cfg(not(feature = "video"))]
             bail!("source.kind = \"video\" needs a build with the `video` feature (FFmpeg)")
