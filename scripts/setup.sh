@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the test suite needs outside Rust. Idempotent: a machine that already has
 # everything is left untouched and needs no network.
-#   - fonts-dejavu-core (Debian/Ubuntu): a TTF font for the plots' text (trainer/src/plot.rs).
+#   - Debian packages (apt-get, sudo when not root): fonts-dejavu-core (plot text), mosquitto (MQTT
+#     tests; no daemon left running), FFmpeg/libclang development packages (sfn-sources video/v4l).
 #   - <repo>/.venv with numpy + scikit-learn: reference for trainer/tests/auc_sklearn.rs;
 #     onnx (checker) and onnxruntime (its libonnxruntime.so is what the `ort` back-end loads):
 #     consumers of the exported models in trainer/tests/export.rs and the benchmarks; safetensors +
@@ -17,62 +18,50 @@ python="${PYTHON:-python3}"
 
 say() { printf 'setup: %s\n' "$*"; }
 
-# --- font -------------------------------------------------------------------------------
-if dpkg -s fonts-dejavu-core >/dev/null 2>&1; then
-    say "fonts-dejavu-core already installed"
-elif command -v apt-get >/dev/null 2>&1; then
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    say "installing fonts-dejavu-core (apt-get)"
-    $sudo apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq fonts-dejavu-core >/dev/null
-else
-    say "no apt-get: install a TTF font yourself or point SFN_FONT at one (plots work without, but unlabelled)"
-fi
-
-# --- mosquitto (MQTT broker for mqtt/tests/broker.rs) ------------------------------------
-# The tests spawn their own `mosquitto -c FILE` on a free loopback port; setup only installs the
-# binary and leaves no broker daemon running (the Debian package may start a system service).
-if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then
-    say "mosquitto already installed"
-elif command -v apt-get >/dev/null 2>&1; then
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    say "installing mosquitto (apt-get)"
-    $sudo apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq mosquitto >/dev/null
-    # Do not leave the packaged service running: the tests start their own brokers.
-    if pgrep -x mosquitto >/dev/null 2>&1; then
-        say "stopping the mosquitto service started by the package"
-        $sudo service mosquitto stop >/dev/null 2>&1 || $sudo systemctl stop mosquitto >/dev/null 2>&1 || true
-        $sudo systemctl disable mosquitto >/dev/null 2>&1 || true
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+apt_updated=""
+apt_installed=""
+# apt_install WHY PKG...: installs those of the Debian packages that are missing (one `apt-get update` per
+# run); sets apt_installed when it installed something. Without apt-get it says what to install.
+apt_install() {
+    local why="$1"
+    shift
+    local missing="" pkg
+    apt_installed=""
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+    done
+    if [ -z "$missing" ]; then
+        say "$why: already installed"
+    elif command -v apt-get >/dev/null 2>&1; then
+        say "installing$missing (apt-get, $why)"
+        if [ -z "$apt_updated" ]; then
+            $sudo apt-get update -qq >/dev/null
+            apt_updated=1
+        fi
+        # shellcheck disable=SC2086
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+        apt_installed=1
+    else
+        say "no apt-get: install$missing yourself ($why)"
     fi
-else
-    say "no apt-get: install mosquitto yourself (mqtt/tests/broker.rs needs it on PATH)"
-fi
-# --- end mosquitto ------------------------------------------------------------------------
+}
 
-# --- sfn-sources: Debian packages for the `video` (ffmpeg-next) and `v4l` features -----------
-# libclang-dev: bindgen in ffmpeg-sys-next and v4l2-sys-mit; linux-libc-dev: linux/videodev2.h for v4l;
-# libav*-dev + pkg-config: FFmpeg 5.1 headers and libraries for `--features video`.
-sources_pkgs="pkg-config libclang-dev linux-libc-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev"
-sources_missing=""
-for sources_pkg in $sources_pkgs; do
-    dpkg -s "$sources_pkg" >/dev/null 2>&1 || sources_missing="$sources_missing $sources_pkg"
-done
-if [ -z "$sources_missing" ]; then
-    say "sfn-sources packages already installed"
-elif command -v apt-get >/dev/null 2>&1; then
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    say "installing$sources_missing (apt-get, for sfn-sources features video/v4l)"
-    $sudo apt-get update -qq >/dev/null
-    # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $sources_missing >/dev/null
-else
-    say "no apt-get: install$sources_missing yourself to build sfn-sources with --features video or v4l"
+# --- Debian packages ------------------------------------------------------------------------
+# fonts-dejavu-core: a TTF font for the plots' text (trainer/src/plot.rs; plots work unlabelled without).
+apt_install "font for plot text" fonts-dejavu-core
+# mosquitto: the MQTT tests spawn their own `mosquitto -c FILE` on a free loopback port.
+apt_install "MQTT broker for the tests" mosquitto
+if [ -n "$apt_installed" ] && pgrep -x mosquitto >/dev/null 2>&1; then
+    # Do not leave the service the package just started running: the tests start their own brokers.
+    say "stopping the mosquitto service started by the package"
+    $sudo service mosquitto stop >/dev/null 2>&1 || $sudo systemctl stop mosquitto >/dev/null 2>&1 || true
+    $sudo systemctl disable mosquitto >/dev/null 2>&1 || true
 fi
-# --- end sfn-sources -------------------------------------------------------------------------
+# sfn-sources features: libclang-dev for bindgen (ffmpeg-sys-next, v4l2-sys-mit), linux-libc-dev for
+# linux/videodev2.h, FFmpeg 5.1 headers and libraries + pkg-config for `--features video`.
+apt_install "sfn-sources features video/v4l" pkg-config libclang-dev linux-libc-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
 
 # --- python venv --------------------------------------------------------------------------
 if [ -x "$venv/bin/python" ]; then
