@@ -34,6 +34,28 @@ pub enum AlarmState {
     Cleared,
 }
 
+impl From<AlarmState> for sfn_wire::AlarmState {
+    fn from(a: AlarmState) -> Self {
+        match a {
+            AlarmState::Idle => sfn_wire::AlarmState::Idle,
+            AlarmState::Raised => sfn_wire::AlarmState::Raised,
+            AlarmState::Active => sfn_wire::AlarmState::Active,
+            AlarmState::Cleared => sfn_wire::AlarmState::Cleared,
+        }
+    }
+}
+
+impl From<sfn_wire::AlarmState> for AlarmState {
+    fn from(a: sfn_wire::AlarmState) -> Self {
+        match a {
+            sfn_wire::AlarmState::Idle => AlarmState::Idle,
+            sfn_wire::AlarmState::Raised => AlarmState::Raised,
+            sfn_wire::AlarmState::Active => AlarmState::Active,
+            sfn_wire::AlarmState::Cleared => AlarmState::Cleared,
+        }
+    }
+}
+
 /// A finished or ongoing alarm: first and last anomalous frame, peak score.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct AlarmEvent {

@@ -75,6 +75,7 @@ pub struct Pipeline {
     window: VecDeque<Cached>,
     /// (previous, latest) caption features.
     texts: (Option<Vec<f32>>, Option<Vec<f32>>),
+    model_id: [u8; 4],
     pub stats: PipelineStats,
 }
 
@@ -87,7 +88,14 @@ impl Pipeline {
             path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(),
             reason: "no causal calibration (export a model trained by `sfn-train train`, which writes calibration.json)".into(),
         })?;
+        // The first 4 bytes of the encoder's sha256 (hex in model.json).
+        let h = &model.manifest.encoder.sha256;
+        let mut model_id = [0u8; 4];
+        for (i, b) in model_id.iter_mut().enumerate() {
+            *b = h.get(2 * i..2 * i + 2).and_then(|s| u8::from_str_radix(s, 16).ok()).unwrap_or(0);
+        }
         Ok(Pipeline {
+            model_id,
             pooling: calibration.pooling,
             scorer: CausalScorer::new(&calibration),
             calibration,
@@ -105,12 +113,7 @@ impl Pipeline {
 
     /// The first 4 bytes of the encoder's sha256: the model id in packets.
     pub fn model_id(&self) -> [u8; 4] {
-        let h = &self.model.manifest.encoder.sha256;
-        let mut id = [0u8; 4];
-        for (i, b) in id.iter_mut().enumerate() {
-            *b = h.get(2 * i..2 * i + 2).and_then(|s| u8::from_str_radix(s, 16).ok()).unwrap_or(0);
-        }
-        id
+        self.model_id
     }
 
     pub fn backend(&self) -> String {
@@ -152,8 +155,8 @@ impl Pipeline {
             self.stats.window_restarts += 1;
         }
         let t0 = Instant::now();
-        let prev = self.window.back().map(|c| c.frame.clone()).unwrap_or_else(|| frame.clone());
-        let e = self.model.encode(&frame, &prev, 1)?;
+        let prev: &[f32] = self.window.back().map_or(&frame[..], |c| &c.frame[..]);
+        let e = self.model.encode(&frame, prev, 1)?;
         if self.window.len() == 5 {
             self.window.pop_front();
         }

@@ -1,6 +1,7 @@
 //! The run loop: source -> preprocess -> pipeline -> sinks / alarm pin, with the caption worker on the
 //! side and periodic health. `sfn-edge run` and the host replay drive the same [`Runtime`].
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -20,14 +21,14 @@ pub struct Captioning {
     pub channels: usize,
     pub height: usize,
     pub width: usize,
-    /// The last 4 frames at caption size.
-    ring: Vec<Vec<f32>>,
+    /// The last 4 source pictures (converted to caption size only when a refresh starts).
+    ring: VecDeque<image::DynamicImage>,
     last_good: Option<Instant>,
 }
 
 impl Captioning {
     pub fn new(worker: CaptionWorker, scheduler: CaptionScheduler, channels: usize, height: usize, width: usize) -> Self {
-        Captioning { worker, scheduler, channels, height, width, ring: Vec::with_capacity(4), last_good: None }
+        Captioning { worker, scheduler, channels, height, width, ring: VecDeque::with_capacity(4), last_good: None }
     }
 }
 
@@ -125,14 +126,13 @@ impl Runtime {
     }
 
     /// Caption stage for one frame: poll a finished refresh, maybe start one. Never blocks.
-    fn captions_step(&mut self, frame: &sfn_sources::Frame) {
+    fn captions_step(&mut self, index: u64, image: image::DynamicImage) {
         let now = self.ms_since_start();
         let Some(c) = self.captions.as_mut() else { return };
-        let small = sfn_infer::preprocess::to_model_input(&frame.image, c.channels, c.height, c.width);
         if c.ring.len() == 4 {
-            c.ring.remove(0);
+            c.ring.pop_front();
         }
-        c.ring.push(small);
+        c.ring.push_back(image);
         if let Some(res) = c.worker.poll() {
             let ok = res.is_ok();
             let usable = c.scheduler.finished(now, ok);
@@ -148,10 +148,11 @@ impl Runtime {
             }
         }
         if c.ring.len() == 4 && c.scheduler.offer(now) == Decision::Start {
+            let small = |k: usize| sfn_infer::preprocess::to_model_input(&c.ring[k], c.channels, c.height, c.width);
             let job = ClipJob {
                 clip: self.device.clone(),
-                frame: frame.index,
-                frames: [c.ring[0].clone(), c.ring[1].clone(), c.ring[2].clone(), c.ring[3].clone()],
+                frame: index,
+                frames: [small(0), small(1), small(2), small(3)],
                 channels: c.channels,
                 height: c.height,
                 width: c.width,
@@ -166,9 +167,9 @@ impl Runtime {
     /// Processes one frame from a source.
     pub fn process(&mut self, frame: sfn_sources::Frame) -> Result<Option<FrameOutput>, PipelineError> {
         self.summary.frames_in += 1;
-        self.captions_step(&frame);
         let m = self.pipeline.manifest();
         let input = sfn_infer::preprocess::to_model_input(&frame.image, m.image.channels, m.image.height, m.image.width);
+        self.captions_step(frame.index, frame.image);
         let out = match self.pipeline.push(frame.index, frame.timestamp_ms, input) {
             Ok(o) => o,
             Err(e @ PipelineError::Frame { .. }) => {

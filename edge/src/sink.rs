@@ -54,12 +54,7 @@ pub fn packet(out: &FrameOutput, seq: u16, model_id: [u8; 4]) -> ScorePacket {
         score: out.score,
         visual_z: out.visual_z,
         semantic_z: out.semantic_z.unwrap_or(f32::NAN),
-        alarm: match out.alarm {
-            AlarmState::Idle => sfn_wire::AlarmState::Idle,
-            AlarmState::Raised => sfn_wire::AlarmState::Raised,
-            AlarmState::Active => sfn_wire::AlarmState::Active,
-            AlarmState::Cleared => sfn_wire::AlarmState::Cleared,
-        },
+        alarm: out.alarm.into(),
         model_id,
         ..ScorePacket::default()
     }

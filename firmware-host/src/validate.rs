@@ -64,15 +64,7 @@ impl ClipTrace {
             scores: packets.iter().map(|p| p.score).collect(),
             visual_z: packets.iter().map(|p| p.visual_z).collect(),
             semantic_z: packets.iter().map(|p| p.has_semantic().then_some(p.semantic_z)).collect(),
-            alarm: packets
-                .iter()
-                .map(|p| match p.alarm {
-                    sfn_wire::AlarmState::Idle => AlarmState::Idle,
-                    sfn_wire::AlarmState::Raised => AlarmState::Raised,
-                    sfn_wire::AlarmState::Active => AlarmState::Active,
-                    sfn_wire::AlarmState::Cleared => AlarmState::Cleared,
-                })
-                .collect(),
+            alarm: packets.iter().map(|p| p.alarm.into()).collect(),
         })
     }
 
