@@ -201,7 +201,7 @@ fn main() -> Result<()> {
                 traces.push(ClipTrace::from_packets(clip, &pk, Some(lab)).map_err(anyhow::Error::msg)?);
             }
             let v = validate::validate(&traces, fps, 0);
-            std::fs::write(&report, serde_json::to_string_pretty(&v)?).with_context(|| format!("writing {}", report.display()))?;
+            sfn_trainer::checkpoint::write_json(&report, &v)?;
             let plots = report.with_extension("plots");
             validate::plots(&traces, &v, &plots).map_err(anyhow::Error::msg)?;
             let r = ReplayReport { model: String::new(), clips: files.keys().cloned().collect(), frames_scored: traces.iter().map(|t| t.frames.len()).sum(), validation: v };
