@@ -203,9 +203,8 @@ pub fn calibrate(input: &ExportInput, set: &CalibrationSet) -> Result<BTreeMap<S
     }
     // The patch embeddings read normalised pixels (and their differences), whose full range is known:
     // use it, so a bright anomaly is not clipped to the brightest normal pixel.
-    let pixel = 1.0f32;
-    maxes.insert("appearance.patch_embed.proj".into(), pixel);
-    maxes.insert("motion.patch_embed.proj".into(), 2.0 * pixel * input.cfg.motion_input_scale.abs() as f32);
+    maxes.insert("appearance.patch_embed.proj".into(), 1.0);
+    maxes.insert("motion.patch_embed.proj".into(), 2.0 * input.cfg.motion_input_scale.abs() as f32);
     Ok(maxes.into_iter().filter(|(_, m)| m.is_finite() && *m > 0.0).map(|(s, m)| (s, m / QMAX)).collect())
 }
 
@@ -285,8 +284,8 @@ pub fn export(input: &ExportInput, out: &Path, precision: Precision, calib: Opti
         text: input.text.clone(),
         config: serde_json::to_value(cfg).map_err(|e| ExportError::Calibration(format!("config to JSON: {e}")))?,
     };
-    let tmp_dir_manifest = m.write(out)?;
-    tracing::info!(path = %tmp_dir_manifest.display(), precision = precision.name(), "exported");
+    let path = m.write(out)?;
+    tracing::info!(path = %path.display(), precision = precision.name(), "exported");
     Ok(m)
 }
 

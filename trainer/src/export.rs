@@ -148,15 +148,12 @@ pub fn onnx_errors_with_text(
 ) -> Result<(PerClip, Option<PerClip>), TrainerError> {
     let m = model.manifest.clone();
     let fl = m.frame_len();
-    let (np, da) = (m.num_patches(), m.encoder.outputs[0].per_sample()[1]);
-    let dm = m.encoder.outputs[2].per_sample()[1];
-    let (tl, ml) = (np * da, (np + 1) * dm);
     let batch = batch.max(1);
     let mut out = Vec::with_capacity(ds.clips.len());
     let mut semantic = texts.map(|_| Vec::with_capacity(ds.clips.len()));
     for (ci, clip) in ds.clips.iter().enumerate() {
         let n = clip.frames.len();
-        let (mut tokens, mut pe, mut motion) = (Vec::with_capacity(n * tl), Vec::with_capacity(n * tl), Vec::with_capacity(n * ml));
+        let (mut tokens, mut pe, mut motion) = (Vec::new(), Vec::new(), Vec::new());
         for start in (0..n).step_by(batch) {
             let end = (start + batch).min(n);
             let frames: Vec<f32> = clip.frames[start..end].iter().flatten().copied().collect();
@@ -166,6 +163,8 @@ pub fn onnx_errors_with_text(
             pe.extend(e.patch_embed.data);
             motion.extend(e.motion.data);
         }
+        // Values per frame of the cached encodings, from what the encoder returned.
+        let (tl, ml) = (tokens.len() / n.max(1), motion.len() / n.max(1));
         let targets: Vec<usize> = (4..n).collect();
         let mut errs = Vec::with_capacity(targets.len());
         let mut sem = Vec::with_capacity(targets.len());

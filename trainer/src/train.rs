@@ -495,14 +495,6 @@ pub fn dataset_errors(model: &SfnVad, ds: &Dataset, batch: usize, poolings: &[Er
     Ok(DatasetErrors { visual: out, semantic })
 }
 
-/// Squared-error maps [B, 1, H, W] of the predictions for a batch [B, 5, C, H, W].
-pub fn window_error_map(model: &SfnVad, x: &Tensor) -> Result<Tensor, TrainerError> {
-    let pred = model.forward(&x.narrow(1, 0, 4)?, None)?;
-    let target = x.narrow(1, 4, 1)?.squeeze(1)?;
-    Ok(losses::error_map(&pred.frame, &target)?)
-}
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
