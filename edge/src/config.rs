@@ -276,7 +276,13 @@ impl EdgeConfig {
     /// config file's folder.
     pub fn load(path: &Path, overrides: &[String]) -> Result<EdgeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
-        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })?;
+        Self::parse(&text, path, overrides)
+    }
+
+    /// [`load`](Self::load) on text already read from `path` (`path` names the file in errors and is
+    /// the base of relative paths; it is not read).
+    pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<EdgeConfig, ConfigError> {
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })?;
         for o in overrides {
             apply_override(&mut doc, o)?;
         }

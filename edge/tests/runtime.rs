@@ -212,3 +212,64 @@ fn example_config_passes_check() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("ped2-cam") && out.contains("fp32") && out.contains("1 sink(s) configured"), "{out}");
 }
+
+/// Frame-source faults mid-stream: two frames of the clip become unreadable (a truncated JPEG, an
+/// empty file). Each is counted and skipped, scoring goes on, and the window restarts after the
+/// gap (no motion is computed across it), so the frames after the gap score exactly as the same
+/// frames do in a clip that starts there. A source that keeps failing ends the run with an error
+/// naming the file instead of spinning.
+#[test]
+fn source_faults_mid_stream_are_counted_and_scoring_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, onnx) = fixture(tmp.path());
+    let clip = test_clip(&data);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&clip).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert_eq!(files.len(), 30);
+    let faulty = tmp.path().join("faulty");
+    let tail = tmp.path().join("tail");
+    std::fs::create_dir_all(&faulty).unwrap();
+    std::fs::create_dir_all(&tail).unwrap();
+    for (i, f) in files.iter().enumerate() {
+        let name = f.file_name().unwrap();
+        let bytes = std::fs::read(f).unwrap();
+        match i {
+            12 => std::fs::write(faulty.join(name), &bytes[..bytes.len() / 3]).unwrap(),
+            13 => std::fs::write(faulty.join(name), b"").unwrap(),
+            _ => std::fs::write(faulty.join(name), &bytes).unwrap(),
+        }
+        if i >= 14 {
+            std::fs::write(tail.join(name), &bytes).unwrap();
+        }
+    }
+    let run = |dir: &Path| {
+        let pipeline = Pipeline::open(&onnx, &BackendKind::Tract, AlarmConfig::default()).unwrap();
+        let mut rt = Runtime::new(pipeline, "test");
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        rt.on_frame = Some(Box::new(move |o: &FrameOutput| g.lock().unwrap().push(o.clone())));
+        let mut src = ImageFolder::open(dir, ImageFolderOptions::default()).unwrap();
+        let s = rt.run(&mut src, None, 3).unwrap();
+        let v = got.lock().unwrap().clone();
+        (s, v)
+    };
+    let (s, outs) = run(&faulty);
+    assert_eq!((s.source_errors, s.frames_in), (2, 28), "{s:?}");
+    // 4 frames of context at the start and again after the gap.
+    assert_eq!(s.frames_scored, 28 - 8, "{s:?}");
+    let (s_tail, outs_tail) = run(&tail);
+    assert_eq!(s_tail.frames_scored, 16 - 4);
+    let after: Vec<f32> = outs.iter().rev().take(outs_tail.len()).rev().map(|o| o.visual_error).collect();
+    let alone: Vec<f32> = outs_tail.iter().map(|o| o.visual_error).collect();
+    assert_eq!(after, alone, "after the gap the window restarts");
+
+    // Three unreadable frames in a row: the run ends with an error naming the file.
+    for i in 15..18 {
+        std::fs::write(faulty.join(files[i].file_name().unwrap()), b"not a jpeg").unwrap();
+    }
+    let pipeline = Pipeline::open(&onnx, &BackendKind::Tract, AlarmConfig::default()).unwrap();
+    let mut rt = Runtime::new(pipeline, "test");
+    let mut src = ImageFolder::open(&faulty, ImageFolderOptions::default()).unwrap();
+    let e = rt.run(&mut src, None, 3).unwrap_err().to_string();
+    assert!(e.contains(&files[17].file_name().unwrap().to_string_lossy().to_string()), "{e}");
+}

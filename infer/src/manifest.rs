@@ -199,6 +199,11 @@ pub struct TextSpec {
     pub provider: String,
 }
 
+/// Largest image side a manifest may declare.
+pub const MAX_SIDE: usize = 8192;
+/// Largest caption-feature width a manifest may declare.
+pub const MAX_TEXT_DIM: usize = 65536;
+
 /// The whole manifest.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Manifest {
@@ -286,14 +291,51 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Manifest, InferError> {
         let path = dir.join(MANIFEST);
         let text = std::fs::read_to_string(&path).map_err(|source| InferError::Io { path: path.clone(), source })?;
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| InferError::Manifest { path: path.clone(), reason: e.to_string() })?;
+        Self::parse(&text, &path)
+    }
+
+    /// [`read`](Self::read) on text already read from `path` (named in errors, not read).
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest, InferError> {
+        let path = path.to_path_buf();
+        let m: Manifest = serde_json::from_str(text).map_err(|e| InferError::Manifest { path: path.clone(), reason: e.to_string() })?;
         if m.format != FORMAT || m.format_version != FORMAT_VERSION {
             return Err(InferError::Manifest {
                 path,
                 reason: format!("format {:?} version {} is not {FORMAT:?} version {FORMAT_VERSION}", m.format, m.format_version),
             });
         }
+        m.check_geometry().map_err(|reason| InferError::Manifest { path, reason })?;
         Ok(m)
+    }
+
+    /// The sizes agree with each other and stay in range (the graphs' signatures are checked against
+    /// them later, so a consistent manifest is what keeps buffer sizes sane): window 4, 1 or 3
+    /// channels, sides of at most [`MAX_SIDE`] pixels that the patch divides, `grid` = sides / patch,
+    /// a text width of at most [`MAX_TEXT_DIM`].
+    fn check_geometry(&self) -> Result<(), String> {
+        let i = &self.image;
+        if self.window != 4 {
+            return Err(format!("window: {} (the decoder reads 4 frames)", self.window));
+        }
+        if i.channels != 1 && i.channels != 3 {
+            return Err(format!("image.channels: {} (expected 1 or 3)", i.channels));
+        }
+        for (key, side) in [("image.height", i.height), ("image.width", i.width)] {
+            if side == 0 || side > MAX_SIDE {
+                return Err(format!("{key}: {side} (expected 1..={MAX_SIDE})"));
+            }
+            if self.patch == 0 || side % self.patch != 0 {
+                return Err(format!("{key}: {side} is not a multiple of patch {}", self.patch));
+            }
+        }
+        let want = [i.height / self.patch, i.width / self.patch];
+        if self.grid != want {
+            return Err(format!("grid: {:?} but image {}x{} / patch {} is {:?}", self.grid, i.height, i.width, self.patch, want));
+        }
+        if self.text_dim == 0 || self.text_dim > MAX_TEXT_DIM {
+            return Err(format!("text_dim: {} (expected 1..={MAX_TEXT_DIM})", self.text_dim));
+        }
+        Ok(())
     }
 
     /// Reads the manifest and verifies both ONNX files (sha256, size, I/O signature). Returns the

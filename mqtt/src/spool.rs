@@ -115,11 +115,19 @@ impl Spool {
     /// after the next [`Spool::sync_dir`] (one for a whole batch of files: group commit).
     pub fn write_file(&self, seq: u64, alarm: &Alarm) -> io::Result<()> {
         let tmp = self.dir.join(format!(".{PREFIX}{seq:020}.tmp"));
-        let mut f = File::create(&tmp)?;
-        f.write_all(&encode(seq, alarm))?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, self.path(seq))
+        let written = File::create(&tmp).and_then(|mut f| {
+            f.write_all(&encode(seq, alarm))?;
+            f.sync_all()
+        });
+        match written.and_then(|()| fs::rename(&tmp, self.path(seq))) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // A full disk must not keep the half-written file: it holds space the next
+                // write needs. The alarm itself stays queued in memory (the caller's state).
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
     }
 
     /// fsync the directory, making earlier renames and deletions durable.

@@ -67,7 +67,12 @@ impl Broker {
     fn start_with(dir: &Path, port: u16, persistence: bool, extra: &str) -> Broker {
         std::fs::create_dir_all(dir).unwrap();
         let conf = dir.join("mosquitto.conf");
-        let mut text = format!("listener {port} 127.0.0.1\nallow_anonymous true\nlog_dest stderr\nuser root\n");
+        // per_listener_settings must come before the listeners it affects.
+        let (global, extra) = match extra.strip_prefix("per_listener_settings true\n") {
+            Some(rest) => ("per_listener_settings true\n", rest),
+            None => ("", extra),
+        };
+        let mut text = format!("{global}listener {port} 127.0.0.1\nallow_anonymous true\nlog_dest stderr\nuser root\n");
         if persistence {
             // Autosave after every change, so a subscriber's session survives even SIGKILL.
             text += &format!(
@@ -88,7 +93,7 @@ impl Broker {
             .stderr(log)
             .spawn()
             .expect("spawn mosquitto");
-        let mut b = Broker { child: Some(child), port, dir: dir.to_path_buf(), persistence, extra: extra.into() };
+        let mut b = Broker { child: Some(child), port, dir: dir.to_path_buf(), persistence, extra: format!("{global}{extra}") };
         wait_until("mosquitto to accept connections", Duration::from_secs(5), || {
             if let Some(status) = b.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("mosquitto exited ({status}); log:\n{}", b.log());
@@ -663,10 +668,45 @@ fn broker_killed_mid_stream_unacked_alarms_are_redelivered_in_order() {
     broker_outage_mid_stream("outage-kill", true);
 }
 
+/// A throwaway PKI made for one test: a CA, a server certificate for 127.0.0.1/localhost and a
+/// client certificate signed by it, and an unrelated self-signed "rogue" CA. PEM files in `dir`:
+/// ca.pem, server.pem/.key, client.pem/.key, rogue-ca.pem (keys PKCS#8, EC P-256).
+fn make_pki(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    std::fs::create_dir_all(dir).unwrap();
+    let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
+    let ca_params = |cn: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params("sfn-test-ca");
+    write("ca.pem", ca.self_signed(&ca_key).unwrap().pem());
+    let issuer = Issuer::new(ca, ca_key);
+    for (name, sans, eku) in [
+        ("server", vec!["localhost".to_string(), "127.0.0.1".to_string()], ExtendedKeyUsagePurpose::ServerAuth),
+        ("client", vec![], ExtendedKeyUsagePurpose::ClientAuth),
+    ] {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(sans).unwrap();
+        p.distinguished_name.push(DnType::CommonName, format!("sfn-test-{name}"));
+        p.extended_key_usages = vec![eku];
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        write(&format!("{name}.pem"), p.signed_by(&key, &issuer).unwrap().pem());
+        write(&format!("{name}.key"), key.serialize_pem());
+    }
+    let rogue_key = KeyPair::generate().unwrap();
+    write("rogue-ca.pem", ca_params("sfn-rogue-ca").self_signed(&rogue_key).unwrap().pem());
+}
+
 #[test]
 fn tls_with_client_certificate_against_mosquitto() {
-    let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls");
     let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("pki");
+    make_pki(&certs);
     let (port, tls_port) = (free_port(), free_port());
     let extra = format!(
         "listener {tls_port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n\
@@ -687,9 +727,9 @@ fn tls_with_client_certificate_against_mosquitto() {
     wait_stats(&r, "ack over TLS", Duration::from_secs(5), |s| s.alarms_acked == 1);
     r.shutdown();
 
-    // The broker's certificate does not chain to this "CA": the reporter must refuse it.
+    // A CA the broker's certificate does not chain to: the reporter must refuse the broker.
     let mut o = options("tls-dev-2", tls_port, &tmp.path().join("spool2"));
-    o.tls = Some(TlsOptions::new(certs.join("client.pem")).with_client_auth(certs.join("client.pem"), certs.join("client.key")));
+    o.tls = Some(TlsOptions::new(certs.join("rogue-ca.pem")).with_client_auth(certs.join("client.pem"), certs.join("client.key")));
     let r = Reporter::start(o).unwrap();
     let s = wait_stats(&r, "refused handshake", Duration::from_secs(5), |s| s.connect_failures >= 2);
     assert!(!s.connected);
@@ -708,4 +748,175 @@ fn tls_with_client_certificate_against_mosquitto() {
     o.tls = Some(TlsOptions::new(certs.join("ca.pem")).with_client_auth(certs.join("client.pem"), "/nonexistent/dev.key"));
     let e = Reporter::start(o).unwrap_err();
     assert!(e.to_string().contains("/nonexistent/dev.key"), "{e}");
+}
+
+/// Username/password against a broker listener with `allow_anonymous false`, a password file made
+/// by `mosquitto_passwd` and an ACL that lets the device write only its own topics.
+/// - the right password: alarms delivered, and the device never subscribes to anything (the
+///   runtime takes no commands over MQTT, so there is no topic to command it through);
+/// - a wrong password or none: refused, alarms kept (spooled) and delivered once the password is right;
+/// - an anonymous client can neither connect to the secured listener nor publish to the device's topics.
+#[test]
+fn username_password_and_acl_against_mosquitto() {
+    init_logging();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("broker");
+    std::fs::create_dir_all(&dir).unwrap();
+    let passwd = dir.join("passwd");
+    let ok = Command::new(mosquitto_bin().with_file_name("mosquitto_passwd"))
+        .arg("-c")
+        .arg("-b")
+        .arg(&passwd)
+        .args(["cam-1", "s3cret pass"])
+        .status()
+        .or_else(|_| Command::new("mosquitto_passwd").arg("-c").arg("-b").arg(&passwd).args(["cam-1", "s3cret pass"]).status())
+        .expect("mosquitto_passwd (installed with mosquitto by scripts/setup.sh)");
+    assert!(ok.success(), "mosquitto_passwd failed");
+    let acl = dir.join("acl");
+    // The device user may write its own topics and read nothing; "monitor" reads all devices.
+    std::fs::write(&acl, "user cam-1\ntopic write sfn/cam-1/#\n\nuser monitor\ntopic read sfn/#\n").unwrap();
+    let (port, secure) = (free_port(), free_port());
+    let extra = format!(
+        "listener {secure} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\nlog_type all\n",
+        passwd.display(),
+        acl.display()
+    );
+    let broker = Broker::start_with(&dir, port, false, &format!("per_listener_settings true\n{extra}"));
+    wait_until("secured listener", Duration::from_secs(5), || TcpStream::connect(("127.0.0.1", secure)).is_ok());
+    let sub = Sub::start(port, "t-auth", "sfn/cam-1/#", QoS::AtLeastOnce, false);
+
+    // Wrong password: refused; alarms wait in the spool.
+    let spool = tmp.path().join("spool");
+    let mut o = options("cam-1", secure, &spool);
+    o.credentials = Some(("cam-1".into(), "wrong".into()));
+    let r = Reporter::start(o).unwrap();
+    r.push_alarm(alarm_packet(0), r#"{"i":0}"#).unwrap();
+    let s = wait_stats(&r, "refused login", Duration::from_secs(5), |s| s.connect_failures >= 2);
+    assert!(!s.connected && s.alarms_acked == 0, "{s:?}");
+    assert_eq!(spool_files(&spool).len(), 1);
+    r.shutdown();
+
+    // No credentials at all: refused too.
+    let mut o = options("cam-1", secure, &tmp.path().join("spool-anon"));
+    o.client_id = Some("anon-cam".into());
+    let r = Reporter::start(o).unwrap();
+    let s = wait_stats(&r, "refused anonymous", Duration::from_secs(5), |s| s.connect_failures >= 2);
+    assert!(!s.connected);
+    r.shutdown();
+
+    // The right password: the spooled alarm and a new one arrive, in order.
+    let mut o = options("cam-1", secure, &spool);
+    o.credentials = Some(("cam-1".into(), "s3cret pass".into()));
+    let r = Reporter::start(o).unwrap();
+    wait_stats(&r, "login", Duration::from_secs(5), |s| s.connected);
+    r.push_alarm(alarm_packet(1), r#"{"i":1}"#).unwrap();
+    let m = sub.wait_for("both alarms", Duration::from_secs(5), |m| first_arrivals(m, "sfn/cam-1/alarm").0.len() >= 2);
+    assert_eq!(first_arrivals(&m, "sfn/cam-1/alarm").0, vec![0, 1]);
+    wait_stats(&r, "acks", Duration::from_secs(5), |s| s.alarms_acked == 2);
+    r.shutdown();
+    assert!(spool_files(&spool).is_empty());
+
+    // The broker saw the device log in and publish, never subscribe.
+    let log = broker.log();
+    assert!(log.contains("Received PUBLISH from sfn-cam-1"), "device publishes not logged:\n{log}");
+    assert!(!log.contains("Received SUBSCRIBE from sfn-cam-1"), "the device subscribed to something:\n{log}");
+
+    // An anonymous client cannot publish into the device's topics on the secured listener.
+    let mut mo = MqttOptions::new("intruder", "127.0.0.1", secure);
+    mo.set_keep_alive(Duration::from_secs(5));
+    let (client, mut conn) = Client::new(mo, 10);
+    let refused = (0..50).find_map(|_| match conn.recv_timeout(Duration::from_millis(100)) {
+        Ok(Ok(Event::Incoming(Packet::ConnAck(a)))) => Some(a.code != rumqttc::ConnectReturnCode::Success),
+        Ok(Err(_)) => Some(true),
+        _ => None,
+    });
+    assert_eq!(refused, Some(true), "anonymous connect to the secured listener must be refused");
+    drop(client);
+}
+
+/// A full disk under the alarm spool (bounded by `spool_max`), while the broker is away.
+///
+/// The spool lives on a 16 KiB tmpfs: room for a few alarm files (a tmpfs file takes a 4 KiB
+/// page). The test runs itself again as a child in user + mount namespaces of its own
+/// (`unshare -rm`, no root needed; the mount dies with the child), where it mounts the tmpfs.
+/// Expected: no crash, every write failure counted, alarms that did not fit on disk kept in
+/// memory; when the broker returns, the newest `spool_max` alarms arrive in order (the oldest
+/// beyond the bound are dropped and counted) and the spool empties; once there is room again,
+/// alarms are spooled to disk as before.
+#[test]
+fn full_disk_under_the_spool() {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount"])
+        .arg(&exe)
+        .args(["--exact", "full_disk_child", "--include-ignored", "--nocapture", "--test-threads=1"])
+        .env("SFN_FULL_DISK_CHILD", "1")
+        .output()
+        .expect("run unshare (util-linux)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "child in its own mount namespace failed:\n{text}");
+    assert!(text.contains("1 passed"), "the child test did not run:\n{text}");
+    eprintln!("{text}");
+}
+
+/// The body of [`full_disk_under_the_spool`]; does nothing unless run as its child.
+#[test]
+#[ignore = "run by full_disk_under_the_spool inside its own mount namespace"]
+fn full_disk_child() {
+    if std::env::var_os("SFN_FULL_DISK_CHILD").is_none() {
+        return;
+    }
+    init_logging();
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = tmp.path().join("small-fs");
+    std::fs::create_dir_all(&fs).unwrap();
+    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"]).arg(&fs).status().unwrap();
+    assert!(st.success(), "mount tmpfs");
+    let spool = fs.join("spool");
+
+    let port = free_port();
+    let _broker = Broker::start(&tmp.path().join("broker"), port, false);
+    let proxy = Proxy::start(port, false);
+    let sub = Sub::start(port, "t-full", "sfn/full-dev/alarm", QoS::AtLeastOnce, false);
+    let mut o = options("full-dev", proxy.port, &spool);
+    o.spool_max = 20;
+    let r = Reporter::start(o).unwrap();
+
+    // 30 alarms while the broker is away: the disk fills after a few files.
+    // One at a time, so that each is written (or fails to be) before the next arrives.
+    for i in 0..30 {
+        r.push_alarm(alarm_packet(i), format!(r#"{{"i":{i},"pad":"{}"}}"#, "x".repeat(200))).unwrap();
+        wait_stats(&r, "alarm handled", Duration::from_secs(5), |s| s.alarms_pushed == u64::from(i) + 1);
+    }
+    let s = wait_stats(&r, "30 alarms handled", Duration::from_secs(10), |s| s.alarms_pushed == 30 && s.queued_alarms == 20);
+    let on_disk = spool_files(&spool).len();
+    eprintln!("disk full: {on_disk} alarm files on disk, stats {s:?}");
+    assert!((1..20).contains(&on_disk), "the 16 KiB disk holds some alarms, not 20: {on_disk}");
+    assert!(s.spool_errors > 0, "write failures are counted: {s:?}");
+    assert_eq!(s.dropped_alarms, 10, "the 10 oldest beyond spool_max are dropped: {s:?}");
+    assert!(std::fs::read_dir(&spool).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")), "no half-written files left");
+
+    // The broker comes back: the 20 newest alarms arrive, in order; the spool empties.
+    proxy.set_up(true);
+    let m = sub.wait_for("20 alarms", Duration::from_secs(10), |m| first_arrivals(m, "sfn/full-dev/alarm").0.len() >= 20);
+    assert_eq!(first_arrivals(&m, "sfn/full-dev/alarm").0, (10..30).collect::<Vec<u32>>());
+    let s = wait_stats(&r, "acks", Duration::from_secs(10), |s| s.alarms_acked == 20);
+    assert_eq!((s.queued_alarms, s.dropped_alarms), (0, 10));
+    assert!(spool_files(&spool).is_empty(), "{:?}", spool_files(&spool));
+
+    // Room again: a new alarm during a second outage is spooled to disk without errors.
+    proxy.set_up(false);
+    for c in proxy.conns.lock().unwrap().drain(..) {
+        let _ = c.shutdown(Shutdown::Both);
+    }
+    wait_stats(&r, "second outage", Duration::from_secs(10), |s| !s.connected);
+    let errors = r.stats().spool_errors;
+    r.push_alarm(alarm_packet(30), r#"{"i":30}"#).unwrap();
+    wait_stats(&r, "spooled", Duration::from_secs(5), |s| s.alarms_pushed == 31 && s.queued_alarms == 1);
+    assert_eq!(spool_files(&spool).len(), 1);
+    assert_eq!(r.stats().spool_errors, errors);
+    proxy.set_up(true);
+    wait_stats(&r, "last ack", Duration::from_secs(10), |s| s.alarms_acked == 21);
+    r.shutdown();
+    let _ = Command::new("umount").arg(&fs).status();
 }

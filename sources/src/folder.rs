@@ -144,7 +144,8 @@ pub fn decode_frame_file(path: &Path) -> Result<DynamicImage, SourceError> {
 ///
 /// A frame that cannot be read or decoded is an error naming the file (the next call goes on
 /// with the following file), or, with [`ImageFolderOptions::skip_corrupt`], is skipped, counted
-/// and logged.
+/// and logged. A frame's index is its file's position in the listing, so a lost frame leaves a
+/// gap in the indices.
 pub struct ImageFolder {
     dir: PathBuf,
     files: Vec<PathBuf>,
@@ -243,7 +244,10 @@ impl FrameSource for ImageFolder {
                 Err(e) => return Err(e),
             }
         };
-        let index = self.delivered;
+        // The file's position in the listing, not a count of delivered frames: a frame lost to
+        // an error leaves a gap the pipeline sees (it restarts its window instead of computing
+        // motion across the gap), and indices stay aligned with per-frame labels.
+        let index = (self.next_file - 1) as u64;
         let fps = self.options.timestamp_fps();
         let frame = crate::paced_frame(&mut self.pacer, self.clock.as_ref(), &mut self.start_ms, self.options.start_time_ms, index, fps, image);
         self.delivered += 1;

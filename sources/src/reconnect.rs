@@ -105,6 +105,9 @@ pub struct ReconnectingCamera<D: CameraDevice, C: Clock> {
     backoff: Backoff,
     link: Link,
     delivered: u64,
+    /// A frame was lost (bad frame, disconnect) since the last delivered one: the next index
+    /// skips one, so the pipeline sees the gap and restarts its window.
+    gap: bool,
     reconnects: u64,
     disconnects: u64,
     bad_frames: u64,
@@ -121,6 +124,7 @@ impl<D: CameraDevice, C: Clock> ReconnectingCamera<D, C> {
             backoff,
             link: Link::Fresh,
             delivered: 0,
+            gap: false,
             reconnects: 0,
             disconnects: 0,
             bad_frames: 0,
@@ -185,6 +189,7 @@ impl<D: CameraDevice, C: Clock> ReconnectingCamera<D, C> {
         self.device.close();
         self.link = Link::Down;
         self.consecutive_bad = 0;
+        self.gap = self.delivered > 0;
     }
 
     /// Reopen with backoff until it works or `max_attempts` failed attempts.
@@ -231,6 +236,9 @@ impl<D: CameraDevice, C: Clock> FrameSource for ReconnectingCamera<D, C> {
                     timestamp_ms,
                 }) => {
                     self.consecutive_bad = 0;
+                    if std::mem::take(&mut self.gap) {
+                        self.delivered += 1;
+                    }
                     let index = self.delivered;
                     self.delivered += 1;
                     return Ok(Some(Frame {
@@ -240,6 +248,7 @@ impl<D: CameraDevice, C: Clock> FrameSource for ReconnectingCamera<D, C> {
                     }));
                 }
                 Err(ReadError::BadFrame(error)) => {
+                    self.gap = self.delivered > 0;
                     self.bad_frames += 1;
                     self.consecutive_bad += 1;
                     warn!(device = %self.device.name(), %error, bad_frames = self.bad_frames, "skipping bad camera frame");
@@ -436,8 +445,8 @@ mod tests {
         let f2 = cam.next_frame().unwrap().unwrap();
         assert_eq!(
             (f2.index, value(&f2)),
-            (2, 3),
-            "index counts delivered frames"
+            (3, 3),
+            "the frame after a reconnect leaves a gap in the indices"
         );
         // Waits before attempts 1..=6: 100, 200, 400, 800, then capped at 1000.
         assert_eq!(clock.sleeps(), [100, 200, 400, 800, 1_000, 1_000].map(ms));
@@ -554,7 +563,7 @@ mod tests {
         assert_eq!(cam.bad_frames(), 1);
         assert_eq!(cam.disconnects(), 0);
         let f = cam.next_frame().unwrap().unwrap();
-        assert_eq!((f.index, value(&f)), (1, 2));
+        assert_eq!((f.index, value(&f)), (2, 2), "frames lost in between leave a gap of one index");
         assert_eq!(cam.bad_frames(), 4);
         assert_eq!(cam.disconnects(), 1);
         assert_eq!(cam.reconnects(), 1);

@@ -122,8 +122,8 @@ fn corrupt_frame_is_an_error_naming_the_file_and_reading_goes_on() {
     let f = folder.next_frame().unwrap().unwrap();
     assert_eq!(
         (f.index, value(&f.image)),
-        (1, 30),
-        "the caller may go on; indices count delivered frames"
+        (2, 30),
+        "the caller may go on; indices are file positions, so the lost frame leaves a gap"
     );
     assert_eq!(folder.skipped(), 0);
 }
@@ -171,7 +171,7 @@ fn truncated_png_and_empty_files_are_errors() {
 }
 
 #[test]
-fn skip_corrupt_skips_counts_and_keeps_indices_contiguous() {
+fn skip_corrupt_skips_counts_and_indices_stay_file_positions() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "1.png", 10);
     std::fs::write(dir.path().join("2.png"), b"not a png").unwrap();
@@ -188,7 +188,7 @@ fn skip_corrupt_skips_counts_and_keeps_indices_contiguous() {
     while let Some(f) = folder.next_frame().unwrap() {
         got.push((f.index, value(&f.image)));
     }
-    assert_eq!(got, [(0, 10), (1, 40)]);
+    assert_eq!(got, [(0, 10), (3, 40)]);
     assert_eq!(folder.skipped(), 3);
     assert_eq!(folder.delivered(), 2);
     assert!(folder.describe().contains("skipping corrupt"));
@@ -204,7 +204,7 @@ fn a_frame_removed_after_listing_is_an_io_error_naming_it() {
     let err = folder.next_frame().unwrap_err();
     assert!(matches!(err, SourceError::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("1.png"), "{err}");
-    assert_eq!(folder.next_frame().unwrap().unwrap().index, 0);
+    assert_eq!(folder.next_frame().unwrap().unwrap().index, 1, "2.png keeps its position");
 }
 
 #[test]

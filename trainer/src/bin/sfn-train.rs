@@ -27,6 +27,10 @@ enum Cmd {
         /// Network config JSON (instead of a preset).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Training settings JSON (the `train.json` format: epochs, optimiser, schedule, pooling)
+        /// instead of the preset's; the flags below still override it.
+        #[arg(long)]
+        train_config: Option<PathBuf>,
         /// Dataset root (holds training/frames/...).
         #[arg(long)]
         data: PathBuf,
@@ -192,7 +196,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().cmd {
-        Cmd::Train { preset, config, data, out, resume, epochs, batch_size, lr, seed, filter, captions, quiet } => {
+        Cmd::Train { preset, config, train_config, data, out, resume, epochs, batch_size, lr, seed, filter, captions, quiet } => {
             let mut model = match &config {
                 Some(p) => {
                     let s = std::fs::read_to_string(p).with_context(|| format!("reading network config {}", p.display()))?;
@@ -203,7 +207,13 @@ fn main() -> Result<()> {
             if let Some(f) = &filter {
                 model.sffm.kind = if f == "mlp" { FilterKind::Mlp } else { FilterKind::Sffm };
             }
-            let mut tc = TrainConfig::for_preset(&model.preset);
+            let mut tc = match &train_config {
+                Some(p) => {
+                    let s = std::fs::read_to_string(p).with_context(|| format!("reading training config {}", p.display()))?;
+                    serde_json::from_str::<TrainConfig>(&s).with_context(|| format!("parsing training config {}", p.display()))?
+                }
+                None => TrainConfig::for_preset(&model.preset),
+            };
             if let Some(e) = epochs {
                 tc.epochs = e;
             }
@@ -216,10 +226,12 @@ fn main() -> Result<()> {
             if let Some(s) = seed {
                 tc.seed = s;
             }
-            tc.captions = captions.clone();
-            if resume && (batch_size.is_some() || lr.is_some() || seed.is_some() || config.is_some() || filter.is_some() || captions.is_some()) {
+            if captions.is_some() {
+                tc.captions = captions.clone();
+            }
+            if resume && (batch_size.is_some() || lr.is_some() || seed.is_some() || config.is_some() || train_config.is_some() || filter.is_some() || captions.is_some()) {
                 tracing::warn!(
-                    "--resume uses the network and settings stored in {}; --batch-size, --lr, --seed, --config, --filter and --captions are ignored (--epochs is honoured)",
+                    "--resume uses the network and settings stored in {}; --batch-size, --lr, --seed, --config, --train-config, --filter and --captions are ignored (--epochs is honoured)",
                     out.display()
                 );
             }
