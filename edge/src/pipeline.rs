@@ -88,6 +88,13 @@ impl Pipeline {
             path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(),
             reason: "no causal calibration (export a model trained by `sfn-train train`, which writes calibration.json)".into(),
         })?;
+        if matches!(calibration.pooling, ErrorPooling::WindowMaxZ { .. }) {
+            let img = &model.manifest.image;
+            calibration.pooling.check_regions(calibration.regions.as_ref(), img.height, img.width).map_err(|e| PipelineError::Setup {
+                path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(),
+                reason: format!("calibration: {e}"),
+            })?;
+        }
         // The first 4 bytes of the encoder's sha256 (hex in model.json).
         let h = &model.manifest.encoder.sha256;
         let mut model_id = [0u8; 4];
@@ -174,7 +181,7 @@ impl Pipeline {
         let img = &self.model.manifest.image;
         let visual = self
             .pooling
-            .pool(&d.frame.data, &w[4].frame, img.channels, img.height, img.width)
+            .pool_with(&d.frame.data, &w[4].frame, img.channels, img.height, img.width, self.calibration.regions.as_ref())
             .map_err(|e| PipelineError::Frame { index, reason: e.to_string() })?;
         let semantic = match (&self.texts.1, use_text) {
             (Some(target), true) => Some(1.0 - sfn_text::cosine(&d.text.data, target)),

@@ -4,7 +4,7 @@ use candle_core::{Result, Tensor, D};
 
 use crate::config::LossConfig;
 use crate::mjad::DecoderOutput;
-use crate::scoring::ErrorPooling;
+use crate::scoring::{ErrorPooling, RegionStats};
 
 /// L_frame = mean((I_hat - I_{t+1})^2).
 pub fn frame_mse(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
@@ -18,14 +18,31 @@ pub fn error_map(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
 }
 
 /// Visual error per sample from an error map [B, 1, H, W], pooled as `pooling` says: [B].
+/// [`ErrorPooling::WindowMaxZ`] needs its region statistics: see [`pooled_error_with`].
 pub fn pooled_error(map: &Tensor, pooling: ErrorPooling) -> Result<Tensor> {
+    pooled_error_with(map, pooling, None)
+}
+
+/// Box means of a window pooling, e_w = mean over box w of the map: [B, boxes] (row-major boxes,
+/// the geometry of `sfn_scoring::box_grid`).
+pub fn window_means(map: &Tensor, window: usize, stride: usize) -> Result<Tensor> {
+    let (b, h, w) = (map.dim(0)?, map.dim(2)?, map.dim(3)?);
+    let k = (window.clamp(1, h), window.clamp(1, w));
+    map.avg_pool2d_with_stride(k, (stride.max(1), stride.max(1)))?.reshape((b, ()))
+}
+
+/// [`pooled_error`] with the per-region statistics of normal footage for `WindowMaxZ`:
+/// e = max_w (e_w - mu_w) / (sd_w + floor).
+pub fn pooled_error_with(map: &Tensor, pooling: ErrorPooling, regions: Option<&RegionStats>) -> Result<Tensor> {
     let b = map.dim(0)?;
     match pooling {
         ErrorPooling::FrameMean => map.reshape((b, ()))?.mean(1),
-        ErrorPooling::WindowMax { window, stride } => {
-            let (h, w) = (map.dim(2)?, map.dim(3)?);
-            let k = (window.clamp(1, h), window.clamp(1, w));
-            map.avg_pool2d_with_stride(k, (stride.max(1), stride.max(1)))?.reshape((b, ()))?.max(1)
+        ErrorPooling::WindowMax { window, stride } => window_means(map, window, stride)?.max(1),
+        ErrorPooling::WindowMaxZ { window, stride } => {
+            let r = pooling.check_regions(regions, map.dim(2)?, map.dim(3)?).map_err(candle_core::Error::wrap)?;
+            let means = window_means(map, window, stride)?.to_vec2::<f32>()?;
+            let v = means.iter().map(|m| r.pool(m)).collect::<std::result::Result<Vec<f32>, _>>().map_err(candle_core::Error::wrap)?;
+            Tensor::from_vec(v, b, map.device())
         }
     }
 }

@@ -99,6 +99,13 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
 
     let mut poolings = vec![calibration.pooling];
     poolings.extend(COMPARED_POOLINGS.iter().filter(|p| **p != calibration.pooling));
+    // Region z-scoring is compared with the plain window max of the same boxes.
+    if let ErrorPooling::WindowMaxZ { window, stride } = calibration.pooling {
+        let plain = ErrorPooling::WindowMax { window, stride };
+        if !poolings.contains(&plain) {
+            poolings.push(plain);
+        }
+    }
     let tcfg: crate::train::TrainConfig = checkpoint::read_json(&opts.model.join(checkpoint::TRAIN))?;
     let captions = opts.captions.clone().or(tcfg.captions.clone());
     let (texts, cache) = match &captions {
@@ -108,7 +115,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         }
         None => (None, None),
     };
-    let DatasetErrors { visual: all_errors, semantic } = dataset_errors(&loaded.model, &ds, opts.batch_size, &poolings, texts.as_ref())?;
+    let DatasetErrors { visual: all_errors, semantic } = dataset_errors(&loaded.model, &ds, opts.batch_size, &poolings, calibration.regions.as_ref(), texts.as_ref())?;
     let mut sets = Vec::new();
     for (pooling, errors) in poolings.iter().zip(&all_errors) {
         // Causal AUC does not depend on the z-score constants (one affine map for all frames), so
@@ -189,8 +196,49 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         report_dir.join(format!("{stem}_plots"))
     });
     write_plots(&report, &plots)?;
+    write_error_maps(&loaded.model, &ds, texts.as_ref(), &report, &plots)?;
     checkpoint::write_json(&opts.report, &report)?;
     Ok(report)
+}
+
+/// Per clip, the frame whose visual error is highest: target frame, prediction and squared-error map
+/// side by side (`clip_<name>_error_map.png`), with the box that made the score outlined.
+pub fn write_error_maps(model: &sfn_models::SfnVad, ds: &Dataset, texts: Option<&WindowTexts>, report: &Report, dir: &Path) -> Result<(), TrainerError> {
+    let img = &model.cfg.image;
+    let (h, w, ch) = (img.height, img.width, img.channels);
+    let cal = &report.calibration;
+    for (c, clip) in ds.clips.iter().enumerate() {
+        let Some(errs) = report.visual_error.get(&clip.name) else { continue };
+        let Some((k, &e)) = errs.iter().enumerate().filter(|(_, v)| v.is_finite()).max_by(|a, b| a.1.total_cmp(b.1)) else { continue };
+        let t = k + 4;
+        let x = crate::train::batch_tensor(ds, &[(c, t)])?;
+        let text = texts.map(|tx| crate::train::text_tensors(tx, &[(c, t)])).transpose()?;
+        let pred = model.forward(&x.narrow(1, 0, 4)?, text.as_ref().map(|t| &t.0))?.frame.flatten_all()?.to_vec1::<f32>()?;
+        let target = &clip.frames[t];
+        let map = scoring::error_map(&pred, target, ch, h, w)?;
+        // The box that made the score: highest box mean (z-scored against its region for WindowMaxZ).
+        let mark = cal.pooling.window().map(|(win, stride)| {
+            let means = scoring::window_means(&map, h, w, win, stride);
+            let score = |i: usize| match (&cal.regions, cal.pooling) {
+                (Some(r), ErrorPooling::WindowMaxZ { .. }) if r.mean.len() == means.len() => (means[i] - r.mean[i]) / (r.std[i] + r.floor),
+                _ => means[i],
+            };
+            let best = (0..means.len()).max_by(|&a, &b| score(a).total_cmp(&score(b))).unwrap_or(0);
+            let [_, gw] = scoring::box_grid(h, w, win, stride);
+            let s = stride.max(1);
+            ((best / gw) * s, (best % gw) * s, win.min(h).min(w))
+        });
+        // Show channel 0 (gray models have one).
+        let plane = h * w;
+        let panels = [
+            plot::Panel { title: &format!("frame {t}"), values: &target[..plane], heat: false },
+            plot::Panel { title: "prediction", values: &pred[..plane], heat: false },
+            plot::Panel { title: "squared error", values: &map, heat: true },
+        ];
+        let title = format!("clip {}: frame {t}, highest visual error {e:.4} ({})", clip.name, cal.pooling.name());
+        plot::error_map_png(&dir.join(format!("clip_{}_error_map.png", clip.name)), &title, &panels, h, w, mark)?;
+    }
+    Ok(())
 }
 
 fn fmt_auc(a: Option<f64>) -> String {

@@ -146,6 +146,8 @@ pub fn onnx_errors_with_text(
     batch: usize,
     texts: Option<&WindowTexts>,
 ) -> Result<(PerClip, Option<PerClip>), TrainerError> {
+    // WindowMaxZ reads the per-region statistics stored with the calibration in model.json.
+    let regions = model.manifest.calibration.as_ref().and_then(|c| c.regions.clone());
     let m = model.manifest.clone();
     let fl = m.frame_len();
     let batch = batch.max(1);
@@ -182,7 +184,7 @@ pub fn onnx_errors_with_text(
             let d = model.decode(&ft, &sk, &mo, tb.as_ref().map(|t| &t.0[..]), &last, b)?;
             for (j, &t) in chunk.iter().enumerate() {
                 let i = &m.image;
-                errs.push(pooling.pool(&d.frame.data[j * fl..(j + 1) * fl], &clip.frames[t], i.channels, i.height, i.width)?);
+                errs.push(pooling.pool_with(&d.frame.data[j * fl..(j + 1) * fl], &clip.frames[t], i.channels, i.height, i.width, regions.as_ref())?);
             }
             if let Some((_, target)) = &tb {
                 let dt = m.text_dim;

@@ -150,6 +150,67 @@ pub fn roc_png(
     write_png_atomic(path, ROC_PLOT_SIZE, pixels)
 }
 
+/// One panel of [`error_map_png`]: a `height` x `width` image, row-major.
+pub struct Panel<'a> {
+    pub title: &'a str,
+    pub values: &'a [f32],
+    /// Gray from `[-1, 1]` (model pixels), or a heat scale from 0 to the panel's maximum.
+    pub heat: bool,
+}
+
+/// Pixels per image pixel in [`error_map_png`].
+const MAP_SCALE: u32 = 4;
+
+/// Frame panels side by side (target, prediction, squared error as heat), each image pixel drawn
+/// `MAP_SCALE` x `MAP_SCALE`, with an optional box `(y, x, size)` outlined on the heat panels (the
+/// region that made the frame's score).
+pub fn error_map_png(path: &Path, title: &str, panels: &[Panel<'_>], height: usize, width: usize, mark: Option<(usize, usize, usize)>) -> Result<(), PlotError> {
+    if panels.is_empty() || height == 0 || width == 0 {
+        return Err(PlotError::Empty);
+    }
+    if let Some(p) = panels.iter().find(|p| p.values.len() != height * width) {
+        return Err(PlotError::Draw(format!("panel {:?}: {} values for {height}x{width}", p.title, p.values.len())));
+    }
+    let text = font_path().map(|_| FAMILY);
+    let (pw, ph) = (width as u32 * MAP_SCALE, height as u32 * MAP_SCALE);
+    let (gap, top, bottom) = (16u32, 44u32, 28u32);
+    let size = (panels.len() as u32 * (pw + gap) + gap, top + ph + bottom);
+    let pixels = render(size, |area| {
+        if let Some(f) = text {
+            area.draw(&Text::new(title.to_string(), (gap as i32, 10), (f, 20))).map_err(draw_err)?;
+        }
+        for (k, p) in panels.iter().enumerate() {
+            let x0 = (gap + k as u32 * (pw + gap)) as i32;
+            let y0 = top as i32;
+            let max = p.values.iter().copied().filter(|v| v.is_finite()).fold(0f32, f32::max).max(1e-12);
+            for (i, &v) in p.values.iter().enumerate() {
+                let (y, x) = ((i / width) as i32, (i % width) as i32);
+                let c = if p.heat { heat(v / max) } else { let g = (((v.clamp(-1.0, 1.0) + 1.0) * 127.5) as u8).min(255); RGBColor(g, g, g) };
+                let (px, py) = (x0 + x * MAP_SCALE as i32, y0 + y * MAP_SCALE as i32);
+                area.draw(&Rectangle::new([(px, py), (px + MAP_SCALE as i32, py + MAP_SCALE as i32)], c.filled())).map_err(draw_err)?;
+            }
+            if let (true, Some((by, bx, bs))) = (p.heat, mark) {
+                let s = MAP_SCALE as i32;
+                let r = [(x0 + bx as i32 * s, y0 + by as i32 * s), (x0 + (bx + bs) as i32 * s, y0 + (by + bs) as i32 * s)];
+                area.draw(&Rectangle::new(r, RGBColor(0, 200, 255).stroke_width(2))).map_err(draw_err)?;
+            }
+            if let Some(f) = text {
+                let label = if p.heat { format!("{} (max {:.4})", p.title, max) } else { p.title.to_string() };
+                area.draw(&Text::new(label, (x0, y0 + ph as i32 + 6), (f, 16))).map_err(draw_err)?;
+            }
+        }
+        Ok(())
+    })?;
+    write_png_atomic(path, size, pixels)
+}
+
+/// Black -> red -> yellow -> white for t in [0, 1].
+fn heat(t: f32) -> RGBColor {
+    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 1.0 };
+    let ch = |a: f32| (a.clamp(0.0, 1.0) * 255.0) as u8;
+    RGBColor(ch(t * 3.0), ch(t * 3.0 - 1.0), ch(t * 3.0 - 2.0))
+}
+
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
 /// Renders into an RGB buffer.

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use sfn_models::scoring::{CausalCalibration, ErrorPooling};
+use sfn_models::scoring::{CausalCalibration, ErrorPooling, RegionStats};
 use sfn_models::{losses, SfnConfig, SfnVad};
 
 use crate::checkpoint::{self, CheckpointError};
@@ -433,14 +433,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
     pb.finish_and_clear();
 
     // Calibrate causal scoring on the training (normal) footage.
-    let pooling = tcfg.error_pooling;
-    let errors = dataset_errors(&model, &ds, tcfg.batch_size.max(16), &[pooling], texts.as_ref())?;
-    let flat: Vec<f32> = errors.visual.into_iter().flatten().flatten().collect();
-    let sem: Option<Vec<f32>> = errors.semantic.map(|s| s.into_iter().flatten().collect());
-    let calibration = CausalCalibration {
-        pooling,
-        ..CausalCalibration::fit(&flat, sem.as_deref(), tcfg.causal_sigma, tcfg.visual_weight, tcfg.semantic_weight)?
-    };
+    let calibration = calibrate(&model, &ds, tcfg.batch_size.max(16), tcfg.error_pooling, texts.as_ref(), tcfg.causal_sigma, tcfg.visual_weight, tcfg.semantic_weight)?;
     checkpoint::write_json(&out.join(checkpoint::CALIBRATION), &calibration).map_err(ck)?;
     state.finished = true;
     checkpoint::write_json(&out.join(checkpoint::STATE), &state).map_err(ck)?;
@@ -464,35 +457,117 @@ pub fn text_tensors(texts: &WindowTexts, idx: &[(usize, usize)]) -> Result<(Tens
 
 /// Visual errors of every window of every clip for each pooling (one forward pass serves all), and the
 /// semantic errors when `texts` is given (the model then also reads the caption of each input clip).
-pub fn dataset_errors(model: &SfnVad, ds: &Dataset, batch: usize, poolings: &[ErrorPooling], texts: Option<&WindowTexts>) -> Result<DatasetErrors, TrainerError> {
+/// `regions` are the statistics a `WindowMaxZ` pooling needs.
+pub fn dataset_errors(
+    model: &SfnVad,
+    ds: &Dataset,
+    batch: usize,
+    poolings: &[ErrorPooling],
+    regions: Option<&RegionStats>,
+    texts: Option<&WindowTexts>,
+) -> Result<DatasetErrors, TrainerError> {
     let mut out = vec![Vec::with_capacity(ds.clips.len()); poolings.len()];
+    let semantic = for_each_prediction(model, ds, batch, texts, |c, map| {
+        for (p, pooling) in poolings.iter().enumerate() {
+            if out[p].len() <= c {
+                out[p].push(Vec::new());
+            }
+            out[p][c].extend(losses::pooled_error_with(map, *pooling, regions)?.to_vec1::<f32>()?);
+        }
+        Ok(())
+    })?;
+    Ok(DatasetErrors { visual: out, semantic })
+}
+
+/// Runs the model over every window of every clip (in order, `batch` at a time) and hands each
+/// batch's error map [B, 1, H, W] with its clip index to `f`; returns the semantic errors per clip
+/// when `texts` is given.
+fn for_each_prediction(
+    model: &SfnVad,
+    ds: &Dataset,
+    batch: usize,
+    texts: Option<&WindowTexts>,
+    mut f: impl FnMut(usize, &Tensor) -> candle_core::Result<()>,
+) -> Result<Option<Vec<Vec<f32>>>, TrainerError> {
     let mut semantic = texts.map(|_| Vec::with_capacity(ds.clips.len()));
     for (c, clip) in ds.clips.iter().enumerate() {
         let idx: Vec<(usize, usize)> = (4..clip.frames.len()).map(|t| (c, t)).collect();
-        let mut errs = vec![Vec::with_capacity(idx.len()); poolings.len()];
         let mut sem = Vec::with_capacity(idx.len());
         for chunk in idx.chunks(batch.max(1)) {
             let x = batch_tensor(ds, chunk)?;
             let text = texts.map(|t| text_tensors(t, chunk)).transpose()?;
             let pred = model.forward(&x.narrow(1, 0, 4)?, text.as_ref().map(|t| &t.0))?;
             let target = x.narrow(1, 4, 1)?.squeeze(1)?;
-            let map = losses::error_map(&pred.frame, &target)?;
-            for (p, pooling) in poolings.iter().enumerate() {
-                errs[p].extend(losses::pooled_error(&map, *pooling)?.to_vec1::<f32>()?);
-            }
+            f(c, &losses::error_map(&pred.frame, &target)?)?;
             if let Some((_, t)) = &text {
                 let cos = losses::per_sample_cosine(&pred.text, t)?;
                 sem.extend((1.0 - cos)?.to_vec1::<f32>()?);
             }
         }
-        for (p, e) in errs.into_iter().enumerate() {
-            out[p].push(e);
-        }
         if let Some(s) = semantic.as_mut() {
             s.push(sem);
         }
     }
-    Ok(DatasetErrors { visual: out, semantic })
+    Ok(semantic)
+}
+
+/// `sfn-train calibrate`: re-fits `calibration.json` of the model in `model_dir` on the normal
+/// footage `data/<split>/frames` (the training clips, or a new scene's own normal footage), with
+/// `pooling` and `sigma` (default: the stored ones) and the captions the model was trained with.
+pub fn recalibrate(model_dir: &std::path::Path, data: &std::path::Path, split: &str, pooling: Option<ErrorPooling>, sigma: Option<f32>, batch: usize) -> Result<CausalCalibration, TrainerError> {
+    let loaded = checkpoint::load_model(model_dir)?;
+    let old: CausalCalibration = checkpoint::read_json(&model_dir.join(checkpoint::CALIBRATION))?;
+    let tcfg: TrainConfig = checkpoint::read_json(&model_dir.join(checkpoint::TRAIN))?;
+    let ds = Dataset::open(data, split, &frame_format(&loaded.cfg))?;
+    let cache = tcfg.captions.as_ref().map(|p| CaptionCache::read(p).map(|c| (c, p.clone()))).transpose()?;
+    let texts = cache.as_ref().map(|(c, p)| WindowTexts::new(c, p, split, &ds)).transpose()?;
+    let cal = calibrate(
+        &loaded.model,
+        &ds,
+        batch,
+        pooling.unwrap_or(old.pooling),
+        texts.as_ref(),
+        sigma.unwrap_or(old.sigma),
+        tcfg.visual_weight,
+        tcfg.semantic_weight,
+    )?;
+    checkpoint::write_json(&model_dir.join(checkpoint::CALIBRATION), &cal)?;
+    Ok(cal)
+}
+
+/// Calibrates causal scoring on normal footage `ds` (the training clips, or a new scene's own
+/// footage): with a `WindowMaxZ` pooling, first the per-region statistics of the box errors, then
+/// the mean and std of the pooled visual error (and of the semantic error with captions).
+pub fn calibrate(
+    model: &SfnVad,
+    ds: &Dataset,
+    batch: usize,
+    pooling: ErrorPooling,
+    texts: Option<&WindowTexts>,
+    sigma: f32,
+    visual_weight: f32,
+    semantic_weight: f32,
+) -> Result<CausalCalibration, TrainerError> {
+    let (visual, semantic, regions) = match pooling {
+        ErrorPooling::WindowMaxZ { window, stride } => {
+            let img = &model.cfg.image;
+            let grid = sfn_models::scoring::box_grid(img.height, img.width, window, stride);
+            let mut means: Vec<Vec<f32>> = Vec::new();
+            let semantic = for_each_prediction(model, ds, batch, texts, |_, map| {
+                means.extend(losses::window_means(map, window, stride)?.to_vec2::<f32>()?);
+                Ok(())
+            })?;
+            let regions = RegionStats::fit(window, stride, grid, means.iter().map(Vec::as_slice))?;
+            let visual = means.iter().map(|m| regions.pool(m)).collect::<Result<Vec<f32>, _>>()?;
+            (visual, semantic, Some(regions))
+        }
+        _ => {
+            let e = dataset_errors(model, ds, batch, &[pooling], None, texts)?;
+            (e.visual.into_iter().flatten().flatten().collect(), e.semantic, None)
+        }
+    };
+    let sem: Option<Vec<f32>> = semantic.map(|s| s.into_iter().flatten().collect());
+    Ok(CausalCalibration { pooling, regions, ..CausalCalibration::fit(&visual, sem.as_deref(), sigma, visual_weight, semantic_weight)? })
 }
 
 #[cfg(test)]

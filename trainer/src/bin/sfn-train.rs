@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use sfn_models::config::FilterKind;
-use sfn_models::scoring::OfflineScoring;
+use sfn_models::scoring::{ErrorPooling, OfflineScoring};
 use sfn_models::SfnConfig;
 use sfn_trainer::eval::{evaluate, EvalOptions, Report};
 use sfn_trainer::train::{train, TrainConfig, TrainOptions};
@@ -58,6 +58,26 @@ enum Cmd {
         /// Hide the progress bar.
         #[arg(long)]
         quiet: bool,
+    },
+    /// Re-fit the model's causal calibration (calibration.json) on normal footage: per-region
+    /// statistics for window_max_z pooling, then the z-score constants. Re-export afterwards.
+    Calibrate {
+        #[arg(long)]
+        model: PathBuf,
+        /// Dataset root; its <split>/frames/<clip>/ must be normal footage.
+        #[arg(long)]
+        data: PathBuf,
+        /// Split to calibrate on: training (default), or a new scene's own normal footage.
+        #[arg(long, default_value = "training")]
+        split: String,
+        /// Error pooling: frame_mean, window_max_<W>s<S>, window_max_z_<W>s<S> (default: the stored one).
+        #[arg(long)]
+        pooling: Option<ErrorPooling>,
+        /// Causal one-sided Gaussian sigma in frames (default: the stored one).
+        #[arg(long)]
+        causal_sigma: Option<f32>,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
     },
     /// Evaluate a model on ROOT/testing (frames + labels.json); writes a JSON report and plots.
     Eval {
@@ -334,6 +354,19 @@ fn main() -> Result<()> {
             );
         }
         Cmd::Demo { out, epochs, seed, quiet } => demo(&out, epochs, seed, quiet)?,
+        Cmd::Calibrate { model, data, split, pooling, causal_sigma, batch_size } => {
+            let cal = sfn_trainer::train::recalibrate(&model, &data, &split, pooling, causal_sigma, batch_size)?;
+            println!(
+                "calibrated {} on {}/{split}: pooling {}, visual mean {:.6} std {:.6}, sigma {}{}",
+                model.display(),
+                data.display(),
+                cal.pooling.name(),
+                cal.visual_mean,
+                cal.visual_std,
+                cal.sigma,
+                cal.regions.as_ref().map(|r| format!(", {} regions", r.mean.len())).unwrap_or_default()
+            );
+        }
         Cmd::Eval { model, data, report, plots, sigma, causal_sigma, batch_size, captions, semantic_weight } => {
             if !(0.0..=1.0).contains(&semantic_weight) {
                 anyhow::bail!("--semantic-weight {semantic_weight}: must be in [0, 1]");
