@@ -16,7 +16,7 @@ use sfn_edge::pipeline::{FrameOutput, Pipeline};
 use sfn_edge::runtime::{Captioning, Runtime};
 use sfn_edge::sink::JsonLines;
 use sfn_infer::{BackendKind, ExportedModel};
-use sfn_models::scoring::{causal_scores, CausalCalibration, ErrorPooling};
+use sfn_models::scoring::{causal_scores, CausalCalibration, ErrorPooling, RegionStats};
 use sfn_models::SfnConfig;
 use sfn_sources::{ImageFolder, ImageFolderOptions};
 use sfn_trainer::checkpoint;
@@ -35,8 +35,12 @@ fn fixture(root: &Path) -> (PathBuf, PathBuf) {
     let (_, vm) = seeded_init(&cfg, 3, &Device::Cpu).unwrap();
     checkpoint::write_json(&ck.join(checkpoint::CONFIG), &cfg).unwrap();
     checkpoint::save_weights(&vm, &ck.join(checkpoint::WEIGHTS)).unwrap();
-    let mut cal = CausalCalibration::fit(&[0.010, 0.012, 0.011, 0.013], None, 3.0, 0.8, 0.2).unwrap();
-    cal.pooling = ErrorPooling::WindowMax { window: 8, stride: 4 };
+    let mut cal = CausalCalibration::fit(&[0.5, 1.2, 0.8, 1.5], None, 3.0, 0.8, 0.2).unwrap();
+    // Region-normalised pooling (32x48 frames, 8x8 boxes at stride 4: a 7x11 grid) with per-box
+    // statistics that differ from box to box, so a wrong box order would change the scores.
+    cal.pooling = ErrorPooling::WindowMaxZ { window: 8, stride: 4 };
+    let boxes: Vec<Vec<f32>> = (0..6).map(|f| (0..77).map(|b| 0.01 + 0.002 * ((b * 7 + f * 3) % 11) as f32).collect()).collect();
+    cal.regions = Some(RegionStats::fit(8, 4, [7, 11], boxes.iter().map(Vec::as_slice)).unwrap());
     checkpoint::write_json(&ck.join(checkpoint::CALIBRATION), &cal).unwrap();
     let out = root.join("onnx");
     export(&ExportOptions { model: ck, out: out.clone(), int8: false, weight_int8: false, calib: None, calib_windows: 0 }).unwrap();

@@ -1233,6 +1233,7 @@ mod tests {
             visual_weight: 0.8,
             semantic_weight: 0.2,
             pooling: ErrorPooling::FrameMean,
+            regions: None,
         }
     }
 
@@ -1366,9 +1367,61 @@ mod tests {
             visual_weight: f32::NAN,
             semantic_weight: 1.0,
             pooling: ErrorPooling::FrameMean,
+            regions: None,
         };
         let mut s = CausalScorer::new(&bad);
         assert_eq!(s.window_len(), 3001);
         assert_eq!(s.push(2.0, Some(1.0)), 2.0);
+    }
+
+    #[test]
+    fn region_z_pooling_by_hand() {
+        // 1 channel, 2x4 frame, 2x2 boxes at stride 2: boxes (0,0) and (0,2).
+        let grid = box_grid(2, 4, 2, 2);
+        assert_eq!(grid, [1, 2]);
+        // Normal footage: box 0 always busy (mean 4, std 2), box 1 quiet (mean 0, std 0).
+        let normal = [vec![2.0f32, 0.0], vec![6.0, 0.0]];
+        let r = RegionStats::fit(2, 2, grid, normal.iter().map(Vec::as_slice)).unwrap();
+        assert_eq!((r.mean.clone(), r.std.clone(), r.floor), (vec![4.0, 0.0], vec![2.0, 0.0], 1.0));
+        // A frame with error 6 in the busy box and 2 in the quiet one: z = (6-4)/(2+1) = 0.667 vs
+        // (2-0)/(0+1) = 2: the quiet region wins, which the plain window max would not see.
+        let map = [6.0, 6.0, 2.0, 2.0, 6.0, 6.0, 2.0, 2.0];
+        let z = ErrorPooling::WindowMaxZ { window: 2, stride: 2 };
+        assert!((z.pool_map(&map, 2, 4, Some(&r)).unwrap() - 2.0).abs() < 1e-6);
+        assert_eq!(ErrorPooling::WindowMax { window: 2, stride: 2 }.pool_map(&map, 2, 4, None).unwrap(), 6.0);
+        // Without statistics, or with statistics of another geometry: an error that says so.
+        let e = z.pool_map(&map, 2, 4, None).unwrap_err().to_string();
+        assert!(e.contains("sfn-train calibrate"), "{e}");
+        let e = ErrorPooling::WindowMaxZ { window: 2, stride: 1 }.pool_map(&map, 2, 4, Some(&r)).unwrap_err().to_string();
+        assert!(e.contains("stride 2") && e.contains("window_max_z_2s1"), "{e}");
+        // Fitting refuses frames of the wrong size and non-finite values, naming them.
+        let e = RegionStats::fit(2, 2, grid, [&[1.0f32][..]]).unwrap_err().to_string();
+        assert!(e.contains("frame 0 has 1 boxes"), "{e}");
+        assert!(RegionStats::fit(2, 2, grid, [&[1.0f32, f32::NAN][..]]).is_err());
+        assert!(RegionStats::fit(2, 2, grid, std::iter::empty::<&[f32]>()).is_err());
+    }
+
+    #[test]
+    fn pooling_names_parse_back() {
+        for p in [ErrorPooling::FrameMean, ErrorPooling::WindowMax { window: 8, stride: 4 }, ErrorPooling::WindowMaxZ { window: 16, stride: 8 }] {
+            assert_eq!(p.name().parse::<ErrorPooling>().unwrap(), p);
+        }
+        for bad in ["", "window_max", "window_max_8", "window_max_0s4", "window_max_z_8sx", "mean"] {
+            let e = bad.parse::<ErrorPooling>().unwrap_err();
+            assert!(e.contains("window_max_z_16s8"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn window_means_match_the_window_max_pooling() {
+        let (h, w) = (7, 10);
+        let map: Vec<f32> = (0..h * w).map(|i| ((i * 37) % 11) as f32 / 10.0).collect();
+        for (win, stride) in [(3, 2), (4, 4), (8, 3), (1, 1)] {
+            let means = window_means(&map, h, w, win, stride);
+            let g = box_grid(h, w, win, stride);
+            assert_eq!(means.len(), g[0] * g[1]);
+            let max = means.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(ErrorPooling::WindowMax { window: win, stride }.pool_map(&map, h, w, None).unwrap(), max);
+        }
     }
 }

@@ -545,9 +545,21 @@ fn export_then_eval_onnx_matches_candle_eval() {
     let data = synth(&tmp.path().join("data"), 2, 2, 24);
     let model = tmp.path().join("model");
     expect_ok("train", &train(&data, &model, &["--epochs", "1"]));
+    // Region-normalised pooling, re-calibrated on the training clips: candle, tract and ONNX
+    // Runtime must agree with it too (the statistics travel in model.json).
+    let o = sfn_train([OsStr::new("calibrate"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--pooling"), OsStr::new("window_max_z_8s4")]);
+    expect_ok("calibrate", &o);
+    assert!(o.stdout.contains("window_max_z_8s4") && o.stdout.contains("77 regions"), "{}", o.stdout);
+    let cal = read_json(&model.join("calibration.json"));
+    assert_eq!((cal["pooling"]["kind"].as_str(), cal["regions"]["grid"].clone()), (Some("window_max_z"), serde_json::json!([7, 11])));
+    let o = sfn_train([OsStr::new("calibrate"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--pooling"), OsStr::new("window_z")]);
+    expect_err("bad pooling", &o, &["window_z", "window_max_z_16s8"]);
     let report = tmp.path().join("report.json");
     expect_ok("eval", &eval(&model, &data, &report));
     let candle = read_json(&report);
+    assert!(candle["pooling_comparison"]["window_max_8s4"].is_object(), "{}", candle["pooling_comparison"]);
+    let maps = std::fs::read_dir(tmp.path().join("report_plots")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with("_error_map.png")).count();
+    assert_eq!(maps, 2, "one error map per test clip");
     let out = tmp.path().join("onnx");
     let o = sfn_train([OsStr::new("export"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--out"), out.as_os_str(), OsStr::new("--int8"), OsStr::new("--calib"), data.as_os_str(), OsStr::new("--calib-windows"), OsStr::new("8"), OsStr::new("--weight-int8")]);
     expect_ok("export", &o);
