@@ -25,14 +25,33 @@ fn main() -> anyhow::Result<()> {
     println!("training copy-last-frame MSE: {:.6}", mse / n as f64);
     let ds = Dataset::open(root, "testing", &f)?;
     let labels = load_labels(root)?;
-    for pooling in [ErrorPooling::FrameMean, ErrorPooling::WindowMax { window: 8, stride: 4 }] {
+    let map = |a: &[f32], b: &[f32]| -> anyhow::Result<Tensor> {
+        Ok(losses::error_map(&Tensor::from_slice(a, (1, 1, h, w), &Device::Cpu)?, &Tensor::from_slice(b, (1, 1, h, w), &Device::Cpu)?)?)
+    };
+    for pooling in [
+        ErrorPooling::FrameMean,
+        ErrorPooling::WindowMax { window: 8, stride: 4 },
+        ErrorPooling::WindowMax { window: 16, stride: 8 },
+        ErrorPooling::WindowMaxZ { window: 16, stride: 8 },
+    ] {
+        // Region statistics of the copy error on the training clips (for window_max_z).
+        let regions = match pooling {
+            ErrorPooling::WindowMaxZ { window, stride } => {
+                let mut boxes = Vec::new();
+                for c in &train.clips {
+                    for t in 4..c.frames.len() {
+                        boxes.extend(losses::window_means(&map(&c.frames[t], &c.frames[t - 1])?, window, stride)?.to_vec2::<f32>()?);
+                    }
+                }
+                Some(scoring::RegionStats::fit(window, stride, scoring::box_grid(h, w, window, stride), boxes.iter().map(Vec::as_slice))?)
+            }
+            _ => None,
+        };
         // Causal: z-score against the same pooled error on the training clips, one-sided sigma 3.
         let mut train_errs = Vec::new();
         for c in &train.clips {
             for t in 4..c.frames.len() {
-                let a = Tensor::from_slice(&c.frames[t], (1, 1, h, w), &Device::Cpu)?;
-                let b = Tensor::from_slice(&c.frames[t - 1], (1, 1, h, w), &Device::Cpu)?;
-                train_errs.push(losses::pooled_error(&losses::error_map(&a, &b)?, pooling)?.to_vec1::<f32>()?[0]);
+                train_errs.push(losses::pooled_error_with(&map(&c.frames[t], &c.frames[t - 1])?, pooling, regions.as_ref())?.to_vec1::<f32>()?[0]);
             }
         }
         let cal = scoring::CausalCalibration::fit(&train_errs, None, 3.0, 0.8, 0.2)?;
@@ -41,16 +60,14 @@ fn main() -> anyhow::Result<()> {
         for c in &ds.clips {
             let mut errs = Vec::new();
             for t in 4..c.frames.len() {
-                let a = Tensor::from_slice(&c.frames[t], (1, 1, h, w), &Device::Cpu)?;
-                let b = Tensor::from_slice(&c.frames[t - 1], (1, 1, h, w), &Device::Cpu)?;
-                errs.push(losses::pooled_error(&losses::error_map(&a, &b)?, pooling)?.to_vec1::<f32>()?[0]);
+                errs.push(losses::pooled_error_with(&map(&c.frames[t], &c.frames[t - 1])?, pooling, regions.as_ref())?.to_vec1::<f32>()?[0]);
             }
             all_s.extend(scoring::offline_scores(&errs, None, &OfflineScoring::default()));
             causal.extend(scoring::causal_scores(&errs, None, &cal));
             all_l.extend_from_slice(&labels[&c.name][4..]);
         }
         println!(
-            "{:<16} offline micro AUC {:.2}  causal micro AUC {:.2}",
+            "{:<20} offline micro AUC {:.2}  causal micro AUC {:.2}",
             pooling.name(),
             100.0 * scoring::roc_auc(&all_s, &all_l).unwrap_or(f64::NAN),
             100.0 * scoring::roc_auc(&causal, &all_l).unwrap_or(f64::NAN)
