@@ -268,8 +268,8 @@ fn source_faults_mid_stream_are_counted_and_scoring_goes_on() {
     assert_eq!(after, alone, "after the gap the window restarts");
 
     // Three unreadable frames in a row: the run ends with an error naming the file.
-    for i in 15..18 {
-        std::fs::write(faulty.join(files[i].file_name().unwrap()), b"not a jpeg").unwrap();
+    for f in &files[15..18] {
+        std::fs::write(faulty.join(f.file_name().unwrap()), b"not a jpeg").unwrap();
     }
     let pipeline = Pipeline::open(&onnx, &BackendKind::Tract, AlarmConfig::default()).unwrap();
     let mut rt = Runtime::new(pipeline, "test");

@@ -185,7 +185,7 @@ pub fn error_map_png(path: &Path, title: &str, panels: &[Panel<'_>], height: usi
             let max = p.values.iter().copied().filter(|v| v.is_finite()).fold(0f32, f32::max).max(1e-12);
             for (i, &v) in p.values.iter().enumerate() {
                 let (y, x) = ((i / width) as i32, (i % width) as i32);
-                let c = if p.heat { heat(v / max) } else { let g = (((v.clamp(-1.0, 1.0) + 1.0) * 127.5) as u8).min(255); RGBColor(g, g, g) };
+                let c = if p.heat { heat(v / max) } else { let g = ((v.clamp(-1.0, 1.0) + 1.0) * 127.5) as u8; RGBColor(g, g, g) };
                 let (px, py) = (x0 + x * MAP_SCALE as i32, y0 + y * MAP_SCALE as i32);
                 area.draw(&Rectangle::new([(px, py), (px + MAP_SCALE as i32, py + MAP_SCALE as i32)], c.filled())).map_err(draw_err)?;
             }

@@ -436,7 +436,8 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
     pb.finish_and_clear();
 
     // Calibrate causal scoring on the training (normal) footage.
-    let calibration = calibrate(&model, &ds, tcfg.batch_size.max(16), tcfg.error_pooling, texts.as_ref(), tcfg.causal_sigma, tcfg.visual_weight, tcfg.semantic_weight)?;
+    let settings = CalibrationSettings { pooling: tcfg.error_pooling, sigma: tcfg.causal_sigma, visual_weight: tcfg.visual_weight, semantic_weight: tcfg.semantic_weight };
+    let calibration = calibrate(&model, &ds, tcfg.batch_size.max(16), texts.as_ref(), settings)?;
     checkpoint::write_json(&out.join(checkpoint::CALIBRATION), &calibration).map_err(ck)?;
     state.finished = true;
     checkpoint::write_json(&out.join(checkpoint::STATE), &state).map_err(ck)?;
@@ -524,16 +525,13 @@ pub fn recalibrate(model_dir: &std::path::Path, data: &std::path::Path, split: &
     let ds = Dataset::open(data, split, &frame_format(&loaded.cfg))?;
     let cache = tcfg.captions.as_ref().map(|p| CaptionCache::read(p).map(|c| (c, p.clone()))).transpose()?;
     let texts = cache.as_ref().map(|(c, p)| WindowTexts::new(c, p, split, &ds)).transpose()?;
-    let cal = calibrate(
-        &loaded.model,
-        &ds,
-        batch,
-        pooling.unwrap_or(old.pooling),
-        texts.as_ref(),
-        sigma.unwrap_or(old.sigma),
-        tcfg.visual_weight,
-        tcfg.semantic_weight,
-    )?;
+    let settings = CalibrationSettings {
+        pooling: pooling.unwrap_or(old.pooling),
+        sigma: sigma.unwrap_or(old.sigma),
+        visual_weight: tcfg.visual_weight,
+        semantic_weight: tcfg.semantic_weight,
+    };
+    let cal = calibrate(&loaded.model, &ds, batch, texts.as_ref(), settings)?;
     checkpoint::write_json(&model_dir.join(checkpoint::CALIBRATION), &cal)?;
     Ok(cal)
 }
@@ -541,16 +539,22 @@ pub fn recalibrate(model_dir: &std::path::Path, data: &std::path::Path, split: &
 /// Calibrates causal scoring on normal footage `ds` (the training clips, or a new scene's own
 /// footage): with a `WindowMaxZ` pooling, first the per-region statistics of the box errors, then
 /// the mean and std of the pooled visual error (and of the semantic error with captions).
+/// What [`calibrate`] fits: the pooling, the causal smoothing and the stream weights.
+#[derive(Clone, Copy, Debug)]
+pub struct CalibrationSettings {
+    pub pooling: ErrorPooling,
+    pub sigma: f32,
+    pub visual_weight: f32,
+    pub semantic_weight: f32,
+}
+
 pub fn calibrate(
     model: &SfnVad,
     ds: &Dataset,
     batch: usize,
-    pooling: ErrorPooling,
     texts: Option<&WindowTexts>,
-    sigma: f32,
-    visual_weight: f32,
-    semantic_weight: f32,
-) -> Result<CausalCalibration, TrainerError> {
+    settings: CalibrationSettings) -> Result<CausalCalibration, TrainerError> {
+    let CalibrationSettings { pooling, sigma, visual_weight, semantic_weight } = settings;
     let (visual, semantic, regions) = match pooling {
         ErrorPooling::WindowMaxZ { window, stride } => {
             let img = &model.cfg.image;
