@@ -260,6 +260,38 @@ impl Net<'_> {
         Ok(self.reshape(&y, &[-1, t as i64, d as i64]))
     }
 
+    /// Prototype memory on x [B, T, d]: w = softmax(LN(x) M^T / sqrt(d)), hard shrinkage
+    /// relu(w - 1/S) w / (|w - 1/S| + eps), renormalised, read w M. The items stay fp32 in every
+    /// precision (like the SFFM routers: which items a token reads must match the trained model).
+    fn memory(&mut self, prefix: &str, x: &str, cfg: &SfnConfig, t: usize) -> Result<String, ExportError> {
+        let d = cfg.decoder.vit.dim;
+        let slots = cfg.sffm.memory_slots;
+        let xn = self.layer_norm(&format!("{prefix}.ln"), x, d)?;
+        let xf = self.reshape(&xn, &[-1, d as i64]);
+        let items = self.w.get(&format!("{prefix}.items"), &[slots, d])?;
+        let it: Vec<f32> = (0..d).flat_map(|i| (0..slots).map(move |e| (i, e))).map(|(i, e)| items[e * d + i]).collect();
+        let mt = self.g.init_f32(&format!("{prefix}.items_t"), &[d, slots], &it);
+        let m = self.g.init_f32(&format!("{prefix}.items"), &[slots, d], &items);
+        let logits = self.g.node("MatMul", &[&xf, &mt], vec![]);
+        let scale = self.g.scalar(1.0 / (d as f32).sqrt());
+        let logits = self.g.node("Mul", &[&logits, &scale], vec![]);
+        let w = self.g.node("Softmax", &[&logits], vec![attr_i("axis", -1)]);
+        let lambda = self.g.scalar(1.0 / slots as f32);
+        let shifted = self.g.node("Sub", &[&w, &lambda], vec![]);
+        let pos = self.g.node("Relu", &[&shifted], vec![]);
+        let num = self.g.node("Mul", &[&pos, &w], vec![]);
+        let abs = self.g.node("Abs", &[&shifted], vec![]);
+        let eps = self.g.scalar(sfn_models::sffm::MEMORY_EPS as f32);
+        let den = self.g.node("Add", &[&abs, &eps], vec![]);
+        let w = self.g.node("Div", &[&num, &den], vec![]);
+        let ax = self.g.ints(&[1]);
+        let sum = self.g.node("ReduceSum", &[&w, &ax], vec![attr_i("keepdims", 1)]);
+        let sum = self.g.node("Add", &[&sum, &eps], vec![]);
+        let w = self.g.node("Div", &[&w, &sum], vec![]);
+        let y = self.g.node("MatMul", &[&w, &m], vec![]);
+        Ok(self.reshape(&y, &[-1, t as i64, d as i64]))
+    }
+
 }
 
 /// The per-frame encoder: frame, prev_frame -> tokens, patch_embed, motion.
@@ -359,6 +391,7 @@ pub fn decoder(cfg: &SfnConfig, w: &Weights, mode: Mode) -> Result<(pb::ModelPro
                 let x = net.layer_norm(&format!("{fp}.ln"), &h, v.dim)?;
                 net.mlp(&format!("{fp}.mlp"), &x, v.dim, v.dim * v.mlp_ratio, v.dim)?
             }
+            FilterKind::Memory => net.memory(&format!("{fp}.memory"), &h, cfg, t)?,
         };
     }
     let h = net.layer_norm("decoder.norm", &h, d)?;

@@ -310,6 +310,8 @@ pub fn flops(cfg: &SfnConfig) -> (f64, f64) {
             2.0 * t * d * f(s.routed_experts) + 2.0 * 2.0 * t * d * nb + 2.0 * 2.0 * t * d * sb
         }
         sfn_models::config::FilterKind::Mlp => 2.0 * 2.0 * t * d * d * f(cfg.decoder.vit.mlp_ratio),
+        // Addressing (x M^T) and reading (w M).
+        sfn_models::config::FilterKind::Memory => 2.0 * 2.0 * t * d * f(s.memory_slots),
     };
     let hid = f(cfg.decoder.head_channels);
     let pp = f(cfg.patch * cfg.patch);

@@ -31,6 +31,13 @@ pub enum FilterKind {
     Sffm,
     /// Ablation: a dense MLP (LN -> d*mlp_ratio -> d) in the same place, also without residual.
     Mlp,
+    /// Comparison (the paper's Table 4): a prototype memory of `memory_slots` items read by
+    /// attention with hard shrinkage (MemAE), also without residual.
+    Memory,
+}
+
+fn default_memory_slots() -> usize {
+    256
 }
 
 /// SFFM: routed + shared bottleneck experts.
@@ -50,6 +57,9 @@ pub struct SffmConfig {
     pub gate_scale: f64,
     /// Balance-loss weight alpha (DeepSeekMoE sequence-level loss).
     pub balance_alpha: f64,
+    /// Items of the prototype memory when `kind` is `memory` (default 256).
+    #[serde(default = "default_memory_slots")]
+    pub memory_slots: usize,
 }
 
 /// MJAD decoder and its heads.
@@ -150,6 +160,7 @@ impl SfnConfig {
                 bottleneck: 8,
                 gate_scale: 2.0,
                 balance_alpha: 0.001,
+                memory_slots: 256,
             },
             text_dim: 768,
             loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0 },
@@ -181,6 +192,7 @@ impl SfnConfig {
                 bottleneck: 8,
                 gate_scale: 2.0,
                 balance_alpha: 0.001,
+                memory_slots: 256,
             },
             text_dim: 384,
             loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0 },
@@ -211,6 +223,7 @@ impl SfnConfig {
                 bottleneck: 4,
                 gate_scale: 2.0,
                 balance_alpha: 0.001,
+                memory_slots: 256,
             },
             text_dim: 384,
             loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0 },
@@ -259,6 +272,9 @@ impl SfnConfig {
             if s.bottleneck == 0 {
                 return bad("sffm.bottleneck", "must be >= 1".into());
             }
+        }
+        if s.kind == FilterKind::Memory && s.memory_slots < 2 {
+            return bad("sffm.memory_slots", format!("{} must be >= 2", s.memory_slots));
         }
         if self.text_dim == 0 {
             return bad("text_dim", "must be >= 1".into());

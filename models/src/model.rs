@@ -192,6 +192,36 @@ mod tests {
     }
 
     #[test]
+    fn every_parameter_gets_a_gradient_memory() -> Result<()> {
+        let mut cfg = SfnConfig::tiny();
+        cfg.sffm.kind = FilterKind::Memory;
+        cfg.sffm.memory_slots = 16;
+        every_parameter_gets_a_gradient_with(cfg)
+    }
+
+    #[test]
+    fn memory_reads_are_sparse_mixtures_of_items() -> Result<()> {
+        let dev = Device::Cpu;
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+        let m = crate::sffm::Memory::new(8, 16, vb)?;
+        let x = Tensor::randn(0f32, 1.0, (2, 5, 8), &dev)?;
+        let y = m.forward(&x)?;
+        assert_eq!(y.dims(), &[2, 5, 8]);
+        // The read passes gradients back to its input.
+        let xv = candle_core::Var::from_tensor(&x)?;
+        let g = m.forward(xv.as_tensor())?.sqr()?.sum_all()?.backward()?;
+        let gx = g.get(xv.as_tensor()).expect("gradient of the input").abs()?.sum_all()?.to_scalar::<f32>()?;
+        assert!(gx > 0.0, "no gradient through the memory read");
+        // Every read lies in the span of the items: with all items zeroed the read is zero.
+        let items = vm.data().lock().unwrap().get("items").unwrap().clone();
+        items.set(&items.zeros_like()?)?;
+        let z = m.forward(&x)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert_eq!(z, 0.0);
+        Ok(())
+    }
+
+    #[test]
     fn paper_preset_forward() -> Result<()> {
         let dev = Device::Cpu;
         let cfg = SfnConfig::paper();

@@ -163,11 +163,46 @@ impl Sffm {
     }
 }
 
-/// The filter after each decoder block: the SFFM, or (ablation) a dense MLP without residual.
+/// Prototype memory (MemAE): y = w M, w = renorm(shrink(softmax(LN(x) M^T / sqrt(d)))), with
+/// shrink(w) = relu(w - 1/S) w / (|w - 1/S| + eps) over the S items of M [S, d]; no residual.
+#[derive(Clone, Debug)]
+pub struct Memory {
+    ln: LayerNorm,
+    items: Tensor,
+}
+
+/// Denominator guard of the memory's hard shrinkage and renormalisation.
+pub const MEMORY_EPS: f64 = 1e-12;
+
+impl Memory {
+    pub fn new(d: usize, slots: usize, vb: VarBuilder) -> Result<Self> {
+        let bound = 1.0 / (d as f64).sqrt();
+        let items = vb.get_with_hints((slots, d), "items", candle_nn::Init::Uniform { lo: -bound, up: bound })?;
+        Ok(Self { ln: LayerNorm::new(d, vb.pp("ln"))?, items })
+    }
+
+    /// x [B, T, d] -> memory read [B, T, d].
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        let s = self.items.dim(0)?;
+        let xhat = self.ln.forward(x)?.reshape((b * t, d))?;
+        let logits = (xhat.matmul(&self.items.t()?)? * (1.0 / (d as f64).sqrt()))?;
+        let w = softmax_last(&logits)?;
+        let lambda = 1.0 / s as f64;
+        let shifted = (&w - lambda)?;
+        let w = ((shifted.relu()? * &w)? / (shifted.abs()? + MEMORY_EPS)?)?;
+        let w = w.broadcast_div(&(w.sum_keepdim(1)? + MEMORY_EPS)?)?;
+        w.matmul(&self.items)?.reshape((b, t, d))
+    }
+}
+
+/// The filter after each decoder block: the SFFM, or (comparisons) a dense MLP or a prototype
+/// memory, all without residual.
 #[derive(Clone, Debug)]
 pub enum Filter {
     Sffm(Sffm),
     Mlp { ln: LayerNorm, mlp: Mlp },
+    Memory(Memory),
 }
 
 impl Filter {
@@ -178,6 +213,7 @@ impl Filter {
                 ln: LayerNorm::new(d, vb.pp("ln"))?,
                 mlp: Mlp::new(d, d * mlp_ratio, d, vb.pp("mlp"))?,
             },
+            FilterKind::Memory => Filter::Memory(Memory::new(d, cfg.memory_slots, vb.pp("memory"))?),
         })
     }
 
@@ -186,6 +222,7 @@ impl Filter {
         match self {
             Filter::Sffm(s) => s.forward(x).map(|(y, r)| (y, Some(r))),
             Filter::Mlp { ln, mlp } => Ok((mlp.forward(&ln.forward(x)?)?, None)),
+            Filter::Memory(m) => Ok((m.forward(x)?, None)),
         }
     }
 }
@@ -210,6 +247,7 @@ mod tests {
             bottleneck: 3,
             gate_scale: 2.0,
             balance_alpha: 0.001,
+            memory_slots: 16,
         }
     }
 

@@ -125,7 +125,12 @@ fn variants() -> Vec<(&'static str, SfnConfig)> {
     // B: the MLP ablation with the residual head (the preset default).
     let mut b = SfnConfig::tiny();
     b.sffm.kind = FilterKind::Mlp;
-    vec![("sffm-bilinear", a), ("mlp-residual", b)]
+    // C: the prototype memory (no residual head, so the memory read is what the frame shows).
+    let mut c = SfnConfig::tiny();
+    c.sffm.kind = FilterKind::Memory;
+    c.sffm.memory_slots = 32;
+    c.decoder.residual = false;
+    vec![("sffm-bilinear", a), ("mlp-residual", b), ("memory", c)]
 }
 
 #[test]

@@ -49,8 +49,10 @@ enum Cmd {
         lr: Option<f64>,
         #[arg(long)]
         seed: Option<u64>,
-        /// Replace each SFFM by a plain MLP (ablation).
-        #[arg(long, value_parser = ["sffm", "mlp"])]
+        /// The filter after each decoder block: sffm (the paper's), mlp (ablation) or memory (a
+        /// 256-item prototype memory, MemAE-style, the paper's Table 4 comparison; `sffm.memory_slots`
+        /// in a --config sets another size).
+        #[arg(long, value_parser = ["sffm", "mlp", "memory"])]
         filter: Option<String>,
         /// Caption cache from `sfn-train captions`: train with the text token and the text loss.
         #[arg(long)]
@@ -225,7 +227,11 @@ fn main() -> Result<()> {
                 None => SfnConfig::preset(&preset)?,
             };
             if let Some(f) = &filter {
-                model.sffm.kind = if f == "mlp" { FilterKind::Mlp } else { FilterKind::Sffm };
+                model.sffm.kind = match f.as_str() {
+                    "mlp" => FilterKind::Mlp,
+                    "memory" => FilterKind::Memory,
+                    _ => FilterKind::Sffm,
+                };
             }
             let mut tc = match &train_config {
                 Some(p) => {
