@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use sfn_infer::{BackendKind, ExportedModel, InferError, Manifest};
-use sfn_scoring::{CausalCalibration, CausalScorer, ErrorPooling};
+use sfn_scoring::{CausalCalibration, CausalScorer, ErrorPooling, RegionStats};
 
 use crate::alarm::{AlarmConfig, AlarmEvent, AlarmState, Hysteresis};
 
@@ -90,7 +90,8 @@ impl Pipeline {
         })?;
         if matches!(calibration.pooling, ErrorPooling::WindowMaxZ { .. }) {
             let img = &model.manifest.image;
-            calibration.pooling.check_regions(calibration.regions.as_ref(), img.height, img.width).map_err(|e| PipelineError::Setup {
+            let checked = calibration.pooling.check_regions(calibration.regions.as_ref(), img.height, img.width).and_then(RegionStats::validate);
+            checked.map_err(|e| PipelineError::Setup {
                 path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(),
                 reason: format!("calibration: {e}"),
             })?;

@@ -593,16 +593,25 @@ impl RegionStats {
         Ok(RegionStats { window, stride, grid, mean, std, floor: floor.max(f32::MIN_POSITIVE) })
     }
 
-    /// max_w (m_w - mu_w) / (sd_w + floor) over the box means of one frame.
-    pub fn pool(&self, means: &[f32]) -> Result<f32, ScoringError> {
+    /// z_w = (m_w - mu_w) / (sd_w + floor) for each box mean of one frame.
+    pub fn box_scores(&self, means: &[f32]) -> Result<Vec<f32>, ScoringError> {
         if means.len() != self.mean.len() {
             return Err(ScoringError::BadShape { field: "region box means", reason: format!("{} boxes, the statistics have {}", means.len(), self.mean.len()) });
         }
-        Ok(means
-            .iter()
-            .zip(self.mean.iter().zip(&self.std))
-            .map(|(&m, (&mu, &sd))| (m - mu) / (sd + self.floor))
-            .fold(f32::NEG_INFINITY, f32::max))
+        Ok(means.iter().zip(self.mean.iter().zip(&self.std)).map(|(&m, (&mu, &sd))| (m - mu) / (sd + self.floor)).collect())
+    }
+
+    /// max_w z_w over the box means of one frame (see [`RegionStats::box_scores`]).
+    pub fn pool(&self, means: &[f32]) -> Result<f32, ScoringError> {
+        Ok(self.box_scores(means)?.into_iter().fold(f32::NEG_INFINITY, f32::max))
+    }
+
+    /// Finite statistics and a positive floor (checked once, where statistics are loaded).
+    pub fn validate(&self) -> Result<(), ScoringError> {
+        if !(self.floor.is_finite() && self.floor > 0.0) || self.mean.iter().chain(&self.std).any(|v| !v.is_finite()) {
+            return Err(ScoringError::Regions("non-finite statistics or a floor that is not positive".into()));
+        }
+        Ok(())
     }
 }
 
@@ -639,7 +648,8 @@ impl ErrorPooling {
         })
     }
 
-    /// The statistics for `WindowMaxZ` on a `height` x `width` map, checked against this pooling.
+    /// The statistics for `WindowMaxZ` on a `height` x `width` map, checked against this pooling's
+    /// geometry (cheap: it runs for every frame; [`RegionStats::validate`] checks the values once).
     pub fn check_regions<'a>(&self, regions: Option<&'a RegionStats>, height: usize, width: usize) -> Result<&'a RegionStats, ScoringError> {
         let ErrorPooling::WindowMaxZ { window, stride } = *self else {
             return Err(ScoringError::Regions(format!("pooling {} uses no region statistics", self.name())));
@@ -657,9 +667,6 @@ impl ErrorPooling {
                 r.mean.len(),
                 self.name()
             )));
-        }
-        if !(r.floor.is_finite() && r.floor > 0.0) || r.mean.iter().chain(&r.std).any(|v| !v.is_finite()) {
-            return Err(ScoringError::Regions("non-finite statistics or a floor that is not positive".into()));
         }
         Ok(r)
     }
@@ -1399,6 +1406,15 @@ mod tests {
         assert!(e.contains("frame 0 has 1 boxes"), "{e}");
         assert!(RegionStats::fit(2, 2, grid, [&[1.0f32, f32::NAN][..]]).is_err());
         assert!(RegionStats::fit(2, 2, grid, std::iter::empty::<&[f32]>()).is_err());
+        // Statistics read from a file are validated once: NaN or a floor of 0 are refused.
+        assert!(r.validate().is_ok());
+        let mut bad = r.clone();
+        bad.mean[1] = f32::NAN;
+        assert!(bad.validate().unwrap_err().to_string().contains("non-finite"));
+        bad = r.clone();
+        bad.floor = 0.0;
+        assert!(bad.validate().is_err());
+        assert_eq!(r.box_scores(&[6.0, 2.0]).unwrap(), vec![2.0 / 3.0, 2.0]);
     }
 
     #[test]

@@ -219,11 +219,11 @@ pub fn write_error_maps(model: &sfn_models::SfnVad, ds: &Dataset, texts: Option<
         // The box that made the score: highest box mean (z-scored against its region for WindowMaxZ).
         let mark = cal.pooling.window().map(|(win, stride)| {
             let means = scoring::window_means(&map, h, w, win, stride);
-            let score = |i: usize| match (&cal.regions, cal.pooling) {
-                (Some(r), ErrorPooling::WindowMaxZ { .. }) if r.mean.len() == means.len() => (means[i] - r.mean[i]) / (r.std[i] + r.floor),
-                _ => means[i],
+            let scores = match (&cal.regions, cal.pooling) {
+                (Some(r), ErrorPooling::WindowMaxZ { .. }) => r.box_scores(&means).unwrap_or(means),
+                _ => means,
             };
-            let best = (0..means.len()).max_by(|&a, &b| score(a).total_cmp(&score(b))).unwrap_or(0);
+            let best = (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap_or(0);
             let [_, gw] = scoring::box_grid(h, w, win, stride);
             let s = stride.max(1);
             ((best / gw) * s, (best % gw) * s, win.min(h).min(w))

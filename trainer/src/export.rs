@@ -148,6 +148,9 @@ pub fn onnx_errors_with_text(
 ) -> Result<(PerClip, Option<PerClip>), TrainerError> {
     // WindowMaxZ reads the per-region statistics stored with the calibration in model.json.
     let regions = model.manifest.calibration.as_ref().and_then(|c| c.regions.clone());
+    if let Some(r) = &regions {
+        r.validate()?;
+    }
     let m = model.manifest.clone();
     let fl = m.frame_len();
     let batch = batch.max(1);
