@@ -78,6 +78,8 @@ pub struct EvalOptions {
     pub batch_size: usize,
     /// Caption cache; default: the one the model was trained with (train.json), if any.
     pub captions: Option<PathBuf>,
+    /// Score only these test clips (a named selection subset); None: all.
+    pub clips: Option<Vec<String>>,
 }
 
 
@@ -90,7 +92,13 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
     if let Some(s) = opts.causal_sigma {
         calibration.sigma = s;
     }
-    let ds = Dataset::open(&opts.data, "testing", &frame_format(&loaded.cfg))?;
+    let mut ds = Dataset::open(&opts.data, "testing", &frame_format(&loaded.cfg))?;
+    if let Some(names) = &opts.clips {
+        if let Some(missing) = names.iter().find(|n| !ds.clips.iter().any(|c| &c.name == *n)) {
+            return Err(TrainerError::Usage(format!("--clips: no test clip {missing:?} in {}", opts.data.join("testing/frames").display())));
+        }
+        ds.clips.retain(|c| names.contains(&c.name));
+    }
     let labels = load_labels(&opts.data)?;
     ds.check_labels(&labels)?;
     // Make sure the report can be written before spending minutes on inference.

@@ -558,6 +558,15 @@ fn export_then_eval_onnx_matches_candle_eval() {
     expect_ok("eval", &eval(&model, &data, &report));
     let candle = read_json(&report);
     assert!(candle["pooling_comparison"]["window_max_8s4"].is_object(), "{}", candle["pooling_comparison"]);
+    // --clips scores a named subset only; an unknown clip is named in the error.
+    let first = candle["per_clip"].as_object().unwrap().keys().next().unwrap().clone();
+    let sub = tmp.path().join("subset.json");
+    let o = sfn_train([OsStr::new("eval"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--report"), sub.as_os_str(), OsStr::new("--clips"), OsStr::new(&first)]);
+    expect_ok("eval --clips", &o);
+    let keys: Vec<String> = read_json(&sub)["per_clip"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, vec![first.clone()]);
+    let o = sfn_train([OsStr::new("eval"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--report"), sub.as_os_str(), OsStr::new("--clips"), OsStr::new("zz")]);
+    expect_err("eval --clips unknown", &o, &["--clips", "\"zz\""]);
     let maps = std::fs::read_dir(tmp.path().join("report_plots")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with("_error_map.png")).count();
     assert_eq!(maps, 2, "one error map per test clip");
     let out = tmp.path().join("onnx");

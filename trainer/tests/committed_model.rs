@@ -38,6 +38,7 @@ fn committed_model_reproduces_its_figures_on_ped2() {
         causal_sigma: None,
         batch_size: 32,
         captions: None,
+        clips: None,
     };
     let r = evaluate(&opts).unwrap_or_else(|e| panic!("{e}"));
     let close = |a: Option<f64>, b: Option<f64>, what: &str| {

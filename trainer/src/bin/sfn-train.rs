@@ -106,6 +106,9 @@ enum Cmd {
         /// Weight of the semantic error in the combined score (visual gets 1 - this; Ped2: 0.2).
         #[arg(long, default_value_t = 0.2)]
         semantic_weight: f32,
+        /// Score only these test clips, comma-separated (a named subset for choosing settings).
+        #[arg(long, value_delimiter = ',')]
+        clips: Option<Vec<String>>,
     },
     /// Export to ONNX: OUT/{encoder,decoder}.onnx + model.json (fp32); with --int8, calibrated QDQ int8
     /// in OUT/int8; with --weight-int8, weight-only int8 in OUT/int8-weights.
@@ -373,12 +376,12 @@ fn main() -> Result<()> {
                 cal.regions.as_ref().map(|r| format!(", {} regions", r.mean.len())).unwrap_or_default()
             );
         }
-        Cmd::Eval { model, data, report, plots, sigma, causal_sigma, batch_size, captions, semantic_weight } => {
+        Cmd::Eval { model, data, report, plots, sigma, causal_sigma, batch_size, captions, semantic_weight, clips } => {
             if !(0.0..=1.0).contains(&semantic_weight) {
                 anyhow::bail!("--semantic-weight {semantic_weight}: must be in [0, 1]");
             }
             let offline = OfflineScoring { sigma, visual_weight: 1.0 - semantic_weight, semantic_weight };
-            let opts = EvalOptions { model, data, report: report.clone(), plots, offline, causal_sigma, batch_size, captions };
+            let opts = EvalOptions { model, data, report: report.clone(), plots, offline, causal_sigma, batch_size, captions, clips };
             let r = evaluate(&opts)?;
             print_report(&r);
             println!("report: {}", report.display());
@@ -430,6 +433,7 @@ fn demo(out: &std::path::Path, epochs: u64, seed: u64, quiet: bool) -> Result<()
         causal_sigma: None,
         batch_size: 32,
         captions: None,
+        clips: None,
     };
     let r = evaluate(&opts)?;
     print_report(&r);
