@@ -67,7 +67,7 @@ impl LocalLinear {
         if fmt.channels != 1 {
             return Err(TrainerError::Usage(format!("local linear baseline: gray frames only, got {} channels", fmt.channels)));
         }
-        if kernel % 2 == 0 || frames == 0 || frames > 4 {
+        if kernel.is_multiple_of(2) || frames == 0 || frames > 4 {
             return Err(TrainerError::Usage(format!("local linear baseline: odd kernel and 1..=4 frames, got {kernel} and {frames}")));
         }
         let mut m = LocalLinear { kernel, frames, height: fmt.height, width: fmt.width, weights: Vec::new() };
