@@ -1,7 +1,8 @@
 //! Diagnostic without a network: next frame = last frame + a k x k linear filter over the last n
 //! frames, fitted by least squares on the normal training footage, then pooled and scored as `sfn-train
 //! eval` scores a model, beside plain copying at the same size. Box sizes scale with the frame (16 px
-//! at 64x96). `local_linear_baseline DATA_ROOT [H W KERNEL FRAMES]` (default 240 360 3 2).
+//! at 64x96). `local_linear_baseline DATA_ROOT [H W KERNEL FRAMES]` (default 240 360 3 2); `CLIPS=01,05`
+//! in the environment scores only those test clips (a named selection subset).
 use std::path::Path;
 
 use sfn_models::scoring::ErrorPooling;
@@ -16,7 +17,14 @@ fn main() -> anyhow::Result<()> {
     let (h, w, k, n) = (arg(2, 240)?, arg(3, 360)?, arg(4, 3)?, arg(5, 2)?);
     let f = FrameFormat { height: h, width: w, channels: 1 };
     let train = Dataset::open(root, "training", &f)?;
-    let test = Dataset::open(root, "testing", &f)?;
+    let mut test = Dataset::open(root, "testing", &f)?;
+    if let Ok(keep) = std::env::var("CLIPS") {
+        let keep: Vec<&str> = keep.split(',').map(str::trim).collect();
+        if let Some(bad) = keep.iter().find(|k| !test.clips.iter().any(|c| c.name == **k)) {
+            anyhow::bail!("CLIPS names test clip {bad}, which {} does not hold", root.join("testing").display());
+        }
+        test.clips.retain(|c| keep.contains(&c.name.as_str()));
+    }
     let labels = load_labels(root)?;
     let ll = LocalLinear::fit(&train, k, n, 2)?;
     let base = 16 * h / 64;

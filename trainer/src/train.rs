@@ -517,17 +517,25 @@ fn for_each_prediction(
 
 /// `sfn-train calibrate`: re-fits `calibration.json` of the model in `model_dir` on the normal
 /// footage `data/<split>/frames` (the training clips, or a new scene's own normal footage), with
-/// `pooling` and `sigma` (default: the stored ones) and the captions the model was trained with.
+/// `pooling` and `sigma` (default: the stored ones, or the training settings' where the model has no
+/// calibration yet, e.g. a checkpoint taken mid-training) and the captions the model was trained with.
 pub fn recalibrate(model_dir: &std::path::Path, data: &std::path::Path, split: &str, pooling: Option<ErrorPooling>, sigma: Option<f32>, batch: usize) -> Result<CausalCalibration, TrainerError> {
     let loaded = checkpoint::load_model(model_dir)?;
-    let old: CausalCalibration = checkpoint::read_json(&model_dir.join(checkpoint::CALIBRATION))?;
     let tcfg: TrainConfig = checkpoint::read_json(&model_dir.join(checkpoint::TRAIN))?;
+    // A checkpoint taken mid-training has no calibration yet: its training settings say what to fit.
+    let cal_path = model_dir.join(checkpoint::CALIBRATION);
+    let (old_pooling, old_sigma) = if cal_path.exists() {
+        let old: CausalCalibration = checkpoint::read_json(&cal_path)?;
+        (old.pooling, old.sigma)
+    } else {
+        (tcfg.error_pooling, tcfg.causal_sigma)
+    };
     let ds = Dataset::open(data, split, &frame_format(&loaded.cfg))?;
     let cache = tcfg.captions.as_ref().map(|p| CaptionCache::read(p).map(|c| (c, p.clone()))).transpose()?;
     let texts = cache.as_ref().map(|(c, p)| WindowTexts::new(c, p, split, &ds)).transpose()?;
     let settings = CalibrationSettings {
-        pooling: pooling.unwrap_or(old.pooling),
-        sigma: sigma.unwrap_or(old.sigma),
+        pooling: pooling.unwrap_or(old_pooling),
+        sigma: sigma.unwrap_or(old_sigma),
         visual_weight: tcfg.visual_weight,
         semantic_weight: tcfg.semantic_weight,
     };

@@ -524,6 +524,13 @@ fn eval_rejects_bad_inputs() {
         &data,
         &[&uncal.join("calibration.json").display().to_string()],
     );
+    // `calibrate` fits it from the training settings (a checkpoint taken mid-training has none), and
+    // the model then evaluates.
+    let o = sfn_train([OsStr::new("calibrate"), OsStr::new("--model"), uncal.as_os_str(), OsStr::new("--data"), data.as_os_str()]);
+    expect_ok("calibrate without calibration.json", &o);
+    let pooling = read_json(&uncal.join("train.json"))["error_pooling"].clone();
+    assert_eq!(read_json(&uncal.join("calibration.json"))["pooling"], pooling);
+    expect_ok("eval after calibrate", &eval(&uncal, &data, &reports.join("recalibrated.json")));
 
     // Missing test data.
     fails(
