@@ -638,14 +638,21 @@ impl ErrorPooling {
         if map.len() != height * width || map.is_empty() {
             return Err(ScoringError::BadShape { field: "error map", reason: format!("{} values for {height}x{width}", map.len()) });
         }
-        Ok(match *self {
-            ErrorPooling::FrameMean => (map.iter().map(|&v| f64::from(v)).sum::<f64>() / map.len() as f64) as f32,
-            ErrorPooling::WindowMax { window, stride } => window_means(map, height, width, window, stride).into_iter().fold(f32::NEG_INFINITY, f32::max),
-            ErrorPooling::WindowMaxZ { window, stride } => {
-                let r = self.check_regions(regions, height, width)?;
-                r.pool(&window_means(map, height, width, window, stride))?
-            }
-        })
+        match self.window() {
+            None => Ok((map.iter().map(|&v| f64::from(v)).sum::<f64>() / map.len() as f64) as f32),
+            Some((window, stride)) => self.pool_boxes(&window_means(map, height, width, window, stride), height, width, regions),
+        }
+    }
+
+    /// Pools the box means of one `height` x `width` map at this pooling's window ([`window_means`]):
+    /// their max, or for `WindowMaxZ` the max of their region z. For callers that compute the box
+    /// means once and pool them several ways; `FrameMean` pools no boxes and is an error here.
+    pub fn pool_boxes(&self, means: &[f32], height: usize, width: usize, regions: Option<&RegionStats>) -> Result<f32, ScoringError> {
+        match *self {
+            ErrorPooling::FrameMean => Err(ScoringError::BadShape { field: "box means", reason: "frame_mean pools the whole map, not boxes".into() }),
+            ErrorPooling::WindowMax { .. } => Ok(means.iter().copied().fold(f32::NEG_INFINITY, f32::max)),
+            ErrorPooling::WindowMaxZ { .. } => self.check_regions(regions, height, width)?.pool(means),
+        }
     }
 
     /// The statistics for `WindowMaxZ` on a `height` x `width` map, checked against this pooling's
@@ -942,6 +949,14 @@ mod tests {
         // A window larger than the frame is clamped to the frame: the frame mean.
         let big = ErrorPooling::WindowMax { window: 8, stride: 4 }.pool(&pred, &target, 2, 2, 3).unwrap();
         assert!((big - 1.0).abs() < 1e-6, "{big}");
+        // The same from box means computed once: the map is [[1, 0, 4], [0, 0, 1]].
+        let map = [1.0, 0.0, 4.0, 0.0, 0.0, 1.0];
+        let boxes = window_means(&map, 2, 3, 2, 1);
+        assert_eq!(ErrorPooling::WindowMax { window: 2, stride: 1 }.pool_boxes(&boxes, 2, 3, None).unwrap(), wm);
+        let e = ErrorPooling::FrameMean.pool_boxes(&boxes, 2, 3, None).unwrap_err().to_string();
+        assert!(e.contains("box means") && e.contains("frame_mean"), "{e}");
+        let e = ErrorPooling::WindowMaxZ { window: 2, stride: 1 }.pool_boxes(&boxes, 2, 3, None).unwrap_err().to_string();
+        assert!(e.contains("needs the per-region statistics"), "{e}");
         let err = ErrorPooling::FrameMean.pool(&pred[..11], &target, 2, 2, 3).unwrap_err().to_string();
         assert!(err.contains("pred") && err.contains("11"), "{err}");
     }

@@ -16,14 +16,15 @@ fn main() -> anyhow::Result<()> {
     let test = Dataset::open(root, "testing", &f)?;
     let labels = load_labels(root)?;
     let p = copy_last();
-    println!("training copy-last-frame MSE: {:.6}", baseline::mean_error(&p, &train));
     let poolings = [
         ErrorPooling::FrameMean,
         ErrorPooling::WindowMax { window: 8, stride: 4 },
         ErrorPooling::WindowMax { window: 16, stride: 8 },
         ErrorPooling::WindowMaxZ { window: 16, stride: 8 },
     ];
-    for r in baseline::score(&p, &train, &test, &labels, &poolings)? {
+    let report = baseline::score(&p, &train, &test, &labels, &poolings)?;
+    println!("training copy-last-frame MSE: {:.6}", report.train_mse);
+    for r in report.aucs {
         println!("{:<20} offline micro AUC {:.2}  causal micro AUC {:.2}", r.pooling.name(), 100.0 * r.offline, 100.0 * r.causal);
     }
     Ok(())

@@ -37,9 +37,9 @@ fn main() -> anyhow::Result<()> {
     println!("{h}x{w}, local linear {k}x{k} over {n} frames; AUC on the dev clips, micro, %");
     println!("{:<14} {:>12} {:<22} {:>8} {:>8}", "predictor", "train MSE", "pooling", "offline", "causal");
     for (name, p) in preds {
-        let mse = baseline::mean_error(p, &train);
-        for r in baseline::score(p, &train, &test, &labels, &poolings)? {
-            println!("{name:<14} {mse:>12.6} {:<22} {:>8.2} {:>8.2}", r.pooling.name(), 100.0 * r.offline, 100.0 * r.causal);
+        let report = baseline::score(p, &train, &test, &labels, &poolings)?;
+        for r in report.aucs {
+            println!("{name:<14} {:>12.6} {:<22} {:>8.2} {:>8.2}", report.train_mse, r.pooling.name(), 100.0 * r.offline, 100.0 * r.causal);
         }
     }
     Ok(())

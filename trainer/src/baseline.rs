@@ -6,8 +6,6 @@
 //!   by least squares on normal footage: the best a predictor that only sees a small neighbourhood can
 //!   do, so it explains slow (normal) motion and fails on fast motion.
 
-use candle_core::{Device, Tensor};
-use sfn_models::losses;
 use sfn_models::scoring::{self, ErrorPooling, OfflineScoring, RegionStats};
 
 use crate::data::{Clip, Dataset};
@@ -147,17 +145,30 @@ fn solve(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Option<Vec<f64>> {
     Some(x)
 }
 
-/// Mean squared prediction error of `p` over frames 4.. of every clip.
-pub fn mean_error(p: &dyn Predictor, ds: &Dataset) -> f64 {
-    let (mut s, mut n) = (0f64, 0usize);
-    for c in &ds.clips {
-        for t in 4..c.frames.len() {
-            let pred = p.predict(c, t);
-            s += pred.iter().zip(&c.frames[t]).map(|(a, b)| f64::from((a - b) * (a - b))).sum::<f64>() / pred.len() as f64;
-            n += 1;
-        }
-    }
-    s / n.max(1) as f64
+/// What [`score`] keeps of one predicted frame: its mean squared error (the frame-mean pooling) and
+/// its box means at each window size asked for.
+struct FrameErrors {
+    mse: f32,
+    boxes: Vec<Vec<f32>>,
+}
+
+/// Predicts frames 4.. of every clip of `ds` (the frames `eval` scores) and keeps their errors.
+fn frame_errors(p: &dyn Predictor, ds: &Dataset, windows: &[(usize, usize)]) -> Result<Vec<Vec<FrameErrors>>, TrainerError> {
+    let f = &ds.format;
+    ds.clips
+        .iter()
+        .map(|c| {
+            (4..c.frames.len())
+                .map(|t| {
+                    let map = scoring::error_map(&p.predict(c, t), &c.frames[t], f.channels, f.height, f.width)?;
+                    Ok(FrameErrors {
+                        mse: ErrorPooling::FrameMean.pool_map(&map, f.height, f.width, None)?,
+                        boxes: windows.iter().map(|&(w, s)| scoring::window_means(&map, f.height, f.width, w, s)).collect(),
+                    })
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// One pooling's figures: micro AUC of the offline (per-clip min-max, centred Gaussian) and causal
@@ -169,72 +180,46 @@ pub struct BaselineAuc {
     pub causal: f64,
 }
 
+/// What [`score`] measures of a predictor.
+#[derive(Clone, Debug)]
+pub struct BaselineReport {
+    /// Mean squared prediction error over frames 4.. of the training clips.
+    pub train_mse: f64,
+    /// One entry per pooling asked for, in order.
+    pub aucs: Vec<BaselineAuc>,
+}
+
 /// Scores `p` on `test` (frames 4.. of each clip, as `eval` does) with each pooling; region
-/// statistics and the causal constants come from `p`'s errors on `train`.
+/// statistics and the causal constants come from `p`'s errors on `train`. Each frame is predicted
+/// once; its error map is pooled every way asked for.
 pub fn score(
     p: &dyn Predictor,
     train: &Dataset,
     test: &Dataset,
     labels: &std::collections::BTreeMap<String, Vec<u8>>,
     poolings: &[ErrorPooling],
-) -> Result<Vec<BaselineAuc>, TrainerError> {
-    let f = &train.format;
-    let (h, w) = (f.height, f.width);
-    let map = |c: &Clip, t: usize| -> Result<Tensor, TrainerError> {
-        let pred = p.predict(c, t);
-        let shape = (1, f.channels, h, w);
-        Ok(losses::error_map(&Tensor::from_vec(pred, shape, &Device::Cpu)?, &Tensor::from_slice(&c.frames[t], shape, &Device::Cpu)?)?)
-    };
-    // Error maps once per frame: box means at every window size asked for.
-    let windows: Vec<(usize, usize)> = poolings
-        .iter()
-        .filter_map(|p| match *p {
-            ErrorPooling::WindowMax { window, stride } | ErrorPooling::WindowMaxZ { window, stride } => Some((window, stride)),
-            ErrorPooling::FrameMean => None,
-        })
-        .collect();
-    type Frame = (f32, Vec<Vec<f32>>);
-    let frames_of = |ds: &Dataset| -> Result<Vec<Vec<Frame>>, TrainerError> {
-        ds.clips
-            .iter()
-            .map(|c| {
-                (4..c.frames.len())
-                    .map(|t| {
-                        let m = map(c, t)?;
-                        let mean = m.mean_all()?.to_scalar::<f32>()?;
-                        let boxes = windows
-                            .iter()
-                            .map(|&(win, st)| Ok(losses::window_means(&m, win, st)?.flatten_all()?.to_vec1::<f32>()?))
-                            .collect::<Result<Vec<_>, TrainerError>>()?;
-                        Ok((mean, boxes))
-                    })
-                    .collect()
-            })
-            .collect()
-    };
-    let tr = frames_of(train)?;
-    let te = frames_of(test)?;
-    let mut out = Vec::new();
-    for pooling in poolings {
-        let wi = windows.iter().position(|&ws| match *pooling {
-            ErrorPooling::WindowMax { window, stride } | ErrorPooling::WindowMaxZ { window, stride } => ws == (window, stride),
-            ErrorPooling::FrameMean => false,
-        });
-        let regions = match (*pooling, wi) {
-            (ErrorPooling::WindowMaxZ { window, stride }, Some(i)) => Some(RegionStats::fit(
-                window,
-                stride,
-                scoring::box_grid(h, w, window, stride),
-                tr.iter().flatten().map(|(_, b)| b[i].as_slice()),
-            )?),
+) -> Result<BaselineReport, TrainerError> {
+    let (h, w) = (train.format.height, train.format.width);
+    let mut windows: Vec<(usize, usize)> = poolings.iter().filter_map(ErrorPooling::window).collect();
+    windows.sort_unstable();
+    windows.dedup();
+    let tr = frame_errors(p, train, &windows)?;
+    let te = frame_errors(p, test, &windows)?;
+    let n_train = tr.iter().map(Vec::len).sum::<usize>();
+    let train_mse = tr.iter().flatten().map(|e| f64::from(e.mse)).sum::<f64>() / n_train.max(1) as f64;
+    let mut aucs = Vec::new();
+    for &pooling in poolings {
+        let wi = pooling.window().and_then(|ws| windows.iter().position(|&x| x == ws));
+        let regions = match (pooling, wi) {
+            (ErrorPooling::WindowMaxZ { window, stride }, Some(i)) => {
+                Some(RegionStats::fit(window, stride, scoring::box_grid(h, w, window, stride), tr.iter().flatten().map(|e| e.boxes[i].as_slice()))?)
+            }
             _ => None,
         };
-        let pool = |(mean, boxes): &Frame| -> Result<f32, TrainerError> {
-            Ok(match (*pooling, wi) {
-                (ErrorPooling::FrameMean, _) => *mean,
-                (ErrorPooling::WindowMax { .. }, Some(i)) => boxes[i].iter().copied().fold(f32::MIN, f32::max),
-                (ErrorPooling::WindowMaxZ { .. }, Some(i)) => regions.as_ref().expect("fitted above").pool(&boxes[i])?,
-                _ => unreachable!("every window pooling has its box means"),
+        let pool = |e: &FrameErrors| -> Result<f32, TrainerError> {
+            Ok(match wi {
+                None => e.mse,
+                Some(i) => pooling.pool_boxes(&e.boxes[i], h, w, regions.as_ref())?,
             })
         };
         let train_errs = tr.iter().flatten().map(pool).collect::<Result<Vec<_>, _>>()?;
@@ -248,15 +233,15 @@ pub fn score(
             let errs = frames.iter().map(pool).collect::<Result<Vec<_>, _>>()?;
             off.extend(scoring::offline_scores(&errs, None, &OfflineScoring::default()));
             causal.extend(scoring::causal_scores(&errs, None, &cal));
-            all_l.extend_from_slice(&l[4..]);
+            all_l.extend_from_slice(l.get(4..).unwrap_or_default());
         }
-        out.push(BaselineAuc {
-            pooling: *pooling,
+        aucs.push(BaselineAuc {
+            pooling,
             offline: scoring::roc_auc(&off, &all_l).unwrap_or(f64::NAN),
             causal: scoring::roc_auc(&causal, &all_l).unwrap_or(f64::NAN),
         });
     }
-    Ok(out)
+    Ok(BaselineReport { train_mse, aucs })
 }
 
 #[cfg(test)]
@@ -289,7 +274,11 @@ mod tests {
     fn local_linear_learns_a_one_pixel_shift_that_copying_misses() {
         let ds = moving(12, 16, 2, 8);
         let ll = LocalLinear::fit(&ds, 3, 1, 1).unwrap();
-        let (copy, lin) = (mean_error(&copy_last(), &ds), mean_error(&ll, &ds));
+        let mse = |p: &dyn Predictor| {
+            let e = frame_errors(p, &ds, &[]).unwrap();
+            e.iter().flatten().map(|f| f64::from(f.mse)).sum::<f64>() / e.iter().map(Vec::len).sum::<usize>() as f64
+        };
+        let (copy, lin) = (mse(&copy_last()), mse(&ll));
         assert!(copy > 0.01, "the texture moves: {copy}");
         // Inside the frame a 3x3 filter shifts exactly; only the clamped edge columns keep an error.
         assert!(lin < copy * 0.3, "local linear {lin} vs copy {copy}");
