@@ -1,11 +1,14 @@
 //! ONNX export benchmark on real Ped2 frames: file sizes; encoder and decoder latency per frame on ONE
 //! core for fp32 / static int8 (QDQ) / weight-only int8 on tract and ONNX Runtime, measured interleaved
 //! in one run (ratios against tract fp32); int8 output error against fp32; Ped2 AUC of each precision.
+//! `--peer DIR2` adds a second model's fp32 export to the same interleaved latency rounds (e.g. another
+//! input size), so the two models' costs are compared within one run.
 //!
 //! ```text
-//! cargo bench -p sfn-trainer --bench onnx -- [--data ROOT] [--model DIR] [--rounds 7] [--frames 24]
+//! cargo bench -p sfn-trainer --bench onnx -- [--data ROOT] [--model DIR] [--peer DIR2] [--rounds 7] [--frames 24]
 //! ```
 //! ROOT defaults to `$SFN_DATA/ped2`, else `../shared/data/ped2`; DIR to the committed `assets/ped2-cpu`.
+//! Model directories are as `sfn-train train` writes them (absolute, or relative to `trainer/`).
 //! ONNX Runtime comes from `ORT_DYLIB_PATH` or the repo's `.venv` (`scripts/setup.sh`).
 
 use std::path::{Path, PathBuf};
@@ -24,6 +27,7 @@ const ROOFLINE_FLOPS: f64 = 100e9;
 struct Args {
     data: PathBuf,
     model: PathBuf,
+    peer: Option<PathBuf>,
     rounds: usize,
     frames: usize,
 }
@@ -31,17 +35,18 @@ struct Args {
 fn args() -> Result<Args> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let data = std::env::var_os("SFN_DATA").map(|d| PathBuf::from(d).join("ped2")).unwrap_or_else(|| repo.join("../shared/data/ped2"));
-    let mut a = Args { data, model: repo.join("assets/ped2-cpu"), rounds: 7, frames: 24 };
+    let mut a = Args { data, model: repo.join("assets/ped2-cpu"), peer: None, rounds: 7, frames: 24 };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut val = || it.next().with_context(|| format!("{k} needs a value"));
         match k.as_str() {
             "--data" => a.data = val()?.into(),
             "--model" => a.model = val()?.into(),
+            "--peer" => a.peer = Some(val()?.into()),
             "--rounds" => a.rounds = val()?.parse()?,
             "--frames" => a.frames = val()?.parse()?,
             "--bench" => {}
-            other => bail!("unknown argument {other} (--data, --model, --rounds, --frames)"),
+            other => bail!("unknown argument {other} (--data, --model, --peer, --rounds, --frames)"),
         }
     }
     Ok(a)
@@ -55,6 +60,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 struct Subject {
     label: String,
     model: ExportedModel,
+    /// Index into the frame sets (one per input size) and the model's FLOP per frame.
+    frames: usize,
+    flops: f64,
     enc_s: Vec<f64>,
     dec_s: Vec<f64>,
     /// Process CPU seconds and wall seconds spent in this subject (CPU / wall ~ 1 means one core).
@@ -100,28 +108,51 @@ fn main() -> Result<()> {
     let clip = &ds.clips[0];
     let n = a.frames.min(clip.frames.len()).max(5);
     let ort = BackendKind::OnnxRuntime(OrtOptions { library: Some(lib), threads: 1, ..Default::default() });
+    let mut frame_sets = vec![clip.frames[..n].to_vec()];
     let mut subjects = Vec::new();
     for (dir, m) in &done {
         for backend in [BackendKind::Tract, ort.clone()] {
             let model = ExportedModel::open(dir, &backend)?;
-            subjects.push(Subject { label: format!("{} {}", model.backend(), m.precision.name()), model, enc_s: vec![], dec_s: vec![], cpu: 0.0, wall: 0.0 });
+            let label = format!("{} {}", model.backend(), m.precision.name());
+            subjects.push(Subject { label, model, frames: 0, flops: f_enc + f_dec, enc_s: vec![], dec_s: vec![], cpu: 0.0, wall: 0.0 });
         }
+    }
+    let mut peer_note = String::new();
+    if let Some(peer) = &a.peer {
+        let out = tmp.path().join("peer");
+        let pd = export(&ExportOptions { model: peer.clone(), out: out.clone(), int8: false, weight_int8: false, calib: None, calib_windows: 0 })?;
+        let pcfg: sfn_models::SfnConfig = serde_json::from_value(pd[0].1.config.clone())?;
+        let (pe, pdf) = sfn_export::flops(&pcfg);
+        let pds = Dataset::open(&a.data, "testing", &frame_format(&pcfg))?;
+        let pclip = pds.clips.iter().find(|c| c.name == clip.name).context("the peer's test split lacks the timed clip")?;
+        if pclip.frames.len() < n {
+            bail!("{}: clip {} has {} frames, {n} are timed", a.data.display(), clip.name, pclip.frames.len());
+        }
+        frame_sets.push(pclip.frames[..n].to_vec());
+        let size = format!("{}x{}", pcfg.image.height, pcfg.image.width);
+        for backend in [BackendKind::Tract, ort.clone()] {
+            let model = ExportedModel::open(&out, &backend)?;
+            let label = format!("{} fp32-peer-{size}", model.backend());
+            subjects.push(Subject { label, model, frames: 1, flops: pe + pdf, enc_s: vec![], dec_s: vec![], cpu: 0.0, wall: 0.0 });
+        }
+        peer_note = format!("; peer {} ({size}): {:.1} + {:.1} MFLOP", peer.display(), pe / 1e6, pdf / 1e6);
     }
     // Interleaved rounds: every subject runs in every round, so drift on the shared machine hits all alike.
     for round in 0..=a.rounds {
         for s in subjects.iter_mut() {
+            let frames = &frame_sets[s.frames];
             let (c0, w0) = (process_cpu_seconds(), Instant::now());
             let t = Instant::now();
             let mut enc = Vec::with_capacity(n);
             for k in 0..n {
-                enc.push(s.model.encode(&clip.frames[k], &clip.frames[k.saturating_sub(1)], 1)?);
+                enc.push(s.model.encode(&frames[k], &frames[k.saturating_sub(1)], 1)?);
             }
             let te = t.elapsed().as_secs_f64() / n as f64;
             let t = Instant::now();
             for tgt in 4..n {
                 let ft: Vec<f32> = (tgt - 4..tgt).flat_map(|k| enc[k].tokens.data.iter().copied()).collect();
                 let mo: Vec<f32> = (tgt - 3..tgt).flat_map(|k| enc[k].motion.data.iter().copied()).collect();
-                s.model.decode(&ft, &enc[tgt - 1].patch_embed.data, &mo, None, &clip.frames[tgt - 1], 1)?;
+                s.model.decode(&ft, &enc[tgt - 1].patch_embed.data, &mo, None, &frames[tgt - 1], 1)?;
             }
             let td = t.elapsed().as_secs_f64() / (n - 4) as f64;
             if round > 0 {
@@ -135,7 +166,7 @@ fn main() -> Result<()> {
     }
     let base = median(subjects[0].enc_s.clone()) + median(subjects[0].dec_s.clone());
     println!(
-        "\nLatency per frame, batch 1, one core ({} rounds x {n} Ped2 frames, medians; F = {:.1} MFLOP encoder + {:.1} MFLOP decoder per frame;\nroofline {:.0} GFLOP/s a core -> efficiency = F / time / roofline)\n",
+        "\nLatency per frame, batch 1, one core ({} rounds x {n} Ped2 frames, medians; F = {:.1} MFLOP encoder + {:.1} MFLOP decoder per frame{peer_note};\nroofline {:.0} GFLOP/s a core -> efficiency = F / time / roofline)\n",
         a.rounds,
         f_enc / 1e6,
         f_dec / 1e6,
@@ -153,7 +184,7 @@ fn main() -> Result<()> {
             (e + d) * 1e3,
             1.0 / (e + d),
             base / (e + d),
-            100.0 * (f_enc + f_dec) / (e + d) / ROOFLINE_FLOPS,
+            100.0 * s.flops / (e + d) / ROOFLINE_FLOPS,
             s.cpu / s.wall
         );
     }
