@@ -68,7 +68,6 @@ pub struct PipelineStats {
 /// The streaming detector.
 pub struct Pipeline {
     model: ExportedModel,
-    pooling: ErrorPooling,
     calibration: CausalCalibration,
     scorer: CausalScorer,
     alarm: Hysteresis,
@@ -96,6 +95,12 @@ impl Pipeline {
                 reason: format!("calibration: {e}"),
             })?;
         }
+        if let Some(sp) = &calibration.speed {
+            sp.validate().map_err(|e| PipelineError::Setup {
+                path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(),
+                reason: format!("calibration.speed: {e}"),
+            })?;
+        }
         // The first 4 bytes of the encoder's sha256 (hex in model.json).
         let h = &model.manifest.encoder.sha256;
         let mut model_id = [0u8; 4];
@@ -104,7 +109,6 @@ impl Pipeline {
         }
         Ok(Pipeline {
             model_id,
-            pooling: calibration.pooling,
             scorer: CausalScorer::new(&calibration),
             calibration,
             model,
@@ -181,8 +185,8 @@ impl Pipeline {
         let infer_us = t0.elapsed().as_micros() as u64;
         let img = &self.model.manifest.image;
         let visual = self
-            .pooling
-            .pool_with(&d.frame.data, &w[4].frame, img.channels, img.height, img.width, self.calibration.regions.as_ref())
+            .calibration
+            .visual_error(&d.frame.data, &w[4].frame, &w[3].frame, img.channels, img.height, img.width)
             .map_err(|e| PipelineError::Frame { index, reason: e.to_string() })?;
         let semantic = match (&self.texts.1, use_text) {
             (Some(target), true) => Some(1.0 - sfn_text::cosine(&d.text.data, target)),

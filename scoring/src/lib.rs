@@ -20,6 +20,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod speed;
+pub use speed::{speed_map, SpeedCalibration, SpeedCue};
+
 /// Errors of the fallible scoring functions.
 #[derive(thiserror::Error, Debug, Clone, PartialEq)]
 pub enum ScoringError {
@@ -453,6 +456,10 @@ pub struct CausalCalibration {
     /// Per-region statistics of normal footage, for [`ErrorPooling::WindowMaxZ`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regions: Option<RegionStats>,
+    /// The speed cue folded into the visual error ([`SpeedCalibration::fuse`]); the mean and std above
+    /// then describe the fused error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<SpeedCalibration>,
 }
 
 /// How a frame's squared-error map becomes one visual error.
@@ -742,7 +749,21 @@ impl CausalCalibration {
             semantic_weight,
             pooling: ErrorPooling::FrameMean,
             regions: None,
+            speed: None,
         })
+    }
+}
+
+impl CausalCalibration {
+    /// The visual error of one frame as this calibration defines it: the squared-error map of
+    /// `pred` against `target` pooled with `pooling` (and `regions`), fused with the speed cue between
+    /// `last` (frame t, the last input) and `target` (frame t+1) when the calibration has one.
+    pub fn visual_error(&self, pred: &[f32], target: &[f32], last: &[f32], channels: usize, height: usize, width: usize) -> Result<f32, ScoringError> {
+        let e = self.pooling.pool_with(pred, target, channels, height, width, self.regions.as_ref())?;
+        match &self.speed {
+            None => Ok(e),
+            Some(sp) => Ok(sp.fuse(e, sp.score(last, target, channels, height, width)?)),
+        }
     }
 }
 
@@ -1256,6 +1277,7 @@ mod tests {
             semantic_weight: 0.2,
             pooling: ErrorPooling::FrameMean,
             regions: None,
+            speed: None,
         }
     }
 
@@ -1390,6 +1412,7 @@ mod tests {
             semantic_weight: 1.0,
             pooling: ErrorPooling::FrameMean,
             regions: None,
+            speed: None,
         };
         let mut s = CausalScorer::new(&bad);
         assert_eq!(s.window_len(), 3001);

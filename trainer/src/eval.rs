@@ -123,7 +123,22 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         }
         None => (None, None),
     };
-    let DatasetErrors { visual: all_errors, semantic } = dataset_errors(&loaded.model, &ds, opts.batch_size, &poolings, calibration.regions.as_ref(), texts.as_ref())?;
+    let DatasetErrors { visual: mut all_errors, semantic } = dataset_errors(&loaded.model, &ds, opts.batch_size, &poolings, calibration.regions.as_ref(), texts.as_ref())?;
+    // The speed cue joins the calibrated pooling's error (row 0); the prediction error alone and the
+    // speed alone are reported beside it.
+    let speed_parts = match &calibration.speed {
+        Some(sp) => {
+            let s = crate::train::speed_scores(&ds, sp)?;
+            let prediction = all_errors[0].clone();
+            for (clip, sc) in all_errors[0].iter_mut().zip(&s) {
+                for (e, &v) in clip.iter_mut().zip(sc) {
+                    *e = sp.fuse(*e, v);
+                }
+            }
+            Some((sp.cue.name(), prediction, s))
+        }
+        None => None,
+    };
     let mut sets = Vec::new();
     for (pooling, errors) in poolings.iter().zip(&all_errors) {
         // Causal AUC does not depend on the z-score constants (one affine map for all frames), so
@@ -144,27 +159,32 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         }
         sets.push((score_set(&offline), score_set(&causal)));
     }
-    let pooling_comparison = poolings
+    let mut pooling_comparison: BTreeMap<String, PoolingFigures> = poolings
         .iter()
         .zip(&sets)
-        .map(|(p, (o, c))| {
-            (p.name(), PoolingFigures { offline_micro_auc: o.micro_auc, offline_macro_auc: o.macro_auc, causal_micro_auc: c.micro_auc, causal_macro_auc: c.macro_auc })
+        .enumerate()
+        .map(|(i, (p, (o, c)))| {
+            let name = match (&speed_parts, i) {
+                (Some((cue, _, _)), 0) => format!("{} + {cue}", p.name()),
+                _ => p.name(),
+            };
+            (name, PoolingFigures { offline_micro_auc: o.micro_auc, offline_macro_auc: o.macro_auc, causal_micro_auc: c.micro_auc, causal_macro_auc: c.macro_auc })
         })
         .collect();
+    if let Some((cue, prediction, speed)) = &speed_parts {
+        let names: Vec<String> = ds.clips.iter().map(|c| c.name.clone()).collect();
+        // As for the other rows, causal AUC needs no z-score constants (one affine map per stream).
+        let cal = CausalCalibration { visual_mean: 0.0, visual_std: 1.0, semantic_weight: 0.0, ..calibration.clone() };
+        for (name, streams) in [(calibration.pooling.name(), prediction), (cue.clone(), speed)] {
+            let streams: Vec<(String, Vec<f32>)> = names.iter().cloned().zip(streams.iter().cloned()).collect();
+            pooling_comparison.insert(format!("{name} alone"), stream_figures(&labels, &streams, &opts.offline, &cal)?);
+        }
+    }
     let frames_scored = all_errors[0].iter().map(Vec::len).sum();
     let visual_error = ds.clips.iter().map(|c| c.name.clone()).zip(all_errors[0].iter().cloned()).collect();
     let semantic = match (semantic, cache, &captions) {
         (Some(sem), Some(cache), Some(path)) => {
-            let figures = |streams: &[(String, Vec<f32>)], cal: &CausalCalibration| -> Result<PoolingFigures, TrainerError> {
-                let (mut off, mut cau) = (Vec::new(), Vec::new());
-                for (name, e) in streams {
-                    let l = labels[name][4..].to_vec();
-                    off.push((name.clone(), scoring::try_offline_scores(e, None, &opts.offline)?, l.clone()));
-                    cau.push((name.clone(), scoring::causal_scores(e, None, cal), l));
-                }
-                let (o, c) = (score_set(&off), score_set(&cau));
-                Ok(PoolingFigures { offline_micro_auc: o.micro_auc, offline_macro_auc: o.macro_auc, causal_micro_auc: c.micro_auc, causal_macro_auc: c.macro_auc })
-            };
+            let figures = |streams: &[(String, Vec<f32>)], cal: &CausalCalibration| stream_figures(&labels, streams, &opts.offline, cal);
             let names: Vec<String> = ds.clips.iter().map(|c| c.name.clone()).collect();
             let vis: Vec<(String, Vec<f32>)> = names.iter().cloned().zip(all_errors[0].iter().cloned()).collect();
             let sems: Vec<(String, Vec<f32>)> = names.iter().cloned().zip(sem.iter().cloned()).collect();
@@ -207,6 +227,18 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
     write_error_maps(&loaded.model, &ds, texts.as_ref(), &report, &plots)?;
     checkpoint::write_json(&opts.report, &report)?;
     Ok(report)
+}
+
+/// AUCs of one error stream per clip (no semantic stream), scored offline and with `cal`.
+fn stream_figures(labels: &BTreeMap<String, Vec<u8>>, streams: &[(String, Vec<f32>)], offline: &OfflineScoring, cal: &CausalCalibration) -> Result<PoolingFigures, TrainerError> {
+    let (mut off, mut cau) = (Vec::new(), Vec::new());
+    for (name, e) in streams {
+        let l = labels[name][4..].to_vec();
+        off.push((name.clone(), scoring::try_offline_scores(e, None, offline)?, l.clone()));
+        cau.push((name.clone(), scoring::causal_scores(e, None, cal), l));
+    }
+    let (o, c) = (score_set(&off), score_set(&cau));
+    Ok(PoolingFigures { offline_micro_auc: o.micro_auc, offline_macro_auc: o.macro_auc, causal_micro_auc: c.micro_auc, causal_macro_auc: c.macro_auc })
 }
 
 /// Per clip, the frame whose visual error is highest: target frame, prediction and squared-error map

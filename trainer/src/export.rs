@@ -151,6 +151,11 @@ pub fn onnx_errors_with_text(
     if let Some(r) = &regions {
         r.validate()?;
     }
+    // The speed cue joins the calibrated pooling's error, as on the device.
+    let speed = model.manifest.calibration.as_ref().filter(|c| c.pooling == pooling).and_then(|c| c.speed.clone());
+    if let Some(sp) = &speed {
+        sp.validate()?;
+    }
     let m = model.manifest.clone();
     let fl = m.frame_len();
     let batch = batch.max(1);
@@ -187,7 +192,11 @@ pub fn onnx_errors_with_text(
             let d = model.decode(&ft, &sk, &mo, tb.as_ref().map(|t| &t.0[..]), &last, b)?;
             for (j, &t) in chunk.iter().enumerate() {
                 let i = &m.image;
-                errs.push(pooling.pool_with(&d.frame.data[j * fl..(j + 1) * fl], &clip.frames[t], i.channels, i.height, i.width, regions.as_ref())?);
+                let e = pooling.pool_with(&d.frame.data[j * fl..(j + 1) * fl], &clip.frames[t], i.channels, i.height, i.width, regions.as_ref())?;
+                errs.push(match &speed {
+                    Some(sp) => sp.fuse(e, sp.score(&clip.frames[t - 1], &clip.frames[t], i.channels, i.height, i.width)?),
+                    None => e,
+                });
             }
             if let Some((_, target)) = &tb {
                 let dt = m.text_dim;

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use sfn_models::scoring::{CausalCalibration, ErrorPooling, RegionStats};
+use sfn_models::scoring::{CausalCalibration, ErrorPooling, RegionStats, SpeedCalibration, SpeedCue};
 use sfn_models::{losses, SfnConfig, SfnVad};
 
 use crate::checkpoint::{self, CheckpointError};
@@ -44,6 +44,9 @@ pub struct TrainConfig {
     /// Caption cache (`sfn-train captions`): with it the text token and the text loss are used.
     #[serde(default)]
     pub captions: Option<PathBuf>,
+    /// Speed cue folded into the visual error at calibration (none: the prediction error alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<SpeedCue>,
 }
 
 impl TrainConfig {
@@ -60,6 +63,9 @@ impl TrainConfig {
                 // sixth of the frame's height, as 16x16 was at 64x96), each z-scored against its own
                 // statistics on the training footage.
                 error_pooling: ErrorPooling::WindowMaxZ { window: 32, stride: 16 },
+                // Also chosen on those clips: block-matching speed, region z over the same boxes,
+                // weight 4 against the prediction error (sfn_scoring::speed).
+                speed: Some(SpeedCue::PED2_128X192),
                 ..Self::default()
             },
             _ => Self::default(),
@@ -107,6 +113,7 @@ impl Default for TrainConfig {
             error_pooling: ErrorPooling::WindowMax { window: 8, stride: 4 },
             schedule: LrSchedule::default(),
             captions: None,
+            speed: None,
         }
     }
 }
@@ -437,7 +444,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
     pb.finish_and_clear();
 
     // Calibrate causal scoring on the training (normal) footage.
-    let settings = CalibrationSettings { pooling: tcfg.error_pooling, sigma: tcfg.causal_sigma, visual_weight: tcfg.visual_weight, semantic_weight: tcfg.semantic_weight };
+    let settings = CalibrationSettings { pooling: tcfg.error_pooling, sigma: tcfg.causal_sigma, visual_weight: tcfg.visual_weight, semantic_weight: tcfg.semantic_weight, speed: tcfg.speed };
     let calibration = calibrate(&model, &ds, tcfg.batch_size.max(16), texts.as_ref(), settings)?;
     checkpoint::write_json(&out.join(checkpoint::CALIBRATION), &calibration).map_err(ck)?;
     state.finished = true;
@@ -520,16 +527,25 @@ fn for_each_prediction(
 /// footage `data/<split>/frames` (the training clips, or a new scene's own normal footage), with
 /// `pooling` and `sigma` (default: the stored ones, or the training settings' where the model has no
 /// calibration yet, e.g. a checkpoint taken mid-training) and the captions the model was trained with.
-pub fn recalibrate(model_dir: &std::path::Path, data: &std::path::Path, split: &str, pooling: Option<ErrorPooling>, sigma: Option<f32>, batch: usize) -> Result<CausalCalibration, TrainerError> {
+/// `speed`: None keeps the stored speed cue (or the training settings'), `Some(None)` drops it.
+pub fn recalibrate(
+    model_dir: &std::path::Path,
+    data: &std::path::Path,
+    split: &str,
+    pooling: Option<ErrorPooling>,
+    sigma: Option<f32>,
+    speed: Option<Option<SpeedCue>>,
+    batch: usize,
+) -> Result<CausalCalibration, TrainerError> {
     let loaded = checkpoint::load_model(model_dir)?;
     let tcfg: TrainConfig = checkpoint::read_json(&model_dir.join(checkpoint::TRAIN))?;
     // A checkpoint taken mid-training has no calibration yet: its training settings say what to fit.
     let cal_path = model_dir.join(checkpoint::CALIBRATION);
-    let (old_pooling, old_sigma) = if cal_path.exists() {
+    let (old_pooling, old_sigma, old_speed) = if cal_path.exists() {
         let old: CausalCalibration = checkpoint::read_json(&cal_path)?;
-        (old.pooling, old.sigma)
+        (old.pooling, old.sigma, old.speed.map(|s| s.cue))
     } else {
-        (tcfg.error_pooling, tcfg.causal_sigma)
+        (tcfg.error_pooling, tcfg.causal_sigma, tcfg.speed)
     };
     let ds = Dataset::open(data, split, &frame_format(&loaded.cfg))?;
     let cache = tcfg.captions.as_ref().map(|p| CaptionCache::read(p).map(|c| (c, p.clone()))).transpose()?;
@@ -539,6 +555,7 @@ pub fn recalibrate(model_dir: &std::path::Path, data: &std::path::Path, split: &
         sigma: sigma.unwrap_or(old_sigma),
         visual_weight: tcfg.visual_weight,
         semantic_weight: tcfg.semantic_weight,
+        speed: speed.unwrap_or(old_speed),
     };
     let cal = calibrate(&loaded.model, &ds, batch, texts.as_ref(), settings)?;
     checkpoint::write_json(&model_dir.join(checkpoint::CALIBRATION), &cal)?;
@@ -555,6 +572,32 @@ pub struct CalibrationSettings {
     pub sigma: f32,
     pub visual_weight: f32,
     pub semantic_weight: f32,
+    /// Speed cue to fit and fold into the visual error.
+    pub speed: Option<SpeedCue>,
+}
+
+/// The speed cue's box means for every scored frame of `ds` (frame t against frame t-1, t from 4),
+/// per clip, computed in parallel.
+pub fn speed_box_means(ds: &Dataset, cue: &SpeedCue) -> Result<Vec<Vec<Vec<f32>>>, TrainerError> {
+    use rayon::prelude::*;
+    let f = &ds.format;
+    ds.clips
+        .iter()
+        .map(|clip| {
+            (4..clip.frames.len())
+                .into_par_iter()
+                .map(|t| cue.box_means(&clip.frames[t - 1], &clip.frames[t], f.channels, f.height, f.width).map_err(TrainerError::from))
+                .collect()
+        })
+        .collect()
+}
+
+/// Speed scores s (region z max) per clip and scored frame.
+pub fn speed_scores(ds: &Dataset, speed: &SpeedCalibration) -> Result<Vec<Vec<f32>>, TrainerError> {
+    speed_box_means(ds, &speed.cue)?
+        .iter()
+        .map(|clip| clip.iter().map(|m| speed.score_boxes(m).map_err(TrainerError::from)).collect())
+        .collect()
 }
 
 pub fn calibrate(
@@ -563,7 +606,7 @@ pub fn calibrate(
     batch: usize,
     texts: Option<&WindowTexts>,
     settings: CalibrationSettings) -> Result<CausalCalibration, TrainerError> {
-    let CalibrationSettings { pooling, sigma, visual_weight, semantic_weight } = settings;
+    let CalibrationSettings { pooling, sigma, visual_weight, semantic_weight, speed } = settings;
     let (visual, semantic, regions) = match pooling {
         ErrorPooling::WindowMaxZ { window, stride } => {
             let img = &model.cfg.image;
@@ -583,7 +626,19 @@ pub fn calibrate(
         }
     };
     let sem: Option<Vec<f32>> = semantic.map(|s| s.into_iter().flatten().collect());
-    Ok(CausalCalibration { pooling, regions, ..CausalCalibration::fit(&visual, sem.as_deref(), sigma, visual_weight, semantic_weight)? })
+    // The speed cue: region statistics of its box means on the same frames, then folded into the
+    // visual error before the z-score constants are fitted.
+    let (visual, speed) = match speed {
+        Some(cue) => {
+            let means: Vec<Vec<f32>> = speed_box_means(ds, &cue)?.into_iter().flatten().collect();
+            let f = &ds.format;
+            let sp = SpeedCalibration::fit(cue, f.height, f.width, means.iter().map(Vec::as_slice))?;
+            let fused = visual.iter().zip(&means).map(|(&e, m)| Ok(sp.fuse(e, sp.score_boxes(m)?))).collect::<Result<Vec<f32>, TrainerError>>()?;
+            (fused, Some(sp))
+        }
+        None => (visual, None),
+    };
+    Ok(CausalCalibration { pooling, regions, speed, ..CausalCalibration::fit(&visual, sem.as_deref(), sigma, visual_weight, semantic_weight)? })
 }
 
 #[cfg(test)]

@@ -554,17 +554,24 @@ fn export_then_eval_onnx_matches_candle_eval() {
     expect_ok("train", &train(&data, &model, &["--epochs", "1"]));
     // Region-normalised pooling, re-calibrated on the training clips: candle, tract and ONNX
     // Runtime must agree with it too (the statistics travel in model.json).
-    let o = sfn_train([OsStr::new("calibrate"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--pooling"), OsStr::new("window_max_z_8s4")]);
+    // With the speed cue folded in, so that its statistics and the frame pairs it reads agree too.
+    let o = sfn_train([OsStr::new("calibrate"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--pooling"), OsStr::new("window_max_z_8s4"), OsStr::new("--speed"), OsStr::new("speed_r2_b6_8s4_l2")]);
     expect_ok("calibrate", &o);
-    assert!(o.stdout.contains("window_max_z_8s4") && o.stdout.contains("77 regions"), "{}", o.stdout);
+    assert!(o.stdout.contains("window_max_z_8s4") && o.stdout.contains("77 regions") && o.stdout.contains("speed_r2_b6_8s4_l2"), "{}", o.stdout);
     let cal = read_json(&model.join("calibration.json"));
     assert_eq!((cal["pooling"]["kind"].as_str(), cal["regions"]["grid"].clone()), (Some("window_max_z"), serde_json::json!([7, 11])));
+    assert_eq!((cal["speed"]["cue"]["radius"].as_u64(), cal["speed"]["regions"]["grid"].clone()), (Some(2), serde_json::json!([7, 11])));
+    let o = sfn_train([OsStr::new("calibrate"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--speed"), OsStr::new("speed_r9_b6_8s4_l2")]);
+    expect_err("bad speed cue", &o, &["speed_r9_b6_8s4_l2", "speed.radius"]);
     let o = sfn_train([OsStr::new("calibrate"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--pooling"), OsStr::new("window_z")]);
     expect_err("bad pooling", &o, &["window_z", "window_max_z_16s8"]);
     let report = tmp.path().join("report.json");
     expect_ok("eval", &eval(&model, &data, &report));
     let candle = read_json(&report);
     assert!(candle["pooling_comparison"]["window_max_8s4"].is_object(), "{}", candle["pooling_comparison"]);
+    for row in ["window_max_z_8s4 + speed_r2_b6_8s4_l2", "window_max_z_8s4 alone", "speed_r2_b6_8s4_l2 alone"] {
+        assert!(candle["pooling_comparison"][row].is_object(), "{row}: {}", candle["pooling_comparison"]);
+    }
     // --clips scores a named subset only; an unknown clip is named in the error.
     let first = candle["per_clip"].as_object().unwrap().keys().next().unwrap().clone();
     let sub = tmp.path().join("subset.json");

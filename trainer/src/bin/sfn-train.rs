@@ -78,6 +78,10 @@ enum Cmd {
         /// Causal one-sided Gaussian sigma in frames (default: the stored one).
         #[arg(long)]
         causal_sigma: Option<f32>,
+        /// Speed cue folded into the visual error: speed_r<R>_b<B>_<W>s<S>_l<WEIGHT> (e.g.
+        /// speed_r3_b12_32s16_l4), or none (default: the stored one, else the training settings').
+        #[arg(long, value_parser = parse_speed)]
+        speed: Option<SpeedArg>,
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
     },
@@ -363,8 +367,8 @@ fn main() -> Result<()> {
             );
         }
         Cmd::Demo { out, epochs, seed, quiet } => demo(&out, epochs, seed, quiet)?,
-        Cmd::Calibrate { model, data, split, pooling, causal_sigma, batch_size } => {
-            let cal = sfn_trainer::train::recalibrate(&model, &data, &split, pooling, causal_sigma, batch_size)?;
+        Cmd::Calibrate { model, data, split, pooling, causal_sigma, speed, batch_size } => {
+            let cal = sfn_trainer::train::recalibrate(&model, &data, &split, pooling, causal_sigma, speed.map(|s| s.0), batch_size)?;
             println!(
                 "calibrated {} on {}/{split}: pooling {}, visual mean {:.6} std {:.6}, sigma {}{}",
                 model.display(),
@@ -374,6 +378,7 @@ fn main() -> Result<()> {
                 cal.visual_std,
                 cal.sigma,
                 cal.regions.as_ref().map(|r| format!(", {} regions", r.mean.len())).unwrap_or_default()
+                    + &cal.speed.as_ref().map(|s| format!(", {}", s.cue.name())).unwrap_or_default()
             );
         }
         Cmd::Eval { model, data, report, plots, sigma, causal_sigma, batch_size, captions, semantic_weight, clips } => {
@@ -441,6 +446,17 @@ fn demo(out: &std::path::Path, epochs: u64, seed: u64, quiet: bool) -> Result<()
     Ok(())
 }
 
+/// `--speed`: a speed cue, or `none`.
+#[derive(Clone, Debug)]
+struct SpeedArg(Option<sfn_models::scoring::SpeedCue>);
+
+fn parse_speed(s: &str) -> Result<SpeedArg, String> {
+    if s == "none" {
+        return Ok(SpeedArg(None));
+    }
+    s.parse().map(|c| SpeedArg(Some(c)))
+}
+
 fn pct(a: Option<f64>) -> String {
     a.map(|v| format!("{:.2}", v * 100.0)).unwrap_or_else(|| "n/a".into())
 }
@@ -453,11 +469,13 @@ fn print_report(r: &Report) {
     }
     println!("{:<10} {:>12} {:>12}", "micro", pct(r.offline.micro_auc), pct(r.causal.micro_auc));
     println!("{:<10} {:>12} {:>12}", "macro", pct(r.offline.macro_auc), pct(r.causal.macro_auc));
-    println!("visual error pooled as {} (calibrated); all poolings side by side:", r.calibration.pooling.name());
-    println!("{:<18} {:>14} {:>14} {:>14} {:>14}", "pooling", "offline micro", "offline macro", "causal micro", "causal macro");
+    let speed = r.calibration.speed.as_ref().map(|s| format!(" + {}", s.cue.name())).unwrap_or_default();
+    println!("visual error pooled as {}{speed} (calibrated); all poolings side by side:", r.calibration.pooling.name());
+    let wn = r.pooling_comparison.keys().map(String::len).max().unwrap_or(0).max(18);
+    println!("{:<wn$} {:>14} {:>14} {:>14} {:>14}", "pooling", "offline micro", "offline macro", "causal micro", "causal macro");
     let row = |name: &str, f: &sfn_trainer::eval::PoolingFigures| {
         println!(
-            "{:<18} {:>14} {:>14} {:>14} {:>14}",
+            "{:<wn$} {:>14} {:>14} {:>14} {:>14}",
             name,
             pct(f.offline_micro_auc),
             pct(f.offline_macro_auc),

@@ -1,0 +1,310 @@
+//! The speed cue: how fast each part of the frame moves, measured by block matching between the last
+//! input frame and the frame being predicted, z-scored per region against normal footage.
+//!
+//! Why: the network's prediction error on Ped2 is the copy error (it does not learn motion), and a
+//! frame difference mixes *how much* moves with *how fast* it moves, so a crowd of walkers outshouts one
+//! distant cyclist. The displacement that best explains a block separates the two: walkers move a
+//! pixel or less a frame at 128x192, cyclists and carts two or more.
+//!
+//! The cue is folded into the visual error before calibration, `e = (e_pred + lambda * s) / (1 + lambda)`
+//! ([`SpeedCalibration::fuse`]), so the causal scorer, the offline scoring and the packets keep one visual
+//! stream.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{box_grid, window_means, RegionStats, ScoringError};
+
+/// Largest search radius accepted (pixels); 8 means 289 candidate shifts a pixel.
+pub const MAX_SPEED_RADIUS: usize = 8;
+
+/// Parameters of the speed cue.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct SpeedCue {
+    /// Search radius r: shifts (dy, dx) with |dy|, |dx| <= r pixels.
+    pub radius: usize,
+    /// Side b of the block matched around each pixel: rows y - b/2 .. y - b/2 + b (clipped to the frame).
+    pub block: usize,
+    /// Box side of the region pooling of the speed map.
+    pub window: usize,
+    /// Box stride of the region pooling.
+    pub stride: usize,
+    /// lambda in e = (e_pred + lambda * s) / (1 + lambda).
+    pub weight: f32,
+}
+
+impl SpeedCue {
+    /// The preset chosen on Ped2 dev clips 01, 05, 06, 09 at 128x192 (README, issue 8).
+    pub const PED2_128X192: Self = Self { radius: 3, block: 12, window: 32, stride: 16, weight: 4.0 };
+
+    /// Radius 1..=[`MAX_SPEED_RADIUS`], block and window >= 1, stride >= 1, weight finite and >= 0.
+    pub fn validate(&self) -> Result<(), ScoringError> {
+        let bad = |name: &'static str, value: f32, reason: &'static str| Err(ScoringError::BadParameter { name, value, reason });
+        if !(1..=MAX_SPEED_RADIUS).contains(&self.radius) {
+            return bad("speed.radius", self.radius as f32, "must be 1..=8");
+        }
+        if self.block == 0 || self.window == 0 || self.stride == 0 {
+            return bad("speed.block/window/stride", 0.0, "must be >= 1");
+        }
+        if !(self.weight.is_finite() && self.weight >= 0.0) {
+            return bad("speed.weight", self.weight, "must be finite and >= 0");
+        }
+        Ok(())
+    }
+
+    /// The speed map of one frame pair (see [`speed_map`]).
+    pub fn map(&self, last: &[f32], next: &[f32], channels: usize, height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
+        speed_map(last, next, channels, height, width, self.radius, self.block)
+    }
+
+    /// Box means of the speed map of one frame pair, in the geometry of [`box_grid`].
+    pub fn box_means(&self, last: &[f32], next: &[f32], channels: usize, height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
+        Ok(window_means(&self.map(last, next, channels, height, width)?, height, width, self.window, self.stride))
+    }
+}
+
+impl SpeedCue {
+    /// Short name, parsed back by `FromStr`: `speed_r3_b12_32s16_l4` (radius, block, window, stride, weight).
+    pub fn name(&self) -> String {
+        format!("speed_r{}_b{}_{}s{}_l{}", self.radius, self.block, self.window, self.stride, self.weight)
+    }
+}
+
+impl std::str::FromStr for SpeedCue {
+    type Err = String;
+
+    /// The inverse of [`SpeedCue::name`]; the result is validated.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?}: expected speed_r<RADIUS>_b<BLOCK>_<WINDOW>s<STRIDE>_l<WEIGHT> (e.g. speed_r3_b12_32s16_l4)");
+        let rest = s.strip_prefix("speed_r").ok_or_else(bad)?;
+        let parts: Vec<&str> = rest.split('_').collect();
+        let [r, b, ws, l] = parts[..] else { return Err(bad()) };
+        let (w, st) = ws.split_once('s').ok_or_else(bad)?;
+        let num = |v: Option<&str>| v.and_then(|v| v.parse::<usize>().ok()).ok_or_else(bad);
+        let cue = SpeedCue {
+            radius: num(Some(r))?,
+            block: num(b.strip_prefix('b'))?,
+            window: num(Some(w))?,
+            stride: num(Some(st))?,
+            weight: l.strip_prefix('l').and_then(|v| v.parse::<f32>().ok()).ok_or_else(bad)?,
+        };
+        cue.validate().map_err(|e| format!("{s:?}: {e}"))?;
+        Ok(cue)
+    }
+}
+
+/// The speed cue with the per-region statistics of its box means on normal footage (stored in
+/// `calibration.json`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SpeedCalibration {
+    pub cue: SpeedCue,
+    pub regions: RegionStats,
+}
+
+impl SpeedCalibration {
+    /// Fits the region statistics on the box means of normal frame pairs.
+    pub fn fit<'a>(cue: SpeedCue, height: usize, width: usize, box_means: impl IntoIterator<Item = &'a [f32]>) -> Result<Self, ScoringError> {
+        cue.validate()?;
+        let grid = box_grid(height, width, cue.window, cue.stride);
+        Ok(Self { cue, regions: RegionStats::fit(cue.window, cue.stride, grid, box_means)? })
+    }
+
+    /// s = max_w (v_w - mu_w) / (sd_w + floor) over the box means v_w of the speed map.
+    pub fn score_boxes(&self, box_means: &[f32]) -> Result<f32, ScoringError> {
+        self.regions.pool(box_means)
+    }
+
+    /// s of one frame pair: `last` is frame t (the last input), `next` frame t+1 (the predicted one).
+    pub fn score(&self, last: &[f32], next: &[f32], channels: usize, height: usize, width: usize) -> Result<f32, ScoringError> {
+        let grid = box_grid(height, width, self.cue.window, self.cue.stride);
+        if grid != self.regions.grid {
+            return Err(ScoringError::Regions(format!("speed statistics for grid {:?} do not fit {height}x{width} (grid {grid:?})", self.regions.grid)));
+        }
+        self.score_boxes(&self.cue.box_means(last, next, channels, height, width)?)
+    }
+
+    /// e = (e_pred + lambda * s) / (1 + lambda).
+    pub fn fuse(&self, prediction_error: f32, speed: f32) -> f32 {
+        let l = self.cue.weight;
+        (prediction_error + l * speed) / (1.0 + l)
+    }
+
+    /// Checks the cue and finite statistics (once, where the calibration is loaded).
+    pub fn validate(&self) -> Result<(), ScoringError> {
+        self.cue.validate()?;
+        if (self.regions.window, self.regions.stride) != (self.cue.window, self.cue.stride) {
+            return Err(ScoringError::Regions("speed statistics fitted for another window or stride".into()));
+        }
+        self.regions.validate()
+    }
+}
+
+/// v(y, x) = |(dy, dx)| of the shift that best matches the block around (y, x) of `next` in `last`:
+/// argmin over |dy|, |dx| <= r of sum over the block B(y, x) of mean over channels of
+/// (next(y', x') - last(clamp(y' + dy), clamp(x' + dx)))^2.
+///
+/// Shifts are tried in order of increasing length (row-major among equal lengths) and one replaces
+/// the best so far only when it matches strictly better, so a block that does not change (or has no
+/// texture) gets speed 0. The block B(y, x) is rows `y - b/2 .. y - b/2 + b` and likewise columns,
+/// clipped to the frame; `last` is read with coordinates clamped to the frame. Frames are CHW `f32`.
+pub fn speed_map(last: &[f32], next: &[f32], channels: usize, height: usize, width: usize, radius: usize, block: usize) -> Result<Vec<f32>, ScoringError> {
+    let plane = height * width;
+    if channels == 0 || plane == 0 {
+        return Err(ScoringError::BadShape { field: "channels/height/width", reason: format!("{channels}x{height}x{width} has no pixels") });
+    }
+    for (field, len) in [("last frame", last.len()), ("next frame", next.len())] {
+        if len != channels * plane {
+            return Err(ScoringError::BadShape { field, reason: format!("{len} values, expected {channels}x{height}x{width} = {}", channels * plane) });
+        }
+    }
+    if !(1..=MAX_SPEED_RADIUS).contains(&radius) || block == 0 {
+        return Err(ScoringError::BadParameter { name: "speed radius/block", value: radius as f32, reason: "radius must be 1..=8 and block >= 1" });
+    }
+    let r = radius as isize;
+    let mut shifts: Vec<(isize, isize)> = (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))).collect();
+    shifts.sort_by_key(|&(dy, dx)| dy * dy + dx * dx); // stable: row-major among equal lengths
+    // Block extent of each row / column, clipped to the frame.
+    let span = |i: usize, n: usize| -> (usize, usize) {
+        let lo = i.saturating_sub(block / 2);
+        (lo, (lo + block).min(n))
+    };
+    let rows: Vec<(usize, usize)> = (0..height).map(|y| span(y, height)).collect();
+    let cols: Vec<(usize, usize)> = (0..width).map(|x| span(x, width)).collect();
+    let mut best = vec![f64::INFINITY; plane];
+    let mut speed = vec![0f32; plane];
+    let mut diff = vec![0f64; plane];
+    let mut integral = vec![0f64; (height + 1) * (width + 1)];
+    let w1 = width + 1;
+    let inv_c = 1.0 / channels as f64;
+    for &(dy, dx) in &shifts {
+        diff.iter_mut().for_each(|d| *d = 0.0);
+        for c in 0..channels {
+            let (l, n) = (&last[c * plane..(c + 1) * plane], &next[c * plane..(c + 1) * plane]);
+            for y in 0..height {
+                let sy = (y as isize + dy).clamp(0, height as isize - 1) as usize;
+                let (lrow, nrow, drow) = (&l[sy * width..(sy + 1) * width], &n[y * width..(y + 1) * width], &mut diff[y * width..(y + 1) * width]);
+                for x in 0..width {
+                    let sx = (x as isize + dx).clamp(0, width as isize - 1) as usize;
+                    let d = f64::from(nrow[x] - lrow[sx]);
+                    drow[x] += d * d * inv_c;
+                }
+            }
+        }
+        for y in 0..height {
+            let mut run = 0f64;
+            for x in 0..width {
+                run += diff[y * width + x];
+                integral[(y + 1) * w1 + x + 1] = integral[y * w1 + x + 1] + run;
+            }
+        }
+        let len = ((dy * dy + dx * dx) as f32).sqrt();
+        for (y, &(y0, y1)) in rows.iter().enumerate() {
+            for (x, &(x0, x1)) in cols.iter().enumerate() {
+                let s = integral[y1 * w1 + x1] - integral[y0 * w1 + x1] - integral[y1 * w1 + x0] + integral[y0 * w1 + x0];
+                let i = y * width + x;
+                if s < best[i] {
+                    best[i] = s;
+                    speed[i] = len;
+                }
+            }
+        }
+    }
+    Ok(speed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A textured frame: a smooth pseudo-random pattern.
+    fn texture(h: usize, w: usize) -> Vec<f32> {
+        (0..h * w).map(|i| {
+            let (y, x) = ((i / w) as f32, (i % w) as f32);
+            (0.7 * (0.9 * x + 0.4 * y).sin() + 0.5 * (0.3 * x - 1.1 * y).cos() + 0.3 * (1.7 * x * 0.13 + y * 0.77).sin()) / 1.5
+        }).collect()
+    }
+
+    fn shifted(f: &[f32], h: usize, w: usize, dy: isize, dx: isize) -> Vec<f32> {
+        (0..h * w).map(|i| {
+            let (y, x) = ((i / w) as isize - dy, (i % w) as isize - dx);
+            f[(y.clamp(0, h as isize - 1) as usize) * w + x.clamp(0, w as isize - 1) as usize]
+        }).collect()
+    }
+
+    #[test]
+    fn still_frames_have_speed_zero_and_a_shift_is_measured() {
+        let (h, w) = (24, 32);
+        let a = texture(h, w);
+        assert!(speed_map(&a, &a, 1, h, w, 3, 6).unwrap().iter().all(|&v| v == 0.0));
+        // Content moved 2 right and 1 down: away from the borders every pixel reads sqrt(5).
+        let b = shifted(&a, h, w, 1, 2);
+        let v = speed_map(&a, &b, 1, h, w, 3, 6).unwrap();
+        for y in 6..h - 6 {
+            for x in 6..w - 6 {
+                assert!((v[y * w + x] - 5f32.sqrt()).abs() < 1e-6, "({y},{x}) = {}", v[y * w + x]);
+            }
+        }
+        // Beyond the radius the match is wrong but never longer than the radius allows.
+        let far = shifted(&a, h, w, 0, 5);
+        assert!(speed_map(&a, &far, 1, h, w, 2, 6).unwrap().iter().all(|&v| v <= 8f32.sqrt() + 1e-6));
+    }
+
+    #[test]
+    fn a_moving_object_on_a_flat_background() {
+        let (h, w) = (32, 48);
+        let mut a = vec![0f32; h * w];
+        for y in 10..16 {
+            for x in 10..14 {
+                a[y * w + x] = 1.0;
+            }
+        }
+        let b = shifted(&a, h, w, 0, 3);
+        let v = speed_map(&a, &b, 1, h, w, 4, 8).unwrap();
+        assert_eq!(v[13 * w + 14], 3.0, "inside the object");
+        assert_eq!(v[28 * w + 40], 0.0, "far from it");
+        // Region pooling: the box over the object beats the others.
+        let cue = SpeedCue { radius: 4, block: 8, window: 16, stride: 8, weight: 1.0 };
+        let means = cue.box_means(&a, &b, 1, h, w).unwrap();
+        let (imax, _) = means.iter().enumerate().fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m });
+        assert_eq!(box_grid(h, w, 16, 8), [3, 5]);
+        assert!([0, 1, 5, 6].contains(&imax), "box {imax}");
+    }
+
+    #[test]
+    fn channels_are_averaged_and_shapes_checked() {
+        let (h, w) = (16, 16);
+        let a = texture(h, w);
+        let b = shifted(&a, h, w, 1, 0);
+        let two = |f: &[f32]| [f, f].concat();
+        assert_eq!(speed_map(&two(&a), &two(&b), 2, h, w, 2, 4).unwrap(), speed_map(&a, &b, 1, h, w, 2, 4).unwrap());
+        let e = speed_map(&a, &b[1..], 1, h, w, 2, 4).unwrap_err();
+        assert!(e.to_string().contains("next frame"), "{e}");
+        assert!(speed_map(&a, &b, 1, h, w, 0, 4).is_err());
+        assert!(speed_map(&a, &b, 1, h, w, 9, 4).is_err());
+    }
+
+    #[test]
+    fn calibration_scores_and_fuses() {
+        let (h, w) = (32, 48);
+        let cue = SpeedCue { radius: 2, block: 6, window: 16, stride: 8, weight: 3.0 };
+        let a = texture(h, w);
+        let normal: Vec<Vec<f32>> = [(0, 0), (0, 1), (1, 0)]
+            .iter()
+            .map(|&(dy, dx)| cue.box_means(&a, &shifted(&a, h, w, dy, dx), 1, h, w).unwrap())
+            .collect();
+        let cal = SpeedCalibration::fit(cue, h, w, normal.iter().map(Vec::as_slice)).unwrap();
+        cal.validate().unwrap();
+        let slow = cal.score(&a, &shifted(&a, h, w, 0, 1), 1, h, w).unwrap();
+        let fast = cal.score(&a, &shifted(&a, h, w, 2, 2), 1, h, w).unwrap();
+        assert!(fast > slow, "fast {fast} slow {slow}");
+        assert_eq!(cal.fuse(1.0, 5.0), (1.0 + 3.0 * 5.0) / 4.0);
+        // A frame of another size is refused by name.
+        assert!(cal.score(&a[..16 * 48], &a[..16 * 48], 1, 16, 48).is_err());
+        assert_eq!(cue.name().parse::<SpeedCue>().unwrap(), cue);
+        assert_eq!(SpeedCue::PED2_128X192.name(), "speed_r3_b12_32s16_l4");
+        for wrong in ["speed_r0_b12_32s16_l4", "speed_r3_b12_32x16_l4", "speed_r3_b12_32s16", "r3_b12_32s16_l4", "speed_r3_b12_32s16_l-1"] {
+            assert!(wrong.parse::<SpeedCue>().is_err(), "{wrong}");
+        }
+        let bad = SpeedCue { weight: f32::NAN, ..cue };
+        assert!(SpeedCalibration::fit(bad, h, w, normal.iter().map(Vec::as_slice)).is_err());
+    }
+}
