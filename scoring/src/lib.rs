@@ -460,6 +460,10 @@ pub struct CausalCalibration {
     /// then describe the fused error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed: Option<SpeedCalibration>,
+    /// Largest z-score of the visual error on the normal footage the calibration was fitted on: the
+    /// most evidence normal footage gave. [`saturate`] clips at it for the saturated offline scoring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visual_z_max: Option<f32>,
 }
 
 /// How a frame's squared-error map becomes one visual error.
@@ -750,11 +754,23 @@ impl CausalCalibration {
             pooling: ErrorPooling::FrameMean,
             regions: None,
             speed: None,
+            visual_z_max: Some(visual.iter().map(|&v| (v - visual_mean) / visual_std).fold(f32::NEG_INFINITY, f32::max)),
         })
     }
 }
 
+/// `min(x, cap)` for every value: evidence beyond `cap` counts as `cap` (NaN stays NaN).
+pub fn saturate(x: &[f32], cap: f32) -> Vec<f32> {
+    x.iter().map(|&v| if v > cap { cap } else { v }).collect()
+}
+
 impl CausalCalibration {
+    /// The visual error at [`CausalCalibration::visual_z_max`]: `mean + z_max * std`, the cap of the
+    /// saturated offline scoring (None for a calibration fitted before it was recorded).
+    pub fn visual_cap(&self) -> Option<f32> {
+        self.visual_z_max.filter(|z| z.is_finite()).map(|z| self.visual_mean + z * self.visual_std)
+    }
+
     /// The visual error of one frame as this calibration defines it: the squared-error map of
     /// `pred` against `target` pooled with `pooling` (and `regions`), fused with the speed cue between
     /// `last` (frame t, the last input) and `target` (frame t+1) when the calibration has one.
@@ -1210,6 +1226,11 @@ mod tests {
             (0.0, 1.0, 0.0)
         );
         assert_eq!((cal.sigma, cal.visual_weight), (5.0, 0.8));
+        // The largest normal z, (9 - 5) / 2, and the error it corresponds to: the saturation cap.
+        assert_eq!((cal.visual_z_max, cal.visual_cap()), (Some(2.0), Some(9.0)));
+        assert_eq!(saturate(&[1.0, 9.0, 12.0, f32::NAN], 9.0)[..3], [1.0, 9.0, 9.0]);
+        assert!(saturate(&[f32::NAN], 9.0)[0].is_nan());
+        assert_eq!(CausalCalibration { visual_z_max: None, ..cal.clone() }.visual_cap(), None);
 
         let cal = CausalCalibration::fit(&[1.0, 3.0], Some(&[0.5, 0.5]), 2.0, 0.8, 0.2).unwrap();
         assert_eq!((cal.visual_mean, cal.visual_std), (2.0, 1.0));
@@ -1278,6 +1299,7 @@ mod tests {
             pooling: ErrorPooling::FrameMean,
             regions: None,
             speed: None,
+            visual_z_max: None,
         }
     }
 
@@ -1413,6 +1435,7 @@ mod tests {
             pooling: ErrorPooling::FrameMean,
             regions: None,
             speed: None,
+            visual_z_max: None,
         };
         let mut s = CausalScorer::new(&bad);
         assert_eq!(s.window_len(), 3001);

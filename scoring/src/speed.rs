@@ -16,6 +16,8 @@ use crate::{box_grid, window_means, RegionStats, ScoringError};
 
 /// Largest search radius accepted (pixels); 8 means 289 candidate shifts a pixel.
 pub const MAX_SPEED_RADIUS: usize = 8;
+/// Largest block side accepted (pixels): the exact integer block sums need blocks of at most 48x48.
+pub const MAX_SPEED_BLOCK: usize = 48;
 
 /// Parameters of the speed cue.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
@@ -42,8 +44,11 @@ impl SpeedCue {
         if !(1..=MAX_SPEED_RADIUS).contains(&self.radius) {
             return bad("speed.radius", self.radius as f32, "must be 1..=8");
         }
-        if self.block == 0 || self.window == 0 || self.stride == 0 {
-            return bad("speed.block/window/stride", 0.0, "must be >= 1");
+        if !(1..=MAX_SPEED_BLOCK).contains(&self.block) {
+            return bad("speed.block", self.block as f32, "must be 1..=48");
+        }
+        if self.window == 0 || self.stride == 0 {
+            return bad("speed.window/stride", 0.0, "must be >= 1");
         }
         if !(self.weight.is_finite() && self.weight >= 0.0) {
             return bad("speed.weight", self.weight, "must be finite and >= 0");
@@ -139,8 +144,9 @@ impl SpeedCalibration {
 }
 
 /// v(y, x) = |(dy, dx)| of the shift that best matches the block around (y, x) of `next` in `last`:
-/// argmin over |dy|, |dx| <= r of sum over the block B(y, x) of mean over channels of
-/// (next(y', x') - last(clamp(y' + dy), clamp(x' + dx)))^2.
+/// argmin over |dy|, |dx| <= r of sum over the block B(y, x) and the channels of
+/// (next(y', x') - last(clamp(y' + dy), clamp(x' + dx)))^2, each term in f32 rounded down to a multiple
+/// of 2^-16 so that the sums are exact (integers) and equal sums are true ties.
 ///
 /// Shifts are tried in order of increasing length (row-major among equal lengths) and one replaces
 /// the best so far only when it matches strictly better, so a block that does not change (or has no
@@ -156,8 +162,11 @@ pub fn speed_map(last: &[f32], next: &[f32], channels: usize, height: usize, wid
             return Err(ScoringError::BadShape { field, reason: format!("{len} values, expected {channels}x{height}x{width} = {}", channels * plane) });
         }
     }
-    if !(1..=MAX_SPEED_RADIUS).contains(&radius) || block == 0 {
-        return Err(ScoringError::BadParameter { name: "speed radius/block", value: radius as f32, reason: "radius must be 1..=8 and block >= 1" });
+    if !(1..=MAX_SPEED_RADIUS).contains(&radius) || !(1..=MAX_SPEED_BLOCK).contains(&block) {
+        return Err(ScoringError::BadParameter { name: "speed radius/block", value: radius as f32, reason: "radius must be 1..=8 and block 1..=48" });
+    }
+    if channels > 3 {
+        return Err(ScoringError::BadShape { field: "channels", reason: format!("{channels}: the speed cue takes 1 to 3 channels") });
     }
     let r = radius as isize;
     let mut shifts: Vec<(isize, isize)> = (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))).collect();
@@ -169,46 +178,98 @@ pub fn speed_map(last: &[f32], next: &[f32], channels: usize, height: usize, wid
     };
     let rows: Vec<(usize, usize)> = (0..height).map(|y| span(y, height)).collect();
     let cols: Vec<(usize, usize)> = (0..width).map(|x| span(x, width)).collect();
-    let mut best = vec![f64::INFINITY; plane];
-    let mut speed = vec![0f32; plane];
-    let mut diff = vec![0f64; plane];
-    let mut integral = vec![0f64; (height + 1) * (width + 1)];
+    // Block sums are compared across shifts, so they are computed exactly: each squared difference is
+    // rounded down to a multiple of 2^-16 (|d| <= 2 for frames in [-1, 1]: at most 2^18 units; pixels
+    // one 8-bit level apart differ by 4 units) and summed in wrapping u32, in which the integral
+    // image's block differences are exact while a block's true sum stays below 2^32 (blocks of at most
+    // MAX_SPEED_BLOCK pixels, 3 channels: under 2^31). Ties then are true ties, and go to the shorter
+    // shift. Summing over channels instead of averaging scales every shift's sum alike.
+    const SCALE: f32 = 65536.0;
+    let mut best = vec![u32::MAX; plane];
+    // The winning shift's index into `shifts`, as u32 beside `best` (equal-width select lanes).
+    let mut winner = vec![0u32; plane];
+    let mut diff = vec![0u32; plane];
     let w1 = width + 1;
-    let inv_c = 1.0 / channels as f64;
-    for &(dy, dx) in &shifts {
-        diff.iter_mut().for_each(|d| *d = 0.0);
-        for c in 0..channels {
-            let (l, n) = (&last[c * plane..(c + 1) * plane], &next[c * plane..(c + 1) * plane]);
-            for y in 0..height {
-                let sy = (y as isize + dy).clamp(0, height as isize - 1) as usize;
-                let (lrow, nrow, drow) = (&l[sy * width..(sy + 1) * width], &n[y * width..(y + 1) * width], &mut diff[y * width..(y + 1) * width]);
-                for x in 0..width {
-                    let sx = (x as isize + dx).clamp(0, width as isize - 1) as usize;
-                    let d = f64::from(nrow[x] - lrow[sx]);
-                    drow[x] += d * d * inv_c;
-                }
-            }
-        }
+    let mut integral = vec![0u32; (height + 1) * w1];
+    let mut sums = vec![0u32; width];
+    let quantize = |d: f32| ((d * d).min(4.0) * SCALE) as i32 as u32;
+    for (si, &(dy, dx)) in shifts.iter().enumerate() {
+        // diff(y, x) = sum over channels of q((next(y, x) - last(clamp(y + dy), clamp(x + dx)))^2).
+        // Columns whose source x + dx lies inside the frame need no clamping (the bulk of each row).
+        let (lo, hi) = ((-dx).max(0) as usize, (width as isize - dx).clamp(0, width as isize) as usize);
         for y in 0..height {
-            let mut run = 0f64;
-            for x in 0..width {
-                run += diff[y * width + x];
-                integral[(y + 1) * w1 + x + 1] = integral[y * w1 + x + 1] + run;
+            let sy = (y as isize + dy).clamp(0, height as isize - 1) as usize;
+            let drow = &mut diff[y * width..(y + 1) * width];
+            for c in 0..channels {
+                let lrow = &last[c * plane + sy * width..c * plane + (sy + 1) * width];
+                let nrow = &next[c * plane + y * width..c * plane + (y + 1) * width];
+                let edge = |x: usize| quantize(nrow[x] - lrow[(x as isize + dx).clamp(0, width as isize - 1) as usize]);
+                let first = c == 0;
+                for x in (0..lo).chain(hi.max(lo)..width) {
+                    drow[x] = if first { edge(x) } else { drow[x].wrapping_add(edge(x)) };
+                }
+                if lo < hi {
+                    let src = &lrow[(lo as isize + dx) as usize..(hi as isize + dx) as usize];
+                    for ((d, &n), &l) in drow[lo..hi].iter_mut().zip(&nrow[lo..hi]).zip(src) {
+                        let e = quantize(n - l);
+                        *d = if first { e } else { d.wrapping_add(e) };
+                    }
+                }
             }
         }
-        let len = ((dy * dy + dx * dx) as f32).sqrt();
-        for (y, &(y0, y1)) in rows.iter().enumerate() {
-            for (x, &(x0, x1)) in cols.iter().enumerate() {
-                let s = integral[y1 * w1 + x1] - integral[y0 * w1 + x1] - integral[y1 * w1 + x0] + integral[y0 * w1 + x0];
-                let i = y * width + x;
-                if s < best[i] {
-                    best[i] = s;
-                    speed[i] = len;
+        // Integral image: integral[y+1][x+1] = integral[y][x+1] + (prefix sum of row y up to x). The
+        // row prefixes are serial chains: four rows run interleaved so that their additions overlap;
+        // then each row adds the one above it.
+        for y0 in (0..height).step_by(4) {
+            let k = (height - y0).min(4);
+            let mut run = [0u32; 4];
+            for x in 0..width {
+                for (r, acc) in run.iter_mut().enumerate().take(k) {
+                    *acc = acc.wrapping_add(diff[(y0 + r) * width + x]);
+                    integral[(y0 + r + 1) * w1 + x + 1] = *acc;
                 }
+            }
+        }
+        for y in 1..height {
+            let (above, row) = integral.split_at_mut((y + 1) * w1);
+            for (a, r) in above[y * w1 + 1..].iter().zip(&mut row[1..w1]) {
+                *r = r.wrapping_add(*a);
+            }
+        }
+        // Block sums; the shift replaces the best so far only where it matches strictly better
+        // (a select, not a branch: which shift wins is data-dependent and unpredictable).
+        let block_sum = |t0: u32, t1: u32, d0: u32, d1: u32| d1.wrapping_sub(t1).wrapping_sub(d0).wrapping_add(t0);
+        // Columns whose block lies inside the frame: x0 = x - b/2, x1 = x0 + b.
+        let (ilo, ihi) = (block / 2, if width >= block { width - block + block / 2 + 1 } else { 0 });
+        let interior = ilo < ihi;
+        for (y, &(y0, y1)) in rows.iter().enumerate() {
+            let (top, bottom) = (&integral[y0 * w1..(y0 + 1) * w1], &integral[y1 * w1..(y1 + 1) * w1]);
+            if interior {
+                let n = ihi - ilo;
+                let (t0, t1, d0, d1) = (&top[..n], &top[block..block + n], &bottom[..n], &bottom[block..block + n]);
+                for ((((sum, &d1), &t1), &d0), &t0) in sums[ilo..ihi].iter_mut().zip(d1).zip(t1).zip(d0).zip(t0) {
+                    *sum = block_sum(t0, t1, d0, d1);
+                }
+                for x in (0..ilo).chain(ihi..width) {
+                    let (x0, x1) = cols[x];
+                    sums[x] = block_sum(top[x0], top[x1], bottom[x0], bottom[x1]);
+                }
+            } else {
+                for (sum, &(x0, x1)) in sums.iter_mut().zip(&cols) {
+                    *sum = block_sum(top[x0], top[x1], bottom[x0], bottom[x1]);
+                }
+            }
+            let (b, v) = (&mut best[y * width..(y + 1) * width], &mut winner[y * width..(y + 1) * width]);
+            let si = si as u32;
+            for ((b, v), &s) in b.iter_mut().zip(v.iter_mut()).zip(&sums) {
+                let better = 0u32.wrapping_sub(u32::from(s < *b));
+                *v = (si & better) | (*v & !better);
+                *b = (s & better) | (*b & !better);
             }
         }
     }
-    Ok(speed)
+    let lens: Vec<f32> = shifts.iter().map(|&(dy, dx)| ((dy * dy + dx * dx) as f32).sqrt()).collect();
+    Ok(winner.into_iter().map(|i| lens[i as usize]).collect())
 }
 
 #[cfg(test)]
@@ -248,6 +309,53 @@ mod tests {
         assert!(speed_map(&a, &far, 1, h, w, 2, 6).unwrap().iter().all(|&v| v <= 8f32.sqrt() + 1e-6));
     }
 
+    /// The definition, computed directly: block sums pixel by pixel.
+    fn speed_naive(last: &[f32], next: &[f32], c: usize, h: usize, w: usize, r: usize, b: usize) -> Vec<f32> {
+        let r = r as isize;
+        let mut shifts: Vec<(isize, isize)> = (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))).collect();
+        shifts.sort_by_key(|&(dy, dx)| dy * dy + dx * dx);
+        let span = |i: usize, n: usize| (i.saturating_sub(b / 2), (i.saturating_sub(b / 2) + b).min(n));
+        let mut out = vec![0f32; h * w];
+        for y in 0..h {
+            for x in 0..w {
+                let ((y0, y1), (x0, x1)) = (span(y, h), span(x, w));
+                let mut best = u64::MAX;
+                for &(dy, dx) in &shifts {
+                    let mut sum = 0u64;
+                    for yy in y0..y1 {
+                        for xx in x0..x1 {
+                            let (sy, sx) = ((yy as isize + dy).clamp(0, h as isize - 1) as usize, (xx as isize + dx).clamp(0, w as isize - 1) as usize);
+                            for k in 0..c {
+                                let d = next[k * h * w + yy * w + xx] - last[k * h * w + sy * w + sx];
+                                sum += ((d * d).min(4.0) * 65536.0) as u64;
+                            }
+                        }
+                    }
+                    if sum < best {
+                        best = sum;
+                        out[y * w + x] = ((dy * dy + dx * dx) as f32).sqrt();
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fast_path_equals_the_definition() {
+        let mut state = 7u64;
+        let mut noise = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        // Frames narrower than a block, odd and even blocks, block 1, two channels.
+        for (c, h, w, r, b) in [(1, 20, 30, 3, 12), (1, 9, 7, 2, 8), (2, 12, 17, 1, 5), (1, 15, 16, 2, 1), (1, 6, 40, 4, 6)] {
+            let last: Vec<f32> = (0..c * h * w).map(|_| noise()).collect();
+            let next: Vec<f32> = last.iter().enumerate().map(|(i, v)| 0.5 * (v + last[(i + 3) % last.len()]) + 0.1 * noise()).collect();
+            assert_eq!(speed_map(&last, &next, c, h, w, r, b).unwrap(), speed_naive(&last, &next, c, h, w, r, b), "{c}x{h}x{w} r{r} b{b}");
+        }
+    }
+
     #[test]
     fn a_moving_object_on_a_flat_background() {
         let (h, w) = (32, 48);
@@ -280,6 +388,9 @@ mod tests {
         assert!(e.to_string().contains("next frame"), "{e}");
         assert!(speed_map(&a, &b, 1, h, w, 0, 4).is_err());
         assert!(speed_map(&a, &b, 1, h, w, 9, 4).is_err());
+        assert!(speed_map(&a, &b, 1, h, w, 2, 49).is_err());
+        let four = |f: &[f32]| [f, f, f, f].concat();
+        assert!(speed_map(&four(&a), &four(&b), 4, h, w, 2, 4).unwrap_err().to_string().contains("channels"));
     }
 
     #[test]

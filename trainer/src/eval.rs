@@ -27,6 +27,11 @@ pub struct Report {
     #[serde(flatten)]
     pub offline: ScoreSet,
     pub causal: ScoreSet,
+    /// The offline scoring with each visual error first clipped at the calibration's
+    /// `visual_cap()` (the largest evidence of the normal footage), so that per-clip min-max is not
+    /// set by one clip's extreme frames; None for a calibration without `visual_z_max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_saturated: Option<ScoreSet>,
     pub offline_scoring: OfflineScoring,
     pub calibration: CausalCalibration,
     /// Raw per-frame visual error per clip (pooled as `calibration.pooling`), aligned with
@@ -159,6 +164,17 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         }
         sets.push((score_set(&offline), score_set(&causal)));
     }
+    let offline_saturated = match calibration.visual_cap() {
+        Some(cap) => {
+            let mut sat = Vec::new();
+            for (c, (clip, err)) in ds.clips.iter().zip(&all_errors[0]).enumerate() {
+                let sem = semantic.as_ref().map(|s| &s[c][..]);
+                sat.push((clip.name.clone(), scoring::try_offline_scores(&scoring::saturate(err, cap), sem, &opts.offline)?, labels[&clip.name][4..].to_vec()));
+            }
+            Some(score_set(&sat))
+        }
+        None => None,
+    };
     let mut pooling_comparison: BTreeMap<String, PoolingFigures> = poolings
         .iter()
         .zip(&sets)
@@ -212,6 +228,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         frames_scored,
         offline,
         causal,
+        offline_saturated,
         offline_scoring: opts.offline.clone(),
         calibration,
         visual_error,

@@ -469,6 +469,13 @@ fn print_report(r: &Report) {
     }
     println!("{:<10} {:>12} {:>12}", "micro", pct(r.offline.micro_auc), pct(r.causal.micro_auc));
     println!("{:<10} {:>12} {:>12}", "macro", pct(r.offline.macro_auc), pct(r.causal.macro_auc));
+    if let (Some(sat), Some(z)) = (&r.offline_saturated, r.calibration.visual_z_max) {
+        println!(
+            "offline, each error clipped at z = {z:.2} (the largest on the normal footage) before the per-clip min-max: micro {} macro {}",
+            pct(sat.micro_auc),
+            pct(sat.macro_auc)
+        );
+    }
     let speed = r.calibration.speed.as_ref().map(|s| format!(" + {}", s.cue.name())).unwrap_or_default();
     println!("visual error pooled as {}{speed} (calibrated); all poolings side by side:", r.calibration.pooling.name());
     let wn = r.pooling_comparison.keys().map(String::len).max().unwrap_or(0).max(18);
