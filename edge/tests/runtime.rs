@@ -16,7 +16,7 @@ use sfn_edge::pipeline::{FrameOutput, Pipeline};
 use sfn_edge::runtime::{Captioning, Runtime};
 use sfn_edge::sink::JsonLines;
 use sfn_infer::{BackendKind, ExportedModel};
-use sfn_models::scoring::{causal_scores, CausalCalibration, ErrorPooling, RegionStats};
+use sfn_models::scoring::{causal_scores, CausalCalibration, ErrorPooling, RegionStats, SpeedCalibration, SpeedCue};
 use sfn_models::SfnConfig;
 use sfn_sources::{ImageFolder, ImageFolderOptions};
 use sfn_trainer::checkpoint;
@@ -41,6 +41,10 @@ fn fixture(root: &Path) -> (PathBuf, PathBuf) {
     cal.pooling = ErrorPooling::WindowMaxZ { window: 8, stride: 4 };
     let boxes: Vec<Vec<f32>> = (0..6).map(|f| (0..77).map(|b| 0.01 + 0.002 * ((b * 7 + f * 3) % 11) as f32).collect()).collect();
     cal.regions = Some(RegionStats::fit(8, 4, [7, 11], boxes.iter().map(Vec::as_slice)).unwrap());
+    // The speed cue (block matching between frames t and t+1) with statistics of its own.
+    let cue = SpeedCue { radius: 2, block: 6, window: 8, stride: 4, weight: 2.0 };
+    let speeds: Vec<Vec<f32>> = (0..6).map(|f| (0..77).map(|b| 0.2 + 0.05 * ((b * 5 + f) % 7) as f32).collect()).collect();
+    cal.speed = Some(SpeedCalibration::fit(cue, 32, 48, speeds.iter().map(Vec::as_slice)).unwrap());
     checkpoint::write_json(&ck.join(checkpoint::CALIBRATION), &cal).unwrap();
     let out = root.join("onnx");
     export(&ExportOptions { model: ck, out: out.clone(), int8: false, weight_int8: false, calib: None, calib_windows: 0 }).unwrap();
@@ -82,6 +86,20 @@ fn streaming_equals_batch_evaluation() {
         assert!((a - b).abs() <= 1e-5 * b.abs().max(1e-3), "frame {}: streaming {a} vs batch {b}", o.index);
         assert!((o.score - causal[k]).abs() <= 1e-3 * causal[k].abs().max(1.0), "frame {}: score {} vs {}", o.index, o.score, causal[k]);
     }
+}
+
+/// Speed statistics that do not fit the model's frames are refused when the pipeline opens, by name.
+#[test]
+fn speed_statistics_of_another_geometry_are_refused_at_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, onnx) = fixture(tmp.path());
+    let path = onnx.join("model.json");
+    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    m["calibration"]["speed"]["regions"]["grid"] = serde_json::json!([3, 5]);
+    std::fs::write(&path, serde_json::to_string(&m).unwrap()).unwrap();
+    let e = Pipeline::open(&onnx, &BackendKind::Tract, AlarmConfig::default()).err().expect("refused");
+    let msg = e.to_string();
+    assert!(msg.contains("calibration.speed") && msg.contains("32x48") && msg.contains("model.json"), "{msg}");
 }
 
 /// A provider that blocks until the test lets it go.

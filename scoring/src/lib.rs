@@ -619,8 +619,8 @@ impl RegionStats {
 
     /// Finite statistics and a positive floor (checked once, where statistics are loaded).
     pub fn validate(&self) -> Result<(), ScoringError> {
-        if !(self.floor.is_finite() && self.floor > 0.0) || self.mean.iter().chain(&self.std).any(|v| !v.is_finite()) {
-            return Err(ScoringError::Regions("non-finite statistics or a floor that is not positive".into()));
+        if !(self.floor.is_finite() && self.floor > 0.0) || self.mean.iter().chain(&self.std).any(|v| !v.is_finite()) || self.std.iter().any(|&v| v < 0.0) {
+            return Err(ScoringError::Regions("non-finite statistics, a negative std or a floor that is not positive".into()));
         }
         Ok(())
     }

@@ -133,6 +133,20 @@ impl SpeedCalibration {
         (prediction_error + l * speed) / (1.0 + l)
     }
 
+    /// The statistics fit a `height` x `width` frame: the cue's box grid and one mean and std per box.
+    pub fn check_geometry(&self, height: usize, width: usize) -> Result<(), ScoringError> {
+        let grid = box_grid(height, width, self.cue.window, self.cue.stride);
+        let n = grid[0] * grid[1];
+        if self.regions.grid != grid || self.regions.mean.len() != n || self.regions.std.len() != n {
+            return Err(ScoringError::Regions(format!(
+                "speed statistics for grid {:?} ({} boxes) do not fit {height}x{width} (grid {grid:?}, {n} boxes)",
+                self.regions.grid,
+                self.regions.mean.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks the cue and finite statistics (once, where the calibration is loaded).
     pub fn validate(&self) -> Result<(), ScoringError> {
         self.cue.validate()?;
@@ -410,6 +424,11 @@ mod tests {
         assert_eq!(cal.fuse(1.0, 5.0), (1.0 + 3.0 * 5.0) / 4.0);
         // A frame of another size is refused by name.
         assert!(cal.score(&a[..16 * 48], &a[..16 * 48], 1, 16, 48).is_err());
+        cal.check_geometry(h, w).unwrap();
+        assert!(cal.check_geometry(16, 48).unwrap_err().to_string().contains("16x48"));
+        let mut short = cal.clone();
+        short.regions.std.pop();
+        assert!(short.check_geometry(h, w).is_err());
         assert_eq!(cue.name().parse::<SpeedCue>().unwrap(), cue);
         assert_eq!(SpeedCue::PED2_128X192.name(), "speed_r3_b12_32s16_l4");
         for wrong in ["speed_r0_b12_32s16_l4", "speed_r3_b12_32x16_l4", "speed_r3_b12_32s16", "r3_b12_32s16_l4", "speed_r3_b12_32s16_l-1"] {

@@ -137,5 +137,16 @@ pub fn model_manifest(data: &[u8]) {
             let s = scorer.push(v, Some(v));
             assert!(s.is_finite(), "causal score {s} from {v}");
         }
+        // A speed cue the runtime would accept scores a (small) frame pair or says why.
+        let img = &m.image;
+        if let Some(sp) = cal.speed.as_ref().filter(|sp| sp.validate().and_then(|()| sp.check_geometry(img.height, img.width)).is_ok()) {
+            if frame <= 4096 {
+                let last: Vec<f32> = (0..frame).map(|i| (i % 7) as f32 / 7.0 - 0.5).collect();
+                let next: Vec<f32> = (0..frame).map(|i| (i % 5) as f32 / 5.0 - 0.5).collect();
+                if let Ok(s) = sp.score(&last, &next, img.channels, img.height, img.width) {
+                    assert!(!s.is_nan(), "speed score NaN from validated statistics");
+                }
+            }
+        }
     }
 }
