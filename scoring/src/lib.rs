@@ -523,17 +523,24 @@ pub struct RegionStats {
     pub floor: f32,
 }
 
-/// Squared-error map averaged over channels: `height * width` values. Errors name the field.
-pub fn error_map(pred: &[f32], target: &[f32], channels: usize, height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
+/// Checks two CHW frames of `channels * height * width` values each and returns the plane size
+/// `height * width`. Errors name the frame that is wrong, or the sizes when there are no pixels.
+pub(crate) fn check_frame_pair(frames: [(&'static str, &[f32]); 2], channels: usize, height: usize, width: usize) -> Result<usize, ScoringError> {
     let plane = height * width;
     if channels == 0 || plane == 0 {
         return Err(ScoringError::BadShape { field: "channels/height/width", reason: format!("{channels}x{height}x{width} has no pixels") });
     }
-    for (field, len) in [("pred", pred.len()), ("target", target.len())] {
-        if len != channels * plane {
-            return Err(ScoringError::BadShape { field, reason: format!("{len} values, expected {channels}x{height}x{width} = {}", channels * plane) });
+    for (field, f) in frames {
+        if f.len() != channels * plane {
+            return Err(ScoringError::BadShape { field, reason: format!("{} values, expected {channels}x{height}x{width} = {}", f.len(), channels * plane) });
         }
     }
+    Ok(plane)
+}
+
+/// Squared-error map averaged over channels: `height * width` values. Errors name the field.
+pub fn error_map(pred: &[f32], target: &[f32], channels: usize, height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
+    let plane = check_frame_pair([("pred", pred), ("target", target)], channels, height, width)?;
     let mut map = vec![0f32; plane];
     for c in 0..channels {
         for (m, (p, t)) in map.iter_mut().zip(pred[c * plane..(c + 1) * plane].iter().zip(&target[c * plane..(c + 1) * plane])) {

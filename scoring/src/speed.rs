@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{box_grid, window_means, RegionStats, ScoringError};
+use crate::{box_grid, check_frame_pair, window_means, RegionStats, ScoringError};
 
 /// Largest search radius accepted (pixels); 8 means 289 candidate shifts a pixel.
 pub const MAX_SPEED_RADIUS: usize = 8;
@@ -167,15 +167,7 @@ impl SpeedCalibration {
 /// texture) gets speed 0. The block B(y, x) is rows `y - b/2 .. y - b/2 + b` and likewise columns,
 /// clipped to the frame; `last` is read with coordinates clamped to the frame. Frames are CHW `f32`.
 pub fn speed_map(last: &[f32], next: &[f32], channels: usize, height: usize, width: usize, radius: usize, block: usize) -> Result<Vec<f32>, ScoringError> {
-    let plane = height * width;
-    if channels == 0 || plane == 0 {
-        return Err(ScoringError::BadShape { field: "channels/height/width", reason: format!("{channels}x{height}x{width} has no pixels") });
-    }
-    for (field, len) in [("last frame", last.len()), ("next frame", next.len())] {
-        if len != channels * plane {
-            return Err(ScoringError::BadShape { field, reason: format!("{len} values, expected {channels}x{height}x{width} = {}", channels * plane) });
-        }
-    }
+    let plane = check_frame_pair([("last frame", last), ("next frame", next)], channels, height, width)?;
     if !(1..=MAX_SPEED_RADIUS).contains(&radius) || !(1..=MAX_SPEED_BLOCK).contains(&block) {
         return Err(ScoringError::BadParameter { name: "speed radius/block", value: radius as f32, reason: "radius must be 1..=8 and block 1..=48" });
     }
