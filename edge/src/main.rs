@@ -56,7 +56,7 @@ fn main() -> Result<()> {
             let k = &cfg.sinks;
             let sinks = [k.stdout, k.json_file.is_some(), k.packet_file.is_some(), k.udp.is_some(), k.serial.is_some(), k.mqtt.is_some()].iter().filter(|b| **b).count();
             println!(
-                "ok: device {}, model {} ({}, {}x{}x{}, {}), source {}, captions {}, {} sink(s) configured",
+                "ok: device {}, model {} ({}, {}x{}x{}, {}), scoring {}, source {}, captions {}, {} sink(s) configured",
                 cfg.device,
                 cfg.model.dir.display(),
                 m.precision.name(),
@@ -64,6 +64,7 @@ fn main() -> Result<()> {
                 m.image.height,
                 m.image.width,
                 rt.pipeline.backend(),
+                rt.pipeline.scoring_name(),
                 source.describe(),
                 cfg.captions.provider,
                 sinks

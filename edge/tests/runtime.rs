@@ -194,7 +194,7 @@ fn sfn_edge_check_and_run() {
     let c = cfg.to_str().unwrap();
     let (ok, out, err) = sfn_edge(&["check", "--config", c]);
     assert!(ok, "{out}{err}");
-    assert!(out.starts_with("ok: device cam1") && out.contains("tract"), "{out}");
+    assert!(out.starts_with("ok: device cam1") && out.contains("tract") && out.contains("scoring window_max_z_8s4 + speed_r2_b6_8s4_l2"), "{out}");
     let (ok, out, err) = sfn_edge(&["run", "--config", c, "--set", "alarm.threshold=2.5"]);
     assert!(ok, "{out}{err}");
     let bytes = std::fs::read(&packets).unwrap();
