@@ -273,27 +273,45 @@ pub fn write_error_maps(model: &sfn_models::SfnVad, ds: &Dataset, texts: Option<
         let pred = model.forward(&x.narrow(1, 0, 4)?, text.as_ref().map(|t| &t.0))?.frame.flatten_all()?.to_vec1::<f32>()?;
         let target = &clip.frames[t];
         let map = scoring::error_map(&pred, target, ch, h, w)?;
-        // The box that made the score: highest box mean (z-scored against its region for WindowMaxZ).
+        // The box that made each score: highest box mean (z-scored against its region for WindowMaxZ).
+        let best_box = |scores: &[f32], win: usize, stride: usize| {
+            let best = (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap_or(0);
+            let [_, gw] = scoring::box_grid(h, w, win, stride);
+            let s = stride.max(1);
+            ((best / gw) * s, (best % gw) * s, win.min(h).min(w))
+        };
         let mark = cal.pooling.window().map(|(win, stride)| {
             let means = scoring::window_means(&map, h, w, win, stride);
             let scores = match (&cal.regions, cal.pooling) {
                 (Some(r), ErrorPooling::WindowMaxZ { .. }) => r.box_scores(&means).unwrap_or(means),
                 _ => means,
             };
-            let best = (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap_or(0);
-            let [_, gw] = scoring::box_grid(h, w, win, stride);
-            let s = stride.max(1);
-            ((best / gw) * s, (best % gw) * s, win.min(h).min(w))
+            best_box(&scores, win, stride)
         });
+        // With a speed cue: its map (pixels a frame) and the box whose region z is highest.
+        let speed = match &cal.speed {
+            Some(sp) => {
+                let m = sp.cue.map(&clip.frames[t - 1], target, ch, h, w)?;
+                let z = sp.regions.box_scores(&scoring::window_means(&m, h, w, sp.cue.window, sp.cue.stride))?;
+                let mark = best_box(&z, sp.cue.window, sp.cue.stride);
+                Some((m, mark, sp.cue.name()))
+            }
+            None => None,
+        };
         // Show channel 0 (gray models have one).
         let plane = h * w;
-        let panels = [
-            plot::Panel { title: &format!("frame {t}"), values: &target[..plane], heat: false },
-            plot::Panel { title: "prediction", values: &pred[..plane], heat: false },
-            plot::Panel { title: "squared error", values: &map, heat: true },
+        let frame_title = format!("frame {t}");
+        let mut panels = vec![
+            plot::Panel { title: &frame_title, values: &target[..plane], heat: false, mark: None },
+            plot::Panel { title: "prediction", values: &pred[..plane], heat: false, mark: None },
+            plot::Panel { title: "squared error", values: &map, heat: true, mark },
         ];
-        let title = format!("clip {}: frame {t}, highest visual error {e:.4} ({})", clip.name, cal.pooling.name());
-        plot::error_map_png(&dir.join(format!("clip_{}_error_map.png", clip.name)), &title, &panels, h, w, mark)?;
+        if let Some((m, mark, _)) = &speed {
+            panels.push(plot::Panel { title: "speed (px a frame)", values: m, heat: true, mark: Some(*mark) });
+        }
+        let cue = speed.as_ref().map(|(_, _, name)| format!(" + {name}")).unwrap_or_default();
+        let title = format!("clip {}: frame {t}, highest visual error {e:.4} ({}{cue})", clip.name, cal.pooling.name());
+        plot::error_map_png(&dir.join(format!("clip_{}_error_map.png", clip.name)), &title, &panels, h, w)?;
     }
     Ok(())
 }

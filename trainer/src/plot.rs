@@ -156,15 +156,16 @@ pub struct Panel<'a> {
     pub values: &'a [f32],
     /// Gray from `[-1, 1]` (model pixels), or a heat scale from 0 to the panel's maximum.
     pub heat: bool,
+    /// A box `(y, x, size)` to outline (the region that made this map's score), and its label.
+    pub mark: Option<(usize, usize, usize)>,
 }
 
 /// Pixels per image pixel in [`error_map_png`].
 const MAP_SCALE: u32 = 4;
 
 /// Frame panels side by side (target, prediction, squared error as heat), each image pixel drawn
-/// `MAP_SCALE` x `MAP_SCALE`, with an optional box `(y, x, size)` outlined on the heat panels (the
-/// region that made the frame's score).
-pub fn error_map_png(path: &Path, title: &str, panels: &[Panel<'_>], height: usize, width: usize, mark: Option<(usize, usize, usize)>) -> Result<(), PlotError> {
+/// `MAP_SCALE` x `MAP_SCALE`, each with its optional box outlined ([`Panel::mark`]).
+pub fn error_map_png(path: &Path, title: &str, panels: &[Panel<'_>], height: usize, width: usize) -> Result<(), PlotError> {
     if panels.is_empty() || height == 0 || width == 0 {
         return Err(PlotError::Empty);
     }
@@ -189,7 +190,7 @@ pub fn error_map_png(path: &Path, title: &str, panels: &[Panel<'_>], height: usi
                 let (px, py) = (x0 + x * MAP_SCALE as i32, y0 + y * MAP_SCALE as i32);
                 area.draw(&Rectangle::new([(px, py), (px + MAP_SCALE as i32, py + MAP_SCALE as i32)], c.filled())).map_err(draw_err)?;
             }
-            if let (true, Some((by, bx, bs))) = (p.heat, mark) {
+            if let Some((by, bx, bs)) = p.mark {
                 let s = MAP_SCALE as i32;
                 let r = [(x0 + bx as i32 * s, y0 + by as i32 * s), (x0 + (bx + bs) as i32 * s, y0 + (by + bs) as i32 * s)];
                 area.draw(&Rectangle::new(r, RGBColor(0, 200, 255).stroke_width(2))).map_err(draw_err)?;
