@@ -8,6 +8,7 @@ pub mod eval;
 pub mod export;
 pub mod optim;
 pub mod plot;
+pub mod roofline;
 pub mod synth;
 pub mod train;
 
