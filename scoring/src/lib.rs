@@ -12,6 +12,9 @@
 //!   normal (training) footage ([`CausalCalibration::fit`]), combined with the same weights, and smoothed
 //!   with a one-sided (past-only) half-Gaussian. Each output depends only on the frames pushed so far.
 //!
+//! The visual error of a frame is its prediction error pooled by [`ErrorPooling`], optionally fused with
+//! the [`speed`] cue (block-matching displacement, region z-scored) when the calibration carries one.
+//!
 //! Weighted sums are normalised by the sum of the weights, `(w_v * v + w_s * s) / (w_v + w_s)`; for the
 //! published weights (which sum to 1) this is the plain weighted sum. When there is no semantic stream the
 //! score is the visual term alone (its weight renormalised to 1).

@@ -38,7 +38,8 @@ impl SpeedCue {
     /// The preset chosen on Ped2 dev clips 01, 05, 06, 09 at 128x192 (README, issue 8).
     pub const PED2_128X192: Self = Self { radius: 3, block: 12, window: 32, stride: 16, weight: 4.0 };
 
-    /// Radius 1..=[`MAX_SPEED_RADIUS`], block and window >= 1, stride >= 1, weight finite and >= 0.
+    /// Radius 1..=[`MAX_SPEED_RADIUS`], block 1..=[`MAX_SPEED_BLOCK`], window and stride >= 1, weight
+    /// finite and >= 0.
     pub fn validate(&self) -> Result<(), ScoringError> {
         let bad = |name: &'static str, value: f32, reason: &'static str| Err(ScoringError::BadParameter { name, value, reason });
         if !(1..=MAX_SPEED_RADIUS).contains(&self.radius) {
