@@ -125,6 +125,9 @@ fn print_report(r: &ReplayReport, per_frame: bool) {
         println!("alarm: clip {} frames {}..={} {verdict}", a.clip, a.start_frame, a.end_frame);
     }
     println!("frame-level AUC: causal (as sent) micro {} macro {}; offline micro {} macro {}", pct(v.causal.micro_auc), pct(v.causal.macro_auc), pct(v.offline.micro_auc), pct(v.offline.macro_auc));
+    if let Some(sat) = &v.offline_saturated {
+        println!("offline, saturated at the calibration's largest normal z: micro {} macro {}", pct(sat.micro_auc), pct(sat.macro_auc));
+    }
     if let Some(m) = &v.alarm_metrics {
         println!(
             "alarms: {} ({} true, {} false); events detected {}/{}; precision {} recall {}; mean delay {} frames; {} false alarms per hour",
@@ -200,7 +203,7 @@ fn main() -> Result<()> {
                 let lab = l.get(clip).with_context(|| format!("{}: no labels for clip {clip}", labels.display()))?;
                 traces.push(ClipTrace::from_packets(clip, &pk, Some(lab)).map_err(anyhow::Error::msg)?);
             }
-            let v = validate::validate(&traces, fps, 0);
+            let v = validate::validate(&traces, fps, 0, None);
             sfn_trainer::checkpoint::write_json(&report, &v)?;
             let plots = report.with_extension("plots");
             validate::plots(&traces, &v, &plots).map_err(anyhow::Error::msg)?;

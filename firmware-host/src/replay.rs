@@ -166,7 +166,9 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplayReport, HostError> {
         };
         traces.push(ClipTrace::from_outputs(&clip.name, &outs, l.as_deref()).map_err(|reason| HostError::Input { path: clip.dir.clone(), reason })?);
     }
-    let validation = validate::validate(&traces, opts.fps, opts.alarm.raise_after);
+    // The saturated offline scoring needs the calibration's cap (the pipeline has already read model.json).
+    let z_cap = sfn_infer::manifest::Manifest::read(&opts.model).ok().and_then(|m| m.calibration).and_then(|c| c.visual_z_max);
+    let validation = validate::validate(&traces, opts.fps, opts.alarm.raise_after, z_cap);
     let report = ReplayReport {
         model: opts.model.display().to_string(),
         clips: clips.iter().map(|c| c.name.clone()).collect(),

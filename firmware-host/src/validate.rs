@@ -143,12 +143,17 @@ pub struct Validation {
     pub causal: ScoreSet,
     /// Offline scoring of the same errors, for comparison.
     pub offline: ScoreSet,
+    /// The offline scoring with each visual z-score first clipped at the calibration's `visual_z_max`
+    /// (as `sfn-train eval` reports it); only when that cap is known (replay reads it from model.json).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_saturated: Option<ScoreSet>,
     pub alarms: Vec<AlarmRun>,
     pub alarm_metrics: Option<AlarmMetrics>,
 }
 
-/// Scores and alarm metrics of traces (labels where known). `fps` converts frames to hours.
-pub fn validate(traces: &[ClipTrace], fps: f64, _raise_after: u32) -> Validation {
+/// Scores and alarm metrics of traces (labels where known). `fps` converts frames to hours; `z_cap`
+/// (the calibration's `visual_z_max`) adds the saturated offline scoring.
+pub fn validate(traces: &[ClipTrace], fps: f64, _raise_after: u32, z_cap: Option<f32>) -> Validation {
     let lab = |t: &ClipTrace| t.labels.clone().unwrap_or_else(|| vec![0; t.frames.len()]);
     let causal: Vec<(String, Vec<f32>, Vec<u8>)> = traces.iter().map(|t| (t.name.clone(), t.scores.clone(), lab(t))).collect();
     let offline_cfg = OfflineScoring::default();
@@ -159,6 +164,16 @@ pub fn validate(traces: &[ClipTrace], fps: f64, _raise_after: u32) -> Validation
             (t.name.clone(), offline_scores(&t.visual_z, sem.as_deref(), &offline_cfg), lab(t))
         })
         .collect();
+    let offline_saturated = z_cap.filter(|z| z.is_finite()).map(|cap| {
+        let sets: Vec<(String, Vec<f32>, Vec<u8>)> = traces
+            .iter()
+            .map(|t| {
+                let sem: Option<Vec<f32>> = t.semantic_z.iter().copied().collect();
+                (t.name.clone(), offline_scores(&sfn_scoring::saturate(&t.visual_z, cap), sem.as_deref(), &offline_cfg), lab(t))
+            })
+            .collect();
+        score_set(&sets)
+    });
     let mut runs = Vec::new();
     let mut m = AlarmMetrics { events: 0, detected_events: 0, alarms: 0, true_alarms: 0, false_alarms: 0, precision: None, recall: None, mean_detection_delay_frames: None, false_alarms_per_hour: None, normal_hours: 0.0 };
     let mut delays = Vec::new();
@@ -194,7 +209,7 @@ pub fn validate(traces: &[ClipTrace], fps: f64, _raise_after: u32) -> Validation
         m.false_alarms_per_hour = (m.normal_hours > 0.0).then(|| m.false_alarms as f64 / m.normal_hours);
         m
     });
-    Validation { causal: score_set(&causal), offline: score_set(&offline), alarms: runs, alarm_metrics: metrics }
+    Validation { causal: score_set(&causal), offline: score_set(&offline), offline_saturated, alarms: runs, alarm_metrics: metrics }
 }
 
 /// Score curves per clip (abnormal frames shaded) and the ROC, as PNGs in `dir`.
@@ -265,7 +280,12 @@ mod tests {
         // frames 4..16; events: 6..=8 and 12..=13; alarms: 7..=9 (true), 14..=15 (false: after event 2).
         let a = [Idle, Idle, Idle, Raised, Active, Cleared, Idle, Idle, Idle, Idle, Raised, Cleared];
         let l = [0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 0, 0];
-        let v = validate(&[trace(&a, &l)], 10.0, 1);
+        let v = validate(&[trace(&a, &l)], 10.0, 1, None);
+        assert!(v.offline_saturated.is_none());
+        // With the calibration's cap, the offline scoring of the clipped z-scores is added.
+        let sat = validate(&[trace(&a, &l)], 10.0, 1, Some(5.0)).offline_saturated.unwrap();
+        let z: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        assert_eq!(sat.per_clip["c"].scores, offline_scores(&sfn_scoring::saturate(&z, 5.0), None, &OfflineScoring::default()));
         let m = v.alarm_metrics.unwrap();
         assert_eq!((m.events, m.detected_events, m.alarms, m.true_alarms, m.false_alarms), (2, 1, 2, 1, 1));
         assert_eq!(m.precision, Some(0.5));
