@@ -85,8 +85,10 @@ fn main() -> Result<()> {
             other => bail!("unknown argument {other}"),
         }
     }
-    // The roofline: one core's fp32 matmul rate, measured here and now (sets RAYON_NUM_THREADS=1).
-    let roofline = sfn_trainer::roofline::sgemm_flops_one_core(512, 9)?;
+    // The roofline: one core's fp32 matmul rate, measured here and now (candle's matmul on one thread;
+    // this process runs single-threaded otherwise, as its children do).
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+    let roofline = sfn_trainer::roofline::sgemm_flops(512, 9)?;
     let frames_dir = data.join("testing/frames/01");
     if !frames_dir.exists() {
         bail!("{}: no Ped2 (set SFN_DATA or --data)", frames_dir.display());

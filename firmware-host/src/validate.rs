@@ -157,23 +157,20 @@ pub fn validate(traces: &[ClipTrace], fps: f64, _raise_after: u32, z_cap: Option
     let lab = |t: &ClipTrace| t.labels.clone().unwrap_or_else(|| vec![0; t.frames.len()]);
     let causal: Vec<(String, Vec<f32>, Vec<u8>)> = traces.iter().map(|t| (t.name.clone(), t.scores.clone(), lab(t))).collect();
     let offline_cfg = OfflineScoring::default();
-    let offline: Vec<(String, Vec<f32>, Vec<u8>)> = traces
-        .iter()
-        .map(|t| {
-            let sem: Option<Vec<f32>> = t.semantic_z.iter().copied().collect();
-            (t.name.clone(), offline_scores(&t.visual_z, sem.as_deref(), &offline_cfg), lab(t))
-        })
-        .collect();
-    let offline_saturated = z_cap.filter(|z| z.is_finite()).map(|cap| {
+    // Offline scoring of every trace, its visual z-scores clipped at `cap` first when one is given.
+    let offline_set = |cap: Option<f32>| -> ScoreSet {
         let sets: Vec<(String, Vec<f32>, Vec<u8>)> = traces
             .iter()
             .map(|t| {
                 let sem: Option<Vec<f32>> = t.semantic_z.iter().copied().collect();
-                (t.name.clone(), offline_scores(&sfn_scoring::saturate(&t.visual_z, cap), sem.as_deref(), &offline_cfg), lab(t))
+                let visual = cap.map_or_else(|| t.visual_z.clone(), |c| sfn_scoring::saturate(&t.visual_z, c));
+                (t.name.clone(), offline_scores(&visual, sem.as_deref(), &offline_cfg), lab(t))
             })
             .collect();
         score_set(&sets)
-    });
+    };
+    let offline = offline_set(None);
+    let offline_saturated = z_cap.filter(|z| z.is_finite()).map(|cap| offline_set(Some(cap)));
     let mut runs = Vec::new();
     let mut m = AlarmMetrics { events: 0, detected_events: 0, alarms: 0, true_alarms: 0, false_alarms: 0, precision: None, recall: None, mean_detection_delay_frames: None, false_alarms_per_hour: None, normal_hours: 0.0 };
     let mut delays = Vec::new();
@@ -209,7 +206,7 @@ pub fn validate(traces: &[ClipTrace], fps: f64, _raise_after: u32, z_cap: Option
         m.false_alarms_per_hour = (m.normal_hours > 0.0).then(|| m.false_alarms as f64 / m.normal_hours);
         m
     });
-    Validation { causal: score_set(&causal), offline: score_set(&offline), offline_saturated, alarms: runs, alarm_metrics: metrics }
+    Validation { causal: score_set(&causal), offline, offline_saturated, alarms: runs, alarm_metrics: metrics }
 }
 
 /// Score curves per clip (abnormal frames shaded) and the ROC, as PNGs in `dir`.

@@ -83,8 +83,10 @@ fn main() -> Result<()> {
     if !a.data.join("testing").exists() {
         bail!("{}: no Ped2 here (set SFN_DATA or --data)", a.data.display());
     }
-    // The roofline: one core's fp32 matmul rate, measured here and now (sets RAYON_NUM_THREADS=1).
-    let roofline = sfn_trainer::roofline::sgemm_flops_one_core(512, 9)?;
+    // The roofline: one core's fp32 matmul rate, measured here and now (candle's matmul on one thread;
+    // this process runs single-threaded otherwise, as its children do).
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+    let roofline = sfn_trainer::roofline::sgemm_flops(512, 9)?;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let lib = onnxruntime_library(&repo.join(".venv")).context("no libonnxruntime.so: run scripts/setup.sh or set ORT_DYLIB_PATH")?;
     let tmp = tempfile::tempdir()?;

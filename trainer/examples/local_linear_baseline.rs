@@ -20,10 +20,7 @@ fn main() -> anyhow::Result<()> {
     let mut test = Dataset::open(root, "testing", &f)?;
     if let Ok(keep) = std::env::var("CLIPS") {
         let keep: Vec<&str> = keep.split(',').map(str::trim).collect();
-        if let Some(bad) = keep.iter().find(|k| !test.clips.iter().any(|c| c.name == **k)) {
-            anyhow::bail!("CLIPS names test clip {bad}, which {} does not hold", root.join("testing").display());
-        }
-        test.clips.retain(|c| keep.contains(&c.name.as_str()));
+        test.retain_clips(&keep, &root.join("testing/frames")).map_err(|e| anyhow::anyhow!("CLIPS: {e}"))?;
     }
     let labels = load_labels(root)?;
     let ll = LocalLinear::fit(&train, k, n, 2)?;

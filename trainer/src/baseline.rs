@@ -200,6 +200,7 @@ pub fn score(
     poolings: &[ErrorPooling],
 ) -> Result<BaselineReport, TrainerError> {
     let (h, w) = (train.format.height, train.format.width);
+    test.check_labels(labels)?;
     let mut windows: Vec<(usize, usize)> = poolings.iter().filter_map(ErrorPooling::window).collect();
     windows.sort_unstable();
     windows.dedup();
@@ -226,14 +227,11 @@ pub fn score(
         let cal = scoring::CausalCalibration::fit(&train_errs, None, 3.0, 0.8, 0.2)?;
         let (mut off, mut causal, mut all_l) = (Vec::new(), Vec::new(), Vec::new());
         for (c, frames) in test.clips.iter().zip(&te) {
-            let l = labels.get(&c.name).ok_or_else(|| TrainerError::Usage(format!("labels.json has no clip {}", c.name)))?;
-            if l.len() != c.frames.len() {
-                return Err(TrainerError::Usage(format!("labels.json: clip {} has {} labels for {} frames", c.name, l.len(), c.frames.len())));
-            }
+            let l = &labels[&c.name];
             let errs = frames.iter().map(pool).collect::<Result<Vec<_>, _>>()?;
             off.extend(scoring::offline_scores(&errs, None, &OfflineScoring::default()));
             causal.extend(scoring::causal_scores(&errs, None, &cal));
-            all_l.extend_from_slice(l.get(4..).unwrap_or_default());
+            all_l.extend_from_slice(&l[4..]);
         }
         aucs.push(BaselineAuc {
             pooling,

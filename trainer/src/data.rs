@@ -134,6 +134,14 @@ pub enum DataError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A clip asked for by name (a selection subset) that the split does not hold.
+    #[error("no clip {clip:?} in {}", dir.display())]
+    NoSuchClip {
+        /// The name asked for.
+        clip: String,
+        /// The split's frames folder.
+        dir: PathBuf,
+    },
     /// No labels file.
     #[error("labels file {} does not exist", path.display())]
     LabelsMissing {
@@ -418,6 +426,16 @@ impl Dataset {
             }
         }
         Ok(out)
+    }
+
+    /// Keeps only the clips named (a selection subset), in dataset order. `dir` (the split's frames
+    /// folder) names where they were looked for when one is missing; then nothing is dropped.
+    pub fn retain_clips<S: AsRef<str>>(&mut self, names: &[S], dir: &Path) -> Result<(), DataError> {
+        if let Some(missing) = names.iter().find(|n| !self.clips.iter().any(|c| c.name == n.as_ref())) {
+            return Err(DataError::NoSuchClip { clip: missing.as_ref().to_string(), dir: dir.to_path_buf() });
+        }
+        self.clips.retain(|c| names.iter().any(|n| n.as_ref() == c.name));
+        Ok(())
     }
 
     /// Checks that every clip has labels, exactly one per frame, each 0 or 1. Labels of clips that are

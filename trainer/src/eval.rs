@@ -99,10 +99,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
     }
     let mut ds = Dataset::open(&opts.data, "testing", &frame_format(&loaded.cfg))?;
     if let Some(names) = &opts.clips {
-        if let Some(missing) = names.iter().find(|n| !ds.clips.iter().any(|c| &c.name == *n)) {
-            return Err(TrainerError::Usage(format!("--clips: no test clip {missing:?} in {}", opts.data.join("testing/frames").display())));
-        }
-        ds.clips.retain(|c| names.contains(&c.name));
+        ds.retain_clips(names, &opts.data.join("testing/frames")).map_err(|e| TrainerError::Usage(format!("--clips: {e}")))?;
     }
     let labels = load_labels(&opts.data)?;
     ds.check_labels(&labels)?;
@@ -145,6 +142,8 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         None => None,
     };
     let mut sets = Vec::new();
+    // The calibrated pooling is also scored offline with each error clipped at the calibration's cap.
+    let (cap, mut saturated) = (calibration.visual_cap(), Vec::new());
     for (pooling, errors) in poolings.iter().zip(&all_errors) {
         // Causal AUC does not depend on the z-score constants (one affine map for all frames), so
         // poolings the model was not calibrated for are scored with their smoothing alone.
@@ -160,21 +159,14 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
             // The semantic error joins the model's own pooling; the comparison rows stay visual-only.
             let sem = semantic.as_ref().filter(|_| *pooling == calibration.pooling).map(|s| &s[c][..]);
             offline.push((clip.name.clone(), scoring::try_offline_scores(err, sem, &opts.offline)?, l.clone()));
+            if let (true, Some(cap)) = (*pooling == calibration.pooling, cap) {
+                saturated.push((clip.name.clone(), scoring::try_offline_scores(&scoring::saturate(err, cap), sem, &opts.offline)?, l.clone()));
+            }
             causal.push((clip.name.clone(), scoring::causal_scores(err, sem, &cal), l));
         }
         sets.push((score_set(&offline), score_set(&causal)));
     }
-    let offline_saturated = match calibration.visual_cap() {
-        Some(cap) => {
-            let mut sat = Vec::new();
-            for (c, (clip, err)) in ds.clips.iter().zip(&all_errors[0]).enumerate() {
-                let sem = semantic.as_ref().map(|s| &s[c][..]);
-                sat.push((clip.name.clone(), scoring::try_offline_scores(&scoring::saturate(err, cap), sem, &opts.offline)?, labels[&clip.name][4..].to_vec()));
-            }
-            Some(score_set(&sat))
-        }
-        None => None,
-    };
+    let offline_saturated = cap.map(|_| score_set(&saturated));
     let mut pooling_comparison: BTreeMap<String, PoolingFigures> = poolings
         .iter()
         .zip(&sets)

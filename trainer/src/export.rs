@@ -156,6 +156,7 @@ pub fn onnx_errors_with_text(
     if let Some(sp) = &speed {
         sp.validate()?;
     }
+    let visual = scoring::VisualScoring { pooling, regions: regions.as_ref(), speed: speed.as_ref() };
     let m = model.manifest.clone();
     let fl = m.frame_len();
     let batch = batch.max(1);
@@ -192,11 +193,7 @@ pub fn onnx_errors_with_text(
             let d = model.decode(&ft, &sk, &mo, tb.as_ref().map(|t| &t.0[..]), &last, b)?;
             for (j, &t) in chunk.iter().enumerate() {
                 let i = &m.image;
-                let e = pooling.pool_with(&d.frame.data[j * fl..(j + 1) * fl], &clip.frames[t], i.channels, i.height, i.width, regions.as_ref())?;
-                errs.push(match &speed {
-                    Some(sp) => sp.fuse(e, sp.score(&clip.frames[t - 1], &clip.frames[t], i.channels, i.height, i.width)?),
-                    None => e,
-                });
+                errs.push(visual.error(&d.frame.data[j * fl..(j + 1) * fl], &clip.frames[t], &clip.frames[t - 1], i.channels, i.height, i.width)?);
             }
             if let Some((_, target)) = &tb {
                 let dt = m.text_dim;

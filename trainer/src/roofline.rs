@@ -5,11 +5,10 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 
-/// FLOP/s of an `n` x `n` by `n` x `n` fp32 matmul (2 n^3 FLOP) on one thread: the best of `reps`
-/// timed runs after one warm-up. Sets `RAYON_NUM_THREADS=1` for this process (candle's CPU matmul reads
-/// it on every call), so call it from a benchmark's own process, before anything that wants threads.
-pub fn sgemm_flops_one_core(n: usize, reps: usize) -> candle_core::Result<f64> {
-    std::env::set_var("RAYON_NUM_THREADS", "1");
+/// FLOP/s of an `n` x `n` by `n` x `n` fp32 matmul (2 n^3 FLOP): the best of `reps` timed runs after
+/// one warm-up. candle's CPU matmul uses as many threads as `RAYON_NUM_THREADS` says (read on every
+/// call): a benchmark sets it to 1 in its own process first, for one core's rate.
+pub fn sgemm_flops(n: usize, reps: usize) -> candle_core::Result<f64> {
     let a = Tensor::randn(0f32, 1f32, (n, n), &Device::Cpu)?;
     let b = Tensor::randn(0f32, 1f32, (n, n), &Device::Cpu)?;
     a.matmul(&b)?.sum_all()?.to_scalar::<f32>()?;
@@ -28,7 +27,7 @@ pub fn sgemm_flops_one_core(n: usize, reps: usize) -> candle_core::Result<f64> {
 mod tests {
     #[test]
     fn measures_a_positive_finite_rate() {
-        let f = super::sgemm_flops_one_core(64, 2).unwrap();
+        let f = super::sgemm_flops(64, 2).unwrap();
         assert!(f.is_finite() && f > 1e6, "{f}");
     }
 }
