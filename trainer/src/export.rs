@@ -154,7 +154,10 @@ pub fn onnx_errors_with_text(
     // The speed cue joins the calibrated pooling's error, as on the device.
     let speed = model.manifest.calibration.as_ref().filter(|c| c.pooling == pooling).and_then(|c| c.speed.clone());
     if let Some(sp) = &speed {
-        sp.validate()?;
+        let img = &model.manifest.image;
+        sp.validate()
+            .and_then(|()| sp.check_geometry(img.height, img.width))
+            .map_err(|e| TrainerError::Usage(format!("model.json calibration.speed: {e}")))?;
     }
     let visual = scoring::VisualScoring { pooling, regions: regions.as_ref(), speed: speed.as_ref() };
     let m = model.manifest.clone();

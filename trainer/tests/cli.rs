@@ -609,6 +609,12 @@ fn export_then_eval_onnx_matches_candle_eval() {
         expect_ok(sub, &o);
         assert!(o.stdout.contains("offline micro"), "{}", o.stdout);
     }
+    // Speed statistics that do not fit the model's frames are refused by eval, naming calibration.json.
+    let cal_path = model.join("calibration.json");
+    let mut cal = read_json(&cal_path);
+    cal["speed"]["regions"]["grid"] = serde_json::json!([2, 2]);
+    std::fs::write(&cal_path, serde_json::to_string(&cal).unwrap()).unwrap();
+    expect_err("eval with misfit speed statistics", &eval(&model, &data, &report), &["calibration.json", "speed", "32x48"]);
     // --int8 without --calib is a usage error; a missing export dir names model.json.
     let o = sfn_train([OsStr::new("export"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--out"), out.as_os_str(), OsStr::new("--int8")]);
     expect_err("int8 without calib", &o, &["--calib"]);
