@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub mod speed;
-pub use speed::{speed_map, SpeedCalibration, SpeedCue};
+pub use speed::{speed_map, SpeedCalibration, SpeedCue, SpeedFusion};
 
 /// Errors of the fallible scoring functions.
 #[derive(thiserror::Error, Debug, Clone, PartialEq)]

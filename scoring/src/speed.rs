@@ -6,8 +6,10 @@
 //! distant cyclist. The displacement that best explains a block separates the two: walkers move a
 //! pixel or less a frame at 128x192, cyclists and carts two or more.
 //!
-//! The cue is folded into the visual error before calibration, `e = (e_pred + lambda * s) / (1 + lambda)`
-//! ([`SpeedCalibration::fuse`]), so the causal scorer, the offline scoring and the packets keep one visual
+//! The cue is folded into the visual error before calibration ([`SpeedCalibration::fuse`]): either
+//! `e = max(e_pred, lambda * s)` ([`SpeedFusion::Max`], the Ped2 preset: a frame is as anomalous as its
+//! stronger cue, both being region z-scores) or `e = (e_pred + lambda * s) / (1 + lambda)`
+//! ([`SpeedFusion::Mean`]), so the causal scorer, the offline scoring and the packets keep one visual
 //! stream.
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +20,17 @@ use crate::{box_grid, check_frame_pair, window_means, RegionStats, ScoringError}
 pub const MAX_SPEED_RADIUS: usize = 8;
 /// Largest block side accepted (pixels): the exact integer block sums need blocks of at most 48x48.
 pub const MAX_SPEED_BLOCK: usize = 48;
+
+/// How the speed cue s joins the prediction error e_pred (both region z-scores pooled by max).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SpeedFusion {
+    /// e = (e_pred + lambda * s) / (1 + lambda) (calibrations written before the field existed).
+    #[default]
+    Mean,
+    /// e = max(e_pred, lambda * s).
+    Max,
+}
 
 /// Parameters of the speed cue.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
@@ -30,13 +43,19 @@ pub struct SpeedCue {
     pub window: usize,
     /// Box stride of the region pooling.
     pub stride: usize,
-    /// lambda in e = (e_pred + lambda * s) / (1 + lambda).
+    /// lambda, the weight of s in the fusion.
     pub weight: f32,
+    /// How s joins the prediction error (absent in older files: [`SpeedFusion::Mean`]).
+    #[serde(default)]
+    pub fusion: SpeedFusion,
 }
 
 impl SpeedCue {
-    /// The preset chosen on Ped2 dev clips 01, 05, 06, 09 at 128x192 (README, issue 8).
-    pub const PED2_128X192: Self = Self { radius: 3, block: 12, window: 32, stride: 16, weight: 4.0 };
+    /// The preset chosen on Ped2 dev clips 01, 05, 06, 09 at 128x192 (README, issue 8):
+    /// `e = max(e_pred, s)`.
+    pub const PED2_128X192: Self = Self { radius: 3, block: 12, window: 32, stride: 16, weight: 1.0, fusion: SpeedFusion::Max };
+    /// The earlier Ped2 preset, `e = (e_pred + 4 s) / 5`, kept for the comparison in `eval`'s notes.
+    pub const PED2_128X192_MEAN: Self = Self { weight: 4.0, fusion: SpeedFusion::Mean, ..Self::PED2_128X192 };
 
     /// Radius 1..=[`MAX_SPEED_RADIUS`], block 1..=[`MAX_SPEED_BLOCK`], window and stride >= 1, weight
     /// finite and >= 0.
@@ -69,9 +88,14 @@ impl SpeedCue {
 }
 
 impl SpeedCue {
-    /// Short name, parsed back by `FromStr`: `speed_r3_b12_32s16_l4` (radius, block, window, stride, weight).
+    /// Short name, parsed back by `FromStr`: `speed_r3_b12_32s16_m1` (radius, block, window, stride, then
+    /// `m` + weight for [`SpeedFusion::Max`] or `l` + weight for [`SpeedFusion::Mean`]).
     pub fn name(&self) -> String {
-        format!("speed_r{}_b{}_{}s{}_l{}", self.radius, self.block, self.window, self.stride, self.weight)
+        let f = match self.fusion {
+            SpeedFusion::Mean => 'l',
+            SpeedFusion::Max => 'm',
+        };
+        format!("speed_r{}_b{}_{}s{}_{f}{}", self.radius, self.block, self.window, self.stride, self.weight)
     }
 }
 
@@ -80,7 +104,7 @@ impl std::str::FromStr for SpeedCue {
 
     /// The inverse of [`SpeedCue::name`]; the result is validated.
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?}: expected speed_r<RADIUS>_b<BLOCK>_<WINDOW>s<STRIDE>_l<WEIGHT> (e.g. speed_r3_b12_32s16_l4)");
+        let bad = || format!("{s:?}: expected speed_r<RADIUS>_b<BLOCK>_<WINDOW>s<STRIDE>_m<WEIGHT> (max fusion, e.g. speed_r3_b12_32s16_m1) or _l<WEIGHT> (mean fusion, e.g. speed_r3_b12_32s16_l4)");
         let rest = s.strip_prefix("speed_r").ok_or_else(bad)?;
         let parts: Vec<&str> = rest.split('_').collect();
         let [r, b, ws, l] = parts[..] else { return Err(bad()) };
@@ -91,7 +115,12 @@ impl std::str::FromStr for SpeedCue {
             block: num(b.strip_prefix('b'))?,
             window: num(Some(w))?,
             stride: num(Some(st))?,
-            weight: l.strip_prefix('l').and_then(|v| v.parse::<f32>().ok()).ok_or_else(bad)?,
+            weight: l.get(1..).and_then(|v| v.parse::<f32>().ok()).ok_or_else(bad)?,
+            fusion: match l.as_bytes().first() {
+                Some(b'l') => SpeedFusion::Mean,
+                Some(b'm') => SpeedFusion::Max,
+                _ => return Err(bad()),
+            },
         };
         cue.validate().map_err(|e| format!("{s:?}: {e}"))?;
         Ok(cue)
@@ -128,10 +157,15 @@ impl SpeedCalibration {
         self.score_boxes(&self.cue.box_means(last, next, channels, height, width)?)
     }
 
-    /// e = (e_pred + lambda * s) / (1 + lambda).
+    /// e = (e_pred + lambda * s) / (1 + lambda) ([`SpeedFusion::Mean`]) or e = max(e_pred, lambda * s)
+    /// ([`SpeedFusion::Max`]; NaN in either gives NaN).
     pub fn fuse(&self, prediction_error: f32, speed: f32) -> f32 {
         let l = self.cue.weight;
-        (prediction_error + l * speed) / (1.0 + l)
+        match self.cue.fusion {
+            SpeedFusion::Mean => (prediction_error + l * speed) / (1.0 + l),
+            SpeedFusion::Max if prediction_error.is_nan() || speed.is_nan() => f32::NAN,
+            SpeedFusion::Max => prediction_error.max(l * speed),
+        }
     }
 
     /// The statistics fit a `height` x `width` frame: the cue's box grid and one mean and std per box.
@@ -377,7 +411,7 @@ mod tests {
         assert_eq!(v[13 * w + 14], 3.0, "inside the object");
         assert_eq!(v[28 * w + 40], 0.0, "far from it");
         // Region pooling: the box over the object beats the others.
-        let cue = SpeedCue { radius: 4, block: 8, window: 16, stride: 8, weight: 1.0 };
+        let cue = SpeedCue { radius: 4, block: 8, window: 16, stride: 8, weight: 1.0, fusion: SpeedFusion::Max };
         let means = cue.box_means(&a, &b, 1, h, w).unwrap();
         let (imax, _) = means.iter().enumerate().fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m });
         assert_eq!(box_grid(h, w, 16, 8), [3, 5]);
@@ -403,7 +437,7 @@ mod tests {
     #[test]
     fn calibration_scores_and_fuses() {
         let (h, w) = (32, 48);
-        let cue = SpeedCue { radius: 2, block: 6, window: 16, stride: 8, weight: 3.0 };
+        let cue = SpeedCue { radius: 2, block: 6, window: 16, stride: 8, weight: 3.0, fusion: SpeedFusion::Mean };
         let a = texture(h, w);
         let normal: Vec<Vec<f32>> = [(0, 0), (0, 1), (1, 0)]
             .iter()
@@ -423,8 +457,20 @@ mod tests {
         short.regions.std.pop();
         assert!(short.check_geometry(h, w).is_err());
         assert_eq!(cue.name().parse::<SpeedCue>().unwrap(), cue);
-        assert_eq!(SpeedCue::PED2_128X192.name(), "speed_r3_b12_32s16_l4");
-        for wrong in ["speed_r0_b12_32s16_l4", "speed_r3_b12_32x16_l4", "speed_r3_b12_32s16", "r3_b12_32s16_l4", "speed_r3_b12_32s16_l-1"] {
+        assert_eq!(SpeedCue::PED2_128X192.name(), "speed_r3_b12_32s16_m1");
+        assert_eq!(SpeedCue::PED2_128X192_MEAN.name(), "speed_r3_b12_32s16_l4");
+        for preset in [SpeedCue::PED2_128X192, SpeedCue::PED2_128X192_MEAN] {
+            assert_eq!(preset.name().parse::<SpeedCue>().unwrap(), preset);
+        }
+        // Max fusion: the stronger cue, lambda scaling s; NaN is not swallowed by max.
+        let max = SpeedCalibration { cue: SpeedCue { fusion: SpeedFusion::Max, weight: 2.0, ..cue }, ..cal.clone() };
+        assert_eq!(max.fuse(1.0, 5.0), 10.0);
+        assert_eq!(max.fuse(11.0, 5.0), 11.0);
+        assert!(max.fuse(f32::NAN, 5.0).is_nan() && max.fuse(1.0, f32::NAN).is_nan());
+        // A calibration written before the fusion field existed reads as mean fusion.
+        let old: SpeedCue = serde_json::from_str(r#"{"radius":3,"block":12,"window":32,"stride":16,"weight":4.0}"#).unwrap();
+        assert_eq!(old, SpeedCue::PED2_128X192_MEAN);
+        for wrong in ["speed_r0_b12_32s16_l4", "speed_r3_b12_32x16_l4", "speed_r3_b12_32s16", "r3_b12_32s16_l4", "speed_r3_b12_32s16_l-1", "speed_r3_b12_32s16_x1", "speed_r3_b12_32s16_m"] {
             assert!(wrong.parse::<SpeedCue>().is_err(), "{wrong}");
         }
         let bad = SpeedCue { weight: f32::NAN, ..cue };

@@ -78,8 +78,10 @@ enum Cmd {
         /// Causal one-sided Gaussian sigma in frames (default: the stored one).
         #[arg(long)]
         causal_sigma: Option<f32>,
-        /// Speed cue folded into the visual error: speed_r<R>_b<B>_<W>s<S>_l<WEIGHT> (e.g.
-        /// speed_r3_b12_32s16_l4), or none (default: the stored one, else the training settings').
+        /// Speed cue folded into the visual error: speed_r<R>_b<B>_<W>s<S>_m<WEIGHT> for
+        /// e = max(e_pred, WEIGHT s) (e.g. speed_r3_b12_32s16_m1), _l<WEIGHT> for e = (e_pred + WEIGHT s) /
+        /// (1 + WEIGHT) (e.g. speed_r3_b12_32s16_l4), or none (default: the stored one, else the
+        /// training settings').
         #[arg(long, value_parser = parse_speed)]
         speed: Option<SpeedArg>,
         #[arg(long, default_value_t = 32)]
