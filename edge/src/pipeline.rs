@@ -121,7 +121,7 @@ impl Pipeline {
     }
 
     /// The visual error's pooling, with the speed cue when the calibration has one (e.g.
-    /// `window_max_z_32s16 + speed_r3_b12_32s16_l4`).
+    /// `window_max_z_32s16 + speed_r3_b12_32s16_m1`).
     pub fn scoring_name(&self) -> String {
         let c = &self.calibration;
         c.speed.as_ref().map_or_else(|| c.pooling.name(), |s| format!("{} + {}", c.pooling.name(), s.cue.name()))
