@@ -14,7 +14,7 @@ fn main() {
     let t = std::time::Instant::now();
     let mut acc = 0f32;
     for _ in 0..n {
-        acc += sfn_scoring::speed_map(&a, &b, 1, h, w, 3, 12).unwrap().iter().sum::<f32>();
+        acc += sfn_scoring::speed_map(&a, &b, 1, h, w, 3, 12, 0.1).unwrap().iter().sum::<f32>();
     }
     println!("{:.2} ms per 128x192 frame pair (checksum {acc})", t.elapsed().as_secs_f64() * 1e3 / n as f64);
 }

@@ -48,17 +48,21 @@ pub struct SpeedCue {
     /// How s joins the prediction error (absent in older files: [`SpeedFusion::Mean`]).
     #[serde(default)]
     pub fusion: SpeedFusion,
+    /// Match margin m in [0, 1): a pixel's best shift counts only where its block sum is at most
+    /// (1 - m) times the zero shift's, else the pixel reads 0 ([`speed_map`]; absent in older files: 0).
+    #[serde(default)]
+    pub margin: f32,
 }
 
 impl SpeedCue {
     /// The preset chosen on Ped2 dev clips 01, 05, 06, 09 at 128x192 (README, issue 8):
     /// `e = max(e_pred, s)`.
-    pub const PED2_128X192: Self = Self { radius: 3, block: 12, window: 32, stride: 16, weight: 1.0, fusion: SpeedFusion::Max };
-    /// The earlier Ped2 preset, `e = (e_pred + 4 s) / 5`, kept for the comparison in `eval`'s notes.
-    pub const PED2_128X192_MEAN: Self = Self { weight: 4.0, fusion: SpeedFusion::Mean, ..Self::PED2_128X192 };
+    pub const PED2_128X192: Self = Self { radius: 3, block: 12, window: 32, stride: 16, weight: 1.0, fusion: SpeedFusion::Max, margin: 0.1 };
+    /// The earlier Ped2 preset, `e = (e_pred + 4 s) / 5` with no match margin, kept for comparison.
+    pub const PED2_128X192_MEAN: Self = Self { weight: 4.0, fusion: SpeedFusion::Mean, margin: 0.0, ..Self::PED2_128X192 };
 
     /// Radius 1..=[`MAX_SPEED_RADIUS`], block 1..=[`MAX_SPEED_BLOCK`], window and stride >= 1, weight
-    /// finite and >= 0.
+    /// finite and >= 0, margin in [0, 1).
     pub fn validate(&self) -> Result<(), ScoringError> {
         let bad = |name: &'static str, value: f32, reason: &'static str| Err(ScoringError::BadParameter { name, value, reason });
         if !(1..=MAX_SPEED_RADIUS).contains(&self.radius) {
@@ -73,12 +77,15 @@ impl SpeedCue {
         if !(self.weight.is_finite() && self.weight >= 0.0) {
             return bad("speed.weight", self.weight, "must be finite and >= 0");
         }
+        if !(0.0..1.0).contains(&self.margin) {
+            return bad("speed.margin", self.margin, "must be in [0, 1)");
+        }
         Ok(())
     }
 
     /// The speed map of one frame pair (see [`speed_map`]).
     pub fn map(&self, last: &[f32], next: &[f32], channels: usize, height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
-        speed_map(last, next, channels, height, width, self.radius, self.block)
+        speed_map(last, next, channels, height, width, self.radius, self.block, self.margin)
     }
 
     /// Box means of the speed map of one frame pair, in the geometry of [`box_grid`].
@@ -88,14 +95,16 @@ impl SpeedCue {
 }
 
 impl SpeedCue {
-    /// Short name, parsed back by `FromStr`: `speed_r3_b12_32s16_m1` (radius, block, window, stride, then
-    /// `m` + weight for [`SpeedFusion::Max`] or `l` + weight for [`SpeedFusion::Mean`]).
+    /// Short name, parsed back by `FromStr`: `speed_r3_b12_32s16_m1_g0.1` (radius, block, window, stride,
+    /// then `m` + weight for [`SpeedFusion::Max`] or `l` + weight for [`SpeedFusion::Mean`], then `g` +
+    /// margin, left out when the margin is 0).
     pub fn name(&self) -> String {
         let f = match self.fusion {
             SpeedFusion::Mean => 'l',
             SpeedFusion::Max => 'm',
         };
-        format!("speed_r{}_b{}_{}s{}_{f}{}", self.radius, self.block, self.window, self.stride, self.weight)
+        let g = if self.margin == 0.0 { String::new() } else { format!("_g{}", self.margin) };
+        format!("speed_r{}_b{}_{}s{}_{f}{}{g}", self.radius, self.block, self.window, self.stride, self.weight)
     }
 }
 
@@ -104,10 +113,14 @@ impl std::str::FromStr for SpeedCue {
 
     /// The inverse of [`SpeedCue::name`]; the result is validated.
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?}: expected speed_r<RADIUS>_b<BLOCK>_<WINDOW>s<STRIDE>_m<WEIGHT> (max fusion, e.g. speed_r3_b12_32s16_m1) or _l<WEIGHT> (mean fusion, e.g. speed_r3_b12_32s16_l4)");
+        let bad = || format!("{s:?}: expected speed_r<RADIUS>_b<BLOCK>_<WINDOW>s<STRIDE>_m<WEIGHT> (max fusion) or _l<WEIGHT> (mean fusion), optionally followed by _g<MARGIN> (e.g. speed_r3_b12_32s16_m1_g0.1, speed_r3_b12_32s16_l4)");
         let rest = s.strip_prefix("speed_r").ok_or_else(bad)?;
         let parts: Vec<&str> = rest.split('_').collect();
-        let [r, b, ws, l] = parts[..] else { return Err(bad()) };
+        let (r, b, ws, l, g) = match parts[..] {
+            [r, b, ws, l] => (r, b, ws, l, None),
+            [r, b, ws, l, g] => (r, b, ws, l, Some(g)),
+            _ => return Err(bad()),
+        };
         let (w, st) = ws.split_once('s').ok_or_else(bad)?;
         let num = |v: Option<&str>| v.and_then(|v| v.parse::<usize>().ok()).ok_or_else(bad);
         let cue = SpeedCue {
@@ -120,6 +133,10 @@ impl std::str::FromStr for SpeedCue {
                 Some(b'l') => SpeedFusion::Mean,
                 Some(b'm') => SpeedFusion::Max,
                 _ => return Err(bad()),
+            },
+            margin: match g {
+                None => 0.0,
+                Some(g) => g.strip_prefix('g').and_then(|v| v.parse::<f32>().ok()).ok_or_else(bad)?,
             },
         };
         cue.validate().map_err(|e| format!("{s:?}: {e}"))?;
@@ -199,15 +216,22 @@ impl SpeedCalibration {
 ///
 /// Shifts are tried in order of increasing length (row-major among equal lengths) and one replaces
 /// the best so far only when it matches strictly better, so a block that does not change (or has no
-/// texture) gets speed 0. The block B(y, x) is rows `y - b/2 .. y - b/2 + b` and likewise columns,
+/// texture) gets speed 0. With a `margin` m > 0 the best shift counts only where its sum is at most
+/// (1 - m) times the zero shift's (compared in f64 on the exact sums), else v = 0: in flat or barely
+/// changing blocks the sums of all shifts differ by noise alone, and the shift that wins there says
+/// nothing about motion. The block B(y, x) is rows `y - b/2 .. y - b/2 + b` and likewise columns,
 /// clipped to the frame; `last` is read with coordinates clamped to the frame. Frames are CHW `f32`.
-pub fn speed_map(last: &[f32], next: &[f32], channels: usize, height: usize, width: usize, radius: usize, block: usize) -> Result<Vec<f32>, ScoringError> {
+#[allow(clippy::too_many_arguments)]
+pub fn speed_map(last: &[f32], next: &[f32], channels: usize, height: usize, width: usize, radius: usize, block: usize, margin: f32) -> Result<Vec<f32>, ScoringError> {
     let plane = check_frame_pair([("last frame", last), ("next frame", next)], channels, height, width)?;
     if !(1..=MAX_SPEED_RADIUS).contains(&radius) || !(1..=MAX_SPEED_BLOCK).contains(&block) {
         return Err(ScoringError::BadParameter { name: "speed radius/block", value: radius as f32, reason: "radius must be 1..=8 and block 1..=48" });
     }
     if channels > 3 {
         return Err(ScoringError::BadShape { field: "channels", reason: format!("{channels}: the speed cue takes 1 to 3 channels") });
+    }
+    if !(0.0..1.0).contains(&margin) {
+        return Err(ScoringError::BadParameter { name: "speed margin", value: margin, reason: "must be in [0, 1)" });
     }
     let r = radius as isize;
     let mut shifts: Vec<(isize, isize)> = (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))).collect();
@@ -229,6 +253,7 @@ pub fn speed_map(last: &[f32], next: &[f32], channels: usize, height: usize, wid
     let mut best = vec![u32::MAX; plane];
     // The winning shift's index into `shifts`, as u32 beside `best` (equal-width select lanes).
     let mut winner = vec![0u32; plane];
+    let mut zero: Vec<u32> = Vec::new();
     let mut diff = vec![0u32; plane];
     let w1 = width + 1;
     let mut integral = vec![0u32; (height + 1) * w1];
@@ -308,8 +333,16 @@ pub fn speed_map(last: &[f32], next: &[f32], channels: usize, height: usize, wid
                 *b = (s & better) | (*b & !better);
             }
         }
+        // The first shift is (0, 0): keep its sums for the margin test.
+        if si == 0 && margin > 0.0 {
+            zero.clone_from(&best);
+        }
     }
     let lens: Vec<f32> = shifts.iter().map(|&(dy, dx)| ((dy * dy + dx * dx) as f32).sqrt()).collect();
+    if margin > 0.0 {
+        let keep = 1.0 - f64::from(margin);
+        return Ok(winner.iter().zip(&best).zip(&zero).map(|((&i, &b), &z)| if f64::from(b) <= keep * f64::from(z) { lens[i as usize] } else { 0.0 }).collect());
+    }
     Ok(winner.into_iter().map(|i| lens[i as usize]).collect())
 }
 
@@ -336,10 +369,12 @@ mod tests {
     fn still_frames_have_speed_zero_and_a_shift_is_measured() {
         let (h, w) = (24, 32);
         let a = texture(h, w);
-        assert!(speed_map(&a, &a, 1, h, w, 3, 6).unwrap().iter().all(|&v| v == 0.0));
+        assert!(speed_map(&a, &a, 1, h, w, 3, 6, 0.0).unwrap().iter().all(|&v| v == 0.0));
         // Content moved 2 right and 1 down: away from the borders every pixel reads sqrt(5).
         let b = shifted(&a, h, w, 1, 2);
-        let v = speed_map(&a, &b, 1, h, w, 3, 6).unwrap();
+        let v = speed_map(&a, &b, 1, h, w, 3, 6, 0.0).unwrap();
+        // A true shift matches exactly, so any margin keeps it.
+        assert_eq!(speed_map(&a, &b, 1, h, w, 3, 6, 0.5).unwrap(), v);
         for y in 6..h - 6 {
             for x in 6..w - 6 {
                 assert!((v[y * w + x] - 5f32.sqrt()).abs() < 1e-6, "({y},{x}) = {}", v[y * w + x]);
@@ -347,11 +382,16 @@ mod tests {
         }
         // Beyond the radius the match is wrong but never longer than the radius allows.
         let far = shifted(&a, h, w, 0, 5);
-        assert!(speed_map(&a, &far, 1, h, w, 2, 6).unwrap().iter().all(|&v| v <= 8f32.sqrt() + 1e-6));
+        assert!(speed_map(&a, &far, 1, h, w, 2, 6, 0.0).unwrap().iter().all(|&v| v <= 8f32.sqrt() + 1e-6));
+        // Out-of-range margins are refused by name.
+        for m in [-0.1, 1.0, f32::NAN] {
+            assert!(speed_map(&a, &a, 1, h, w, 3, 6, m).unwrap_err().to_string().contains("margin"), "{m}");
+        }
     }
 
     /// The definition, computed directly: block sums pixel by pixel.
-    fn speed_naive(last: &[f32], next: &[f32], c: usize, h: usize, w: usize, r: usize, b: usize) -> Vec<f32> {
+    #[allow(clippy::too_many_arguments)]
+    fn speed_naive(last: &[f32], next: &[f32], c: usize, h: usize, w: usize, r: usize, b: usize, margin: f32) -> Vec<f32> {
         let r = r as isize;
         let mut shifts: Vec<(isize, isize)> = (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))).collect();
         shifts.sort_by_key(|&(dy, dx)| dy * dy + dx * dx);
@@ -360,7 +400,7 @@ mod tests {
         for y in 0..h {
             for x in 0..w {
                 let ((y0, y1), (x0, x1)) = (span(y, h), span(x, w));
-                let mut best = u64::MAX;
+                let (mut best, mut zero) = (u64::MAX, 0u64);
                 for &(dy, dx) in &shifts {
                     let mut sum = 0u64;
                     for yy in y0..y1 {
@@ -372,10 +412,16 @@ mod tests {
                             }
                         }
                     }
+                    if (dy, dx) == (0, 0) {
+                        zero = sum;
+                    }
                     if sum < best {
                         best = sum;
                         out[y * w + x] = ((dy * dy + dx * dx) as f32).sqrt();
                     }
+                }
+                if best as f64 > (1.0 - f64::from(margin)) * zero as f64 {
+                    out[y * w + x] = 0.0;
                 }
             }
         }
@@ -390,11 +436,23 @@ mod tests {
             (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
         };
         // Frames narrower than a block, odd and even blocks, block 1, two channels.
+        let mut zeroed = 0;
         for (c, h, w, r, b) in [(1, 20, 30, 3, 12), (1, 9, 7, 2, 8), (2, 12, 17, 1, 5), (1, 15, 16, 2, 1), (1, 6, 40, 4, 6)] {
             let last: Vec<f32> = (0..c * h * w).map(|_| noise()).collect();
             let next: Vec<f32> = last.iter().enumerate().map(|(i, v)| 0.5 * (v + last[(i + 3) % last.len()]) + 0.1 * noise()).collect();
-            assert_eq!(speed_map(&last, &next, c, h, w, r, b).unwrap(), speed_naive(&last, &next, c, h, w, r, b), "{c}x{h}x{w} r{r} b{b}");
+            for m in [0.0, 0.1, 0.3] {
+                let fast = speed_map(&last, &next, c, h, w, r, b, m).unwrap();
+                assert_eq!(fast, speed_naive(&last, &next, c, h, w, r, b, m), "{c}x{h}x{w} r{r} b{b} margin {m}");
+                if m > 0.0 {
+                    // The margin only ever zeroes pixels.
+                    let plain = speed_map(&last, &next, c, h, w, r, b, 0.0).unwrap();
+                    assert!(fast.iter().zip(&plain).all(|(&f, &p)| f == p || f == 0.0));
+                    zeroed += fast.iter().zip(&plain).filter(|(&f, &p)| f != p).count();
+                }
+            }
         }
+        // On these noisy pairs the margins do zero pixels (the comparison above is not vacuous).
+        assert!(zeroed > 0);
     }
 
     #[test]
@@ -407,11 +465,11 @@ mod tests {
             }
         }
         let b = shifted(&a, h, w, 0, 3);
-        let v = speed_map(&a, &b, 1, h, w, 4, 8).unwrap();
+        let v = speed_map(&a, &b, 1, h, w, 4, 8, 0.0).unwrap();
         assert_eq!(v[13 * w + 14], 3.0, "inside the object");
         assert_eq!(v[28 * w + 40], 0.0, "far from it");
         // Region pooling: the box over the object beats the others.
-        let cue = SpeedCue { radius: 4, block: 8, window: 16, stride: 8, weight: 1.0, fusion: SpeedFusion::Max };
+        let cue = SpeedCue { radius: 4, block: 8, window: 16, stride: 8, weight: 1.0, fusion: SpeedFusion::Max, margin: 0.0 };
         let means = cue.box_means(&a, &b, 1, h, w).unwrap();
         let (imax, _) = means.iter().enumerate().fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m });
         assert_eq!(box_grid(h, w, 16, 8), [3, 5]);
@@ -424,20 +482,20 @@ mod tests {
         let a = texture(h, w);
         let b = shifted(&a, h, w, 1, 0);
         let two = |f: &[f32]| [f, f].concat();
-        assert_eq!(speed_map(&two(&a), &two(&b), 2, h, w, 2, 4).unwrap(), speed_map(&a, &b, 1, h, w, 2, 4).unwrap());
-        let e = speed_map(&a, &b[1..], 1, h, w, 2, 4).unwrap_err();
+        assert_eq!(speed_map(&two(&a), &two(&b), 2, h, w, 2, 4, 0.0).unwrap(), speed_map(&a, &b, 1, h, w, 2, 4, 0.0).unwrap());
+        let e = speed_map(&a, &b[1..], 1, h, w, 2, 4, 0.0).unwrap_err();
         assert!(e.to_string().contains("next frame"), "{e}");
-        assert!(speed_map(&a, &b, 1, h, w, 0, 4).is_err());
-        assert!(speed_map(&a, &b, 1, h, w, 9, 4).is_err());
-        assert!(speed_map(&a, &b, 1, h, w, 2, 49).is_err());
+        assert!(speed_map(&a, &b, 1, h, w, 0, 4, 0.0).is_err());
+        assert!(speed_map(&a, &b, 1, h, w, 9, 4, 0.0).is_err());
+        assert!(speed_map(&a, &b, 1, h, w, 2, 49, 0.0).is_err());
         let four = |f: &[f32]| [f, f, f, f].concat();
-        assert!(speed_map(&four(&a), &four(&b), 4, h, w, 2, 4).unwrap_err().to_string().contains("channels"));
+        assert!(speed_map(&four(&a), &four(&b), 4, h, w, 2, 4, 0.0).unwrap_err().to_string().contains("channels"));
     }
 
     #[test]
     fn calibration_scores_and_fuses() {
         let (h, w) = (32, 48);
-        let cue = SpeedCue { radius: 2, block: 6, window: 16, stride: 8, weight: 3.0, fusion: SpeedFusion::Mean };
+        let cue = SpeedCue { radius: 2, block: 6, window: 16, stride: 8, weight: 3.0, fusion: SpeedFusion::Mean, margin: 0.0 };
         let a = texture(h, w);
         let normal: Vec<Vec<f32>> = [(0, 0), (0, 1), (1, 0)]
             .iter()
@@ -457,7 +515,7 @@ mod tests {
         short.regions.std.pop();
         assert!(short.check_geometry(h, w).is_err());
         assert_eq!(cue.name().parse::<SpeedCue>().unwrap(), cue);
-        assert_eq!(SpeedCue::PED2_128X192.name(), "speed_r3_b12_32s16_m1");
+        assert_eq!(SpeedCue::PED2_128X192.name(), "speed_r3_b12_32s16_m1_g0.1");
         assert_eq!(SpeedCue::PED2_128X192_MEAN.name(), "speed_r3_b12_32s16_l4");
         for preset in [SpeedCue::PED2_128X192, SpeedCue::PED2_128X192_MEAN] {
             assert_eq!(preset.name().parse::<SpeedCue>().unwrap(), preset);
@@ -470,7 +528,7 @@ mod tests {
         // A calibration written before the fusion field existed reads as mean fusion.
         let old: SpeedCue = serde_json::from_str(r#"{"radius":3,"block":12,"window":32,"stride":16,"weight":4.0}"#).unwrap();
         assert_eq!(old, SpeedCue::PED2_128X192_MEAN);
-        for wrong in ["speed_r0_b12_32s16_l4", "speed_r3_b12_32x16_l4", "speed_r3_b12_32s16", "r3_b12_32s16_l4", "speed_r3_b12_32s16_l-1", "speed_r3_b12_32s16_x1", "speed_r3_b12_32s16_m"] {
+        for wrong in ["speed_r0_b12_32s16_l4", "speed_r3_b12_32x16_l4", "speed_r3_b12_32s16", "r3_b12_32s16_l4", "speed_r3_b12_32s16_l-1", "speed_r3_b12_32s16_x1", "speed_r3_b12_32s16_m", "speed_r3_b12_32s16_m1_g1", "speed_r3_b12_32s16_m1_x0.1", "speed_r3_b12_32s16_m1_g0.1_g0.1"] {
             assert!(wrong.parse::<SpeedCue>().is_err(), "{wrong}");
         }
         let bad = SpeedCue { weight: f32::NAN, ..cue };
