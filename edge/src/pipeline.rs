@@ -97,7 +97,7 @@ impl Pipeline {
         }
         if let Some(sp) = &calibration.speed {
             let img = &model.manifest.image;
-            sp.validate().and_then(|()| sp.check_geometry(img.height, img.width)).map_err(|e| PipelineError::Setup {
+            sp.check(img.height, img.width).map_err(|e| PipelineError::Setup {
                 path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(),
                 reason: format!("calibration.speed: {e}"),
             })?;

@@ -56,7 +56,7 @@ pub struct SpeedCue {
 
 impl SpeedCue {
     /// The preset chosen on Ped2 dev clips 01, 05, 06, 09 at 128x192 (README, issue 8):
-    /// `e = max(e_pred, s)`.
+    /// `e = max(e_pred, s)`, match margin 0.1.
     pub const PED2_128X192: Self = Self { radius: 3, block: 12, window: 32, stride: 16, weight: 1.0, fusion: SpeedFusion::Max, margin: 0.1 };
     /// The earlier Ped2 preset, `e = (e_pred + 4 s) / 5` with no match margin, kept for comparison.
     pub const PED2_128X192_MEAN: Self = Self { weight: 4.0, fusion: SpeedFusion::Mean, margin: 0.0, ..Self::PED2_128X192 };
@@ -167,10 +167,7 @@ impl SpeedCalibration {
 
     /// s of one frame pair: `last` is frame t (the last input), `next` frame t+1 (the predicted one).
     pub fn score(&self, last: &[f32], next: &[f32], channels: usize, height: usize, width: usize) -> Result<f32, ScoringError> {
-        let grid = box_grid(height, width, self.cue.window, self.cue.stride);
-        if grid != self.regions.grid {
-            return Err(ScoringError::Regions(format!("speed statistics for grid {:?} do not fit {height}x{width} (grid {grid:?})", self.regions.grid)));
-        }
+        self.check_geometry(height, width)?;
         self.score_boxes(&self.cue.box_means(last, next, channels, height, width)?)
     }
 
@@ -183,6 +180,13 @@ impl SpeedCalibration {
             SpeedFusion::Max if prediction_error.is_nan() || speed.is_nan() => f32::NAN,
             SpeedFusion::Max => prediction_error.max(l * speed),
         }
+    }
+
+    /// [`SpeedCalibration::validate`] and [`SpeedCalibration::check_geometry`]: what every loader of a
+    /// calibration checks once before scoring `height` x `width` frames.
+    pub fn check(&self, height: usize, width: usize) -> Result<(), ScoringError> {
+        self.validate()?;
+        self.check_geometry(height, width)
     }
 
     /// The statistics fit a `height` x `width` frame: the cue's box grid and one mean and std per box.
@@ -510,6 +514,11 @@ mod tests {
         // A frame of another size is refused by name.
         assert!(cal.score(&a[..16 * 48], &a[..16 * 48], 1, 16, 48).is_err());
         cal.check_geometry(h, w).unwrap();
+        cal.check(h, w).unwrap();
+        let mut bad_cue = cal.clone();
+        bad_cue.cue.margin = 1.5;
+        assert!(bad_cue.check(h, w).unwrap_err().to_string().contains("speed.margin"));
+        assert!(cal.check(16, 48).unwrap_err().to_string().contains("16x48"));
         assert!(cal.check_geometry(16, 48).unwrap_err().to_string().contains("16x48"));
         let mut short = cal.clone();
         short.regions.std.pop();

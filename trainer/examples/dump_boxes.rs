@@ -5,11 +5,14 @@
 use std::io::Write;
 use std::path::Path;
 
+use rayon::prelude::*;
 use sfn_models::losses;
+use sfn_models::scoring::window_means;
 use sfn_trainer::{checkpoint, data::Dataset, train};
 
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().collect();
+    anyhow::ensure!(a.len() == 5, "usage: dump_boxes MODEL_DIR DATA_ROOT SPLIT OUT_DIR");
     let m = checkpoint::load_model(Path::new(&a[1]))?;
     let cal: sfn_models::scoring::CausalCalibration = checkpoint::read_json(&Path::new(&a[1]).join(checkpoint::CALIBRATION))?;
     let ds = Dataset::open(Path::new(&a[2]), &a[3], &train::frame_format(&m.cfg))?;
@@ -22,48 +25,42 @@ fn main() -> anyhow::Result<()> {
         cue.window = w;
         cue.stride = w / 2;
     }
-    let speed = train::speed_box_means(&ds, &cue)?;
-    // Extra statistics of the speed map per box: the share of pixels moving (speed > 0) and the share
-    // moving at least 2 and at least 3 pixels a frame.
+    // Each frame pair's speed map once: its box means, and the share of each box's pixels moving at
+    // all (speed > 0), at least 2 and at least 3 pixels a frame.
     let f = &ds.format;
-    let extra: Vec<Vec<[Vec<f32>; 3]>> = ds
+    let speed: Vec<Vec<[Vec<f32>; 4]>> = ds
         .clips
         .iter()
         .map(|clip| {
             (4..clip.frames.len())
+                .into_par_iter()
                 .map(|t| {
                     let m = cue.map(&clip.frames[t - 1], &clip.frames[t], f.channels, f.height, f.width)?;
-                    let share = |thr: f32| {
-                        let ind: Vec<f32> = m.iter().map(|&v| if v >= thr { 1.0 } else { 0.0 }).collect();
-                        sfn_models::scoring::window_means(&ind, f.height, f.width, cue.window, cue.stride)
-                    };
-                    Ok([share(0.5), share(2.0), share(3.0)])
+                    let boxes = |v: &[f32]| window_means(v, f.height, f.width, cue.window, cue.stride);
+                    let share = |thr: f32| boxes(&m.iter().map(|&v| if v >= thr { 1.0 } else { 0.0 }).collect::<Vec<f32>>());
+                    Ok([boxes(&m), share(0.5), share(2.0), share(3.0)])
                 })
                 .collect::<anyhow::Result<Vec<_>>>()
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut pred: Vec<Vec<Vec<f32>>> = vec![Vec::new(); ds.clips.len()];
+    train::for_each_prediction(&m.model, &ds, 16, None, |c, map| {
+        pred[c].extend(losses::window_means(map, win, stride)?.to_vec2::<f32>()?);
+        Ok(())
+    })?;
     for (c, clip) in ds.clips.iter().enumerate() {
-        let idx: Vec<(usize, usize)> = (4..clip.frames.len()).map(|t| (c, t)).collect();
-        let mut pred_means = Vec::new();
-        for chunk in idx.chunks(16) {
-            let x = train::batch_tensor(&ds, chunk)?;
-            let pred = m.model.forward(&x.narrow(1, 0, 4)?, None)?;
-            let target = x.narrow(1, 4, 1)?.squeeze(1)?;
-            let map = losses::error_map(&pred.frame, &target)?;
-            pred_means.extend(losses::window_means(&map, win, stride)?.to_vec2::<f32>()?);
-        }
-        let moving: Vec<Vec<f32>> = extra[c].iter().map(|e| e[0].clone()).collect();
-        let fast2: Vec<Vec<f32>> = extra[c].iter().map(|e| e[1].clone()).collect();
-        let fast3: Vec<Vec<f32>> = extra[c].iter().map(|e| e[2].clone()).collect();
-        for (name, rows) in [("pred", &pred_means), ("speed", &speed[c]), ("moving", &moving), ("fast2", &fast2), ("fast3", &fast3)] {
-            let mut f = std::io::BufWriter::new(std::fs::File::create(out.join(format!("{}_{name}.f32", clip.name)))?);
-            for r in rows.iter() {
-                for v in r {
-                    f.write_all(&v.to_le_bytes())?;
-                }
+        let write = |name: &str, rows: &mut dyn Iterator<Item = &Vec<f32>>| -> anyhow::Result<()> {
+            let mut w = std::io::BufWriter::new(std::fs::File::create(out.join(format!("{}_{name}.f32", clip.name)))?);
+            for v in rows.flatten() {
+                w.write_all(&v.to_le_bytes())?;
             }
+            Ok(w.flush()?)
+        };
+        write("pred", &mut pred[c].iter())?;
+        for (k, name) in ["speed", "moving", "fast2", "fast3"].into_iter().enumerate() {
+            write(name, &mut speed[c].iter().map(|s| &s[k]))?;
         }
-        eprintln!("{} {} frames", clip.name, pred_means.len());
+        eprintln!("{} {} frames", clip.name, pred[c].len());
     }
     Ok(())
 }

@@ -99,9 +99,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
     }
     if let Some(sp) = &calibration.speed {
         let img = &loaded.cfg.image;
-        sp.validate()
-            .and_then(|()| sp.check_geometry(img.height, img.width))
-            .map_err(|e| TrainerError::Usage(format!("{}: speed: {e}", cal_path.display())))?;
+        sp.check(img.height, img.width).map_err(|e| TrainerError::Usage(format!("{}: speed: {e}", cal_path.display())))?;
     }
     let mut ds = Dataset::open(&opts.data, "testing", &frame_format(&loaded.cfg))?;
     if let Some(names) = &opts.clips {

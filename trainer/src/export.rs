@@ -155,9 +155,7 @@ pub fn onnx_errors_with_text(
     let speed = model.manifest.calibration.as_ref().filter(|c| c.pooling == pooling).and_then(|c| c.speed.clone());
     if let Some(sp) = &speed {
         let img = &model.manifest.image;
-        sp.validate()
-            .and_then(|()| sp.check_geometry(img.height, img.width))
-            .map_err(|e| TrainerError::Usage(format!("model.json calibration.speed: {e}")))?;
+        sp.check(img.height, img.width).map_err(|e| TrainerError::Usage(format!("model.json calibration.speed: {e}")))?;
     }
     let visual = scoring::VisualScoring { pooling, regions: regions.as_ref(), speed: speed.as_ref() };
     let m = model.manifest.clone();

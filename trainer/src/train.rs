@@ -63,8 +63,8 @@ impl TrainConfig {
                 // sixth of the frame's height, as 16x16 was at 64x96), each z-scored against its own
                 // statistics on the training footage.
                 error_pooling: ErrorPooling::WindowMaxZ { window: 32, stride: 16 },
-                // Also chosen on those clips: block-matching speed, region z over the same boxes,
-                // weight 4 against the prediction error (sfn_scoring::speed).
+                // Also chosen on those clips: block-matching speed with match margin 0.1, region z
+                // over the same boxes, the frame's error the larger of the two (sfn_scoring::speed).
                 speed: Some(SpeedCue::PED2_128X192),
                 ..Self::default()
             },
@@ -494,7 +494,7 @@ pub fn dataset_errors(
 /// Runs the model over every window of every clip (in order, `batch` at a time) and hands each
 /// batch's error map [B, 1, H, W] with its clip index to `f`; returns the semantic errors per clip
 /// when `texts` is given.
-fn for_each_prediction(
+pub fn for_each_prediction(
     model: &SfnVad,
     ds: &Dataset,
     batch: usize,

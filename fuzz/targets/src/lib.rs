@@ -139,7 +139,7 @@ pub fn model_manifest(data: &[u8]) {
         }
         // A speed cue the runtime would accept scores a (small) frame pair or says why.
         let img = &m.image;
-        if let Some(sp) = cal.speed.as_ref().filter(|sp| sp.validate().and_then(|()| sp.check_geometry(img.height, img.width)).is_ok()) {
+        if let Some(sp) = cal.speed.as_ref().filter(|sp| sp.check(img.height, img.width).is_ok()) {
             if frame <= 4096 {
                 let last: Vec<f32> = (0..frame).map(|i| (i % 7) as f32 / 7.0 - 0.5).collect();
                 let next: Vec<f32> = (0..frame).map(|i| (i % 5) as f32 / 5.0 - 0.5).collect();
