@@ -156,7 +156,7 @@ pub struct Panel<'a> {
     pub values: &'a [f32],
     /// Gray from `[-1, 1]` (model pixels), or a heat scale from 0 to the panel's maximum.
     pub heat: bool,
-    /// A box `(y, x, size)` to outline (the region that made this map's score), and its label.
+    /// A box `(y, x, size)` to outline: the region that made this map's score.
     pub mark: Option<(usize, usize, usize)>,
 }
 
