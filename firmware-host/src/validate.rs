@@ -141,18 +141,19 @@ pub struct Validation {
     /// Causal scores as sent (top level: micro_auc, macro_auc, per_clip).
     #[serde(flatten)]
     pub causal: ScoreSet,
-    /// Offline scoring of the same errors, for comparison.
+    /// Offline scoring of the same errors, for comparison, as `sfn-train eval` reports it: each visual
+    /// z-score saturated at the calibration's `visual_z_max` where that cap is known (replay reads it
+    /// from model.json), then per-clip min-max and centred smoothing.
     pub offline: ScoreSet,
-    /// The offline scoring with each visual z-score first clipped at the calibration's `visual_z_max`
-    /// (as `sfn-train eval` reports it); only when that cap is known (replay reads it from model.json).
+    /// The same on the unsaturated z-scores; only where the top level is saturated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offline_saturated: Option<ScoreSet>,
+    pub offline_unsaturated: Option<ScoreSet>,
     pub alarms: Vec<AlarmRun>,
     pub alarm_metrics: Option<AlarmMetrics>,
 }
 
 /// Scores and alarm metrics of traces (labels where known). `fps` converts frames to hours; `z_cap`
-/// (the calibration's `visual_z_max`) adds the saturated offline scoring.
+/// (the calibration's `visual_z_max`) saturates the offline scoring (the unsaturated one goes beside).
 pub fn validate(traces: &[ClipTrace], fps: f64, _raise_after: u32, z_cap: Option<f32>) -> Validation {
     let lab = |t: &ClipTrace| t.labels.clone().unwrap_or_else(|| vec![0; t.frames.len()]);
     let causal: Vec<(String, Vec<f32>, Vec<u8>)> = traces.iter().map(|t| (t.name.clone(), t.scores.clone(), lab(t))).collect();
@@ -169,8 +170,10 @@ pub fn validate(traces: &[ClipTrace], fps: f64, _raise_after: u32, z_cap: Option
             .collect();
         score_set(&sets)
     };
-    let offline = offline_set(None);
-    let offline_saturated = z_cap.filter(|z| z.is_finite()).map(|cap| offline_set(Some(cap)));
+    let (offline, offline_unsaturated) = match z_cap.filter(|z| z.is_finite()) {
+        Some(cap) => (offline_set(Some(cap)), Some(offline_set(None))),
+        None => (offline_set(None), None),
+    };
     let mut runs = Vec::new();
     let mut m = AlarmMetrics { events: 0, detected_events: 0, alarms: 0, true_alarms: 0, false_alarms: 0, precision: None, recall: None, mean_detection_delay_frames: None, false_alarms_per_hour: None, normal_hours: 0.0 };
     let mut delays = Vec::new();
@@ -206,7 +209,7 @@ pub fn validate(traces: &[ClipTrace], fps: f64, _raise_after: u32, z_cap: Option
         m.false_alarms_per_hour = (m.normal_hours > 0.0).then(|| m.false_alarms as f64 / m.normal_hours);
         m
     });
-    Validation { causal: score_set(&causal), offline, offline_saturated, alarms: runs, alarm_metrics: metrics }
+    Validation { causal: score_set(&causal), offline, offline_unsaturated, alarms: runs, alarm_metrics: metrics }
 }
 
 /// Score curves per clip (abnormal frames shaded) and the ROC, as PNGs in `dir`.
@@ -278,11 +281,15 @@ mod tests {
         let a = [Idle, Idle, Idle, Raised, Active, Cleared, Idle, Idle, Idle, Idle, Raised, Cleared];
         let l = [0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 0, 0];
         let v = validate(&[trace(&a, &l)], 10.0, 1, None);
-        assert!(v.offline_saturated.is_none());
-        // With the calibration's cap, the offline scoring of the clipped z-scores is added.
-        let sat = validate(&[trace(&a, &l)], 10.0, 1, Some(5.0)).offline_saturated.unwrap();
         let z: Vec<f32> = (0..12).map(|i| i as f32).collect();
-        assert_eq!(sat.per_clip["c"].scores, offline_scores(&sfn_scoring::saturate(&z, 5.0), None, &OfflineScoring::default()));
+        let raw = offline_scores(&z, None, &OfflineScoring::default());
+        assert!(v.offline_unsaturated.is_none());
+        assert_eq!(v.offline.per_clip["c"].scores, raw);
+        // With the calibration's cap, the offline scoring is of the saturated z-scores, the raw one beside.
+        let sat = validate(&[trace(&a, &l)], 10.0, 1, Some(5.0));
+        assert_eq!(sat.offline.per_clip["c"].scores, offline_scores(&sfn_scoring::saturate(&z, 5.0), None, &OfflineScoring::default()));
+        assert_ne!(sat.offline.per_clip["c"].scores, raw);
+        assert_eq!(sat.offline_unsaturated.unwrap().per_clip["c"].scores, raw);
         let m = v.alarm_metrics.unwrap();
         assert_eq!((m.events, m.detected_events, m.alarms, m.true_alarms, m.false_alarms), (2, 1, 2, 1, 1));
         assert_eq!(m.precision, Some(0.5));

@@ -1,6 +1,7 @@
-//! `sfn-train eval`: per-frame visual error on the test clips, scored offline (per-clip min-max +
-//! centred Gaussian, the paper's protocol) and causally (calibrated z-score + one-sided Gaussian, what a
-//! camera can run), frame-level ROC AUC micro and macro, JSON report and plots.
+//! `sfn-train eval`: per-frame visual error on the test clips, scored offline (the paper's per-clip
+//! min-max + centred Gaussian, on the error saturated at the calibration's cap) and causally (calibrated
+//! z-score + one-sided Gaussian, what a camera can run), frame-level ROC AUC micro and macro, JSON report
+//! and plots.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,15 +24,17 @@ pub struct Report {
     pub model: String,
     pub data: String,
     pub frames_scored: usize,
-    /// Offline scoring at the top level (micro_auc, macro_auc, per_clip).
+    /// The model's offline scoring at the top level (micro_auc, macro_auc, per_clip): the paper's
+    /// per-clip min-max and centred Gaussian, applied to each visual error saturated at the
+    /// calibration's `visual_cap()` (the largest evidence of the normal footage), so that one clip's
+    /// extreme frames do not set its scale; to the raw error for a calibration without `visual_z_max`.
     #[serde(flatten)]
     pub offline: ScoreSet,
     pub causal: ScoreSet,
-    /// The offline scoring with each visual error first clipped at the calibration's
-    /// `visual_cap()` (the largest evidence of the normal footage), so that per-clip min-max is not
-    /// set by one clip's extreme frames; None for a calibration without `visual_z_max`.
+    /// The same protocol on the raw (unsaturated) visual error, reported beside the top level; None
+    /// where the top level is unsaturated already (a calibration without `visual_z_max`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offline_saturated: Option<ScoreSet>,
+    pub offline_unsaturated: Option<ScoreSet>,
     pub offline_scoring: OfflineScoring,
     pub calibration: CausalCalibration,
     /// Raw per-frame visual error per clip (pooled as `calibration.pooling`), aligned with
@@ -146,7 +149,8 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         None => None,
     };
     let mut sets = Vec::new();
-    // The calibrated pooling is also scored offline with each error clipped at the calibration's cap.
+    // The calibrated pooling is also scored offline with each error saturated at the calibration's cap
+    // (the model's offline score); every pooling's raw offline figure goes to the comparison table.
     let (cap, mut saturated) = (calibration.visual_cap(), Vec::new());
     for (pooling, errors) in poolings.iter().zip(&all_errors) {
         // Causal AUC does not depend on the z-score constants (one affine map for all frames), so
@@ -170,7 +174,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         }
         sets.push((score_set(&offline), score_set(&causal)));
     }
-    let offline_saturated = cap.map(|_| score_set(&saturated));
+    let saturated = cap.map(|_| score_set(&saturated));
     let mut pooling_comparison: BTreeMap<String, PoolingFigures> = poolings
         .iter()
         .zip(&sets)
@@ -217,14 +221,18 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         }
         _ => None,
     };
-    let (offline, causal) = sets.swap_remove(0);
+    let (raw_offline, causal) = sets.swap_remove(0);
+    let (offline, offline_unsaturated) = match saturated {
+        Some(sat) => (sat, Some(raw_offline)),
+        None => (raw_offline, None),
+    };
     let report = Report {
         model: opts.model.display().to_string(),
         data: opts.data.display().to_string(),
         frames_scored,
         offline,
         causal,
-        offline_saturated,
+        offline_unsaturated,
         offline_scoring: opts.offline.clone(),
         calibration,
         visual_error,

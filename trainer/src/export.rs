@@ -217,7 +217,12 @@ pub struct OnnxEval {
     pub backend: String,
     pub precision: String,
     pub pooling: String,
+    /// The offline scoring as `sfn-train eval` reports it: each visual error saturated at the
+    /// calibration's cap (where model.json has one), then the paper's per-clip min-max and smoothing.
     pub offline: ScoreSet,
+    /// The same on the raw visual error, where the top level is saturated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offline_unsaturated: Option<ScoreSet>,
     pub causal: Option<ScoreSet>,
     pub frames: usize,
     pub seconds: f64,
@@ -248,12 +253,19 @@ pub fn evaluate_export(dir: &Path, data: &Path, backend: &BackendKind, batch: us
         (None, _) => None,
     };
     let (errors, semantic) = onnx_errors_with_text(&mut model, &ds, pooling, batch, texts.as_ref())?;
-    let mut offline = Vec::new();
-    let mut causal = Vec::new();
+    let cap = m.calibration.as_ref().and_then(|c| c.visual_cap());
+    let (mut offline, mut unsaturated, mut causal) = (Vec::new(), Vec::new(), Vec::new());
     for (c, (clip, err)) in ds.clips.iter().zip(&errors).enumerate() {
         let l = labels[&clip.name][4..].to_vec();
         let sem = semantic.as_ref().map(|s| &s[c][..]);
-        offline.push((clip.name.clone(), scoring::try_offline_scores(err, sem, &m.offline_scoring)?, l.clone()));
+        let raw = scoring::try_offline_scores(err, sem, &m.offline_scoring)?;
+        match cap {
+            Some(cap) => {
+                offline.push((clip.name.clone(), scoring::try_offline_scores(&scoring::saturate(err, cap), sem, &m.offline_scoring)?, l.clone()));
+                unsaturated.push((clip.name.clone(), raw, l.clone()));
+            }
+            None => offline.push((clip.name.clone(), raw, l.clone())),
+        }
         if let Some(cal) = &m.calibration {
             causal.push((clip.name.clone(), scoring::causal_scores(err, sem, cal), l));
         }
@@ -263,6 +275,7 @@ pub fn evaluate_export(dir: &Path, data: &Path, backend: &BackendKind, batch: us
         precision: m.precision.name().into(),
         pooling: pooling.name(),
         offline: score_set(&offline),
+        offline_unsaturated: cap.map(|_| score_set(&unsaturated)),
         causal: m.calibration.as_ref().map(|_| score_set(&causal)),
         frames: errors.iter().map(Vec::len).sum(),
         seconds: t0.elapsed().as_secs_f64(),
