@@ -216,13 +216,14 @@ pub fn validate(traces: &[ClipTrace], fps: f64, _raise_after: u32, z_cap: Option
 pub fn plots(traces: &[ClipTrace], v: &Validation, dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let pct = |a: Option<f64>| a.map_or("n/a".into(), |v| format!("{:.1}", 100.0 * v));
+    let offline = if v.offline_unsaturated.is_some() { "offline (saturated)" } else { "offline" };
     for t in traces {
         let off = v.offline.per_clip.get(&t.name).map(|c| c.scores.clone()).unwrap_or_default();
         let causal = sfn_scoring::min_max(&t.scores);
         let labels = t.labels.clone().unwrap_or_else(|| vec![0; t.frames.len()]);
         let auc = v.causal.per_clip.get(&t.name).and_then(|c| c.auc);
         let title = format!("clip {}: causal AUC {} (as the device sends it)", t.name, pct(auc));
-        sfn_trainer::plot::score_curves_png(&dir.join(format!("clip_{}.png", t.name)), &title, &[("causal (rescaled)", &causal), ("offline", &off)], &labels)
+        sfn_trainer::plot::score_curves_png(&dir.join(format!("clip_{}.png", t.name)), &title, &[("causal (rescaled)", &causal), (offline, &off)], &labels)
             .map_err(|e| e.to_string())?;
     }
     let (cs, cl) = v.causal.concatenated();
@@ -231,7 +232,7 @@ pub fn plots(traces: &[ClipTrace], v: &Validation, dir: &Path) -> Result<(), Str
         sfn_trainer::plot::roc_png(
             &dir.join("roc.png"),
             &format!("frame-level ROC, micro AUC causal {} offline {}", pct(v.causal.micro_auc), pct(v.offline.micro_auc)),
-            &[("causal", &cs, &cl), ("offline", &os, &ol)],
+            &[("causal", &cs, &cl), (offline, &os, &ol)],
         )
         .map_err(|e| e.to_string())?;
     }

@@ -327,6 +327,7 @@ fn fmt_auc(a: Option<f64>) -> String {
 /// One PNG per clip (offline and causal curves over the shaded ground truth) and a ROC PNG.
 pub fn write_plots(report: &Report, dir: &Path) -> Result<(), TrainerError> {
     std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io { path: dir.into(), source })?;
+    let offline = if report.offline_unsaturated.is_some() { "offline (saturated)" } else { "offline" };
     for (name, off) in &report.offline.per_clip {
         let Some(cau) = report.causal.per_clip.get(name) else { continue };
         // Causal z-scores live on another scale: rescale to [0, 1] for display only.
@@ -335,7 +336,7 @@ pub fn write_plots(report: &Report, dir: &Path) -> Result<(), TrainerError> {
         plot::score_curves_png(
             &dir.join(format!("clip_{name}.png")),
             &title,
-            &[("offline", &off.scores), ("causal (rescaled)", &cau_disp)],
+            &[(offline, &off.scores), ("causal (rescaled)", &cau_disp)],
             &off.labels,
         )?;
     }
@@ -344,7 +345,7 @@ pub fn write_plots(report: &Report, dir: &Path) -> Result<(), TrainerError> {
     plot::roc_png(
         &dir.join("roc.png"),
         &format!("frame-level ROC, micro AUC offline {} causal {}", fmt_auc(report.offline.micro_auc), fmt_auc(report.causal.micro_auc)),
-        &[("offline", &os, &ol), ("causal", &cs, &cl)],
+        &[(offline, &os, &ol), ("causal", &cs, &cl)],
     )?;
     Ok(())
 }
