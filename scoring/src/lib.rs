@@ -774,6 +774,27 @@ pub fn saturate(x: &[f32], cap: f32) -> Vec<f32> {
     x.iter().map(|&v| if v > cap { cap } else { v }).collect()
 }
 
+/// The offline score sets ([`try_offline_scores`] per clip) of labelled clips given as `(name, visual,
+/// semantic, labels)`: with a `cap`, the model's set scores each visual error [`saturate`]d at it and
+/// the unsaturated set comes beside it; without one, the unsaturated set and None.
+pub fn offline_score_sets<'a>(
+    clips: impl IntoIterator<Item = (&'a str, &'a [f32], Option<&'a [f32]>, &'a [u8])>,
+    cfg: &OfflineScoring,
+    cap: Option<f32>,
+) -> Result<(ScoreSet, Option<ScoreSet>), ScoringError> {
+    let (mut saturated, mut raw) = (Vec::new(), Vec::new());
+    for (name, visual, semantic, labels) in clips {
+        if let Some(cap) = cap {
+            saturated.push((name.to_string(), try_offline_scores(&saturate(visual, cap), semantic, cfg)?, labels.to_vec()));
+        }
+        raw.push((name.to_string(), try_offline_scores(visual, semantic, cfg)?, labels.to_vec()));
+    }
+    Ok(match cap {
+        Some(_) => (score_set(&saturated), Some(score_set(&raw))),
+        None => (score_set(&raw), None),
+    })
+}
+
 impl CausalCalibration {
     /// The visual error at [`CausalCalibration::visual_z_max`]: `mean + z_max * std`, the cap of the
     /// saturated offline scoring (None for a calibration fitted before it was recorded).
@@ -1262,6 +1283,21 @@ mod tests {
         assert_eq!(saturate(&[1.0, 9.0, 12.0, f32::NAN], 9.0)[..3], [1.0, 9.0, 9.0]);
         assert!(saturate(&[f32::NAN], 9.0)[0].is_nan());
         assert_eq!(CausalCalibration { visual_z_max: None, ..cal.clone() }.visual_cap(), None);
+        // Score sets: without a cap the raw scoring alone; with one the saturated scoring, raw beside.
+        let (e, l) = ([1.0, 3.0, 12.0, 2.0, 0.5, 10.0], [0u8, 1, 1, 0, 0, 1]);
+        let cfg = OfflineScoring { sigma: 0.0, ..OfflineScoring::PED2 };
+        let raw = try_offline_scores(&e, None, &cfg).unwrap();
+        let (top, beside) = offline_score_sets([("c", &e[..], None, &l[..])], &cfg, None).unwrap();
+        assert_eq!(top.per_clip["c"].scores, raw);
+        assert!(beside.is_none());
+        let (top, beside) = offline_score_sets([("c", &e[..], None, &l[..])], &cfg, Some(4.0)).unwrap();
+        assert_eq!(top.per_clip["c"].scores, try_offline_scores(&saturate(&e, 4.0), None, &cfg).unwrap());
+        assert_ne!(top.per_clip["c"].scores, raw);
+        assert_eq!(beside.unwrap().per_clip["c"].scores, raw);
+        // A semantic stream of the wrong length is refused, capped or not.
+        for cap in [None, Some(4.0)] {
+            assert!(offline_score_sets([("c", &e[..], Some(&e[..2]), &l[..])], &cfg, cap).is_err());
+        }
 
         let cal = CausalCalibration::fit(&[1.0, 3.0], Some(&[0.5, 0.5]), 2.0, 0.8, 0.2).unwrap();
         assert_eq!((cal.visual_mean, cal.visual_std), (2.0, 1.0));

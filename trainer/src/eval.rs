@@ -149,37 +149,31 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         None => None,
     };
     let mut sets = Vec::new();
-    // The calibrated pooling is also scored offline with each error saturated at the calibration's cap
-    // (the model's offline score); every pooling's raw offline figure goes to the comparison table.
-    let (cap, mut saturated) = (calibration.visual_cap(), Vec::new());
+    // The calibrated pooling is scored offline with each error saturated at the calibration's cap (the
+    // model's offline score), its raw figures beside; every row of the comparison table is raw.
+    let cap = calibration.visual_cap();
     for (pooling, errors) in poolings.iter().zip(&all_errors) {
+        let own = *pooling == calibration.pooling;
         // Causal AUC does not depend on the z-score constants (one affine map for all frames), so
         // poolings the model was not calibrated for are scored with their smoothing alone.
-        let cal = if *pooling == calibration.pooling {
+        let cal = if own {
             calibration.clone()
         } else {
             CausalCalibration { visual_mean: 0.0, visual_std: 1.0, pooling: *pooling, ..calibration.clone() }
         };
-        let mut offline = Vec::new();
-        let mut causal = Vec::new();
-        for (c, (clip, err)) in ds.clips.iter().zip(errors).enumerate() {
-            let l = labels[&clip.name][4..].to_vec();
-            // The semantic error joins the model's own pooling; the comparison rows stay visual-only.
-            let sem = semantic.as_ref().filter(|_| *pooling == calibration.pooling).map(|s| &s[c][..]);
-            offline.push((clip.name.clone(), scoring::try_offline_scores(err, sem, &opts.offline)?, l.clone()));
-            if let (true, Some(cap)) = (*pooling == calibration.pooling, cap) {
-                saturated.push((clip.name.clone(), scoring::try_offline_scores(&scoring::saturate(err, cap), sem, &opts.offline)?, l.clone()));
-            }
-            causal.push((clip.name.clone(), scoring::causal_scores(err, sem, &cal), l));
-        }
-        sets.push((score_set(&offline), score_set(&causal)));
+        // The semantic error joins the model's own pooling; the comparison rows stay visual-only.
+        let sem = |c: usize| semantic.as_ref().filter(|_| own).map(|s| &s[c][..]);
+        let clips = || ds.clips.iter().zip(errors).enumerate().map(|(c, (clip, err))| (clip.name.as_str(), &err[..], sem(c), &labels[&clip.name][4..]));
+        let offline = scoring::offline_score_sets(clips(), &opts.offline, cap.filter(|_| own))?;
+        let causal: Vec<(String, Vec<f32>, Vec<u8>)> = clips().map(|(name, err, sem, l)| (name.to_string(), scoring::causal_scores(err, sem, &cal), l.to_vec())).collect();
+        sets.push((offline, score_set(&causal)));
     }
-    let saturated = cap.map(|_| score_set(&saturated));
     let mut pooling_comparison: BTreeMap<String, PoolingFigures> = poolings
         .iter()
         .zip(&sets)
         .enumerate()
-        .map(|(i, (p, (o, c)))| {
+        .map(|(i, (p, ((model, raw), c)))| {
+            let o = raw.as_ref().unwrap_or(model);
             let name = match (&speed_parts, i) {
                 (Some((cue, _, _)), 0) => format!("{} + {cue}", p.name()),
                 _ => p.name(),
@@ -221,11 +215,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         }
         _ => None,
     };
-    let (raw_offline, causal) = sets.swap_remove(0);
-    let (offline, offline_unsaturated) = match saturated {
-        Some(sat) => (sat, Some(raw_offline)),
-        None => (raw_offline, None),
-    };
+    let ((offline, offline_unsaturated), causal) = sets.swap_remove(0);
     let report = Report {
         model: opts.model.display().to_string(),
         data: opts.data.display().to_string(),

@@ -254,29 +254,20 @@ pub fn evaluate_export(dir: &Path, data: &Path, backend: &BackendKind, batch: us
     };
     let (errors, semantic) = onnx_errors_with_text(&mut model, &ds, pooling, batch, texts.as_ref())?;
     let cap = m.calibration.as_ref().and_then(|c| c.visual_cap());
-    let (mut offline, mut unsaturated, mut causal) = (Vec::new(), Vec::new(), Vec::new());
-    for (c, (clip, err)) in ds.clips.iter().zip(&errors).enumerate() {
-        let l = labels[&clip.name][4..].to_vec();
-        let sem = semantic.as_ref().map(|s| &s[c][..]);
-        let raw = scoring::try_offline_scores(err, sem, &m.offline_scoring)?;
-        match cap {
-            Some(cap) => {
-                offline.push((clip.name.clone(), scoring::try_offline_scores(&scoring::saturate(err, cap), sem, &m.offline_scoring)?, l.clone()));
-                unsaturated.push((clip.name.clone(), raw, l.clone()));
-            }
-            None => offline.push((clip.name.clone(), raw, l.clone())),
-        }
-        if let Some(cal) = &m.calibration {
-            causal.push((clip.name.clone(), scoring::causal_scores(err, sem, cal), l));
-        }
-    }
+    let sem = |c: usize| semantic.as_ref().map(|s| &s[c][..]);
+    let clips = || ds.clips.iter().zip(&errors).enumerate().map(|(c, (clip, err))| (clip.name.as_str(), &err[..], sem(c), &labels[&clip.name][4..]));
+    let (offline, offline_unsaturated) = scoring::offline_score_sets(clips(), &m.offline_scoring, cap)?;
+    let causal = m.calibration.as_ref().map(|cal| {
+        let clips: Vec<(String, Vec<f32>, Vec<u8>)> = clips().map(|(name, err, sem, l)| (name.to_string(), scoring::causal_scores(err, sem, cal), l.to_vec())).collect();
+        score_set(&clips)
+    });
     Ok(OnnxEval {
         backend: model.backend(),
         precision: m.precision.name().into(),
         pooling: pooling.name(),
-        offline: score_set(&offline),
-        offline_unsaturated: cap.map(|_| score_set(&unsaturated)),
-        causal: m.calibration.as_ref().map(|_| score_set(&causal)),
+        offline,
+        offline_unsaturated,
+        causal,
         frames: errors.iter().map(Vec::len).sum(),
         seconds: t0.elapsed().as_secs_f64(),
     })
