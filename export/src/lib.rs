@@ -39,6 +39,8 @@ pub enum ExportError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("calibration: {0}")]
     Calibration(String),
+    #[error("not exportable: {0}")]
+    Unsupported(String),
     #[error("invalid model config: {0}")]
     Config(#[from] sfn_models::ModelError),
     #[error(transparent)]
@@ -90,6 +92,9 @@ pub type Built = (pb::ModelProto, BuildInfo);
 /// The encoder and decoder protos for `mode` (no files written).
 pub fn build(input: &ExportInput, mode: &Mode) -> Result<(Built, Built), ExportError> {
     input.cfg.validate()?;
+    if input.cfg.decoder.pixel_stem > 0 {
+        return Err(ExportError::Unsupported("decoder.pixel_stem: the frame head's pixel stem has no ONNX graph yet".into()));
+    }
     let w = Weights::new(input.weights);
     Ok((graph::encoder(input.cfg, &w, mode.clone())?, graph::decoder(input.cfg, &w, mode.clone())?))
 }

@@ -77,6 +77,16 @@ pub struct DecoderConfig {
     /// (motion) can modulate the last frame's patch embedding (appearance), e.g. shift an edge.
     #[serde(default)]
     pub bilinear: bool,
+    /// Channels of the frame head's pixel stem (0 = none): two 3x3 convolutions over
+    /// [I_t, I_t - I_{t-1}] at full resolution, concatenated with the unpatchified
+    /// decoder features, and a second 3x3 convolution after the first. Tokens know how each patch
+    /// moves; only pixels know where its edges are, so without the stem the head cannot shift an edge.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pixel_stem: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 /// Loss weights (notes: all 1; text off while there are no captions).
@@ -151,6 +161,7 @@ impl SfnConfig {
                 head_channels: 32,
                 residual: true,
                 bilinear: false,
+                pixel_stem: 0,
             },
             sffm: SffmConfig {
                 kind: FilterKind::Sffm,
@@ -184,6 +195,7 @@ impl SfnConfig {
                 head_channels: 16,
                 residual: true,
                 bilinear: false,
+                pixel_stem: 0,
             },
             sffm: SffmConfig {
                 kind: FilterKind::Sffm,
@@ -215,6 +227,7 @@ impl SfnConfig {
                 head_channels: 8,
                 residual: true,
                 bilinear: false,
+                pixel_stem: 0,
             },
             sffm: SffmConfig {
                 kind: FilterKind::Sffm,

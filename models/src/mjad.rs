@@ -15,11 +15,16 @@ pub struct DecoderLayer {
     filter: Filter,
 }
 
-/// Frame head: I_hat = Conv1x1(LeakyReLU(Conv3x3(Unpatchify(W [h_patch; e_last])))).
+/// Frame head: I_hat = Conv1x1(LeakyReLU(Conv3x3(Unpatchify(W [h_patch; e_last])))); with a pixel
+/// stem, I_hat = Conv1x1(LReLU(Conv3x3'(LReLU(Conv3x3([Unpatchify(W [h; e]); Stem(x_pix)]))))), where
+/// Stem = LReLU(Conv3x3(LReLU(Conv3x3(x_pix)))) and x_pix = [I_t, I_t - I_{t-1}]: a function of one
+/// frame pair, so a device computes it once per frame, beside the encoder.
 #[derive(Clone, Debug)]
 pub struct FrameHead {
     expand: Linear,
     bilinear: Option<(Linear, Linear)>,
+    /// Pixel stem (two 3x3 convolutions) and the head's second 3x3 convolution.
+    stem: Option<(Conv2d, Conv2d, Conv2d)>,
     conv3: Conv2d,
     conv1: Conv2d,
     hidden: usize,
@@ -32,7 +37,18 @@ impl FrameHead {
     pub fn new(cfg: &SfnConfig, vb: VarBuilder) -> Result<Self> {
         let p = cfg.patch;
         let hidden = cfg.decoder.head_channels;
-        let conv3 = candle_nn::conv2d(hidden, hidden, 3, Conv2dConfig { padding: 1, ..Default::default() }, vb.pp("conv3"))?;
+        let same = Conv2dConfig { padding: 1, ..Default::default() };
+        let s = cfg.decoder.pixel_stem;
+        let stem = if s > 0 {
+            Some((
+                candle_nn::conv2d(2 * cfg.image.channels, s, 3, same, vb.pp("stem0"))?,
+                candle_nn::conv2d(s, s, 3, same, vb.pp("stem1"))?,
+                candle_nn::conv2d(hidden, hidden, 3, same, vb.pp("conv3b"))?,
+            ))
+        } else {
+            None
+        };
+        let conv3 = candle_nn::conv2d(hidden + s, hidden, 3, same, vb.pp("conv3"))?;
         // The last layer starts near zero: a residual head then starts from "the next frame equals the
         // last one" instead of adding random noise to every pixel (which took many epochs to unlearn).
         let conv1 = if cfg.decoder.residual {
@@ -54,6 +70,7 @@ impl FrameHead {
         Ok(Self {
             expand: candle_nn::linear(cfg.model_dim + cfg.appearance.dim, hidden * p * p, vb.pp("expand"))?,
             bilinear,
+            stem,
             conv3,
             conv1,
             hidden,
@@ -63,18 +80,38 @@ impl FrameHead {
         })
     }
 
-    /// patches [B, Np, d], skip [B, Np, d_a] -> frame [B, C, H, W].
-    pub fn forward(&self, patches: &Tensor, skip: &Tensor) -> Result<Tensor> {
+    /// Whether the head reads pixels (and so needs `pixels` in [`FrameHead::forward`]).
+    pub fn has_pixel_stem(&self) -> bool {
+        self.stem.is_some()
+    }
+
+    /// patches [B, Np, d], skip [B, Np, d_a], with a pixel stem pixels [B, 2C, H, W]
+    /// ([`pixel_input`]) -> frame [B, C, H, W].
+    pub fn forward(&self, patches: &Tensor, skip: &Tensor, pixels: Option<&Tensor>) -> Result<Tensor> {
         let mut x = self.expand.forward(&Tensor::cat(&[patches, skip], 2)?)?;
         if let Some((gate, value)) = &self.bilinear {
             x = (x + (gate.forward(patches)? * value.forward(skip)?)?)?;
         }
-        let x = unpatchify(&x, self.hidden, self.grid.0, self.grid.1, self.patch)?;
-        let x = candle_nn::ops::leaky_relu(&self.conv3.forward(&x)?, 0.2)?;
+        let mut x = unpatchify(&x, self.hidden, self.grid.0, self.grid.1, self.patch)?;
+        let lrelu = |t: &Tensor| candle_nn::ops::leaky_relu(t, 0.2);
+        if let Some((s0, s1, _)) = &self.stem {
+            let Some(px) = pixels else { candle_core::bail!("the frame head's pixel stem needs the last frames") };
+            let st = lrelu(&s1.forward(&lrelu(&s0.forward(px)?)?)?)?;
+            x = Tensor::cat(&[&x, &st], 1)?;
+        }
+        let mut x = lrelu(&self.conv3.forward(&x)?)?;
+        if let Some((_, _, c3b)) = &self.stem {
+            x = lrelu(&c3b.forward(&x)?)?;
+        }
         let y = self.conv1.forward(&x)?;
         debug_assert_eq!(y.dim(1)?, self.channels);
         Ok(y)
     }
+}
+
+/// The pixel stem's input from frames t-1 and t [B, C, H, W]: x_pix = [I_t, I_t - I_{t-1}].
+pub fn pixel_input(prev: &Tensor, last: &Tensor) -> Result<Tensor> {
+    Tensor::cat(&[last, &(last - prev)?], 1)
 }
 
 /// Decoder output.
@@ -118,9 +155,14 @@ impl Mjad {
         })
     }
 
-    /// seq [B, 2 + Np, d] (text, motion-CLS, patches), skip [B, Np, d_a], and the last input frame
-    /// [B, C, H, W] when the head is residual -> prediction.
-    pub fn forward(&self, seq: &Tensor, skip: &Tensor, last: Option<&Tensor>) -> Result<DecoderOutput> {
+    /// Whether the frame head reads pixels.
+    pub fn has_pixel_stem(&self) -> bool {
+        self.frame_head.has_pixel_stem()
+    }
+
+    /// seq [B, 2 + Np, d] (text, motion-CLS, patches), skip [B, Np, d_a], the last input frame
+    /// [B, C, H, W] when the head is residual, and the pixel stem's input -> prediction.
+    pub fn forward(&self, seq: &Tensor, skip: &Tensor, last: Option<&Tensor>, pixels: Option<&Tensor>) -> Result<DecoderOutput> {
         let mut h = seq.clone();
         let mut routing = Vec::new();
         for layer in &self.layers {
@@ -131,7 +173,7 @@ impl Mjad {
         }
         let h = self.norm.forward(&h)?;
         let np = skip.dim(1)?;
-        let mut frame = self.frame_head.forward(&h.narrow(1, 2, np)?, skip)?;
+        let mut frame = self.frame_head.forward(&h.narrow(1, 2, np)?, skip, pixels)?;
         if let Some(last) = last {
             frame = (frame + last)?;
         }

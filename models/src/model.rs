@@ -50,10 +50,11 @@ impl SfnVad {
 
     /// Decodes cached encodings: frame tokens [B, 4, Np, d_a] (oldest first), the last frame's patch
     /// embedding [B, Np, d_a], motion tokens [B, 3, 1 + Np, d_m], caption feature [B, text_dim] or None,
-    /// and the last input frame [B, C, H, W] (used when `decoder.residual`).
-    pub fn decode(&self, frame_tokens: &Tensor, skip: &Tensor, motion: &Tensor, text: Option<&Tensor>, last: &Tensor) -> Result<DecoderOutput> {
+    /// the last input frame [B, C, H, W] (used when `decoder.residual`), and with a pixel stem its
+    /// input [B, 2C, H, W] (`mjad::pixel_input` of frames t-1 and t).
+    pub fn decode(&self, frame_tokens: &Tensor, skip: &Tensor, motion: &Tensor, text: Option<&Tensor>, last: &Tensor, pixels: Option<&Tensor>) -> Result<DecoderOutput> {
         let seq = self.fusion.forward(&concat_on_channels(frame_tokens)?, &concat_on_channels(motion)?, text)?;
-        self.decoder.forward(&seq, skip, self.cfg.decoder.residual.then_some(last))
+        self.decoder.forward(&seq, skip, self.cfg.decoder.residual.then_some(last), pixels)
     }
 
     /// Full forward on a window: frames [B, 4, C, H, W] (t-3..t) and optional caption feature.
@@ -71,7 +72,12 @@ impl SfnVad {
         let motion = self.encode_motion(&diffs)?;
         let motion = motion.reshape((b, 3, np + 1, ()))?;
         let last = frames.narrow(1, 3, 1)?.squeeze(1)?;
-        self.decode(&tokens, &skip, &motion, text, &last)
+        let pixels = if self.decoder.has_pixel_stem() {
+            Some(crate::mjad::pixel_input(&frames.narrow(1, 2, 1)?.squeeze(1)?, &last)?)
+        } else {
+            None
+        };
+        self.decode(&tokens, &skip, &motion, text, &last, pixels.as_ref())
     }
 }
 
@@ -149,6 +155,13 @@ mod tests {
     #[test]
     fn every_parameter_gets_a_gradient() -> Result<()> {
         every_parameter_gets_a_gradient_with(SfnConfig::tiny())
+    }
+
+    #[test]
+    fn every_parameter_gets_a_gradient_pixel_stem() -> Result<()> {
+        let mut cfg = SfnConfig::tiny();
+        cfg.decoder.pixel_stem = 4;
+        every_parameter_gets_a_gradient_with(cfg)
     }
 
     #[test]

@@ -438,6 +438,19 @@ impl Dataset {
         Ok(())
     }
 
+    /// Removes the clips named (footage held out of training), leaving the others in order. Every name
+    /// must be a clip here (`dir` names where it was looked for), and at least one clip must remain.
+    pub fn remove_clips<S: AsRef<str>>(&mut self, names: &[S], dir: &Path) -> Result<(), DataError> {
+        if let Some(missing) = names.iter().find(|n| !self.clips.iter().any(|c| c.name == n.as_ref())) {
+            return Err(DataError::NoSuchClip { clip: missing.as_ref().to_string(), dir: dir.to_path_buf() });
+        }
+        if self.clips.iter().all(|c| names.iter().any(|n| n.as_ref() == c.name)) {
+            return Err(DataError::NoClips { path: dir.to_path_buf() });
+        }
+        self.clips.retain(|c| !names.iter().any(|n| n.as_ref() == c.name));
+        Ok(())
+    }
+
     /// Checks that every clip has labels, exactly one per frame, each 0 or 1. Labels of clips that are
     /// not in the dataset are ignored.
     pub fn check_labels(&self, labels: &BTreeMap<String, Vec<u8>>) -> Result<(), DataError> {

@@ -14,6 +14,7 @@ use crate::checkpoint::{self, CheckpointError};
 use crate::data::{load_labels, Dataset};
 use crate::captions::{CaptionCache, WindowTexts};
 use crate::train::{dataset_errors, frame_format, DatasetErrors};
+use crate::folds::{self, Candidate, FoldReport, Folds, HeldOutNormal};
 use crate::{plot, TrainerError};
 
 pub use sfn_models::scoring::{score_set, ClipScores, ScoreSet};
@@ -45,6 +46,10 @@ pub struct Report {
     /// With captions: the semantic branch's own figures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub semantic: Option<SemanticReport>,
+    /// With `--folds`: every candidate scoring per fold, the cross-validated choice and the held-out
+    /// normal clips.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folds: Option<FoldReport>,
     pub seconds: f64,
 }
 
@@ -88,6 +93,10 @@ pub struct EvalOptions {
     pub captions: Option<PathBuf>,
     /// Score only these test clips (a named selection subset); None: all.
     pub clips: Option<Vec<String>>,
+    /// Score the fold clips only, each fold apart, with the baselines and the cross-validated choice.
+    pub folds: Option<Folds>,
+    /// Alarm settings for the held-out normal clips of `--folds` (the edge example config's).
+    pub alarm: (f32, u32, u32),
 }
 
 
@@ -106,9 +115,16 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
     }
     let mut ds = Dataset::open(&opts.data, "testing", &frame_format(&loaded.cfg))?;
     if let Some(names) = &opts.clips {
+        if opts.folds.is_some() {
+            return Err(TrainerError::Usage("--clips and --folds: give one (the folds name their clips)".into()));
+        }
         ds.retain_clips(names, &opts.data.join("testing/frames")).map_err(|e| TrainerError::Usage(format!("--clips: {e}")))?;
     }
     let labels = load_labels(&opts.data)?;
+    if let Some(f) = &opts.folds {
+        ds.retain_clips(&f.all_clips(), &opts.data.join("testing/frames")).map_err(|e| TrainerError::Usage(format!("--folds: {e}")))?;
+        f.check(&labels)?;
+    }
     ds.check_labels(&labels)?;
     // Make sure the report can be written before spending minutes on inference.
     let report_dir = opts.report.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -215,6 +231,10 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         }
         _ => None,
     };
+    let folds = match &opts.folds {
+        Some(f) => Some(fold_report(opts, f, &loaded.model, &tcfg, &calibration, &ds, &labels, &all_errors[0], speed_parts.as_ref().map(|(_, p, s)| (p, s)))?),
+        None => None,
+    };
     let ((offline, offline_unsaturated), causal) = sets.swap_remove(0);
     let report = Report {
         model: opts.model.display().to_string(),
@@ -228,6 +248,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         visual_error,
         pooling_comparison,
         semantic,
+        folds,
         seconds: t0.elapsed().as_secs_f64(),
     };
     let plots = opts.plots.clone().unwrap_or_else(|| {
@@ -238,6 +259,139 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
     write_error_maps(&loaded.model, &ds, texts.as_ref(), &report, &plots)?;
     checkpoint::write_json(&opts.report, &report)?;
     Ok(report)
+}
+
+/// Box means of copying (I_hat_t = I_{t-1}) for frames 4.. of every clip: `[clip][frame][box]`.
+fn copy_box_means(ds: &Dataset, window: usize, stride: usize) -> Result<Vec<Vec<Vec<f32>>>, TrainerError> {
+    let f = &ds.format;
+    ds.clips
+        .iter()
+        .map(|c| {
+            (crate::data::INPUT_FRAMES..c.frames.len())
+                .map(|t| Ok(scoring::window_means(&scoring::error_map(&c.frames[t - 1], &c.frames[t], f.channels, f.height, f.width)?, f.height, f.width, window, stride)))
+                .collect()
+        })
+        .collect()
+}
+
+/// With a speed cue: the network's own error and the speed cue's, per clip per frame.
+type SpeedParts<'a> = (&'a Vec<Vec<f32>>, &'a Vec<Vec<f32>>);
+
+/// The `--folds` part of the report: candidates (the model's scoring saturated and not, the network
+/// alone, the speed cue alone, copying with the model's pooling, alone and fused with the speed cue
+/// the same way) on each fold, the choice both ways, and the held-out normal clips of `train.json`.
+#[allow(clippy::too_many_arguments)]
+fn fold_report(
+    opts: &EvalOptions,
+    f: &Folds,
+    model: &sfn_models::SfnVad,
+    tcfg: &crate::train::TrainConfig,
+    cal: &CausalCalibration,
+    ds: &Dataset,
+    labels: &BTreeMap<String, Vec<u8>>,
+    visual: &[Vec<f32>],
+    speed: Option<SpeedParts>,
+) -> Result<FoldReport, TrainerError> {
+    let names: Vec<String> = ds.clips.iter().map(|c| c.name.clone()).collect();
+    let stream = |v: &[Vec<f32>]| -> BTreeMap<String, Vec<f32>> { names.iter().cloned().zip(v.iter().cloned()).collect() };
+    let own = cal.pooling.name();
+    let cue = cal.speed.as_ref().map(|s| format!(" + {}", s.cue.name())).unwrap_or_default();
+    let mut cands = Vec::new();
+    if let Some(cap) = cal.visual_cap() {
+        cands.push(Candidate { name: format!("model: {own}{cue}, saturated"), errors: stream(visual), cap: Some(cap) });
+    }
+    cands.push(Candidate { name: format!("model: {own}{cue}"), errors: stream(visual), cap: None });
+    if let Some((pred, sp)) = speed {
+        cands.push(Candidate { name: format!("network alone: {own}"), errors: stream(pred), cap: None });
+        cands.push(Candidate { name: "speed cue alone".into(), errors: stream(sp), cap: None });
+    }
+    // Copying, pooled as the model is, with region statistics fitted on the model's own training
+    // clips (the training split less the held-out clips).
+    let fmt = ds.format.clone();
+    let mut train = Dataset::open(&opts.data, "training", &fmt)?;
+    train.remove_clips(&tcfg.holdout, &opts.data.join("training/frames"))?;
+    if let ErrorPooling::WindowMaxZ { window, stride } = cal.pooling {
+        let grid = scoring::box_grid(fmt.height, fmt.width, window, stride);
+        let train_means = copy_box_means(&train, window, stride)?;
+        let regions = scoring::RegionStats::fit(window, stride, grid, train_means.iter().flatten().map(Vec::as_slice))?;
+        let z = |m: &Vec<Vec<Vec<f32>>>| -> Result<Vec<Vec<f32>>, TrainerError> { m.iter().map(|c| c.iter().map(|b| Ok(regions.pool(b)?)).collect()).collect() };
+        let copy = z(&copy_box_means(ds, window, stride)?)?;
+        cands.push(Candidate { name: format!("copy: {own}"), errors: stream(&copy), cap: None });
+        if let (Some(sp), Some((_, sp_test))) = (&cal.speed, speed) {
+            let fuse = |c: &[Vec<f32>], s: &[Vec<f32>]| -> Vec<Vec<f32>> { c.iter().zip(s).map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| sp.fuse(x, y)).collect()).collect() };
+            let fused = fuse(&copy, sp_test);
+            let train_fused: Vec<f32> = fuse(&z(&train_means)?, &crate::train::speed_scores(&train, sp)?).into_iter().flatten().collect();
+            let cap = scoring::CausalCalibration::fit(&train_fused, None, cal.sigma, 1.0, 0.0)?.visual_cap();
+            if let Some(cap) = cap {
+                cands.push(Candidate { name: format!("copy: {own}{cue}, saturated"), errors: stream(&fused), cap: Some(cap) });
+            }
+            cands.push(Candidate { name: format!("copy: {own}{cue}"), errors: stream(&fused), cap: None });
+        }
+    }
+    let mut report = folds::cross_validate(f, &cands, labels, &opts.offline, cal)?;
+    if !tcfg.holdout.is_empty() {
+        report.heldout_normal = Some(heldout_normal(opts, model, tcfg, cal, &fmt)?);
+    }
+    Ok(report)
+}
+
+/// The model on the training clips it was not trained or calibrated on.
+fn heldout_normal(opts: &EvalOptions, model: &sfn_models::SfnVad, tcfg: &crate::train::TrainConfig, cal: &CausalCalibration, fmt: &crate::data::FrameFormat) -> Result<HeldOutNormal, TrainerError> {
+    let mut ds = Dataset::open(&opts.data, "training", fmt)?;
+    ds.retain_clips(&tcfg.holdout, &opts.data.join("training/frames"))?;
+    let mut sums = [0f64; 5];
+    let mut frames = 0usize;
+    for (c, clip) in ds.clips.iter().enumerate() {
+        let idx: Vec<(usize, usize)> = (crate::data::INPUT_FRAMES..clip.frames.len()).map(|t| (c, t)).collect();
+        for chunk in idx.chunks(opts.batch_size.max(1)) {
+            let x = crate::train::batch_tensor(&ds, chunk)?;
+            let pred = model.forward(&x.narrow(1, 0, 4)?, None)?.frame.flatten(1, 3)?.to_vec2::<f32>()?;
+            for (p, &(_, t)) in pred.iter().zip(chunk) {
+                let s = folds::frame_sums(p, &clip.frames[t], &clip.frames[t - 1], fmt.channels);
+                for (a, b) in sums.iter_mut().zip(s) {
+                    *a += b;
+                }
+                frames += 1;
+            }
+        }
+    }
+    // The model's visual error, fused with its speed cue, scored causally as the camera does.
+    let mut errors = dataset_errors(model, &ds, opts.batch_size, &[cal.pooling], cal.regions.as_ref(), None)?.visual.swap_remove(0);
+    if let Some(sp) = &cal.speed {
+        for (e, s) in errors.iter_mut().zip(crate::train::speed_scores(&ds, sp)?) {
+            for (v, w) in e.iter_mut().zip(s) {
+                *v = sp.fuse(*v, w);
+            }
+        }
+    }
+    let (threshold, raise_after, clear_after) = opts.alarm;
+    let mut causal_max = f32::NEG_INFINITY;
+    let mut alarms_per_clip = BTreeMap::new();
+    for (clip, e) in ds.clips.iter().zip(&errors) {
+        let s = scoring::causal_scores(e, None, cal);
+        causal_max = s.iter().copied().filter(|v| v.is_finite()).fold(causal_max, f32::max);
+        alarms_per_clip.insert(clip.name.clone(), folds::alarm_count(&s, threshold, raise_after, clear_after));
+    }
+    let px = (frames * fmt.height * fmt.width).max(1) as f64;
+    let moving = sums[4].max(1.0);
+    Ok(HeldOutNormal {
+        clips: tcfg.holdout.clone(),
+        frames,
+        model_mse: sums[0] / px,
+        copy_mse: sums[1] / px,
+        moving_threshold: folds::MOVING_THRESHOLD,
+        moving_share: sums[4] / px,
+        model_moving_mse: sums[2] / moving,
+        copy_moving_mse: sums[3] / moving,
+        mse_ratio: sums[0] / sums[1].max(f64::MIN_POSITIVE),
+        moving_ratio: sums[2] / sums[3].max(f64::MIN_POSITIVE),
+        causal_max,
+        alarm_threshold: threshold,
+        raise_after,
+        clear_after,
+        alarms: alarms_per_clip.values().sum(),
+        alarms_per_clip,
+    })
 }
 
 /// AUCs of one error stream per clip (no semantic stream), scored offline and with `cal`.

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod folds;
 pub mod optim;
 pub mod plot;
 pub mod roofline;

@@ -47,6 +47,10 @@ pub struct TrainConfig {
     /// Speed cue folded into the visual error at calibration (none: the prediction error alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed: Option<SpeedCue>,
+    /// Training clips held out of training and calibration: normal footage the model never saw, for
+    /// the held-out checks of `sfn-train eval --folds` (frame error against copying, false alarms).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holdout: Vec<String>,
 }
 
 impl TrainConfig {
@@ -66,6 +70,8 @@ impl TrainConfig {
                 // Also chosen on those clips: block-matching speed with match margin 0.1, region z
                 // over the same boxes, the frame's error the larger of the two (sfn_scoring::speed).
                 speed: Some(SpeedCue::PED2_128X192),
+                // Two normal clips the model never trains or calibrates on (the last two).
+                holdout: vec!["15".into(), "16".into()],
                 ..Self::default()
             },
             _ => Self::default(),
@@ -114,6 +120,7 @@ impl Default for TrainConfig {
             schedule: LrSchedule::default(),
             captions: None,
             speed: None,
+            holdout: Vec::new(),
         }
     }
 }
@@ -332,7 +339,8 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
         return Err(TrainerError::Usage("epochs must be >= 1".into()));
     }
     // Read the data before anything is written.
-    let ds = Dataset::open(&opts.data, "training", &frame_format(&cfg))?;
+    let mut ds = Dataset::open(&opts.data, "training", &frame_format(&cfg))?;
+    ds.remove_clips(&tcfg.holdout, &opts.data.join("training/frames"))?;
     let windows_total = ds.windows().len();
     tracing::info!(clips = ds.clips.len(), frames = ds.num_frames(), windows = windows_total, "training data loaded");
     let texts = match &tcfg.captions {

@@ -57,6 +57,10 @@ enum Cmd {
         /// Caption cache from `sfn-train captions`: train with the text token and the text loss.
         #[arg(long)]
         captions: Option<PathBuf>,
+        /// Training clips held out of training and calibration (comma-separated), the normal
+        /// footage `eval --folds` checks the model on (cpu-ped2: 15,16; `none` trains on all clips).
+        #[arg(long, value_delimiter = ',')]
+        holdout: Option<Vec<String>>,
         /// Hide the progress bar.
         #[arg(long)]
         quiet: bool,
@@ -115,6 +119,20 @@ enum Cmd {
         /// Score only these test clips, comma-separated (a named subset for choosing settings).
         #[arg(long, value_delimiter = ',')]
         clips: Option<Vec<String>>,
+        /// The honest protocol: score two folds of the test clips apart (bare `--folds`: the Ped2 dev
+        /// folds A = 01,03,05,08 and B = 04,06,09,11; or A_CLIPS/B_CLIPS), every candidate scoring and
+        /// baseline on each, a choice made on one fold and reported on the other, and the model on the
+        /// training clips held out of its training (train.json `holdout`).
+        #[arg(long, num_args = 0..=1, default_missing_value = "ped2")]
+        folds: Option<String>,
+        /// Alarm threshold, raise-after and clear-after frames for the held-out normal clips of --folds
+        /// (the edge example config's).
+        #[arg(long, default_value_t = 3.5)]
+        alarm_threshold: f32,
+        #[arg(long, default_value_t = 3)]
+        raise_after: u32,
+        #[arg(long, default_value_t = 10)]
+        clear_after: u32,
     },
     /// Export to ONNX: OUT/{encoder,decoder}.onnx + model.json (fp32); with --int8, calibrated QDQ int8
     /// in OUT/int8; with --weight-int8, weight-only int8 in OUT/int8-weights.
@@ -227,7 +245,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().cmd {
-        Cmd::Train { preset, config, train_config, data, out, resume, epochs, batch_size, lr, seed, filter, captions, quiet } => {
+        Cmd::Train { preset, config, train_config, data, out, resume, epochs, batch_size, lr, seed, filter, captions, holdout, quiet } => {
             let mut model = match &config {
                 Some(p) => {
                     let s = std::fs::read_to_string(p).with_context(|| format!("reading network config {}", p.display()))?;
@@ -264,9 +282,12 @@ fn main() -> Result<()> {
             if captions.is_some() {
                 tc.captions = captions.clone();
             }
-            if resume && (batch_size.is_some() || lr.is_some() || seed.is_some() || config.is_some() || train_config.is_some() || filter.is_some() || captions.is_some()) {
+            if let Some(h) = &holdout {
+                tc.holdout = h.iter().filter(|n| n.as_str() != "none").cloned().collect();
+            }
+            if resume && (batch_size.is_some() || lr.is_some() || seed.is_some() || config.is_some() || train_config.is_some() || filter.is_some() || captions.is_some() || holdout.is_some()) {
                 tracing::warn!(
-                    "--resume uses the network and settings stored in {}; --batch-size, --lr, --seed, --config, --train-config, --filter and --captions are ignored (--epochs is honoured)",
+                    "--resume uses the network and settings stored in {}; --batch-size, --lr, --seed, --config, --train-config, --filter, --captions and --holdout are ignored (--epochs is honoured)",
                     out.display()
                 );
             }
@@ -386,12 +407,14 @@ fn main() -> Result<()> {
                     + &cal.speed.as_ref().map(|s| format!(", {}", s.cue.name())).unwrap_or_default()
             );
         }
-        Cmd::Eval { model, data, report, plots, sigma, causal_sigma, batch_size, captions, semantic_weight, clips } => {
+        Cmd::Eval { model, data, report, plots, sigma, causal_sigma, batch_size, captions, semantic_weight, clips, folds, alarm_threshold, raise_after, clear_after } => {
             if !(0.0..=1.0).contains(&semantic_weight) {
                 anyhow::bail!("--semantic-weight {semantic_weight}: must be in [0, 1]");
             }
             let offline = OfflineScoring { sigma, visual_weight: 1.0 - semantic_weight, semantic_weight };
-            let opts = EvalOptions { model, data, report: report.clone(), plots, offline, causal_sigma, batch_size, captions, clips };
+            let folds = folds.as_deref().map(sfn_trainer::folds::Folds::parse).transpose()?;
+            let alarm = (alarm_threshold, raise_after, clear_after);
+            let opts = EvalOptions { model, data, report: report.clone(), plots, offline, causal_sigma, batch_size, captions, clips, folds, alarm };
             let r = evaluate(&opts)?;
             print_report(&r);
             println!("report: {}", report.display());
@@ -444,6 +467,8 @@ fn demo(out: &std::path::Path, epochs: u64, seed: u64, quiet: bool) -> Result<()
         batch_size: 32,
         captions: None,
         clips: None,
+        folds: None,
+        alarm: (3.5, 3, 10),
     };
     let r = evaluate(&opts)?;
     print_report(&r);
@@ -503,5 +528,44 @@ fn print_report(r: &Report) {
         row("visual only", &s.visual_only);
         row("semantic only", &s.semantic_only);
     }
+    if let Some(f) = &r.folds {
+        print_folds(f);
+    }
     println!("{} frames scored in {:.1} s", r.frames_scored, r.seconds);
+}
+
+fn print_folds(f: &sfn_trainer::folds::FoldReport) {
+    let [a, b] = &f.folds.names;
+    println!("folds: {a} = {}, {b} = {}", f.folds.clips[0].join(","), f.folds.clips[1].join(","));
+    let wn = f.rows.iter().map(|r| r.candidate.len()).max().unwrap_or(0).max(12);
+    println!("{:<wn$} {:>22} {:>22} {:>22}", "candidate (offline / causal micro, macro)", format!("fold {a}"), format!("fold {b}"), "mean");
+    let cell = |x: &sfn_trainer::folds::FoldFigures| format!("{}/{} ({}/{})", pct(x.offline_micro_auc), pct(x.causal_micro_auc), pct(x.offline_macro_auc), pct(x.causal_macro_auc));
+    for r in &f.rows {
+        println!("{:<wn$} {:>22} {:>22} {:>22}", r.candidate, cell(&r.per_fold[a]), cell(&r.per_fold[b]), cell(&r.mean));
+    }
+    println!("rule: {}", f.rule);
+    for s in &f.selections {
+        println!("chosen on {}: {} -> on {}: {}", s.chosen_on, s.candidate, s.reported_on, cell(&s.figures));
+    }
+    println!("cross-validated (mean of the held-out folds): {}; the model's own scoring: {}", cell(&f.cross_validated), cell(&f.model));
+    if let Some(h) = &f.heldout_normal {
+        println!(
+            "held-out normal clips {}: {} frames; frame MSE model {:.6} / copy {:.6} = {:.3}x; moving pixels (|dI| > {}, {:.1}%) {:.6} / {:.6} = {:.3}x; causal max {:.2}, {} alarm(s) at {} ({} up, {} down)",
+            h.clips.join(","),
+            h.frames,
+            h.model_mse,
+            h.copy_mse,
+            h.mse_ratio,
+            h.moving_threshold,
+            100.0 * h.moving_share,
+            h.model_moving_mse,
+            h.copy_moving_mse,
+            h.moving_ratio,
+            h.causal_max,
+            h.alarms,
+            h.alarm_threshold,
+            h.raise_after,
+            h.clear_after
+        );
+    }
 }
