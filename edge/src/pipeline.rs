@@ -189,7 +189,7 @@ impl Pipeline {
         let motion: Vec<f32> = w.iter().skip(1).take(3).flat_map(|c| c.motion.iter().copied()).collect();
         let input_text = self.texts.0.as_ref().or(self.texts.1.as_ref());
         let use_text = self.model.manifest.text.is_some();
-        let d = self.model.decode(&tokens, &w[3].patch_embed, &motion, input_text.filter(|_| use_text).map(|v| &v[..]), &w[3].frame, 1)?;
+        let d = self.model.decode(&tokens, &w[3].patch_embed, &motion, input_text.filter(|_| use_text).map(|v| &v[..]), &w[3].frame, Some(&w[2].frame), 1)?;
         let infer_us = t0.elapsed().as_micros() as u64;
         let img = &self.model.manifest.image;
         let visual = self

@@ -355,6 +355,9 @@ pub fn decoder(cfg: &SfnConfig, w: &Weights, mode: Mode) -> Result<(pb::ModelPro
     let text = net.g.input(names::TEXT, &[None, Some(dt)]);
     let mask = net.g.input(names::TEXT_MASK, &[None, Some(1)]);
     let last = net.g.input(names::LAST_FRAME, &[None, Some(i.channels), Some(i.height), Some(i.width)]);
+    // The frame head's pixel stem reads frame t-1 too (an input only where the network has a stem).
+    let stem_c = cfg.decoder.pixel_stem;
+    let prev = (stem_c > 0).then(|| net.g.input(names::PREV_FRAME, &[None, Some(i.channels), Some(i.height), Some(i.width)]));
 
     // Tri-modal fusion.
     let frames = net.concat_on_channels(&ft, 4, np, da);
@@ -410,12 +413,27 @@ pub fn decoder(cfg: &SfnConfig, w: &Weights, mode: Mode) -> Result<(pb::ModelPro
     }
     let x = net.reshape(&x, &[0, gh as i64, gw as i64, hid as i64, p as i64, p as i64]);
     let x = net.transpose(&x, &[0, 3, 1, 4, 2, 5]);
-    let x = net.reshape(&x, &[0, hid as i64, (gh * p) as i64, (gw * p) as i64]);
-    let c3w = w.get("decoder.frame_head.conv3.weight", &[hid, hid, 3, 3])?;
-    let c3b = w.get("decoder.frame_head.conv3.bias", &[hid])?;
-    let x = net.g.conv("decoder.frame_head.conv3", &x, &c3w, [hid, hid, 3, 3], Some(&c3b), 1);
-    let x = net.g.node("LeakyRelu", &[&x], vec![attr_f("alpha", 0.2)]);
+    let mut x = net.reshape(&x, &[0, hid as i64, (gh * p) as i64, (gw * p) as i64]);
     let c = i.channels;
+    // conv(name, input, out, in) -> LeakyReLU(Conv3x3), padding 1.
+    let conv3 = |net: &mut Net, name: &str, x: &str, co: usize, ci: usize| -> Result<String, ExportError> {
+        let wt = w.get(&format!("decoder.frame_head.{name}.weight"), &[co, ci, 3, 3])?;
+        let b = w.get(&format!("decoder.frame_head.{name}.bias"), &[co])?;
+        let y = net.g.conv(&format!("decoder.frame_head.{name}"), x, &wt, [co, ci, 3, 3], Some(&b), 1);
+        Ok(net.g.node("LeakyRelu", &[&y], vec![attr_f("alpha", 0.2)]))
+    };
+    if let Some(prev) = &prev {
+        // x_pix = [I_t, I_t - I_{t-1}] -> two 3x3 convolutions, concatenated with the token features.
+        let diff = net.g.node("Sub", &[&last, prev], vec![]);
+        let px = net.g.node("Concat", &[&last, &diff], vec![attr_i("axis", 1)]);
+        let st = conv3(&mut net, "stem0", &px, stem_c, 2 * c)?;
+        let st = conv3(&mut net, "stem1", &st, stem_c, stem_c)?;
+        x = net.g.node("Concat", &[&x, &st], vec![attr_i("axis", 1)]);
+    }
+    let mut x = conv3(&mut net, "conv3", &x, hid, hid + stem_c)?;
+    if prev.is_some() {
+        x = conv3(&mut net, "conv3b", &x, hid, hid)?;
+    }
     let c1w = w.get("decoder.frame_head.conv1.weight", &[c, hid, 1, 1])?;
     let c1b = w.get("decoder.frame_head.conv1.bias", &[c])?;
     let mut frame = net.g.conv("decoder.frame_head.conv1", &x, &c1w, [c, hid, 1, 1], Some(&c1b), 0);

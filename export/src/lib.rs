@@ -39,8 +39,6 @@ pub enum ExportError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("calibration: {0}")]
     Calibration(String),
-    #[error("not exportable: {0}")]
-    Unsupported(String),
     #[error("invalid model config: {0}")]
     Config(#[from] sfn_models::ModelError),
     #[error(transparent)]
@@ -92,9 +90,6 @@ pub type Built = (pb::ModelProto, BuildInfo);
 /// The encoder and decoder protos for `mode` (no files written).
 pub fn build(input: &ExportInput, mode: &Mode) -> Result<(Built, Built), ExportError> {
     input.cfg.validate()?;
-    if input.cfg.decoder.pixel_stem > 0 {
-        return Err(ExportError::Unsupported("decoder.pixel_stem: the frame head's pixel stem has no ONNX graph yet".into()));
-    }
     let w = Weights::new(input.weights);
     Ok((graph::encoder(input.cfg, &w, mode.clone())?, graph::decoder(input.cfg, &w, mode.clone())?))
 }
@@ -175,11 +170,12 @@ pub fn calibrate(input: &ExportInput, set: &CalibrationSet) -> Result<BTreeMap<S
     for (ci, chunk) in set.windows.chunks(CALIB_CHUNK).enumerate() {
         let n = chunk.len();
         let start = ci * CALIB_CHUNK;
-        let (mut frames, mut prevs, mut last) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut frames, mut prevs, mut last, mut before_last) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for w in chunk {
             frames.extend_from_slice(&w[flen..5 * flen]);
             prevs.extend_from_slice(&w[..4 * flen]);
             last.extend_from_slice(&w[4 * flen..]);
+            before_last.extend_from_slice(&w[3 * flen..4 * flen]);
         }
         let shape = [4 * n, i.channels, i.height, i.width];
         let eo = enc_run.run(&[(manifest::names::FRAME, &shape, &frames), (manifest::names::PREV_FRAME, &shape, &prevs)])?;
@@ -196,14 +192,20 @@ pub fn calibrate(input: &ExportInput, set: &CalibrationSet) -> Result<BTreeMap<S
             Some(t) => (t[start..start + n].concat(), vec![1f32; n]),
             None => (vec![0f32; n * dt], vec![0f32; n]),
         };
-        let do_ = dec_run.run(&[
-            (manifest::names::FRAME_TOKENS, &[n, 4, np, da], tokens),
-            (manifest::names::SKIP, &[n, np, da], &skip),
-            (manifest::names::MOTIONS, &[n, 3, np + 1, dm], &mot),
-            (manifest::names::TEXT, &[n, dt], &text),
-            (manifest::names::TEXT_MASK, &[n, 1], &mask),
-            (manifest::names::LAST_FRAME, &[n, i.channels, i.height, i.width], &last),
-        ])?;
+        let fshape = [n, i.channels, i.height, i.width];
+        let shapes = [vec![n, 4, np, da], vec![n, np, da], vec![n, 3, np + 1, dm], vec![n, dt], vec![n, 1]];
+        let mut dec_in: Vec<(&str, &[usize], &[f32])> = vec![
+            (manifest::names::FRAME_TOKENS, &shapes[0], tokens),
+            (manifest::names::SKIP, &shapes[1], &skip),
+            (manifest::names::MOTIONS, &shapes[2], &mot),
+            (manifest::names::TEXT, &shapes[3], &text),
+            (manifest::names::TEXT_MASK, &shapes[4], &mask),
+            (manifest::names::LAST_FRAME, &fshape, &last),
+        ];
+        if input.cfg.decoder.pixel_stem > 0 {
+            dec_in.push((manifest::names::PREV_FRAME, &fshape, &before_last));
+        }
+        let do_ = dec_run.run(&dec_in)?;
         update_max(&mut maxes, &dec_map, &do_);
     }
     // The patch embeddings read normalised pixels (and their differences), whose full range is known:
@@ -321,7 +323,12 @@ pub fn flops(cfg: &SfnConfig) -> (f64, f64) {
     let hid = f(cfg.decoder.head_channels);
     let pp = f(cfg.patch * cfg.patch);
     let hw = f(cfg.image.height * cfg.image.width);
-    let mut head = 2.0 * np * (d + da) * hid * pp + 2.0 * hw * hid * hid * 9.0 + 2.0 * hw * hid * f(cfg.image.channels);
+    let (st, c) = (f(cfg.decoder.pixel_stem), f(cfg.image.channels));
+    let mut head = 2.0 * np * (d + da) * hid * pp + 2.0 * hw * hid * (hid + st) * 9.0 + 2.0 * hw * hid * c;
+    if cfg.decoder.pixel_stem > 0 {
+        // The stem's two convolutions and the head's second 3x3 convolution.
+        head += 2.0 * hw * 9.0 * (st * 2.0 * c + st * st + hid * hid);
+    }
     if cfg.decoder.bilinear {
         head += 2.0 * np * (d + da) * hid * pp;
     }

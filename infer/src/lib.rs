@@ -194,7 +194,9 @@ impl ExportedModel {
     }
 
     /// Decodes `batch` windows. `frame_tokens` [B,4,Np,d_a], `skip` [B,Np,d_a], `motion` [B,3,1+Np,d_m],
-    /// `text` [B,text_dim] with `text_mask` [B] (1 = use it), `last_frame` [B,C,H,W].
+    /// `text` [B,text_dim] with `text_mask` [B] (1 = use it), `last_frame` [B,C,H,W], and `prev_frame`
+    /// (frame t-1) [B,C,H,W] for a decoder whose frame head has a pixel stem (ignored otherwise).
+    #[allow(clippy::too_many_arguments)]
     pub fn decode(
         &mut self,
         frame_tokens: &[f32],
@@ -202,6 +204,7 @@ impl ExportedModel {
         motion: &[f32],
         text: Option<&[f32]>,
         last_frame: &[f32],
+        prev_frame: Option<&[f32]>,
         batch: usize,
     ) -> Result<Decoded, InferError> {
         let m = &self.manifest;
@@ -211,10 +214,6 @@ impl ExportedModel {
             s.extend(specs.iter().find(|t| t.name == name).map(|t| t.per_sample()).unwrap_or_default());
             s
         };
-        let shapes: Vec<Vec<usize>> = [names::FRAME_TOKENS, names::SKIP, names::MOTIONS, names::TEXT, names::TEXT_MASK, names::LAST_FRAME]
-            .iter()
-            .map(|n| shape_of(n))
-            .collect();
         let zeros;
         let (text, mask) = match text {
             Some(t) => (t, vec![1f32; batch]),
@@ -223,7 +222,7 @@ impl ExportedModel {
                 (&zeros[..], vec![0f32; batch])
             }
         };
-        let data: [(&str, &[f32]); 6] = [
+        let mut data: Vec<(&str, &[f32])> = vec![
             (names::FRAME_TOKENS, frame_tokens),
             (names::SKIP, skip),
             (names::MOTIONS, motion),
@@ -231,6 +230,11 @@ impl ExportedModel {
             (names::TEXT_MASK, &mask),
             (names::LAST_FRAME, last_frame),
         ];
+        if specs.iter().any(|t| t.name == names::PREV_FRAME) {
+            let prev = prev_frame.ok_or_else(|| InferError::Input { name: names::PREV_FRAME.into(), reason: "this decoder reads frame t-1 (its frame head has a pixel stem); none given".into() })?;
+            data.push((names::PREV_FRAME, prev));
+        }
+        let shapes: Vec<Vec<usize>> = data.iter().map(|(n, _)| shape_of(n)).collect();
         for ((name, d), s) in data.iter().zip(&shapes) {
             self.check(name, d, batch, s[1..].iter().product())?;
         }

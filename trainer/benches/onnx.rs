@@ -154,7 +154,7 @@ fn main() -> Result<()> {
             for tgt in 4..n {
                 let ft: Vec<f32> = (tgt - 4..tgt).flat_map(|k| enc[k].tokens.data.iter().copied()).collect();
                 let mo: Vec<f32> = (tgt - 3..tgt).flat_map(|k| enc[k].motion.data.iter().copied()).collect();
-                s.model.decode(&ft, &enc[tgt - 1].patch_embed.data, &mo, None, &frames[tgt - 1], 1)?;
+                s.model.decode(&ft, &enc[tgt - 1].patch_embed.data, &mo, None, &frames[tgt - 1], Some(&frames[tgt.saturating_sub(2)]), 1)?;
             }
             let td = t.elapsed().as_secs_f64() / (n - 4) as f64;
             if round > 0 {
@@ -203,7 +203,7 @@ fn main() -> Result<()> {
         let ml = e.motion.data.len() / clip.frames.len();
         let mut out = vec![];
         for t in 4..clip.frames.len() {
-            let d = m.decode(&e.tokens.data[(t - 4) * tl..t * tl], &e.patch_embed.data[(t - 1) * tl..t * tl], &e.motion.data[(t - 3) * ml..t * ml], None, &clip.frames[t - 1], 1)?;
+            let d = m.decode(&e.tokens.data[(t - 4) * tl..t * tl], &e.patch_embed.data[(t - 1) * tl..t * tl], &e.motion.data[(t - 3) * ml..t * ml], None, &clip.frames[t - 1], Some(&clip.frames[t - 2]), 1)?;
             out.push(d.frame.data.iter().zip(&clip.frames[t - 1]).map(|(p, l)| p - l).collect());
         }
         Ok(out)

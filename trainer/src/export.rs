@@ -182,16 +182,17 @@ pub fn onnx_errors_with_text(
         let mut sem = Vec::with_capacity(targets.len());
         for chunk in targets.chunks(batch) {
             let b = chunk.len();
-            let (mut ft, mut sk, mut mo, mut last) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut ft, mut sk, mut mo, mut last, mut prev) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for &t in chunk {
                 ft.extend_from_slice(&tokens[(t - 4) * tl..t * tl]);
                 sk.extend_from_slice(&pe[(t - 1) * tl..t * tl]);
                 mo.extend_from_slice(&motion[(t - 3) * ml..t * ml]);
                 last.extend_from_slice(&clip.frames[t - 1]);
+                prev.extend_from_slice(&clip.frames[t - 2]);
             }
             let idx: Vec<(usize, usize)> = chunk.iter().map(|&t| (ci, t)).collect();
             let tb = texts.map(|w| w.batch(&idx)).transpose()?;
-            let d = model.decode(&ft, &sk, &mo, tb.as_ref().map(|t| &t.0[..]), &last, b)?;
+            let d = model.decode(&ft, &sk, &mo, tb.as_ref().map(|t| &t.0[..]), &last, Some(&prev), b)?;
             for (j, &t) in chunk.iter().enumerate() {
                 let i = &m.image;
                 errs.push(visual.error(&d.frame.data[j * fl..(j + 1) * fl], &clip.frames[t], &clip.frames[t - 1], i.channels, i.height, i.width)?);

@@ -79,7 +79,7 @@ fn compare(model: &SfnVad, cfg: &SfnConfig, dir: &Path, backend: &BackendKind, f
     for with_text in [false, true] {
         let t = with_text.then_some(text);
         let want = model.forward(frames, t).unwrap();
-        let (mut ft, mut sk, mut mo, mut last) = (vec![], vec![], vec![], vec![]);
+        let (mut ft, mut sk, mut mo, mut last, mut prev) = (vec![], vec![], vec![], vec![], vec![]);
         for s in 0..b {
             let win = frames.get(s).unwrap();
             let fr = vec(&win);
@@ -98,9 +98,10 @@ fn compare(model: &SfnVad, cfg: &SfnConfig, dir: &Path, backend: &BackendKind, f
             sk.extend_from_slice(&enc.patch_embed.data[3 * tl..]);
             mo.extend_from_slice(&enc.motion.data[ml..]);
             last.extend_from_slice(&fr[3 * fl..]);
+            prev.extend_from_slice(&fr[2 * fl..3 * fl]);
         }
         let tv = vec(text);
-        let got = onnx.decode(&ft, &sk, &mo, with_text.then_some(&tv[..]), &last, b).unwrap();
+        let got = onnx.decode(&ft, &sk, &mo, with_text.then_some(&tv[..]), &last, Some(&prev), b).unwrap();
         assert_eq!(got.frame.shape, vec![b, c, h, w]);
         assert_eq!(got.text.shape, vec![b, cfg.text_dim]);
         let df = max_abs(&got.frame.data, &vec(&want.frame));
@@ -116,11 +117,13 @@ fn compare(model: &SfnVad, cfg: &SfnConfig, dir: &Path, backend: &BackendKind, f
 }
 
 fn variants() -> Vec<(&'static str, SfnConfig)> {
-    // A: SFFM, plain head with the bilinear path, scaled motion input: every exported op is exercised
-    // and the prediction is the network's own (no residual frame to hide differences behind).
+    // A: SFFM, plain head with the bilinear path and the pixel stem, scaled motion input: every
+    // exported op is exercised and the prediction is the network's own (no residual frame to hide
+    // differences behind).
     let mut a = SfnConfig::tiny();
     a.decoder.residual = false;
     a.decoder.bilinear = true;
+    a.decoder.pixel_stem = 4;
     a.motion_input_scale = 2.0;
     // B: the MLP ablation with the residual head (the preset default).
     let mut b = SfnConfig::tiny();
