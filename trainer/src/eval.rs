@@ -206,6 +206,15 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
             pooling_comparison.insert(format!("{name} alone"), stream_figures(&labels, &streams, &opts.offline, &cal)?);
         }
     }
+    // The copying baseline beside the model (unsaturated, like every row of the table).
+    let copy = copy_candidates(&opts.data, &tcfg, &calibration, &ds, speed_parts.as_ref().map(|(_, _, s)| s))?;
+    {
+        let cal = CausalCalibration { visual_mean: 0.0, visual_std: 1.0, semantic_weight: 0.0, ..calibration.clone() };
+        for c in copy.iter().filter(|c| c.cap.is_none()) {
+            let streams: Vec<(String, Vec<f32>)> = c.errors.clone().into_iter().collect();
+            pooling_comparison.insert(c.name.clone(), stream_figures(&labels, &streams, &opts.offline, &cal)?);
+        }
+    }
     let frames_scored = all_errors[0].iter().map(Vec::len).sum();
     let visual_error = ds.clips.iter().map(|c| c.name.clone()).zip(all_errors[0].iter().cloned()).collect();
     let semantic = match (semantic, cache, &captions) {
@@ -232,7 +241,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         _ => None,
     };
     let folds = match &opts.folds {
-        Some(f) => Some(fold_report(opts, f, &loaded.model, &tcfg, &calibration, &ds, &labels, &all_errors[0], speed_parts.as_ref().map(|(_, p, s)| (p, s)))?),
+        Some(f) => Some(fold_report(opts, f, &loaded.model, &tcfg, &calibration, &ds, &labels, &all_errors[0], speed_parts.as_ref().map(|(_, p, s)| (p, s)), &copy)?),
         None => None,
     };
     let ((offline, offline_unsaturated), causal) = sets.swap_remove(0);
@@ -274,6 +283,43 @@ fn copy_box_means(ds: &Dataset, window: usize, stride: usize) -> Result<Vec<Vec<
         .collect()
 }
 
+/// The copying baseline (I_hat_{t+1} = I_t), pooled as the model's calibration pools (region
+/// statistics fitted on the model's own training clips: the training split less `holdout`), alone and,
+/// with a speed cue, fused with it the same way (unsaturated, and saturated at the largest z of that
+/// training footage). Empty without a training split under `data` or for a pooling without boxes.
+fn copy_candidates(data: &Path, tcfg: &crate::train::TrainConfig, cal: &CausalCalibration, ds: &Dataset, speed_test: Option<&Vec<Vec<f32>>>) -> Result<Vec<Candidate>, TrainerError> {
+    let Some((window, stride)) = cal.pooling.window() else { return Ok(Vec::new()) };
+    if !data.join("training/frames").is_dir() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = ds.clips.iter().map(|c| c.name.clone()).collect();
+    let stream = |v: &[Vec<f32>]| -> BTreeMap<String, Vec<f32>> { names.iter().cloned().zip(v.iter().cloned()).collect() };
+    let (own, fmt) = (cal.pooling.name(), &ds.format);
+    let mut train = Dataset::open(data, "training", fmt)?;
+    train.remove_clips(&tcfg.holdout, &data.join("training/frames"))?;
+    let train_means = copy_box_means(&train, window, stride)?;
+    let regions = match cal.pooling {
+        ErrorPooling::WindowMaxZ { .. } => Some(scoring::RegionStats::fit(window, stride, scoring::box_grid(fmt.height, fmt.width, window, stride), train_means.iter().flatten().map(Vec::as_slice))?),
+        _ => None,
+    };
+    let pool = |m: &Vec<Vec<Vec<f32>>>| -> Result<Vec<Vec<f32>>, TrainerError> {
+        m.iter().map(|c| c.iter().map(|b| Ok(cal.pooling.pool_boxes(b, fmt.height, fmt.width, regions.as_ref())?)).collect()).collect()
+    };
+    let copy = pool(&copy_box_means(ds, window, stride)?)?;
+    let mut cands = vec![Candidate { name: format!("copy: {own}"), errors: stream(&copy), cap: None }];
+    if let (Some(sp), Some(sp_test)) = (&cal.speed, speed_test) {
+        let cue = sp.cue.name();
+        let fuse = |c: &[Vec<f32>], s: &[Vec<f32>]| -> Vec<Vec<f32>> { c.iter().zip(s).map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| sp.fuse(x, y)).collect()).collect() };
+        let fused = fuse(&copy, sp_test);
+        let train_fused: Vec<f32> = fuse(&pool(&train_means)?, &crate::train::speed_scores(&train, sp)?).into_iter().flatten().collect();
+        if let Some(cap) = scoring::CausalCalibration::fit(&train_fused, None, cal.sigma, 1.0, 0.0)?.visual_cap() {
+            cands.push(Candidate { name: format!("copy: {own} + {cue}, saturated"), errors: stream(&fused), cap: Some(cap) });
+        }
+        cands.push(Candidate { name: format!("copy: {own} + {cue}"), errors: stream(&fused), cap: None });
+    }
+    Ok(cands)
+}
+
 /// With a speed cue: the network's own error and the speed cue's, per clip per frame.
 type SpeedParts<'a> = (&'a Vec<Vec<f32>>, &'a Vec<Vec<f32>>);
 
@@ -291,6 +337,7 @@ fn fold_report(
     labels: &BTreeMap<String, Vec<u8>>,
     visual: &[Vec<f32>],
     speed: Option<SpeedParts>,
+    copy: &[Candidate],
 ) -> Result<FoldReport, TrainerError> {
     let names: Vec<String> = ds.clips.iter().map(|c| c.name.clone()).collect();
     let stream = |v: &[Vec<f32>]| -> BTreeMap<String, Vec<f32>> { names.iter().cloned().zip(v.iter().cloned()).collect() };
@@ -305,32 +352,10 @@ fn fold_report(
         cands.push(Candidate { name: format!("network alone: {own}"), errors: stream(pred), cap: None });
         cands.push(Candidate { name: "speed cue alone".into(), errors: stream(sp), cap: None });
     }
-    // Copying, pooled as the model is, with region statistics fitted on the model's own training
-    // clips (the training split less the held-out clips).
-    let fmt = ds.format.clone();
-    let mut train = Dataset::open(&opts.data, "training", &fmt)?;
-    train.remove_clips(&tcfg.holdout, &opts.data.join("training/frames"))?;
-    if let ErrorPooling::WindowMaxZ { window, stride } = cal.pooling {
-        let grid = scoring::box_grid(fmt.height, fmt.width, window, stride);
-        let train_means = copy_box_means(&train, window, stride)?;
-        let regions = scoring::RegionStats::fit(window, stride, grid, train_means.iter().flatten().map(Vec::as_slice))?;
-        let z = |m: &Vec<Vec<Vec<f32>>>| -> Result<Vec<Vec<f32>>, TrainerError> { m.iter().map(|c| c.iter().map(|b| Ok(regions.pool(b)?)).collect()).collect() };
-        let copy = z(&copy_box_means(ds, window, stride)?)?;
-        cands.push(Candidate { name: format!("copy: {own}"), errors: stream(&copy), cap: None });
-        if let (Some(sp), Some((_, sp_test))) = (&cal.speed, speed) {
-            let fuse = |c: &[Vec<f32>], s: &[Vec<f32>]| -> Vec<Vec<f32>> { c.iter().zip(s).map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| sp.fuse(x, y)).collect()).collect() };
-            let fused = fuse(&copy, sp_test);
-            let train_fused: Vec<f32> = fuse(&z(&train_means)?, &crate::train::speed_scores(&train, sp)?).into_iter().flatten().collect();
-            let cap = scoring::CausalCalibration::fit(&train_fused, None, cal.sigma, 1.0, 0.0)?.visual_cap();
-            if let Some(cap) = cap {
-                cands.push(Candidate { name: format!("copy: {own}{cue}, saturated"), errors: stream(&fused), cap: Some(cap) });
-            }
-            cands.push(Candidate { name: format!("copy: {own}{cue}"), errors: stream(&fused), cap: None });
-        }
-    }
+    cands.extend(copy.iter().cloned());
     let mut report = folds::cross_validate(f, &cands, labels, &opts.offline, cal)?;
     if !tcfg.holdout.is_empty() {
-        report.heldout_normal = Some(heldout_normal(opts, model, tcfg, cal, &fmt)?);
+        report.heldout_normal = Some(heldout_normal(opts, model, tcfg, cal, &ds.format)?);
     }
     Ok(report)
 }

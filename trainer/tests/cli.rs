@@ -704,3 +704,60 @@ fn captions_from_a_jsonl_with_holes() {
     assert!(o.stdout.contains("0 clips captioned") && o.stdout.contains("18 failures"), "{}", o.stdout);
     assert!(o.stderr.contains("unreachable"), "{}", o.stderr);
 }
+
+#[test]
+fn eval_folds_scores_each_fold_with_baselines_and_the_held_out_clips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let frames = 16;
+    let data = synth(&tmp.path().join("data"), 3, 4, frames);
+    // Known labels: every clip normal for its first 10 frames, abnormal after.
+    let labels: serde_json::Map<String, Value> = ["01", "02", "03", "04"].iter().map(|c| (c.to_string(), serde_json::json!([[0; 10].as_slice(), [1; 6].as_slice()].concat()))).collect();
+    write_json(&data.join("testing/labels.json"), &Value::Object(labels));
+    let model = tmp.path().join("model");
+    expect_ok("train", &train(&data, &model, &["--epochs", "1", "--holdout", "03"]));
+    assert_eq!(read_json(&model.join("train.json"))["holdout"], serde_json::json!(["03"]));
+    // Speed cue and region statistics, so that every candidate is there.
+    let o = sfn_train([OsStr::new("calibrate"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--pooling"), OsStr::new("window_max_z_8s4"), OsStr::new("--speed"), OsStr::new("speed_r2_b6_8s4_l2")]);
+    expect_ok("calibrate", &o);
+    let report = tmp.path().join("folds.json");
+    let run = |spec: &str| sfn_train([OsStr::new("eval"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--report"), report.as_os_str(), OsStr::new("--folds"), OsStr::new(spec)]);
+    let o = run("01,02/03,04");
+    expect_ok("eval --folds", &o);
+    assert!(o.stdout.contains("chosen on A") && o.stdout.contains("cross-validated"), "{}", o.stdout);
+    let r = read_json(&report);
+    assert_eq!(r["frames_scored"], 4 * (frames - 4));
+    let f = &r["folds"];
+    let rows: Vec<&str> = f["rows"].as_array().unwrap().iter().map(|r| r["candidate"].as_str().unwrap()).collect();
+    for want in ["model: window_max_z_8s4 + speed_r2_b6_8s4_l2", "network alone: window_max_z_8s4", "speed cue alone", "copy: window_max_z_8s4", "copy: window_max_z_8s4 + speed_r2_b6_8s4_l2"] {
+        assert!(rows.contains(&want), "{want} missing from {rows:?}");
+    }
+    for row in f["rows"].as_array().unwrap() {
+        for fold in ["A", "B"] {
+            let a = row["per_fold"][fold]["offline_micro_auc"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&a), "{row}");
+        }
+    }
+    let sel = f["selections"].as_array().unwrap();
+    assert_eq!((sel[0]["chosen_on"].as_str(), sel[0]["reported_on"].as_str()), (Some("A"), Some("B")));
+    assert_eq!((sel[1]["chosen_on"].as_str(), sel[1]["reported_on"].as_str()), (Some("B"), Some("A")));
+    // The held-out clip is scored as normal footage: prediction against copying, alarms.
+    let h = &f["heldout_normal"];
+    assert_eq!(h["clips"], serde_json::json!(["03"]));
+    assert_eq!(h["frames"], frames - 4);
+    assert!(h["copy_moving_mse"].as_f64().unwrap() > 0.0 && h["moving_ratio"].as_f64().unwrap() > 0.0, "{h}");
+    assert!(h["alarms"].as_u64().is_some(), "{h}");
+    // The copying baseline is in every report's comparison table, not only with --folds.
+    assert!(r["pooling_comparison"]["copy: window_max_z_8s4"].is_object(), "{}", r["pooling_comparison"]);
+
+    // Bad input names the clip or the fold, and writes no report.
+    std::fs::remove_file(&report).unwrap();
+    expect_err("unknown clip", &run("01,02/03,zz"), &["--folds", "zz"]);
+    let labels: serde_json::Map<String, Value> = ["01", "02", "03", "04"].iter().map(|c| (c.to_string(), serde_json::json!(if *c == "01" { vec![0; 16] } else { [[0; 10].as_slice(), [1; 6].as_slice()].concat() }))).collect();
+    write_json(&data.join("testing/labels.json"), &Value::Object(labels));
+    expect_err("fold without abnormal frames", &run("01/02,03,04"), &["fold A (01) has no abnormal scored frame"]);
+    expect_err("malformed", &run("01,02"), &["--folds", "A_CLIPS/B_CLIPS"]);
+    expect_err("--clips and --folds", &sfn_train([OsStr::new("eval"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--report"), report.as_os_str(), OsStr::new("--folds"), OsStr::new("--clips"), OsStr::new("01")]), &["--clips and --folds"]);
+    assert!(!report.exists());
+    // A held-out clip that is not in the data is refused by train, naming it.
+    expect_err("unknown holdout", &train(&data, &tmp.path().join("m2"), &["--epochs", "1", "--holdout", "07"]), &["07"]);
+}
