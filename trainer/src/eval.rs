@@ -360,19 +360,18 @@ fn fold_report(
     Ok(report)
 }
 
-/// The model on the training clips it was not trained or calibrated on.
-fn heldout_normal(opts: &EvalOptions, model: &sfn_models::SfnVad, tcfg: &crate::train::TrainConfig, cal: &CausalCalibration, fmt: &crate::data::FrameFormat) -> Result<HeldOutNormal, TrainerError> {
-    let mut ds = Dataset::open(&opts.data, "training", fmt)?;
-    ds.retain_clips(&tcfg.holdout, &opts.data.join("training/frames"))?;
+/// Squared-error sums of the model's prediction and of copying over frames 4.. of every clip of `ds`
+/// ([`folds::frame_sums`], added up), and the number of frames.
+pub fn prediction_sums(model: &sfn_models::SfnVad, ds: &Dataset, batch: usize) -> Result<([f64; 5], usize), TrainerError> {
     let mut sums = [0f64; 5];
     let mut frames = 0usize;
     for (c, clip) in ds.clips.iter().enumerate() {
         let idx: Vec<(usize, usize)> = (crate::data::INPUT_FRAMES..clip.frames.len()).map(|t| (c, t)).collect();
-        for chunk in idx.chunks(opts.batch_size.max(1)) {
-            let x = crate::train::batch_tensor(&ds, chunk)?;
+        for chunk in idx.chunks(batch.max(1)) {
+            let x = crate::train::batch_tensor(ds, chunk)?;
             let pred = model.forward(&x.narrow(1, 0, 4)?, None)?.frame.flatten(1, 3)?.to_vec2::<f32>()?;
             for (p, &(_, t)) in pred.iter().zip(chunk) {
-                let s = folds::frame_sums(p, &clip.frames[t], &clip.frames[t - 1], fmt.channels);
+                let s = folds::frame_sums(p, &clip.frames[t], &clip.frames[t - 1], ds.format.channels);
                 for (a, b) in sums.iter_mut().zip(s) {
                     *a += b;
                 }
@@ -380,6 +379,14 @@ fn heldout_normal(opts: &EvalOptions, model: &sfn_models::SfnVad, tcfg: &crate::
             }
         }
     }
+    Ok((sums, frames))
+}
+
+/// The model on the training clips it was not trained or calibrated on.
+fn heldout_normal(opts: &EvalOptions, model: &sfn_models::SfnVad, tcfg: &crate::train::TrainConfig, cal: &CausalCalibration, fmt: &crate::data::FrameFormat) -> Result<HeldOutNormal, TrainerError> {
+    let mut ds = Dataset::open(&opts.data, "training", fmt)?;
+    ds.retain_clips(&tcfg.holdout, &opts.data.join("training/frames"))?;
+    let (sums, frames) = prediction_sums(model, &ds, opts.batch_size)?;
     // The model's visual error, fused with its speed cue, scored causally as the camera does.
     let mut errors = dataset_errors(model, &ds, opts.batch_size, &[cal.pooling], cal.regions.as_ref(), None)?.visual.swap_remove(0);
     if let Some(sp) = &cal.speed {

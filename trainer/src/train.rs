@@ -555,7 +555,12 @@ pub fn recalibrate(
     } else {
         (tcfg.error_pooling, tcfg.causal_sigma, tcfg.speed)
     };
-    let ds = Dataset::open(data, split, &frame_format(&loaded.cfg))?;
+    let mut ds = Dataset::open(data, split, &frame_format(&loaded.cfg))?;
+    // The clips held out of training stay out of the calibration too (a new scene's own footage in
+    // another split is used whole).
+    if split == "training" {
+        ds.remove_clips(&tcfg.holdout, &data.join("training/frames"))?;
+    }
     let cache = tcfg.captions.as_ref().map(|p| CaptionCache::read(p).map(|c| (c, p.clone()))).transpose()?;
     let texts = cache.as_ref().map(|(c, p)| WindowTexts::new(c, p, split, &ds)).transpose()?;
     let settings = CalibrationSettings {
