@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use sfn_models::scoring::{self, CausalCalibration, ErrorPooling, OfflineScoring};
+use sfn_models::scoring::{self, CausalCalibration, ErrorPooling, OfflineScoring, SpeedCalibration};
 
 use crate::checkpoint::{self, CheckpointError};
 use crate::data::{load_labels, Dataset};
@@ -353,6 +353,22 @@ fn fold_report(
         cands.push(Candidate { name: "speed cue alone".into(), errors: stream(sp), cap: None });
     }
     cands.extend(copy.iter().cloned());
+    // The fusion weight is a choice too: lambda halved and doubled around the calibrated one, for the
+    // network and for copying alike (unsaturated).
+    if let (Some(sp), Some((pred, s))) = (&cal.speed, speed) {
+        let own_copy = copy.iter().find(|c| c.cap.is_none() && !c.name.contains(" + ")).map(|c| c.errors.clone());
+        for factor in [0.5f32, 2.0] {
+            let mut cue = sp.cue;
+            cue.weight *= factor;
+            let fused = SpeedCalibration { cue, ..sp.clone() };
+            let fuse = |e: &[Vec<f32>]| -> Vec<Vec<f32>> { e.iter().zip(s).map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| fused.fuse(x, y)).collect()).collect() };
+            cands.push(Candidate { name: format!("model: {own} + {}", cue.name()), errors: stream(&fuse(pred)), cap: None });
+            if let Some(c) = &own_copy {
+                let c: Vec<Vec<f32>> = names.iter().map(|n| c[n].clone()).collect();
+                cands.push(Candidate { name: format!("copy: {own} + {}", cue.name()), errors: stream(&fuse(&c)), cap: None });
+            }
+        }
+    }
     let mut report = folds::cross_validate(f, &cands, labels, &opts.offline, cal)?;
     if !tcfg.holdout.is_empty() {
         report.heldout_normal = Some(heldout_normal(opts, model, tcfg, cal, &ds.format)?);
