@@ -125,8 +125,8 @@ fn print_report(r: &ReplayReport, per_frame: bool) {
         println!("alarm: clip {} frames {}..={} {verdict}", a.clip, a.start_frame, a.end_frame);
     }
     println!("frame-level AUC: causal (as sent) micro {} macro {}; offline micro {} macro {}", pct(v.causal.micro_auc), pct(v.causal.macro_auc), pct(v.offline.micro_auc), pct(v.offline.macro_auc));
-    if let Some(raw) = &v.offline_unsaturated {
-        println!("(offline: each z saturated at the calibration's largest normal z first; on the unsaturated z: micro {} macro {})", pct(raw.micro_auc), pct(raw.macro_auc));
+    if let Some(sat) = &v.offline_saturated {
+        println!("(beside: offline with each z saturated at the calibration's largest normal z first: micro {} macro {})", pct(sat.micro_auc), pct(sat.macro_auc));
     }
     if let Some(m) = &v.alarm_metrics {
         println!(

@@ -141,19 +141,19 @@ pub struct Validation {
     /// Causal scores as sent (top level: micro_auc, macro_auc, per_clip).
     #[serde(flatten)]
     pub causal: ScoreSet,
-    /// Offline scoring of the same errors, for comparison, as `sfn-train eval` reports it: each visual
-    /// z-score saturated at the calibration's `visual_z_max` where that cap is known (replay reads it
-    /// from model.json), then per-clip min-max and centred smoothing.
+    /// Offline scoring of the same errors, for comparison, as `sfn-train eval` reports it: per-clip
+    /// min-max and centred smoothing of the visual z-scores.
     pub offline: ScoreSet,
-    /// The same on the unsaturated z-scores; only where the top level is saturated.
+    /// The same on the z-scores saturated at the calibration's `visual_z_max`, where that cap is known
+    /// (replay reads it from model.json).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offline_unsaturated: Option<ScoreSet>,
+    pub offline_saturated: Option<ScoreSet>,
     pub alarms: Vec<AlarmRun>,
     pub alarm_metrics: Option<AlarmMetrics>,
 }
 
-/// Scores and alarm metrics of traces (labels where known). `fps` converts frames to hours; `z_cap`
-/// (the calibration's `visual_z_max`) saturates the offline scoring (the unsaturated one goes beside).
+/// Scores and alarm metrics of traces (labels where known). `fps` converts frames to hours; with
+/// `z_cap` (the calibration's `visual_z_max`) the saturated offline scoring goes beside the raw one.
 pub fn validate(traces: &[ClipTrace], fps: f64, _raise_after: u32, z_cap: Option<f32>) -> Validation {
     let lab = |t: &ClipTrace| t.labels.clone().unwrap_or_else(|| vec![0; t.frames.len()]);
     let causal: Vec<(String, Vec<f32>, Vec<u8>)> = traces.iter().map(|t| (t.name.clone(), t.scores.clone(), lab(t))).collect();
@@ -170,10 +170,7 @@ pub fn validate(traces: &[ClipTrace], fps: f64, _raise_after: u32, z_cap: Option
             .collect();
         score_set(&sets)
     };
-    let (offline, offline_unsaturated) = match z_cap.filter(|z| z.is_finite()) {
-        Some(cap) => (offline_set(Some(cap)), Some(offline_set(None))),
-        None => (offline_set(None), None),
-    };
+    let (offline, offline_saturated) = (offline_set(None), z_cap.filter(|z| z.is_finite()).map(|cap| offline_set(Some(cap))));
     let mut runs = Vec::new();
     let mut m = AlarmMetrics { events: 0, detected_events: 0, alarms: 0, true_alarms: 0, false_alarms: 0, precision: None, recall: None, mean_detection_delay_frames: None, false_alarms_per_hour: None, normal_hours: 0.0 };
     let mut delays = Vec::new();
@@ -209,14 +206,14 @@ pub fn validate(traces: &[ClipTrace], fps: f64, _raise_after: u32, z_cap: Option
         m.false_alarms_per_hour = (m.normal_hours > 0.0).then(|| m.false_alarms as f64 / m.normal_hours);
         m
     });
-    Validation { causal: score_set(&causal), offline, offline_unsaturated, alarms: runs, alarm_metrics: metrics }
+    Validation { causal: score_set(&causal), offline, offline_saturated, alarms: runs, alarm_metrics: metrics }
 }
 
 /// Score curves per clip (abnormal frames shaded) and the ROC, as PNGs in `dir`.
 pub fn plots(traces: &[ClipTrace], v: &Validation, dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let pct = |a: Option<f64>| a.map_or("n/a".into(), |v| format!("{:.1}", 100.0 * v));
-    let offline = if v.offline_unsaturated.is_some() { "offline (saturated)" } else { "offline" };
+    let offline = "offline";
     for t in traces {
         let off = v.offline.per_clip.get(&t.name).map(|c| c.scores.clone()).unwrap_or_default();
         let causal = sfn_scoring::min_max(&t.scores);
@@ -284,13 +281,14 @@ mod tests {
         let v = validate(&[trace(&a, &l)], 10.0, 1, None);
         let z: Vec<f32> = (0..12).map(|i| i as f32).collect();
         let raw = offline_scores(&z, None, &OfflineScoring::default());
-        assert!(v.offline_unsaturated.is_none());
+        assert!(v.offline_saturated.is_none());
         assert_eq!(v.offline.per_clip["c"].scores, raw);
-        // With the calibration's cap, the offline scoring is of the saturated z-scores, the raw one beside.
+        // With the calibration's cap, the offline scoring is still of the raw z-scores, the saturated one beside.
         let sat = validate(&[trace(&a, &l)], 10.0, 1, Some(5.0));
-        assert_eq!(sat.offline.per_clip["c"].scores, offline_scores(&sfn_scoring::saturate(&z, 5.0), None, &OfflineScoring::default()));
-        assert_ne!(sat.offline.per_clip["c"].scores, raw);
-        assert_eq!(sat.offline_unsaturated.unwrap().per_clip["c"].scores, raw);
+        assert_eq!(sat.offline.per_clip["c"].scores, raw);
+        let beside = sat.offline_saturated.unwrap().per_clip["c"].scores.clone();
+        assert_eq!(beside, offline_scores(&sfn_scoring::saturate(&z, 5.0), None, &OfflineScoring::default()));
+        assert_ne!(beside, raw);
         let m = v.alarm_metrics.unwrap();
         assert_eq!((m.events, m.detected_events, m.alarms, m.true_alarms, m.false_alarms), (2, 1, 2, 1, 1));
         assert_eq!(m.precision, Some(0.5));

@@ -218,12 +218,11 @@ pub struct OnnxEval {
     pub backend: String,
     pub precision: String,
     pub pooling: String,
-    /// The offline scoring as `sfn-train eval` reports it: each visual error saturated at the
-    /// calibration's cap (where model.json has one), then the paper's per-clip min-max and smoothing.
+    /// The offline scoring as `sfn-train eval` reports it: the paper's per-clip min-max and smoothing.
     pub offline: ScoreSet,
-    /// The same on the raw visual error, where the top level is saturated.
+    /// The same on each visual error saturated at the calibration's cap, where model.json has one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub offline_unsaturated: Option<ScoreSet>,
+    pub offline_saturated: Option<ScoreSet>,
     pub causal: Option<ScoreSet>,
     pub frames: usize,
     pub seconds: f64,
@@ -257,7 +256,7 @@ pub fn evaluate_export(dir: &Path, data: &Path, backend: &BackendKind, batch: us
     let cap = m.calibration.as_ref().and_then(|c| c.visual_cap());
     let sem = |c: usize| semantic.as_ref().map(|s| &s[c][..]);
     let clips = || ds.clips.iter().zip(&errors).enumerate().map(|(c, (clip, err))| (clip.name.as_str(), &err[..], sem(c), &labels[&clip.name][4..]));
-    let (offline, offline_unsaturated) = scoring::offline_score_sets(clips(), &m.offline_scoring, cap)?;
+    let (offline, offline_saturated) = scoring::offline_score_sets(clips(), &m.offline_scoring, cap)?;
     let causal = m.calibration.as_ref().map(|cal| {
         let clips: Vec<(String, Vec<f32>, Vec<u8>)> = clips().map(|(name, err, sem, l)| (name.to_string(), scoring::causal_scores(err, sem, cal), l.to_vec())).collect();
         score_set(&clips)
@@ -267,7 +266,7 @@ pub fn evaluate_export(dir: &Path, data: &Path, backend: &BackendKind, batch: us
         precision: m.precision.name().into(),
         pooling: pooling.name(),
         offline,
-        offline_unsaturated,
+        offline_saturated,
         causal,
         frames: errors.iter().map(Vec::len).sum(),
         seconds: t0.elapsed().as_secs_f64(),

@@ -341,8 +341,8 @@ fn main() -> Result<()> {
                 "{} {} ({} pooling, {} frames, {:.1} s): offline micro {} macro {}",
                 r.backend, r.precision, r.pooling, r.frames, r.seconds, pct(r.offline.micro_auc), pct(r.offline.macro_auc)
             );
-            if let Some(u) = &r.offline_unsaturated {
-                println!("offline on the unsaturated error: micro {} macro {}", pct(u.micro_auc), pct(u.macro_auc));
+            if let Some(u) = &r.offline_saturated {
+                println!("offline on the error saturated at the calibration's largest normal z (beside, not the model's score): micro {} macro {}", pct(u.micro_auc), pct(u.macro_auc));
             }
             if let Some(c) = &r.causal {
                 println!("causal micro {} macro {}", pct(c.micro_auc), pct(c.macro_auc));
@@ -499,15 +499,15 @@ fn print_report(r: &Report) {
     }
     println!("{:<10} {:>12} {:>12}", "micro", pct(r.offline.micro_auc), pct(r.causal.micro_auc));
     println!("{:<10} {:>12} {:>12}", "macro", pct(r.offline.macro_auc), pct(r.causal.macro_auc));
-    if let (Some(raw), Some(z)) = (&r.offline_unsaturated, r.calibration.visual_z_max) {
+    if let (Some(sat), Some(z)) = (&r.offline_saturated, r.calibration.visual_z_max) {
         println!(
-            "offline: each error saturated at z = {z:.2} (the largest on the normal footage) before the per-clip min-max; on the unsaturated error: micro {} macro {}",
-            pct(raw.micro_auc),
-            pct(raw.macro_auc)
+            "beside (not the model's score): offline with each error saturated at z = {z:.2} (the largest on the normal footage) before the per-clip min-max: micro {} macro {}",
+            pct(sat.micro_auc),
+            pct(sat.macro_auc)
         );
     }
     let speed = r.calibration.speed.as_ref().map(|s| format!(" + {}", s.cue.name())).unwrap_or_default();
-    println!("visual error pooled as {}{speed} (calibrated); all poolings side by side (offline on the unsaturated error):", r.calibration.pooling.name());
+    println!("visual error pooled as {}{speed} (calibrated); all poolings side by side:", r.calibration.pooling.name());
     let wn = r.pooling_comparison.keys().map(String::len).max().unwrap_or(0).max(18);
     println!("{:<wn$} {:>14} {:>14} {:>14} {:>14}", "pooling", "offline micro", "offline macro", "causal micro", "causal macro");
     let row = |name: &str, f: &sfn_trainer::eval::PoolingFigures| {
