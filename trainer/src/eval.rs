@@ -322,7 +322,7 @@ fn copy_candidates(data: &Path, tcfg: &crate::train::TrainConfig, cal: &CausalCa
 /// With a speed cue: the network's own error and the speed cue's, per clip per frame.
 type SpeedParts<'a> = (&'a Vec<Vec<f32>>, &'a Vec<Vec<f32>>);
 
-/// The `--folds` part of the report: candidates (the model's scoring saturated and not, the network
+/// The `--folds` part of the report: candidates (the model's scoring first, then saturated, the network
 /// alone, the speed cue alone, copying with the model's pooling, alone and fused with the speed cue
 /// the same way) on each fold, the choice both ways, and the held-out normal clips of `train.json`.
 #[allow(clippy::too_many_arguments)]
@@ -343,10 +343,10 @@ fn fold_report(
     let own = cal.pooling.name();
     let cue = cal.speed.as_ref().map(|s| format!(" + {}", s.cue.name())).unwrap_or_default();
     let mut cands = Vec::new();
+    cands.push(Candidate { name: format!("model: {own}{cue}"), errors: stream(visual), cap: None });
     if let Some(cap) = cal.visual_cap() {
         cands.push(Candidate { name: format!("model: {own}{cue}, saturated"), errors: stream(visual), cap: Some(cap) });
     }
-    cands.push(Candidate { name: format!("model: {own}{cue}"), errors: stream(visual), cap: None });
     if let Some((pred, sp)) = speed {
         cands.push(Candidate { name: format!("network alone: {own}"), errors: stream(pred), cap: None });
         cands.push(Candidate { name: "speed cue alone".into(), errors: stream(sp), cap: None });
