@@ -1,8 +1,8 @@
 //! ONNX export benchmark on real Ped2 frames: file sizes; encoder and decoder latency per frame on ONE
 //! core for fp32 / static int8 (QDQ) / weight-only int8 on tract and ONNX Runtime, measured interleaved
 //! in one run (ratios against tract fp32); int8 output error against fp32; Ped2 AUC of each precision.
-//! `--peer DIR2` adds a second model's fp32 export to the same interleaved latency rounds (e.g. another
-//! input size), so the two models' costs are compared within one run.
+//! `--peer DIR2` adds a second model's fp32 and static int8 exports to the same interleaved latency
+//! rounds (e.g. the previous committed model), so the two models' costs are compared within one run.
 //!
 //! ```text
 //! cargo bench -p sfn-trainer --bench onnx -- [--data ROOT] [--model DIR] [--peer DIR2] [--rounds 7] [--frames 24]
@@ -122,7 +122,7 @@ fn main() -> Result<()> {
     let mut peer_note = String::new();
     if let Some(peer) = &a.peer {
         let out = tmp.path().join("peer");
-        let pd = export(&ExportOptions { model: peer.clone(), out: out.clone(), int8: false, weight_int8: false, calib: None, calib_windows: 0 })?;
+        let pd = export(&ExportOptions { model: peer.clone(), out: out.clone(), int8: true, weight_int8: false, calib: Some(a.data.clone()), calib_windows: 64 })?;
         let pcfg: sfn_models::SfnConfig = serde_json::from_value(pd[0].1.config.clone())?;
         let (pe, pdf) = sfn_export::flops(&pcfg);
         let pds = Dataset::open(&a.data, "testing", &frame_format(&pcfg))?;
@@ -132,10 +132,12 @@ fn main() -> Result<()> {
         }
         frame_sets.push(pclip.frames[..n].to_vec());
         let size = format!("{}x{}", pcfg.image.height, pcfg.image.width);
-        for backend in [BackendKind::Tract, ort.clone()] {
-            let model = ExportedModel::open(&out, &backend)?;
-            let label = format!("{} fp32-peer-{size}", model.backend());
-            subjects.push(Subject { label, model, frames: 1, flops: pe + pdf, enc_s: vec![], dec_s: vec![], cpu: 0.0, wall: 0.0 });
+        for (dir, m) in &pd {
+            for backend in [BackendKind::Tract, ort.clone()] {
+                let model = ExportedModel::open(dir, &backend)?;
+                let label = format!("{} {}-peer-{size}", model.backend(), m.precision.name());
+                subjects.push(Subject { label, model, frames: 1, flops: pe + pdf, enc_s: vec![], dec_s: vec![], cpu: 0.0, wall: 0.0 });
+            }
         }
         peer_note = format!("; peer {} ({size}): {:.1} + {:.1} MFLOP", peer.display(), pe / 1e6, pdf / 1e6);
     }
