@@ -1,0 +1,60 @@
+//! Which pooling of the network's error joins the speed cue best, chosen on the folds: the network's
+//! error pooled as the plain 32x32 box max and as the frame mean, each z-scored per frame against the
+//! model's training clips (train.json's clips less its holdout), alone and in the max with the speed
+//! cue of the model's calibration; the fold protocol of `sfn-train eval --folds` decides.
+//! `cargo run --release -p sfn-trainer --example pooling_folds -- MODEL_DIR DATA`
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use sfn_models::scoring::{CausalCalibration, ErrorPooling, OfflineScoring};
+use sfn_trainer::data::{load_labels, Dataset};
+use sfn_trainer::folds::{cross_validate, Candidate, Folds};
+use sfn_trainer::train::{dataset_errors, frame_format, speed_scores, TrainConfig};
+use sfn_trainer::checkpoint;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        anyhow::bail!("usage: pooling_folds MODEL_DIR DATA");
+    }
+    let (dir, data) = (PathBuf::from(&args[1]), PathBuf::from(&args[2]));
+    let loaded = checkpoint::load_model(&dir)?;
+    let tcfg: TrainConfig = checkpoint::read_json(&dir.join(checkpoint::TRAIN))?;
+    let cal: CausalCalibration = checkpoint::read_json(&dir.join(checkpoint::CALIBRATION))?;
+    let sp = cal.speed.clone().ok_or_else(|| anyhow::anyhow!("the calibration has no speed cue"))?;
+    let folds = Folds::ped2();
+    let labels = load_labels(&data)?;
+    let fmt = frame_format(&loaded.cfg);
+    let mut test = Dataset::open(&data, "testing", &fmt)?;
+    test.retain_clips(&folds.all_clips(), &data.join("testing/frames"))?;
+    let mut train = Dataset::open(&data, "training", &fmt)?;
+    train.remove_clips(&tcfg.holdout, &data.join("training/frames"))?;
+    let poolings = [ErrorPooling::WindowMax { window: 32, stride: 16 }, ErrorPooling::FrameMean];
+    let tr = dataset_errors(&loaded.model, &train, 32, &poolings, None, None)?.visual;
+    let te = dataset_errors(&loaded.model, &test, 32, &poolings, None, None)?.visual;
+    let speed = speed_scores(&test, &sp)?;
+    let names: Vec<String> = test.clips.iter().map(|c| c.name.clone()).collect();
+    let mut cands = vec![Candidate { name: "speed cue alone".into(), errors: names.iter().cloned().zip(speed.iter().cloned()).collect(), cap: None }];
+    for (p, pooling) in poolings.iter().enumerate() {
+        let all: Vec<f32> = tr[p].iter().flatten().copied().collect();
+        let z = CausalCalibration::fit(&all, None, cal.sigma, 1.0, 0.0)?;
+        let zs: Vec<Vec<f32>> = te[p].iter().map(|c| c.iter().map(|&e| (e - z.visual_mean) / z.visual_std).collect()).collect();
+        let stream = |v: &[Vec<f32>]| -> BTreeMap<String, Vec<f32>> { names.iter().cloned().zip(v.iter().cloned()).collect() };
+        cands.push(Candidate { name: format!("network: {} (frame z)", pooling.name()), errors: stream(&zs), cap: None });
+        for w in [1.0f32, 2.0] {
+            let fused: Vec<Vec<f32>> = zs.iter().zip(&speed).map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| x.max(w * y)).collect()).collect();
+            cands.push(Candidate { name: format!("max(network {} z, {w} x speed)", pooling.name()), errors: stream(&fused), cap: None });
+        }
+    }
+    let r = cross_validate(&folds, &cands, &labels, &OfflineScoring::default(), &cal)?;
+    let pct = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{:.2}", 100.0 * v));
+    for row in &r.rows {
+        let cell = |f: &str| format!("{}/{}", pct(row.per_fold[f].offline_micro_auc), pct(row.per_fold[f].causal_micro_auc));
+        println!("{:<48} A {:>13}  B {:>13}  mean {}/{}", row.candidate, cell("A"), cell("B"), pct(row.mean.offline_micro_auc), pct(row.mean.causal_micro_auc));
+    }
+    for s in &r.selections {
+        println!("chosen on {}: {} -> on {}: {}/{}", s.chosen_on, s.candidate, s.reported_on, pct(s.figures.offline_micro_auc), pct(s.figures.causal_micro_auc));
+    }
+    println!("cross-validated: {}/{}", pct(r.cross_validated.offline_micro_auc), pct(r.cross_validated.causal_micro_auc));
+    Ok(())
+}
