@@ -295,7 +295,10 @@ fn copy_candidates(data: &Path, tcfg: &crate::train::TrainConfig, cal: &CausalCa
     let stream = |v: &[Vec<f32>]| -> BTreeMap<String, Vec<f32>> { names.iter().cloned().zip(v.iter().cloned()).collect() };
     let (own, fmt) = (cal.pooling.name(), &ds.format);
     let mut train = Dataset::open(data, "training", fmt)?;
-    train.remove_clips(&tcfg.holdout, &data.join("training/frames"))?;
+    // Held-out clips leave the fit where they are in this data; footage other than the model's own
+    // (another scene's training split) is used whole rather than refused.
+    let holdout: Vec<&String> = tcfg.holdout.iter().filter(|h| train.clips.iter().any(|c| &c.name == *h)).collect();
+    train.remove_clips(&holdout, &data.join("training/frames"))?;
     let train_means = copy_box_means(&train, window, stride)?;
     let regions = match cal.pooling {
         ErrorPooling::WindowMaxZ { .. } => Some(scoring::RegionStats::fit(window, stride, scoring::box_grid(fmt.height, fmt.width, window, stride), train_means.iter().flatten().map(Vec::as_slice))?),

@@ -758,6 +758,12 @@ fn eval_folds_scores_each_fold_with_baselines_and_the_held_out_clips() {
     expect_err("malformed", &run("01,02"), &["--folds", "A_CLIPS/B_CLIPS"]);
     expect_err("--clips and --folds", &sfn_train([OsStr::new("eval"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--report"), report.as_os_str(), OsStr::new("--folds"), OsStr::new("--clips"), OsStr::new("01")]), &["--clips and --folds"]);
     assert!(!report.exists());
+    // On other footage whose training split lacks the held-out clip, eval still runs, with copying
+    // fitted on that split whole.
+    let other = synth(&tmp.path().join("other"), 2, 2, frames);
+    let o = eval(&model, &other, &tmp.path().join("other.json"));
+    expect_ok("eval on other footage", &o);
+    assert!(read_json(&tmp.path().join("other.json"))["pooling_comparison"]["copy: window_max_z_8s4"].is_object());
     // A held-out clip that is not in the data is refused by train, naming it.
     expect_err("unknown holdout", &train(&data, &tmp.path().join("m2"), &["--epochs", "1", "--holdout", "07"]), &["07"]);
 }
