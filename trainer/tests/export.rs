@@ -269,6 +269,23 @@ fn bad_inputs_are_named() {
     let err = model.encode(&nan, &vec![0.0; fl], 1).err().unwrap().to_string();
     assert!(err.contains("`frame`") && err.contains("value 7"), "{err}");
 
+    // This decoder has no pixel stem: frame t-1 is not needed. One with a stem refuses to run without it.
+    let np = cfg.num_patches();
+    let (ft, sk, mo) = (vec![0.0; 4 * np * cfg.appearance.dim], vec![0.0; np * cfg.appearance.dim], vec![0.0; 3 * (np + 1) * cfg.motion.dim]);
+    model.decode(&ft, &sk, &mo, None, &vec![0.0; fl], None, 1).unwrap();
+    let mut stem = cfg.clone();
+    stem.decoder.pixel_stem = 2;
+    let sck = tmp.path().join("stem");
+    checkpoint_dir(&sck, &stem, 1);
+    let sout = tmp.path().join("stem-onnx");
+    export(&ExportOptions { model: sck, out: sout.clone(), ..opts.clone() }).unwrap();
+    let mut sm = ExportedModel::open(&sout, &BackendKind::Tract).unwrap();
+    let err = sm.decode(&ft, &sk, &mo, None, &vec![0.0; fl], None, 1).err().unwrap().to_string();
+    assert!(err.contains("prev_frame") && err.contains("pixel stem"), "{err}");
+    let err = sm.decode(&ft, &sk, &mo, None, &vec![0.0; fl], Some(&vec![0.0; fl - 1]), 1).err().unwrap().to_string();
+    assert!(err.contains("prev_frame"), "{err}");
+    sm.decode(&ft, &sk, &mo, None, &vec![0.0; fl], Some(&vec![0.0; fl]), 1).unwrap();
+
     // Weights that do not fit their config.
     let mut other = cfg.clone();
     other.model_dim = 48;
