@@ -147,13 +147,13 @@ fn solve(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Option<Vec<f64>> {
 
 /// What [`score`] keeps of one predicted frame: its mean squared error (the frame-mean pooling) and
 /// its box means at each window size asked for.
-struct FrameErrors {
-    mse: f32,
-    boxes: Vec<Vec<f32>>,
+pub(crate) struct FrameErrors {
+    pub(crate) mse: f32,
+    pub(crate) boxes: Vec<Vec<f32>>,
 }
 
 /// Predicts frames 4.. of every clip of `ds` (the frames `eval` scores) and keeps their errors.
-fn frame_errors(p: &dyn Predictor, ds: &Dataset, windows: &[(usize, usize)]) -> Result<Vec<Vec<FrameErrors>>, TrainerError> {
+pub(crate) fn frame_errors(p: &dyn Predictor, ds: &Dataset, windows: &[(usize, usize)]) -> Result<Vec<Vec<FrameErrors>>, TrainerError> {
     let f = &ds.format;
     ds.clips
         .iter()

@@ -154,12 +154,8 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
     let speed_parts = match &calibration.speed {
         Some(sp) => {
             let s = crate::train::speed_scores(&ds, sp)?;
-            let prediction = all_errors[0].clone();
-            for (clip, sc) in all_errors[0].iter_mut().zip(&s) {
-                for (e, &v) in clip.iter_mut().zip(sc) {
-                    *e = sp.fuse(*e, v);
-                }
-            }
+            let prediction = std::mem::take(&mut all_errors[0]);
+            all_errors[0] = fuse_streams(sp, &prediction, &s);
             Some((sp.cue.name(), prediction, s))
         }
         None => None,
@@ -206,10 +202,10 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         }
     }
     // The copying baseline beside the model (unsaturated, like every row of the table).
-    let copy = copy_candidates(&opts.data, &tcfg, &calibration, &ds, speed_parts.as_ref().map(|(_, _, s)| s))?;
+    let copy = copy_baseline(&opts.data, &tcfg, &calibration, &ds, speed_parts.as_ref().map(|(_, _, s)| s))?;
     {
         let cal = CausalCalibration { visual_mean: 0.0, visual_std: 1.0, semantic_weight: 0.0, ..calibration.clone() };
-        for c in copy.iter().filter(|c| c.cap.is_none()) {
+        for c in copy.iter().flat_map(|c| &c.candidates).filter(|c| c.cap.is_none()) {
             let streams: Vec<(String, Vec<f32>)> = c.errors.clone().into_iter().collect();
             pooling_comparison.insert(c.name.clone(), stream_figures(&labels, &streams, &opts.offline, &cal)?);
         }
@@ -240,7 +236,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         _ => None,
     };
     let folds = match &opts.folds {
-        Some(f) => Some(fold_report(opts, f, &loaded.model, &tcfg, &calibration, &ds, &labels, &all_errors[0], speed_parts.as_ref().map(|(_, p, s)| (p, s)), &copy)?),
+        Some(f) => Some(fold_report(opts, f, &loaded.model, &tcfg, &calibration, &ds, &labels, &all_errors[0], speed_parts.as_ref().map(|(_, p, s)| (p, s)), copy.as_ref())?),
         None => None,
     };
     let ((offline, offline_saturated), causal) = sets.swap_remove(0);
@@ -271,28 +267,30 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
 
 /// Box means of copying (I_hat_t = I_{t-1}) for frames 4.. of every clip: `[clip][frame][box]`.
 fn copy_box_means(ds: &Dataset, window: usize, stride: usize) -> Result<Vec<Vec<Vec<f32>>>, TrainerError> {
-    let f = &ds.format;
-    ds.clips
-        .iter()
-        .map(|c| {
-            (crate::data::INPUT_FRAMES..c.frames.len())
-                .map(|t| Ok(scoring::window_means(&scoring::error_map(&c.frames[t - 1], &c.frames[t], f.channels, f.height, f.width)?, f.height, f.width, window, stride)))
-                .collect()
-        })
-        .collect()
+    let errors = crate::baseline::frame_errors(&crate::baseline::copy_last(), ds, &[(window, stride)])?;
+    Ok(errors.into_iter().map(|c| c.into_iter().map(|mut e| e.boxes.swap_remove(0)).collect()).collect())
+}
+
+/// Each clip's prediction errors `e` fused frame by frame with its speed cue `s` ([`SpeedCalibration::fuse`]).
+fn fuse_streams(sp: &SpeedCalibration, e: &[Vec<f32>], s: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    e.iter().zip(s).map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| sp.fuse(x, y)).collect()).collect()
+}
+
+/// Per-clip streams keyed by the names of `ds`'s clips (same order).
+fn named(ds: &Dataset, v: &[Vec<f32>]) -> BTreeMap<String, Vec<f32>> {
+    ds.clips.iter().map(|c| c.name.clone()).zip(v.iter().cloned()).collect()
 }
 
 /// The copying baseline (I_hat_{t+1} = I_t), pooled as the model's calibration pools (region
 /// statistics fitted on the model's own training clips: the training split less `holdout`), alone and,
 /// with a speed cue, fused with it the same way (unsaturated, and saturated at the largest z of that
-/// training footage). Empty without a training split under `data` or for a pooling without boxes.
-fn copy_candidates(data: &Path, tcfg: &crate::train::TrainConfig, cal: &CausalCalibration, ds: &Dataset, speed_test: Option<&Vec<Vec<f32>>>) -> Result<Vec<Candidate>, TrainerError> {
-    let Some((window, stride)) = cal.pooling.window() else { return Ok(Vec::new()) };
+/// training footage). None without a training split under `data` or for a pooling without boxes.
+fn copy_baseline(data: &Path, tcfg: &crate::train::TrainConfig, cal: &CausalCalibration, ds: &Dataset, speed_test: Option<&Vec<Vec<f32>>>) -> Result<Option<CopyBaseline>, TrainerError> {
+    let Some((window, stride)) = cal.pooling.window() else { return Ok(None) };
     if !data.join("training/frames").is_dir() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    let names: Vec<String> = ds.clips.iter().map(|c| c.name.clone()).collect();
-    let stream = |v: &[Vec<f32>]| -> BTreeMap<String, Vec<f32>> { names.iter().cloned().zip(v.iter().cloned()).collect() };
+    let stream = |v: &[Vec<f32>]| named(ds, v);
     let (own, fmt) = (cal.pooling.name(), &ds.format);
     let mut train = Dataset::open(data, "training", fmt)?;
     // Held-out clips leave the fit where they are in this data; footage other than the model's own
@@ -311,15 +309,20 @@ fn copy_candidates(data: &Path, tcfg: &crate::train::TrainConfig, cal: &CausalCa
     let mut cands = vec![Candidate { name: format!("copy: {own}"), errors: stream(&copy), cap: None }];
     if let (Some(sp), Some(sp_test)) = (&cal.speed, speed_test) {
         let cue = sp.cue.name();
-        let fuse = |c: &[Vec<f32>], s: &[Vec<f32>]| -> Vec<Vec<f32>> { c.iter().zip(s).map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| sp.fuse(x, y)).collect()).collect() };
-        let fused = fuse(&copy, sp_test);
-        let train_fused: Vec<f32> = fuse(&pool(&train_means)?, &crate::train::speed_scores(&train, sp)?).into_iter().flatten().collect();
+        let fused = fuse_streams(sp, &copy, sp_test);
+        let train_fused: Vec<f32> = fuse_streams(sp, &pool(&train_means)?, &crate::train::speed_scores(&train, sp)?).into_iter().flatten().collect();
         if let Some(cap) = scoring::CausalCalibration::fit(&train_fused, None, cal.sigma, 1.0, 0.0)?.visual_cap() {
             cands.push(Candidate { name: format!("copy: {own} + {cue}, saturated"), errors: stream(&fused), cap: Some(cap) });
         }
         cands.push(Candidate { name: format!("copy: {own} + {cue}"), errors: stream(&fused), cap: None });
     }
-    Ok(cands)
+    Ok(Some(CopyBaseline { errors: copy, candidates: cands }))
+}
+
+/// Copying's error pooled as the model's (per clip per frame) and the candidates made of it.
+struct CopyBaseline {
+    errors: Vec<Vec<f32>>,
+    candidates: Vec<Candidate>,
 }
 
 /// With a speed cue: the network's own error and the speed cue's, per clip per frame.
@@ -339,10 +342,9 @@ fn fold_report(
     labels: &BTreeMap<String, Vec<u8>>,
     visual: &[Vec<f32>],
     speed: Option<SpeedParts>,
-    copy: &[Candidate],
+    copy: Option<&CopyBaseline>,
 ) -> Result<FoldReport, TrainerError> {
-    let names: Vec<String> = ds.clips.iter().map(|c| c.name.clone()).collect();
-    let stream = |v: &[Vec<f32>]| -> BTreeMap<String, Vec<f32>> { names.iter().cloned().zip(v.iter().cloned()).collect() };
+    let stream = |v: &[Vec<f32>]| named(ds, v);
     let own = cal.pooling.name();
     let cue = cal.speed.as_ref().map(|s| format!(" + {}", s.cue.name())).unwrap_or_default();
     let mut cands = Vec::new();
@@ -354,20 +356,19 @@ fn fold_report(
         cands.push(Candidate { name: format!("network alone: {own}"), errors: stream(pred), cap: None });
         cands.push(Candidate { name: "speed cue alone".into(), errors: stream(sp), cap: None });
     }
-    cands.extend(copy.iter().cloned());
+    if let Some(c) = copy {
+        cands.extend(c.candidates.iter().cloned());
+    }
     // The fusion weight is a choice too: lambda halved and doubled around the calibrated one, for the
     // network and for copying alike (unsaturated).
     if let (Some(sp), Some((pred, s))) = (&cal.speed, speed) {
-        let own_copy = copy.iter().find(|c| c.cap.is_none() && !c.name.contains(" + ")).map(|c| c.errors.clone());
         for factor in [0.5f32, 2.0] {
             let mut cue = sp.cue;
             cue.weight *= factor;
             let fused = SpeedCalibration { cue, ..sp.clone() };
-            let fuse = |e: &[Vec<f32>]| -> Vec<Vec<f32>> { e.iter().zip(s).map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| fused.fuse(x, y)).collect()).collect() };
-            cands.push(Candidate { name: format!("model: {own} + {}", cue.name()), errors: stream(&fuse(pred)), cap: None });
-            if let Some(c) = &own_copy {
-                let c: Vec<Vec<f32>> = names.iter().map(|n| c[n].clone()).collect();
-                cands.push(Candidate { name: format!("copy: {own} + {}", cue.name()), errors: stream(&fuse(&c)), cap: None });
+            cands.push(Candidate { name: format!("model: {own} + {}", cue.name()), errors: stream(&fuse_streams(&fused, pred, s)), cap: None });
+            if let Some(c) = copy {
+                cands.push(Candidate { name: format!("copy: {own} + {}", cue.name()), errors: stream(&fuse_streams(&fused, &c.errors, s)), cap: None });
             }
         }
     }
@@ -408,11 +409,7 @@ fn heldout_normal(opts: &EvalOptions, model: &sfn_models::SfnVad, tcfg: &crate::
     // The model's visual error, fused with its speed cue, scored causally as the camera does.
     let mut errors = dataset_errors(model, &ds, opts.batch_size, &[cal.pooling], cal.regions.as_ref(), None)?.visual.swap_remove(0);
     if let Some(sp) = &cal.speed {
-        for (e, s) in errors.iter_mut().zip(crate::train::speed_scores(&ds, sp)?) {
-            for (v, w) in e.iter_mut().zip(s) {
-                *v = sp.fuse(*v, w);
-            }
-        }
+        errors = fuse_streams(sp, &errors, &crate::train::speed_scores(&ds, sp)?);
     }
     let (threshold, raise_after, clear_after) = opts.alarm;
     let mut causal_max = f32::NEG_INFINITY;
