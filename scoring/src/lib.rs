@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub mod speed;
-pub use speed::{speed_map, SpeedCalibration, SpeedCue, SpeedFusion};
+pub use speed::{speed_map, FrameZ, SpeedCalibration, SpeedCue, SpeedFusion};
 
 /// Errors of the fallible scoring functions.
 #[derive(thiserror::Error, Debug, Clone, PartialEq)]
@@ -834,7 +834,7 @@ impl VisualScoring<'_> {
     }
 }
 
-fn mean_std(x: &[f32], what: &'static str) -> Result<(f32, f32), ScoringError> {
+pub(crate) fn mean_std(x: &[f32], what: &'static str) -> Result<(f32, f32), ScoringError> {
     if x.is_empty() {
         return Err(ScoringError::Empty { what });
     }

@@ -9,7 +9,9 @@
 //! The cue is folded into the visual error before calibration ([`SpeedCalibration::fuse`]): either
 //! `e = max(e_pred, lambda * s)` ([`SpeedFusion::Max`], the Ped2 preset: a frame is as anomalous as its
 //! stronger cue, both being region z-scores) or `e = (e_pred + lambda * s) / (1 + lambda)`
-//! ([`SpeedFusion::Mean`]), so the causal scorer, the offline scoring and the packets keep one visual
+//! ([`SpeedFusion::Mean`]), or, for a network whose error is informative on its own, the mean of the two
+//! cues each standardised per frame against normal footage, `e = (z_pred + lambda * z_s) / (1 + lambda)`
+//! ([`SpeedFusion::ZMean`]), so the causal scorer, the offline scoring and the packets keep one visual
 //! stream.
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +32,42 @@ pub enum SpeedFusion {
     Mean,
     /// e = max(e_pred, lambda * s).
     Max,
+    /// e = (z_pred + lambda * z_s) / (1 + lambda), z_pred = (e_pred - mu_pred) / sd_pred and z_s = (s -
+    /// mu_s) / sd_s with the frame-level statistics of normal footage ([`FrameZ`]): the two cues in
+    /// the same units whatever their pooling, so lambda = 1 weighs them equally.
+    ZMean,
+}
+
+/// Frame-level mean and standard deviation of the prediction error and of the speed cue on normal
+/// footage, for [`SpeedFusion::ZMean`].
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct FrameZ {
+    /// [mean, std] of the pooled prediction error e_pred.
+    pub prediction: [f32; 2],
+    /// [mean, std] of the speed cue s.
+    pub speed: [f32; 2],
+}
+
+impl FrameZ {
+    /// Mean and population std (floored like the causal calibration's) of `prediction` and `speed`,
+    /// the streams of the same normal frames.
+    pub fn fit(prediction: &[f32], speed: &[f32]) -> Result<Self, ScoringError> {
+        if prediction.len() != speed.len() {
+            return Err(ScoringError::LengthMismatch { visual: prediction.len(), semantic: speed.len() });
+        }
+        let (pm, ps) = crate::mean_std(prediction, "prediction error")?;
+        let (sm, ss) = crate::mean_std(speed, "speed cue")?;
+        Ok(Self { prediction: [pm, ps], speed: [sm, ss] })
+    }
+
+    fn validate(&self) -> Result<(), ScoringError> {
+        for (name, [m, sd]) in [("speed.frame_z.prediction", self.prediction), ("speed.frame_z.speed", self.speed)] {
+            if !m.is_finite() || !(sd.is_finite() && sd > 0.0) {
+                return Err(ScoringError::BadParameter { name, value: if m.is_finite() { sd } else { m }, reason: "needs a finite mean and a finite std > 0" });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Parameters of the speed cue.
@@ -55,9 +93,12 @@ pub struct SpeedCue {
 }
 
 impl SpeedCue {
-    /// The preset chosen on Ped2 dev clips 01, 05, 06, 09 at 128x192 (README, issue 8):
+    /// The preset chosen on Ped2 dev clips 01, 05, 06, 09 at 128x192 for a network whose error is copying's:
     /// `e = max(e_pred, s)`, match margin 0.1.
     pub const PED2_128X192: Self = Self { radius: 3, block: 12, window: 32, stride: 16, weight: 1.0, fusion: SpeedFusion::Max, margin: 0.1 };
+    /// The Ped2 preset for a network that predicts better than copying (a pixel stem): the mean of the
+    /// frame z-scores of its plain box-max error and of s, weighed equally, match margin 0.1.
+    pub const PED2_128X192_Z: Self = Self { fusion: SpeedFusion::ZMean, ..Self::PED2_128X192 };
     /// The earlier Ped2 preset, `e = (e_pred + 4 s) / 5` with no match margin, kept for comparison.
     pub const PED2_128X192_MEAN: Self = Self { weight: 4.0, fusion: SpeedFusion::Mean, margin: 0.0, ..Self::PED2_128X192 };
 
@@ -96,12 +137,14 @@ impl SpeedCue {
 
 impl SpeedCue {
     /// Short name, parsed back by `FromStr`: `speed_r3_b12_32s16_m1_g0.1` (radius, block, window, stride,
-    /// then `m` + weight for [`SpeedFusion::Max`] or `l` + weight for [`SpeedFusion::Mean`], then `g` +
+    /// then `m` + weight for [`SpeedFusion::Max`], `l` + weight for [`SpeedFusion::Mean`] or `z` + weight
+    /// for [`SpeedFusion::ZMean`], then `g` +
     /// margin, left out when the margin is 0).
     pub fn name(&self) -> String {
         let f = match self.fusion {
             SpeedFusion::Mean => 'l',
             SpeedFusion::Max => 'm',
+            SpeedFusion::ZMean => 'z',
         };
         let g = if self.margin == 0.0 { String::new() } else { format!("_g{}", self.margin) };
         format!("speed_r{}_b{}_{}s{}_{f}{}{g}", self.radius, self.block, self.window, self.stride, self.weight)
@@ -113,7 +156,7 @@ impl std::str::FromStr for SpeedCue {
 
     /// The inverse of [`SpeedCue::name`]; the result is validated.
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?}: expected speed_r<RADIUS>_b<BLOCK>_<WINDOW>s<STRIDE>_m<WEIGHT> (max fusion) or _l<WEIGHT> (mean fusion), optionally followed by _g<MARGIN> (e.g. speed_r3_b12_32s16_m1_g0.1, speed_r3_b12_32s16_l4)");
+        let bad = || format!("{s:?}: expected speed_r<RADIUS>_b<BLOCK>_<WINDOW>s<STRIDE>_m<WEIGHT> (max fusion), _l<WEIGHT> (mean fusion) or _z<WEIGHT> (mean of frame z-scores), optionally followed by _g<MARGIN> (e.g. speed_r3_b12_32s16_m1_g0.1, speed_r3_b12_32s16_l4)");
         let rest = s.strip_prefix("speed_r").ok_or_else(bad)?;
         let parts: Vec<&str> = rest.split('_').collect();
         let (r, b, ws, l, g) = match parts[..] {
@@ -132,6 +175,7 @@ impl std::str::FromStr for SpeedCue {
             fusion: match l.as_bytes().first() {
                 Some(b'l') => SpeedFusion::Mean,
                 Some(b'm') => SpeedFusion::Max,
+                Some(b'z') => SpeedFusion::ZMean,
                 _ => return Err(bad()),
             },
             margin: match g {
@@ -150,6 +194,9 @@ impl std::str::FromStr for SpeedCue {
 pub struct SpeedCalibration {
     pub cue: SpeedCue,
     pub regions: RegionStats,
+    /// Frame-level statistics for [`SpeedFusion::ZMean`] (absent for the other fusions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_z: Option<FrameZ>,
 }
 
 impl SpeedCalibration {
@@ -157,7 +204,16 @@ impl SpeedCalibration {
     pub fn fit<'a>(cue: SpeedCue, height: usize, width: usize, box_means: impl IntoIterator<Item = &'a [f32]>) -> Result<Self, ScoringError> {
         cue.validate()?;
         let grid = box_grid(height, width, cue.window, cue.stride);
-        Ok(Self { cue, regions: RegionStats::fit(cue.window, cue.stride, grid, box_means)? })
+        Ok(Self { cue, regions: RegionStats::fit(cue.window, cue.stride, grid, box_means)?, frame_z: None })
+    }
+
+    /// For [`SpeedFusion::ZMean`], fits [`FrameZ`] on the pooled prediction errors and the speed cues of
+    /// the same normal frames (a no-op for the other fusions).
+    pub fn fit_frame_z(mut self, prediction: &[f32], speed: &[f32]) -> Result<Self, ScoringError> {
+        if self.cue.fusion == SpeedFusion::ZMean {
+            self.frame_z = Some(FrameZ::fit(prediction, speed)?);
+        }
+        Ok(self)
     }
 
     /// s = max_w (v_w - mu_w) / (sd_w + floor) over the box means v_w of the speed map.
@@ -171,12 +227,17 @@ impl SpeedCalibration {
         self.score_boxes(&self.cue.box_means(last, next, channels, height, width)?)
     }
 
-    /// e = (e_pred + lambda * s) / (1 + lambda) ([`SpeedFusion::Mean`]) or e = max(e_pred, lambda * s)
-    /// ([`SpeedFusion::Max`]; NaN in either gives NaN).
+    /// e = (e_pred + lambda * s) / (1 + lambda) ([`SpeedFusion::Mean`]), e = max(e_pred, lambda * s)
+    /// ([`SpeedFusion::Max`]; NaN in either gives NaN) or e = (z_pred + lambda * z_s) / (1 + lambda)
+    /// ([`SpeedFusion::ZMean`]; NaN without its [`FrameZ`], which [`SpeedCalibration::validate`] refuses).
     pub fn fuse(&self, prediction_error: f32, speed: f32) -> f32 {
         let l = self.cue.weight;
         match self.cue.fusion {
             SpeedFusion::Mean => (prediction_error + l * speed) / (1.0 + l),
+            SpeedFusion::ZMean => match &self.frame_z {
+                Some(z) => ((prediction_error - z.prediction[0]) / z.prediction[1] + l * (speed - z.speed[0]) / z.speed[1]) / (1.0 + l),
+                None => f32::NAN,
+            },
             SpeedFusion::Max if prediction_error.is_nan() || speed.is_nan() => f32::NAN,
             SpeedFusion::Max => prediction_error.max(l * speed),
         }
@@ -208,6 +269,13 @@ impl SpeedCalibration {
         self.cue.validate()?;
         if (self.regions.window, self.regions.stride) != (self.cue.window, self.cue.stride) {
             return Err(ScoringError::Regions("speed statistics fitted for another window or stride".into()));
+        }
+        match (&self.frame_z, self.cue.fusion) {
+            (Some(z), _) => z.validate()?,
+            (None, SpeedFusion::ZMean) => {
+                return Err(ScoringError::BadParameter { name: "speed.frame_z", value: f32::NAN, reason: "the z-mean fusion needs the frame-level statistics of normal footage (re-run calibrate)" })
+            }
+            (None, _) => {}
         }
         self.regions.validate()
     }
@@ -526,7 +594,8 @@ mod tests {
         assert_eq!(cue.name().parse::<SpeedCue>().unwrap(), cue);
         assert_eq!(SpeedCue::PED2_128X192.name(), "speed_r3_b12_32s16_m1_g0.1");
         assert_eq!(SpeedCue::PED2_128X192_MEAN.name(), "speed_r3_b12_32s16_l4");
-        for preset in [SpeedCue::PED2_128X192, SpeedCue::PED2_128X192_MEAN] {
+        assert_eq!(SpeedCue::PED2_128X192_Z.name(), "speed_r3_b12_32s16_z1_g0.1");
+        for preset in [SpeedCue::PED2_128X192, SpeedCue::PED2_128X192_MEAN, SpeedCue::PED2_128X192_Z] {
             assert_eq!(preset.name().parse::<SpeedCue>().unwrap(), preset);
         }
         // Max fusion: the stronger cue, lambda scaling s; NaN is not swallowed by max.
@@ -542,5 +611,38 @@ mod tests {
         }
         let bad = SpeedCue { weight: f32::NAN, ..cue };
         assert!(SpeedCalibration::fit(bad, h, w, normal.iter().map(Vec::as_slice)).is_err());
+    }
+    #[test]
+    fn z_mean_fusion_standardises_both_cues_on_normal_footage() {
+        let (h, w) = (32, 48);
+        let cue = SpeedCue { radius: 2, block: 6, window: 16, stride: 8, weight: 1.0, fusion: SpeedFusion::ZMean, margin: 0.0 };
+        assert_eq!(cue.name(), "speed_r2_b6_16s8_z1");
+        assert_eq!(cue.name().parse::<SpeedCue>().unwrap(), cue);
+        let a = texture(h, w);
+        let normal: Vec<Vec<f32>> = [(0, 0), (0, 1), (1, 0), (1, 1)].iter().map(|&(dy, dx)| cue.box_means(&a, &shifted(&a, h, w, dy, dx), 1, h, w).unwrap()).collect();
+        let cal = SpeedCalibration::fit(cue, h, w, normal.iter().map(Vec::as_slice)).unwrap();
+        // Without its frame statistics the fusion cannot run: refused where the calibration is loaded.
+        let e = cal.validate().unwrap_err().to_string();
+        assert!(e.contains("speed.frame_z"), "{e}");
+        assert!(cal.fuse(1.0, 1.0).is_nan());
+        // Prediction errors 1, 2, 3, 4 (mean 2.5, std sqrt(1.25)) and speeds 0, 0, 2, 2 (mean 1, std 1).
+        let cal = cal.fit_frame_z(&[1.0, 2.0, 3.0, 4.0], &[0.0, 0.0, 2.0, 2.0]).unwrap();
+        cal.check(h, w).unwrap();
+        let sd = 1.25f32.sqrt();
+        assert!((cal.fuse(2.5 + 2.0 * sd, 1.0) - 1.0).abs() < 1e-6);
+        assert!((cal.fuse(2.5, 4.0) - 1.5).abs() < 1e-6);
+        let heavy = SpeedCalibration { cue: SpeedCue { weight: 3.0, ..cue }, ..cal.clone() };
+        assert!((heavy.fuse(2.5, 4.0) - 9.0 / 4.0).abs() < 1e-6);
+        // The statistics travel through calibration.json; broken ones are refused by name.
+        let back: SpeedCalibration = serde_json::from_str(&serde_json::to_string(&cal).unwrap()).unwrap();
+        assert_eq!(back, cal);
+        let mut broken = cal.clone();
+        broken.frame_z.as_mut().unwrap().speed[1] = 0.0;
+        assert!(broken.validate().unwrap_err().to_string().contains("speed.frame_z.speed"));
+        assert!(cal.clone().fit_frame_z(&[1.0], &[1.0, 2.0]).is_err());
+        assert!(cal.clone().fit_frame_z(&[f32::NAN], &[1.0]).unwrap_err().to_string().contains("prediction error"));
+        // Other fusions carry no frame statistics.
+        let max = SpeedCalibration { cue: SpeedCue { fusion: SpeedFusion::Max, ..cue }, frame_z: None, ..cal.clone() };
+        assert_eq!(max.clone().fit_frame_z(&[1.0], &[1.0]).unwrap().frame_z, None);
     }
 }

@@ -30,9 +30,21 @@ fn main() -> anyhow::Result<()> {
     let mut train = Dataset::open(&data, "training", &fmt)?;
     train.remove_clips(&tcfg.holdout, &data.join("training/frames"))?;
     let poolings = [ErrorPooling::WindowMax { window: 32, stride: 16 }, ErrorPooling::FrameMean];
-    let tr = dataset_errors(&loaded.model, &train, 32, &poolings, None, None)?.visual;
-    let te = dataset_errors(&loaded.model, &test, 32, &poolings, None, None)?.visual;
-    let speed = speed_scores(&test, &sp)?;
+    // The streams take minutes to compute; `POOLING_CACHE=FILE` keeps them between runs.
+    let cache = std::env::var_os("POOLING_CACHE").map(PathBuf::from);
+    type Streams = (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>, Vec<Vec<f32>>);
+    let (tr, te, speed): Streams = match cache.as_ref().filter(|c| c.exists()) {
+        Some(c) => serde_json::from_slice(&std::fs::read(c)?)?,
+        None => {
+            let tr = dataset_errors(&loaded.model, &train, 32, &poolings, None, None)?.visual;
+            let te = dataset_errors(&loaded.model, &test, 32, &poolings, None, None)?.visual;
+            let s = (tr, te, speed_scores(&test, &sp)?);
+            if let Some(c) = &cache {
+                std::fs::write(c, serde_json::to_vec(&s)?)?;
+            }
+            s
+        }
+    };
     let names: Vec<String> = test.clips.iter().map(|c| c.name.clone()).collect();
     let mut cands = vec![Candidate { name: "speed cue alone".into(), errors: names.iter().cloned().zip(speed.iter().cloned()).collect(), cap: None }];
     for (p, pooling) in poolings.iter().enumerate() {
@@ -41,9 +53,11 @@ fn main() -> anyhow::Result<()> {
         let zs: Vec<Vec<f32>> = te[p].iter().map(|c| c.iter().map(|&e| (e - z.visual_mean) / z.visual_std).collect()).collect();
         let stream = |v: &[Vec<f32>]| -> BTreeMap<String, Vec<f32>> { names.iter().cloned().zip(v.iter().cloned()).collect() };
         cands.push(Candidate { name: format!("network: {} (frame z)", pooling.name()), errors: stream(&zs), cap: None });
-        for w in [1.0f32, 2.0] {
+        for w in [0.5f32, 1.0, 2.0] {
             let fused: Vec<Vec<f32>> = zs.iter().zip(&speed).map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| x.max(w * y)).collect()).collect();
             cands.push(Candidate { name: format!("max(network {} z, {w} x speed)", pooling.name()), errors: stream(&fused), cap: None });
+            let fused: Vec<Vec<f32>> = zs.iter().zip(&speed).map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| x + w * y).collect()).collect();
+            cands.push(Candidate { name: format!("network {} z + {w} x speed", pooling.name()), errors: stream(&fused), cap: None });
         }
     }
     let r = cross_validate(&folds, &cands, &labels, &OfflineScoring::default(), &cal)?;

@@ -307,22 +307,30 @@ fn copy_baseline(data: &Path, tcfg: &crate::train::TrainConfig, cal: &CausalCali
     };
     let copy = pool(&copy_box_means(ds, window, stride)?)?;
     let mut cands = vec![Candidate { name: format!("copy: {own}"), errors: stream(&copy), cap: None }];
+    let mut copy_speed = None;
     if let (Some(sp), Some(sp_test)) = (&cal.speed, speed_test) {
         let cue = sp.cue.name();
+        // A fusion of frame z-scores standardises copying's error by its own statistics on that footage.
+        let (train_copy, train_speed) = (pool(&train_means)?, crate::train::speed_scores(&train, sp)?);
+        let flat = |v: &[Vec<f32>]| -> Vec<f32> { v.iter().flatten().copied().collect() };
+        let sp = &sp.clone().fit_frame_z(&flat(&train_copy), &flat(&train_speed))?;
         let fused = fuse_streams(sp, &copy, sp_test);
-        let train_fused: Vec<f32> = fuse_streams(sp, &pool(&train_means)?, &crate::train::speed_scores(&train, sp)?).into_iter().flatten().collect();
+        let train_fused: Vec<f32> = fuse_streams(sp, &train_copy, &train_speed).into_iter().flatten().collect();
         if let Some(cap) = scoring::CausalCalibration::fit(&train_fused, None, cal.sigma, 1.0, 0.0)?.visual_cap() {
             cands.push(Candidate { name: format!("copy: {own} + {cue}, saturated"), errors: stream(&fused), cap: Some(cap) });
         }
         cands.push(Candidate { name: format!("copy: {own} + {cue}"), errors: stream(&fused), cap: None });
+        copy_speed = Some(sp.clone());
     }
-    Ok(Some(CopyBaseline { errors: copy, candidates: cands }))
+    Ok(Some(CopyBaseline { errors: copy, candidates: cands, speed: copy_speed }))
 }
 
 /// Copying's error pooled as the model's (per clip per frame) and the candidates made of it.
 struct CopyBaseline {
     errors: Vec<Vec<f32>>,
     candidates: Vec<Candidate>,
+    /// The model's speed calibration with copying's own frame statistics (for a fusion of z-scores).
+    speed: Option<SpeedCalibration>,
 }
 
 /// With a speed cue: the network's own error and the speed cue's, per clip per frame.
@@ -367,7 +375,8 @@ fn fold_report(
             cue.weight *= factor;
             let fused = SpeedCalibration { cue, ..sp.clone() };
             cands.push(Candidate { name: format!("model: {own} + {}", cue.name()), errors: stream(&fuse_streams(&fused, pred, s)), cap: None });
-            if let Some(c) = copy {
+            if let Some((c, csp)) = copy.and_then(|c| c.speed.as_ref().map(|csp| (c, csp))) {
+                let fused = SpeedCalibration { cue, ..csp.clone() };
                 cands.push(Candidate { name: format!("copy: {own} + {}", cue.name()), errors: stream(&fuse_streams(&fused, &c.errors, s)), cap: None });
             }
         }
