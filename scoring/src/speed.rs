@@ -62,7 +62,7 @@ impl FrameZ {
 
     fn validate(&self) -> Result<(), ScoringError> {
         for (name, [m, sd]) in [("speed.frame_z.prediction", self.prediction), ("speed.frame_z.speed", self.speed)] {
-            if !m.is_finite() || !(sd.is_finite() && sd > 0.0) {
+            if !(m.is_finite() && sd.is_finite() && sd > 0.0) {
                 return Err(ScoringError::BadParameter { name, value: if m.is_finite() { sd } else { m }, reason: "needs a finite mean and a finite std > 0" });
             }
         }
