@@ -4,8 +4,9 @@
 #
 #   cross/build.sh [--gpu] [--verify CLIP_DIR]
 #
-#   --gpu      ONNX Runtime build (features ort,cuda,tensorrt; libonnxruntime is loaded at run time, so
-#              nothing GPU-specific is linked); default: the CPU-only tract build.
+#   --gpu      the Jetson build: ONNX Runtime (features ort,cuda,tensorrt; libonnxruntime is loaded at run
+#              time, so nothing GPU-specific is linked) and the semantic branch (captions; links candle);
+#              default: the CPU-only tract build without captions.
 #   --verify   run the x86_64 and the aarch64 (under qemu-aarch64) binaries on the same clip with the
 #              committed Ped2 model and fixed timestamps, and compare their packets.
 # Output: target/cross/aarch64-unknown-linux-gnu/release/sfn-edge
@@ -15,7 +16,7 @@ cd "$repo"
 features="" verify=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --gpu) features="--features ort,cuda,tensorrt" ;;
+        --gpu) features="--features ort,cuda,tensorrt,semantic" ;;
         --verify) verify="$2"; shift ;;
         *) echo "cross/build.sh: unknown argument $1" >&2; exit 2 ;;
     esac

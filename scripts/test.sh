@@ -4,9 +4,20 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 cargo clippy --release --workspace --all-targets -- -D warnings
+# The camera runtime without its opt-in features (the tests turn `semantic` on).
+cargo clippy --release -p sfn-edge -- -D warnings
+# Layering: the device side builds without the training stack.
+edge_tree="$(cargo tree -p sfn-edge -e normal --prefix none)"
+host_tree="$(cargo tree -p sfn-host -e normal --prefix none)"
+for c in candle-core candle-transformers tokenizers plotters sfn-trainer sfn-models; do
+    if grep -q "^$c v" <<<"$edge_tree"; then echo "layering: sfn-edge (default features) depends on $c" >&2; exit 1; fi
+done
+for c in candle-core sfn-trainer; do
+    if grep -q "^$c v" <<<"$host_tree"; then echo "layering: sfn-host depends on $c" >&2; exit 1; fi
+done
 # Opt-in features are compile-checked (and linted): GPU providers of ONNX Runtime (no GPU in CI), the
 # camera / video sources (no camera here; video is also tested below), the GPIO character device.
 cargo clippy --release -p sfn-infer -p sfn-trainer --features sfn-infer/cuda,sfn-infer/tensorrt -- -D warnings
-cargo clippy --release -p sfn-edge -p sfn-sources -p sfn-host --all-targets --features sfn-edge/ort,sfn-edge/cuda,sfn-edge/tensorrt,sfn-edge/video,sfn-edge/v4l,sfn-edge/gpio-cdev,sfn-host/video -- -D warnings
+cargo clippy --release -p sfn-edge -p sfn-sources -p sfn-host --all-targets --features sfn-edge/ort,sfn-edge/cuda,sfn-edge/tensorrt,sfn-edge/semantic,sfn-edge/video,sfn-edge/v4l,sfn-edge/gpio-cdev,sfn-host/video -- -D warnings
 cargo test --release --workspace
 cargo test --release -p sfn-sources --features video

@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::{check_clip, CaptionError, CaptionProvider, Clip};
@@ -149,26 +148,7 @@ pub fn write_jsonl(path: &Path, entries: &[(String, usize, String)]) -> Result<(
         out.push('\n');
     }
 
-    let io_err = |source: std::io::Error| CaptionError::Io { path: path.to_path_buf(), source };
-    let file_name = path.file_name().ok_or_else(|| {
-        io_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"))
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(out.as_bytes())?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(e));
-    }
-    Ok(())
+    sfn_fsio::write_atomic(path, out.as_bytes()).map_err(|source| CaptionError::Io { path: path.to_path_buf(), source })
 }
 
 fn json_type(v: &serde_json::Value) -> &'static str {

@@ -15,6 +15,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "semantic")]
 use sfn_captions::{CaptionProvider, Clip};
 
 /// Caption refresh settings.
@@ -139,6 +140,7 @@ pub trait Embedder: Send {
     fn embed(&mut self, text: &str) -> Result<Vec<f32>, String>;
 }
 
+#[cfg(feature = "semantic")]
 impl Embedder for sfn_text::SentenceEncoder {
     fn embed(&mut self, text: &str) -> Result<Vec<f32>, String> {
         sfn_text::SentenceEncoder::embed(self, &[text]).map_err(|e| e.to_string()).and_then(|mut v| v.pop().ok_or_else(|| "no embedding".into()))
@@ -162,27 +164,38 @@ pub struct CaptionWorker {
     thread: Option<JoinHandle<()>>,
 }
 
+/// What the worker runs on each clip: caption it and embed the caption.
+pub type CaptionFn = Box<dyn FnMut(&ClipJob) -> Result<TextFeature, String> + Send>;
+
 impl CaptionWorker {
+    /// A worker captioning with `provider` and embedding with `embedder` (the `semantic` feature).
+    #[cfg(feature = "semantic")]
     pub fn spawn(mut provider: Box<dyn CaptionProvider>, mut embedder: Box<dyn Embedder>) -> Self {
+        Self::spawn_with(Box::new(move |job: &ClipJob| {
+            let clip = Clip {
+                clip: &job.clip,
+                frame: job.frame as usize,
+                frames: [&job.frames[0], &job.frames[1], &job.frames[2], &job.frames[3]],
+                channels: job.channels,
+                height: job.height,
+                width: job.width,
+            };
+            provider
+                .caption(&clip)
+                .map_err(|e| e.to_string())
+                .and_then(|caption| embedder.embed(&caption).map(|embedding| TextFeature { caption, embedding, frame: job.frame }))
+        }))
+    }
+
+    /// A worker running `caption` on each clip handed over, on its own thread.
+    pub fn spawn_with(mut caption: CaptionFn) -> Self {
         let (jtx, jrx) = mpsc::sync_channel::<Box<ClipJob>>(1);
         let (rtx, rrx) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("sfn-captions".into())
             .spawn(move || {
                 for job in jrx {
-                    let clip = Clip {
-                        clip: &job.clip,
-                        frame: job.frame as usize,
-                        frames: [&job.frames[0], &job.frames[1], &job.frames[2], &job.frames[3]],
-                        channels: job.channels,
-                        height: job.height,
-                        width: job.width,
-                    };
-                    let res = provider
-                        .caption(&clip)
-                        .map_err(|e| e.to_string())
-                        .and_then(|caption| embedder.embed(&caption).map(|embedding| TextFeature { caption, embedding, frame: job.frame }));
-                    if rtx.send(res).is_err() {
+                    if rtx.send(caption(&job)).is_err() {
                         break;
                     }
                 }

@@ -197,7 +197,7 @@ impl Pipeline {
             .visual_error(&d.frame.data, &w[4].frame, &w[3].frame, img.channels, img.height, img.width)
             .map_err(|e| PipelineError::Frame { index, reason: e.to_string() })?;
         let semantic = match (&self.texts.1, use_text) {
-            (Some(target), true) => Some(1.0 - sfn_text::cosine(&d.text.data, target)),
+            (Some(target), true) => Some(1.0 - sfn_scoring::cosine(&d.text.data, target)),
             _ => None,
         };
         let c = &self.calibration;

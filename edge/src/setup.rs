@@ -1,15 +1,17 @@
 //! Building a [`Runtime`] and its source from an [`EdgeConfig`].
 
-use anyhow::{bail, Context, Result};
-use sfn_captions::CaptionProvider;
+use anyhow::{bail, Result};
 use sfn_infer::onnxruntime_options::{OrtOptions, Provider};
 use sfn_infer::BackendKind;
 use sfn_sources::{FrameSource, ImageFolder, ImageFolderOptions, Pacing};
 
+#[cfg(feature = "semantic")]
 use crate::captions::{CaptionScheduler, CaptionWorker};
 use crate::config::EdgeConfig;
 use crate::pipeline::Pipeline;
-use crate::runtime::{Captioning, Runtime};
+#[cfg(feature = "semantic")]
+use crate::runtime::Captioning;
+use crate::runtime::Runtime;
 use crate::sink::{FramedWriter, JsonLines, Sink, Udp};
 
 /// The inference back-end a config asks for.
@@ -34,16 +36,17 @@ pub fn backend(cfg: &EdgeConfig) -> BackendKind {
 }
 
 /// The caption provider a config asks for (None for "none").
-pub fn caption_provider(cfg: &EdgeConfig) -> Result<Option<Box<dyn CaptionProvider>>> {
+#[cfg(feature = "semantic")]
+pub fn caption_provider(cfg: &EdgeConfig) -> Result<Option<Box<dyn sfn_captions::CaptionProvider>>> {
     let c = &cfg.captions;
     Ok(match c.provider.as_str() {
         "motion" => Some(Box::new(sfn_captions::describe::MotionDescriber::default())),
         "jsonl" => {
-            let p = c.jsonl.as_ref().context("captions.jsonl")?;
+            let p = anyhow::Context::context(c.jsonl.as_ref(), "captions.jsonl")?;
             Some(Box::new(sfn_captions::jsonl::JsonlCaptions::open(p)?))
         }
         "openai" => Some(Box::new(sfn_captions::openai::OpenAiCaptions::new(sfn_captions::openai::OpenAiConfig {
-            base_url: c.endpoint.clone().context("captions.endpoint")?,
+            base_url: anyhow::Context::context(c.endpoint.clone(), "captions.endpoint")?,
             model: c.vlm_model.clone().unwrap_or_else(|| "InternVL2.5-1B".into()),
             ..Default::default()
         }))),
@@ -54,15 +57,12 @@ pub fn caption_provider(cfg: &EdgeConfig) -> Result<Option<Box<dyn CaptionProvid
 /// Pipeline, caption worker and (with `open_sinks`) the sinks.
 pub fn runtime(cfg: &EdgeConfig, open_sinks: bool) -> Result<Runtime> {
     let pipeline = Pipeline::open(&cfg.model.dir, &backend(cfg), cfg.alarm.clone())?;
-    let provider = caption_provider(cfg)?;
     let mut rt = Runtime::new(pipeline, &cfg.device);
     rt.health_period = std::time::Duration::from_secs_f64(cfg.health.period_s);
-    match (&rt.pipeline.manifest().text, provider) {
-        (Some(t), None) => bail!(
-            "{}: the model was trained with captions ({}); set captions.provider (motion, jsonl or openai)",
-            cfg.model.dir.join(sfn_infer::manifest::MANIFEST).display(),
-            t.provider
-        ),
+    let manifest = cfg.model.dir.join(sfn_infer::manifest::MANIFEST);
+    #[cfg(feature = "semantic")]
+    match (&rt.pipeline.manifest().text, caption_provider(cfg)?) {
+        (Some(t), None) => bail!("{}: the model was trained with captions ({}); set captions.provider (motion, jsonl or openai)", manifest.display(), t.provider),
         (None, Some(_)) => tracing::warn!("captions.provider is set but the model was trained without captions: captions off"),
         (Some(_), Some(p)) => {
             let dir = cfg.captions.encoder.clone().unwrap_or_else(sfn_text::default_dir);
@@ -72,6 +72,12 @@ pub fn runtime(cfg: &EdgeConfig, open_sinks: bool) -> Result<Runtime> {
             rt.captions = Some(Captioning::new(worker, CaptionScheduler::new(c.budget.clone()), if c.rgb { 3 } else { 1 }, c.frame_size[0], c.frame_size[1]));
         }
         (None, None) => {}
+    }
+    #[cfg(not(feature = "semantic"))]
+    match &rt.pipeline.manifest().text {
+        Some(t) => bail!("{}: the model was trained with captions ({}); this build has no `semantic` feature (build with --features semantic)", manifest.display(), t.provider),
+        None if cfg.captions.provider != "none" => tracing::warn!("captions.provider is set but this build has no `semantic` feature: captions off"),
+        None => {}
     }
     if let Some(_g) = &cfg.gpio {
         #[cfg(not(feature = "gpio-cdev"))]

@@ -216,13 +216,7 @@ pub fn calibrate(input: &ExportInput, set: &CalibrationSet) -> Result<BTreeMap<S
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    let io = |source| ExportError::Io { path: path.into(), source };
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
+    sfn_fsio::write_atomic(path, bytes).map_err(|source| ExportError::Io { path: path.into(), source })
 }
 
 /// Exports to `out` (created if needed) at `precision`; `calib` is required for [`Precision::Int8Qdq`].

@@ -171,7 +171,7 @@ fn main() -> Result<()> {
                         bail!("{} exists and is not a synthetic scene; choose another --out", d.display());
                     }
                     // Another seed than the shipped model's training scene (7): footage it has not seen.
-                    let s = sfn_trainer::synth::write_walkway(&d, &sfn_trainer::synth::SynthConfig { seed: 11, train_clips: 1, ..Default::default() })?;
+                    let s = sfn_data::synth::write_walkway(&d, &sfn_data::synth::SynthConfig { seed: 11, train_clips: 1, ..Default::default() })?;
                     println!("synthesized {} test clips ({} frames, {} abnormal: a fast intruder among walkers) in {}", s.test_clips, s.test_frames, s.abnormal_frames, d.display());
                     (d, model.unwrap_or_else(|| repo_asset("assets/walkway-tiny/onnx")))
                 }
@@ -204,7 +204,7 @@ fn main() -> Result<()> {
                 traces.push(ClipTrace::from_packets(clip, &pk, Some(lab)).map_err(anyhow::Error::msg)?);
             }
             let v = validate::validate(&traces, fps, 0, None);
-            sfn_trainer::checkpoint::write_json(&report, &v)?;
+            sfn_fsio::write_atomic(&report, serde_json::to_string_pretty(&v)?.as_bytes()).with_context(|| format!("writing {}", report.display()))?;
             let plots = report.with_extension("plots");
             validate::plots(&traces, &v, &plots).map_err(anyhow::Error::msg)?;
             let r = ReplayReport { model: String::new(), clips: files.keys().cloned().collect(), frames_scored: traces.iter().map(|t| t.frames.len()).sum(), validation: v };

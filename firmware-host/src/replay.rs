@@ -178,7 +178,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplayReport, HostError> {
     let path = opts.out.join("report.json");
     let text = serde_json::to_string_pretty(&report).map_err(|e| HostError::Input { path: path.clone(), reason: e.to_string() })?;
     // Atomically: a reader never sees half a report.
-    sfn_trainer::checkpoint::write_atomic(&path, text.as_bytes()).map_err(|e| HostError::Input { path: path.clone(), reason: e.to_string() })?;
+    sfn_fsio::write_atomic(&path, text.as_bytes()).map_err(|e| HostError::Input { path: path.clone(), reason: e.to_string() })?;
     validate::plots(&traces, &report.validation, &opts.out.join("plots")).map_err(|reason| HostError::Input { path: opts.out.join("plots"), reason })?;
     Ok(report)
 }

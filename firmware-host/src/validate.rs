@@ -220,13 +220,13 @@ pub fn plots(traces: &[ClipTrace], v: &Validation, dir: &Path) -> Result<(), Str
         let labels = t.labels.clone().unwrap_or_else(|| vec![0; t.frames.len()]);
         let auc = v.causal.per_clip.get(&t.name).and_then(|c| c.auc);
         let title = format!("clip {}: causal AUC {} (as the device sends it)", t.name, pct(auc));
-        sfn_trainer::plot::score_curves_png(&dir.join(format!("clip_{}.png", t.name)), &title, &[("causal (rescaled)", &causal), (offline, &off)], &labels)
+        sfn_plots::score_curves_png(&dir.join(format!("clip_{}.png", t.name)), &title, &[("causal (rescaled)", &causal), (offline, &off)], &labels)
             .map_err(|e| e.to_string())?;
     }
     let (cs, cl) = v.causal.concatenated();
     let (os, ol) = v.offline.concatenated();
     if cl.contains(&1) && cl.contains(&0) {
-        sfn_trainer::plot::roc_png(
+        sfn_plots::roc_png(
             &dir.join("roc.png"),
             &format!("frame-level ROC, micro AUC causal {} offline {}", pct(v.causal.micro_auc), pct(v.offline.micro_auc)),
             &[("causal", &cs, &cl), (offline, &os, &ol)],

@@ -109,7 +109,7 @@ fn cobs_encode(input: &[u8], out: &mut [u8]) -> usize {
 fn replay_is_bit_identical_and_equals_the_live_path() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    sfn_trainer::synth::write_walkway(&data, &sfn_trainer::synth::SynthConfig { train_clips: 1, test_clips: 1, frames_per_clip: 24, seed: 5, ..Default::default() }).unwrap();
+    sfn_data::synth::write_walkway(&data, &sfn_data::synth::SynthConfig { train_clips: 1, test_clips: 1, frames_per_clip: 24, seed: 5, ..Default::default() }).unwrap();
     let clip = ClipInput { name: "01".into(), dir: data.join("testing/frames/01") };
     let opts = ReplayOptions { model: model(), inputs: vec![data.clone()], out: tmp.path().into(), backend: BackendKind::Tract, alarm: AlarmConfig::default(), start_ms: 1_764_331_200_000, fps: 25.0 };
     let (a, b) = (tmp.path().join("a.bin"), tmp.path().join("b.bin"));

@@ -352,11 +352,7 @@ impl Manifest {
         let path = dir.join(MANIFEST);
         let text = serde_json::to_string_pretty(self).map_err(|e| InferError::Manifest { path: path.clone(), reason: e.to_string() })?;
         // Written last and atomically: a directory with a model.json always has the files it lists.
-        let tmp = dir.join(format!(".{MANIFEST}.tmp-{}", std::process::id()));
-        std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)).map_err(|source| {
-            let _ = std::fs::remove_file(&tmp);
-            InferError::Io { path: path.clone(), source }
-        })?;
+        sfn_fsio::write_atomic(&path, text.as_bytes()).map_err(|source| InferError::Io { path: path.clone(), source })?;
         Ok(path)
     }
 

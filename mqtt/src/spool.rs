@@ -20,7 +20,7 @@
 //! ([`crate::state::ReporterState`]); this module only stores, lists and deletes.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::state::Alarm;
@@ -70,7 +70,7 @@ impl Spool {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             let path = entry.path();
-            if name.starts_with(".alarm-") && name.ends_with(".tmp") {
+            if sfn_fsio::is_temp_name(name, "alarm-") || (name.starts_with(".alarm-") && name.ends_with(".tmp")) {
                 tracing::debug!("spool: removing unfinished {}", path.display());
                 fs::remove_file(&path).map_err(|e| err(&path, e))?;
                 continue;
@@ -114,25 +114,14 @@ impl Spool {
     /// Write the alarm atomically: temporary file, fsync, rename. The rename is durable only
     /// after the next [`Spool::sync_dir`] (one for a whole batch of files: group commit).
     pub fn write_file(&self, seq: u64, alarm: &Alarm) -> io::Result<()> {
-        let tmp = self.dir.join(format!(".{PREFIX}{seq:020}.tmp"));
-        let written = File::create(&tmp).and_then(|mut f| {
-            f.write_all(&encode(seq, alarm))?;
-            f.sync_all()
-        });
-        match written.and_then(|()| fs::rename(&tmp, self.path(seq))) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // A full disk must not keep the half-written file: it holds space the next
-                // write needs. The alarm itself stays queued in memory (the caller's state).
-                let _ = fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
+        // A failed write leaves no temporary file behind; the alarm itself stays queued in memory
+        // (the caller's state).
+        sfn_fsio::replace(&self.path(seq), &encode(seq, alarm))
     }
 
     /// fsync the directory, making earlier renames and deletions durable.
     pub fn sync_dir(&self) -> io::Result<()> {
-        File::open(&self.dir)?.sync_all()
+        sfn_fsio::sync_dir(&self.dir)
     }
 
     /// Delete the file of `seq` (already gone is fine).

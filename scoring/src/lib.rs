@@ -146,6 +146,15 @@ pub fn roc_curve(scores: &[f32], labels: &[u8]) -> Option<Vec<(f64, f64)>> {
     Some(pts)
 }
 
+/// cos(a, b) = a . b / max(|a| |b|, 1e-30), accumulated in f64 (the semantic error is 1 - cos of the
+/// predicted and the observed caption embedding).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    (dot / (na * nb).max(1e-30)) as f32
+}
+
 /// Exact area under the ROC curve of `scores` (higher = more anomalous) against `labels`
 /// (1 = positive/abnormal, 0 = negative/normal).
 ///

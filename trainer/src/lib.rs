@@ -3,15 +3,18 @@
 pub mod baseline;
 pub mod captions;
 pub mod checkpoint;
-pub mod data;
 pub mod eval;
 pub mod export;
 pub mod folds;
 pub mod optim;
-pub mod plot;
 pub mod roofline;
-pub mod synth;
 pub mod train;
+
+// Footage, the synthetic scene and plots live in crates the device-side tools share without the
+// training stack; re-exported under their old paths.
+pub use sfn_data::dataset as data;
+pub use sfn_data::synth;
+pub use sfn_plots as plot;
 
 /// Everything that can go wrong in training or evaluation; each variant names its input.
 #[derive(Debug, thiserror::Error)]

@@ -5,18 +5,16 @@
 //! `sans-serif` family. Without any font the plots are still drawn, only without text (no title, axis
 //! labels or legend).
 //!
-//! Files are written atomically: rendered in memory, encoded to a temporary file in the target folder,
-//! then renamed over the target.
+//! Files are written atomically: rendered and encoded in memory, then written with
+//! [`sfn_fsio::write_atomic`].
 
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
-use sfn_models::scoring::{roc_auc, roc_curve};
+use sfn_scoring::{roc_auc, roc_curve};
 
 /// Size (width, height) in pixels of [`score_curves_png`]'s image.
 pub const SCORE_PLOT_SIZE: (u32, u32) = (1200, 450);
@@ -458,7 +456,6 @@ fn configure_mesh(
 
 /// Encodes `rgb` as PNG into a temporary file beside `path`, then renames it to `path`.
 fn write_png_atomic(path: &Path, size: (u32, u32), rgb: Vec<u8>) -> Result<(), PlotError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let io = |source| PlotError::Io {
         path: path.to_path_buf(),
         source,
@@ -466,39 +463,13 @@ fn write_png_atomic(path: &Path, size: (u32, u32), rgb: Vec<u8>) -> Result<(), P
     let img = image::RgbImage::from_raw(size.0, size.1, rgb).ok_or_else(|| {
         PlotError::Draw("internal: buffer size does not match the image size".into())
     })?;
-    let file_name = path.file_name().ok_or_else(|| {
-        io(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a file path",
-        ))
-    })?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.{}-{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let file = std::fs::File::create(&tmp).map_err(io)?;
-        let mut w = BufWriter::new(file);
-        img.write_to(&mut w, image::ImageFormat::Png)
-            .map_err(|e| PlotError::Encode {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)?;
-        drop(file);
-        std::fs::rename(&tmp, path).map_err(io)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    if path.file_name().is_none() {
+        return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path")));
     }
-    result
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| PlotError::Encode { path: path.to_path_buf(), reason: e.to_string() })?;
+    sfn_fsio::write_atomic(path, &png).map_err(io)
 }
 
 #[cfg(test)]

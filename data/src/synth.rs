@@ -6,7 +6,7 @@
 //! holds one "intruder" for an interval: a cart (a larger block crossing at 3-4 px a frame) or a cyclist
 //! (crossing diagonally at about 3 px a frame), the synthetic counterpart of UCSD Ped2's anomalies.
 //!
-//! Written in the layout [`crate::data`] reads:
+//! Written in the layout [`crate::dataset`] reads:
 //!
 //! ```text
 //! <root>/training/frames/<clip>/<NNN>.png   normal clips only
@@ -31,7 +31,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::data::WINDOW;
+use crate::dataset::WINDOW;
 
 /// Name of the marker file at the dataset root.
 pub const MARKER: &str = "synth.json";
@@ -667,7 +667,7 @@ impl Scene {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{load_labels, Dataset, FrameFormat};
+    use crate::dataset::{load_labels, Dataset, FrameFormat};
     use std::fs;
 
     fn small() -> SynthConfig {
