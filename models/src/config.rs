@@ -179,8 +179,9 @@ impl SfnConfig {
     }
 
     /// CPU preset for UCSD Ped2: gray 128x192 (Ped2 is 240x360), patch 16 (96 tokens a frame), a
-    /// small ViT; trains in about an hour on 2 cores. (Up to issue 8 it was 64x96 with patch 8: the
-    /// same tokens, a quarter of the pixels; the larger frame lifts the causal AUC, see the README.)
+    /// small ViT, a pixel stem in the frame head; trains in about an hour on 2 cores. (It was 64x96 with
+    /// patch 8 before: the same tokens, a quarter of the pixels; the larger frame lifts the causal AUC,
+    /// see docs/experiments.md.)
     pub fn cpu_ped2() -> Self {
         Self {
             preset: "cpu-ped2".into(),
