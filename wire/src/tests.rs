@@ -843,3 +843,19 @@ fn std_clock() {
         None
     );
 }
+
+/// The worked example of docs/mqtt-and-wire.md decodes to the fields the document gives, and encodes
+/// back to the same bytes.
+#[test]
+fn documented_example_packet() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/mqtt-and-wire.md")).unwrap();
+    let hex = doc.split("The whole example packet: `").nth(1).and_then(|r| r.split('`').next()).expect("the example packet in the document");
+    let bytes: Vec<u8> = hex.split(' ').map(|b| u8::from_str_radix(b, 16).unwrap()).collect();
+    let p = ScorePacket::decode(&bytes).unwrap();
+    assert_eq!((p.version, p.seq, p.timestamp.as_millis(), p.frame), (1, 42, 1000, 7));
+    assert_eq!((p.score, p.visual_z), (4.0, 3.0));
+    assert!(p.semantic_z.is_nan());
+    assert_eq!((p.alarm, p.model_id), (AlarmState::Raised, [0xde, 0xad, 0xbe, 0xef]));
+    let mut buf = [0u8; MAX_PACKET];
+    assert_eq!(p.encode(&mut buf).unwrap(), &bytes[..]);
+}
