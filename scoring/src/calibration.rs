@@ -1,0 +1,140 @@
+//! What a camera needs to score causally, fitted on normal footage.
+
+use serde::{Deserialize, Serialize};
+use crate::*;
+
+/// Largest sigma accepted by [`CausalCalibration::fit`] (frames); [`CausalScorer::new`] clamps to it.
+pub const MAX_CAUSAL_SIGMA: f32 = 1000.0;
+
+/// Relative floor on the calibrated standard deviations: `std >= STD_FLOOR_REL * max(|mean|, 1e-30)`,
+/// and never below [`STD_FLOOR_ABS`], so z-scores stay finite on constant calibration data.
+pub const STD_FLOOR_REL: f32 = 1e-6;
+
+/// Absolute floor on the calibrated standard deviations.
+pub const STD_FLOOR_ABS: f32 = 1e-12;
+
+/// z-scores are clamped to `[-Z_CLAMP, Z_CLAMP]` so that a huge (finite) input cannot overflow the
+/// smoothing state.
+pub const Z_CLAMP: f64 = 1e6;
+
+/// What a camera needs to score frames causally: error statistics of normal footage plus the
+/// weights and the smoothing width. Stored next to the model.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct CausalCalibration {
+    /// Mean visual error on normal footage.
+    pub visual_mean: f32,
+    /// Standard deviation (population, floored) of the visual error on normal footage.
+    pub visual_std: f32,
+    /// Mean semantic error on normal footage (0 when calibrated without a semantic stream).
+    pub semantic_mean: f32,
+    /// Standard deviation of the semantic error (1 when calibrated without a semantic stream).
+    pub semantic_std: f32,
+    /// Standard deviation, in frames, of the one-sided Gaussian smoothing; `<= 0` disables it.
+    pub sigma: f32,
+    /// Weight of the visual z-score.
+    pub visual_weight: f32,
+    /// Weight of the semantic z-score (0 when calibrated without a semantic stream).
+    pub semantic_weight: f32,
+    /// How the per-pixel error map was pooled into the visual error these statistics describe.
+    #[serde(default)]
+    pub pooling: ErrorPooling,
+    /// Per-region statistics of normal footage, for [`ErrorPooling::WindowMaxZ`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regions: Option<RegionStats>,
+    /// The speed cue folded into the visual error ([`SpeedCalibration::fuse`]); the mean and std above
+    /// then describe the fused error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<SpeedCalibration>,
+    /// Largest z-score of the visual error on the normal footage the calibration was fitted on: the
+    /// most evidence normal footage gave. [`saturate`] clips at it for the saturated offline scoring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visual_z_max: Option<f32>,
+}
+
+impl CausalCalibration {
+    /// Calibrates on the errors of normal (training) footage: mean and population standard deviation
+    /// of each stream (computed in f64; the std is floored, see [`STD_FLOOR_REL`]).
+    ///
+    /// Without a semantic stream, `semantic_mean = 0`, `semantic_std = 1`, `semantic_weight = 0`.
+    /// Errors: empty input, a non-finite error value, a semantic stream of different length, sigma
+    /// NaN or above [`MAX_CAUSAL_SIGMA`], weights negative / non-finite / summing to 0.
+    pub fn fit(
+        visual: &[f32],
+        semantic: Option<&[f32]>,
+        sigma: f32,
+        visual_weight: f32,
+        semantic_weight: f32,
+    ) -> Result<Self, ScoringError> {
+        if sigma.is_nan() || sigma > MAX_CAUSAL_SIGMA {
+            return Err(ScoringError::BadParameter {
+                name: "sigma",
+                value: sigma,
+                reason: "must be a number <= MAX_CAUSAL_SIGMA (1000)",
+            });
+        }
+        let (visual_mean, visual_std) = mean_std(visual, "visual")?;
+        let (semantic_mean, semantic_std, semantic_weight) = match semantic {
+            Some(s) => {
+                if s.len() != visual.len() {
+                    return Err(ScoringError::LengthMismatch {
+                        visual: visual.len(),
+                        semantic: s.len(),
+                    });
+                }
+                let (m, sd) = mean_std(s, "semantic")?;
+                (m, sd, semantic_weight)
+            }
+            None => (0.0, 1.0, 0.0),
+        };
+        check_weights(visual_weight, semantic_weight)?;
+        Ok(Self {
+            visual_mean,
+            visual_std,
+            semantic_mean,
+            semantic_std,
+            sigma,
+            visual_weight,
+            semantic_weight,
+            pooling: ErrorPooling::FrameMean,
+            regions: None,
+            speed: None,
+            visual_z_max: Some(visual.iter().map(|&v| (v - visual_mean) / visual_std).fold(f32::NEG_INFINITY, f32::max)),
+        })
+    }
+}
+
+impl CausalCalibration {
+    /// The visual error at [`CausalCalibration::visual_z_max`]: `mean + z_max * std`, the cap of the
+    /// saturated offline scoring (None for a calibration fitted before it was recorded).
+    pub fn visual_cap(&self) -> Option<f32> {
+        self.visual_z_max.filter(|z| z.is_finite()).map(|z| self.visual_mean + z * self.visual_std)
+    }
+
+    /// How this calibration turns a prediction into its visual error ([`VisualScoring`]).
+    pub fn visual_scoring(&self) -> VisualScoring<'_> {
+        VisualScoring { pooling: self.pooling, regions: self.regions.as_ref(), speed: self.speed.as_ref() }
+    }
+
+    /// The visual error of one frame as this calibration defines it ([`VisualScoring::error`]).
+    pub fn visual_error(&self, pred: &[f32], target: &[f32], last: &[f32], channels: usize, height: usize, width: usize) -> Result<f32, ScoringError> {
+        self.visual_scoring().error(pred, target, last, channels, height, width)
+    }
+}
+
+pub(crate) fn mean_std(x: &[f32], what: &'static str) -> Result<(f32, f32), ScoringError> {
+    if x.is_empty() {
+        return Err(ScoringError::Empty { what });
+    }
+    if let Some((index, &value)) = x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(ScoringError::NonFinite { what, index, value });
+    }
+    let n = x.len() as f64;
+    let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = x
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    let floor = (f64::from(STD_FLOOR_REL) * mean.abs()).max(f64::from(STD_FLOOR_ABS));
+    Ok((mean as f32, var.sqrt().max(floor) as f32))
+}

@@ -1,0 +1,252 @@
+//! How a frame's squared-error map becomes one number, with per-region statistics of normal footage.
+
+use serde::{Deserialize, Serialize};
+use crate::*;
+
+/// How a frame's squared-error map becomes one visual error.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ErrorPooling {
+    /// e = mean over all pixels of (I_hat - I)^2 (the paper's frame MSE).
+    #[default]
+    FrameMean,
+    /// e = max over window x window boxes (stride `stride`) of the box's mean squared error: a small
+    /// object's error is not averaged away by the rest of the frame.
+    WindowMax { window: usize, stride: usize },
+    /// e = max_w (m_w - mu_w) / (sd_w + mean_w' sd_w'): the box means m_w of `WindowMax`, each
+    /// z-scored against the statistics of the same box on normal footage ([`RegionStats`]), so a
+    /// region where normal motion is large (near the camera) does not outshout a small distant
+    /// object. The mean standard deviation added to each box's keeps boxes that never move on
+    /// normal footage from turning noise into alarms.
+    WindowMaxZ { window: usize, stride: usize },
+}
+
+impl std::str::FromStr for ErrorPooling {
+    type Err = String;
+
+    /// The inverse of [`ErrorPooling::name`]: `frame_mean`, `window_max_<W>s<S>`, `window_max_z_<W>s<S>`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?}: expected frame_mean, window_max_<W>s<S> or window_max_z_<W>s<S> (e.g. window_max_z_16s8)");
+        if s == "frame_mean" {
+            return Ok(ErrorPooling::FrameMean);
+        }
+        let (z, rest) = match (s.strip_prefix("window_max_z_"), s.strip_prefix("window_max_")) {
+            (Some(r), _) => (true, r),
+            (None, Some(r)) => (false, r),
+            _ => return Err(bad()),
+        };
+        let (w, st) = rest.split_once('s').ok_or_else(bad)?;
+        let (window, stride): (usize, usize) = (w.parse().map_err(|_| bad())?, st.parse().map_err(|_| bad())?);
+        if window == 0 || stride == 0 {
+            return Err(bad());
+        }
+        Ok(if z { ErrorPooling::WindowMaxZ { window, stride } } else { ErrorPooling::WindowMax { window, stride } })
+    }
+}
+
+/// Per-box statistics of normal footage for [`ErrorPooling::WindowMaxZ`], stored with the
+/// causal calibration.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct RegionStats {
+    pub window: usize,
+    pub stride: usize,
+    /// Box grid (rows, columns) for the frame size the statistics were fitted on.
+    pub grid: [usize; 2],
+    /// Mean box error per box, row-major.
+    pub mean: Vec<f32>,
+    /// Population standard deviation per box, row-major.
+    pub std: Vec<f32>,
+    /// Added to every box's std: the mean of `std`.
+    pub floor: f32,
+}
+
+/// Checks two CHW frames of `channels * height * width` values each and returns the plane size
+/// `height * width`. Errors name the frame that is wrong, or the sizes when there are no pixels.
+pub(crate) fn check_frame_pair(frames: [(&'static str, &[f32]); 2], channels: usize, height: usize, width: usize) -> Result<usize, ScoringError> {
+    let plane = height * width;
+    if channels == 0 || plane == 0 {
+        return Err(ScoringError::BadShape { field: "channels/height/width", reason: format!("{channels}x{height}x{width} has no pixels") });
+    }
+    for (field, f) in frames {
+        if f.len() != channels * plane {
+            return Err(ScoringError::BadShape { field, reason: format!("{} values, expected {channels}x{height}x{width} = {}", f.len(), channels * plane) });
+        }
+    }
+    Ok(plane)
+}
+
+/// Squared-error map averaged over channels: `height * width` values. Errors name the field.
+pub fn error_map(pred: &[f32], target: &[f32], channels: usize, height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
+    let plane = check_frame_pair([("pred", pred), ("target", target)], channels, height, width)?;
+    let mut map = vec![0f32; plane];
+    for c in 0..channels {
+        for (m, (p, t)) in map.iter_mut().zip(pred[c * plane..(c + 1) * plane].iter().zip(&target[c * plane..(c + 1) * plane])) {
+            *m += (p - t) * (p - t);
+        }
+    }
+    let inv_c = 1.0 / channels as f32;
+    map.iter_mut().for_each(|m| *m *= inv_c);
+    Ok(map)
+}
+
+/// Box grid of `window` x `window` boxes at `stride` over a `height` x `width` map: boxes of
+/// `min(window, side)` pixels, stride `max(stride, 1)`, no padding (as candle's avg_pool2d).
+pub fn box_grid(height: usize, width: usize, window: usize, stride: usize) -> [usize; 2] {
+    let (kh, kw) = (window.clamp(1, height.max(1)), window.clamp(1, width.max(1)));
+    let s = stride.max(1);
+    [(height.saturating_sub(kh)) / s + 1, (width.saturating_sub(kw)) / s + 1]
+}
+
+/// Mean of each box of [`box_grid`] over `map` (`height * width` values), row-major.
+pub fn window_means(map: &[f32], height: usize, width: usize, window: usize, stride: usize) -> Vec<f32> {
+    let (kh, kw) = (window.clamp(1, height.max(1)), window.clamp(1, width.max(1)));
+    let s = stride.max(1);
+    let [gh, gw] = box_grid(height, width, window, stride);
+    let mut out = Vec::with_capacity(gh * gw);
+    for by in 0..gh {
+        for bx in 0..gw {
+            let (y0, x0) = (by * s, bx * s);
+            let mut sum = 0f64;
+            for y in y0..y0 + kh {
+                sum += map[y * width + x0..y * width + x0 + kw].iter().map(|&v| f64::from(v)).sum::<f64>();
+            }
+            out.push((sum / (kh * kw) as f64) as f32);
+        }
+    }
+    out
+}
+
+impl RegionStats {
+    /// Fits per-box mean and standard deviation on the box means of normal frames (each of
+    /// `grid[0] * grid[1]` values). Errors: no frames, a frame of another size, a non-finite value.
+    pub fn fit<'a>(window: usize, stride: usize, grid: [usize; 2], frames: impl IntoIterator<Item = &'a [f32]>) -> Result<RegionStats, ScoringError> {
+        let n_box = grid[0] * grid[1];
+        let (mut sum, mut sq) = (vec![0f64; n_box], vec![0f64; n_box]);
+        let mut n = 0usize;
+        for (i, f) in frames.into_iter().enumerate() {
+            if f.len() != n_box {
+                return Err(ScoringError::BadShape { field: "region box means", reason: format!("frame {i} has {} boxes, expected {n_box}", f.len()) });
+            }
+            if let Some(j) = f.iter().position(|v| !v.is_finite()) {
+                return Err(ScoringError::NonFinite { what: "region box means", index: i * n_box + j, value: f[j] });
+            }
+            for (k, &v) in f.iter().enumerate() {
+                sum[k] += f64::from(v);
+                sq[k] += f64::from(v) * f64::from(v);
+            }
+            n += 1;
+        }
+        if n == 0 {
+            return Err(ScoringError::Empty { what: "region box means" });
+        }
+        let mean: Vec<f32> = sum.iter().map(|s| (s / n as f64) as f32).collect();
+        let std: Vec<f32> = sum.iter().zip(&sq).map(|(s, q)| {
+            let m = s / n as f64;
+            ((q / n as f64 - m * m).max(0.0)).sqrt() as f32
+        }).collect();
+        let floor = (std.iter().map(|&v| f64::from(v)).sum::<f64>() / n_box as f64) as f32;
+        Ok(RegionStats { window, stride, grid, mean, std, floor: floor.max(f32::MIN_POSITIVE) })
+    }
+
+    /// z_w = (m_w - mu_w) / (sd_w + floor) for each box mean of one frame.
+    pub fn box_scores(&self, means: &[f32]) -> Result<Vec<f32>, ScoringError> {
+        if means.len() != self.mean.len() {
+            return Err(ScoringError::BadShape { field: "region box means", reason: format!("{} boxes, the statistics have {}", means.len(), self.mean.len()) });
+        }
+        Ok(means.iter().zip(self.mean.iter().zip(&self.std)).map(|(&m, (&mu, &sd))| (m - mu) / (sd + self.floor)).collect())
+    }
+
+    /// max_w z_w over the box means of one frame (see [`RegionStats::box_scores`]).
+    pub fn pool(&self, means: &[f32]) -> Result<f32, ScoringError> {
+        Ok(self.box_scores(means)?.into_iter().fold(f32::NEG_INFINITY, f32::max))
+    }
+
+    /// Finite statistics and a positive floor (checked once, where statistics are loaded).
+    pub fn validate(&self) -> Result<(), ScoringError> {
+        if !(self.floor.is_finite() && self.floor > 0.0) || self.mean.iter().chain(&self.std).any(|v| !v.is_finite()) || self.std.iter().any(|&v| v < 0.0) {
+            return Err(ScoringError::Regions("non-finite statistics, a negative std or a floor that is not positive".into()));
+        }
+        Ok(())
+    }
+}
+
+impl ErrorPooling {
+    /// The visual error of one predicted frame: the squared-error map averaged over channels, pooled.
+    ///
+    /// `pred` and `target` are CHW `f32` of `channels * height * width` values. Matches the trainer's
+    /// candle computation (`losses::pooled_error(losses::error_map(..))`): boxes of
+    /// `min(window, side)` pixels at stride `max(stride, 1)`, no padding. Errors name the field that is
+    /// wrong (lengths, zero sizes). [`ErrorPooling::WindowMaxZ`] needs its statistics: use
+    /// [`ErrorPooling::pool_with`].
+    pub fn pool(&self, pred: &[f32], target: &[f32], channels: usize, height: usize, width: usize) -> Result<f32, ScoringError> {
+        self.pool_with(pred, target, channels, height, width, None)
+    }
+
+    /// [`ErrorPooling::pool`] with the region statistics [`ErrorPooling::WindowMaxZ`] needs.
+    pub fn pool_with(&self, pred: &[f32], target: &[f32], channels: usize, height: usize, width: usize, regions: Option<&RegionStats>) -> Result<f32, ScoringError> {
+        let map = error_map(pred, target, channels, height, width)?;
+        self.pool_map(&map, height, width, regions)
+    }
+
+    /// Pools an error map of `height * width` values.
+    pub fn pool_map(&self, map: &[f32], height: usize, width: usize, regions: Option<&RegionStats>) -> Result<f32, ScoringError> {
+        if map.len() != height * width || map.is_empty() {
+            return Err(ScoringError::BadShape { field: "error map", reason: format!("{} values for {height}x{width}", map.len()) });
+        }
+        match self.window() {
+            None => Ok((map.iter().map(|&v| f64::from(v)).sum::<f64>() / map.len() as f64) as f32),
+            Some((window, stride)) => self.pool_boxes(&window_means(map, height, width, window, stride), height, width, regions),
+        }
+    }
+
+    /// Pools the box means of one `height` x `width` map at this pooling's window ([`window_means`]):
+    /// their max, or for `WindowMaxZ` the max of their region z. For callers that compute the box
+    /// means once and pool them several ways; `FrameMean` pools no boxes and is an error here.
+    pub fn pool_boxes(&self, means: &[f32], height: usize, width: usize, regions: Option<&RegionStats>) -> Result<f32, ScoringError> {
+        match *self {
+            ErrorPooling::FrameMean => Err(ScoringError::BadShape { field: "box means", reason: "frame_mean pools the whole map, not boxes".into() }),
+            ErrorPooling::WindowMax { .. } => Ok(means.iter().copied().fold(f32::NEG_INFINITY, f32::max)),
+            ErrorPooling::WindowMaxZ { .. } => self.check_regions(regions, height, width)?.pool(means),
+        }
+    }
+
+    /// The statistics for `WindowMaxZ` on a `height` x `width` map, checked against this pooling's
+    /// geometry (cheap: it runs for every frame; [`RegionStats::validate`] checks the values once).
+    pub fn check_regions<'a>(&self, regions: Option<&'a RegionStats>, height: usize, width: usize) -> Result<&'a RegionStats, ScoringError> {
+        let ErrorPooling::WindowMaxZ { window, stride } = *self else {
+            return Err(ScoringError::Regions(format!("pooling {} uses no region statistics", self.name())));
+        };
+        let r = regions.ok_or_else(|| {
+            ScoringError::Regions(format!("pooling {} needs the per-region statistics of normal footage (sfn-train calibrate)", self.name()))
+        })?;
+        let grid = box_grid(height, width, window, stride);
+        if (r.window, r.stride, r.grid) != (window, stride, grid) || r.mean.len() != grid[0] * grid[1] || r.std.len() != r.mean.len() {
+            return Err(ScoringError::Regions(format!(
+                "statistics for window {} stride {} grid {:?} ({} boxes) do not fit pooling {} on {height}x{width} (grid {grid:?})",
+                r.window,
+                r.stride,
+                r.grid,
+                r.mean.len(),
+                self.name()
+            )));
+        }
+        Ok(r)
+    }
+
+    /// Short name for tables.
+    pub fn name(&self) -> String {
+        match self {
+            ErrorPooling::FrameMean => "frame_mean".into(),
+            ErrorPooling::WindowMax { window, stride } => format!("window_max_{window}s{stride}"),
+            ErrorPooling::WindowMaxZ { window, stride } => format!("window_max_z_{window}s{stride}"),
+        }
+    }
+
+    /// Box size and stride of the window poolings.
+    pub fn window(&self) -> Option<(usize, usize)> {
+        match *self {
+            ErrorPooling::FrameMean => None,
+            ErrorPooling::WindowMax { window, stride } | ErrorPooling::WindowMaxZ { window, stride } => Some((window, stride)),
+        }
+    }
+}
