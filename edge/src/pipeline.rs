@@ -83,6 +83,7 @@ impl Pipeline {
     /// model.json there is nothing to score against: refused.
     pub fn open(dir: &Path, backend: &BackendKind, alarm: AlarmConfig) -> Result<Self, PipelineError> {
         let model = ExportedModel::open(dir, backend)?;
+        let ring = model.manifest.window + 1;
         let calibration = model.manifest.calibration.clone().ok_or_else(|| PipelineError::Setup {
             path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(),
             reason: "no causal calibration (export a model trained by `sfn-train train`, which writes calibration.json)".into(),
@@ -114,7 +115,7 @@ impl Pipeline {
             calibration,
             model,
             alarm: Hysteresis::new(alarm),
-            window: VecDeque::with_capacity(5),
+            window: VecDeque::with_capacity(ring),
             texts: (None, None),
             stats: PipelineStats::default(),
         })
@@ -177,32 +178,34 @@ impl Pipeline {
         let t0 = Instant::now();
         let prev: &[f32] = self.window.back().map_or(&frame[..], |c| &c.frame[..]);
         let e = self.model.encode(&frame, prev, 1)?;
-        if self.window.len() == 5 {
+        // The decoder reads the last `n` frames (model.json's window) and predicts the next one: the
+        // ring holds n inputs and the target.
+        let n = self.model.manifest.window;
+        if self.window.len() == n + 1 {
             self.window.pop_front();
         }
         self.window.push_back(Cached { index, frame, tokens: e.tokens.data, patch_embed: e.patch_embed.data, motion: e.motion.data });
-        if self.window.len() < 5 {
+        if self.window.len() < n + 1 {
             return Ok(None);
         }
         let w = &self.window;
-        let tokens: Vec<f32> = w.iter().take(4).flat_map(|c| c.tokens.iter().copied()).collect();
-        let motion: Vec<f32> = w.iter().skip(1).take(3).flat_map(|c| c.motion.iter().copied()).collect();
+        let tokens: Vec<f32> = w.iter().take(n).flat_map(|c| c.tokens.iter().copied()).collect();
+        let motion: Vec<f32> = w.iter().skip(1).take(n - 1).flat_map(|c| c.motion.iter().copied()).collect();
         let input_text = self.texts.0.as_ref().or(self.texts.1.as_ref());
         let use_text = self.model.manifest.text.is_some();
-        let d = self.model.decode(&tokens, &w[3].patch_embed, &motion, input_text.filter(|_| use_text).map(|v| &v[..]), &w[3].frame, Some(&w[2].frame), 1)?;
+        let (last, target) = (&w[n - 1], &w[n]);
+        let d = self.model.decode(&tokens, &last.patch_embed, &motion, input_text.filter(|_| use_text).map(|v| &v[..]), &last.frame, Some(&w[n - 2].frame), 1)?;
         let infer_us = t0.elapsed().as_micros() as u64;
         let img = &self.model.manifest.image;
         let visual = self
             .calibration
-            .visual_error(&d.frame.data, &w[4].frame, &w[3].frame, img.channels, img.height, img.width)
+            .visual_error(&d.frame.data, &target.frame, &last.frame, img.channels, img.height, img.width)
             .map_err(|e| PipelineError::Frame { index, reason: e.to_string() })?;
         let semantic = match (&self.texts.1, use_text) {
             (Some(target), true) => Some(1.0 - sfn_scoring::cosine(&d.text.data, target)),
             _ => None,
         };
-        let c = &self.calibration;
-        let visual_z = (visual - c.visual_mean) / c.visual_std;
-        let semantic_z = semantic.map(|s| (s - c.semantic_mean) / c.semantic_std);
+        let (visual_z, semantic_z) = self.scorer.frame_z(visual, semantic);
         let score = self.scorer.push(visual, semantic);
         let (alarm, event) = self.alarm.push(index, timestamp_ms, score);
         self.stats.frames_scored += 1;

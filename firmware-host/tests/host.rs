@@ -2,6 +2,7 @@
 //! determinism and equality with the live-source path, validation from packets equal to the replay's
 //! report, and bad input named.
 
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -141,7 +142,9 @@ fn replay_of_the_ped2_model_reproduces_its_evaluation() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let opts = ReplayOptions { model: repo.join("assets/ped2-cpu/onnx"), inputs: vec![data], out: tmp.path().into(), backend: BackendKind::Tract, alarm: AlarmConfig::default(), start_ms: 0, fps: 10.0 };
+    // The example config's alarm threshold.
+    let alarm = AlarmConfig { threshold: 3.5, ..AlarmConfig::default() };
+    let opts = ReplayOptions { model: repo.join("assets/ped2-cpu/onnx"), inputs: vec![data], out: tmp.path().into(), backend: BackendKind::Tract, alarm, start_ms: 0, fps: 10.0 };
     let r = sfn_host::replay::replay(&opts).unwrap();
     let eval: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo.join("assets/ped2-cpu/eval.json")).unwrap()).unwrap();
     let close = |a: Option<f64>, b: &serde_json::Value, what: &str| {
@@ -154,4 +157,17 @@ fn replay_of_the_ped2_model_reproduces_its_evaluation() {
     close(r.validation.offline.macro_auc, &eval["macro_auc"], "offline macro");
     close(r.validation.offline_saturated.as_ref().expect("model.json has visual_z_max").micro_auc, &eval["offline_saturated"]["micro_auc"], "saturated offline micro");
     assert_eq!(r.frames_scored, 1288);
+    // The packets are byte for byte what the committed model's replay gave when it was committed
+    // (`sfn-host replay --model assets/ped2-cpu/onnx --data PED2 --out OUT --threshold 3.5`, then `sha256sum *.bin` in
+    // OUT/packets): refactoring the runtime must not change a bit of what a camera sends.
+    let golden = std::fs::read_to_string(repo.join("assets/ped2-cpu/replay-packets.sha256")).unwrap();
+    let mut n = 0;
+    for line in golden.lines() {
+        let (hash, name) = line.split_once("  ").unwrap();
+        let bytes = std::fs::read(tmp.path().join("packets").join(name)).unwrap();
+        let now: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(now, hash, "packets of {name} changed");
+        n += 1;
+    }
+    assert_eq!(n, 8);
 }

@@ -39,6 +39,8 @@ pub struct CausalScorer {
     last_visual: Option<f32>,
     last_semantic: Option<f32>,
     non_finite: u64,
+    /// The calibration's (mean, std) of the visual and the semantic error as stored, for [`CausalScorer::frame_z`].
+    stored: [(f32, f32); 2],
 }
 
 impl CausalScorer {
@@ -80,7 +82,16 @@ impl CausalScorer {
             last_visual: None,
             last_semantic: None,
             non_finite: 0,
+            stored: [(cal.visual_mean, cal.visual_std), (cal.semantic_mean, cal.semantic_std)],
         }
+    }
+
+    /// The per-frame z-scores a score packet reports beside the smoothed score: `(x - mean) / std` in
+    /// f32 with the calibration's stored constants, for the visual error and, given one, the semantic
+    /// error (unsmoothed, unsanitised: a non-finite input gives a non-finite z).
+    pub fn frame_z(&self, visual: f32, semantic: Option<f32>) -> (f32, Option<f32>) {
+        let [(vm, vs), (sm, ss)] = self.stored;
+        ((visual - vm) / vs, semantic.map(|s| (s - sm) / ss))
     }
 
     /// Length of the ring of past z-scores, `ceil(3 sigma) + 1` (1 when smoothing is off).

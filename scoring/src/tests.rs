@@ -544,3 +544,12 @@ fn window_means_match_the_window_max_pooling() {
         assert_eq!(ErrorPooling::WindowMax { window: win, stride }.pool_map(&map, h, w, None).unwrap(), max);
     }
 }
+
+#[test]
+fn frame_z_reports_the_unsmoothed_components() {
+    let cal = CausalCalibration { semantic_mean: 0.5, semantic_std: 0.25, semantic_weight: 0.2, visual_weight: 0.8, ..CausalCalibration::fit(&[1.0, 3.0], None, 3.0, 1.0, 0.0).unwrap() };
+    let s = CausalScorer::new(&cal);
+    assert_eq!(s.frame_z(4.0, None), (2.0, None));
+    assert_eq!(s.frame_z(2.0, Some(1.0)), (0.0, Some(2.0)));
+    assert!(s.frame_z(f32::NAN, None).0.is_nan());
+}
