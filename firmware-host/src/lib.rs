@@ -1,6 +1,7 @@
 //! The host side of SFN-VAD devices: replay recorded clips through the very edge pipeline, decode packet
 //! streams, validate scores and alarms against labels.
 
+pub mod calibrate;
 pub mod decode;
 pub mod replay;
 pub mod validate;

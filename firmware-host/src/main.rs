@@ -3,6 +3,7 @@
 //! ```text
 //! sfn-host demo     [--out demo-out] [--data ROOT --model DIR]     synthesize (or read) footage, replay, print
 //! sfn-host replay   --model DIR --data ROOT|CLIP_DIR... --out DIR   the edge pipeline over recorded clips
+//! sfn-host calibrate --model DIR --data NORMAL... [--out DIR]     refit the calibration by running the export
 //! sfn-host validate --packets FILE|DIR --labels labels.json --report OUT.json [--fps 10]
 //! sfn-host decode   INPUT [--json] [--limit N] [--timeout S]       file:PATH | serial:DEV | udp:ADDR | mqtt://HOST:PORT/TOPIC
 //! ```
@@ -72,6 +73,22 @@ enum Cmd {
         validate: bool,
         #[command(flatten)]
         alarm: AlarmArgs,
+    },
+    /// Refit an export's causal calibration on a scene's own normal footage by running the export, and
+    /// write the recalibrated export (model.json carries the new calibration; the ONNX files are copied).
+    Calibrate {
+        /// Export directory (model.json + ONNX).
+        #[arg(long)]
+        model: PathBuf,
+        /// Normal footage: dataset roots (ROOT/training/frames/<clip>/), folders of clip folders, or clip folders.
+        #[arg(long = "data", required = true, num_args = 1..)]
+        data: Vec<PathBuf>,
+        /// Where the recalibrated export goes (default: replace the export's own model.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// tract or onnxruntime (build with --features ort).
+        #[arg(long, default_value = "tract")]
+        backend: String,
     },
     /// Validate packet streams (OUT/packets/<clip>.bin) against labels.
     Validate {
@@ -190,6 +207,13 @@ fn main() -> Result<()> {
             let r = replay(&opts)?;
             print_report(&r, false);
             println!("report: {}", out.join("report.json").display());
+        }
+        Cmd::Calibrate { model, data, out, backend: b } => {
+            let r = sfn_host::calibrate::calibrate(&sfn_host::calibrate::CalibrateOptions { model, inputs: data, out, backend: backend(&b)? })?;
+            let c = &r.calibration;
+            let speed = c.speed.as_ref().map(|s| format!(", {}", s.cue.name())).unwrap_or_default();
+            println!("calibrated on {} frames of {} clip(s) ({}): pooling {}{speed}, visual mean {:.6} std {:.6}, sigma {}", r.frames, r.clips.len(), r.clips.join(", "), c.pooling.name(), c.visual_mean, c.visual_std, c.sigma);
+            println!("export: {}", r.manifest.display());
         }
         Cmd::Validate { packets, labels, report, fps } => {
             let files = validate::packet_files(&packets).map_err(anyhow::Error::msg)?;

@@ -171,3 +171,83 @@ fn replay_of_the_ped2_model_reproduces_its_evaluation() {
     }
     assert_eq!(n, 8);
 }
+
+/// Numbers of a JSON value by path, for comparing calibrations field by field.
+fn numbers(v: &serde_json::Value, path: String, out: &mut Vec<(String, f64)>) {
+    match v {
+        serde_json::Value::Number(n) => out.push((path, n.as_f64().unwrap())),
+        serde_json::Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| numbers(x, format!("{path}[{i}]"), out)),
+        serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| numbers(x, format!("{path}.{k}"), out)),
+        _ => {}
+    }
+}
+
+/// `sfn-host calibrate` on the committed export, fitted on the model's own calibration footage (Ped2
+/// training clips 01-14), gives the calibration `sfn-train calibrate` fitted on the candle checkpoint
+/// (the committed calibration.json): every number within 1e-4 relative (values under 1e-3 in
+/// magnitude, like the fused error's mean, which is 0 by construction, within 1e-7).
+#[test]
+fn host_calibration_of_the_export_equals_the_trainers() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let data = std::env::var_os("SFN_DATA").map(|d| PathBuf::from(d).join("ped2")).unwrap_or_else(|| repo.join("../shared/data/ped2"));
+    if !data.join("training").is_dir() {
+        eprintln!("skipped: no Ped2 at {} (set SFN_DATA)", data.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let clips: Vec<PathBuf> = (1..=14).map(|i| data.join(format!("training/frames/{i:02}"))).collect();
+    let out = tmp.path().join("export");
+    let opts = sfn_host::calibrate::CalibrateOptions { model: repo.join("assets/ped2-cpu/onnx"), inputs: clips, out: Some(out.clone()), backend: BackendKind::Tract };
+    let r = sfn_host::calibrate::calibrate(&opts).unwrap();
+    assert_eq!((r.clips.len(), r.frames), (14, 2194));
+    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
+    let trainer: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo.join("assets/ped2-cpu/calibration.json")).unwrap()).unwrap();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    numbers(&written["calibration"], String::new(), &mut a);
+    numbers(&trainer, String::new(), &mut b);
+    assert_eq!(a.iter().map(|x| &x.0).collect::<Vec<_>>(), b.iter().map(|x| &x.0).collect::<Vec<_>>());
+    for ((k, x), (_, y)) in a.iter().zip(&b) {
+        let scale = x.abs().max(y.abs());
+        let ok = if scale < 1e-3 { (x - y).abs() <= 1e-7 } else { (x - y).abs() <= 1e-4 * scale };
+        assert!(ok, "{k}: host {x} vs trainer {y}");
+    }
+    // The recalibrated export is a complete export: it loads and replays.
+    let pipeline = Pipeline::open(&out, &BackendKind::Tract, AlarmConfig::default()).unwrap();
+    assert!(!pipeline.uses_text());
+}
+
+/// Bad footage is refused by clip (and frame) name, and nothing is written.
+#[test]
+fn host_calibration_refuses_bad_footage_and_writes_nothing() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    sfn_data::synth::write_walkway(&data, &sfn_data::synth::SynthConfig { train_clips: 2, test_clips: 1, frames_per_clip: 12, seed: 3, ..Default::default() }).unwrap();
+    let model = repo.join("assets/walkway-tiny/onnx");
+    let run = |inputs: Vec<PathBuf>, out: &Path| sfn_host::calibrate::calibrate(&sfn_host::calibrate::CalibrateOptions { model: model.clone(), inputs, out: Some(out.to_path_buf()), backend: BackendKind::Tract });
+    // The synthetic scene's own normal footage calibrates.
+    let good = tmp.path().join("good");
+    let r = run(vec![data.clone()], &good).unwrap();
+    assert_eq!(r.clips.len(), 2);
+    assert!(good.join("model.json").exists());
+    // A frame of another size than its clip's first.
+    let clip = data.join("training/frames/01");
+    let first = std::fs::read_dir(&clip).unwrap().map(|e| e.unwrap().path()).min().unwrap();
+    let ext = first.extension().unwrap().to_string_lossy().into_owned();
+    image::GrayImage::new(10, 7).save(clip.join(format!("999.{ext}"))).unwrap();
+    let out = tmp.path().join("bad-size");
+    let e = run(vec![data.clone()], &out).unwrap_err().to_string();
+    assert!(e.contains("clip 01") && e.contains("10x7"), "{e}");
+    assert!(!out.exists(), "nothing is written");
+    // A clip with too few frames, and one with none.
+    let short = tmp.path().join("short/07");
+    std::fs::create_dir_all(&short).unwrap();
+    std::fs::copy(&first, short.join(first.file_name().unwrap())).unwrap();
+    let e = run(vec![short.clone()], &out).unwrap_err().to_string();
+    assert!(e.contains("clip 07") && e.contains("1 frames"), "{e}");
+    let empty = tmp.path().join("empty/08");
+    std::fs::create_dir_all(&empty).unwrap();
+    let e = run(vec![empty], &out).unwrap_err().to_string();
+    assert!(e.contains("08"), "{e}");
+    assert!(!out.exists(), "nothing is written");
+}

@@ -138,3 +138,68 @@ pub(crate) fn mean_std(x: &[f32], what: &'static str) -> Result<(f32, f32), Scor
     let floor = (f64::from(STD_FLOOR_REL) * mean.abs()).max(f64::from(STD_FLOOR_ABS));
     Ok((mean as f32, var.sqrt().max(floor) as f32))
 }
+
+/// What [`fit_calibration`] fits: the pooling, the causal smoothing, the stream weights and the
+/// speed cue.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CalibrationSettings {
+    pub pooling: ErrorPooling,
+    pub sigma: f32,
+    pub visual_weight: f32,
+    pub semantic_weight: f32,
+    /// Speed cue to fit and fold into the visual error.
+    pub speed: Option<SpeedCue>,
+}
+
+impl CalibrationSettings {
+    /// The settings a calibration was fitted with (to refit it on other footage).
+    pub fn of(cal: &CausalCalibration) -> Self {
+        Self { pooling: cal.pooling, sigma: cal.sigma, visual_weight: cal.visual_weight, semantic_weight: cal.semantic_weight, speed: cal.speed.as_ref().map(|s| s.cue) }
+    }
+}
+
+/// A frame's prediction error as [`fit_calibration`] takes it: the box means of its squared-error map
+/// at the pooling's window ([`window_means`]), or for `frame_mean` the map's mean alone.
+pub fn error_summary(pooling: ErrorPooling, map: &[f32], height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
+    match pooling.window() {
+        Some((window, stride)) => Ok(window_means(map, height, width, window, stride)),
+        None => Ok(vec![pooling.pool_map(map, height, width, None)?]),
+    }
+}
+
+/// Fits the causal calibration on normal `height` x `width` frames: per frame the prediction error's
+/// [`error_summary`] and, with a speed cue, the cue's box means of the same frame pair
+/// ([`SpeedCue::box_means`]). With `WindowMaxZ` first the region statistics, then the pooled error;
+/// with a speed cue its region statistics (and for the z-mean fusion its frame statistics), then the
+/// fused error; last the z constants of the fused error (and of `semantic`, given).
+pub fn fit_calibration(
+    settings: CalibrationSettings,
+    height: usize,
+    width: usize,
+    errors: &[Vec<f32>],
+    speed_boxes: &[Vec<f32>],
+    semantic: Option<&[f32]>,
+) -> Result<CausalCalibration, ScoringError> {
+    let CalibrationSettings { pooling, sigma, visual_weight, semantic_weight, speed } = settings;
+    let regions = match pooling {
+        ErrorPooling::WindowMaxZ { window, stride } => Some(RegionStats::fit(window, stride, box_grid(height, width, window, stride), errors.iter().map(Vec::as_slice))?),
+        _ => None,
+    };
+    let visual: Vec<f32> = match pooling {
+        ErrorPooling::FrameMean => errors.iter().map(|e| e.first().copied().ok_or(ScoringError::Empty { what: "frame error" })).collect::<Result<_, _>>()?,
+        _ => errors.iter().map(|m| pooling.pool_boxes(m, height, width, regions.as_ref())).collect::<Result<_, _>>()?,
+    };
+    let (visual, speed) = match speed {
+        Some(cue) => {
+            if speed_boxes.len() != errors.len() {
+                return Err(ScoringError::LengthMismatch { visual: errors.len(), semantic: speed_boxes.len() });
+            }
+            let sp = SpeedCalibration::fit(cue, height, width, speed_boxes.iter().map(Vec::as_slice))?;
+            let s = speed_boxes.iter().map(|m| sp.score_boxes(m)).collect::<Result<Vec<f32>, _>>()?;
+            let sp = sp.fit_frame_z(&visual, &s)?;
+            (visual.iter().zip(&s).map(|(&e, &s)| sp.fuse(e, s)).collect(), Some(sp))
+        }
+        None => (visual, None),
+    };
+    Ok(CausalCalibration { pooling, regions, speed, ..CausalCalibration::fit(&visual, semantic, sigma, visual_weight, semantic_weight)? })
+}

@@ -574,19 +574,8 @@ pub fn recalibrate(
     Ok(cal)
 }
 
-/// Calibrates causal scoring on normal footage `ds` (the training clips, or a new scene's own
-/// footage): with a `WindowMaxZ` pooling, first the per-region statistics of the box errors, then
-/// the mean and std of the pooled visual error (and of the semantic error with captions).
-/// What [`calibrate`] fits: the pooling, the causal smoothing and the stream weights.
-#[derive(Clone, Copy, Debug)]
-pub struct CalibrationSettings {
-    pub pooling: ErrorPooling,
-    pub sigma: f32,
-    pub visual_weight: f32,
-    pub semantic_weight: f32,
-    /// Speed cue to fit and fold into the visual error.
-    pub speed: Option<SpeedCue>,
-}
+/// What [`calibrate`] fits: the pooling, the causal smoothing, the stream weights and the speed cue.
+pub use sfn_models::scoring::CalibrationSettings;
 
 /// The speed cue's box means for every scored frame of `ds` (frame t against frame t-1, t from 4),
 /// per clip, computed in parallel.
@@ -612,47 +601,34 @@ pub fn speed_scores(ds: &Dataset, speed: &SpeedCalibration) -> Result<Vec<Vec<f3
         .collect()
 }
 
-pub fn calibrate(
-    model: &SfnVad,
-    ds: &Dataset,
-    batch: usize,
-    texts: Option<&WindowTexts>,
-    settings: CalibrationSettings) -> Result<CausalCalibration, TrainerError> {
-    let CalibrationSettings { pooling, sigma, visual_weight, semantic_weight, speed } = settings;
-    let (visual, semantic, regions) = match pooling {
-        ErrorPooling::WindowMaxZ { window, stride } => {
-            let img = &model.cfg.image;
-            let grid = sfn_models::scoring::box_grid(img.height, img.width, window, stride);
-            let mut means: Vec<Vec<f32>> = Vec::new();
-            let semantic = for_each_prediction(model, ds, batch, texts, |_, map| {
-                means.extend(losses::window_means(map, window, stride)?.to_vec2::<f32>()?);
-                Ok(())
-            })?;
-            let regions = RegionStats::fit(window, stride, grid, means.iter().map(Vec::as_slice))?;
-            let visual = means.iter().map(|m| regions.pool(m)).collect::<Result<Vec<f32>, _>>()?;
-            (visual, semantic, Some(regions))
+/// Calibrates causal scoring on normal footage `ds` (the training clips, or a new scene's own
+/// footage) with [`sfn_models::scoring::fit_calibration`]: the camera's own pooling (pure Rust, as
+/// `sfn-host calibrate` pools the ONNX export's predictions), applied to the network's error maps.
+pub fn calibrate(model: &SfnVad, ds: &Dataset, batch: usize, texts: Option<&WindowTexts>, settings: CalibrationSettings) -> Result<CausalCalibration, TrainerError> {
+    let img = &model.cfg.image;
+    let (h, w) = (img.height, img.width);
+    let mut errors: Vec<Vec<f32>> = Vec::new();
+    let mut bad = None;
+    let semantic = for_each_prediction(model, ds, batch, texts, |_, map| {
+        for m in map.flatten_from(1)?.to_vec2::<f32>()? {
+            match sfn_models::scoring::error_summary(settings.pooling, &m, h, w) {
+                Ok(e) => errors.push(e),
+                Err(e) => {
+                    bad.get_or_insert(e);
+                }
+            }
         }
-        _ => {
-            let e = dataset_errors(model, ds, batch, &[pooling], None, texts)?;
-            (e.visual.into_iter().flatten().flatten().collect(), e.semantic, None)
-        }
+        Ok(())
+    })?;
+    if let Some(e) = bad {
+        return Err(e.into());
+    }
+    let speed_boxes: Vec<Vec<f32>> = match &settings.speed {
+        Some(cue) => speed_box_means(ds, cue)?.into_iter().flatten().collect(),
+        None => Vec::new(),
     };
     let sem: Option<Vec<f32>> = semantic.map(|s| s.into_iter().flatten().collect());
-    // The speed cue: region statistics of its box means on the same frames, then folded into the
-    // visual error before the z-score constants are fitted.
-    let (visual, speed) = match speed {
-        Some(cue) => {
-            let means: Vec<Vec<f32>> = speed_box_means(ds, &cue)?.into_iter().flatten().collect();
-            let f = &ds.format;
-            let sp = SpeedCalibration::fit(cue, f.height, f.width, means.iter().map(Vec::as_slice))?;
-            let s = means.iter().map(|m| sp.score_boxes(m)).collect::<Result<Vec<f32>, _>>()?;
-            let sp = sp.fit_frame_z(&visual, &s)?;
-            let fused: Vec<f32> = visual.iter().zip(&s).map(|(&e, &s)| sp.fuse(e, s)).collect();
-            (fused, Some(sp))
-        }
-        None => (visual, None),
-    };
-    Ok(CausalCalibration { pooling, regions, speed, ..CausalCalibration::fit(&visual, sem.as_deref(), sigma, visual_weight, semantic_weight)? })
+    Ok(sfn_models::scoring::fit_calibration(settings, h, w, &errors, &speed_boxes, sem.as_deref())?)
 }
 
 #[cfg(test)]

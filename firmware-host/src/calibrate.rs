@@ -1,0 +1,154 @@
+//! `sfn-host calibrate`: refits the causal calibration of an ONNX export on a scene's own normal
+//! footage by running the export itself (no candle checkpoint needed), and writes an export whose
+//! `model.json` carries it.
+//!
+//! The fit is [`sfn_scoring::fit_calibration`], the one `sfn-train calibrate` runs on the candle
+//! model's predictions: region statistics of the error boxes, the speed cue's statistics, the z
+//! constants. The settings (pooling, sigma, weights, speed cue) are the export's current ones.
+
+use std::path::{Path, PathBuf};
+
+use sfn_infer::{BackendKind, ExportedModel};
+use sfn_scoring::{error_map, error_summary, fit_calibration, CalibrationSettings, CausalCalibration};
+use sfn_sources::{FrameSource, ImageFolder, ImageFolderOptions};
+
+use crate::replay::HostError;
+
+/// What to calibrate on.
+#[derive(Clone, Debug)]
+pub struct CalibrateOptions {
+    /// Export directory (model.json + ONNX).
+    pub model: PathBuf,
+    /// Normal footage: dataset roots (their `training/frames/<clip>/`), folders of clip folders, or
+    /// clip folders of frames.
+    pub inputs: Vec<PathBuf>,
+    /// Where the recalibrated export goes (the export itself when None: its model.json is replaced).
+    pub out: Option<PathBuf>,
+    pub backend: BackendKind,
+}
+
+/// What the calibration was fitted on.
+#[derive(Clone, Debug)]
+pub struct CalibrateReport {
+    pub calibration: CausalCalibration,
+    pub clips: Vec<String>,
+    pub frames: usize,
+    /// model.json written.
+    pub manifest: PathBuf,
+}
+
+/// Clip folders of normal footage in `inputs` (see [`CalibrateOptions::inputs`]), in order.
+pub fn normal_clips(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, HostError> {
+    let subdirs = |dir: &Path| -> Result<Vec<PathBuf>, HostError> {
+        let mut d: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|source| HostError::Io { path: dir.into(), source })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            .collect();
+        d.sort();
+        Ok(d)
+    };
+    let mut clips = Vec::new();
+    for input in inputs {
+        let training = input.join("training/frames");
+        if training.is_dir() {
+            clips.extend(subdirs(&training)?);
+        } else if input.is_dir() {
+            let sub = subdirs(input)?;
+            if sub.is_empty() {
+                clips.push(input.clone());
+            } else {
+                clips.extend(sub);
+            }
+        } else {
+            return Err(HostError::Input { path: input.clone(), reason: "not a dataset root (ROOT/training/frames/<clip>/), a folder of clip folders, nor a folder of frames".into() });
+        }
+    }
+    if clips.is_empty() {
+        return Err(HostError::Input { path: inputs.first().cloned().unwrap_or_default(), reason: "no clip folders".into() });
+    }
+    Ok(clips)
+}
+
+/// Fits the calibration on the footage and writes the recalibrated export. Everything is computed
+/// before anything is written: bad footage (a clip without enough frames, a frame of another size
+/// than its clip's first, an unreadable frame) is refused by name and leaves no file behind.
+pub fn calibrate(opts: &CalibrateOptions) -> Result<CalibrateReport, HostError> {
+    let mut model = ExportedModel::open(&opts.model, &opts.backend).map_err(|e| HostError::Input { path: opts.model.clone(), reason: e.to_string() })?;
+    let manifest_path = opts.model.join(sfn_infer::manifest::MANIFEST);
+    if model.manifest.text.is_some() {
+        return Err(HostError::Input { path: manifest_path, reason: "the model reads captions; calibrating its semantic stream needs the caption stage (use sfn-train calibrate)".into() });
+    }
+    let old = model.manifest.calibration.clone().ok_or_else(|| HostError::Input { path: manifest_path.clone(), reason: "no causal calibration to take the settings from".into() })?;
+    let settings = CalibrationSettings::of(&old);
+    let (n, img) = (model.manifest.window, model.manifest.image.clone());
+    let (c, h, w) = (img.channels, img.height, img.width);
+    let clips = normal_clips(&opts.inputs)?;
+    let (mut errors, mut speed) = (Vec::new(), Vec::new());
+    let mut names = Vec::new();
+    for dir in &clips {
+        let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let bad = |reason: String| HostError::Input { path: dir.clone(), reason: format!("clip {name}: {reason}") };
+        let frames = read_clip(dir, c, h, w).map_err(&bad)?;
+        if frames.len() < n + 1 {
+            return Err(bad(format!("{} frames; at least {} are needed ({n} inputs + 1 target)", frames.len(), n + 1)));
+        }
+        let mut enc = Vec::with_capacity(frames.len());
+        for (t, f) in frames.iter().enumerate() {
+            let prev = if t == 0 { f } else { &frames[t - 1] };
+            enc.push(model.encode(f, prev, 1).map_err(|e| bad(format!("frame {t}: {e}")))?);
+        }
+        for t in n..frames.len() {
+            let win = &enc[t - n..t];
+            let tokens: Vec<f32> = win.iter().flat_map(|e| e.tokens.data.iter().copied()).collect();
+            let motion: Vec<f32> = win.iter().skip(1).flat_map(|e| e.motion.data.iter().copied()).collect();
+            let d = model.decode(&tokens, &win[n - 1].patch_embed.data, &motion, None, &frames[t - 1], Some(&frames[t - 2]), 1).map_err(|e| bad(format!("frame {t}: {e}")))?;
+            let map = error_map(&d.frame.data, &frames[t], c, h, w).map_err(|e| bad(format!("frame {t}: {e}")))?;
+            errors.push(error_summary(settings.pooling, &map, h, w).map_err(|e| bad(format!("frame {t}: {e}")))?);
+            if let Some(cue) = &settings.speed {
+                speed.push(cue.box_means(&frames[t - 1], &frames[t], c, h, w).map_err(|e| bad(format!("frame {t}: {e}")))?);
+            }
+        }
+        names.push(name);
+    }
+    let calibration = fit_calibration(settings, h, w, &errors, &speed, None).map_err(|e| HostError::Input { path: opts.model.clone(), reason: format!("fitting the calibration: {e}") })?;
+    let out = opts.out.clone().unwrap_or_else(|| opts.model.clone());
+    let manifest = write_export(&opts.model, &out, &model.manifest, &calibration)?;
+    Ok(CalibrateReport { calibration, clips: names, frames: errors.len(), manifest })
+}
+
+/// The frames of one clip folder as model inputs; a frame of another size than the first is refused.
+fn read_clip(dir: &Path, c: usize, h: usize, w: usize) -> Result<Vec<Vec<f32>>, String> {
+    let mut src = ImageFolder::open(dir, ImageFolderOptions::default()).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let mut size = None;
+    while let Some(f) = src.next_frame().map_err(|e| e.to_string())? {
+        let s = (f.image.width(), f.image.height());
+        match size {
+            None => size = Some(s),
+            Some(first) if first != s => return Err(format!("frame {} is {}x{}, the clip's first frame {}x{}", f.index, s.0, s.1, first.0, first.1)),
+            Some(_) => {}
+        }
+        out.push(sfn_infer::preprocess::to_model_input(&f.image, c, h, w));
+    }
+    Ok(out)
+}
+
+/// `out` holds the export of `src` with `calibration` in its model.json: the ONNX files copied (when
+/// `out` is another folder), model.json written last and atomically.
+fn write_export(src: &Path, out: &Path, manifest: &sfn_infer::manifest::Manifest, calibration: &CausalCalibration) -> Result<PathBuf, HostError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| HostError::Io { path, source }
+    };
+    if out != src {
+        std::fs::create_dir_all(out).map_err(io(out))?;
+        for file in [&manifest.encoder.file, &manifest.decoder.file] {
+            let bytes = std::fs::read(src.join(file)).map_err(io(&src.join(file)))?;
+            sfn_fsio::write_atomic(&out.join(file), &bytes).map_err(io(&out.join(file)))?;
+        }
+    }
+    let mut m = manifest.clone();
+    m.calibration = Some(calibration.clone());
+    m.write(out).map_err(|e| HostError::Input { path: out.join(sfn_infer::manifest::MANIFEST), reason: e.to_string() })
+}
