@@ -35,12 +35,11 @@ pub struct ModelConfig {
     /// Export directory (model.json + encoder.onnx + decoder.onnx); relative paths are relative to the
     /// config file.
     pub dir: PathBuf,
-    /// "tract" (default) or "onnxruntime".
-    #[serde(default = "default_backend")]
-    pub backend: String,
-    /// ONNX Runtime: "cpu", "cuda" or "tensorrt".
-    #[serde(default = "default_provider")]
-    pub provider: String,
+    #[serde(default)]
+    pub backend: Backend,
+    /// ONNX Runtime's execution provider.
+    #[serde(default)]
+    pub provider: Provider,
     #[serde(default = "one")]
     pub threads: usize,
     /// libonnxruntime.so (default: ORT_DYLIB_PATH).
@@ -55,12 +54,74 @@ pub struct ModelConfig {
     pub trt_int8: bool,
 }
 
-fn default_backend() -> String {
-    "tract".into()
+/// Which inference back-end runs the export.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// tract, pure Rust, CPU (the default build).
+    #[default]
+    Tract,
+    /// ONNX Runtime, loaded at run time (the `ort` feature).
+    Onnxruntime,
 }
-fn default_provider() -> String {
-    "cpu".into()
+
+/// ONNX Runtime's execution provider.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    #[default]
+    Cpu,
+    Cuda,
+    Tensorrt,
 }
+
+/// Where frames come from.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// A V4L2 camera (the `v4l` feature).
+    V4l2,
+    /// A folder of image files.
+    Folder,
+    /// A video file (the `video` feature).
+    Video,
+}
+
+/// V4L2 pixel formats.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum PixelFormat {
+    Grey,
+    Yuyv,
+    Mjpg,
+}
+
+/// Caption providers (the `semantic` feature runs them).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptionProviderKind {
+    /// No captions (models trained without them).
+    #[default]
+    None,
+    /// The local motion describer.
+    Motion,
+    /// Captions from a JSON lines file (`captions.jsonl`).
+    Jsonl,
+    /// An OpenAI-compatible VLM endpoint (`captions.endpoint`).
+    Openai,
+}
+
+impl std::fmt::Display for CaptionProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Motion => "motion",
+            Self::Jsonl => "jsonl",
+            Self::Openai => "openai",
+        })
+    }
+}
+
 fn one() -> usize {
     1
 }
@@ -69,8 +130,7 @@ fn one() -> usize {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// "v4l2", "folder" or "video".
-    pub kind: String,
+    pub kind: SourceKind,
     /// Device (/dev/video0), folder of frames, or video file.
     pub path: PathBuf,
     /// Requested capture size and rate (V4L2), or the pacing rate of files.
@@ -80,9 +140,9 @@ pub struct SourceConfig {
     pub height: Option<u32>,
     #[serde(default = "default_fps")]
     pub fps: f64,
-    /// V4L2 pixel format: "GREY", "YUYV" or "MJPG".
+    /// V4L2 pixel format.
     #[serde(default)]
-    pub pixel_format: Option<String>,
+    pub pixel_format: Option<PixelFormat>,
     /// Files: play at `fps` (true) or as fast as possible.
     #[serde(default = "yes")]
     pub realtime: bool,
@@ -106,8 +166,9 @@ fn yes() -> bool {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CaptionsConfig {
-    /// "none", "motion", "jsonl" or "openai". A model trained with captions needs one.
-    pub provider: String,
+    /// A model trained with captions needs one.
+    #[serde(default)]
+    pub provider: CaptionProviderKind,
     #[serde(default)]
     pub jsonl: Option<PathBuf>,
     #[serde(default)]
@@ -133,7 +194,7 @@ fn default_caption_size() -> [usize; 2] {
 impl Default for CaptionsConfig {
     fn default() -> Self {
         CaptionsConfig {
-            provider: "none".into(),
+            provider: CaptionProviderKind::None,
             jsonl: None,
             endpoint: None,
             vlm_model: None,
@@ -294,7 +355,7 @@ impl EdgeConfig {
             }
         };
         rel(&mut cfg.model.dir);
-        if cfg.source.kind != "v4l2" {
+        if cfg.source.kind != SourceKind::V4l2 {
             rel(&mut cfg.source.path);
         }
         if let Some(p) = cfg.captions.jsonl.as_mut() {
@@ -312,34 +373,17 @@ impl EdgeConfig {
         if self.device.is_empty() || self.device.contains(['/', '+', '#']) {
             return bad("device", format!("{:?}: must be non-empty without '/', '+' or '#' (it is an MQTT topic level)", self.device));
         }
-        if !["tract", "onnxruntime"].contains(&self.model.backend.as_str()) {
-            return bad("model.backend", format!("{:?}: expected \"tract\" or \"onnxruntime\"", self.model.backend));
-        }
-        if !["cpu", "cuda", "tensorrt"].contains(&self.model.provider.as_str()) {
-            return bad("model.provider", format!("{:?}: expected \"cpu\", \"cuda\" or \"tensorrt\"", self.model.provider));
-        }
-        if !["v4l2", "folder", "video"].contains(&self.source.kind.as_str()) {
-            return bad("source.kind", format!("{:?}: expected \"v4l2\", \"folder\" or \"video\"", self.source.kind));
-        }
         if !(self.source.fps.is_finite() && self.source.fps > 0.0 && self.source.fps <= 1000.0) {
             return bad("source.fps", format!("{}: must be in (0, 1000]", self.source.fps));
-        }
-        if let Some(f) = &self.source.pixel_format {
-            if !["GREY", "YUYV", "MJPG"].contains(&f.as_str()) {
-                return bad("source.pixel_format", format!("{f:?}: expected GREY, YUYV or MJPG"));
-            }
         }
         if !self.alarm.threshold.is_finite() {
             return bad("alarm.threshold", "must be a number".into());
         }
         let c = &self.captions;
-        match c.provider.as_str() {
-            "none" | "motion" => {}
-            "jsonl" if c.jsonl.is_some() => {}
-            "jsonl" => return bad("captions.jsonl", "the jsonl provider needs a file".into()),
-            "openai" if c.endpoint.is_some() => {}
-            "openai" => return bad("captions.endpoint", "the openai provider needs an endpoint URL".into()),
-            other => return bad("captions.provider", format!("{other:?}: expected none, motion, jsonl or openai")),
+        match c.provider {
+            CaptionProviderKind::Jsonl if c.jsonl.is_none() => return bad("captions.jsonl", "the jsonl provider needs a file".into()),
+            CaptionProviderKind::Openai if c.endpoint.is_none() => return bad("captions.endpoint", "the openai provider needs an endpoint URL".into()),
+            _ => {}
         }
         if !(c.budget.max_share > 0.0 && c.budget.max_share <= 1.0) {
             return bad("captions.budget.max_share", format!("{}: must be in (0, 1]", c.budget.max_share));
@@ -380,9 +424,9 @@ path = "frames"
         assert_eq!(c.alarm.threshold, 4.5);
         assert_eq!(c.alarm.raise_after, 3);
         assert_eq!(c.source.fps, 25.0);
-        assert_eq!(c.captions.provider, "motion");
+        assert_eq!(c.captions.provider, CaptionProviderKind::Motion);
         assert_eq!(c.sinks.udp.as_deref(), Some("127.0.0.1:9000"));
-        assert_eq!(c.model.backend, "onnxruntime");
+        assert_eq!(c.model.backend, Backend::Onnxruntime);
         assert!(c.model.dir.ends_with("model") && c.model.dir.is_absolute());
     }
 
@@ -392,8 +436,17 @@ path = "frames"
         assert!(e.contains("threshhold") && e.contains("edge.toml"), "{e}");
         let e = load(MIN, &["source.fsp=3"]).unwrap_err().to_string();
         assert!(e.contains("fsp"), "{e}");
+        // A wrong value of an enumerated key names the key, the value and the valid values.
         let e = load(MIN, &["source.kind=webcam"]).unwrap_err().to_string();
-        assert!(e.contains("source.kind") && e.contains("webcam"), "{e}");
+        assert!(e.contains("source.kind") && e.contains("webcam") && e.contains("v4l2") && e.contains("folder") && e.contains("video"), "{e}");
+        let e = load(MIN, &["model.backend=tensorflow"]).unwrap_err().to_string();
+        assert!(e.contains("model.backend") && e.contains("tract") && e.contains("onnxruntime"), "{e}");
+        let e = load(MIN, &["model.provider=rocm"]).unwrap_err().to_string();
+        assert!(e.contains("model.provider") && e.contains("tensorrt"), "{e}");
+        let e = load(MIN, &["captions.provider=gpt"]).unwrap_err().to_string();
+        assert!(e.contains("captions.provider") && e.contains("openai"), "{e}");
+        let e = load(MIN, &["source.pixel_format=RGB3"]).unwrap_err().to_string();
+        assert!(e.contains("source.pixel_format") && e.contains("MJPG"), "{e}");
         let e = load(MIN, &["captions.provider=jsonl"]).unwrap_err().to_string();
         assert!(e.contains("captions.jsonl"), "{e}");
         let e = load(MIN, &["novalue"]).unwrap_err().to_string();

@@ -7,7 +7,7 @@ use sfn_sources::{FrameSource, ImageFolder, ImageFolderOptions, Pacing};
 
 #[cfg(feature = "semantic")]
 use crate::captions::{CaptionScheduler, CaptionWorker};
-use crate::config::EdgeConfig;
+use crate::config::{self, EdgeConfig};
 use crate::pipeline::Pipeline;
 #[cfg(feature = "semantic")]
 use crate::runtime::Captioning;
@@ -17,12 +17,12 @@ use crate::sink::{FramedWriter, JsonLines, Sink, Udp};
 /// The inference back-end a config asks for.
 pub fn backend(cfg: &EdgeConfig) -> BackendKind {
     let m = &cfg.model;
-    match m.backend.as_str() {
-        "onnxruntime" => BackendKind::OnnxRuntime(OrtOptions {
-            provider: match m.provider.as_str() {
-                "cuda" => Provider::Cuda,
-                "tensorrt" => Provider::TensorRt,
-                _ => Provider::Cpu,
+    match m.backend {
+        config::Backend::Onnxruntime => BackendKind::OnnxRuntime(OrtOptions {
+            provider: match m.provider {
+                config::Provider::Cuda => Provider::Cuda,
+                config::Provider::Tensorrt => Provider::TensorRt,
+                config::Provider::Cpu => Provider::Cpu,
             },
             threads: m.threads,
             library: m.onnxruntime_library.clone(),
@@ -31,7 +31,7 @@ pub fn backend(cfg: &EdgeConfig) -> BackendKind {
             trt_int8: m.trt_int8,
             strict: true,
         }),
-        _ => BackendKind::Tract,
+        config::Backend::Tract => BackendKind::Tract,
     }
 }
 
@@ -39,18 +39,18 @@ pub fn backend(cfg: &EdgeConfig) -> BackendKind {
 #[cfg(feature = "semantic")]
 pub fn caption_provider(cfg: &EdgeConfig) -> Result<Option<Box<dyn sfn_captions::CaptionProvider>>> {
     let c = &cfg.captions;
-    Ok(match c.provider.as_str() {
-        "motion" => Some(Box::new(sfn_captions::describe::MotionDescriber::default())),
-        "jsonl" => {
+    Ok(match c.provider {
+        config::CaptionProviderKind::Motion => Some(Box::new(sfn_captions::describe::MotionDescriber::default())),
+        config::CaptionProviderKind::Jsonl => {
             let p = anyhow::Context::context(c.jsonl.as_ref(), "captions.jsonl")?;
             Some(Box::new(sfn_captions::jsonl::JsonlCaptions::open(p)?))
         }
-        "openai" => Some(Box::new(sfn_captions::openai::OpenAiCaptions::new(sfn_captions::openai::OpenAiConfig {
+        config::CaptionProviderKind::Openai => Some(Box::new(sfn_captions::openai::OpenAiCaptions::new(sfn_captions::openai::OpenAiConfig {
             base_url: anyhow::Context::context(c.endpoint.clone(), "captions.endpoint")?,
             model: c.vlm_model.clone().unwrap_or_else(|| "InternVL2.5-1B".into()),
             ..Default::default()
         }))),
-        _ => None,
+        config::CaptionProviderKind::None => None,
     })
 }
 
@@ -76,7 +76,7 @@ pub fn runtime(cfg: &EdgeConfig, open_sinks: bool) -> Result<Runtime> {
     #[cfg(not(feature = "semantic"))]
     match &rt.pipeline.manifest().text {
         Some(t) => bail!("{}: the model was trained with captions ({}); this build has no `semantic` feature (build with --features semantic)", manifest.display(), t.provider),
-        None if cfg.captions.provider != "none" => tracing::warn!("captions.provider is set but this build has no `semantic` feature: captions off"),
+        None if cfg.captions.provider != config::CaptionProviderKind::None => tracing::warn!("captions.provider is set but this build has no `semantic` feature: captions off"),
         None => {}
     }
     if let Some(_g) = &cfg.gpio {
@@ -121,12 +121,12 @@ pub fn sinks(cfg: &EdgeConfig) -> Result<Vec<Box<dyn Sink>>> {
 /// The configured frame source.
 pub fn source(cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>> {
     let s = &cfg.source;
-    Ok(match s.kind.as_str() {
-        "folder" => {
+    Ok(match s.kind {
+        config::SourceKind::Folder => {
             let pacing = if s.realtime { Pacing::RealTime { fps: s.fps } } else { Pacing::AsFastAsPossible };
             Box::new(ImageFolder::open(&s.path, ImageFolderOptions { pacing, skip_corrupt: s.skip_corrupt, fps: Some(s.fps), start_time_ms: s.start_time_ms })?)
         }
-        "video" => {
+        config::SourceKind::Video => {
             #[cfg(feature = "video")]
             {
                 let pacing = if s.realtime { Pacing::RealTime { fps: s.fps } } else { Pacing::AsFastAsPossible };
@@ -135,7 +135,7 @@ pub fn source(cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>> {
             #[cfg(not(feature = "video"))]
             bail!("source.kind = \"video\" needs a build with the `video` feature (FFmpeg)")
         }
-        _ => {
+        config::SourceKind::V4l2 => {
             #[cfg(feature = "v4l")]
             {
                 camera(cfg)?
@@ -159,10 +159,10 @@ fn camera(cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>> {
     }
     c.fps = s.fps.round().max(1.0) as u32;
     if let Some(f) = &s.pixel_format {
-        c.format = match f.as_str() {
-            "GREY" => sfn_sources::PixelFormat::Grey,
-            "MJPG" => sfn_sources::PixelFormat::Mjpg,
-            _ => sfn_sources::PixelFormat::Yuyv,
+        c.format = match f {
+            config::PixelFormat::Grey => sfn_sources::PixelFormat::Grey,
+            config::PixelFormat::Mjpg => sfn_sources::PixelFormat::Mjpg,
+            config::PixelFormat::Yuyv => sfn_sources::PixelFormat::Yuyv,
         };
     }
     Ok(Box::new(sfn_sources::V4l2Camera::open(c)?))

@@ -2,7 +2,7 @@
 //! error pooled as the plain 32x32 box max and as the frame mean, each z-scored per frame against the
 //! model's training clips (train.json's clips less its holdout), alone and in the max with the speed
 //! cue of the model's calibration; the fold protocol of `sfn-train eval --folds` decides.
-//! `cargo run --release -p sfn-trainer --example pooling_folds -- MODEL_DIR DATA`
+//! `cargo run --release -p sfn-lab --example pooling_folds -- MODEL_DIR DATA`
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -1,6 +1,6 @@
 //! Per-frame measurements of the motion describer on a labelled test split, as TSV on stdout
 //! (clip, frame, label, regions, max speed px/frame, area of the fastest, max area):
-//! `cargo run --release -p sfn-trainer --example describer_stats -- ROOT [HxW]`.
+//! `cargo run --release -p sfn-lab --example describer_stats -- ROOT [HxW]`.
 use sfn_captions::describe::MotionDescriber;
 use sfn_captions::Clip;
 use sfn_trainer::data::{load_labels, Dataset, FrameFormat};

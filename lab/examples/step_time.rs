@@ -1,4 +1,4 @@
-//! Times training steps of a preset on random data: `cargo run --release --example step_time -- PRESET BATCH STEPS`.
+//! Times training steps of a preset on random data: `cargo run --release -p sfn-lab --example step_time -- PRESET BATCH STEPS`.
 use candle_core::{Device, Tensor};
 use sfn_models::{losses, SfnConfig, SfnVad};
 use sfn_trainer::optim::{Adam, AdamConfig};

@@ -1,6 +1,6 @@
 //! The prediction error of a model directory (a checkpoint mid-training will do: no calibration
 //! needed) on named clips of a split, against copying the last frame, whole frame and moving pixels:
-//! `cargo run --release -p sfn-trainer --example heldout_error -- MODEL_DIR DATA [SPLIT] [CLIPS]`
+//! `cargo run --release -p sfn-lab --example heldout_error -- MODEL_DIR DATA [SPLIT] [CLIPS]`
 //! (default: the training split, the clips train.json holds out).
 use std::path::PathBuf;
 
