@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
+cargo fmt --all --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 # The camera runtime without its opt-in features (the tests turn `semantic` on).
 cargo clippy --release -p sfn-edge -- -D warnings

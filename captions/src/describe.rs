@@ -112,9 +112,7 @@ impl MotionDescriber {
         if let Some(k) = g.iter().position(|f| f.iter().any(|v| !v.is_finite())) {
             return Err(CaptionError::BadClip { clip: clip.clip.into(), frame: clip.frame, reason: format!("frame {k} of the clip has a non-finite value") });
         }
-        let moving: Vec<bool> = (0..plane)
-            .map(|p| (1..4).map(|k| (g[k][p] - g[k - 1][p]).abs()).fold(0f32, f32::max) > self.cfg.diff_threshold)
-            .collect();
+        let moving: Vec<bool> = (0..plane).map(|p| (1..4).map(|k| (g[k][p] - g[k - 1][p]).abs()).fold(0f32, f32::max) > self.cfg.diff_threshold).collect();
         let mask = dilate(&dilate(&moving, h, w), h, w);
         let min_px = ((self.cfg.min_area * plane as f32).ceil() as usize).max(1);
         let mut label = vec![usize::MAX; plane];
@@ -161,10 +159,7 @@ impl MotionDescriber {
             .into_iter()
             .map(|(id, n, x0, x1, y0, y1)| {
                 // Block matching of the region's moving pixels in I_3 against I_0 shifted by (dx, dy).
-                let pix: Vec<(usize, usize)> = (y0..=y1)
-                    .flat_map(|y| (x0..=x1).map(move |x| (y, x)))
-                    .filter(|&(y, x)| label[y * w + x] == id && moving[y * w + x])
-                    .collect();
+                let pix: Vec<(usize, usize)> = (y0..=y1).flat_map(|y| (x0..=x1).map(move |x| (y, x))).filter(|&(y, x)| label[y * w + x] == id && moving[y * w + x]).collect();
                 let (mut best, mut bdx, mut bdy, mut still) = (f32::INFINITY, 0isize, 0isize, f32::INFINITY);
                 if !pix.is_empty() {
                     for dy in -s..=s {
@@ -289,10 +284,7 @@ impl MotionDescriber {
 
 impl CaptionProvider for MotionDescriber {
     fn name(&self) -> String {
-        format!(
-            "motion-describer v1 (threshold {}, min area {}, search {} px)",
-            self.cfg.diff_threshold, self.cfg.min_area, self.cfg.search
-        )
+        format!("motion-describer v1 (threshold {}, min area {}, search {} px)", self.cfg.diff_threshold, self.cfg.min_area, self.cfg.search)
     }
 
     fn caption(&mut self, clip: &Clip) -> Result<String, CaptionError> {

@@ -50,33 +50,19 @@ impl JsonlCaptions {
             if text.trim().is_empty() {
                 continue;
             }
-            let value: serde_json::Value =
-                serde_json::from_str(text).map_err(|e| parse_err(format!("not valid JSON: {e}")))?;
-            let obj = value
-                .as_object()
-                .ok_or_else(|| parse_err(format!("expected a JSON object, found {}", json_type(&value))))?;
+            let value: serde_json::Value = serde_json::from_str(text).map_err(|e| parse_err(format!("not valid JSON: {e}")))?;
+            let obj = value.as_object().ok_or_else(|| parse_err(format!("expected a JSON object, found {}", json_type(&value))))?;
             let field = |key: &str| obj.get(key).ok_or_else(|| parse_err(format!("missing field \"{key}\"")));
             let clip = field("clip")?;
-            let clip = clip
-                .as_str()
-                .ok_or_else(|| parse_err(format!("field \"clip\" must be a string, found {}", json_type(clip))))?;
+            let clip = clip.as_str().ok_or_else(|| parse_err(format!("field \"clip\" must be a string, found {}", json_type(clip))))?;
             let frame_v = field("frame")?;
-            let frame = frame_v
-                .as_u64()
-                .and_then(|f| usize::try_from(f).ok())
-                .ok_or_else(|| {
-                    parse_err(format!("field \"frame\" must be a non-negative integer, found {}", json_value_brief(frame_v)))
-                })?;
+            let frame =
+                frame_v.as_u64().and_then(|f| usize::try_from(f).ok()).ok_or_else(|| parse_err(format!("field \"frame\" must be a non-negative integer, found {}", json_value_brief(frame_v))))?;
             let caption = field("caption")?;
-            let caption = caption.as_str().ok_or_else(|| {
-                parse_err(format!("field \"caption\" must be a string, found {}", json_type(caption)))
-            })?;
+            let caption = caption.as_str().ok_or_else(|| parse_err(format!("field \"caption\" must be a string, found {}", json_type(caption))))?;
             let key = (clip.to_string(), frame);
             if let Some(first) = entries.get(&key) {
-                return Err(parse_err(format!(
-                    "duplicate caption for clip {clip} frame {frame} (lines {} and {line})",
-                    first.line
-                )));
+                return Err(parse_err(format!("duplicate caption for clip {clip} frame {frame} (lines {} and {line})", first.line)));
             }
             entries.insert(key, Entry { caption: caption.to_string(), line });
         }
@@ -111,17 +97,9 @@ impl CaptionProvider for JsonlCaptions {
 
     fn caption(&mut self, clip: &Clip) -> Result<String, CaptionError> {
         check_clip(clip)?;
-        let entry = self.entries.get(&(clip.clip.to_string(), clip.frame)).ok_or_else(|| CaptionError::Missing {
-            path: self.path.clone(),
-            clip: clip.clip.to_string(),
-            frame: clip.frame,
-        })?;
+        let entry = self.entries.get(&(clip.clip.to_string(), clip.frame)).ok_or_else(|| CaptionError::Missing { path: self.path.clone(), clip: clip.clip.to_string(), frame: clip.frame })?;
         if entry.caption.trim().is_empty() {
-            return Err(CaptionError::Empty {
-                source_name: format!("{}:{}", self.path.display(), entry.line),
-                clip: clip.clip.to_string(),
-                frame: clip.frame,
-            });
+            return Err(CaptionError::Empty { source_name: format!("{}:{}", self.path.display(), entry.line), clip: clip.clip.to_string(), frame: clip.frame });
         }
         Ok(entry.caption.clone())
     }
@@ -137,11 +115,7 @@ pub fn write_jsonl(path: &Path, entries: &[(String, usize, String)]) -> Result<(
     let mut out = String::new();
     for (i, (clip, frame, caption)) in entries.iter().enumerate() {
         if let Some(first) = seen.insert((clip.as_str(), *frame), i + 1) {
-            return Err(CaptionError::Parse {
-                path: path.to_path_buf(),
-                line: i + 1,
-                reason: format!("duplicate caption for clip {clip} frame {frame} (entries {first} and {})", i + 1),
-            });
+            return Err(CaptionError::Parse { path: path.to_path_buf(), line: i + 1, reason: format!("duplicate caption for clip {clip} frame {frame} (entries {first} and {})", i + 1) });
         }
         let line = serde_json::json!({ "clip": clip, "frame": frame, "caption": caption });
         out.push_str(&line.to_string());
@@ -237,10 +211,7 @@ mod tests {
     #[test]
     fn missing_and_empty_captions() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(
-            &dir,
-            "{\"clip\": \"01\", \"frame\": 3, \"caption\": \"ok\"}\n{\"clip\": \"01\", \"frame\": 4, \"caption\": \" \\n\\t \"}\n",
-        );
+        let p = write(&dir, "{\"clip\": \"01\", \"frame\": 3, \"caption\": \"ok\"}\n{\"clip\": \"01\", \"frame\": 4, \"caption\": \" \\n\\t \"}\n");
         let mut c = JsonlCaptions::open(&p).unwrap();
         let d = frames();
         match c.caption(&clip("01", 5, &d)) {
@@ -334,9 +305,8 @@ mod tests {
 
     #[test]
     fn duplicates_name_both_lines() {
-        let (line, reason) = parse_err(
-            "{\"clip\": \"01\", \"frame\": 3, \"caption\": \"a\"}\n\n{\"clip\": \"02\", \"frame\": 3, \"caption\": \"b\"}\n{\"clip\": \"01\", \"frame\": 3, \"caption\": \"c\"}\n",
-        );
+        let (line, reason) =
+            parse_err("{\"clip\": \"01\", \"frame\": 3, \"caption\": \"a\"}\n\n{\"clip\": \"02\", \"frame\": 3, \"caption\": \"b\"}\n{\"clip\": \"01\", \"frame\": 3, \"caption\": \"c\"}\n");
         assert_eq!(line, 4);
         assert!(reason.contains("lines 1 and 4"), "{reason}");
         assert!(reason.contains("clip 01 frame 3"), "{reason}");
@@ -347,11 +317,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("out.jsonl");
         fs::write(&p, "old contents").unwrap();
-        let entries = vec![
-            ("01".to_string(), 3, "a man \"walks\"\nslowly".to_string()),
-            ("01".to_string(), 4, "ünïcode ✓".to_string()),
-            ("02".to_string(), 3, "a car".to_string()),
-        ];
+        let entries = vec![("01".to_string(), 3, "a man \"walks\"\nslowly".to_string()), ("01".to_string(), 4, "ünïcode ✓".to_string()), ("02".to_string(), 3, "a car".to_string())];
         write_jsonl(&p, &entries).unwrap();
         let text = fs::read_to_string(&p).unwrap();
         assert_eq!(text.lines().count(), 3);

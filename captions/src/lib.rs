@@ -17,8 +17,7 @@ pub mod openai;
 use std::path::PathBuf;
 
 /// The paper's captioning prompt.
-pub const PAPER_PROMPT: &str =
-    "Describe the scene in the video segment, what objects are present, and what is each person doing?";
+pub const PAPER_PROMPT: &str = "Describe the scene in the video segment, what objects are present, and what is each person doing?";
 
 /// Frames per captioned clip.
 pub const CLIP_FRAMES: usize = 4;

@@ -156,32 +156,20 @@ impl OpenAiCaptions {
         if !(200..300).contains(&status) {
             return Err(self.http_failure(status, &text));
         }
-        let content = parse_reply(&text).map_err(|reason| Failure {
-            error: CaptionError::Malformed { source_name: self.endpoint.clone(), reason },
-            retry: false,
-        })?;
+        let content = parse_reply(&text).map_err(|reason| Failure { error: CaptionError::Malformed { source_name: self.endpoint.clone(), reason }, retry: false })?;
         let caption = content.as_deref().map(normalise_whitespace).unwrap_or_default();
         if caption.is_empty() {
-            return Err(Failure {
-                error: CaptionError::Empty { source_name: self.name(), clip: clip.clip.into(), frame: clip.frame },
-                retry: false,
-            });
+            return Err(Failure { error: CaptionError::Empty { source_name: self.name(), clip: clip.clip.into(), frame: clip.frame }, retry: false });
         }
         Ok(caption)
     }
 
     fn http_failure(&self, status: u16, body: &str) -> Failure {
-        Failure {
-            error: CaptionError::Http { endpoint: self.endpoint.clone(), status, body: truncate_chars(body.trim(), HTTP_BODY_CHARS) },
-            retry: status >= 500 || status == 429,
-        }
+        Failure { error: CaptionError::Http { endpoint: self.endpoint.clone(), status, body: truncate_chars(body.trim(), HTTP_BODY_CHARS) }, retry: status >= 500 || status == 429 }
     }
 
     fn timeout_failure(&self) -> Failure {
-        Failure {
-            error: CaptionError::Timeout { endpoint: self.endpoint.clone(), seconds: self.config.timeout.as_secs_f64() },
-            retry: true,
-        }
+        Failure { error: CaptionError::Timeout { endpoint: self.endpoint.clone(), seconds: self.config.timeout.as_secs_f64() }, retry: true }
     }
 
     fn unreachable(&self, reason: String, retry: bool) -> Failure {
@@ -192,10 +180,7 @@ impl OpenAiCaptions {
     fn read_failure(&self, e: io::Error) -> Failure {
         match e.kind() {
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => self.timeout_failure(),
-            io::ErrorKind::InvalidData => Failure {
-                error: CaptionError::Malformed { source_name: self.endpoint.clone(), reason: format!("unreadable body: {e}") },
-                retry: false,
-            },
+            io::ErrorKind::InvalidData => Failure { error: CaptionError::Malformed { source_name: self.endpoint.clone(), reason: format!("unreadable body: {e}") }, retry: false },
             _ => self.unreachable(format!("connection lost while reading the reply: {e}"), true),
         }
     }
@@ -207,10 +192,7 @@ impl OpenAiCaptions {
         }
         match t.kind() {
             K::Dns | K::ConnectionFailed | K::Io | K::ProxyConnect => self.unreachable(t.to_string(), true),
-            K::BadStatus | K::BadHeader | K::TooManyRedirects => Failure {
-                error: CaptionError::Malformed { source_name: self.endpoint.clone(), reason: t.to_string() },
-                retry: false,
-            },
+            K::BadStatus | K::BadHeader | K::TooManyRedirects => Failure { error: CaptionError::Malformed { source_name: self.endpoint.clone(), reason: t.to_string() }, retry: false },
             // Bad URL, unknown scheme, proxy settings: another try cannot help.
             _ => self.unreachable(t.to_string(), false),
         }
@@ -280,9 +262,7 @@ pub fn frame_png(frame: &[f32], channels: usize, height: usize, width: usize) ->
         }
     }
     let mut png = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut png)
-        .write_image(&pixels, w, h, color)
-        .map_err(|e| format!("PNG encoding failed: {e}"))?;
+    image::codecs::png::PngEncoder::new(&mut png).write_image(&pixels, w, h, color).map_err(|e| format!("PNG encoding failed: {e}"))?;
     Ok(png)
 }
 
@@ -294,8 +274,7 @@ fn to_u8(v: f32) -> u8 {
 /// `choices[0].message.content` of a chat-completions reply: `Some(text)` for a string or an array of
 /// parts (text parts joined with spaces), `None` for null; `Err` describes what is wrong.
 fn parse_reply(body: &str) -> Result<Option<String>, String> {
-    let v: Value = serde_json::from_str(body)
-        .map_err(|e| format!("not JSON ({e}): {}", truncate_chars(body.trim(), HTTP_BODY_CHARS)))?;
+    let v: Value = serde_json::from_str(body).map_err(|e| format!("not JSON ({e}): {}", truncate_chars(body.trim(), HTTP_BODY_CHARS)))?;
     let Some(choices) = v.get("choices") else {
         if let Some(err) = v.get("error") {
             return Err(format!("error reply: {}", truncate_chars(&err.to_string(), HTTP_BODY_CHARS)));
@@ -400,10 +379,7 @@ mod tests {
         let png = frame_png(&rgb, 3, 2, 2).unwrap();
         let img = image::load_from_memory_with_format(&png, image::ImageFormat::Png).unwrap();
         assert_eq!(img.color(), image::ColorType::Rgb8);
-        assert_eq!(
-            img.to_rgb8().into_raw(),
-            vec![0, 255, 0, 255, 0, 0, 0, 0, 255, 255, 255, 255]
-        );
+        assert_eq!(img.to_rgb8().into_raw(), vec![0, 255, 0, 255, 0, 0, 0, 0, 255, 255, 255, 255]);
     }
 
     #[test]
@@ -457,9 +433,7 @@ mod tests {
         let ok = |content: Value| json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}).to_string();
         assert_eq!(parse_reply(&ok(json!("A man walks."))).unwrap().as_deref(), Some("A man walks."));
         assert_eq!(
-            parse_reply(&ok(json!([{"type": "text", "text": "A man"}, {"type": "image_url", "image_url": {"url": "x"}}, {"type": "text", "text": "walks."}])))
-                .unwrap()
-                .as_deref(),
+            parse_reply(&ok(json!([{"type": "text", "text": "A man"}, {"type": "image_url", "image_url": {"url": "x"}}, {"type": "text", "text": "walks."}]))).unwrap().as_deref(),
             Some("A man walks.")
         );
         assert_eq!(parse_reply(&ok(Value::Null)).unwrap(), None);

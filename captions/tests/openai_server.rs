@@ -88,10 +88,7 @@ fn serve(script: Vec<Reply>) -> Server {
                         _ => "Whatever",
                     };
                     let mut s = &stream;
-                    let head = format!(
-                        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
+                    let head = format!("HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
                     let _ = s.write_all(head.as_bytes());
                     let _ = s.write_all(body.as_bytes());
                     let _ = s.flush();
@@ -153,14 +150,7 @@ fn clip<'a>(data: &'a [Vec<f32>], channels: usize, frame: usize) -> Clip<'a> {
 }
 
 fn config(server_url: &str) -> OpenAiConfig {
-    OpenAiConfig {
-        base_url: server_url.to_string(),
-        model: "InternVL2.5-1B".into(),
-        timeout: Duration::from_secs(2),
-        retries: 2,
-        retry_backoff: Duration::from_millis(10),
-        ..Default::default()
-    }
+    OpenAiConfig { base_url: server_url.to_string(), model: "InternVL2.5-1B".into(), timeout: Duration::from_secs(2), retries: 2, retry_backoff: Duration::from_millis(10), ..Default::default() }
 }
 
 /// Checks a recorded request against what the provider must send.
@@ -177,8 +167,7 @@ fn check_request(req: &Request, model: &str, prompt: &str, channels: usize) {
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["role"], "user");
     let content = messages[0]["content"].as_array().unwrap();
-    let texts: Vec<&str> =
-        content.iter().filter(|p| p["type"] == "text").map(|p| p["text"].as_str().unwrap()).collect();
+    let texts: Vec<&str> = content.iter().filter(|p| p["type"] == "text").map(|p| p["text"].as_str().unwrap()).collect();
     assert_eq!(texts, vec![prompt]);
     let images: Vec<&Value> = content.iter().filter(|p| p["type"] == "image_url").collect();
     assert_eq!(images.len(), CLIP_FRAMES, "exactly 4 image_url parts");
@@ -205,10 +194,8 @@ fn check_request(req: &Request, model: &str, prompt: &str, channels: usize) {
 
 #[test]
 fn good_reply_is_returned_with_whitespace_normalised() {
-    let server = serve(vec![
-        ok(json!("  A man in a red coat\n\nwalks   along the path;\n a cyclist passes.  \n")),
-        ok(json!([{"type": "text", "text": "Two people"}, {"type": "text", "text": "\n talk."}])),
-    ]);
+    let server =
+        serve(vec![ok(json!("  A man in a red coat\n\nwalks   along the path;\n a cyclist passes.  \n")), ok(json!([{"type": "text", "text": "Two people"}, {"type": "text", "text": "\n talk."}]))]);
     let cfg = OpenAiConfig { api_key: Some("sk-test".into()), ..config(&server.base_url) };
     let mut p = OpenAiCaptions::new(cfg);
     assert_eq!(p.name(), format!("openai:{} InternVL2.5-1B", server.base_url));
@@ -257,11 +244,7 @@ fn too_many_requests_is_retried_and_retries_run_out() {
     assert_eq!(p.caption(&clip(&gray, 1, 5)).unwrap(), "A bus.");
     assert_eq!(server.requests().len(), 2);
 
-    let server = serve(vec![
-        Reply::Answer(503, "down".into()),
-        Reply::Answer(500, "still down".into()),
-        Reply::Answer(502, "x".repeat(1000)),
-    ]);
+    let server = serve(vec![Reply::Answer(503, "down".into()), Reply::Answer(500, "still down".into()), Reply::Answer(502, "x".repeat(1000))]);
     let mut p = OpenAiCaptions::new(config(&server.base_url));
     match p.caption(&clip(&gray, 1, 5)) {
         Err(CaptionError::Http { endpoint, status, body }) => {
@@ -276,10 +259,7 @@ fn too_many_requests_is_retried_and_retries_run_out() {
 
 #[test]
 fn client_error_is_not_retried() {
-    let server = serve(vec![
-        Reply::Answer(400, "{\"error\": {\"message\": \"image input is not supported\"}}".into()),
-        ok(json!("never sent")),
-    ]);
+    let server = serve(vec![Reply::Answer(400, "{\"error\": {\"message\": \"image input is not supported\"}}".into()), ok(json!("never sent"))]);
     let mut p = OpenAiCaptions::new(config(&server.base_url));
     let rgb = frames(3);
     match p.caption(&clip(&rgb, 3, 17)) {
@@ -375,13 +355,7 @@ fn unreachable_endpoint() {
 
 #[test]
 fn fallback_reuses_the_last_good_caption() {
-    let server = serve(vec![
-        Reply::Answer(400, "bad".into()),
-        ok(json!("A man walks.")),
-        Reply::Answer(500, "oops".into()),
-        ok(json!("")),
-        ok(json!("A man runs.")),
-    ]);
+    let server = serve(vec![Reply::Answer(400, "bad".into()), ok(json!("A man walks.")), Reply::Answer(500, "oops".into()), ok(json!("")), ok(json!("A man runs."))]);
     let cfg = OpenAiConfig { retries: 0, ..config(&server.base_url) };
     let mut p = Fallback::new(OpenAiCaptions::new(cfg));
     assert_eq!(p.name(), format!("openai:{} InternVL2.5-1B", server.base_url));

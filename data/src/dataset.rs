@@ -223,19 +223,11 @@ impl FrameFormat {
 
     /// Checks that the sizes are positive and channels 1 or 3.
     pub fn validate(&self) -> Result<(), DataError> {
-        let ok = self.height > 0
-            && self.width > 0
-            && (self.channels == 1 || self.channels == 3)
-            && u32::try_from(self.height).is_ok()
-            && u32::try_from(self.width).is_ok();
+        let ok = self.height > 0 && self.width > 0 && (self.channels == 1 || self.channels == 3) && u32::try_from(self.height).is_ok() && u32::try_from(self.width).is_ok();
         if ok {
             Ok(())
         } else {
-            Err(DataError::BadFormat {
-                height: self.height,
-                width: self.width,
-                channels: self.channels,
-            })
+            Err(DataError::BadFormat { height: self.height, width: self.width, channels: self.channels })
         }
     }
 }
@@ -253,11 +245,7 @@ pub struct Clip {
 
 impl fmt::Debug for Clip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Clip")
-            .field("name", &self.name)
-            .field("frames", &self.frames.len())
-            .field("first", &self.paths.first())
-            .finish()
+        f.debug_struct("Clip").field("name", &self.name).field("frames", &self.frames.len()).field("first", &self.paths.first()).finish()
     }
 }
 
@@ -283,9 +271,7 @@ impl Dataset {
         let start = Instant::now();
         format.validate()?;
         if !root.is_dir() {
-            return Err(DataError::MissingRoot {
-                path: root.to_path_buf(),
-            });
+            return Err(DataError::MissingRoot { path: root.to_path_buf() });
         }
         let frames_dir = root.join(split).join("frames");
         if !frames_dir.is_dir() {
@@ -293,10 +279,7 @@ impl Dataset {
         }
 
         // Clip folders.
-        let mut clip_dirs: Vec<(String, PathBuf)> = read_dir(&frames_dir)?
-            .into_iter()
-            .filter(|(name, path)| !name.starts_with('.') && path.is_dir())
-            .collect();
+        let mut clip_dirs: Vec<(String, PathBuf)> = read_dir(&frames_dir)?.into_iter().filter(|(name, path)| !name.starts_with('.') && path.is_dir()).collect();
         clip_dirs.sort();
         if clip_dirs.is_empty() {
             return Err(DataError::NoClips { path: frames_dir });
@@ -310,25 +293,14 @@ impl Dataset {
                 return Err(DataError::EmptyClip { clip, path: dir });
             }
             if files.len() < WINDOW {
-                return Err(DataError::TooFewFrames {
-                    clip,
-                    path: dir,
-                    frames: files.len(),
-                });
+                return Err(DataError::TooFewFrames { clip, path: dir, frames: files.len() });
             }
             listed.push((clip, files));
         }
 
         // Decode everything in parallel; results come back in order.
-        let jobs: Vec<&Path> = listed
-            .iter()
-            .flat_map(|(_, f)| f.iter().map(PathBuf::as_path))
-            .collect();
-        let mut decoded = jobs
-            .par_iter()
-            .map(|p| load_frame(p, format))
-            .collect::<Vec<_>>()
-            .into_iter();
+        let jobs: Vec<&Path> = listed.iter().flat_map(|(_, f)| f.iter().map(PathBuf::as_path)).collect();
+        let mut decoded = jobs.par_iter().map(|p| load_frame(p, format)).collect::<Vec<_>>().into_iter();
 
         let mut clips = Vec::with_capacity(listed.len());
         for (name, paths) in listed {
@@ -336,39 +308,21 @@ impl Dataset {
             let mut first: Option<(u32, u32)> = None;
             for path in &paths {
                 let Some(result) = decoded.next() else {
-                    return Err(DataError::Decode {
-                        path: path.clone(),
-                        reason: "internal: frame lost".into(),
-                    });
+                    return Err(DataError::Decode { path: path.clone(), reason: "internal: frame lost".into() });
                 };
                 let (width, height, data) = result?;
                 match first {
                     None => first = Some((width, height)),
                     Some((fw, fh)) if (fw, fh) != (width, height) => {
-                        return Err(DataError::MixedSizes {
-                            clip: name,
-                            first_path: paths[0].clone(),
-                            first_width: fw,
-                            first_height: fh,
-                            path: path.clone(),
-                            width,
-                            height,
-                        });
+                        return Err(DataError::MixedSizes { clip: name, first_path: paths[0].clone(), first_width: fw, first_height: fh, path: path.clone(), width, height });
                     }
                     Some(_) => {}
                 }
                 frames.push(data);
             }
-            clips.push(Clip {
-                name,
-                frames,
-                paths,
-            });
+            clips.push(Clip { name, frames, paths });
         }
-        let ds = Dataset {
-            format: format.clone(),
-            clips,
-        };
+        let ds = Dataset { format: format.clone(), clips };
         tracing::info!(
             root = %root.display(),
             split,
@@ -388,11 +342,7 @@ impl Dataset {
     /// Every window `(clip index, target frame index)`, clip by clip, in time order. Targets run
     /// from 4 to the clip's last frame.
     pub fn windows(&self) -> Vec<(usize, usize)> {
-        self.clips
-            .iter()
-            .enumerate()
-            .flat_map(|(c, clip)| (INPUT_FRAMES..clip.frames.len()).map(move |t| (c, t)))
-            .collect()
+        self.clips.iter().enumerate().flat_map(|(c, clip)| (INPUT_FRAMES..clip.frames.len()).map(move |t| (c, t))).collect()
     }
 
     /// [`Dataset::windows`] in a random order that depends only on `(seed, epoch)` (ChaCha8 seeded with
@@ -414,10 +364,7 @@ impl Dataset {
         let fl = self.format.frame_len();
         let mut out = Vec::with_capacity(idx.len() * WINDOW * fl);
         for &(c, t) in idx {
-            let clip = self
-                .clips
-                .get(c)
-                .ok_or(DataError::BadWindow { clip: c, target: t })?;
+            let clip = self.clips.get(c).ok_or(DataError::BadWindow { clip: c, target: t })?;
             if t < INPUT_FRAMES || t >= clip.frames.len() {
                 return Err(DataError::BadWindow { clip: c, target: t });
             }
@@ -455,24 +402,12 @@ impl Dataset {
     /// not in the dataset are ignored.
     pub fn check_labels(&self, labels: &BTreeMap<String, Vec<u8>>) -> Result<(), DataError> {
         for clip in &self.clips {
-            let l = labels
-                .get(&clip.name)
-                .ok_or_else(|| DataError::LabelsMissingClip {
-                    clip: clip.name.clone(),
-                })?;
+            let l = labels.get(&clip.name).ok_or_else(|| DataError::LabelsMissingClip { clip: clip.name.clone() })?;
             if l.len() != clip.frames.len() {
-                return Err(DataError::LabelsLength {
-                    clip: clip.name.clone(),
-                    labels: l.len(),
-                    frames: clip.frames.len(),
-                });
+                return Err(DataError::LabelsLength { clip: clip.name.clone(), labels: l.len(), frames: clip.frames.len() });
             }
             if let Some((index, &value)) = l.iter().enumerate().find(|(_, &v)| v > 1) {
-                return Err(DataError::LabelValue {
-                    clip: clip.name.clone(),
-                    index,
-                    value,
-                });
+                return Err(DataError::LabelValue { clip: clip.name.clone(), index, value });
             }
         }
         Ok(())
@@ -484,30 +419,17 @@ pub fn load_labels(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, DataError> 
     let path = root.join("testing").join("labels.json");
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(DataError::LabelsMissing { path })
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(DataError::LabelsMissing { path }),
         Err(source) => return Err(DataError::Io { path, source }),
     };
-    let raw: BTreeMap<String, Vec<serde_json::Value>> =
-        serde_json::from_str(&text).map_err(|source| DataError::LabelsMalformed {
-            path: path.clone(),
-            source,
-        })?;
+    let raw: BTreeMap<String, Vec<serde_json::Value>> = serde_json::from_str(&text).map_err(|source| DataError::LabelsMalformed { path: path.clone(), source })?;
     let mut out = BTreeMap::new();
     for (clip, values) in raw {
         let mut labels = Vec::with_capacity(values.len());
         for (index, v) in values.iter().enumerate() {
             match v.as_u64() {
                 Some(x @ (0 | 1)) => labels.push(x as u8),
-                _ => {
-                    return Err(DataError::LabelValueInFile {
-                        path,
-                        clip,
-                        index,
-                        value: v.to_string(),
-                    })
-                }
+                _ => return Err(DataError::LabelValueInFile { path, clip, index, value: v.to_string() }),
             }
         }
         out.insert(clip, labels);
@@ -517,17 +439,11 @@ pub fn load_labels(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, DataError> 
 
 /// `(name, path)` of the entries of a folder.
 fn read_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
-    let io = |source| DataError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
+    let io = |source| DataError::Io { path: dir.to_path_buf(), source };
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
-        out.push((
-            entry.file_name().to_string_lossy().into_owned(),
-            entry.path(),
-        ));
+        out.push((entry.file_name().to_string_lossy().into_owned(), entry.path()));
     }
     Ok(out)
 }
@@ -537,28 +453,18 @@ fn list_frames(clip: &str, dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let mut files: Vec<FrameFile> = read_dir(dir)?
         .into_iter()
         .filter(|(name, path)| {
-            let ext_ok = Path::new(name)
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)));
+            let ext_ok = Path::new(name).extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)));
             ext_ok && !name.starts_with('.') && path.is_file()
         })
         .map(|(name, path)| {
-            let number = Path::new(&name)
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.parse::<u64>().ok());
+            let number = Path::new(&name).file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u64>().ok());
             FrameFile { path, number, name }
         })
         .collect();
     if files.iter().all(|f| f.number.is_some()) {
         files.sort_by(|a, b| a.number.cmp(&b.number).then_with(|| a.name.cmp(&b.name)));
         if let Some(pair) = files.windows(2).find(|p| p[0].number == p[1].number) {
-            return Err(DataError::DuplicateFrame {
-                clip: clip.to_string(),
-                first: pair[0].path.clone(),
-                second: pair[1].path.clone(),
-            });
+            return Err(DataError::DuplicateFrame { clip: clip.to_string(), first: pair[0].path.clone(), second: pair[1].path.clone() });
         }
     } else {
         files.sort_by(|a, b| a.name.cmp(&b.name));
@@ -568,22 +474,14 @@ fn list_frames(clip: &str, dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 
 /// Decodes one frame: `(native width, native height, CHW floats in [-1, 1])`.
 fn load_frame(path: &Path, format: &FrameFormat) -> Result<(u32, u32, Vec<f32>), DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let decode_err = |reason: String| DataError::Decode {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let decode_err = |reason: String| DataError::Decode { path: path.to_path_buf(), reason };
     let mut reader = ImageReader::new(Cursor::new(&bytes[..]));
     if let Ok(f) = ImageFormat::from_path(path) {
         reader.set_format(f);
     }
     // The content decides when it is recognisable (a PNG named .jpg still loads).
-    let reader = reader
-        .with_guessed_format()
-        .map_err(|e| decode_err(e.to_string()))?;
+    let reader = reader.with_guessed_format().map_err(|e| decode_err(e.to_string()))?;
     if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_complete(&bytes) {
         // The JPEG decoder fills a truncated scan with grey instead of failing.
         return Err(decode_err("truncated JPEG (no end-of-image marker)".into()));
@@ -618,17 +516,11 @@ mod tests {
     use image::{GrayImage, Luma, Rgb, RgbImage};
     use std::fs;
 
-    const GRAY_SMALL: FrameFormat = FrameFormat {
-        height: 4,
-        width: 6,
-        channels: 1,
-    };
+    const GRAY_SMALL: FrameFormat = FrameFormat { height: 4, width: 6, channels: 1 };
 
     /// Writes a gray PNG whose every pixel is `value`.
     fn gray_png(path: &Path, w: u32, h: u32, value: u8) {
-        GrayImage::from_pixel(w, h, Luma([value]))
-            .save(path)
-            .unwrap();
+        GrayImage::from_pixel(w, h, Luma([value])).save(path).unwrap();
     }
 
     /// `<root>/<split>/frames/<clip>/` with `n` gray frames 000..; frame k has value 10*k.
@@ -659,13 +551,7 @@ mod tests {
         // Numeric (not lexicographic) order: 9 before 10.
         let odd = root.join("training/frames/02");
         fs::create_dir_all(&odd).unwrap();
-        for (name, v) in [
-            ("10.png", 100u8),
-            ("9.png", 90),
-            ("8.png", 80),
-            ("11.png", 110),
-            ("7.png", 70),
-        ] {
+        for (name, v) in [("10.png", 100u8), ("9.png", 90), ("8.png", 80), ("11.png", 110), ("7.png", 70)] {
             gray_png(&odd.join(name), 6, 4, v);
         }
         // Ignored: other extensions, hidden files, sub-folders, files beside the clips.
@@ -679,20 +565,12 @@ mod tests {
         assert_eq!(names, ["01", "02", "03", "04"]);
         assert_eq!(ds.num_frames(), 5 + 5 + 7 + 6);
         let c2 = &ds.clips[1];
-        let stems: Vec<String> = c2
-            .paths
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let stems: Vec<String> = c2.paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(stems, ["7.png", "8.png", "9.png", "10.png", "11.png"]);
         for (k, frame) in c2.frames.iter().enumerate() {
             assert_eq!(frame.len(), 24);
             let want = value_of(70 + 10 * k as u8);
-            assert!(
-                frame.iter().all(|&v| (v - want).abs() < 1e-6),
-                "frame {k}: {} vs {want}",
-                frame[0]
-            );
+            assert!(frame.iter().all(|&v| (v - want).abs() < 1e-6), "frame {k}: {} vs {want}", frame[0]);
         }
         // Values span [-1, 1].
         assert_eq!(ds.clips[0].frames[0][0], -1.0);
@@ -710,11 +588,7 @@ mod tests {
             gray_png(&dir.join(name), 6, 4, 0);
         }
         let ds = Dataset::open(tmp.path(), "training", &GRAY_SMALL).unwrap();
-        let names: Vec<String> = ds.clips[0]
-            .paths
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let names: Vec<String> = ds.clips[0].paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["3.png", "f1.png", "f10.png", "f2.png", "f9.png"]);
     }
 
@@ -725,36 +599,18 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         for k in 0..5 {
             // Left half red, right half blue, 16x8 native.
-            let img = RgbImage::from_fn(16, 8, |x, _| {
-                if x < 8 {
-                    Rgb([255, 0, 0])
-                } else {
-                    Rgb([0, 0, 255])
-                }
-            });
+            let img = RgbImage::from_fn(16, 8, |x, _| if x < 8 { Rgb([255, 0, 0]) } else { Rgb([0, 0, 255]) });
             img.save(dir.join(format!("{k}.png"))).unwrap();
         }
-        let rgb = FrameFormat {
-            height: 2,
-            width: 4,
-            channels: 3,
-        };
+        let rgb = FrameFormat { height: 2, width: 4, channels: 3 };
         let ds = Dataset::open(tmp.path(), "testing", &rgb).unwrap();
         let f = &ds.clips[0].frames[0];
         assert_eq!(f.len(), 3 * 2 * 4);
         // CHW: red plane first; pixel (0,0) red, pixel (0,3) blue.
         let plane = 8;
-        assert!(
-            (f[0] - 1.0).abs() < 1e-6
-                && (f[plane] + 1.0).abs() < 1e-6
-                && (f[2 * plane] + 1.0).abs() < 1e-6
-        );
+        assert!((f[0] - 1.0).abs() < 1e-6 && (f[plane] + 1.0).abs() < 1e-6 && (f[2 * plane] + 1.0).abs() < 1e-6);
         assert!((f[3] + 1.0).abs() < 1e-6 && (f[2 * plane + 3] - 1.0).abs() < 1e-6);
-        let gray = FrameFormat {
-            height: 8,
-            width: 16,
-            channels: 1,
-        };
+        let gray = FrameFormat { height: 8, width: 16, channels: 1 };
         let ds = Dataset::open(tmp.path(), "testing", &gray).unwrap();
         let f = &ds.clips[0].frames[0];
         // Rec. 709 luma of pure red and pure blue.
@@ -780,23 +636,11 @@ mod tests {
         assert_eq!(b.len(), 2 * WINDOW * 24);
         // Window (0, 5): frames 1..=5, values 10..=50; window (1, 4): frames 0..=4.
         let firsts: Vec<f32> = b.chunks(24).map(|f| f[0]).collect();
-        let want: Vec<f32> = [10u8, 20, 30, 40, 50, 0, 10, 20, 30, 40]
-            .iter()
-            .map(|&v| value_of(v))
-            .collect();
+        let want: Vec<f32> = [10u8, 20, 30, 40, 50, 0, 10, 20, 30, 40].iter().map(|&v| value_of(v)).collect();
         assert_eq!(firsts, want);
-        assert!(matches!(
-            ds.try_batch(&[(0, 3)]),
-            Err(DataError::BadWindow { clip: 0, target: 3 })
-        ));
-        assert!(matches!(
-            ds.try_batch(&[(0, 6)]),
-            Err(DataError::BadWindow { .. })
-        ));
-        assert!(matches!(
-            ds.try_batch(&[(2, 4)]),
-            Err(DataError::BadWindow { .. })
-        ));
+        assert!(matches!(ds.try_batch(&[(0, 3)]), Err(DataError::BadWindow { clip: 0, target: 3 })));
+        assert!(matches!(ds.try_batch(&[(0, 6)]), Err(DataError::BadWindow { .. })));
+        assert!(matches!(ds.try_batch(&[(2, 4)]), Err(DataError::BadWindow { .. })));
         assert!(ds.try_batch(&[]).unwrap().is_empty());
     }
 
@@ -810,8 +654,7 @@ mod tests {
         assert_ne!(base, ds.shuffled_windows(1, 1));
         assert_ne!(base, ds.shuffled_windows(2, 0));
         // Every position is reachable: over many epochs the first window is not always the same.
-        let firsts: std::collections::BTreeSet<_> =
-            (0..50).map(|e| ds.shuffled_windows(1, e)[0]).collect();
+        let firsts: std::collections::BTreeSet<_> = (0..50).map(|e| ds.shuffled_windows(1, e)[0]).collect();
         assert!(firsts.len() > 10);
     }
 
@@ -834,16 +677,10 @@ mod tests {
         assert!(matches!(&e, DataError::MissingRoot { path } if path == &missing));
         assert!(e.to_string().contains("nope"), "{e}");
         let e = open_err(tmp.path());
-        assert!(
-            matches!(&e, DataError::MissingSplit { path } if path.ends_with("training/frames")),
-            "{e}"
-        );
+        assert!(matches!(&e, DataError::MissingSplit { path } if path.ends_with("training/frames")), "{e}");
         // "frames" missing although the split folder exists.
         fs::create_dir_all(tmp.path().join("training")).unwrap();
-        assert!(matches!(
-            open_err(tmp.path()),
-            DataError::MissingSplit { .. }
-        ));
+        assert!(matches!(open_err(tmp.path()), DataError::MissingSplit { .. }));
     }
 
     #[test]
@@ -858,10 +695,7 @@ mod tests {
         fs::write(dir.join("000.bmp"), b"x").unwrap();
         fs::write(dir.join("info.txt"), b"x").unwrap();
         let e = open_err(tmp.path());
-        assert!(
-            matches!(&e, DataError::EmptyClip { clip, .. } if clip == "07"),
-            "{e}"
-        );
+        assert!(matches!(&e, DataError::EmptyClip { clip, .. } if clip == "07"), "{e}");
         assert!(e.to_string().contains("07"));
     }
 
@@ -871,14 +705,8 @@ mod tests {
         make_clip(tmp.path(), "training", "01", 5);
         make_clip(tmp.path(), "training", "02", 4);
         let e = open_err(tmp.path());
-        assert!(
-            matches!(&e, DataError::TooFewFrames { clip, frames: 4, .. } if clip == "02"),
-            "{e}"
-        );
-        assert!(
-            e.to_string().contains("02") && e.to_string().contains("4 frames"),
-            "{e}"
-        );
+        assert!(matches!(&e, DataError::TooFewFrames { clip, frames: 4, .. } if clip == "02"), "{e}");
+        assert!(e.to_string().contains("02") && e.to_string().contains("4 frames"), "{e}");
     }
 
     #[test]
@@ -905,28 +733,14 @@ mod tests {
         }
         let e = open_err(tmp.path());
         match &e {
-            DataError::MixedSizes {
-                clip,
-                first_width: 6,
-                first_height: 4,
-                width: 7,
-                height: 4,
-                path,
-                first_path,
-            } => {
+            DataError::MixedSizes { clip, first_width: 6, first_height: 4, width: 7, height: 4, path, first_path } => {
                 assert_eq!(clip, "01");
                 assert!(path.ends_with("004.png") && first_path.ends_with("000.png"));
             }
             other => panic!("unexpected {other}"),
         }
         let msg = e.to_string();
-        assert!(
-            msg.contains("004.png")
-                && msg.contains("000.png")
-                && msg.contains("6x4")
-                && msg.contains("7x4"),
-            "{msg}"
-        );
+        assert!(msg.contains("004.png") && msg.contains("000.png") && msg.contains("6x4") && msg.contains("7x4"), "{msg}");
     }
 
     #[test]
@@ -936,10 +750,7 @@ mod tests {
         let dir = make_clip(tmp.path(), "training", "01", 6);
         fs::write(dir.join("002.png"), b"definitely not a png").unwrap();
         let e = open_err(tmp.path());
-        assert!(
-            matches!(&e, DataError::Decode { path, .. } if path.ends_with("002.png")),
-            "{e}"
-        );
+        assert!(matches!(&e, DataError::Decode { path, .. } if path.ends_with("002.png")), "{e}");
         assert!(e.to_string().contains("002.png"));
 
         // A PNG cut in half.
@@ -949,10 +760,7 @@ mod tests {
         let full = fs::read(&p).unwrap();
         fs::write(&p, &full[..full.len() / 2]).unwrap();
         let e = open_err(tmp.path());
-        assert!(
-            matches!(&e, DataError::Decode { path, .. } if path.ends_with("003.png")),
-            "{e}"
-        );
+        assert!(matches!(&e, DataError::Decode { path, .. } if path.ends_with("003.png")), "{e}");
 
         // A JPEG cut short.
         let tmp = tempfile::tempdir().unwrap();
@@ -967,10 +775,7 @@ mod tests {
         let full = fs::read(&p).unwrap();
         fs::write(&p, &full[..full.len() * 2 / 3]).unwrap();
         let e = open_err(tmp.path());
-        assert!(
-            matches!(&e, DataError::Decode { path, .. } if path.ends_with("1.jpg")),
-            "{e}"
-        );
+        assert!(matches!(&e, DataError::Decode { path, .. } if path.ends_with("1.jpg")), "{e}");
         // An empty file.
         fs::write(&p, b"").unwrap();
         assert!(matches!(open_err(tmp.path()), DataError::Decode { .. }));
@@ -980,27 +785,8 @@ mod tests {
     fn error_bad_format() {
         let tmp = tempfile::tempdir().unwrap();
         make_clip(tmp.path(), "training", "01", 5);
-        for f in [
-            FrameFormat {
-                height: 0,
-                width: 4,
-                channels: 1,
-            },
-            FrameFormat {
-                height: 4,
-                width: 0,
-                channels: 1,
-            },
-            FrameFormat {
-                height: 4,
-                width: 4,
-                channels: 2,
-            },
-        ] {
-            assert!(matches!(
-                Dataset::open(tmp.path(), "training", &f),
-                Err(DataError::BadFormat { .. })
-            ));
+        for f in [FrameFormat { height: 0, width: 4, channels: 1 }, FrameFormat { height: 4, width: 0, channels: 1 }, FrameFormat { height: 4, width: 4, channels: 2 }] {
+            assert!(matches!(Dataset::open(tmp.path(), "training", &f), Err(DataError::BadFormat { .. })));
         }
     }
 
@@ -1018,15 +804,9 @@ mod tests {
         let ds = Dataset::open(root, "testing", &GRAY_SMALL).unwrap();
 
         let e = load_labels(root).unwrap_err();
-        assert!(
-            matches!(&e, DataError::LabelsMissing { path } if path.ends_with("testing/labels.json")),
-            "{e}"
-        );
+        assert!(matches!(&e, DataError::LabelsMissing { path } if path.ends_with("testing/labels.json")), "{e}");
 
-        write_labels(
-            root,
-            r#"{"01": [0,0,1,1,0], "03": [0,0,0,1,1,1], "99": [1]}"#,
-        );
+        write_labels(root, r#"{"01": [0,0,1,1,0], "03": [0,0,0,1,1,1], "99": [1]}"#);
         let labels = load_labels(root).unwrap();
         assert_eq!(labels["01"], vec![0, 0, 1, 1, 0]);
         ds.check_labels(&labels).unwrap();
@@ -1034,36 +814,20 @@ mod tests {
         // Wrong length: names the clip and both lengths.
         write_labels(root, r#"{"01": [0,0,1,1,0], "03": [0,0,0,1,1]}"#);
         let e = ds.check_labels(&load_labels(root).unwrap()).unwrap_err();
-        assert!(
-            matches!(&e, DataError::LabelsLength { clip, labels: 5, frames: 6 } if clip == "03"),
-            "{e}"
-        );
+        assert!(matches!(&e, DataError::LabelsLength { clip, labels: 5, frames: 6 } if clip == "03"), "{e}");
         let msg = e.to_string();
-        assert!(
-            msg.contains("03") && msg.contains('5') && msg.contains('6'),
-            "{msg}"
-        );
+        assert!(msg.contains("03") && msg.contains('5') && msg.contains('6'), "{msg}");
 
         // Missing clip.
         write_labels(root, r#"{"01": [0,0,1,1,0]}"#);
         let e = ds.check_labels(&load_labels(root).unwrap()).unwrap_err();
-        assert!(
-            matches!(&e, DataError::LabelsMissingClip { clip } if clip == "03"),
-            "{e}"
-        );
+        assert!(matches!(&e, DataError::LabelsMissingClip { clip } if clip == "03"), "{e}");
 
         // In-memory value other than 0/1.
         let mut bad = labels.clone();
         bad.get_mut("03").unwrap()[2] = 2;
         let e = ds.check_labels(&bad).unwrap_err();
-        assert!(matches!(
-            e,
-            DataError::LabelValue {
-                index: 2,
-                value: 2,
-                ..
-            }
-        ));
+        assert!(matches!(e, DataError::LabelValue { index: 2, value: 2, .. }));
     }
 
     #[test]
@@ -1073,25 +837,13 @@ mod tests {
         for text in ["", "{", "[0, 1]", r#"{"01": "0101"}"#, r#"{"01": [0, 1}"#] {
             write_labels(root, text);
             let e = load_labels(root).unwrap_err();
-            assert!(
-                matches!(e, DataError::LabelsMalformed { .. }),
-                "{text}: {e}"
-            );
+            assert!(matches!(e, DataError::LabelsMalformed { .. }), "{text}: {e}");
             assert!(e.to_string().contains("labels.json"));
         }
-        for (text, index) in [
-            (r#"{"01": [0, 2]}"#, 1),
-            (r#"{"01": [0, 1, -1]}"#, 2),
-            (r#"{"01": [0.5]}"#, 0),
-            (r#"{"01": [0, true]}"#, 1),
-            (r#"{"01": [0, null]}"#, 1),
-        ] {
+        for (text, index) in [(r#"{"01": [0, 2]}"#, 1), (r#"{"01": [0, 1, -1]}"#, 2), (r#"{"01": [0.5]}"#, 0), (r#"{"01": [0, true]}"#, 1), (r#"{"01": [0, null]}"#, 1)] {
             write_labels(root, text);
             let e = load_labels(root).unwrap_err();
-            assert!(
-                matches!(&e, DataError::LabelValueInFile { clip, index: i, .. } if clip == "01" && *i == index),
-                "{text}: {e}"
-            );
+            assert!(matches!(&e, DataError::LabelValueInFile { clip, index: i, .. } if clip == "01" && *i == index), "{text}: {e}");
         }
     }
 
@@ -1103,42 +855,26 @@ mod tests {
             None => {
                 let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ped2");
                 if !p.is_dir() {
-                    println!(
-                        "skipping ped2_testing_split: {} not found and SFN_DATA not set",
-                        p.display()
-                    );
+                    println!("skipping ped2_testing_split: {} not found and SFN_DATA not set", p.display());
                     return;
                 }
                 p
             }
         };
-        let format = FrameFormat {
-            height: 60,
-            width: 90,
-            channels: 1,
-        };
+        let format = FrameFormat { height: 60, width: 90, channels: 1 };
         let start = Instant::now();
         let ds = Dataset::open(&root, "testing", &format).unwrap();
         let secs = start.elapsed().as_secs_f32();
         let names: Vec<&str> = ds.clips.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["01", "03", "04", "05", "06", "08", "09", "11"]);
         assert_eq!(ds.num_frames(), 1320);
-        assert!(ds
-            .clips
-            .iter()
-            .all(|c| c.frames.iter().all(|f| f.len() == 60 * 90)));
+        assert!(ds.clips.iter().all(|c| c.frames.iter().all(|f| f.len() == 60 * 90)));
         assert!(ds.clips[0].paths[0].ends_with("000.jpg"));
         let labels = load_labels(&root).unwrap();
         ds.check_labels(&labels).unwrap();
         assert_eq!(ds.windows().len(), 1320 - 8 * INPUT_FRAMES);
-        let all: Vec<f32> = ds
-            .clips
-            .iter()
-            .flat_map(|c| c.frames.iter().flatten().copied())
-            .collect();
-        let (lo, hi) = all
-            .iter()
-            .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let all: Vec<f32> = ds.clips.iter().flat_map(|c| c.frames.iter().flatten().copied()).collect();
+        let (lo, hi) = all.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
         assert!(lo >= -1.0 && hi <= 1.0 && hi - lo > 0.5, "range {lo}..{hi}");
         println!("ped2 testing: {} frames in {secs:.2} s", ds.num_frames());
     }

@@ -118,16 +118,7 @@ impl Default for SynthConfig {
     /// 48x72 frames, 6 training and 3 test clips of 60 frames, 4 walkers, noise 1.0: generated in
     /// well under a second; the `tiny` preset (32x48) trains a few epochs on it in minutes on 2 cores.
     fn default() -> Self {
-        Self {
-            height: 48,
-            width: 72,
-            train_clips: 6,
-            test_clips: 3,
-            frames_per_clip: 60,
-            walkers: 4,
-            noise_std: 1.0,
-            seed: 7,
-        }
+        Self { height: 48, width: 72, train_clips: 6, test_clips: 3, frames_per_clip: 60, walkers: 4, noise_std: 1.0, seed: 7 }
     }
 }
 
@@ -141,37 +132,19 @@ impl SynthConfig {
             }
         }
         if self.train_clips == 0 || self.train_clips > 9999 {
-            return bad(
-                "train_clips",
-                format!("is {}; must be in 1..=9999", self.train_clips),
-            );
+            return bad("train_clips", format!("is {}; must be in 1..=9999", self.train_clips));
         }
         if self.test_clips == 0 || self.test_clips > 9999 {
-            return bad(
-                "test_clips",
-                format!("is {}; must be in 1..=9999", self.test_clips),
-            );
+            return bad("test_clips", format!("is {}; must be in 1..=9999", self.test_clips));
         }
         if !(MIN_FRAMES..=1_000_000).contains(&self.frames_per_clip) {
-            return bad(
-                "frames_per_clip",
-                format!(
-                    "is {}; must be in {MIN_FRAMES}..=1000000 ({WINDOW} normal frames come before the intruder)",
-                    self.frames_per_clip
-                ),
-            );
+            return bad("frames_per_clip", format!("is {}; must be in {MIN_FRAMES}..=1000000 ({WINDOW} normal frames come before the intruder)", self.frames_per_clip));
         }
         if self.walkers > 1000 {
-            return bad(
-                "walkers",
-                format!("is {}; must be at most 1000", self.walkers),
-            );
+            return bad("walkers", format!("is {}; must be at most 1000", self.walkers));
         }
         if !(self.noise_std.is_finite() && (0.0..=64.0).contains(&self.noise_std)) {
-            return bad(
-                "noise_std",
-                format!("is {}; must be in 0..=64", self.noise_std),
-            );
+            return bad("noise_std", format!("is {}; must be in 0..=64", self.noise_std));
         }
         Ok(())
     }
@@ -223,28 +196,15 @@ struct Marker {
 pub fn write_walkway(root: &Path, cfg: &SynthConfig) -> Result<SynthSummary, SynthError> {
     cfg.validate()?;
     prepare_root(root)?;
-    let mut marker = Marker {
-        generator: GENERATOR.into(),
-        config: cfg.clone(),
-        summary: None,
-    };
+    let mut marker = Marker { generator: GENERATOR.into(), config: cfg.clone(), summary: None };
     write_json(&root.join(MARKER), &marker)?;
 
     let scene = Scene::new(cfg);
     let digits = (cfg.frames_per_clip - 1).to_string().len().max(3);
     let clip_name = |k: usize, n: usize| format!("{:0w$}", k + 1, w = n.to_string().len().max(2));
-    let mut summary = SynthSummary {
-        train_clips: cfg.train_clips,
-        test_clips: cfg.test_clips,
-        train_frames: 0,
-        test_frames: 0,
-        abnormal_frames: 0,
-        intruders: Vec::with_capacity(cfg.test_clips),
-    };
+    let mut summary = SynthSummary { train_clips: cfg.train_clips, test_clips: cfg.test_clips, train_frames: 0, test_frames: 0, abnormal_frames: 0, intruders: Vec::with_capacity(cfg.test_clips) };
     for k in 0..cfg.train_clips {
-        let dir = root
-            .join("training/frames")
-            .join(clip_name(k, cfg.train_clips));
+        let dir = root.join("training/frames").join(clip_name(k, cfg.train_clips));
         let clip = scene.render_clip(k as u64, None);
         write_frames(&dir, &clip.frames, cfg, digits)?;
         summary.train_frames += clip.frames.len();
@@ -253,11 +213,7 @@ pub fn write_walkway(root: &Path, cfg: &SynthConfig) -> Result<SynthSummary, Syn
     for k in 0..cfg.test_clips {
         let name = clip_name(k, cfg.test_clips);
         let dir = root.join("testing/frames").join(&name);
-        let kind = if k % 2 == 0 {
-            IntruderKind::Cart
-        } else {
-            IntruderKind::Cyclist
-        };
+        let kind = if k % 2 == 0 { IntruderKind::Cart } else { IntruderKind::Cyclist };
         let clip = scene.render_clip(TEST_STREAM + k as u64, Some(kind));
         write_frames(&dir, &clip.frames, cfg, digits)?;
         summary.test_frames += clip.frames.len();
@@ -265,20 +221,12 @@ pub fn write_walkway(root: &Path, cfg: &SynthConfig) -> Result<SynthSummary, Syn
         let first = clip.labels.iter().position(|&l| l == 1);
         let last = clip.labels.iter().rposition(|&l| l == 1);
         if let (Some(first_frame), Some(last_frame)) = (first, last) {
-            summary.intruders.push(IntruderSpan {
-                clip: name.clone(),
-                kind: kind.name().into(),
-                first_frame,
-                last_frame,
-            });
+            summary.intruders.push(IntruderSpan { clip: name.clone(), kind: kind.name().into(), first_frame, last_frame });
         }
         labels.insert(name, clip.labels);
     }
     let labels_path = root.join("testing/labels.json");
-    let text = serde_json::to_string(&labels).map_err(|e| SynthError::Encode {
-        path: labels_path.clone(),
-        reason: e.to_string(),
-    })?;
+    let text = serde_json::to_string(&labels).map_err(|e| SynthError::Encode { path: labels_path.clone(), reason: e.to_string() })?;
     write_file(&labels_path, text.as_bytes())?;
     marker.summary = Some(summary.clone());
     write_json(&root.join(MARKER), &marker)?;
@@ -302,23 +250,16 @@ fn prepare_root(root: &Path) -> Result<(), SynthError> {
         return std::fs::create_dir_all(root).map_err(io(root));
     }
     if !root.is_dir() {
-        return Err(SynthError::NotADir {
-            path: root.to_path_buf(),
-        });
+        return Err(SynthError::NotADir { path: root.to_path_buf() });
     }
     let mut entries = std::fs::read_dir(root).map_err(io(root))?;
     if entries.next().is_none() {
         return Ok(());
     }
     let marker = root.join(MARKER);
-    let ours = std::fs::read_to_string(&marker)
-        .ok()
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-        .is_some_and(|v| v.get("generator").and_then(|g| g.as_str()) == Some(GENERATOR));
+    let ours = std::fs::read_to_string(&marker).ok().and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok()).is_some_and(|v| v.get("generator").and_then(|g| g.as_str()) == Some(GENERATOR));
     if !ours {
-        return Err(SynthError::NotEmpty {
-            path: root.to_path_buf(),
-        });
+        return Err(SynthError::NotEmpty { path: root.to_path_buf() });
     }
     for split in ["training", "testing"] {
         let dir = root.join(split);
@@ -330,42 +271,23 @@ fn prepare_root(root: &Path) -> Result<(), SynthError> {
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
-    std::fs::write(path, bytes).map_err(|source| SynthError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::write(path, bytes).map_err(|source| SynthError::Io { path: path.to_path_buf(), source })
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), SynthError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| SynthError::Encode {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let text = serde_json::to_string_pretty(value).map_err(|e| SynthError::Encode { path: path.to_path_buf(), reason: e.to_string() })?;
     write_file(path, text.as_bytes())
 }
 
 /// Writes the frames of one clip as `<dir>/<NNN>.png`.
-fn write_frames(
-    dir: &Path,
-    frames: &[Vec<u8>],
-    cfg: &SynthConfig,
-    digits: usize,
-) -> Result<(), SynthError> {
-    std::fs::create_dir_all(dir).map_err(|source| SynthError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+fn write_frames(dir: &Path, frames: &[Vec<u8>], cfg: &SynthConfig, digits: usize) -> Result<(), SynthError> {
+    std::fs::create_dir_all(dir).map_err(|source| SynthError::Io { path: dir.to_path_buf(), source })?;
     for (t, pixels) in frames.iter().enumerate() {
         let path = dir.join(format!("{t:0digits$}.png"));
-        let encode_err = |reason: String| SynthError::Encode {
-            path: path.clone(),
-            reason,
-        };
-        let img = GrayImage::from_raw(cfg.width as u32, cfg.height as u32, pixels.clone())
-            .ok_or_else(|| encode_err("internal: frame buffer of the wrong size".into()))?;
+        let encode_err = |reason: String| SynthError::Encode { path: path.clone(), reason };
+        let img = GrayImage::from_raw(cfg.width as u32, cfg.height as u32, pixels.clone()).ok_or_else(|| encode_err("internal: frame buffer of the wrong size".into()))?;
         let mut bytes = Cursor::new(Vec::new());
-        img.write_to(&mut bytes, ImageFormat::Png)
-            .map_err(|e| encode_err(e.to_string()))?;
+        img.write_to(&mut bytes, ImageFormat::Png).map_err(|e| encode_err(e.to_string()))?;
         write_file(&path, bytes.get_ref())?;
     }
     Ok(())
@@ -462,10 +384,7 @@ impl Scene {
             tile_edges.push(x);
             x += 5 + (rng.random::<u32>() % 4) as usize;
         }
-        let tile_shade: Vec<f32> = tile_edges
-            .iter()
-            .map(|_| between(&mut rng, -6.0, 6.0))
-            .collect();
+        let tile_shade: Vec<f32> = tile_edges.iter().map(|_| between(&mut rng, -6.0, 6.0)).collect();
         let mut background = vec![0.0f32; h * w];
         for y in 0..h {
             for x in 0..w {
@@ -474,11 +393,7 @@ impl Scene {
                     205.0 + 2.0 * grain
                 } else if (band.0..band.1).contains(&y) {
                     let tile = tile_edges.iter().rposition(|&e| e <= x).unwrap_or(0);
-                    let seam = if tile_edges[tile] == x || (y - band.0) % 6 == 0 {
-                        -14.0
-                    } else {
-                        0.0
-                    };
+                    let seam = if tile_edges[tile] == x || (y - band.0) % 6 == 0 { -14.0 } else { 0.0 };
                     170.0 + tile_shade[tile] + seam + 3.0 * grain
                 } else {
                     // Grass: vertical streaks plus grain.
@@ -488,13 +403,7 @@ impl Scene {
                 background[y * w + x] = v;
             }
         }
-        Self {
-            cfg: cfg.clone(),
-            h,
-            w,
-            band,
-            background,
-        }
+        Self { cfg: cfg.clone(), h, w, band, background }
     }
 
     /// A walker entering at an edge (or, at the start of a clip, anywhere along the walkway).
@@ -511,17 +420,7 @@ impl Scene {
         };
         let lanes = (self.band.1 - self.band.0) as f32 - wh - 2.0;
         let y = self.band.0 as f32 + 1.0 + between(rng, 0.0, lanes.max(0.0));
-        Walker {
-            blob: Blob {
-                x,
-                y,
-                h: wh,
-                w: ww,
-                shade: between(rng, 35.0, 75.0),
-            },
-            vx: if right { speed } else { -speed },
-            away: None,
-        }
+        Walker { blob: Blob { x, y, h: wh, w: ww, shade: between(rng, 35.0, 75.0) }, vx: if right { speed } else { -speed }, away: None }
     }
 
     /// Moves a walker one frame: along the walkway with slight jitter; off screen it pauses, then
@@ -540,8 +439,7 @@ impl Scene {
         let top = self.band.0 as f32 + 1.0;
         let bottom = self.band.1 as f32 - 1.0 - b.h;
         b.y = (b.y + between(rng, -0.15, 0.15)).clamp(top, bottom.max(top));
-        let gone =
-            (walker.vx > 0.0 && b.x >= self.w as f32) || (walker.vx < 0.0 && b.x + b.w <= 0.0);
+        let gone = (walker.vx > 0.0 && b.x >= self.w as f32) || (walker.vx < 0.0 && b.x + b.w <= 0.0);
         if gone {
             walker.away = Some(rng.random::<u32>() % 16);
         }
@@ -564,9 +462,7 @@ impl Scene {
                 (6.0, 5.0, 3.0, vy, 40.0)
             }
         };
-        let room = (self.band.1 - self.band.0)
-            .saturating_sub(bh as usize)
-            .max(1);
+        let room = (self.band.1 - self.band.0).saturating_sub(bh as usize).max(1);
         let mut y = (self.band.0 + (rng.random::<u32>() as usize) % room) as f32;
         let mut vy = vy;
         if kind == IntruderKind::Cyclist {
@@ -576,23 +472,8 @@ impl Scene {
             }
             y = y.min(self.h as f32 - bh);
         }
-        let (x, vx) = if right {
-            (-bw + speed, speed)
-        } else {
-            (self.w as f32 - speed, -speed)
-        };
-        Intruder {
-            blob: Blob {
-                x,
-                y,
-                h: bh,
-                w: bw,
-                shade,
-            },
-            vx,
-            vy,
-            start,
-        }
+        let (x, vx) = if right { (-bw + speed, speed) } else { (self.w as f32 - speed, -speed) };
+        Intruder { blob: Blob { x, y, h: bh, w: bw, shade }, vx, vy, start }
     }
 
     /// Whether any part of a blob lies inside the picture.
@@ -625,9 +506,7 @@ impl Scene {
         let n = self.cfg.frames_per_clip;
         let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
         rng.set_stream(stream);
-        let mut walkers: Vec<Walker> = (0..self.cfg.walkers)
-            .map(|_| self.spawn(&mut rng, true))
-            .collect();
+        let mut walkers: Vec<Walker> = (0..self.cfg.walkers).map(|_| self.spawn(&mut rng, true)).collect();
         let intruder = intruder.map(|k| self.intruder(&mut rng, k));
         let mut frames = Vec::with_capacity(n);
         let mut labels = Vec::with_capacity(n);
@@ -639,21 +518,14 @@ impl Scene {
             let mut label = 0u8;
             if let Some(i) = intruder.as_ref().filter(|i| t >= i.start) {
                 let dt = (t - i.start) as f32;
-                let blob = Blob {
-                    x: i.blob.x + i.vx * dt,
-                    y: i.blob.y + i.vy * dt,
-                    ..i.blob.clone()
-                };
+                let blob = Blob { x: i.blob.x + i.vx * dt, y: i.blob.y + i.vy * dt, ..i.blob.clone() };
                 if self.visible(&blob) {
                     label = 1;
                     self.paint(&mut canvas, &blob);
                 }
             }
             let sd = self.cfg.noise_std;
-            let pixels = canvas
-                .iter()
-                .map(|&v| (v + sd * noise(&mut rng)).round().clamp(0.0, 255.0) as u8)
-                .collect();
+            let pixels = canvas.iter().map(|&v| (v + sd * noise(&mut rng)).round().clamp(0.0, 255.0) as u8).collect();
             frames.push(pixels);
             labels.push(label);
             for walker in &mut walkers {
@@ -671,12 +543,7 @@ mod tests {
     use std::fs;
 
     fn small() -> SynthConfig {
-        SynthConfig {
-            train_clips: 2,
-            test_clips: 3,
-            frames_per_clip: 30,
-            ..SynthConfig::default()
-        }
+        SynthConfig { train_clips: 2, test_clips: 3, frames_per_clip: 30, ..SynthConfig::default() }
     }
 
     /// Every file under `dir`, relative path -> bytes.
@@ -689,10 +556,7 @@ mod tests {
                 if p.is_dir() {
                     stack.push(p);
                 } else {
-                    out.insert(
-                        p.strip_prefix(dir).unwrap().to_path_buf(),
-                        fs::read(&p).unwrap(),
-                    );
+                    out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), fs::read(&p).unwrap());
                 }
             }
         }
@@ -733,24 +597,16 @@ mod tests {
         let mut abnormal = 0;
         for (k, (clip, l)) in labels.iter().enumerate() {
             assert_eq!(l.len(), 60, "clip {clip}");
-            let frames = fs::read_dir(tmp.path().join("testing/frames").join(clip))
-                .unwrap()
-                .count();
+            let frames = fs::read_dir(tmp.path().join("testing/frames").join(clip)).unwrap().count();
             assert_eq!(frames, l.len(), "clip {clip}");
             // Normal, then one abnormal interval, then normal again (60 frames leave room).
             let first = l.iter().position(|&v| v == 1).unwrap();
             let last = l.iter().rposition(|&v| v == 1).unwrap();
             assert!(first >= WINDOW && last + 1 < l.len(), "clip {clip}: {l:?}");
-            assert!(
-                l[first..=last].iter().all(|&v| v == 1),
-                "clip {clip}: {l:?}"
-            );
+            assert!(l[first..=last].iter().all(|&v| v == 1), "clip {clip}: {l:?}");
             assert!(last - first >= 5, "clip {clip}: {l:?}");
             let span = &s.intruders[k];
-            assert_eq!(
-                (&span.clip, span.first_frame, span.last_frame),
-                (clip, first, last)
-            );
+            assert_eq!((&span.clip, span.first_frame, span.last_frame), (clip, first, last));
             abnormal += l.iter().filter(|&&v| v == 1).count();
         }
         assert_eq!(abnormal, s.abnormal_frames);
@@ -759,17 +615,10 @@ mod tests {
         assert_eq!(s.intruders[1].kind, "cyclist");
         // Even the shortest clips hold both classes among the scored frames (4 onwards).
         let tmp = tempfile::tempdir().unwrap();
-        let short = SynthConfig {
-            frames_per_clip: MIN_FRAMES,
-            test_clips: 4,
-            ..SynthConfig::default()
-        };
+        let short = SynthConfig { frames_per_clip: MIN_FRAMES, test_clips: 4, ..SynthConfig::default() };
         write_walkway(tmp.path(), &short).unwrap();
         for (clip, l) in load_labels(tmp.path()).unwrap() {
-            assert!(
-                l[4..].contains(&0) && l[4..].contains(&1),
-                "clip {clip}: {l:?}"
-            );
+            assert!(l[4..].contains(&0) && l[4..].contains(&1), "clip {clip}: {l:?}");
         }
     }
 
@@ -789,11 +638,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = SynthConfig::default();
         write_walkway(tmp.path(), &cfg).unwrap();
-        let native = FrameFormat {
-            height: cfg.height,
-            width: cfg.width,
-            channels: 1,
-        };
+        let native = FrameFormat { height: cfg.height, width: cfg.width, channels: 1 };
         let ds = Dataset::open(tmp.path(), "testing", &native).unwrap();
         let labels = load_labels(tmp.path()).unwrap();
         for (c, clip) in ds.clips.iter().enumerate() {
@@ -805,11 +650,7 @@ mod tests {
             };
             let abnormal = mean(&|t| l[t] == 1);
             let normal = mean(&|t| l[t] == 0 && l[t - 1] == 0);
-            assert!(
-                abnormal > 1.4 * normal,
-                "clip {}: mean frame difference {abnormal} with the intruder, {normal} without",
-                clip.name
-            );
+            assert!(abnormal > 1.4 * normal, "clip {}: mean frame difference {abnormal} with the intruder, {normal} without", clip.name);
         }
         // The training clips (walkers only) move like the normal test frames.
         let train = Dataset::open(tmp.path(), "training", &native).unwrap();
@@ -823,11 +664,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = small();
         write_walkway(tmp.path(), &cfg).unwrap();
-        let tiny = FrameFormat {
-            height: 32,
-            width: 48,
-            channels: 1,
-        };
+        let tiny = FrameFormat { height: 32, width: 48, channels: 1 };
         let train = Dataset::open(tmp.path(), "training", &tiny).unwrap();
         assert_eq!(train.clips.len(), 2);
         assert_eq!(train.num_frames(), 60);
@@ -835,13 +672,10 @@ mod tests {
         assert!(train.clips[0].paths[0].ends_with("000.png"));
         let test = Dataset::open(tmp.path(), "testing", &tiny).unwrap();
         assert_eq!(test.clips.len(), 3);
-        test.check_labels(&load_labels(tmp.path()).unwrap())
-            .unwrap();
+        test.check_labels(&load_labels(tmp.path()).unwrap()).unwrap();
         // Walkway, grass and walkers give a real spread of gray levels.
         let f = &train.clips[0].frames[0];
-        let (lo, hi) = f
-            .iter()
-            .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let (lo, hi) = f.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
         assert!(lo < -0.1 && hi > 0.4, "{lo}..{hi}");
     }
 
@@ -851,66 +685,24 @@ mod tests {
         fs::write(tmp.path().join("notes.txt"), b"mine").unwrap();
         let e = write_walkway(tmp.path(), &small()).unwrap_err();
         assert!(matches!(e, SynthError::NotEmpty { .. }), "{e}");
-        assert!(
-            e.to_string().contains(&tmp.path().display().to_string()),
-            "{e}"
-        );
-        assert_eq!(
-            fs::read_dir(tmp.path()).unwrap().count(),
-            1,
-            "nothing may be written"
-        );
+        assert!(e.to_string().contains(&tmp.path().display().to_string()), "{e}");
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1, "nothing may be written");
         // A marker from someone else does not count.
         fs::write(tmp.path().join(MARKER), br#"{"generator": "other"}"#).unwrap();
-        assert!(matches!(
-            write_walkway(tmp.path(), &small()),
-            Err(SynthError::NotEmpty { .. })
-        ));
+        assert!(matches!(write_walkway(tmp.path(), &small()), Err(SynthError::NotEmpty { .. })));
         // A file as root.
         let file = tmp.path().join("notes.txt");
-        assert!(matches!(
-            write_walkway(&file, &small()),
-            Err(SynthError::NotADir { .. })
-        ));
+        assert!(matches!(write_walkway(&file, &small()), Err(SynthError::NotADir { .. })));
         // A root that cannot be created names itself.
         let below = file.join("sub");
         let e = write_walkway(&below, &small()).unwrap_err();
-        assert!(
-            matches!(&e, SynthError::Io { path, .. } if path == &below),
-            "{e}"
-        );
-        for cfg in [
-            SynthConfig {
-                height: 8,
-                ..small()
-            },
-            SynthConfig {
-                frames_per_clip: 7,
-                ..small()
-            },
-            SynthConfig {
-                test_clips: 0,
-                ..small()
-            },
-            SynthConfig {
-                noise_std: f32::NAN,
-                ..small()
-            },
-        ] {
-            assert!(matches!(
-                write_walkway(&tmp.path().join("x"), &cfg),
-                Err(SynthError::Config { .. })
-            ));
+        assert!(matches!(&e, SynthError::Io { path, .. } if path == &below), "{e}");
+        for cfg in [SynthConfig { height: 8, ..small() }, SynthConfig { frames_per_clip: 7, ..small() }, SynthConfig { test_clips: 0, ..small() }, SynthConfig { noise_std: f32::NAN, ..small() }] {
+            assert!(matches!(write_walkway(&tmp.path().join("x"), &cfg), Err(SynthError::Config { .. })));
         }
         assert!(!tmp.path().join("x").exists());
         // JSON configs may leave fields out.
         let cfg: SynthConfig = serde_json::from_str(r#"{"seed": 3}"#).unwrap();
-        assert_eq!(
-            cfg,
-            SynthConfig {
-                seed: 3,
-                ..SynthConfig::default()
-            }
-        );
+        assert_eq!(cfg, SynthConfig { seed: 3, ..SynthConfig::default() });
     }
 }

@@ -18,7 +18,7 @@ use sfn_edge::runtime::Runtime;
 use sfn_edge::sink::FramedWriter;
 use sfn_infer::onnxruntime_options::OrtOptions;
 use sfn_infer::BackendKind;
-use sfn_sources::{ImageFolder, ImageFolderOptions, FrameSource};
+use sfn_sources::{FrameSource, ImageFolder, ImageFolderOptions};
 
 fn status_kb(key: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -29,7 +29,11 @@ fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-    if f.len() > 11 { (f[10] + f[11]) / 100.0 } else { f64::NAN }
+    if f.len() > 11 {
+        (f[10] + f[11]) / 100.0
+    } else {
+        f64::NAN
+    }
 }
 
 /// Child: one configuration; prints one JSON line.

@@ -180,10 +180,7 @@ impl CaptionWorker {
                 height: job.height,
                 width: job.width,
             };
-            provider
-                .caption(&clip)
-                .map_err(|e| e.to_string())
-                .and_then(|caption| embedder.embed(&caption).map(|embedding| TextFeature { caption, embedding, frame: job.frame }))
+            provider.caption(&clip).map_err(|e| e.to_string()).and_then(|caption| embedder.embed(&caption).map(|embedding| TextFeature { caption, embedding, frame: job.frame }))
         }))
     }
 

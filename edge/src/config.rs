@@ -316,17 +316,10 @@ pub fn apply_override(doc: &mut toml::Table, arg: &str) -> Result<(), ConfigErro
     if keys.iter().any(|k| k.is_empty()) {
         return Err(err("empty key"));
     }
-    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}")).ok().and_then(|mut t| t.remove("v")).unwrap_or_else(|| toml::Value::String(raw.to_string()));
     let mut table = doc;
     for k in &keys[..keys.len() - 1] {
-        table = table
-            .entry(k.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .ok_or_else(|| err(&format!("{k} is not a section")))?;
+        table = table.entry(k.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new())).as_table_mut().ok_or_else(|| err(&format!("{k} is not a section")))?;
     }
     table.insert(keys[keys.len() - 1].to_string(), value);
     Ok(())

@@ -4,11 +4,11 @@
 
 pub mod alarm;
 pub mod captions;
-pub mod pipeline;
+pub mod config;
 pub mod gpio;
 pub mod health;
-pub mod config;
-pub mod sink;
-pub mod runtime;
 pub mod mqtt;
+pub mod pipeline;
+pub mod runtime;
 pub mod setup;
+pub mod sink;

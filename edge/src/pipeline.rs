@@ -91,17 +91,11 @@ impl Pipeline {
         if matches!(calibration.pooling, ErrorPooling::WindowMaxZ { .. }) {
             let img = &model.manifest.image;
             let checked = calibration.pooling.check_regions(calibration.regions.as_ref(), img.height, img.width).and_then(RegionStats::validate);
-            checked.map_err(|e| PipelineError::Setup {
-                path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(),
-                reason: format!("calibration: {e}"),
-            })?;
+            checked.map_err(|e| PipelineError::Setup { path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(), reason: format!("calibration: {e}") })?;
         }
         if let Some(sp) = &calibration.speed {
             let img = &model.manifest.image;
-            sp.check(img.height, img.width).map_err(|e| PipelineError::Setup {
-                path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(),
-                reason: format!("calibration.speed: {e}"),
-            })?;
+            sp.check(img.height, img.width).map_err(|e| PipelineError::Setup { path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(), reason: format!("calibration.speed: {e}") })?;
         }
         // The first 4 bytes of the encoder's sha256 (hex in model.json).
         let h = &model.manifest.encoder.sha256;
@@ -197,10 +191,8 @@ impl Pipeline {
         let d = self.model.decode(&tokens, &last.patch_embed, &motion, input_text.filter(|_| use_text).map(|v| &v[..]), &last.frame, Some(&w[n - 2].frame), 1)?;
         let infer_us = t0.elapsed().as_micros() as u64;
         let img = &self.model.manifest.image;
-        let visual = self
-            .calibration
-            .visual_error(&d.frame.data, &target.frame, &last.frame, img.channels, img.height, img.width)
-            .map_err(|e| PipelineError::Frame { index, reason: e.to_string() })?;
+        let visual =
+            self.calibration.visual_error(&d.frame.data, &target.frame, &last.frame, img.channels, img.height, img.width).map_err(|e| PipelineError::Frame { index, reason: e.to_string() })?;
         let semantic = match (&self.texts.1, use_text) {
             (Some(target), true) => Some(1.0 - sfn_scoring::cosine(&d.text.data, target)),
             _ => None,

@@ -149,14 +149,7 @@ impl Runtime {
         }
         if c.ring.len() == 4 && c.scheduler.offer(now) == Decision::Start {
             let small = |k: usize| sfn_infer::preprocess::to_model_input(&c.ring[k], c.channels, c.height, c.width);
-            let job = ClipJob {
-                clip: self.device.clone(),
-                frame: index,
-                frames: [small(0), small(1), small(2), small(3)],
-                channels: c.channels,
-                height: c.height,
-                width: c.width,
-            };
+            let job = ClipJob { clip: self.device.clone(), frame: index, frames: [small(0), small(1), small(2), small(3)], channels: c.channels, height: c.height, width: c.width };
             if !c.worker.offer(job) {
                 // The worker is still on an earlier (discarded) call: give the slot back.
                 c.scheduler.finished(now, false);

@@ -291,7 +291,6 @@ impl Net<'_> {
         let y = self.g.node("MatMul", &[&w, &m], vec![]);
         Ok(self.reshape(&y, &[-1, t as i64, d as i64]))
     }
-
 }
 
 /// The per-frame encoder: frame, prev_frame -> tokens, patch_embed, motion.

@@ -113,13 +113,7 @@ fn with_probes(mut model: pb::ModelProto, info: &BuildInfo) -> (pb::ModelProto, 
     for (k, t) in tensors.iter().enumerate() {
         // Through an Identity: a probe may be a graph input, whose declared type must stay its own.
         let name = format!("calibration_probe_{k}");
-        g.node.push(pb::NodeProto {
-            input: vec![t.clone()],
-            output: vec![name.clone()],
-            name: format!("probe_{k}"),
-            op_type: "Identity".into(),
-            ..Default::default()
-        });
+        g.node.push(pb::NodeProto { input: vec![t.clone()], output: vec![name.clone()], name: format!("probe_{k}"), op_type: "Identity".into(), ..Default::default() });
         let mut vi = onnx::value_info(&name, &[]);
         if let Some(pb::type_proto::Value::TensorType(tt)) = vi.r#type.as_mut().and_then(|ty| ty.value.as_mut()) {
             tt.shape = None;
@@ -326,12 +320,6 @@ pub fn flops(cfg: &SfnConfig) -> (f64, f64) {
     if cfg.decoder.bilinear {
         head += 2.0 * np * (d + da) * hid * pp;
     }
-    let decoder = 2.0 * np * 4.0 * da * d
-        + 2.0 * (np + 1.0) * 3.0 * dm * d
-        + 2.0 * dt * d
-        + vit(&cfg.decoder.vit, t)
-        + f(cfg.decoder.vit.depth) * filter
-        + head
-        + 2.0 * (d * d + d * dt);
+    let decoder = 2.0 * np * 4.0 * da * d + 2.0 * (np + 1.0) * 3.0 * dm * d + 2.0 * dt * d + vit(&cfg.decoder.vit, t) + f(cfg.decoder.vit.depth) * filter + head + 2.0 * (d * d + d * dt);
     (encoder, decoder)
 }

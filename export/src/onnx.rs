@@ -44,11 +44,7 @@ pub fn quantize_per_channel(w: &[f32], dims: &[usize], axis: usize) -> (Vec<i8>,
         maxabs[c] = maxabs[c].max(v.abs());
     }
     let scales: Vec<f32> = maxabs.iter().map(|&m| if m > 0.0 { m / QMAX } else { 1.0 }).collect();
-    let q = w
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v / scales[(i / inner) % channels]).round_ties_even().clamp(-QMAX, QMAX) as i8)
-        .collect();
+    let q = w.iter().enumerate().map(|(i, v)| (v / scales[(i / inner) % channels]).round_ties_even().clamp(-QMAX, QMAX) as i8).collect();
     (q, scales)
 }
 
@@ -99,10 +95,7 @@ pub fn value_info(name: &str, dims: &[Option<usize>]) -> pb::ValueInfoProto {
     pb::ValueInfoProto {
         name: name.into(),
         r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: DataType::Float as i32,
-                shape: Some(pb::TensorShapeProto { dim }),
-            })),
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor { elem_type: DataType::Float as i32, shape: Some(pb::TensorShapeProto { dim }) })),
             ..Default::default()
         }),
         ..Default::default()
@@ -305,35 +298,19 @@ impl GraphBuilder {
         }
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         let p = pad as i64;
-        self.node(
-            "Conv",
-            &refs,
-            vec![attr_ints("kernel_shape", &[dims[2] as i64, dims[3] as i64]), attr_ints("pads", &[p, p, p, p]), attr_ints("strides", &[1, 1])],
-        )
+        self.node("Conv", &refs, vec![attr_ints("kernel_shape", &[dims[2] as i64, dims[3] as i64]), attr_ints("pads", &[p, p, p, p]), attr_ints("strides", &[1, 1])])
     }
 
     /// The finished model and what was built.
     pub fn finish(self, doc: &str) -> (pb::ModelProto, BuildInfo) {
-        let info = BuildInfo {
-            sites: self.sites,
-            quantized_weights: self.quantized_weights,
-            quantized_activations: self.quantized_activations,
-            unquantized_sites: self.unquantized_sites,
-        };
+        let info = BuildInfo { sites: self.sites, quantized_weights: self.quantized_weights, quantized_activations: self.quantized_activations, unquantized_sites: self.unquantized_sites };
         let model = pb::ModelProto {
             ir_version: IR_VERSION,
             opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
             producer_name: "sfn-export".into(),
             producer_version: env!("CARGO_PKG_VERSION").into(),
             doc_string: doc.into(),
-            graph: Some(pb::GraphProto {
-                node: self.nodes,
-                name: self.name,
-                initializer: self.inits,
-                input: self.inputs,
-                output: self.outputs,
-                ..Default::default()
-            }),
+            graph: Some(pb::GraphProto { node: self.nodes, name: self.name, initializer: self.inits, input: self.inputs, output: self.outputs, ..Default::default() }),
             ..Default::default()
         };
         (model, info)

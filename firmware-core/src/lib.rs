@@ -50,16 +50,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-#![deny(
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects,
-    clippy::panic,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::unreachable,
-    clippy::todo,
-    clippy::unimplemented
-)]
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects, clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::unreachable, clippy::todo, clippy::unimplemented)]
 
 use embedded_hal::digital::OutputPin;
 use sfn_wire::{AlarmState, Deframer, ScorePacket, WireError, MAX_FRAMED};
@@ -83,12 +74,7 @@ pub struct Config {
 
 impl Config {
     /// 5 s heartbeat, any model, fault pulse 1 s every 10 s.
-    pub const DEFAULT: Self = Self {
-        heartbeat_timeout_ms: 5_000,
-        model_id: None,
-        fault_pulse_on_ms: 1_000,
-        fault_pulse_period_ms: 10_000,
-    };
+    pub const DEFAULT: Self = Self { heartbeat_timeout_ms: 5_000, model_id: None, fault_pulse_on_ms: 1_000, fault_pulse_period_ms: 10_000 };
 }
 
 impl Default for Config {
@@ -180,11 +166,7 @@ impl<P: OutputPin> Output<P> {
         if self.written == Some(on) {
             return;
         }
-        let result = if on {
-            self.pin.set_high()
-        } else {
-            self.pin.set_low()
-        };
+        let result = if on { self.pin.set_high() } else { self.pin.set_low() };
         match result {
             Ok(()) => self.written = Some(on),
             Err(_) => {
@@ -221,14 +203,8 @@ impl<SIREN: OutputPin, RELAY: OutputPin> AlarmUnit<SIREN, RELAY> {
         let mut unit = Self {
             config,
             deframer: Deframer::new(),
-            siren: Output {
-                pin: siren,
-                written: None,
-            },
-            relay: Output {
-                pin: relay,
-                written: None,
-            },
+            siren: Output { pin: siren, written: None },
+            relay: Output { pin: relay, written: None },
             alarm: false,
             latched: false,
             link: Link::Up,
@@ -275,8 +251,7 @@ impl<SIREN: OutputPin, RELAY: OutputPin> AlarmUnit<SIREN, RELAY> {
     /// `Raised` packet or alarm off→on transition.
     pub fn acknowledge(&mut self) {
         self.latched = false;
-        self.relay
-            .drive(self.latched, &mut self.counters.relay_pin_errors);
+        self.relay.drive(self.latched, &mut self.counters.relay_pin_errors);
     }
 
     /// Drops the frame in progress (e.g. after the serial port was reopened).
@@ -330,9 +305,7 @@ impl<SIREN: OutputPin, RELAY: OutputPin> AlarmUnit<SIREN, RELAY> {
                 1 => {}
                 step if step < 0x8000 => {
                     c.seq_gaps = c.seq_gaps.saturating_add(1);
-                    c.lost_packets = c
-                        .lost_packets
-                        .saturating_add(u32::from(step.saturating_sub(1)));
+                    c.lost_packets = c.lost_packets.saturating_add(u32::from(step.saturating_sub(1)));
                 }
                 _ => c.seq_restarts = c.seq_restarts.saturating_add(1),
             }
@@ -372,10 +345,7 @@ impl<SIREN: OutputPin, RELAY: OutputPin> AlarmUnit<SIREN, RELAY> {
             Link::Up => false,
             Link::Lost { since_ms } => {
                 let on = self.config.fault_pulse_on_ms;
-                match now_ms
-                    .saturating_sub(since_ms)
-                    .checked_rem(self.config.fault_pulse_period_ms)
-                {
+                match now_ms.saturating_sub(since_ms).checked_rem(self.config.fault_pulse_period_ms) {
                     Some(phase) => phase < on,
                     None => on > 0,
                 }
@@ -385,9 +355,7 @@ impl<SIREN: OutputPin, RELAY: OutputPin> AlarmUnit<SIREN, RELAY> {
 
     fn update_outputs(&mut self, now_ms: u64) {
         self.siren_wanted = self.alarm || self.fault_pulse(now_ms);
-        self.siren
-            .drive(self.siren_wanted, &mut self.counters.siren_pin_errors);
-        self.relay
-            .drive(self.latched, &mut self.counters.relay_pin_errors);
+        self.siren.drive(self.siren_wanted, &mut self.counters.siren_pin_errors);
+        self.relay.drive(self.latched, &mut self.counters.relay_pin_errors);
     }
 }

@@ -6,12 +6,7 @@ use common::*;
 use sfn_firmware_core::{AlarmUnit, Config, Counters, Link, Status};
 use sfn_wire::{AlarmState::*, MAX_FRAMED};
 
-const CFG: Config = Config {
-    heartbeat_timeout_ms: 3_000,
-    model_id: None,
-    fault_pulse_on_ms: 1_000,
-    fault_pulse_period_ms: 10_000,
-};
+const CFG: Config = Config { heartbeat_timeout_ms: 3_000, model_id: None, fault_pulse_on_ms: 1_000, fault_pulse_period_ms: 10_000 };
 
 #[test]
 fn starts_idle_with_pins_low() {
@@ -21,14 +16,8 @@ fn starts_idle_with_pins_low() {
     let s = u.status();
     assert!(!s.alarm && !s.relay_latched && !s.siren_wanted);
     assert_eq!(s.link, Link::Up);
-    assert_eq!(
-        (s.siren_written, s.relay_written),
-        (Some(false), Some(false))
-    );
-    assert_eq!(
-        (s.last_seq, s.last_alarm, s.last_good_ms),
-        (None, None, None)
-    );
+    assert_eq!((s.siren_written, s.relay_written), (Some(false), Some(false)));
+    assert_eq!((s.last_seq, s.last_alarm, s.last_good_ms), (None, None, None));
     assert_eq!(s.counters, Counters::default());
 }
 
@@ -76,11 +65,7 @@ fn relay_latches_until_acknowledge() {
     assert!(!u.status().relay_latched);
     assert_eq!(relay.writes(), [false, true, false]);
     u.acknowledge();
-    assert_eq!(
-        relay.writes(),
-        [false, true, false],
-        "no write without change"
-    );
+    assert_eq!(relay.writes(), [false, true, false], "no write without change");
 
     // Acknowledge during an alarm releases the relay, not the siren; Active doesn't re-latch,
     // a new Raised does.
@@ -112,10 +97,7 @@ fn active_after_restart_turns_alarm_on() {
 
 #[test]
 fn sequence_gaps_counted() {
-    let (mut u, _, _) = unit(Config {
-        heartbeat_timeout_ms: 0,
-        ..CFG
-    });
+    let (mut u, _, _) = unit(Config { heartbeat_timeout_ms: 0, ..CFG });
     let feed = |u: &mut Unit, seqs: &[u16]| {
         for &s in seqs {
             u.on_bytes(&frame(s, Idle), 0);
@@ -123,35 +105,23 @@ fn sequence_gaps_counted() {
     };
     feed(&mut u, &[10, 11, 14, 15, 15, 20]);
     let c = u.status().counters;
-    assert_eq!(
-        (c.seq_gaps, c.lost_packets, c.duplicates, c.seq_restarts),
-        (2, 6, 1, 0)
-    );
+    assert_eq!((c.seq_gaps, c.lost_packets, c.duplicates, c.seq_restarts), (2, 6, 1, 0));
 
     // Wrapping: 65534, 65535, 0 are consecutive; 0 -> 2 loses one.
     feed(&mut u, &[65534]); // 20 -> 65534 is a backwards jump: a restart
     feed(&mut u, &[65535, 0, 2]);
     let c = u.status().counters;
-    assert_eq!(
-        (c.seq_gaps, c.lost_packets, c.duplicates, c.seq_restarts),
-        (3, 7, 1, 1)
-    );
+    assert_eq!((c.seq_gaps, c.lost_packets, c.duplicates, c.seq_restarts), (3, 7, 1, 1));
 
     // Sender restart: 500 -> 3 is not 65 038 lost packets.
     feed(&mut u, &[500, 3, 4]);
     let c = u.status().counters;
-    assert_eq!(
-        (c.seq_gaps, c.lost_packets, c.seq_restarts),
-        (4, 7 + 497, 2)
-    );
+    assert_eq!((c.seq_gaps, c.lost_packets, c.seq_restarts), (4, 7 + 497, 2));
 
     // Largest forward gap.
     feed(&mut u, &[0, 0x7fff]);
     let c = u.status().counters;
-    assert_eq!(
-        (c.seq_gaps, c.lost_packets, c.seq_restarts),
-        (5, 7 + 497 + 0x7ffe, 3)
-    );
+    assert_eq!((c.seq_gaps, c.lost_packets, c.seq_restarts), (5, 7 + 497 + 0x7ffe, 3));
     assert_eq!(c.good, 15);
     assert_eq!(u.status().last_seq, Some(0x7fff));
 }
@@ -198,10 +168,7 @@ fn corrupt_frames_counted_and_decoding_resynchronises() {
 
 #[test]
 fn model_filter() {
-    let cfg = Config {
-        model_id: Some(MODEL_A),
-        ..CFG
-    };
+    let cfg = Config { model_id: Some(MODEL_A), ..CFG };
     let (mut u, siren, _) = unit(cfg);
     u.on_bytes(&frame_of(&packet(1, Raised, MODEL_B)), 0);
     assert!(!u.status().alarm);
@@ -215,16 +182,9 @@ fn model_filter() {
     u.tick(5_499);
     assert_eq!(u.status().link, Link::Up);
     u.tick(5_500);
-    assert_eq!(
-        u.status().link,
-        Link::Lost { since_ms: 5_500 },
-        "other models are no heartbeat"
-    );
+    assert_eq!(u.status().link, Link::Lost { since_ms: 5_500 }, "other models are no heartbeat");
     let c = u.status().counters;
-    assert_eq!(
-        (c.good, c.foreign_model, c.seq_gaps, c.seq_restarts),
-        (2, 4, 0, 0)
-    );
+    assert_eq!((c.good, c.foreign_model, c.seq_gaps, c.seq_restarts), (2, 4, 0, 0));
     assert_eq!(siren.writes(), [false, true]);
 
     // Any model.
@@ -232,10 +192,7 @@ fn model_filter() {
     u.on_bytes(&frame_of(&packet(1, Raised, MODEL_B)), 0);
     u.on_bytes(&frame_of(&packet(2, Active, MODEL_A)), 0);
     assert!(u.status().alarm);
-    assert_eq!(
-        (u.status().counters.good, u.status().counters.foreign_model),
-        (2, 0)
-    );
+    assert_eq!((u.status().counters.good, u.status().counters.foreign_model), (2, 0));
 }
 
 #[test]
@@ -261,10 +218,7 @@ fn heartbeat_timeout_pulses_and_recovers() {
         assert_eq!(u.status().siren_wanted, on, "t={t}");
         assert_eq!(siren.level(), Some(on), "t={t}");
     }
-    assert_eq!(
-        siren.writes(),
-        [false, true, false, true, false, true, false]
-    );
+    assert_eq!(siren.writes(), [false, true, false, true, false, true, false]);
     assert_eq!(u.status().counters.link_losses, 1);
     assert!(!u.status().alarm);
 
@@ -297,19 +251,11 @@ fn heartbeat_from_start_without_packets() {
     u.tick(1_002_999);
     assert_eq!(u.status().link, Link::Up);
     u.tick(1_003_000);
-    assert_eq!(
-        u.status().link,
-        Link::Lost {
-            since_ms: 1_003_000
-        }
-    );
+    assert_eq!(u.status().link, Link::Lost { since_ms: 1_003_000 });
     assert_eq!(siren.writes(), [false, true]);
 
     // Heartbeat disabled.
-    let (mut u, siren, _) = unit(Config {
-        heartbeat_timeout_ms: 0,
-        ..CFG
-    });
+    let (mut u, siren, _) = unit(Config { heartbeat_timeout_ms: 0, ..CFG });
     u.tick(u64::MAX);
     assert_eq!(u.status().link, Link::Up);
     assert_eq!(siren.writes(), [false]);
@@ -383,9 +329,7 @@ fn split_stream_equals_whole() {
     assert_eq!(run_chunks(&s, &every), whole, "byte by byte");
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for _ in 0..2_000 {
-        let mut cuts: Vec<usize> = (0..rng.below(8))
-            .map(|_| rng.below(s.len() as u64 + 1) as usize)
-            .collect();
+        let mut cuts: Vec<usize> = (0..rng.below(8)).map(|_| rng.below(s.len() as u64 + 1) as usize).collect();
         cuts.sort_unstable();
         assert_eq!(run_chunks(&s, &cuts), whole, "cuts {cuts:?}");
     }
@@ -401,10 +345,7 @@ fn pin_errors_counted_and_retried() {
     assert!(s.siren_wanted);
     u.tick(10); // retry succeeds
     let s = u.status();
-    assert_eq!(
-        (s.counters.siren_pin_errors, s.siren_written),
-        (2, Some(true))
-    );
+    assert_eq!((s.counters.siren_pin_errors, s.siren_written), (2, Some(true)));
     assert_eq!(siren.writes(), [false, true]);
     u.tick(20);
     assert_eq!(siren.writes(), [false, true], "no rewrite once written");
@@ -433,10 +374,7 @@ fn pin_errors_counted_and_retried() {
     let u = AlarmUnit::new(CFG, siren, relay, 0);
     let s = u.status();
     assert_eq!((s.siren_written, s.relay_written), (None, None));
-    assert_eq!(
-        (s.counters.siren_pin_errors, s.counters.relay_pin_errors),
-        (1, 1)
-    );
+    assert_eq!((s.counters.siren_pin_errors, s.counters.relay_pin_errors), (1, 1));
 }
 
 #[test]
@@ -445,24 +383,9 @@ fn random_streams_never_panic() {
     let configs = [
         CFG,
         Config::default(),
-        Config {
-            heartbeat_timeout_ms: 1,
-            fault_pulse_on_ms: u64::MAX,
-            fault_pulse_period_ms: 0,
-            model_id: Some(MODEL_A),
-        },
-        Config {
-            heartbeat_timeout_ms: u64::MAX,
-            fault_pulse_on_ms: 0,
-            fault_pulse_period_ms: 1,
-            model_id: None,
-        },
-        Config {
-            heartbeat_timeout_ms: 7,
-            fault_pulse_on_ms: 3,
-            fault_pulse_period_ms: 5,
-            model_id: Some(MODEL_B),
-        },
+        Config { heartbeat_timeout_ms: 1, fault_pulse_on_ms: u64::MAX, fault_pulse_period_ms: 0, model_id: Some(MODEL_A) },
+        Config { heartbeat_timeout_ms: u64::MAX, fault_pulse_on_ms: 0, fault_pulse_period_ms: 1, model_id: None },
+        Config { heartbeat_timeout_ms: 7, fault_pulse_on_ms: 3, fault_pulse_period_ms: 5, model_id: Some(MODEL_B) },
     ];
     for cfg in configs {
         let (mut u, siren, relay) = unit(cfg);
@@ -472,15 +395,7 @@ fn random_streams_never_panic() {
                 // Raw random bytes, zeros more likely than uniform.
                 0..=2 => {
                     let len = rng.below(80) as usize;
-                    let bytes: Vec<u8> = (0..len)
-                        .map(|_| {
-                            if rng.below(16) == 0 {
-                                0
-                            } else {
-                                rng.next() as u8
-                            }
-                        })
-                        .collect();
+                    let bytes: Vec<u8> = (0..len).map(|_| if rng.below(16) == 0 { 0 } else { rng.next() as u8 }).collect();
                     u.on_bytes(&bytes, now);
                 }
                 // Valid frame, random fields, possibly damaged or cut.

@@ -110,10 +110,7 @@ impl Input {
     /// (`udp:PORT` binds `0.0.0.0`), `mqtt://HOST[:PORT]/TOPIC` (port 1883 by default, IPv6
     /// hosts in brackets, the topic a filter that may contain `+` and `#`).
     pub fn parse(spec: &str) -> Result<Input, DecodeError> {
-        let bad = |reason: &str| DecodeError::BadSpec {
-            spec: spec.to_string(),
-            reason: reason.to_string(),
-        };
+        let bad = |reason: &str| DecodeError::BadSpec { spec: spec.to_string(), reason: reason.to_string() };
         if spec.is_empty() {
             return Err(bad("empty spec"));
         }
@@ -126,9 +123,7 @@ impl Input {
         }
         if let Some(path) = spec.strip_prefix("serial:") {
             if path.is_empty() {
-                return Err(bad(
-                    "missing device after serial: (e.g. serial:/dev/ttyUSB0)",
-                ));
+                return Err(bad("missing device after serial: (e.g. serial:/dev/ttyUSB0)"));
             }
             return Ok(Input::Serial(PathBuf::from(path)));
         }
@@ -143,9 +138,7 @@ impl Input {
             return Err(bad("expected mqtt://HOST[:PORT]/TOPIC"));
         }
         if let Some((scheme, _)) = spec.split_once("://") {
-            return Err(bad(&format!(
-                "unknown scheme {scheme:?} (expected file:, serial:, udp: or mqtt://)"
-            )));
+            return Err(bad(&format!("unknown scheme {scheme:?} (expected file:, serial:, udp: or mqtt://)")));
         }
         Ok(Input::File(PathBuf::from(spec)))
     }
@@ -180,9 +173,7 @@ impl std::str::FromStr for Input {
 /// Splits `host:port` / `[v6]:port`; `None` when there is no port.
 fn split_host_port(s: &str) -> Result<(&str, Option<&str>), String> {
     if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or_else(|| format!("unclosed '[' in {s:?}"))?;
+        let (host, after) = rest.split_once(']').ok_or_else(|| format!("unclosed '[' in {s:?}"))?;
         return match after {
             "" => Ok((host, None)),
             _ => match after.strip_prefix(':') {
@@ -192,17 +183,14 @@ fn split_host_port(s: &str) -> Result<(&str, Option<&str>), String> {
         };
     }
     match s.rsplit_once(':') {
-        Some((host, _)) if host.contains(':') => {
-            Err("IPv6 addresses need brackets: [ADDR]:PORT".to_string())
-        }
+        Some((host, _)) if host.contains(':') => Err("IPv6 addresses need brackets: [ADDR]:PORT".to_string()),
         Some((host, port)) => Ok((host, Some(port))),
         None => Ok((s, None)),
     }
 }
 
 fn parse_port(port: &str) -> Result<u16, String> {
-    port.parse::<u16>()
-        .map_err(|_| format!("bad port {port:?} (expected 0..=65535)"))
+    port.parse::<u16>().map_err(|_| format!("bad port {port:?} (expected 0..=65535)"))
 }
 
 fn parse_udp(addr: &str) -> Result<String, String> {
@@ -223,9 +211,7 @@ fn parse_udp(addr: &str) -> Result<String, String> {
 }
 
 fn parse_mqtt(rest: &str) -> Result<Input, String> {
-    let (authority, topic) = rest
-        .split_once('/')
-        .ok_or("missing topic (expected mqtt://HOST[:PORT]/TOPIC)")?;
+    let (authority, topic) = rest.split_once('/').ok_or("missing topic (expected mqtt://HOST[:PORT]/TOPIC)")?;
     if authority.contains('@') {
         return Err("credentials in the URL are not supported".to_string());
     }
@@ -233,16 +219,9 @@ fn parse_mqtt(rest: &str) -> Result<Input, String> {
     if host.is_empty() {
         return Err("missing broker host".to_string());
     }
-    let port = port
-        .map(parse_port)
-        .transpose()?
-        .unwrap_or(MQTT_DEFAULT_PORT);
+    let port = port.map(parse_port).transpose()?.unwrap_or(MQTT_DEFAULT_PORT);
     validate_topic_filter(topic)?;
-    Ok(Input::Mqtt {
-        host: host.to_string(),
-        port,
-        topic: topic.to_string(),
-    })
+    Ok(Input::Mqtt { host: host.to_string(), port, topic: topic.to_string() })
 }
 
 /// MQTT topic filter rules: not empty, no NUL, `#` only as the whole last level, `+` only as a
@@ -257,14 +236,10 @@ fn validate_topic_filter(topic: &str) -> Result<(), String> {
     let levels: Vec<&str> = topic.split('/').collect();
     for (i, level) in levels.iter().enumerate() {
         if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
-            return Err(format!(
-                "bad topic filter {topic:?}: '#' must be the whole last level"
-            ));
+            return Err(format!("bad topic filter {topic:?}: '#' must be the whole last level"));
         }
         if level.contains('+') && *level != "+" {
-            return Err(format!(
-                "bad topic filter {topic:?}: '+' must be a whole level"
-            ));
+            return Err(format!("bad topic filter {topic:?}: '+' must be a whole level"));
         }
     }
     Ok(())
@@ -310,15 +285,10 @@ impl Decoded {
             return Ok(());
         }
         if let Some(&found) = self.versions_found.iter().next() {
-            return Err(DecodeError::OtherVersion {
-                found,
-                expected: VERSION,
-            });
+            return Err(DecodeError::OtherVersion { found, expected: VERSION });
         }
         if self.corrupt == 0 {
-            return Err(DecodeError::Empty {
-                input: self.input.clone(),
-            });
+            return Err(DecodeError::Empty { input: self.input.clone() });
         }
         Ok(())
     }
@@ -339,12 +309,7 @@ impl Decoded {
 /// A serial device is read on a helper thread so that the timeout works whatever the tty's
 /// `min`/`time` settings; when decoding stops while that thread is blocked in `read`, it ends
 /// after its next read returns.
-pub fn decode_stream(
-    input: &Input,
-    limit: Option<u64>,
-    timeout: Option<Duration>,
-    on_packet: &mut dyn FnMut(&Record),
-) -> Result<Decoded, DecodeError> {
+pub fn decode_stream(input: &Input, limit: Option<u64>, timeout: Option<Duration>, on_packet: &mut dyn FnMut(&Record)) -> Result<Decoded, DecodeError> {
     let mut t = Tally::new(input.to_string(), limit, on_packet);
     if t.done() {
         t.out.hit_limit = true;
@@ -369,14 +334,7 @@ struct Tally<'a> {
 
 impl<'a> Tally<'a> {
     fn new(input: String, limit: Option<u64>, on_packet: &'a mut dyn FnMut(&Record)) -> Self {
-        Self {
-            out: Decoded {
-                input,
-                ..Decoded::default()
-            },
-            limit,
-            on_packet,
-        }
+        Self { out: Decoded { input, ..Decoded::default() }, limit, on_packet }
     }
 
     fn done(&self) -> bool {
@@ -384,19 +342,11 @@ impl<'a> Tally<'a> {
     }
 
     /// Counts one frame's result. `at` describes where it was (for warnings).
-    fn frame(
-        &mut self,
-        result: Result<ScorePacket, WireError>,
-        source: &str,
-        at: &dyn fmt::Display,
-    ) {
+    fn frame(&mut self, result: Result<ScorePacket, WireError>, source: &str, at: &dyn fmt::Display) {
         match result {
             Ok(packet) => {
                 self.out.packets += 1;
-                (self.on_packet)(&Record {
-                    source: source.to_string(),
-                    packet,
-                });
+                (self.on_packet)(&Record { source: source.to_string(), packet });
             }
             Err(WireError::Version { found, expected }) => {
                 self.out.other_version += 1;
@@ -419,9 +369,7 @@ impl<'a> Tally<'a> {
             n if n <= MAX_CORRUPT_WARNINGS => {
                 tracing::warn!("{source}: {at}: corrupt frame skipped: {e}")
             }
-            n if n == MAX_CORRUPT_WARNINGS + 1 => tracing::warn!(
-                "{source}: {at}: corrupt frame skipped: {e} (further corrupt frames are only counted)"
-            ),
+            n if n == MAX_CORRUPT_WARNINGS + 1 => tracing::warn!("{source}: {at}: corrupt frame skipped: {e} (further corrupt frames are only counted)"),
             _ => tracing::debug!("{source}: {at}: corrupt frame skipped: {e}"),
         }
     }
@@ -452,12 +400,7 @@ impl fmt::Display for FrameAt<'_> {
 
 impl Stream {
     fn new(what: impl Into<String>) -> Self {
-        Self {
-            deframer: Deframer::new(),
-            offset: 0,
-            frame_start: 0,
-            what: what.into(),
-        }
+        Self { deframer: Deframer::new(), offset: 0, frame_start: 0, what: what.into() }
     }
 
     /// Feeds a chunk; returns `true` when the limit was reached (the rest of the chunk is
@@ -467,11 +410,7 @@ impl Stream {
             let at = self.offset;
             self.offset += 1;
             if let Some(result) = self.deframer.push(b) {
-                let loc = FrameAt {
-                    what: &self.what,
-                    start: self.frame_start,
-                    len: at - self.frame_start,
-                };
+                let loc = FrameAt { what: &self.what, start: self.frame_start, len: at - self.frame_start };
                 t.frame(result, source, &loc);
             }
             if b == 0 {
@@ -487,16 +426,8 @@ impl Stream {
     /// End of the stream: a frame in progress is truncated, hence corrupt.
     fn finish(&mut self, source: &str, t: &mut Tally) {
         if self.offset > self.frame_start {
-            let loc = FrameAt {
-                what: &self.what,
-                start: self.frame_start,
-                len: self.offset - self.frame_start,
-            };
-            t.corrupt(
-                source,
-                &loc,
-                &"truncated frame at end of stream (no 0x00 delimiter)",
-            );
+            let loc = FrameAt { what: &self.what, start: self.frame_start, len: self.offset - self.frame_start };
+            t.corrupt(source, &loc, &"truncated frame at end of stream (no 0x00 delimiter)");
             self.frame_start = self.offset;
         }
         self.deframer.reset();
@@ -504,10 +435,7 @@ impl Stream {
 }
 
 fn io_err(path: impl fmt::Display, source: io::Error) -> DecodeError {
-    DecodeError::Io {
-        path: path.to_string(),
-        source,
-    }
+    DecodeError::Io { path: path.to_string(), source }
 }
 
 fn decode_file(path: &Path, t: &mut Tally) -> Result<(), DecodeError> {
@@ -548,8 +476,7 @@ impl Drop for StopOnDrop {
 #[cfg(unix)]
 fn is_char_device(file: &File) -> bool {
     use std::os::unix::fs::FileTypeExt;
-    file.metadata()
-        .is_ok_and(|m| m.file_type().is_char_device())
+    file.metadata().is_ok_and(|m| m.file_type().is_char_device())
 }
 
 #[cfg(not(unix))]
@@ -659,9 +586,7 @@ fn decode_udp(addr: &str, timeout: Option<Duration>, t: &mut Tally) -> Result<()
     let socket = UdpSocket::bind(addr).map_err(|e| io_err(&name, e))?;
     // A zero read timeout is an error for std; treat it as the shortest one.
     let timeout = timeout.map(|d| d.max(Duration::from_millis(1)));
-    socket
-        .set_read_timeout(timeout)
-        .map_err(|e| io_err(&name, e))?;
+    socket.set_read_timeout(timeout).map_err(|e| io_err(&name, e))?;
     if let Ok(local) = socket.local_addr() {
         tracing::info!("listening for score packets on udp:{local}");
     }
@@ -670,12 +595,7 @@ fn decode_udp(addr: &str, timeout: Option<Duration>, t: &mut Tally) -> Result<()
     while !t.done() {
         let (n, peer) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                 tracing::debug!("{name}: no datagram for {timeout:?}, stopping");
                 break;
             }
@@ -710,19 +630,10 @@ fn topic_kind(topic: &str) -> TopicKind {
     }
 }
 
-fn decode_mqtt(
-    host: &str,
-    port: u16,
-    topic: &str,
-    timeout: Option<Duration>,
-    t: &mut Tally,
-) -> Result<(), DecodeError> {
+fn decode_mqtt(host: &str, port: u16, topic: &str, timeout: Option<Duration>, t: &mut Tally) -> Result<(), DecodeError> {
     use rumqttc::{Client, ConnectionError, Event, MqttOptions, Packet, QoS, RecvTimeoutError};
 
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let id = format!("sfn-host-decode-{}-{nanos:08x}", std::process::id());
     let mut opts = MqttOptions::new(id, host, port);
     opts.set_keep_alive(Duration::from_secs(30));
@@ -759,22 +670,12 @@ fn decode_mqtt(
                 }
                 connected = true;
                 // Clean session: subscribe again after every (re)connect.
-                client
-                    .subscribe(topic, QoS::AtLeastOnce)
-                    .map_err(|e| DecodeError::Mqtt {
-                        reason: format!("subscribe to {topic:?}: {e}"),
-                    })?;
+                client.subscribe(topic, QoS::AtLeastOnce).map_err(|e| DecodeError::Mqtt { reason: format!("subscribe to {topic:?}: {e}") })?;
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 use rumqttc::SubscribeReasonCode;
-                if ack
-                    .return_codes
-                    .iter()
-                    .any(|c| matches!(c, SubscribeReasonCode::Failure))
-                {
-                    return Err(DecodeError::Mqtt {
-                        reason: format!("broker {broker} refused the subscription to {topic:?}"),
-                    });
+                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
+                    return Err(DecodeError::Mqtt { reason: format!("broker {broker} refused the subscription to {topic:?}") });
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -808,9 +709,7 @@ fn decode_mqtt(
         }
     }
     if !connected {
-        return Err(DecodeError::Mqtt {
-            reason: format!("no connection to {broker} within {timeout:?}"),
-        });
+        return Err(DecodeError::Mqtt { reason: format!("no connection to {broker} within {timeout:?}") });
     }
     {
         // Say goodbye politely; give the event loop a moment to send DISCONNECT.
@@ -871,21 +770,14 @@ fn model_hex(id: [u8; 4]) -> String {
 
 /// Column header for [`table_row`].
 pub fn table_header() -> String {
-    format!(
-        "{:>5}  {:<24}  {:>10}  {:>9}  {:>9}  {:>10}  {:<7}  {}",
-        "seq", "time (UTC)", "frame", "score", "visual_z", "semantic_z", "alarm", "model_id"
-    )
+    format!("{:>5}  {:<24}  {:>10}  {:>9}  {:>9}  {:>10}  {:<7}  {}", "seq", "time (UTC)", "frame", "score", "visual_z", "semantic_z", "alarm", "model_id")
 }
 
 /// One fixed-width table line: seq, capture time (ISO 8601 UTC, ms), frame, score, visual z,
 /// semantic z (`-` when none), alarm state, model id (hex). Scores with 3 decimals.
 pub fn table_row(r: &Record) -> String {
     let p = &r.packet;
-    let semantic = if p.has_semantic() {
-        format!("{:.3}", p.semantic_z)
-    } else {
-        "-".to_string()
-    };
+    let semantic = if p.has_semantic() { format!("{:.3}", p.semantic_z) } else { "-".to_string() };
     format!(
         "{:>5}  {:<24}  {:>10}  {:>9.3}  {:>9.3}  {:>10}  {:<7}  {}",
         p.seq,

@@ -174,10 +174,7 @@ fn alarm(a: &AlarmArgs) -> AlarmConfig {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).with_writer(std::io::stderr).init();
     match Cli::parse().cmd {
         Cmd::Demo { out, data, model, alarm: a } => {
             let (data, model) = match data {
@@ -212,7 +209,16 @@ fn main() -> Result<()> {
             let r = sfn_host::calibrate::calibrate(&sfn_host::calibrate::CalibrateOptions { model, inputs: data, out, backend: backend(&b)? })?;
             let c = &r.calibration;
             let speed = c.speed.as_ref().map(|s| format!(", {}", s.cue.name())).unwrap_or_default();
-            println!("calibrated on {} frames of {} clip(s) ({}): pooling {}{speed}, visual mean {:.6} std {:.6}, sigma {}", r.frames, r.clips.len(), r.clips.join(", "), c.pooling.name(), c.visual_mean, c.visual_std, c.sigma);
+            println!(
+                "calibrated on {} frames of {} clip(s) ({}): pooling {}{speed}, visual mean {:.6} std {:.6}, sigma {}",
+                r.frames,
+                r.clips.len(),
+                r.clips.join(", "),
+                c.pooling.name(),
+                c.visual_mean,
+                c.visual_std,
+                c.sigma
+            );
             println!("export: {}", r.manifest.display());
         }
         Cmd::Validate { packets, labels, report, fps } => {

@@ -92,10 +92,7 @@ pub fn discover(inputs: &[PathBuf]) -> Result<(Vec<ClipInput>, Option<Labels>), 
         } else if input.is_file() && VIDEO_EXTENSIONS.iter().any(|x| input.extension().is_some_and(|e| e.eq_ignore_ascii_case(x))) {
             clips.push(ClipInput { name: input.file_stem().unwrap_or_default().to_string_lossy().into_owned(), dir: input.clone() });
         } else {
-            return Err(HostError::Input {
-                path: input.clone(),
-                reason: "not a dataset root (ROOT/testing/frames/<clip>/), a folder of frames, nor a video file (.mp4 .avi .mkv .mov)".into(),
-            });
+            return Err(HostError::Input { path: input.clone(), reason: "not a dataset root (ROOT/testing/frames/<clip>/), a folder of frames, nor a video file (.mp4 .avi .mkv .mov)".into() });
         }
     }
     Ok((clips, labels))
@@ -107,7 +104,9 @@ pub fn replay_clip(opts: &ReplayOptions, clip: &ClipInput, packets: &Path) -> Re
     if pipeline.uses_text() {
         return Err(HostError::Input {
             path: opts.model.clone(),
-            reason: "the model reads captions; replay runs models without the semantic branch (captions are refreshed on a wall-clock budget on the device, which a deterministic replay cannot reproduce)".into(),
+            reason:
+                "the model reads captions; replay runs models without the semantic branch (captions are refreshed on a wall-clock budget on the device, which a deterministic replay cannot reproduce)"
+                    .into(),
         });
     }
     let mut rt = Runtime::new(pipeline, &clip.name);
@@ -158,10 +157,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplayReport, HostError> {
     for clip in &clips {
         let outs = replay_clip(opts, clip, &pdir.join(format!("{}.bin", clip.name)))?;
         let l = match &labels {
-            Some(l) => Some(l.get(&clip.name).cloned().ok_or_else(|| HostError::Input {
-                path: opts.inputs[0].join("testing/labels.json"),
-                reason: format!("no labels for clip {}", clip.name),
-            })?),
+            Some(l) => Some(l.get(&clip.name).cloned().ok_or_else(|| HostError::Input { path: opts.inputs[0].join("testing/labels.json"), reason: format!("no labels for clip {}", clip.name) })?),
             None => None,
         };
         traces.push(ClipTrace::from_outputs(&clip.name, &outs, l.as_deref()).map_err(|reason| HostError::Input { path: clip.dir.clone(), reason })?);
@@ -169,12 +165,8 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplayReport, HostError> {
     // The saturated offline scoring needs the calibration's cap (the pipeline has already read model.json).
     let z_cap = sfn_infer::manifest::Manifest::read(&opts.model).ok().and_then(|m| m.calibration).and_then(|c| c.visual_z_max);
     let validation = validate::validate(&traces, opts.fps, opts.alarm.raise_after, z_cap);
-    let report = ReplayReport {
-        model: opts.model.display().to_string(),
-        clips: clips.iter().map(|c| c.name.clone()).collect(),
-        frames_scored: traces.iter().map(|t| t.frames.len()).sum(),
-        validation,
-    };
+    let report =
+        ReplayReport { model: opts.model.display().to_string(), clips: clips.iter().map(|c| c.name.clone()).collect(), frames_scored: traces.iter().map(|t| t.frames.len()).sum(), validation };
     let path = opts.out.join("report.json");
     let text = serde_json::to_string_pretty(&report).map_err(|e| HostError::Input { path: path.clone(), reason: e.to_string() })?;
     // Atomically: a reader never sees half a report.

@@ -172,7 +172,18 @@ pub fn validate(traces: &[ClipTrace], fps: f64, _raise_after: u32, z_cap: Option
     };
     let (offline, offline_saturated) = (offline_set(None), z_cap.filter(|z| z.is_finite()).map(|cap| offline_set(Some(cap))));
     let mut runs = Vec::new();
-    let mut m = AlarmMetrics { events: 0, detected_events: 0, alarms: 0, true_alarms: 0, false_alarms: 0, precision: None, recall: None, mean_detection_delay_frames: None, false_alarms_per_hour: None, normal_hours: 0.0 };
+    let mut m = AlarmMetrics {
+        events: 0,
+        detected_events: 0,
+        alarms: 0,
+        true_alarms: 0,
+        false_alarms: 0,
+        precision: None,
+        recall: None,
+        mean_detection_delay_frames: None,
+        false_alarms_per_hour: None,
+        normal_hours: 0.0,
+    };
     let mut delays = Vec::new();
     let labelled = traces.iter().all(|t| t.labels.is_some()) && !traces.is_empty();
     for t in traces {
@@ -220,8 +231,7 @@ pub fn plots(traces: &[ClipTrace], v: &Validation, dir: &Path) -> Result<(), Str
         let labels = t.labels.clone().unwrap_or_else(|| vec![0; t.frames.len()]);
         let auc = v.causal.per_clip.get(&t.name).and_then(|c| c.auc);
         let title = format!("clip {}: causal AUC {} (as the device sends it)", t.name, pct(auc));
-        sfn_plots::score_curves_png(&dir.join(format!("clip_{}.png", t.name)), &title, &[("causal (rescaled)", &causal), (offline, &off)], &labels)
-            .map_err(|e| e.to_string())?;
+        sfn_plots::score_curves_png(&dir.join(format!("clip_{}.png", t.name)), &title, &[("causal (rescaled)", &causal), (offline, &off)], &labels).map_err(|e| e.to_string())?;
     }
     let (cs, cl) = v.causal.concatenated();
     let (os, ol) = v.offline.concatenated();

@@ -8,9 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sfn_host::decode::{
-    decode_stream, json_line, table_header, table_row, DecodeError, Decoded, Input, Record,
-};
+use sfn_host::decode::{decode_stream, json_line, table_header, table_row, DecodeError, Decoded, Input, Record};
 use sfn_wire::{crc16_ccitt_false, AlarmState, Millis48, ScorePacket, BODY_LEN};
 
 fn packet(seq: u16) -> ScorePacket {
@@ -20,17 +18,8 @@ fn packet(seq: u16) -> ScorePacket {
         frame: 1000 + u32::from(seq),
         score: seq as f32 * 0.5,
         visual_z: 1.0 + seq as f32,
-        semantic_z: if seq.is_multiple_of(2) {
-            f32::NAN
-        } else {
-            -0.25
-        },
-        alarm: [
-            AlarmState::Idle,
-            AlarmState::Raised,
-            AlarmState::Active,
-            AlarmState::Cleared,
-        ][usize::from(seq % 4)],
+        semantic_z: if seq.is_multiple_of(2) { f32::NAN } else { -0.25 },
+        alarm: [AlarmState::Idle, AlarmState::Raised, AlarmState::Active, AlarmState::Cleared][usize::from(seq % 4)],
         model_id: [0xde, 0xad, 0xbe, 0xef],
         ..ScorePacket::default()
     }
@@ -78,18 +67,11 @@ fn raw_of_version(p: &ScorePacket, version: u8) -> Vec<u8> {
 
 fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
     let path = dir.join(name);
-    std::fs::File::create(&path)
-        .unwrap()
-        .write_all(bytes)
-        .unwrap();
+    std::fs::File::create(&path).unwrap().write_all(bytes).unwrap();
     path
 }
 
-fn collect(
-    input: &Input,
-    limit: Option<u64>,
-    timeout: Option<Duration>,
-) -> Result<(Decoded, Vec<Record>), DecodeError> {
+fn collect(input: &Input, limit: Option<u64>, timeout: Option<Duration>) -> Result<(Decoded, Vec<Record>), DecodeError> {
     let mut got = Vec::new();
     let d = decode_stream(input, limit, timeout, &mut |r| got.push(r.clone()))?;
     Ok((d, got))
@@ -182,31 +164,16 @@ fn corrupt_frames_are_reported_with_their_offsets() {
 
     let log = Log::default();
     let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    let (d, _) = tracing::subscriber::with_default(subscriber, || {
-        collect(&Input::File(path), None, None).unwrap()
-    });
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).with_max_level(tracing::Level::WARN).finish();
+    let (d, _) = tracing::subscriber::with_default(subscriber, || collect(&Input::File(path), None, None).unwrap());
     assert_eq!((d.packets, d.corrupt, d.other_version), (1, 3, 2));
     let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
     let warnings: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
     assert_eq!(warnings.len(), 4, "{text}");
-    assert!(
-        warnings[0].contains("byte 34 (33 bytes)") && warnings[0].contains("CRC"),
-        "{text}"
-    );
+    assert!(warnings[0].contains("byte 34 (33 bytes)") && warnings[0].contains("CRC"), "{text}");
     assert!(warnings[1].contains("byte 68 (3 bytes)"), "{text}");
-    assert!(
-        warnings[2].contains("byte 72") && warnings[2].contains("version 7"),
-        "{text}"
-    );
-    assert!(
-        warnings[3].contains("byte 140 (10 bytes)") && warnings[3].contains("truncated"),
-        "{text}"
-    );
+    assert!(warnings[2].contains("byte 72") && warnings[2].contains("version 7"), "{text}");
+    assert!(warnings[3].contains("byte 140 (10 bytes)") && warnings[3].contains("truncated"), "{text}");
 }
 
 /// Garbage without a delimiter merges with the following frame: both are lost as one.
@@ -236,16 +203,7 @@ fn file_of_version_2_packets_is_an_error_naming_the_version() {
     assert_eq!((d.packets, d.corrupt, d.other_version), (0, 0, 4));
     assert_eq!(d.versions_found.iter().copied().collect::<Vec<_>>(), [2]);
     let err = d.check().unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DecodeError::OtherVersion {
-                found: 2,
-                expected: 1
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, DecodeError::OtherVersion { found: 2, expected: 1 }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("version 2"), "{msg}");
 
@@ -278,17 +236,9 @@ fn empty_file_is_an_error() {
 
 #[test]
 fn missing_file_is_an_io_error_naming_it() {
-    let err = collect(
-        &Input::File("/nonexistent/sfn/scores.bin".into()),
-        None,
-        None,
-    )
-    .unwrap_err();
+    let err = collect(&Input::File("/nonexistent/sfn/scores.bin".into()), None, None).unwrap_err();
     assert!(matches!(err, DecodeError::Io { .. }), "{err:?}");
-    assert!(
-        err.to_string().contains("/nonexistent/sfn/scores.bin"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("/nonexistent/sfn/scores.bin"), "{err}");
 }
 
 /// A serial line is read until silence: a FIFO stands in for the tty (its writer stays open
@@ -297,10 +247,7 @@ fn missing_file_is_an_io_error_naming_it() {
 fn serial_stops_after_silence() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("tty");
-    let ok = Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .is_ok_and(|s| s.success());
+    let ok = Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success());
     if ok {
         let path = fifo.clone();
         let writer = thread::spawn(move || {
@@ -314,10 +261,7 @@ fn serial_stops_after_silence() {
         let start = Instant::now();
         let input = Input::parse(&format!("serial:{}", fifo.display())).unwrap();
         let (d, got) = collect(&input, None, Some(Duration::from_millis(300))).unwrap();
-        assert!(
-            start.elapsed() < Duration::from_millis(1400),
-            "stopped on silence"
-        );
+        assert!(start.elapsed() < Duration::from_millis(1400), "stopped on silence");
         assert_eq!(got.iter().map(|r| r.packet.seq).collect::<Vec<_>>(), [0, 1]);
         assert_eq!((d.packets, d.corrupt), (2, 1), "the cut-off frame");
         writer.join().unwrap();
@@ -326,22 +270,13 @@ fn serial_stops_after_silence() {
     }
 
     let start = Instant::now();
-    let (d, _) = collect(
-        &Input::Serial("/dev/null".into()),
-        None,
-        Some(Duration::from_millis(200)),
-    )
-    .unwrap();
+    let (d, _) = collect(&Input::Serial("/dev/null".into()), None, Some(Duration::from_millis(200))).unwrap();
     assert!(start.elapsed() < Duration::from_secs(2));
     assert!(matches!(d.check(), Err(DecodeError::Empty { .. })));
 }
 
 fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Sends `probe` until it is not refused (ICMP port unreachable) any more, i.e. until the
@@ -352,10 +287,7 @@ fn udp_sender(port: u16, probe: Vec<u8>, datagrams: Vec<Vec<u8>>) -> thread::Joi
         s.connect(("127.0.0.1", port)).unwrap();
         let start = Instant::now();
         loop {
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "receiver never bound"
-            );
+            assert!(start.elapsed() < Duration::from_secs(5), "receiver never bound");
             if s.send(&probe).is_err() {
                 thread::sleep(Duration::from_millis(10));
                 continue;
@@ -390,10 +322,7 @@ fn udp_datagrams_with_limit() {
     let input = Input::parse(&format!("udp:127.0.0.1:{port}")).unwrap();
     let (d, got) = collect(&input, Some(4), Some(Duration::from_secs(5))).unwrap();
     sender.join().unwrap();
-    assert_eq!(
-        got.iter().map(|r| r.packet.seq).collect::<Vec<_>>(),
-        [0, 1, 2, 3]
-    );
+    assert_eq!(got.iter().map(|r| r.packet.seq).collect::<Vec<_>>(), [0, 1, 2, 3]);
     assert!(got.iter().all(|r| r.source.starts_with("127.0.0.1:")));
     assert_eq!(d.packets, 4);
     assert_eq!(d.corrupt, 1, "the garbage datagram");
@@ -406,12 +335,7 @@ fn udp_datagrams_with_limit() {
 fn udp_silence_times_out() {
     let port = free_udp_port();
     let start = Instant::now();
-    let (d, got) = collect(
-        &Input::Udp(format!("127.0.0.1:{port}")),
-        Some(10),
-        Some(Duration::from_millis(200)),
-    )
-    .unwrap();
+    let (d, got) = collect(&Input::Udp(format!("127.0.0.1:{port}")), Some(10), Some(Duration::from_millis(200))).unwrap();
     assert!(start.elapsed() < Duration::from_secs(3));
     assert!(got.is_empty());
     assert!(!d.hit_limit);
@@ -425,10 +349,7 @@ fn spec_parsing() {
         ("file:/tmp/a.bin", File("/tmp/a.bin".into())),
         ("file:rel/a.bin", File("rel/a.bin".into())),
         ("file:///tmp/a.bin", File("/tmp/a.bin".into())),
-        (
-            "/var/log/sfn/scores.bin",
-            File("/var/log/sfn/scores.bin".into()),
-        ),
+        ("/var/log/sfn/scores.bin", File("/var/log/sfn/scores.bin".into())),
         ("scores.bin", File("scores.bin".into())),
         ("odd:name.bin", File("odd:name.bin".into())),
         ("serial:/dev/ttyUSB0", Serial("/dev/ttyUSB0".into())),
@@ -437,55 +358,18 @@ fn spec_parsing() {
         ("udp:5005", Udp("0.0.0.0:5005".into())),
         ("udp:[::]:5005", Udp("[::]:5005".into())),
         ("udp:localhost:5005", Udp("localhost:5005".into())),
-        (
-            "mqtt://broker.local:1883/sfn/cam1/score",
-            Mqtt {
-                host: "broker.local".into(),
-                port: 1883,
-                topic: "sfn/cam1/score".into(),
-            },
-        ),
-        (
-            "mqtt://10.0.0.2:8883/sfn/cam1/#",
-            Mqtt {
-                host: "10.0.0.2".into(),
-                port: 8883,
-                topic: "sfn/cam1/#".into(),
-            },
-        ),
-        (
-            "mqtt://broker/sfn/+/alarm",
-            Mqtt {
-                host: "broker".into(),
-                port: 1883,
-                topic: "sfn/+/alarm".into(),
-            },
-        ),
-        (
-            "mqtt://[::1]:1884/#",
-            Mqtt {
-                host: "::1".into(),
-                port: 1884,
-                topic: "#".into(),
-            },
-        ),
+        ("mqtt://broker.local:1883/sfn/cam1/score", Mqtt { host: "broker.local".into(), port: 1883, topic: "sfn/cam1/score".into() }),
+        ("mqtt://10.0.0.2:8883/sfn/cam1/#", Mqtt { host: "10.0.0.2".into(), port: 8883, topic: "sfn/cam1/#".into() }),
+        ("mqtt://broker/sfn/+/alarm", Mqtt { host: "broker".into(), port: 1883, topic: "sfn/+/alarm".into() }),
+        ("mqtt://[::1]:1884/#", Mqtt { host: "::1".into(), port: 1884, topic: "#".into() }),
     ];
     for (spec, want) in cases {
         let got = Input::parse(spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
         assert_eq!(&got, want, "{spec}");
         // Display writes a spec that parses back to the same input.
-        assert_eq!(
-            &Input::parse(&got.to_string()).unwrap(),
-            want,
-            "{spec} -> {got}"
-        );
+        assert_eq!(&Input::parse(&got.to_string()).unwrap(), want, "{spec} -> {got}");
     }
-    assert_eq!(
-        Input::parse("mqtt://broker/sfn/cam1/#")
-            .unwrap()
-            .to_string(),
-        "mqtt://broker:1883/sfn/cam1/#"
-    );
+    assert_eq!(Input::parse("mqtt://broker/sfn/cam1/#").unwrap().to_string(), "mqtt://broker:1883/sfn/cam1/#");
 
     for bad in [
         "",
@@ -541,18 +425,9 @@ fn known_record(semantic_z: f32) -> Record {
 
 #[test]
 fn table_and_json_formatting() {
-    assert_eq!(
-        table_header(),
-        "  seq  time (UTC)                     frame      score   visual_z  semantic_z  alarm    model_id"
-    );
-    assert_eq!(
-        table_row(&known_record(1.25)),
-        "   42  2025-11-28T12:00:00.123Z        9000      2.500      3.000       1.250  raised   deadbeef"
-    );
-    assert_eq!(
-        table_row(&known_record(f32::NAN)),
-        "   42  2025-11-28T12:00:00.123Z        9000      2.500      3.000           -  raised   deadbeef"
-    );
+    assert_eq!(table_header(), "  seq  time (UTC)                     frame      score   visual_z  semantic_z  alarm    model_id");
+    assert_eq!(table_row(&known_record(1.25)), "   42  2025-11-28T12:00:00.123Z        9000      2.500      3.000       1.250  raised   deadbeef");
+    assert_eq!(table_row(&known_record(f32::NAN)), "   42  2025-11-28T12:00:00.123Z        9000      2.500      3.000           -  raised   deadbeef");
     // Columns line up.
     assert_eq!(table_header().len(), table_row(&known_record(1.25)).len());
 
@@ -590,32 +465,14 @@ fn start_broker() -> Option<(Broker, u16)> {
         eprintln!("skipping: {MOSQUITTO} not installed");
         return None;
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
-    let conf = write_file(
-        dir.path(),
-        "mosquitto.conf",
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n")
-            .as_bytes(),
-    );
-    let child = Command::new(MOSQUITTO)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start mosquitto");
+    let conf = write_file(dir.path(), "mosquitto.conf", format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n").as_bytes());
+    let child = Command::new(MOSQUITTO).arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start mosquitto");
     let broker = Broker { child, _dir: dir };
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "mosquitto did not start"
-        );
+        assert!(start.elapsed() < Duration::from_secs(5), "mosquitto did not start");
         thread::sleep(Duration::from_millis(20));
     }
     Some((broker, port))
@@ -627,17 +484,12 @@ fn publish_retained(port: u16, messages: &[(&str, Vec<u8>)]) {
     use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
     let (client, mut conn) = Client::new(MqttOptions::new("sfn-test-pub", "127.0.0.1", port), 16);
     for (topic, payload) in messages {
-        client
-            .publish(*topic, QoS::AtLeastOnce, true, payload.clone())
-            .unwrap();
+        client.publish(*topic, QoS::AtLeastOnce, true, payload.clone()).unwrap();
     }
     let mut acks = 0;
     let start = Instant::now();
     while acks < messages.len() {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "publishes not acknowledged"
-        );
+        assert!(start.elapsed() < Duration::from_secs(5), "publishes not acknowledged");
         match conn.recv_timeout(Duration::from_millis(500)) {
             Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acks += 1,
             Ok(Ok(_)) | Err(_) => {}
@@ -705,16 +557,8 @@ fn mqtt_score_batch_and_alarm() {
 #[test]
 fn mqtt_unreachable_broker_is_an_error() {
     // A port nobody listens on.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let input = Input::Mqtt {
-        host: "127.0.0.1".into(),
-        port,
-        topic: "sfn/#".into(),
-    };
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let input = Input::Mqtt { host: "127.0.0.1".into(), port, topic: "sfn/#".into() };
     let err = collect(&input, Some(1), Some(Duration::from_secs(3))).unwrap_err();
     assert!(matches!(err, DecodeError::Mqtt { .. }), "{err:?}");
     assert!(err.to_string().contains(&port.to_string()), "{err}");

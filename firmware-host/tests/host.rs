@@ -224,7 +224,9 @@ fn host_calibration_refuses_bad_footage_and_writes_nothing() {
     let data = tmp.path().join("data");
     sfn_data::synth::write_walkway(&data, &sfn_data::synth::SynthConfig { train_clips: 2, test_clips: 1, frames_per_clip: 12, seed: 3, ..Default::default() }).unwrap();
     let model = repo.join("assets/walkway-tiny/onnx");
-    let run = |inputs: Vec<PathBuf>, out: &Path| sfn_host::calibrate::calibrate(&sfn_host::calibrate::CalibrateOptions { model: model.clone(), inputs, out: Some(out.to_path_buf()), backend: BackendKind::Tract });
+    let run = |inputs: Vec<PathBuf>, out: &Path| {
+        sfn_host::calibrate::calibrate(&sfn_host::calibrate::CalibrateOptions { model: model.clone(), inputs, out: Some(out.to_path_buf()), backend: BackendKind::Tract })
+    };
     // The synthetic scene's own normal footage calibrates.
     let good = tmp.path().join("good");
     let r = run(vec![data.clone()], &good).unwrap();

@@ -10,15 +10,15 @@
 //! difference to the previous frame), [`ExportedModel::decode`] for a window of cached encodings.
 
 pub mod manifest;
-pub mod preprocess;
 #[cfg(feature = "ort")]
 pub mod onnxruntime;
+pub mod preprocess;
 pub mod tract;
 
 use std::path::{Path, PathBuf};
 
-pub use manifest::{Manifest, Precision};
 use manifest::names;
+pub use manifest::{Manifest, Precision};
 
 /// Errors of loading and running an exported model; each names the file or input concerned.
 #[derive(Debug, thiserror::Error)]
@@ -145,19 +145,11 @@ impl ExportedModel {
         let enc_path = dir.join(&manifest.encoder.file);
         let dec_path = dir.join(&manifest.decoder.file);
         let (encoder, decoder): (Box<dyn Runner>, Box<dyn Runner>) = match backend {
-            BackendKind::Tract => (
-                Box::new(tract::TractRunner::from_proto(enc, &enc_path)?),
-                Box::new(tract::TractRunner::from_proto(dec, &dec_path)?),
-            ),
+            BackendKind::Tract => (Box::new(tract::TractRunner::from_proto(enc, &enc_path)?), Box::new(tract::TractRunner::from_proto(dec, &dec_path)?)),
             #[cfg(feature = "ort")]
-            BackendKind::OnnxRuntime(opts) => (
-                Box::new(onnxruntime::OrtRunner::open(&enc_path, opts)?),
-                Box::new(onnxruntime::OrtRunner::open(&dec_path, opts)?),
-            ),
+            BackendKind::OnnxRuntime(opts) => (Box::new(onnxruntime::OrtRunner::open(&enc_path, opts)?), Box::new(onnxruntime::OrtRunner::open(&dec_path, opts)?)),
             #[cfg(not(feature = "ort"))]
-            BackendKind::OnnxRuntime(_) => {
-                return Err(InferError::Backend { backend: "onnxruntime".into(), reason: "this build has no `ort` feature".into() })
-            }
+            BackendKind::OnnxRuntime(_) => return Err(InferError::Backend { backend: "onnxruntime".into(), reason: "this build has no `ort` feature".into() }),
         };
         Ok(ExportedModel { dir: dir.into(), manifest, encoder, decoder })
     }
@@ -169,10 +161,7 @@ impl ExportedModel {
 
     fn check(&self, name: &str, data: &[f32], batch: usize, per_sample: usize) -> Result<(), InferError> {
         if data.len() != batch * per_sample {
-            return Err(InferError::Input {
-                name: name.into(),
-                reason: format!("{} values, expected batch {batch} x {per_sample}", data.len()),
-            });
+            return Err(InferError::Input { name: name.into(), reason: format!("{} values, expected batch {batch} x {per_sample}", data.len()) });
         }
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
             return Err(InferError::Input { name: name.into(), reason: format!("value {i} is {} (not finite)", data[i]) });
@@ -197,16 +186,7 @@ impl ExportedModel {
     /// `text` [B,text_dim] with `text_mask` [B] (1 = use it), `last_frame` [B,C,H,W], and `prev_frame`
     /// (frame t-1) [B,C,H,W] for a decoder whose frame head has a pixel stem (ignored otherwise).
     #[allow(clippy::too_many_arguments)]
-    pub fn decode(
-        &mut self,
-        frame_tokens: &[f32],
-        skip: &[f32],
-        motion: &[f32],
-        text: Option<&[f32]>,
-        last_frame: &[f32],
-        prev_frame: Option<&[f32]>,
-        batch: usize,
-    ) -> Result<Decoded, InferError> {
+    pub fn decode(&mut self, frame_tokens: &[f32], skip: &[f32], motion: &[f32], text: Option<&[f32]>, last_frame: &[f32], prev_frame: Option<&[f32]>, batch: usize) -> Result<Decoded, InferError> {
         let m = &self.manifest;
         let specs = &m.decoder.inputs;
         let shape_of = |name: &str| -> Vec<usize> {
@@ -222,14 +202,8 @@ impl ExportedModel {
                 (&zeros[..], vec![0f32; batch])
             }
         };
-        let mut data: Vec<(&str, &[f32])> = vec![
-            (names::FRAME_TOKENS, frame_tokens),
-            (names::SKIP, skip),
-            (names::MOTIONS, motion),
-            (names::TEXT, text),
-            (names::TEXT_MASK, &mask),
-            (names::LAST_FRAME, last_frame),
-        ];
+        let mut data: Vec<(&str, &[f32])> =
+            vec![(names::FRAME_TOKENS, frame_tokens), (names::SKIP, skip), (names::MOTIONS, motion), (names::TEXT, text), (names::TEXT_MASK, &mask), (names::LAST_FRAME, last_frame)];
         if specs.iter().any(|t| t.name == names::PREV_FRAME) {
             let prev = prev_frame.ok_or_else(|| InferError::Input { name: names::PREV_FRAME.into(), reason: "this decoder reads frame t-1 (its frame head has a pixel stem); none given".into() })?;
             data.push((names::PREV_FRAME, prev));

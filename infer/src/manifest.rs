@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use sfn_scoring::{CausalCalibration, OfflineScoring};
+use sha2::{Digest, Sha256};
 use tract_onnx::pb;
 
 use crate::InferError;
@@ -108,10 +108,14 @@ impl TensorSpec {
 
     /// The fixed dimensions after the batch.
     pub fn per_sample(&self) -> Vec<usize> {
-        self.shape.iter().skip(1).map(|d| match d {
-            Dim::Fixed(n) => *n as usize,
-            Dim::Symbol(_) => 0,
-        }).collect()
+        self.shape
+            .iter()
+            .skip(1)
+            .map(|d| match d {
+                Dim::Fixed(n) => *n as usize,
+                Dim::Symbol(_) => 0,
+            })
+            .collect()
     }
 
     /// Number of values per sample (product of the fixed dims after the batch).
@@ -156,13 +160,7 @@ pub struct Normalisation {
 impl Normalisation {
     /// The trainer's convention: gray or RGB by channel count, triangle resize, [0,1] -> [-1,1].
     pub fn trainer(channels: usize) -> Self {
-        Normalisation {
-            color: if channels == 1 { "gray".into() } else { "rgb".into() },
-            resize: "triangle".into(),
-            scale: 2.0,
-            offset: -1.0,
-            range: [-1.0, 1.0],
-        }
+        Normalisation { color: if channels == 1 { "gray".into() } else { "rgb".into() }, resize: "triangle".into(), scale: 2.0, offset: -1.0, range: [-1.0, 1.0] }
     }
 
     /// Maps one value in [0, 1] to the model's input range.
@@ -258,13 +256,20 @@ pub fn graph_signature(model: &pb::ModelProto) -> (Vec<TensorSpec>, Vec<TensorSp
     let spec = |v: &pb::ValueInfoProto| {
         let (dtype, shape) = match &v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
             Some(pb::type_proto::Value::TensorType(t)) => {
-                let shape = t.shape.as_ref().map(|s| {
-                    s.dim.iter().map(|d| match &d.value {
-                        Some(pb::tensor_shape_proto::dimension::Value::DimValue(n)) => Dim::Fixed(*n as u64),
-                        Some(pb::tensor_shape_proto::dimension::Value::DimParam(p)) => Dim::Symbol(p.clone()),
-                        None => Dim::Symbol("?".into()),
-                    }).collect()
-                }).unwrap_or_default();
+                let shape = t
+                    .shape
+                    .as_ref()
+                    .map(|s| {
+                        s.dim
+                            .iter()
+                            .map(|d| match &d.value {
+                                Some(pb::tensor_shape_proto::dimension::Value::DimValue(n)) => Dim::Fixed(*n as u64),
+                                Some(pb::tensor_shape_proto::dimension::Value::DimParam(p)) => Dim::Symbol(p.clone()),
+                                None => Dim::Symbol("?".into()),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 (elem_type_name(t.elem_type), shape)
             }
             None => ("untyped".into(), vec![]),
@@ -277,13 +282,21 @@ pub fn graph_signature(model: &pb::ModelProto) -> (Vec<TensorSpec>, Vec<TensorSp
 }
 
 fn describe(specs: &[TensorSpec]) -> String {
-    specs.iter().map(|s| {
-        let dims: Vec<String> = s.shape.iter().map(|d| match d {
-            Dim::Fixed(n) => n.to_string(),
-            Dim::Symbol(p) => p.clone(),
-        }).collect();
-        format!("{} {}[{}]", s.name, s.dtype, dims.join(","))
-    }).collect::<Vec<_>>().join(", ")
+    specs
+        .iter()
+        .map(|s| {
+            let dims: Vec<String> = s
+                .shape
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => n.to_string(),
+                    Dim::Symbol(p) => p.clone(),
+                })
+                .collect();
+            format!("{} {}[{}]", s.name, s.dtype, dims.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Manifest {
@@ -299,10 +312,7 @@ impl Manifest {
         let path = path.to_path_buf();
         let m: Manifest = serde_json::from_str(text).map_err(|e| InferError::Manifest { path: path.clone(), reason: e.to_string() })?;
         if m.format != FORMAT || m.format_version != FORMAT_VERSION {
-            return Err(InferError::Manifest {
-                path,
-                reason: format!("format {:?} version {} is not {FORMAT:?} version {FORMAT_VERSION}", m.format, m.format_version),
-            });
+            return Err(InferError::Manifest { path, reason: format!("format {:?} version {} is not {FORMAT:?} version {FORMAT_VERSION}", m.format, m.format_version) });
         }
         m.check_geometry().map_err(|reason| InferError::Manifest { path, reason })?;
         Ok(m)
@@ -383,19 +393,13 @@ impl GraphSpec {
         let bytes = std::fs::read(&path).map_err(|source| InferError::Io { path: path.clone(), source })?;
         let sha = sha256_hex(&bytes);
         if sha != self.sha256 {
-            return Err(InferError::Mismatch {
-                path,
-                reason: format!("sha256 is {sha} but model.json says {} ({} bytes on disk, {} in model.json)", self.sha256, bytes.len(), self.bytes),
-            });
+            return Err(InferError::Mismatch { path, reason: format!("sha256 is {sha} but model.json says {} ({} bytes on disk, {} in model.json)", self.sha256, bytes.len(), self.bytes) });
         }
         let proto = pb::ModelProto::decode(&bytes[..]).map_err(|e| InferError::Onnx { path: path.clone(), reason: format!("not an ONNX model: {e}") })?;
         let (inputs, outputs) = graph_signature(&proto);
         for (what, want, got) in [("inputs", &self.inputs, &inputs), ("outputs", &self.outputs, &outputs)] {
             if want != got {
-                return Err(InferError::Mismatch {
-                    path,
-                    reason: format!("graph {what} are [{}] but model.json says [{}]", describe(got), describe(want)),
-                });
+                return Err(InferError::Mismatch { path, reason: format!("graph {what} are [{}] but model.json says [{}]", describe(got), describe(want)) });
             }
         }
         Ok(proto)

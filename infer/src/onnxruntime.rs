@@ -26,11 +26,7 @@ fn environment(library: Option<&Path>) -> Result<ort::environment::Environment, 
         if !path.exists() {
             return Err(format!("{}: no such file", path.display()));
         }
-        ort::init_from(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .with_name("sfn-vad")
-            .build()
-            .map_err(|e| format!("{}: {e}", path.display()))
+        ort::init_from(&path).map_err(|e| format!("{}: {e}", path.display()))?.with_name("sfn-vad").build().map_err(|e| format!("{}: {e}", path.display()))
     });
     res.clone().map_err(|reason| InferError::Backend { backend: "onnxruntime".into(), reason })
 }
@@ -72,10 +68,7 @@ impl OrtRunner {
             }
             #[allow(unreachable_patterns)]
             ref other => {
-                return Err(InferError::Backend {
-                    backend: format!("onnxruntime-{other:?}"),
-                    reason: "this build lacks the cargo feature for that execution provider (`cuda` / `tensorrt`)".into(),
-                })
+                return Err(InferError::Backend { backend: format!("onnxruntime-{other:?}"), reason: "this build lacks the cargo feature for that execution provider (`cuda` / `tensorrt`)".into() })
             }
         }
         if !eps.is_empty() {
@@ -89,11 +82,14 @@ impl OrtRunner {
 
 impl Runner for OrtRunner {
     fn backend(&self) -> String {
-        format!("onnxruntime-{}", match self.provider {
-            Provider::Cpu => "cpu",
-            Provider::Cuda => "cuda",
-            Provider::TensorRt => "tensorrt",
-        })
+        format!(
+            "onnxruntime-{}",
+            match self.provider {
+                Provider::Cpu => "cpu",
+                Provider::Cuda => "cuda",
+                Provider::TensorRt => "tensorrt",
+            }
+        )
     }
 
     fn run(&mut self, inputs: &[(&str, &[usize], &[f32])]) -> Result<Vec<Array>, InferError> {
@@ -101,10 +97,7 @@ impl Runner for OrtRunner {
         let run_err = |e: ort::Error| InferError::Run { backend: "onnxruntime", graph: graph.clone(), reason: e.to_string() };
         let mut values: Vec<(std::borrow::Cow<'_, str>, SessionInputValue<'_>)> = Vec::new();
         for name in &self.inputs {
-            let (_, shape, data) = inputs.iter().find(|(n, _, _)| n == name).ok_or_else(|| InferError::Input {
-                name: name.clone(),
-                reason: format!("not given (graph {graph} needs it)"),
-            })?;
+            let (_, shape, data) = inputs.iter().find(|(n, _, _)| n == name).ok_or_else(|| InferError::Input { name: name.clone(), reason: format!("not given (graph {graph} needs it)") })?;
             let t = TensorRef::from_array_view((shape.to_vec(), *data)).map_err(|e| InferError::Input { name: name.clone(), reason: e.to_string() })?;
             values.push((name.clone().into(), t.into()));
         }

@@ -19,9 +19,7 @@ impl TractRunner {
     /// Loads an ONNX file.
     pub fn open(path: &Path) -> Result<Self, InferError> {
         let bytes = std::fs::read(path).map_err(|source| InferError::Io { path: path.into(), source })?;
-        let proto = tract_onnx::onnx()
-            .proto_model_for_read(&mut &bytes[..])
-            .map_err(|e| InferError::Onnx { path: path.into(), reason: format!("{e:#}") })?;
+        let proto = tract_onnx::onnx().proto_model_for_read(&mut &bytes[..]).map_err(|e| InferError::Onnx { path: path.into(), reason: format!("{e:#}") })?;
         Self::from_proto(proto, path)
     }
 
@@ -44,10 +42,7 @@ impl Runner for TractRunner {
         let graph = self.path.display().to_string();
         let mut ordered: TVec<TValue> = tvec![];
         for name in &self.inputs {
-            let (_, shape, data) = inputs.iter().find(|(n, _, _)| n == name).ok_or_else(|| InferError::Input {
-                name: name.clone(),
-                reason: format!("not given (graph {graph} needs it)"),
-            })?;
+            let (_, shape, data) = inputs.iter().find(|(n, _, _)| n == name).ok_or_else(|| InferError::Input { name: name.clone(), reason: format!("not given (graph {graph} needs it)") })?;
             let t = Tensor::from_shape(shape, data).map_err(|e| InferError::Input { name: name.clone(), reason: format!("{e:#}") })?;
             ordered.push(t.into());
         }

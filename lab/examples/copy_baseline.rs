@@ -16,12 +16,7 @@ fn main() -> anyhow::Result<()> {
     let test = Dataset::open(root, "testing", &f)?;
     let labels = load_labels(root)?;
     let p = copy_last();
-    let poolings = [
-        ErrorPooling::FrameMean,
-        ErrorPooling::WindowMax { window: 8, stride: 4 },
-        ErrorPooling::WindowMax { window: 16, stride: 8 },
-        ErrorPooling::WindowMaxZ { window: 16, stride: 8 },
-    ];
+    let poolings = [ErrorPooling::FrameMean, ErrorPooling::WindowMax { window: 8, stride: 4 }, ErrorPooling::WindowMax { window: 16, stride: 8 }, ErrorPooling::WindowMaxZ { window: 16, stride: 8 }];
     let report = baseline::score(&p, &train, &test, &labels, &poolings)?;
     println!("training copy-last-frame MSE: {:.6}", report.train_mse);
     for r in report.aucs {

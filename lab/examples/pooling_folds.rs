@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use sfn_models::scoring::{CausalCalibration, ErrorPooling, OfflineScoring};
+use sfn_trainer::checkpoint;
 use sfn_trainer::data::{load_labels, Dataset};
 use sfn_trainer::folds::{cross_validate, Candidate, Folds};
 use sfn_trainer::train::{dataset_errors, frame_format, speed_scores, TrainConfig};
-use sfn_trainer::checkpoint;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();

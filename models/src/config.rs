@@ -138,10 +138,7 @@ impl SfnConfig {
             "paper" => Ok(Self::paper()),
             "cpu-ped2" => Ok(Self::cpu_ped2()),
             "tiny" => Ok(Self::tiny()),
-            other => Err(ModelError::UnknownPreset {
-                name: other.to_string(),
-                known: Self::PRESETS.join(", "),
-            }),
+            other => Err(ModelError::UnknownPreset { name: other.to_string(), known: Self::PRESETS.join(", ") }),
         }
     }
 
@@ -156,23 +153,8 @@ impl SfnConfig {
             motion: VitConfig { dim: 128, depth: 4, heads: 4, mlp_ratio: 2 },
             motion_input_scale: 1.0,
             model_dim: 256,
-            decoder: DecoderConfig {
-                vit: VitConfig { dim: 256, depth: 4, heads: 4, mlp_ratio: 4 },
-                head_channels: 32,
-                residual: true,
-                bilinear: false,
-                pixel_stem: 0,
-            },
-            sffm: SffmConfig {
-                kind: FilterKind::Sffm,
-                routed_experts: 63,
-                shared_experts: 1,
-                top_k: 7,
-                bottleneck: 8,
-                gate_scale: 2.0,
-                balance_alpha: 0.001,
-                memory_slots: 256,
-            },
+            decoder: DecoderConfig { vit: VitConfig { dim: 256, depth: 4, heads: 4, mlp_ratio: 4 }, head_channels: 32, residual: true, bilinear: false, pixel_stem: 0 },
+            sffm: SffmConfig { kind: FilterKind::Sffm, routed_experts: 63, shared_experts: 1, top_k: 7, bottleneck: 8, gate_scale: 2.0, balance_alpha: 0.001, memory_slots: 256 },
             text_dim: 768,
             loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0 },
         }
@@ -201,16 +183,7 @@ impl SfnConfig {
                 bilinear: false,
                 pixel_stem: 8,
             },
-            sffm: SffmConfig {
-                kind: FilterKind::Sffm,
-                routed_experts: 15,
-                shared_experts: 1,
-                top_k: 3,
-                bottleneck: 8,
-                gate_scale: 2.0,
-                balance_alpha: 0.001,
-                memory_slots: 256,
-            },
+            sffm: SffmConfig { kind: FilterKind::Sffm, routed_experts: 15, shared_experts: 1, top_k: 3, bottleneck: 8, gate_scale: 2.0, balance_alpha: 0.001, memory_slots: 256 },
             text_dim: 384,
             loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0 },
         }
@@ -226,23 +199,8 @@ impl SfnConfig {
             motion: VitConfig { dim: 16, depth: 1, heads: 2, mlp_ratio: 2 },
             motion_input_scale: 1.0,
             model_dim: 32,
-            decoder: DecoderConfig {
-                vit: VitConfig { dim: 32, depth: 2, heads: 2, mlp_ratio: 2 },
-                head_channels: 8,
-                residual: true,
-                bilinear: false,
-                pixel_stem: 0,
-            },
-            sffm: SffmConfig {
-                kind: FilterKind::Sffm,
-                routed_experts: 6,
-                shared_experts: 1,
-                top_k: 2,
-                bottleneck: 4,
-                gate_scale: 2.0,
-                balance_alpha: 0.001,
-                memory_slots: 256,
-            },
+            decoder: DecoderConfig { vit: VitConfig { dim: 32, depth: 2, heads: 2, mlp_ratio: 2 }, head_channels: 8, residual: true, bilinear: false, pixel_stem: 0 },
+            sffm: SffmConfig { kind: FilterKind::Sffm, routed_experts: 6, shared_experts: 1, top_k: 2, bottleneck: 4, gate_scale: 2.0, balance_alpha: 0.001, memory_slots: 256 },
             text_dim: 384,
             loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0 },
         }
@@ -261,9 +219,7 @@ impl SfnConfig {
 
     /// Checks every size relation the network relies on; the error names the field.
     pub fn validate(&self) -> Result<(), ModelError> {
-        let bad = |field: &str, why: String| {
-            Err(ModelError::Config { field: field.to_string(), reason: why })
-        };
+        let bad = |field: &str, why: String| Err(ModelError::Config { field: field.to_string(), reason: why });
         let i = &self.image;
         if i.channels != 1 && i.channels != 3 {
             return bad("image.channels", format!("{} (must be 1 or 3)", i.channels));

@@ -11,7 +11,6 @@ pub fn frame_mse(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
     (pred - target)?.sqr()?.mean_all()
 }
 
-
 /// Squared-error map averaged over channels: [B, 1, H, W].
 pub fn error_map(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
     (pred - target)?.sqr()?.mean_keepdim(1)
@@ -80,13 +79,7 @@ pub struct Losses {
 }
 
 /// L = w_f L_frame + w_t L_text + w_m L_motion + w_b sum_layers L_balance.
-pub fn total_loss(
-    out: &DecoderOutput,
-    target: &Tensor,
-    last: &Tensor,
-    text_target: Option<&Tensor>,
-    w: &LossConfig,
-) -> Result<Losses> {
+pub fn total_loss(out: &DecoderOutput, target: &Tensor, last: &Tensor, text_target: Option<&Tensor>, w: &LossConfig) -> Result<Losses> {
     let frame = frame_mse(&out.frame, target)?;
     let motion = motion_hinge(&out.frame, target, last)?;
     let mut balance = Tensor::zeros((), candle_core::DType::F32, target.device())?;

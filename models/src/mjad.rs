@@ -59,14 +59,8 @@ impl FrameHead {
         } else {
             candle_nn::conv2d(hidden, cfg.image.channels, 1, Default::default(), vb.pp("conv1"))?
         };
-        let bilinear = if cfg.decoder.bilinear {
-            Some((
-                candle_nn::linear(cfg.model_dim, hidden * p * p, vb.pp("gate"))?,
-                candle_nn::linear(cfg.appearance.dim, hidden * p * p, vb.pp("value"))?,
-            ))
-        } else {
-            None
-        };
+        let bilinear =
+            if cfg.decoder.bilinear { Some((candle_nn::linear(cfg.model_dim, hidden * p * p, vb.pp("gate"))?, candle_nn::linear(cfg.appearance.dim, hidden * p * p, vb.pp("value"))?)) } else { None };
         Ok(Self {
             expand: candle_nn::linear(cfg.model_dim + cfg.appearance.dim, hidden * p * p, vb.pp("expand"))?,
             bilinear,
@@ -141,10 +135,7 @@ impl Mjad {
         let layers = (0..v.depth)
             .map(|i| {
                 let l = vb.pp(format!("layers.{i}"));
-                Ok(DecoderLayer {
-                    block: Block::new(v, l.pp("block"))?,
-                    filter: Filter::new(v.dim, v.mlp_ratio, &cfg.sffm, l.pp("filter"))?,
-                })
+                Ok(DecoderLayer { block: Block::new(v, l.pp("block"))?, filter: Filter::new(v.dim, v.mlp_ratio, &cfg.sffm, l.pp("filter"))? })
             })
             .collect::<Result<_>>()?;
         Ok(Self {

@@ -72,11 +72,7 @@ impl SfnVad {
         let motion = self.encode_motion(&diffs)?;
         let motion = motion.reshape((b, 3, np + 1, ()))?;
         let last = frames.narrow(1, 3, 1)?.squeeze(1)?;
-        let pixels = if self.decoder.has_pixel_stem() {
-            Some(crate::mjad::pixel_input(&frames.narrow(1, 2, 1)?.squeeze(1)?, &last)?)
-        } else {
-            None
-        };
+        let pixels = if self.decoder.has_pixel_stem() { Some(crate::mjad::pixel_input(&frames.narrow(1, 2, 1)?.squeeze(1)?, &last)?) } else { None };
         self.decode(&tokens, &skip, &motion, text, &last, pixels.as_ref())
     }
 }

@@ -116,11 +116,7 @@ impl Sffm {
         let k = 1.0 / (d as f64).sqrt();
         let router = vb.get_with_hints((cfg.routed_experts, d), "router", Init::Uniform { lo: -k, up: k })?;
         let routed = BottleneckExperts::new(cfg.routed_experts, d, cfg.bottleneck, vb.pp("routed"))?;
-        let shared = if cfg.shared_experts > 0 {
-            Some(BottleneckExperts::new(cfg.shared_experts, d, cfg.bottleneck, vb.pp("shared"))?)
-        } else {
-            None
-        };
+        let shared = if cfg.shared_experts > 0 { Some(BottleneckExperts::new(cfg.shared_experts, d, cfg.bottleneck, vb.pp("shared"))?) } else { None };
         Ok(Self { router, routed, shared, cfg: cfg.clone() })
     }
 
@@ -136,17 +132,12 @@ impl Sffm {
         let experts = Tensor::arange(0u32, n as u32, x.device())?.reshape((1, 1, n))?;
         let onehot = topk.unsqueeze(2)?.broadcast_eq(&experts)?.to_dtype(DType::F32)?; // [BT, k, N]
         let gates = w.unsqueeze(2)?.broadcast_mul(&onehot)?.sum(1)?; // [BT, N]
-        // Balance: f_i = count_i N / (T k) (a constant), P_i = mean_t p_ti, per sample.
+                                                                     // Balance: f_i = count_i N / (T k) (a constant), P_i = mean_t p_ti, per sample.
         let counts = onehot.sum(1)?.reshape((bsz, t, n))?.sum(1)?;
         let f = (counts * (n as f64 / (t * k) as f64))?;
         let p_mean = probs.reshape((bsz, t, n))?.mean(1)?;
         let balance_loss = ((f * p_mean)?.sum(1)?.mean(0)? * self.cfg.balance_alpha)?;
-        Ok(Routing {
-            probs: probs.reshape((bsz, t, n))?,
-            topk: topk.reshape((bsz, t, k))?,
-            gates: gates.reshape((bsz, t, n))?,
-            balance_loss,
-        })
+        Ok(Routing { probs: probs.reshape((bsz, t, n))?, topk: topk.reshape((bsz, t, k))?, gates: gates.reshape((bsz, t, n))?, balance_loss })
     }
 
     /// x [B, T, d] -> (y [B, T, d], routing).
@@ -209,10 +200,7 @@ impl Filter {
     pub fn new(d: usize, mlp_ratio: usize, cfg: &SffmConfig, vb: VarBuilder) -> Result<Self> {
         Ok(match cfg.kind {
             FilterKind::Sffm => Filter::Sffm(Sffm::new(d, cfg, vb)?),
-            FilterKind::Mlp => Filter::Mlp {
-                ln: LayerNorm::new(d, vb.pp("ln"))?,
-                mlp: Mlp::new(d, d * mlp_ratio, d, vb.pp("mlp"))?,
-            },
+            FilterKind::Mlp => Filter::Mlp { ln: LayerNorm::new(d, vb.pp("ln"))?, mlp: Mlp::new(d, d * mlp_ratio, d, vb.pp("mlp"))? },
             FilterKind::Memory => Filter::Memory(Memory::new(d, cfg.memory_slots, vb.pp("memory"))?),
         })
     }
@@ -239,16 +227,7 @@ mod tests {
     use candle_nn::VarMap;
 
     fn cfg(n: usize, k: usize, shared: usize) -> SffmConfig {
-        SffmConfig {
-            kind: FilterKind::Sffm,
-            routed_experts: n,
-            shared_experts: shared,
-            top_k: k,
-            bottleneck: 3,
-            gate_scale: 2.0,
-            balance_alpha: 0.001,
-            memory_slots: 16,
-        }
+        SffmConfig { kind: FilterKind::Sffm, routed_experts: n, shared_experts: shared, top_k: k, bottleneck: 3, gate_scale: 2.0, balance_alpha: 0.001, memory_slots: 16 }
     }
 
     #[test]
@@ -351,11 +330,7 @@ mod tests {
         let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
         let bank = BottleneckExperts::new(3, 6, 2, vb)?;
         // Make the LN affine non-trivial.
-        let bank = BottleneckExperts {
-            ln_weight: Tensor::randn(1f32, 0.3, (3, 6), &dev)?,
-            ln_bias: Tensor::randn(0f32, 0.3, (3, 6), &dev)?,
-            ..bank
-        };
+        let bank = BottleneckExperts { ln_weight: Tensor::randn(1f32, 0.3, (3, 6), &dev)?, ln_bias: Tensor::randn(0f32, 0.3, (3, 6), &dev)?, ..bank };
         let x = Tensor::randn(0f32, 1.0, (5, 6), &dev)?;
         let xhat = normalize_last(&x, 1e-5)?;
         let gates = Tensor::new(&[[0.5f32, 0.0, 1.5]], &dev)?.broadcast_as((5, 3))?.contiguous()?;

@@ -31,11 +31,7 @@ impl AppearanceEncoder {
     pub fn new(cfg: &SfnConfig, vb: VarBuilder) -> Result<Self> {
         let (gh, gw) = cfg.grid();
         let a = &cfg.appearance;
-        Ok(Self {
-            embed: PatchEmbed::new(cfg.image.channels, cfg.patch, a.dim, vb.pp("patch_embed"))?,
-            pos: sincos_2d(gh, gw, a.dim, vb.device())?,
-            vit: VitStack::new(a, vb.pp("vit"))?,
-        })
+        Ok(Self { embed: PatchEmbed::new(cfg.image.channels, cfg.patch, a.dim, vb.pp("patch_embed"))?, pos: sincos_2d(gh, gw, a.dim, vb.device())?, vit: VitStack::new(a, vb.pp("vit"))? })
     }
 
     /// frames [B, C, H, W] -> tokens and patch embedding, each [B, Np, d_a].
@@ -62,12 +58,7 @@ impl MotionEncoder {
         let cls = vb.get_with_hints((1, 1, m.dim), "cls", candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 })?;
         // Fixed sin-cos positions for the patches; the CLS slot gets position zero.
         let pos = Tensor::cat(&[Tensor::zeros((1, m.dim), candle_core::DType::F32, vb.device())?, sincos_2d(gh, gw, m.dim, vb.device())?], 0)?;
-        Ok(Self {
-            embed: PatchEmbed::new(cfg.image.channels, cfg.patch, m.dim, vb.pp("patch_embed"))?,
-            cls,
-            pos,
-            vit: VitStack::new(m, vb.pp("vit"))?,
-        })
+        Ok(Self { embed: PatchEmbed::new(cfg.image.channels, cfg.patch, m.dim, vb.pp("patch_embed"))?, cls, pos, vit: VitStack::new(m, vb.pp("vit"))? })
     }
 
     /// diff [B, C, H, W] -> [B, 1 + Np, d_m] (CLS first).

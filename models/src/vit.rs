@@ -53,11 +53,7 @@ pub struct Attention {
 
 impl Attention {
     pub fn new(dim: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self {
-            qkv: candle_nn::linear(dim, 3 * dim, vb.pp("qkv"))?,
-            proj: candle_nn::linear(dim, dim, vb.pp("proj"))?,
-            heads,
-        })
+        Ok(Self { qkv: candle_nn::linear(dim, 3 * dim, vb.pp("qkv"))?, proj: candle_nn::linear(dim, dim, vb.pp("proj"))?, heads })
     }
 }
 
@@ -85,10 +81,7 @@ pub struct Mlp {
 
 impl Mlp {
     pub fn new(dim: usize, hidden: usize, out: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self {
-            fc1: candle_nn::linear(dim, hidden, vb.pp("fc1"))?,
-            fc2: candle_nn::linear(hidden, out, vb.pp("fc2"))?,
-        })
+        Ok(Self { fc1: candle_nn::linear(dim, hidden, vb.pp("fc1"))?, fc2: candle_nn::linear(hidden, out, vb.pp("fc2"))? })
     }
 }
 

@@ -48,34 +48,24 @@ impl TlsOptions {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(&ca_pem) {
             let cert = cert.map_err(|e| tls_err("CA", &self.ca_file, format!("bad PEM: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| tls_err("CA", &self.ca_file, format!("bad certificate: {e}")))?;
+            roots.add(cert).map_err(|e| tls_err("CA", &self.ca_file, format!("bad certificate: {e}")))?;
         }
         if roots.is_empty() {
             return Err(tls_err("CA", &self.ca_file, "no PEM certificate in it".into()));
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Options(format!("TLS: {e}")))?
-            .with_root_certificates(roots);
+        let builder = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions().map_err(|e| Error::Options(format!("TLS: {e}")))?.with_root_certificates(roots);
         match (&self.client_cert, &self.client_key) {
             (None, None) => Ok(builder.with_no_client_auth()),
             (Some(cert_path), Some(key_path)) => {
                 let cert_pem = read("client certificate", cert_path)?;
-                let certs = CertificateDer::pem_slice_iter(&cert_pem)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| tls_err("client certificate", cert_path, format!("bad PEM: {e}")))?;
+                let certs = CertificateDer::pem_slice_iter(&cert_pem).collect::<Result<Vec<_>, _>>().map_err(|e| tls_err("client certificate", cert_path, format!("bad PEM: {e}")))?;
                 if certs.is_empty() {
                     return Err(tls_err("client certificate", cert_path, "no PEM certificate in it".into()));
                 }
                 let key_pem = read("client key", key_path)?;
-                let key = PrivateKeyDer::from_pem_slice(&key_pem)
-                    .map_err(|e| tls_err("client key", key_path, format!("no usable private key: {e}")))?;
-                builder
-                    .with_client_auth_cert(certs, key)
-                    .map_err(|e| tls_err("client key", key_path, format!("does not fit the certificate: {e}")))
+                let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| tls_err("client key", key_path, format!("no usable private key: {e}")))?;
+                builder.with_client_auth_cert(certs, key).map_err(|e| tls_err("client key", key_path, format!("does not fit the certificate: {e}")))
             }
             _ => Err(Error::Options("TLS client_cert and client_key go together".into())),
         }

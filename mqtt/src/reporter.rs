@@ -92,11 +92,7 @@ impl Reporter {
         let first_seq = recovered.alarms.last().map_or(1, |(seq, _)| seq + 1);
         let mut state = ReporterState::new(cfg, first_seq);
         if !recovered.alarms.is_empty() {
-            tracing::info!(
-                "mqtt: {} alarm(s) left in {} by an earlier run will be delivered",
-                recovered.alarms.len(),
-                spool.dir().display()
-            );
+            tracing::info!("mqtt: {} alarm(s) left in {} by an earlier run will be delivered", recovered.alarms.len(), spool.dir().display());
         }
         let mut actions = Vec::new();
         state.recover(recovered.alarms, &mut actions);
@@ -114,29 +110,11 @@ impl Reporter {
             .spawn(move || connection_thread(mqtt, channel_cap, backoff, conn_link, conn_stop))
             .map_err(|e| Error::Options(format!("cannot spawn thread: {e}")))?;
 
-        let mut driver = Driver {
-            state,
-            spool,
-            client: None,
-            stats: stats.clone(),
-            io: IoCounters::default(),
-            stop,
-            conn: Some(conn),
-            events,
-        };
+        let mut driver = Driver { state, spool, client: None, stats: stats.clone(), io: IoCounters::default(), stop, conn: Some(conn), events };
         driver.execute(actions);
-        let handle = thread::Builder::new()
-            .name(format!("sfn-mqtt-{}", opts.device))
-            .spawn(move || driver.run(rx))
-            .map_err(|e| Error::Options(format!("cannot spawn thread: {e}")))?;
+        let handle = thread::Builder::new().name(format!("sfn-mqtt-{}", opts.device)).spawn(move || driver.run(rx)).map_err(|e| Error::Options(format!("cannot spawn thread: {e}")))?;
 
-        Ok(Reporter {
-            tx,
-            stats,
-            topics: opts.topics(),
-            driver: Some(handle),
-            shutdown_grace: opts.shutdown_grace,
-        })
+        Ok(Reporter { tx, stats, topics: opts.topics(), driver: Some(handle), shutdown_grace: opts.shutdown_grace })
     }
 
     /// Queue an alarm: `packet` goes to `<prefix>/<device>/alarm`, `json` to
@@ -240,11 +218,7 @@ impl Driver {
         let mut group = Vec::new();
         while !self.state.is_finished() {
             let now = Instant::now();
-            let wait = self
-                .state
-                .next_deadline()
-                .map_or(IDLE_TICK, |d| d.saturating_duration_since(now))
-                .min(IDLE_TICK);
+            let wait = self.state.next_deadline().map_or(IDLE_TICK, |d| d.saturating_duration_since(now)).min(IDLE_TICK);
             match rx.recv_timeout(wait) {
                 Ok(msg) => group.push(msg),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -362,10 +336,7 @@ impl Driver {
                 wrote = true;
                 if let Err(e) = self.spool.write_file(*seq, alarm) {
                     self.io.spool_errors += 1;
-                    tracing::error!(
-                        "mqtt: cannot write {}: {e} (alarm kept in memory only)",
-                        self.spool.path(*seq).display()
-                    );
+                    tracing::error!("mqtt: cannot write {}: {e} (alarm kept in memory only)", self.spool.path(*seq).display());
                 }
             }
         }

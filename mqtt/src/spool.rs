@@ -53,12 +53,7 @@ impl Spool {
         let err = |path: &Path, source: io::Error| Error::Spool { path: path.to_path_buf(), source };
         fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
         let lock_path = dir.join(".lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| err(&lock_path, e))?;
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| err(&lock_path, e))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => return Err(Error::SpoolLocked(dir.to_path_buf())),

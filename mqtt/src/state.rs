@@ -53,13 +53,7 @@ impl Topics {
     /// Topics for `device` under `prefix` (no validation: see [`crate::ReporterOptions`]).
     pub fn new(prefix: &str, device: &str) -> Topics {
         let base = format!("{prefix}/{device}");
-        Topics {
-            available: format!("{base}/available"),
-            alarm: format!("{base}/alarm"),
-            alarm_json: format!("{base}/alarm/json"),
-            score: format!("{base}/score"),
-            status: format!("{base}/status"),
-        }
+        Topics { available: format!("{base}/available"), alarm: format!("{base}/alarm"), alarm_json: format!("{base}/alarm/json"), score: format!("{base}/score"), status: format!("{base}/status") }
     }
 }
 
@@ -276,10 +270,7 @@ impl ReporterState {
             self.stats.alarms_recovered += 1;
             self.next_seq = self.next_seq.max(seq + 1);
             let pos = self.queue.partition_point(|e| e.seq < seq);
-            self.queue.insert(
-                pos,
-                Entry { seq, alarm, sent: false, acks_pending: 0, from_spool: true },
-            );
+            self.queue.insert(pos, Entry { seq, alarm, sent: false, acks_pending: 0, from_spool: true });
         }
         while self.queue.len() > self.cfg.spool_max {
             self.drop_oldest_waiting(out);
@@ -308,12 +299,7 @@ impl ReporterState {
 
     /// Counters, with the current queue lengths.
     pub fn stats(&self) -> Stats {
-        Stats {
-            connected: self.connected,
-            queued_alarms: self.queue.len(),
-            queued_scores: self.scores.len(),
-            ..self.stats.clone()
-        }
+        Stats { connected: self.connected, queued_alarms: self.queue.len(), queued_scores: self.scores.len(), ..self.stats.clone() }
     }
 
     /// Sequence numbers of the alarms held, oldest first.
@@ -323,11 +309,7 @@ impl ReporterState {
 
     /// The next instant at which [`Input::Tick`] has something to do, if any.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let batch = if self.connected {
-            self.scores.front().map(|(t, _)| *t + self.cfg.batch_interval)
-        } else {
-            None
-        };
+        let batch = if self.connected { self.scores.front().map(|(t, _)| *t + self.cfg.batch_interval) } else { None };
         match (batch, self.shutdown_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -75,24 +75,14 @@ impl Broker {
         let mut text = format!("{global}listener {port} 127.0.0.1\nallow_anonymous true\nlog_dest stderr\nuser root\n");
         if persistence {
             // Autosave after every change, so a subscriber's session survives even SIGKILL.
-            text += &format!(
-                "persistence true\npersistence_location {}/\nautosave_interval 1\nautosave_on_changes true\n",
-                dir.display()
-            );
+            text += &format!("persistence true\npersistence_location {}/\nautosave_interval 1\nautosave_on_changes true\n", dir.display());
         } else {
             text += "persistence false\n";
         }
         text += extra;
         std::fs::write(&conf, text).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("mosquitto.log")).unwrap();
-        let child = Command::new(mosquitto_bin())
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn mosquitto");
+        let child = Command::new(mosquitto_bin()).arg("-c").arg(&conf).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().expect("spawn mosquitto");
         let mut b = Broker { child: Some(child), port, dir: dir.to_path_buf(), persistence, extra: format!("{global}{extra}") };
         wait_until("mosquitto to accept connections", Duration::from_secs(5), || {
             if let Some(status) = b.child.as_mut().unwrap().try_wait().unwrap() {
@@ -150,12 +140,7 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
-        let p = Proxy {
-            port,
-            up: Arc::new(AtomicBool::new(up)),
-            stop: Arc::new(AtomicBool::new(false)),
-            conns: Arc::new(Mutex::new(Vec::new())),
-        };
+        let p = Proxy { port, up: Arc::new(AtomicBool::new(up)), stop: Arc::new(AtomicBool::new(false)), conns: Arc::new(Mutex::new(Vec::new())) };
         let (up, stop, conns) = (p.up.clone(), p.stop.clone(), p.conns.clone());
         thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
@@ -170,10 +155,7 @@ impl Proxy {
                 down.set_nonblocking(false).unwrap();
                 let Ok(upstream) = TcpStream::connect(("127.0.0.1", target)) else { continue };
                 conns.lock().unwrap().extend([down.try_clone().unwrap(), upstream.try_clone().unwrap()]);
-                for (mut r, mut w) in [
-                    (down.try_clone().unwrap(), upstream.try_clone().unwrap()),
-                    (upstream, down),
-                ] {
+                for (mut r, mut w) in [(down.try_clone().unwrap(), upstream.try_clone().unwrap()), (upstream, down)] {
                     thread::spawn(move || {
                         let _ = std::io::copy(&mut r, &mut w);
                         let _ = w.shutdown(Shutdown::Both);
@@ -221,12 +203,7 @@ impl Sub {
         o.set_keep_alive(Duration::from_secs(30));
         o.set_clean_session(!persistent);
         let (client, mut conn) = Client::new(o, 64);
-        let s = Sub {
-            msgs: Arc::default(),
-            subscribed: Arc::default(),
-            stop: Arc::default(),
-            client: client.clone(),
-        };
+        let s = Sub { msgs: Arc::default(), subscribed: Arc::default(), stop: Arc::default(), client: client.clone() };
         let (msgs, subscribed, stop) = (s.msgs.clone(), s.subscribed.clone(), s.stop.clone());
         let filter = filter.to_string();
         thread::spawn(move || {
@@ -236,12 +213,7 @@ impl Sub {
                         client.try_subscribe(filter.clone(), qos).unwrap();
                     }
                     Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => subscribed.store(true, Ordering::SeqCst),
-                    Ok(Ok(Event::Incoming(Packet::Publish(p)))) => msgs.lock().unwrap().push(Msg {
-                        topic: p.topic.clone(),
-                        payload: p.payload.to_vec(),
-                        qos: p.qos,
-                        retain: p.retain,
-                    }),
+                    Ok(Ok(Event::Incoming(Packet::Publish(p)))) => msgs.lock().unwrap().push(Msg { topic: p.topic.clone(), payload: p.payload.to_vec(), qos: p.qos, retain: p.retain }),
                     Ok(Ok(_)) => {}
                     Ok(Err(_)) => thread::sleep(Duration::from_millis(20)), // broker away: retry
                     Err(rumqttc::RecvTimeoutError::Timeout) => {}
@@ -293,17 +265,12 @@ fn wait_stats(r: &Reporter, what: &str, timeout: Duration, mut cond: impl FnMut(
 
 /// Log to the test's captured output (shown for failing tests); RUST_LOG overrides the level.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("sfn_mqtt=debug,rumqttc=info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("sfn_mqtt=debug,rumqttc=info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
 fn spool_files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("alarm-"))
-        .collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("alarm-")).collect();
     v.sort();
     v
 }
@@ -407,14 +374,16 @@ fn last_will_offline_when_the_reporter_process_dies() {
     let port = free_port();
     let _broker = Broker::start(&tmp.path().join("broker"), port, false);
     let sub = Sub::start(port, "t-will", "sfn/will/available", QoS::AtLeastOnce, false);
-    let mut child = KillOnDrop(Command::new(std::env::current_exe().unwrap())
-        .args(["child_reporter_process", "--exact", "--nocapture", "--test-threads=1"])
-        .env("SFN_MQTT_CHILD_PORT", port.to_string())
-        .env("SFN_MQTT_CHILD_SPOOL", tmp.path().join("spool"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap());
+    let mut child = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["child_reporter_process", "--exact", "--nocapture", "--test-threads=1"])
+            .env("SFN_MQTT_CHILD_PORT", port.to_string())
+            .env("SFN_MQTT_CHILD_SPOOL", tmp.path().join("spool"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     assert!(lines.any(|l| l.unwrap().contains("READY")), "child reporter did not connect");
     sub.wait_for("online", Duration::from_secs(5), |m| m.iter().any(|m| m.payload == b"online"));
@@ -513,9 +482,7 @@ fn ring_drops_oldest_scores_while_away_and_counts_them() {
     for i in 0..20u8 {
         r.push_score(vec![i, 0]).unwrap();
     }
-    let s = wait_stats(&r, "scores queued, a connect refused", Duration::from_secs(5), |s| {
-        s.scores_pushed == 20 && s.connect_failures >= 1
-    });
+    let s = wait_stats(&r, "scores queued, a connect refused", Duration::from_secs(5), |s| s.scores_pushed == 20 && s.connect_failures >= 1);
     assert!(!s.connected && s.connect_failures >= 1, "{s:?}");
     assert_eq!((s.dropped_scores, s.queued_scores), (12, 8));
     proxy.set_up(true);
@@ -686,10 +653,7 @@ fn make_pki(dir: &Path) {
     let ca = ca_params("sfn-test-ca");
     write("ca.pem", ca.self_signed(&ca_key).unwrap().pem());
     let issuer = Issuer::new(ca, ca_key);
-    for (name, sans, eku) in [
-        ("server", vec!["localhost".to_string(), "127.0.0.1".to_string()], ExtendedKeyUsagePurpose::ServerAuth),
-        ("client", vec![], ExtendedKeyUsagePurpose::ClientAuth),
-    ] {
+    for (name, sans, eku) in [("server", vec!["localhost".to_string(), "127.0.0.1".to_string()], ExtendedKeyUsagePurpose::ServerAuth), ("client", vec![], ExtendedKeyUsagePurpose::ClientAuth)] {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(sans).unwrap();
         p.distinguished_name.push(DnType::CommonName, format!("sfn-test-{name}"));
@@ -776,11 +740,7 @@ fn username_password_and_acl_against_mosquitto() {
     // The device user may write its own topics and read nothing; "monitor" reads all devices.
     std::fs::write(&acl, "user cam-1\ntopic write sfn/cam-1/#\n\nuser monitor\ntopic read sfn/#\n").unwrap();
     let (port, secure) = (free_port(), free_port());
-    let extra = format!(
-        "listener {secure} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\nlog_type all\n",
-        passwd.display(),
-        acl.display()
-    );
+    let extra = format!("listener {secure} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\nlog_type all\n", passwd.display(), acl.display());
     let broker = Broker::start_with(&dir, port, false, &format!("per_listener_settings true\n{extra}"));
     wait_until("secured listener", Duration::from_secs(5), || TcpStream::connect(("127.0.0.1", secure)).is_ok());
     let sub = Sub::start(port, "t-auth", "sfn/cam-1/#", QoS::AtLeastOnce, false);

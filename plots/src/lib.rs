@@ -36,16 +36,8 @@ pub const FONT_PATHS: [&str; 8] = [
 const FAMILY: &str = "sans-serif";
 
 /// Line colours, cycled.
-const COLORS: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(23, 190, 207),
-    RGBColor(127, 127, 127),
-];
+const COLORS: [RGBColor; 8] =
+    [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(140, 86, 75), RGBColor(227, 119, 194), RGBColor(23, 190, 207), RGBColor(127, 127, 127)];
 /// Shade of abnormal frames.
 const ABNORMAL: RGBColor = RGBColor(255, 205, 205);
 
@@ -56,9 +48,7 @@ pub enum PlotError {
     #[error("nothing to plot: no curves, or only empty ones")]
     Empty,
     /// Labels do not match the curves' length.
-    #[error(
-        "{labels} labels for curves of {frames} frames (labels must be empty or one per frame)"
-    )]
+    #[error("{labels} labels for curves of {frames} frames (labels must be empty or one per frame)")]
     LabelLength {
         /// Number of labels.
         labels: usize,
@@ -66,9 +56,7 @@ pub enum PlotError {
         frames: usize,
     },
     /// A ROC curve that cannot be computed.
-    #[error(
-        "ROC curve {name:?}: needs as many labels (0/1) as scores, both classes, and no NaN score"
-    )]
+    #[error("ROC curve {name:?}: needs as many labels (0/1) as scores, both classes, and no NaN score")]
     Roc {
         /// The curve's name.
         name: String,
@@ -123,26 +111,15 @@ pub fn font_path() -> Option<&'static Path> {
 /// Anomaly scores over time: one line per curve (frames on x, scores on y) with a legend, abnormal
 /// frames (`labels[i] == 1`) shaded in light red. `labels` is empty (no shading) or one per frame of the
 /// longest curve. Non-finite scores leave gaps in their line.
-pub fn score_curves_png(
-    path: &Path,
-    title: &str,
-    curves: &[(&str, &[f32])],
-    labels: &[u8],
-) -> Result<(), PlotError> {
+pub fn score_curves_png(path: &Path, title: &str, curves: &[(&str, &[f32])], labels: &[u8]) -> Result<(), PlotError> {
     let text = font_path().map(|_| FAMILY);
-    let pixels = render(SCORE_PLOT_SIZE, |area| {
-        draw_score_curves(area, text, title, curves, labels)
-    })?;
+    let pixels = render(SCORE_PLOT_SIZE, |area| draw_score_curves(area, text, title, curves, labels))?;
     write_png_atomic(path, SCORE_PLOT_SIZE, pixels)
 }
 
 /// ROC curves (false positive rate on x, true positive rate on y) with each curve's AUC in the legend
 /// and the chance diagonal. Each curve is `(name, scores, labels)`.
-pub fn roc_png(
-    path: &Path,
-    title: &str,
-    curves: &[(&str, &[f32], &[u8])],
-) -> Result<(), PlotError> {
+pub fn roc_png(path: &Path, title: &str, curves: &[(&str, &[f32], &[u8])]) -> Result<(), PlotError> {
     let text = font_path().map(|_| FAMILY);
     let pixels = render(ROC_PLOT_SIZE, |area| draw_roc(area, text, title, curves))?;
     write_png_atomic(path, ROC_PLOT_SIZE, pixels)
@@ -184,7 +161,12 @@ pub fn error_map_png(path: &Path, title: &str, panels: &[Panel<'_>], height: usi
             let max = p.values.iter().copied().filter(|v| v.is_finite()).fold(0f32, f32::max).max(1e-12);
             for (i, &v) in p.values.iter().enumerate() {
                 let (y, x) = ((i / width) as i32, (i % width) as i32);
-                let c = if p.heat { heat(v / max) } else { let g = ((v.clamp(-1.0, 1.0) + 1.0) * 127.5) as u8; RGBColor(g, g, g) };
+                let c = if p.heat {
+                    heat(v / max)
+                } else {
+                    let g = ((v.clamp(-1.0, 1.0) + 1.0) * 127.5) as u8;
+                    RGBColor(g, g, g)
+                };
                 let (px, py) = (x0 + x * MAP_SCALE as i32, y0 + y * MAP_SCALE as i32);
                 area.draw(&Rectangle::new([(px, py), (px + MAP_SCALE as i32, py + MAP_SCALE as i32)], c.filled())).map_err(draw_err)?;
             }
@@ -213,10 +195,7 @@ fn heat(t: f32) -> RGBColor {
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
 /// Renders into an RGB buffer.
-fn render(
-    size: (u32, u32),
-    draw: impl FnOnce(&Area<'_>) -> Result<(), PlotError>,
-) -> Result<Vec<u8>, PlotError> {
+fn render(size: (u32, u32), draw: impl FnOnce(&Area<'_>) -> Result<(), PlotError>) -> Result<Vec<u8>, PlotError> {
     let mut buf = vec![255u8; size.0 as usize * size.1 as usize * 3];
     {
         let area = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
@@ -265,29 +244,16 @@ fn finite_segments(y: &[f32]) -> Vec<Vec<(f64, f64)>> {
 }
 
 /// `text`: the font family to write with, or `None` to draw no text at all.
-fn draw_score_curves(
-    area: &Area<'_>,
-    text: Option<&str>,
-    title: &str,
-    curves: &[(&str, &[f32])],
-    labels: &[u8],
-) -> Result<(), PlotError> {
+fn draw_score_curves(area: &Area<'_>, text: Option<&str>, title: &str, curves: &[(&str, &[f32])], labels: &[u8]) -> Result<(), PlotError> {
     let frames = curves.iter().map(|(_, y)| y.len()).max().unwrap_or(0);
     if frames == 0 {
         return Err(PlotError::Empty);
     }
     if !labels.is_empty() && labels.len() != frames {
-        return Err(PlotError::LabelLength {
-            labels: labels.len(),
-            frames,
-        });
+        return Err(PlotError::LabelLength { labels: labels.len(), frames });
     }
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in curves
-        .iter()
-        .flat_map(|(_, y)| y.iter())
-        .filter(|v| v.is_finite())
-    {
+    for v in curves.iter().flat_map(|(_, y)| y.iter()).filter(|v| v.is_finite()) {
         lo = lo.min(f64::from(*v));
         hi = hi.max(f64::from(*v));
     }
@@ -303,60 +269,32 @@ fn draw_score_curves(
     let mut builder = ChartBuilder::on(area);
     builder.margin(12);
     if let Some(family) = text {
-        builder
-            .caption(title, (family, 22))
-            .x_label_area_size(40)
-            .y_label_area_size(60);
+        builder.caption(title, (family, 22)).x_label_area_size(40).y_label_area_size(60);
     }
-    let mut chart = builder
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(draw_err)?;
+    let mut chart = builder.build_cartesian_2d(x0..x1, y0..y1).map_err(draw_err)?;
     // Shading first, so that the grid stays visible over it.
     let runs = abnormal_runs(labels);
     if !runs.is_empty() {
-        let anno = chart
-            .draw_series(runs.iter().map(|&(a, b)| {
-                Rectangle::new(
-                    [(a as f64 - 0.5, y0), (b as f64 + 0.5, y1)],
-                    ABNORMAL.filled(),
-                )
-            }))
-            .map_err(draw_err)?;
-        anno.label("abnormal (ground truth)")
-            .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], ABNORMAL.filled()));
+        let anno = chart.draw_series(runs.iter().map(|&(a, b)| Rectangle::new([(a as f64 - 0.5, y0), (b as f64 + 0.5, y1)], ABNORMAL.filled()))).map_err(draw_err)?;
+        anno.label("abnormal (ground truth)").legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], ABNORMAL.filled()));
     }
     configure_mesh(&mut chart, text, "scored frame (the clip's frame index minus 4)", "score", true)?;
     for (i, (name, y)) in curves.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let style = color.stroke_width(2);
-        let anno = chart
-            .draw_series(
-                finite_segments(y)
-                    .into_iter()
-                    .map(|seg| PathElement::new(seg, style)),
-            )
-            .map_err(draw_err)?;
-        anno.label(*name).legend(move |(x, y)| {
-            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-        });
+        let anno = chart.draw_series(finite_segments(y).into_iter().map(|seg| PathElement::new(seg, style))).map_err(draw_err)?;
+        anno.label(*name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
     legend(&mut chart, text, SeriesLabelPosition::UpperLeft)
 }
 
-fn draw_roc(
-    area: &Area<'_>,
-    text: Option<&str>,
-    title: &str,
-    curves: &[(&str, &[f32], &[u8])],
-) -> Result<(), PlotError> {
+fn draw_roc(area: &Area<'_>, text: Option<&str>, title: &str, curves: &[(&str, &[f32], &[u8])]) -> Result<(), PlotError> {
     if curves.is_empty() {
         return Err(PlotError::Empty);
     }
     let mut computed = Vec::with_capacity(curves.len());
     for (name, scores, labels) in curves {
-        let roc_err = || PlotError::Roc {
-            name: (*name).to_string(),
-        };
+        let roc_err = || PlotError::Roc { name: (*name).to_string() };
         let pts = roc_curve(scores, labels).ok_or_else(roc_err)?;
         let auc = roc_auc(scores, labels).ok_or_else(roc_err)?;
         computed.push((*name, pts, auc));
@@ -365,30 +303,14 @@ fn draw_roc(
     let mut builder = ChartBuilder::on(area);
     builder.margin(15);
     if let Some(family) = text {
-        builder
-            .caption(title, (family, 22))
-            .x_label_area_size(40)
-            .y_label_area_size(50);
+        builder.caption(title, (family, 22)).x_label_area_size(40).y_label_area_size(50);
     }
-    let mut chart = builder
-        .build_cartesian_2d(0.0..1.0, 0.0..1.0)
-        .map_err(draw_err)?;
-    configure_mesh(
-        &mut chart,
-        text,
-        "false positive rate",
-        "true positive rate",
-        false,
-    )?;
+    let mut chart = builder.build_cartesian_2d(0.0..1.0, 0.0..1.0).map_err(draw_err)?;
+    configure_mesh(&mut chart, text, "false positive rate", "true positive rate", false)?;
 
     let grey = RGBColor(150, 150, 150);
     chart
-        .draw_series(DashedLineSeries::new(
-            vec![(0.0, 0.0), (1.0, 1.0)],
-            6,
-            4,
-            grey.stroke_width(1),
-        ))
+        .draw_series(DashedLineSeries::new(vec![(0.0, 0.0), (1.0, 1.0)], 6, 4, grey.stroke_width(1)))
         .map_err(draw_err)?
         .label("chance (AUC 0.500)")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
@@ -398,9 +320,7 @@ fn draw_roc(
             .draw_series(LineSeries::new(pts, color.stroke_width(2)))
             .map_err(draw_err)?
             .label(format!("{name} (AUC {auc:.3})"))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
     legend(&mut chart, text, SeriesLabelPosition::LowerRight)
 }
@@ -408,35 +328,18 @@ fn draw_roc(
 /// The series legend (only with a font: without one, no text is drawn at all).
 fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, text: Option<&str>, position: SeriesLabelPosition) -> Result<(), PlotError> {
     if let Some(family) = text {
-        chart
-            .configure_series_labels()
-            .position(position)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.5))
-            .label_font((family, 15))
-            .draw()
-            .map_err(draw_err)?;
+        chart.configure_series_labels().position(position).background_style(WHITE.mix(0.85)).border_style(BLACK.mix(0.5)).label_font((family, 15)).draw().map_err(draw_err)?;
     }
     Ok(())
 }
 
-type Chart<'a, 'b> = ChartContext<
-    'a,
-    BitMapBackend<'b>,
-    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
->;
+type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
 
 /// Grid, axes and (with a font) labels. Without a font no label area exists, so plotters draws no
 /// text; the label style names a family that is never registered, so any text that slipped through
 /// would fail loudly (the no-font test relies on that).
 /// `integer_x`: x tick labels without decimals (frame numbers).
-fn configure_mesh(
-    chart: &mut Chart<'_, '_>,
-    text: Option<&str>,
-    x_desc: &str,
-    y_desc: &str,
-    integer_x: bool,
-) -> Result<(), PlotError> {
+fn configure_mesh(chart: &mut Chart<'_, '_>, text: Option<&str>, x_desc: &str, y_desc: &str, integer_x: bool) -> Result<(), PlotError> {
     let int_fmt = |x: &f64| format!("{x:.0}");
     let mut mesh = chart.configure_mesh();
     mesh.light_line_style(RGBColor(235, 235, 235).mix(0.6));
@@ -456,19 +359,13 @@ fn configure_mesh(
 
 /// Encodes `rgb` as PNG into a temporary file beside `path`, then renames it to `path`.
 fn write_png_atomic(path: &Path, size: (u32, u32), rgb: Vec<u8>) -> Result<(), PlotError> {
-    let io = |source| PlotError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let img = image::RgbImage::from_raw(size.0, size.1, rgb).ok_or_else(|| {
-        PlotError::Draw("internal: buffer size does not match the image size".into())
-    })?;
+    let io = |source| PlotError::Io { path: path.to_path_buf(), source };
+    let img = image::RgbImage::from_raw(size.0, size.1, rgb).ok_or_else(|| PlotError::Draw("internal: buffer size does not match the image size".into()))?;
     if path.file_name().is_none() {
         return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path")));
     }
     let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| PlotError::Encode { path: path.to_path_buf(), reason: e.to_string() })?;
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).map_err(|e| PlotError::Encode { path: path.to_path_buf(), reason: e.to_string() })?;
     sfn_fsio::write_atomic(path, &png).map_err(io)
 }
 
@@ -479,12 +376,8 @@ mod tests {
     fn demo() -> (Vec<f32>, Vec<f32>, Vec<u8>) {
         let n = 180;
         let labels: Vec<u8> = (0..n).map(|i| u8::from((60..120).contains(&i))).collect();
-        let a: Vec<f32> = (0..n)
-            .map(|i| 0.2 + 0.6 * f32::from(labels[i]) + 0.1 * (i as f32 * 0.3).sin())
-            .collect();
-        let mut b: Vec<f32> = (0..n)
-            .map(|i| 0.5 + 0.3 * (i as f32 * 0.05).cos())
-            .collect();
+        let a: Vec<f32> = (0..n).map(|i| 0.2 + 0.6 * f32::from(labels[i]) + 0.1 * (i as f32 * 0.3).sin()).collect();
+        let mut b: Vec<f32> = (0..n).map(|i| 0.5 + 0.3 * (i as f32 * 0.05).cos()).collect();
         b[30] = f32::NAN;
         (a, b, labels)
     }
@@ -512,20 +405,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let (a, b, labels) = demo();
         let path = tmp.path().join("scores.png");
-        score_curves_png(
-            &path,
-            "clip 01",
-            &[("offline", &a), ("causal", &b)],
-            &labels,
-        )
-        .unwrap();
+        score_curves_png(&path, "clip 01", &[("offline", &a), ("causal", &b)], &labels).unwrap();
         check_png(&path, SCORE_PLOT_SIZE);
         // The shaded band is there: a pixel in the middle of the abnormal stretch, near the top.
         let img = image::open(&path).unwrap().to_rgb8();
-        let shaded = img
-            .pixels()
-            .filter(|p| p.0 == [ABNORMAL.0, ABNORMAL.1, ABNORMAL.2])
-            .count();
+        let shaded = img.pixels().filter(|p| p.0 == [ABNORMAL.0, ABNORMAL.1, ABNORMAL.2]).count();
         assert!(shaded > 10_000, "{shaded} shaded pixels");
         // No temporary files left behind; overwriting works.
         score_curves_png(&path, "clip 01", &[("offline", &a)], &[]).unwrap();
@@ -534,22 +418,8 @@ mod tests {
         if std::env::var_os("SFN_KEEP_PLOTS").is_some() {
             let keep = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plot-samples");
             std::fs::create_dir_all(&keep).unwrap();
-            score_curves_png(
-                &keep.join("scores.png"),
-                "clip 01",
-                &[("offline", &a), ("causal", &b)],
-                &labels,
-            )
-            .unwrap();
-            roc_png(
-                &keep.join("roc.png"),
-                "Ped2 test",
-                &[
-                    ("offline", &a, &labels),
-                    ("causal", &b[31..], &labels[31..]),
-                ],
-            )
-            .unwrap();
+            score_curves_png(&keep.join("scores.png"), "clip 01", &[("offline", &a), ("causal", &b)], &labels).unwrap();
+            roc_png(&keep.join("roc.png"), "Ped2 test", &[("offline", &a, &labels), ("causal", &b[31..], &labels[31..])]).unwrap();
         }
     }
 
@@ -558,12 +428,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let (a, b, labels) = demo();
         let path = tmp.path().join("roc.png");
-        roc_png(
-            &path,
-            "ROC",
-            &[("a", &a, &labels), ("b", &b[31..], &labels[31..])],
-        )
-        .unwrap();
+        roc_png(&path, "ROC", &[("a", &a, &labels), ("b", &b[31..], &labels[31..])]).unwrap();
         check_png(&path, ROC_PLOT_SIZE);
     }
 
@@ -571,40 +436,24 @@ mod tests {
     fn draws_without_font() {
         // `None`: no text at all. Any text would use an unregistered family and fail.
         let (a, b, labels) = demo();
-        let px = render(SCORE_PLOT_SIZE, |area| {
-            draw_score_curves(area, None, "t", &[("a", &a), ("b", &b)], &labels)
-        })
-        .unwrap();
+        let px = render(SCORE_PLOT_SIZE, |area| draw_score_curves(area, None, "t", &[("a", &a), ("b", &b)], &labels)).unwrap();
         assert!(px.iter().any(|&v| v != 255));
-        let px = render(ROC_PLOT_SIZE, |area| {
-            draw_roc(area, None, "t", &[("a", &a, &labels)])
-        })
-        .unwrap();
+        let px = render(ROC_PLOT_SIZE, |area| draw_roc(area, None, "t", &[("a", &a, &labels)])).unwrap();
         assert!(px.iter().any(|&v| v != 255));
         // The guard works: asking for text in an unregistered family fails.
-        let r = render(ROC_PLOT_SIZE, |area| {
-            draw_roc(area, Some("sfn-no-font"), "t", &[("a", &a, &labels)])
-        });
+        let r = render(ROC_PLOT_SIZE, |area| draw_roc(area, Some("sfn-no-font"), "t", &[("a", &a, &labels)]));
         assert!(matches!(r, Err(PlotError::Draw(_))));
     }
 
     #[test]
     fn text_is_drawn_when_a_font_exists() {
         let Some(font) = font_path() else {
-            panic!(
-                "no font found: run scripts/setup.sh (installs fonts-dejavu-core) or set SFN_FONT"
-            );
+            panic!("no font found: run scripts/setup.sh (installs fonts-dejavu-core) or set SFN_FONT");
         };
         assert!(font.is_file());
         let (a, _, labels) = demo();
-        let with = render(ROC_PLOT_SIZE, |area| {
-            draw_roc(area, Some(FAMILY), "title", &[("a", &a, &labels)])
-        })
-        .unwrap();
-        let without = render(ROC_PLOT_SIZE, |area| {
-            draw_roc(area, None, "title", &[("a", &a, &labels)])
-        })
-        .unwrap();
+        let with = render(ROC_PLOT_SIZE, |area| draw_roc(area, Some(FAMILY), "title", &[("a", &a, &labels)])).unwrap();
+        let without = render(ROC_PLOT_SIZE, |area| draw_roc(area, None, "title", &[("a", &a, &labels)])).unwrap();
         assert_ne!(with, without);
     }
 
@@ -612,41 +461,17 @@ mod tests {
     fn bad_inputs_are_errors() {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("x.png");
-        assert!(matches!(
-            score_curves_png(&p, "t", &[], &[]),
-            Err(PlotError::Empty)
-        ));
-        assert!(matches!(
-            score_curves_png(&p, "t", &[("a", &[])], &[]),
-            Err(PlotError::Empty)
-        ));
-        assert!(matches!(
-            score_curves_png(&p, "t", &[("a", &[1.0, 2.0])], &[0, 1, 1]),
-            Err(PlotError::LabelLength {
-                labels: 3,
-                frames: 2
-            })
-        ));
+        assert!(matches!(score_curves_png(&p, "t", &[], &[]), Err(PlotError::Empty)));
+        assert!(matches!(score_curves_png(&p, "t", &[("a", &[])], &[]), Err(PlotError::Empty)));
+        assert!(matches!(score_curves_png(&p, "t", &[("a", &[1.0, 2.0])], &[0, 1, 1]), Err(PlotError::LabelLength { labels: 3, frames: 2 })));
         assert!(matches!(roc_png(&p, "t", &[]), Err(PlotError::Empty)));
-        assert!(matches!(
-            roc_png(&p, "t", &[("one class", &[1.0, 2.0], &[1, 1])]),
-            Err(PlotError::Roc { .. })
-        ));
+        assert!(matches!(roc_png(&p, "t", &[("one class", &[1.0, 2.0], &[1, 1])]), Err(PlotError::Roc { .. })));
         assert!(!p.exists());
         // Constant or all-NaN curves still plot.
-        score_curves_png(
-            &p,
-            "t",
-            &[("flat", &[0.5; 10]), ("nan", &[f32::NAN; 10])],
-            &[],
-        )
-        .unwrap();
+        score_curves_png(&p, "t", &[("flat", &[0.5; 10]), ("nan", &[f32::NAN; 10])], &[]).unwrap();
         // Unwritable destination: an error naming it, no panic.
         let bad = tmp.path().join("missing-dir/x.png");
         let e = score_curves_png(&bad, "t", &[("a", &[1.0, 2.0])], &[]).unwrap_err();
-        assert!(
-            matches!(e, PlotError::Io { .. }) && e.to_string().contains("missing-dir"),
-            "{e}"
-        );
+        assert!(matches!(e, PlotError::Io { .. }) && e.to_string().contains("missing-dir"), "{e}");
     }
 }

@@ -1,7 +1,7 @@
 //! What a camera needs to score causally, fitted on normal footage.
 
-use serde::{Deserialize, Serialize};
 use crate::*;
+use serde::{Deserialize, Serialize};
 
 /// Largest sigma accepted by [`CausalCalibration::fit`] (frames); [`CausalScorer::new`] clamps to it.
 pub const MAX_CAUSAL_SIGMA: f32 = 1000.0;
@@ -58,28 +58,15 @@ impl CausalCalibration {
     /// Without a semantic stream, `semantic_mean = 0`, `semantic_std = 1`, `semantic_weight = 0`.
     /// Errors: empty input, a non-finite error value, a semantic stream of different length, sigma
     /// NaN or above [`MAX_CAUSAL_SIGMA`], weights negative / non-finite / summing to 0.
-    pub fn fit(
-        visual: &[f32],
-        semantic: Option<&[f32]>,
-        sigma: f32,
-        visual_weight: f32,
-        semantic_weight: f32,
-    ) -> Result<Self, ScoringError> {
+    pub fn fit(visual: &[f32], semantic: Option<&[f32]>, sigma: f32, visual_weight: f32, semantic_weight: f32) -> Result<Self, ScoringError> {
         if sigma.is_nan() || sigma > MAX_CAUSAL_SIGMA {
-            return Err(ScoringError::BadParameter {
-                name: "sigma",
-                value: sigma,
-                reason: "must be a number <= MAX_CAUSAL_SIGMA (1000)",
-            });
+            return Err(ScoringError::BadParameter { name: "sigma", value: sigma, reason: "must be a number <= MAX_CAUSAL_SIGMA (1000)" });
         }
         let (visual_mean, visual_std) = mean_std(visual, "visual")?;
         let (semantic_mean, semantic_std, semantic_weight) = match semantic {
             Some(s) => {
                 if s.len() != visual.len() {
-                    return Err(ScoringError::LengthMismatch {
-                        visual: visual.len(),
-                        semantic: s.len(),
-                    });
+                    return Err(ScoringError::LengthMismatch { visual: visual.len(), semantic: s.len() });
                 }
                 let (m, sd) = mean_std(s, "semantic")?;
                 (m, sd, semantic_weight)
@@ -130,11 +117,7 @@ pub(crate) fn mean_std(x: &[f32], what: &'static str) -> Result<(f32, f32), Scor
     }
     let n = x.len() as f64;
     let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = x
-        .iter()
-        .map(|&v| (f64::from(v) - mean).powi(2))
-        .sum::<f64>()
-        / n;
+    let var = x.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
     let floor = (f64::from(STD_FLOOR_REL) * mean.abs()).max(f64::from(STD_FLOOR_ABS));
     Ok((mean as f32, var.sqrt().max(floor) as f32))
 }
@@ -172,14 +155,7 @@ pub fn error_summary(pooling: ErrorPooling, map: &[f32], height: usize, width: u
 /// ([`SpeedCue::box_means`]). With `WindowMaxZ` first the region statistics, then the pooled error;
 /// with a speed cue its region statistics (and for the z-mean fusion its frame statistics), then the
 /// fused error; last the z constants of the fused error (and of `semantic`, given).
-pub fn fit_calibration(
-    settings: CalibrationSettings,
-    height: usize,
-    width: usize,
-    errors: &[Vec<f32>],
-    speed_boxes: &[Vec<f32>],
-    semantic: Option<&[f32]>,
-) -> Result<CausalCalibration, ScoringError> {
+pub fn fit_calibration(settings: CalibrationSettings, height: usize, width: usize, errors: &[Vec<f32>], speed_boxes: &[Vec<f32>], semantic: Option<&[f32]>) -> Result<CausalCalibration, ScoringError> {
     let CalibrationSettings { pooling, sigma, visual_weight, semantic_weight, speed } = settings;
     let regions = match pooling {
         ErrorPooling::WindowMaxZ { window, stride } => Some(RegionStats::fit(window, stride, box_grid(height, width, window, stride), errors.iter().map(Vec::as_slice))?),

@@ -58,16 +58,8 @@ impl CausalScorer {
         if check_weights(wv, ws).is_err() {
             (wv, ws) = (1.0, 0.0);
         }
-        let sigma = if cal.sigma > 0.0 {
-            cal.sigma.min(MAX_CAUSAL_SIGMA)
-        } else {
-            0.0
-        };
-        let len = if sigma > 0.0 {
-            (3.0 * f64::from(sigma)).ceil() as usize + 1
-        } else {
-            1
-        };
+        let sigma = if cal.sigma > 0.0 { cal.sigma.min(MAX_CAUSAL_SIGMA) } else { 0.0 };
+        let len = if sigma > 0.0 { (3.0 * f64::from(sigma)).ceil() as usize + 1 } else { 1 };
         Self {
             visual_mean: sane_mean(cal.visual_mean),
             visual_std: sane_std(cal.visual_std),
@@ -121,8 +113,7 @@ impl CausalScorer {
             Some(s) if self.semantic_weight > 0.0 => {
                 let s = self.sanitize_semantic(s);
                 let zs = clamp_z((s - self.semantic_mean) / self.semantic_std);
-                (self.visual_weight * zv + self.semantic_weight * zs)
-                    / (self.visual_weight + self.semantic_weight)
+                (self.visual_weight * zv + self.semantic_weight * zs) / (self.visual_weight + self.semantic_weight)
             }
             _ => zv,
         };
@@ -168,15 +159,7 @@ pub(crate) fn clamp_z(z: f64) -> f64 {
 
 /// Causal scores of one clip (a fresh [`CausalScorer`] fed frame by frame). Frame `i` uses
 /// `semantic[i]` when the semantic slice has one, the visual error alone otherwise.
-pub fn causal_scores(
-    visual: &[f32],
-    semantic: Option<&[f32]>,
-    cal: &CausalCalibration,
-) -> Vec<f32> {
+pub fn causal_scores(visual: &[f32], semantic: Option<&[f32]>, cal: &CausalCalibration) -> Vec<f32> {
     let mut scorer = CausalScorer::new(cal);
-    visual
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| scorer.push(v, semantic.and_then(|s| s.get(i).copied())))
-        .collect()
+    visual.iter().enumerate().map(|(i, &v)| scorer.push(v, semantic.and_then(|s| s.get(i).copied()))).collect()
 }

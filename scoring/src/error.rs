@@ -1,6 +1,5 @@
 //! Errors of the fallible scoring functions.
 
-
 /// Errors of the fallible scoring functions.
 #[derive(thiserror::Error, Debug, Clone, PartialEq)]
 pub enum ScoringError {

@@ -29,19 +29,19 @@ mod smoothing;
 pub mod speed;
 mod visual;
 
+pub(crate) use calibration::mean_std;
 pub use calibration::*;
 pub use causal::*;
 pub use error::*;
 pub use metrics::*;
+pub(crate) use offline::check_weights;
 pub use offline::*;
+pub(crate) use pooling::check_frame_pair;
 pub use pooling::*;
+pub(crate) use smoothing::half_gaussian;
 pub use smoothing::*;
 pub use speed::{speed_map, FrameZ, SpeedCalibration, SpeedCue, SpeedFusion};
 pub use visual::*;
-pub(crate) use calibration::mean_std;
-pub(crate) use offline::check_weights;
-pub(crate) use pooling::check_frame_pair;
-pub(crate) use smoothing::half_gaussian;
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! Evaluation metrics: ROC curve and AUC (exact, ties as scikit-learn counts them), per-clip score sets, cosine similarity.
 
-use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Scores and labels of one clip, one entry per scored frame (frame 4 onwards), in order.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -58,11 +58,7 @@ pub fn roc_curve(scores: &[f32], labels: &[u8]) -> Option<Vec<(f64, f64)>> {
     let (pos, neg, steps) = roc_steps(scores, labels)?;
     let mut pts = Vec::with_capacity(steps.len() + 1);
     pts.push((0.0, 0.0));
-    pts.extend(
-        steps
-            .iter()
-            .map(|&(fp, tp)| (fp as f64 / neg as f64, tp as f64 / pos as f64)),
-    );
+    pts.extend(steps.iter().map(|&(fp, tp)| (fp as f64 / neg as f64, tp as f64 / pos as f64)));
     Some(pts)
 }
 

@@ -1,7 +1,7 @@
 //! The offline scoring of the paper's protocol: per-clip min-max of each error stream, weighted sum, centred Gaussian; it looks at the whole clip.
 
-use serde::{Deserialize, Serialize};
 use crate::*;
+use serde::{Deserialize, Serialize};
 
 /// Parameters of the offline (reference-code) scoring.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -16,33 +16,17 @@ pub struct OfflineScoring {
 
 impl OfflineScoring {
     /// UCSD Ped2: sigma 5, weights (0.8, 0.2).
-    pub const PED2: Self = Self {
-        sigma: 5.0,
-        visual_weight: 0.8,
-        semantic_weight: 0.2,
-    };
+    pub const PED2: Self = Self { sigma: 5.0, visual_weight: 0.8, semantic_weight: 0.2 };
     /// CUHK Avenue: sigma 4, weights (0.9, 0.1).
-    pub const AVENUE: Self = Self {
-        sigma: 4.0,
-        visual_weight: 0.9,
-        semantic_weight: 0.1,
-    };
+    pub const AVENUE: Self = Self { sigma: 4.0, visual_weight: 0.9, semantic_weight: 0.1 };
     /// ShanghaiTech: sigma 13, weights (0.2, 0.8).
-    pub const SHANGHAITECH: Self = Self {
-        sigma: 13.0,
-        visual_weight: 0.2,
-        semantic_weight: 0.8,
-    };
+    pub const SHANGHAITECH: Self = Self { sigma: 13.0, visual_weight: 0.2, semantic_weight: 0.8 };
 
     /// Checks the weights (finite, non-negative, positive sum) and sigma (not NaN).
     pub fn validate(&self) -> Result<(), ScoringError> {
         check_weights(self.visual_weight, self.semantic_weight)?;
         if self.sigma.is_nan() {
-            return Err(ScoringError::BadParameter {
-                name: "sigma",
-                value: self.sigma,
-                reason: "must be a number",
-            });
+            return Err(ScoringError::BadParameter { name: "sigma", value: self.sigma, reason: "must be a number" });
         }
         Ok(())
     }
@@ -64,58 +48,36 @@ impl Default for OfflineScoring {
 /// visual one, or invalid weights) the semantic stream is ignored and the score is the smoothed
 /// `mm(visual)`. Use [`try_offline_scores`] to be told.
 pub fn offline_scores(visual: &[f32], semantic: Option<&[f32]>, cfg: &OfflineScoring) -> Vec<f32> {
-    try_offline_scores(visual, semantic, cfg)
-        .unwrap_or_else(|_| gaussian_smooth(&min_max(visual), cfg.sigma))
+    try_offline_scores(visual, semantic, cfg).unwrap_or_else(|_| gaussian_smooth(&min_max(visual), cfg.sigma))
 }
 
 /// [`offline_scores`] that reports a semantic stream of the wrong length or invalid parameters.
-pub fn try_offline_scores(
-    visual: &[f32],
-    semantic: Option<&[f32]>,
-    cfg: &OfflineScoring,
-) -> Result<Vec<f32>, ScoringError> {
+pub fn try_offline_scores(visual: &[f32], semantic: Option<&[f32]>, cfg: &OfflineScoring) -> Result<Vec<f32>, ScoringError> {
     cfg.validate()?;
     let v = min_max(visual);
     let combined = match semantic {
         None => v,
         Some(s) => {
             if s.len() != visual.len() {
-                return Err(ScoringError::LengthMismatch {
-                    visual: visual.len(),
-                    semantic: s.len(),
-                });
+                return Err(ScoringError::LengthMismatch { visual: visual.len(), semantic: s.len() });
             }
             let s = min_max(s);
             let (wv, ws) = (f64::from(cfg.visual_weight), f64::from(cfg.semantic_weight));
             let wsum = wv + ws;
-            v.iter()
-                .zip(&s)
-                .map(|(&a, &b)| ((wv * f64::from(a) + ws * f64::from(b)) / wsum) as f32)
-                .collect()
+            v.iter().zip(&s).map(|(&a, &b)| ((wv * f64::from(a) + ws * f64::from(b)) / wsum) as f32).collect()
         }
     };
     Ok(gaussian_smooth(&combined, cfg.sigma))
 }
 
 pub(crate) fn check_weights(visual_weight: f32, semantic_weight: f32) -> Result<(), ScoringError> {
-    for (name, w) in [
-        ("visual_weight", visual_weight),
-        ("semantic_weight", semantic_weight),
-    ] {
+    for (name, w) in [("visual_weight", visual_weight), ("semantic_weight", semantic_weight)] {
         if !(w.is_finite() && w >= 0.0) {
-            return Err(ScoringError::BadParameter {
-                name,
-                value: w,
-                reason: "must be finite and >= 0",
-            });
+            return Err(ScoringError::BadParameter { name, value: w, reason: "must be finite and >= 0" });
         }
     }
     if visual_weight + semantic_weight <= 0.0 {
-        return Err(ScoringError::BadParameter {
-            name: "visual_weight + semantic_weight",
-            value: visual_weight + semantic_weight,
-            reason: "must be > 0",
-        });
+        return Err(ScoringError::BadParameter { name: "visual_weight + semantic_weight", value: visual_weight + semantic_weight, reason: "must be > 0" });
     }
     Ok(())
 }

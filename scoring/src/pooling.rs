@@ -1,7 +1,7 @@
 //! How a frame's squared-error map becomes one number, with per-region statistics of normal footage.
 
-use serde::{Deserialize, Serialize};
 use crate::*;
+use serde::{Deserialize, Serialize};
 
 /// How a frame's squared-error map becomes one visual error.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -140,10 +140,14 @@ impl RegionStats {
             return Err(ScoringError::Empty { what: "region box means" });
         }
         let mean: Vec<f32> = sum.iter().map(|s| (s / n as f64) as f32).collect();
-        let std: Vec<f32> = sum.iter().zip(&sq).map(|(s, q)| {
-            let m = s / n as f64;
-            ((q / n as f64 - m * m).max(0.0)).sqrt() as f32
-        }).collect();
+        let std: Vec<f32> = sum
+            .iter()
+            .zip(&sq)
+            .map(|(s, q)| {
+                let m = s / n as f64;
+                ((q / n as f64 - m * m).max(0.0)).sqrt() as f32
+            })
+            .collect();
         let floor = (std.iter().map(|&v| f64::from(v)).sum::<f64>() / n_box as f64) as f32;
         Ok(RegionStats { window, stride, grid, mean, std, floor: floor.max(f32::MIN_POSITIVE) })
     }
@@ -216,9 +220,7 @@ impl ErrorPooling {
         let ErrorPooling::WindowMaxZ { window, stride } = *self else {
             return Err(ScoringError::Regions(format!("pooling {} uses no region statistics", self.name())));
         };
-        let r = regions.ok_or_else(|| {
-            ScoringError::Regions(format!("pooling {} needs the per-region statistics of normal footage (sfn-train calibrate)", self.name()))
-        })?;
+        let r = regions.ok_or_else(|| ScoringError::Regions(format!("pooling {} needs the per-region statistics of normal footage (sfn-train calibrate)", self.name())))?;
         let grid = box_grid(height, width, window, stride);
         if (r.window, r.stride, r.grid) != (window, stride, grid) || r.mean.len() != grid[0] * grid[1] || r.std.len() != r.mean.len() {
             return Err(ScoringError::Regions(format!(

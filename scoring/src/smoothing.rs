@@ -1,6 +1,5 @@
 //! Normalisation and temporal smoothing of score streams.
 
-
 /// Min-max normalisation to `[0, 1]`.
 ///
 /// The range is taken over the finite values. A constant input (or one with no finite value) maps its
@@ -15,10 +14,7 @@ pub fn min_max(x: &[f32]) -> Vec<f32> {
     }
     let range = f64::from(hi) - f64::from(lo);
     if range <= 0.0 || !range.is_finite() {
-        return x
-            .iter()
-            .map(|v| if v.is_nan() { f32::NAN } else { 0.0 })
-            .collect();
+        return x.iter().map(|v| if v.is_nan() { f32::NAN } else { 0.0 }).collect();
     }
     x.iter()
         .map(|&v| {
@@ -48,11 +44,7 @@ pub fn gaussian_smooth(x: &[f32], sigma: f32) -> Vec<f32> {
         return x.to_vec();
     }
     let n = x.len();
-    let radius = if sigma.is_finite() {
-        ((4.0 * f64::from(sigma)).ceil() as usize).min(n - 1)
-    } else {
-        n - 1
-    };
+    let radius = if sigma.is_finite() { ((4.0 * f64::from(sigma)).ceil() as usize).min(n - 1) } else { n - 1 };
     let kernel = half_gaussian(sigma, radius + 1);
     let mut out = Vec::with_capacity(n);
     for t in 0..n {
@@ -67,11 +59,7 @@ pub fn gaussian_smooth(x: &[f32], sigma: f32) -> Vec<f32> {
             acc += w * f64::from(v);
             wsum += w;
         }
-        out.push(if wsum > 0.0 {
-            (acc / wsum) as f32
-        } else {
-            f32::NAN
-        });
+        out.push(if wsum > 0.0 { (acc / wsum) as f32 } else { f32::NAN });
     }
     out
 }

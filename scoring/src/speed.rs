@@ -156,7 +156,9 @@ impl std::str::FromStr for SpeedCue {
 
     /// The inverse of [`SpeedCue::name`]; the result is validated.
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?}: expected speed_r<RADIUS>_b<BLOCK>_<WINDOW>s<STRIDE>_m<WEIGHT> (max fusion), _l<WEIGHT> (mean fusion) or _z<WEIGHT> (mean of frame z-scores), optionally followed by _g<MARGIN> (e.g. speed_r3_b12_32s16_m1_g0.1, speed_r3_b12_32s16_l4)");
+        let bad = || {
+            format!("{s:?}: expected speed_r<RADIUS>_b<BLOCK>_<WINDOW>s<STRIDE>_m<WEIGHT> (max fusion), _l<WEIGHT> (mean fusion) or _z<WEIGHT> (mean of frame z-scores), optionally followed by _g<MARGIN> (e.g. speed_r3_b12_32s16_m1_g0.1, speed_r3_b12_32s16_l4)")
+        };
         let rest = s.strip_prefix("speed_r").ok_or_else(bad)?;
         let parts: Vec<&str> = rest.split('_').collect();
         let (r, b, ws, l, g) = match parts[..] {
@@ -255,11 +257,7 @@ impl SpeedCalibration {
         let grid = box_grid(height, width, self.cue.window, self.cue.stride);
         let n = grid[0] * grid[1];
         if self.regions.grid != grid || self.regions.mean.len() != n || self.regions.std.len() != n {
-            return Err(ScoringError::Regions(format!(
-                "speed statistics for grid {:?} ({} boxes) do not fit {height}x{width} (grid {grid:?}, {n} boxes)",
-                self.regions.grid,
-                self.regions.mean.len()
-            )));
+            return Err(ScoringError::Regions(format!("speed statistics for grid {:?} ({} boxes) do not fit {height}x{width} (grid {grid:?}, {n} boxes)", self.regions.grid, self.regions.mean.len())));
         }
         Ok(())
     }
@@ -308,7 +306,7 @@ pub fn speed_map(last: &[f32], next: &[f32], channels: usize, height: usize, wid
     let r = radius as isize;
     let mut shifts: Vec<(isize, isize)> = (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))).collect();
     shifts.sort_by_key(|&(dy, dx)| dy * dy + dx * dx); // stable: row-major among equal lengths
-    // Block extent of each row / column, clipped to the frame.
+                                                       // Block extent of each row / column, clipped to the frame.
     let span = |i: usize, n: usize| -> (usize, usize) {
         let lo = i.saturating_sub(block / 2);
         (lo, (lo + block).min(n))
@@ -424,17 +422,21 @@ mod tests {
 
     /// A textured frame: a smooth pseudo-random pattern.
     fn texture(h: usize, w: usize) -> Vec<f32> {
-        (0..h * w).map(|i| {
-            let (y, x) = ((i / w) as f32, (i % w) as f32);
-            (0.7 * (0.9 * x + 0.4 * y).sin() + 0.5 * (0.3 * x - 1.1 * y).cos() + 0.3 * (1.7 * x * 0.13 + y * 0.77).sin()) / 1.5
-        }).collect()
+        (0..h * w)
+            .map(|i| {
+                let (y, x) = ((i / w) as f32, (i % w) as f32);
+                (0.7 * (0.9 * x + 0.4 * y).sin() + 0.5 * (0.3 * x - 1.1 * y).cos() + 0.3 * (1.7 * x * 0.13 + y * 0.77).sin()) / 1.5
+            })
+            .collect()
     }
 
     fn shifted(f: &[f32], h: usize, w: usize, dy: isize, dx: isize) -> Vec<f32> {
-        (0..h * w).map(|i| {
-            let (y, x) = ((i / w) as isize - dy, (i % w) as isize - dx);
-            f[(y.clamp(0, h as isize - 1) as usize) * w + x.clamp(0, w as isize - 1) as usize]
-        }).collect()
+        (0..h * w)
+            .map(|i| {
+                let (y, x) = ((i / w) as isize - dy, (i % w) as isize - dx);
+                f[(y.clamp(0, h as isize - 1) as usize) * w + x.clamp(0, w as isize - 1) as usize]
+            })
+            .collect()
     }
 
     #[test]
@@ -569,10 +571,7 @@ mod tests {
         let (h, w) = (32, 48);
         let cue = SpeedCue { radius: 2, block: 6, window: 16, stride: 8, weight: 3.0, fusion: SpeedFusion::Mean, margin: 0.0 };
         let a = texture(h, w);
-        let normal: Vec<Vec<f32>> = [(0, 0), (0, 1), (1, 0)]
-            .iter()
-            .map(|&(dy, dx)| cue.box_means(&a, &shifted(&a, h, w, dy, dx), 1, h, w).unwrap())
-            .collect();
+        let normal: Vec<Vec<f32>> = [(0, 0), (0, 1), (1, 0)].iter().map(|&(dy, dx)| cue.box_means(&a, &shifted(&a, h, w, dy, dx), 1, h, w).unwrap()).collect();
         let cal = SpeedCalibration::fit(cue, h, w, normal.iter().map(Vec::as_slice)).unwrap();
         cal.validate().unwrap();
         let slow = cal.score(&a, &shifted(&a, h, w, 0, 1), 1, h, w).unwrap();
@@ -606,7 +605,18 @@ mod tests {
         // A calibration written before the fusion field existed reads as mean fusion.
         let old: SpeedCue = serde_json::from_str(r#"{"radius":3,"block":12,"window":32,"stride":16,"weight":4.0}"#).unwrap();
         assert_eq!(old, SpeedCue::PED2_128X192_MEAN);
-        for wrong in ["speed_r0_b12_32s16_l4", "speed_r3_b12_32x16_l4", "speed_r3_b12_32s16", "r3_b12_32s16_l4", "speed_r3_b12_32s16_l-1", "speed_r3_b12_32s16_x1", "speed_r3_b12_32s16_m", "speed_r3_b12_32s16_m1_g1", "speed_r3_b12_32s16_m1_x0.1", "speed_r3_b12_32s16_m1_g0.1_g0.1"] {
+        for wrong in [
+            "speed_r0_b12_32s16_l4",
+            "speed_r3_b12_32x16_l4",
+            "speed_r3_b12_32s16",
+            "r3_b12_32s16_l4",
+            "speed_r3_b12_32s16_l-1",
+            "speed_r3_b12_32s16_x1",
+            "speed_r3_b12_32s16_m",
+            "speed_r3_b12_32s16_m1_g1",
+            "speed_r3_b12_32s16_m1_x0.1",
+            "speed_r3_b12_32s16_m1_g0.1_g0.1",
+        ] {
             assert!(wrong.parse::<SpeedCue>().is_err(), "{wrong}");
         }
         let bad = SpeedCue { weight: f32::NAN, ..cue };

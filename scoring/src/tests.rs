@@ -60,10 +60,7 @@ fn auc_hand_worked() {
     // -0.0 ties with 0.0.
     assert_eq!(roc_auc(&[-0.0, 0.0], &[0, 1]), Some(0.5));
     // Infinite scores are ordered.
-    assert_eq!(
-        roc_auc(&[f32::NEG_INFINITY, f32::INFINITY, 0.0], &[0, 1, 0]),
-        Some(1.0)
-    );
+    assert_eq!(roc_auc(&[f32::NEG_INFINITY, f32::INFINITY, 0.0], &[0, 1, 0]), Some(1.0));
 }
 
 #[test]
@@ -81,9 +78,7 @@ fn auc_matches_pair_counting_with_many_ties() {
     // Deterministic pseudo-random data on a coarse grid (lots of ties).
     let mut state = 0x1234_5678_u64;
     let mut next = || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         (state >> 33) as u32
     };
     for n in [2usize, 7, 50, 333] {
@@ -99,10 +94,7 @@ fn auc_matches_pair_counting_with_many_ties() {
 #[test]
 fn roc_curve_points() {
     let pts = roc_curve(&[0.1, 0.4, 0.35, 0.8], &[0, 0, 1, 1]).unwrap();
-    assert_eq!(
-        pts,
-        vec![(0.0, 0.0), (0.0, 0.5), (0.5, 0.5), (0.5, 1.0), (1.0, 1.0)]
-    );
+    assert_eq!(pts, vec![(0.0, 0.0), (0.0, 0.5), (0.5, 0.5), (0.5, 1.0), (1.0, 1.0)]);
     // Ties make one diagonal step.
     let pts = roc_curve(&[0.5, 0.5], &[0, 1]).unwrap();
     assert_eq!(pts, vec![(0.0, 0.0), (1.0, 1.0)]);
@@ -149,9 +141,7 @@ fn gaussian_preserves_sum_of_interior_impulse_and_is_symmetric() {
     assert!(y[70] > 0.0);
     assert_eq!(y[71], 0.0);
     // Peak value = 1 / sum of the kernel.
-    let ksum: f64 = (-20..=20)
-        .map(|k: i32| (-(f64::from(k * k)) / 50.0).exp())
-        .sum();
+    let ksum: f64 = (-20..=20).map(|k: i32| (-(f64::from(k * k)) / 50.0).exp()).sum();
     assert!(close(f64::from(y[50]), 1.0 / ksum, 1e-6));
     // Preserves the mean of a linear ramp in the interior (odd kernel moments vanish).
     let ramp: Vec<f32> = (0..101).map(|i| i as f32).collect();
@@ -178,80 +168,37 @@ fn gaussian_edge_renormalisation_and_nan() {
 fn offline_scores_combination() {
     let visual = [1.0, 3.0, 2.0, 5.0];
     let semantic = [0.0, 0.0, 1.0, 0.5];
-    let cfg = OfflineScoring {
-        sigma: 0.0,
-        visual_weight: 0.8,
-        semantic_weight: 0.2,
-    };
+    let cfg = OfflineScoring { sigma: 0.0, visual_weight: 0.8, semantic_weight: 0.2 };
     let got = offline_scores(&visual, Some(&semantic), &cfg);
     let want = [0.0, 0.8 * 0.5, 0.8 * 0.25 + 0.2, 0.8 + 0.2 * 0.5];
     for (g, w) in got.iter().zip(want) {
         assert!(close(f64::from(*g), w, 1e-6), "{got:?}");
     }
     // Weights are normalised by their sum.
-    let cfg2 = OfflineScoring {
-        sigma: 0.0,
-        visual_weight: 4.0,
-        semantic_weight: 1.0,
-    };
+    let cfg2 = OfflineScoring { sigma: 0.0, visual_weight: 4.0, semantic_weight: 1.0 };
     let got2 = offline_scores(&visual, Some(&semantic), &cfg2);
     for (a, b) in got.iter().zip(&got2) {
         assert!(close(f64::from(*a), f64::from(*b), 1e-6));
     }
     // Without semantic: min-max of the visual error alone.
-    assert_eq!(
-        offline_scores(&visual, None, &cfg),
-        vec![0.0, 0.5, 0.25, 1.0]
-    );
+    assert_eq!(offline_scores(&visual, None, &cfg), vec![0.0, 0.5, 0.25, 1.0]);
     // Smoothing applied afterwards.
     let cfg5 = OfflineScoring::default();
     assert_eq!(cfg5.sigma, 5.0);
-    assert_eq!(
-        offline_scores(&visual, None, &cfg5),
-        gaussian_smooth(&min_max(&visual), 5.0)
-    );
+    assert_eq!(offline_scores(&visual, None, &cfg5), gaussian_smooth(&min_max(&visual), 5.0));
     // Errors are reported by the try_ variant; the plain one falls back to visual alone.
-    assert_eq!(
-        try_offline_scores(&visual, Some(&semantic[..3]), &cfg),
-        Err(ScoringError::LengthMismatch {
-            visual: 4,
-            semantic: 3
-        })
-    );
-    assert_eq!(
-        offline_scores(&visual, Some(&semantic[..3]), &cfg),
-        vec![0.0, 0.5, 0.25, 1.0]
-    );
-    let bad = OfflineScoring {
-        sigma: 1.0,
-        visual_weight: -1.0,
-        semantic_weight: 0.2,
-    };
-    assert!(matches!(
-        try_offline_scores(&visual, None, &bad),
-        Err(ScoringError::BadParameter {
-            name: "visual_weight",
-            ..
-        })
-    ));
+    assert_eq!(try_offline_scores(&visual, Some(&semantic[..3]), &cfg), Err(ScoringError::LengthMismatch { visual: 4, semantic: 3 }));
+    assert_eq!(offline_scores(&visual, Some(&semantic[..3]), &cfg), vec![0.0, 0.5, 0.25, 1.0]);
+    let bad = OfflineScoring { sigma: 1.0, visual_weight: -1.0, semantic_weight: 0.2 };
+    assert!(matches!(try_offline_scores(&visual, None, &bad), Err(ScoringError::BadParameter { name: "visual_weight", .. })));
 }
 
 #[test]
 fn fit_known_statistics() {
-    let cal = CausalCalibration::fit(
-        &[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0],
-        None,
-        5.0,
-        0.8,
-        0.2,
-    )
-    .unwrap();
+    let cal = CausalCalibration::fit(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0], None, 5.0, 0.8, 0.2).unwrap();
     assert_eq!(cal.visual_mean, 5.0);
     assert_eq!(cal.visual_std, 2.0);
-    assert_eq!(
-        (cal.semantic_mean, cal.semantic_std, cal.semantic_weight),
-        (0.0, 1.0, 0.0)
-    );
+    assert_eq!((cal.semantic_mean, cal.semantic_std, cal.semantic_weight), (0.0, 1.0, 0.0));
     assert_eq!((cal.sigma, cal.visual_weight), (5.0, 0.8));
     // The largest normal z, (9 - 5) / 2, and the error it corresponds to: the saturation cap.
     assert_eq!((cal.visual_z_max, cal.visual_cap()), (Some(2.0), Some(9.0)));
@@ -284,50 +231,18 @@ fn fit_known_statistics() {
 
     // Round-trips through JSON.
     let json = serde_json::to_string(&cal).unwrap();
-    assert_eq!(
-        serde_json::from_str::<CausalCalibration>(&json).unwrap(),
-        cal
-    );
+    assert_eq!(serde_json::from_str::<CausalCalibration>(&json).unwrap(), cal);
 }
 
 #[test]
 fn fit_errors() {
     use ScoringError as E;
-    assert_eq!(
-        CausalCalibration::fit(&[], None, 5.0, 1.0, 0.0),
-        Err(E::Empty { what: "visual" })
-    );
-    assert!(matches!(
-        CausalCalibration::fit(&[1.0, f32::NAN], None, 5.0, 1.0, 0.0),
-        Err(E::NonFinite {
-            what: "visual",
-            index: 1,
-            ..
-        })
-    ));
-    assert!(matches!(
-        CausalCalibration::fit(&[1.0, 2.0], Some(&[1.0, f32::INFINITY]), 5.0, 1.0, 0.5),
-        Err(E::NonFinite {
-            what: "semantic",
-            index: 1,
-            ..
-        })
-    ));
-    assert_eq!(
-        CausalCalibration::fit(&[1.0, 2.0], Some(&[1.0]), 5.0, 1.0, 0.5),
-        Err(E::LengthMismatch {
-            visual: 2,
-            semantic: 1
-        })
-    );
-    assert!(matches!(
-        CausalCalibration::fit(&[1.0], None, f32::NAN, 1.0, 0.0),
-        Err(E::BadParameter { name: "sigma", .. })
-    ));
-    assert!(matches!(
-        CausalCalibration::fit(&[1.0], None, 1.0, 0.0, 0.0),
-        Err(E::BadParameter { .. })
-    ));
+    assert_eq!(CausalCalibration::fit(&[], None, 5.0, 1.0, 0.0), Err(E::Empty { what: "visual" }));
+    assert!(matches!(CausalCalibration::fit(&[1.0, f32::NAN], None, 5.0, 1.0, 0.0), Err(E::NonFinite { what: "visual", index: 1, .. })));
+    assert!(matches!(CausalCalibration::fit(&[1.0, 2.0], Some(&[1.0, f32::INFINITY]), 5.0, 1.0, 0.5), Err(E::NonFinite { what: "semantic", index: 1, .. })));
+    assert_eq!(CausalCalibration::fit(&[1.0, 2.0], Some(&[1.0]), 5.0, 1.0, 0.5), Err(E::LengthMismatch { visual: 2, semantic: 1 }));
+    assert!(matches!(CausalCalibration::fit(&[1.0], None, f32::NAN, 1.0, 0.0), Err(E::BadParameter { name: "sigma", .. })));
+    assert!(matches!(CausalCalibration::fit(&[1.0], None, 1.0, 0.0, 0.0), Err(E::BadParameter { .. })));
 }
 
 fn cal(sigma: f32) -> CausalCalibration {
@@ -354,11 +269,7 @@ fn causal_window_and_z_scores() {
     // No smoothing: plain z-scores, weighted.
     let mut s = CausalScorer::new(&cal(0.0));
     assert_eq!(s.push(5.0, None), 2.0);
-    assert!(close(
-        f64::from(s.push(5.0, Some(1.0))),
-        0.8 * 2.0 + 0.2 * 2.0,
-        1e-6
-    ));
+    assert!(close(f64::from(s.push(5.0, Some(1.0))), 0.8 * 2.0 + 0.2 * 2.0, 1e-6));
     assert_eq!(s.push(1.0, None), 0.0);
 }
 
@@ -395,21 +306,14 @@ fn causal_never_uses_future_samples() {
             s2[i] -= 3.0;
         }
         let changed = causal_scores(&v2, Some(&s2), &c);
-        assert_eq!(
-            &changed[..t],
-            &base[..t],
-            "changed input at {t} altered earlier outputs"
-        );
+        assert_eq!(&changed[..t], &base[..t], "changed input at {t} altered earlier outputs");
         assert_ne!(changed[t], base[t]);
     }
     // Unlike the offline (centred) smoothing, which does look ahead.
     let off = offline_scores(&visual, None, &OfflineScoring::default());
     let mut v2 = visual.clone();
     v2[59] += 100.0;
-    assert_ne!(
-        offline_scores(&v2, None, &OfflineScoring::default())[50],
-        off[50]
-    );
+    assert_ne!(offline_scores(&v2, None, &OfflineScoring::default())[50], off[50]);
 }
 
 #[test]
@@ -435,16 +339,10 @@ fn causal_non_finite_inputs_do_not_poison() {
     // Before any finite value: calibration mean (z = 0).
     assert_eq!(s.push(f32::NAN, None), 0.0);
     s.reset();
-    let clean: Vec<f32> = [3.0, 4.0, 4.0, 5.0, 6.0, 7.0]
-        .iter()
-        .map(|&v| s.push(v, None))
-        .collect();
+    let clean: Vec<f32> = [3.0, 4.0, 4.0, 5.0, 6.0, 7.0].iter().map(|&v| s.push(v, None)).collect();
     s.reset();
     // NaN at index 2 behaves like repeating the last valid value (4.0).
-    let dirty: Vec<f32> = [3.0, 4.0, f32::NAN, 5.0, 6.0, 7.0]
-        .iter()
-        .map(|&v| s.push(v, None))
-        .collect();
+    let dirty: Vec<f32> = [3.0, 4.0, f32::NAN, 5.0, 6.0, 7.0].iter().map(|&v| s.push(v, None)).collect();
     assert_eq!(clean, dirty);
     assert_eq!(s.non_finite_count(), 2);
     assert!(dirty.iter().all(|v| v.is_finite()));

@@ -8,17 +8,11 @@ use crate::convert::PixelFormat;
 /// format (or nothing: some drivers do not enumerate), `requested`: the driver's answer to
 /// `VIDIOC_S_FMT` then decides, and an unconvertible answer is an error.
 pub fn choose_format(requested: PixelFormat, offered: &[[u8; 4]]) -> PixelFormat {
-    let offered: Vec<PixelFormat> = offered
-        .iter()
-        .filter_map(|&c| PixelFormat::from_fourcc(c))
-        .collect();
+    let offered: Vec<PixelFormat> = offered.iter().filter_map(|&c| PixelFormat::from_fourcc(c)).collect();
     if offered.contains(&requested) {
         return requested;
     }
-    PixelFormat::PREFERENCE
-        .into_iter()
-        .find(|f| offered.contains(f))
-        .unwrap_or(requested)
+    PixelFormat::PREFERENCE.into_iter().find(|f| offered.contains(f)).unwrap_or(requested)
 }
 
 /// Capture time in ms since the Unix epoch of a buffer stamped `buffer_mono_us` (µs of
@@ -27,10 +21,7 @@ pub fn choose_format(requested: PixelFormat, offered: &[[u8; 4]]) -> PixelFormat
 /// capture on this clock (in the future, or more than 10 s old).
 pub fn capture_time_unix_ms(buffer_mono_us: u64, now_mono_us: u64, now_unix_ms: u64) -> u64 {
     const MAX_AGE_US: u64 = 10_000_000;
-    if buffer_mono_us == 0
-        || buffer_mono_us > now_mono_us
-        || now_mono_us - buffer_mono_us > MAX_AGE_US
-    {
+    if buffer_mono_us == 0 || buffer_mono_us > now_mono_us || now_mono_us - buffer_mono_us > MAX_AGE_US {
         return now_unix_ms;
     }
     now_unix_ms.saturating_sub((now_mono_us - buffer_mono_us) / 1_000)
@@ -61,16 +52,10 @@ mod tests {
     #[test]
     fn capture_time() {
         // Stamped 250 ms before now.
-        assert_eq!(
-            capture_time_unix_ms(5_000_000, 5_250_000, 1_700_000_000_000),
-            1_699_999_999_750
-        );
+        assert_eq!(capture_time_unix_ms(5_000_000, 5_250_000, 1_700_000_000_000), 1_699_999_999_750);
         // No stamp, stamp from the future, stamp too old: now.
         assert_eq!(capture_time_unix_ms(0, 5_250_000, 1_000_000), 1_000_000);
-        assert_eq!(
-            capture_time_unix_ms(6_000_000, 5_250_000, 1_000_000),
-            1_000_000
-        );
+        assert_eq!(capture_time_unix_ms(6_000_000, 5_250_000, 1_000_000), 1_000_000);
         assert_eq!(capture_time_unix_ms(1, 20_000_000, 1_000_000), 1_000_000);
     }
 }

@@ -22,9 +22,7 @@ pub struct SystemClock {
 
 impl SystemClock {
     pub fn new() -> Self {
-        SystemClock {
-            origin: Instant::now(),
-        }
+        SystemClock { origin: Instant::now() }
     }
 }
 
@@ -40,10 +38,7 @@ impl Clock for SystemClock {
     }
 
     fn unix_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     }
 
     fn sleep(&self, d: Duration) {
@@ -71,13 +66,7 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock at monotonic time zero whose wall clock reads `unix_origin_ms`.
     pub fn new(unix_origin_ms: u64) -> Self {
-        ManualClock {
-            state: Arc::new(Mutex::new(ManualState {
-                now: Duration::ZERO,
-                unix_origin_ms,
-                sleeps: Vec::new(),
-            })),
-        }
+        ManualClock { state: Arc::new(Mutex::new(ManualState { now: Duration::ZERO, unix_origin_ms, sleeps: Vec::new() })) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ManualState> {

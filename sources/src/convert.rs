@@ -22,8 +22,7 @@ pub enum PixelFormat {
 
 impl PixelFormat {
     /// All formats, in the order preferred when the requested one is not offered.
-    pub const PREFERENCE: [PixelFormat; 3] =
-        [PixelFormat::Yuyv, PixelFormat::Mjpg, PixelFormat::Grey];
+    pub const PREFERENCE: [PixelFormat; 3] = [PixelFormat::Yuyv, PixelFormat::Mjpg, PixelFormat::Grey];
 
     /// The V4L2 four-character code.
     pub fn fourcc(self) -> [u8; 4] {
@@ -62,15 +61,7 @@ impl std::fmt::Display for PixelFormat {
 
 /// A four-character code as text, non-printable bytes escaped.
 pub fn fourcc_string(code: [u8; 4]) -> String {
-    code.iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() || b == b' ' {
-                (b as char).to_string()
-            } else {
-                format!("\\x{b:02x}")
-            }
-        })
-        .collect()
+    code.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { (b as char).to_string() } else { format!("\\x{b:02x}") }).collect()
 }
 
 /// Why a buffer could not be converted.
@@ -79,19 +70,9 @@ pub enum ConvertError {
     #[error("empty frame size {width}x{height}")]
     ZeroSize { width: u32, height: u32 },
     #[error("line stride {stride} is smaller than one line of {format} ({min} bytes)")]
-    StrideTooSmall {
-        format: PixelFormat,
-        stride: usize,
-        min: usize,
-    },
+    StrideTooSmall { format: PixelFormat, stride: usize, min: usize },
     #[error("buffer holds {got} bytes, a {width}x{height} {format} frame needs {needed}")]
-    ShortBuffer {
-        format: PixelFormat,
-        width: u32,
-        height: u32,
-        needed: usize,
-        got: usize,
-    },
+    ShortBuffer { format: PixelFormat, width: u32, height: u32, needed: usize, got: usize },
     #[error("not a JPEG picture (no start-of-image marker)")]
     NotJpeg,
     #[error("truncated JPEG (no end-of-image marker 0xFFD9)")]
@@ -100,47 +81,26 @@ pub enum ConvertError {
     Jpeg(String),
 }
 
-fn check_layout(
-    format: PixelFormat,
-    len: usize,
-    width: u32,
-    height: u32,
-    stride: usize,
-) -> Result<usize, ConvertError> {
+fn check_layout(format: PixelFormat, len: usize, width: u32, height: u32, stride: usize) -> Result<usize, ConvertError> {
     if width == 0 || height == 0 {
         return Err(ConvertError::ZeroSize { width, height });
     }
     let min = format.packed_stride(width).unwrap_or(0);
     let stride = if stride == 0 { min } else { stride };
     if stride < min {
-        return Err(ConvertError::StrideTooSmall {
-            format,
-            stride,
-            min,
-        });
+        return Err(ConvertError::StrideTooSmall { format, stride, min });
     }
     // The last line need not be padded.
     let needed = stride * (height as usize - 1) + min;
     if len < needed {
-        return Err(ConvertError::ShortBuffer {
-            format,
-            width,
-            height,
-            needed,
-            got: len,
-        });
+        return Err(ConvertError::ShortBuffer { format, width, height, needed, got: len });
     }
     Ok(stride)
 }
 
 /// GREY → `Luma8`. `stride` is the number of bytes per line (V4L2 `bytesperline`); 0 means
 /// tightly packed (`width`).
-pub fn grey_to_luma(
-    data: &[u8],
-    width: u32,
-    height: u32,
-    stride: usize,
-) -> Result<GrayImage, ConvertError> {
+pub fn grey_to_luma(data: &[u8], width: u32, height: u32, stride: usize) -> Result<GrayImage, ConvertError> {
     let stride = check_layout(PixelFormat::Grey, data.len(), width, height, stride)?;
     let w = width as usize;
     let mut out = Vec::with_capacity(w * height as usize);
@@ -160,23 +120,14 @@ pub fn yuv_to_rgb_bt601(y: u8, u: u8, v: u8) -> [u8; 3] {
     let d = i32::from(u) - 128;
     let e = i32::from(v) - 128;
     let clamp = |x: i32| ((x + 128) >> 8).clamp(0, 255) as u8;
-    [
-        clamp(c + 409 * e),
-        clamp(c - 100 * d - 208 * e),
-        clamp(c + 516 * d),
-    ]
+    [clamp(c + 409 * e), clamp(c - 100 * d - 208 * e), clamp(c + 516 * d)]
 }
 
 /// YUYV (packed 4:2:2, `Y0 U Y1 V` for each pair of pixels) → `Rgb8` with BT.601 limited-range
 /// coefficients ([`yuv_to_rgb_bt601`]). `stride` is the number of bytes per line; 0 means
 /// tightly packed (`2 * width`, rounded up to whole pixel pairs). An odd width uses the first
 /// pixel of the last pair.
-pub fn yuyv_to_rgb(
-    data: &[u8],
-    width: u32,
-    height: u32,
-    stride: usize,
-) -> Result<RgbImage, ConvertError> {
+pub fn yuyv_to_rgb(data: &[u8], width: u32, height: u32, stride: usize) -> Result<RgbImage, ConvertError> {
     let stride = check_layout(PixelFormat::Yuyv, data.len(), width, height, stride)?;
     let w = width as usize;
     let mut out = vec![0u8; w * 3 * height as usize];
@@ -216,31 +167,21 @@ const DEFAULT_DHT: [u8; 420] = {
     const DC_VALUES: [u8; 12] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
     const LUMA_AC_BITS: [u8; 16] = [0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7D];
     const LUMA_AC_VALUES: [u8; 162] = [
-        0x01, 0x02, 0x03, 0x00, 0x04, 0x11, 0x05, 0x12, 0x21, 0x31, 0x41, 0x06, 0x13, 0x51, 0x61,
-        0x07, 0x22, 0x71, 0x14, 0x32, 0x81, 0x91, 0xA1, 0x08, 0x23, 0x42, 0xB1, 0xC1, 0x15, 0x52,
-        0xD1, 0xF0, 0x24, 0x33, 0x62, 0x72, 0x82, 0x09, 0x0A, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x25,
-        0x26, 0x27, 0x28, 0x29, 0x2A, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3A, 0x43, 0x44, 0x45,
-        0x46, 0x47, 0x48, 0x49, 0x4A, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5A, 0x63, 0x64,
-        0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7A, 0x83,
-        0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99,
-        0x9A, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7, 0xA8, 0xA9, 0xAA, 0xB2, 0xB3, 0xB4, 0xB5, 0xB6,
-        0xB7, 0xB8, 0xB9, 0xBA, 0xC2, 0xC3, 0xC4, 0xC5, 0xC6, 0xC7, 0xC8, 0xC9, 0xCA, 0xD2, 0xD3,
-        0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xD9, 0xDA, 0xE1, 0xE2, 0xE3, 0xE4, 0xE5, 0xE6, 0xE7, 0xE8,
-        0xE9, 0xEA, 0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF7, 0xF8, 0xF9, 0xFA,
+        0x01, 0x02, 0x03, 0x00, 0x04, 0x11, 0x05, 0x12, 0x21, 0x31, 0x41, 0x06, 0x13, 0x51, 0x61, 0x07, 0x22, 0x71, 0x14, 0x32, 0x81, 0x91, 0xA1, 0x08, 0x23, 0x42, 0xB1, 0xC1, 0x15, 0x52, 0xD1, 0xF0,
+        0x24, 0x33, 0x62, 0x72, 0x82, 0x09, 0x0A, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3A, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49,
+        0x4A, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5A, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7A, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89,
+        0x8A, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7, 0xA8, 0xA9, 0xAA, 0xB2, 0xB3, 0xB4, 0xB5, 0xB6, 0xB7, 0xB8, 0xB9, 0xBA, 0xC2, 0xC3, 0xC4, 0xC5,
+        0xC6, 0xC7, 0xC8, 0xC9, 0xCA, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xD9, 0xDA, 0xE1, 0xE2, 0xE3, 0xE4, 0xE5, 0xE6, 0xE7, 0xE8, 0xE9, 0xEA, 0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF7, 0xF8,
+        0xF9, 0xFA,
     ];
     const CHROMA_AC_BITS: [u8; 16] = [0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 0x77];
     const CHROMA_AC_VALUES: [u8; 162] = [
-        0x00, 0x01, 0x02, 0x03, 0x11, 0x04, 0x05, 0x21, 0x31, 0x06, 0x12, 0x41, 0x51, 0x07, 0x61,
-        0x71, 0x13, 0x22, 0x32, 0x81, 0x08, 0x14, 0x42, 0x91, 0xA1, 0xB1, 0xC1, 0x09, 0x23, 0x33,
-        0x52, 0xF0, 0x15, 0x62, 0x72, 0xD1, 0x0A, 0x16, 0x24, 0x34, 0xE1, 0x25, 0xF1, 0x17, 0x18,
-        0x19, 0x1A, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3A, 0x43, 0x44,
-        0x45, 0x46, 0x47, 0x48, 0x49, 0x4A, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5A, 0x63,
-        0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7A,
-        0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97,
-        0x98, 0x99, 0x9A, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7, 0xA8, 0xA9, 0xAA, 0xB2, 0xB3, 0xB4,
-        0xB5, 0xB6, 0xB7, 0xB8, 0xB9, 0xBA, 0xC2, 0xC3, 0xC4, 0xC5, 0xC6, 0xC7, 0xC8, 0xC9, 0xCA,
-        0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xD9, 0xDA, 0xE2, 0xE3, 0xE4, 0xE5, 0xE6, 0xE7,
-        0xE8, 0xE9, 0xEA, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF7, 0xF8, 0xF9, 0xFA,
+        0x00, 0x01, 0x02, 0x03, 0x11, 0x04, 0x05, 0x21, 0x31, 0x06, 0x12, 0x41, 0x51, 0x07, 0x61, 0x71, 0x13, 0x22, 0x32, 0x81, 0x08, 0x14, 0x42, 0x91, 0xA1, 0xB1, 0xC1, 0x09, 0x23, 0x33, 0x52, 0xF0,
+        0x15, 0x62, 0x72, 0xD1, 0x0A, 0x16, 0x24, 0x34, 0xE1, 0x25, 0xF1, 0x17, 0x18, 0x19, 0x1A, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3A, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48,
+        0x49, 0x4A, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5A, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7A, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87,
+        0x88, 0x89, 0x8A, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7, 0xA8, 0xA9, 0xAA, 0xB2, 0xB3, 0xB4, 0xB5, 0xB6, 0xB7, 0xB8, 0xB9, 0xBA, 0xC2, 0xC3,
+        0xC4, 0xC5, 0xC6, 0xC7, 0xC8, 0xC9, 0xCA, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xD9, 0xDA, 0xE2, 0xE3, 0xE4, 0xE5, 0xE6, 0xE7, 0xE8, 0xE9, 0xEA, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF7, 0xF8,
+        0xF9, 0xFA,
     ];
     let mut out = [0u8; 420];
     // Marker and length (418: everything after the marker).
@@ -249,12 +190,8 @@ const DEFAULT_DHT: [u8; 420] = {
     out[2] = 0x01;
     out[3] = 0xA2;
     let mut pos = 4;
-    let tables: [(u8, &[u8; 16], &[u8]); 4] = [
-        (0x00, &LUMA_DC_BITS, &DC_VALUES),
-        (0x10, &LUMA_AC_BITS, &LUMA_AC_VALUES),
-        (0x01, &CHROMA_DC_BITS, &DC_VALUES),
-        (0x11, &CHROMA_AC_BITS, &CHROMA_AC_VALUES),
-    ];
+    let tables: [(u8, &[u8; 16], &[u8]); 4] =
+        [(0x00, &LUMA_DC_BITS, &DC_VALUES), (0x10, &LUMA_AC_BITS, &LUMA_AC_VALUES), (0x01, &CHROMA_DC_BITS, &DC_VALUES), (0x11, &CHROMA_AC_BITS, &CHROMA_AC_VALUES)];
     let mut t = 0;
     while t < 4 {
         let (class, bits, values) = tables[t];
@@ -299,8 +236,7 @@ fn missing_dht_insert_at(data: &[u8]) -> Option<usize> {
             0xD9 => return None,
             0x01 | 0xD0..=0xD7 => pos = code_at + 1,
             _ => {
-                let len =
-                    u16::from_be_bytes([*data.get(code_at + 1)?, *data.get(code_at + 2)?]) as usize;
+                let len = u16::from_be_bytes([*data.get(code_at + 1)?, *data.get(code_at + 2)?]) as usize;
                 if len < 2 {
                     return None;
                 }
@@ -322,10 +258,7 @@ pub fn mjpg_decode(data: &[u8]) -> Result<DynamicImage, ConvertError> {
     if !data.ends_with(&[0xFF, 0xD9]) {
         return Err(ConvertError::TruncatedJpeg);
     }
-    let decode = |bytes: &[u8]| {
-        image::load_from_memory_with_format(bytes, ImageFormat::Jpeg)
-            .map_err(|e| ConvertError::Jpeg(e.to_string()))
-    };
+    let decode = |bytes: &[u8]| image::load_from_memory_with_format(bytes, ImageFormat::Jpeg).map_err(|e| ConvertError::Jpeg(e.to_string()));
     match missing_dht_insert_at(data) {
         Some(at) => {
             let mut with_dht = Vec::with_capacity(data.len() + DEFAULT_DHT.len());
@@ -340,17 +273,9 @@ pub fn mjpg_decode(data: &[u8]) -> Result<DynamicImage, ConvertError> {
 
 /// A camera buffer in `format` → picture: GREY → `Luma8`, YUYV → `Rgb8`, MJPG → decoded.
 /// `stride` (bytes per line, 0 = packed) is ignored for MJPG.
-pub fn to_image(
-    format: PixelFormat,
-    data: &[u8],
-    width: u32,
-    height: u32,
-    stride: usize,
-) -> Result<DynamicImage, ConvertError> {
+pub fn to_image(format: PixelFormat, data: &[u8], width: u32, height: u32, stride: usize) -> Result<DynamicImage, ConvertError> {
     match format {
-        PixelFormat::Grey => {
-            grey_to_luma(data, width, height, stride).map(DynamicImage::ImageLuma8)
-        }
+        PixelFormat::Grey => grey_to_luma(data, width, height, stride).map(DynamicImage::ImageLuma8),
         PixelFormat::Yuyv => yuyv_to_rgb(data, width, height, stride).map(DynamicImage::ImageRgb8),
         PixelFormat::Mjpg => mjpg_decode(data),
     }
@@ -410,10 +335,7 @@ mod tests {
                     let want = [r, g, b].map(|x| x.round().clamp(0.0, 255.0));
                     let got = yuv_to_rgb_bt601(y as u8, u as u8, v as u8);
                     for c in 0..3 {
-                        assert!(
-                            (got[c] as f64 - want[c]).abs() <= 1.0,
-                            "yuv ({y},{u},{v}) channel {c}: got {got:?}, float {want:?}"
-                        );
+                        assert!((got[c] as f64 - want[c]).abs() <= 1.0, "yuv ({y},{u},{v}) channel {c}: got {got:?}, float {want:?}");
                     }
                 }
             }
@@ -440,32 +362,10 @@ mod tests {
 
     #[test]
     fn layout_errors() {
-        assert_eq!(
-            yuyv_to_rgb(&[0; 7], 2, 2, 0),
-            Err(ConvertError::ShortBuffer {
-                format: PixelFormat::Yuyv,
-                width: 2,
-                height: 2,
-                needed: 8,
-                got: 7
-            })
-        );
-        assert!(matches!(
-            yuyv_to_rgb(&[0; 64], 4, 2, 6),
-            Err(ConvertError::StrideTooSmall {
-                min: 8,
-                stride: 6,
-                ..
-            })
-        ));
-        assert!(matches!(
-            grey_to_luma(&[], 0, 4, 0),
-            Err(ConvertError::ZeroSize { .. })
-        ));
-        assert!(matches!(
-            grey_to_luma(&[1, 2, 3], 2, 2, 0),
-            Err(ConvertError::ShortBuffer { needed: 4, .. })
-        ));
+        assert_eq!(yuyv_to_rgb(&[0; 7], 2, 2, 0), Err(ConvertError::ShortBuffer { format: PixelFormat::Yuyv, width: 2, height: 2, needed: 8, got: 7 }));
+        assert!(matches!(yuyv_to_rgb(&[0; 64], 4, 2, 6), Err(ConvertError::StrideTooSmall { min: 8, stride: 6, .. })));
+        assert!(matches!(grey_to_luma(&[], 0, 4, 0), Err(ConvertError::ZeroSize { .. })));
+        assert!(matches!(grey_to_luma(&[1, 2, 3], 2, 2, 0), Err(ConvertError::ShortBuffer { needed: 4, .. })));
         let msg = yuyv_to_rgb(&[0; 7], 2, 2, 0).unwrap_err().to_string();
         assert!(msg.contains("7 bytes") && msg.contains("2x2 YUYV"), "{msg}");
     }
@@ -501,19 +401,12 @@ mod tests {
             }
         });
         let mut bytes = Vec::new();
-        JpegEncoder::new_with_quality(&mut bytes, 95)
-            .encode_image(&img)
-            .unwrap();
+        JpegEncoder::new_with_quality(&mut bytes, 95).encode_image(&img).unwrap();
         (bytes, img)
     }
 
     fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
-        let s: u64 = a
-            .as_raw()
-            .iter()
-            .zip(b.as_raw())
-            .map(|(&x, &y)| (x as i64 - y as i64).unsigned_abs())
-            .sum();
+        let s: u64 = a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| (x as i64 - y as i64).unsigned_abs()).sum();
         s as f64 / a.as_raw().len() as f64
     }
 
@@ -529,21 +422,12 @@ mod tests {
     #[test]
     fn mjpg_detects_truncation_and_garbage() {
         let (bytes, _) = test_jpeg(32, 16);
-        assert_eq!(
-            mjpg_decode(&bytes[..bytes.len() / 2]).unwrap_err(),
-            ConvertError::TruncatedJpeg
-        );
+        assert_eq!(mjpg_decode(&bytes[..bytes.len() / 2]).unwrap_err(), ConvertError::TruncatedJpeg);
         // Truncated, then zero-filled to the buffer size: still truncated.
         let mut padded = bytes[..bytes.len() - 10].to_vec();
         padded.resize(bytes.len() + 50, 0);
-        assert_eq!(
-            mjpg_decode(&padded).unwrap_err(),
-            ConvertError::TruncatedJpeg
-        );
-        assert_eq!(
-            mjpg_decode(&[1, 2, 3, 0xFF, 0xD9]).unwrap_err(),
-            ConvertError::NotJpeg
-        );
+        assert_eq!(mjpg_decode(&padded).unwrap_err(), ConvertError::TruncatedJpeg);
+        assert_eq!(mjpg_decode(&[1, 2, 3, 0xFF, 0xD9]).unwrap_err(), ConvertError::NotJpeg);
         assert_eq!(mjpg_decode(&[]).unwrap_err(), ConvertError::NotJpeg);
         assert!(jpeg_is_complete(&bytes));
         assert!(!jpeg_is_complete(&bytes[..bytes.len() - 1]));
@@ -573,17 +457,11 @@ mod tests {
         let (bytes, _) = test_jpeg(48, 32);
         let reference = image::load_from_memory(&bytes).unwrap().to_rgb8();
         let stripped = strip_dht(&bytes);
-        assert!(
-            stripped.len() < bytes.len(),
-            "the encoder wrote DHT segments"
-        );
+        assert!(stripped.len() < bytes.len(), "the encoder wrote DHT segments");
         assert!(missing_dht_insert_at(&stripped).is_some());
         assert!(missing_dht_insert_at(&bytes).is_none());
         let img = mjpg_decode(&stripped).unwrap().to_rgb8();
-        assert_eq!(
-            img, reference,
-            "default tables are the ones the encoder used"
-        );
+        assert_eq!(img, reference, "default tables are the ones the encoder used");
     }
 
     #[test]
@@ -594,10 +472,7 @@ mod tests {
         let mut classes = Vec::new();
         while pos < DEFAULT_DHT.len() {
             classes.push(DEFAULT_DHT[pos]);
-            let n: usize = DEFAULT_DHT[pos + 1..pos + 17]
-                .iter()
-                .map(|&b| b as usize)
-                .sum();
+            let n: usize = DEFAULT_DHT[pos + 1..pos + 17].iter().map(|&b| b as usize).sum();
             pos += 17 + n;
         }
         assert_eq!(pos, DEFAULT_DHT.len());

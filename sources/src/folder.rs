@@ -36,12 +36,7 @@ pub struct ImageFolderOptions {
 
 impl Default for ImageFolderOptions {
     fn default() -> Self {
-        ImageFolderOptions {
-            pacing: Pacing::AsFastAsPossible,
-            skip_corrupt: false,
-            fps: None,
-            start_time_ms: None,
-        }
+        ImageFolderOptions { pacing: Pacing::AsFastAsPossible, skip_corrupt: false, fps: None, start_time_ms: None }
     }
 }
 
@@ -56,10 +51,7 @@ impl ImageFolderOptions {
 /// a frame extension; sorted numerically by file stem when every stem is a number (`9.png`
 /// before `10.png`; equal numbers such as `7.png`/`007.png` by name), else by name.
 pub fn list_frame_files(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
-    let io_err = |source| SourceError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
+    let io_err = |source| SourceError::Io { path: dir.to_path_buf(), source };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_err)? {
         let entry = entry.map_err(io_err)?;
@@ -78,10 +70,7 @@ pub fn list_frame_files(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
 }
 
 fn has_frame_extension(name: &OsStr) -> bool {
-    Path::new(name)
-        .extension()
-        .and_then(OsStr::to_str)
-        .is_some_and(|e| FRAME_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+    Path::new(name).extension().and_then(OsStr::to_str).is_some_and(|e| FRAME_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
 fn numeric_stem(path: &Path) -> Option<u128> {
@@ -91,11 +80,7 @@ fn numeric_stem(path: &Path) -> Option<u128> {
     }
     // Leading zeros do not count; absurdly long numbers saturate (then the name decides).
     let digits = stem.trim_start_matches('0');
-    Some(
-        digits
-            .parse::<u128>()
-            .unwrap_or(if digits.is_empty() { 0 } else { u128::MAX }),
-    )
+    Some(digits.parse::<u128>().unwrap_or(if digits.is_empty() { 0 } else { u128::MAX }))
 }
 
 /// Sort frame paths: numerically by stem when all stems are numbers, else by file name.
@@ -116,25 +101,14 @@ pub fn sort_frames(files: &mut [PathBuf]) {
 /// with the end-of-image marker (trailing zero bytes ignored): the decoder would silently fill
 /// a truncated scan with grey.
 pub fn decode_frame_file(path: &Path) -> Result<DynamicImage, SourceError> {
-    let bytes = std::fs::read(path).map_err(|source| SourceError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let corrupt = |reason: String| SourceError::CorruptFrame {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let bytes = std::fs::read(path).map_err(|source| SourceError::Io { path: path.to_path_buf(), source })?;
+    let corrupt = |reason: String| SourceError::CorruptFrame { path: path.to_path_buf(), reason };
     if bytes.is_empty() {
         return Err(corrupt("empty file".into()));
     }
-    let format = image::guess_format(&bytes)
-        .ok()
-        .or_else(|| ImageFormat::from_path(path).ok())
-        .ok_or_else(|| corrupt("unknown image format".into()))?;
+    let format = image::guess_format(&bytes).ok().or_else(|| ImageFormat::from_path(path).ok()).ok_or_else(|| corrupt("unknown image format".into()))?;
     if format == ImageFormat::Jpeg && !jpeg_is_complete(&bytes) {
-        return Err(corrupt(
-            "truncated JPEG (no end-of-image marker 0xFFD9)".into(),
-        ));
+        return Err(corrupt("truncated JPEG (no end-of-image marker 0xFFD9)".into()));
     }
     image::load_from_memory_with_format(&bytes, format).map_err(|e| corrupt(e.to_string()))
 }
@@ -173,17 +147,7 @@ impl ImageFolder {
             return Err(SourceError::NoFrames { path: dir });
         }
         debug!(dir = %dir.display(), frames = files.len(), pacing = %options.pacing, "image folder opened");
-        Ok(ImageFolder {
-            dir,
-            files,
-            next_file: 0,
-            delivered: 0,
-            skipped: 0,
-            pacer: Pacer::new(options.pacing),
-            options,
-            clock: Box::new(SystemClock::new()),
-            start_ms: None,
-        })
+        Ok(ImageFolder { dir, files, next_file: 0, delivered: 0, skipped: 0, pacer: Pacer::new(options.pacing), options, clock: Box::new(SystemClock::new()), start_ms: None })
     }
 
     /// Use another clock (tests: [`crate::ManualClock`]).
@@ -220,10 +184,7 @@ impl ImageFolder {
 
 fn rename(e: SourceError, what: &str) -> SourceError {
     match e {
-        SourceError::Config { reason, .. } => SourceError::Config {
-            what: what.to_string(),
-            reason,
-        },
+        SourceError::Config { reason, .. } => SourceError::Config { what: what.to_string(), reason },
         e => e,
     }
 }
@@ -255,16 +216,6 @@ impl FrameSource for ImageFolder {
     }
 
     fn describe(&self) -> String {
-        format!(
-            "image folder {} ({} frames, {}{})",
-            self.dir.display(),
-            self.files.len(),
-            self.options.pacing,
-            if self.options.skip_corrupt {
-                ", skipping corrupt frames"
-            } else {
-                ""
-            }
-        )
+        format!("image folder {} ({} frames, {}{})", self.dir.display(), self.files.len(), self.options.pacing, if self.options.skip_corrupt { ", skipping corrupt frames" } else { "" })
     }
 }

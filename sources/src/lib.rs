@@ -73,15 +73,7 @@ impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
 
 /// Frame `index` of a file source, once it is due: waits on `pacer`, fixes the start time at the
 /// first frame (`start_option` or the clock's wall time) and stamps `start + index * 1000 / fps`.
-pub(crate) fn paced_frame(
-    pacer: &mut Pacer,
-    clock: &dyn Clock,
-    start_ms: &mut Option<u64>,
-    start_option: Option<u64>,
-    index: u64,
-    fps: f64,
-    image: image::DynamicImage,
-) -> Frame {
+pub(crate) fn paced_frame(pacer: &mut Pacer, clock: &dyn Clock, start_ms: &mut Option<u64>, start_option: Option<u64>, index: u64, fps: f64, image: image::DynamicImage) -> Frame {
     pacer.wait(index, clock);
     let start = *start_ms.get_or_insert_with(|| start_option.unwrap_or_else(|| clock.unix_ms()));
     Frame { index, timestamp_ms: file_timestamp_ms(start, index, fps), image }

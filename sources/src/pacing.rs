@@ -47,10 +47,7 @@ pub(crate) fn check_fps(what: &str, fps: f64) -> Result<(), SourceError> {
     if fps.is_finite() && fps > 0.0 {
         Ok(())
     } else {
-        Err(SourceError::Config {
-            what: what.to_string(),
-            reason: format!("frame rate must be a positive number, got {fps}"),
-        })
+        Err(SourceError::Config { what: what.to_string(), reason: format!("frame rate must be a positive number, got {fps}") })
     }
 }
 
@@ -64,10 +61,7 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(pacing: Pacing) -> Self {
-        Pacer {
-            pacing,
-            start: None,
-        }
+        Pacer { pacing, start: None }
     }
 
     pub fn pacing(&self) -> Pacing {
@@ -88,9 +82,7 @@ impl Pacer {
     /// anchor is set or when pacing as fast as possible.
     pub fn due(&self, index: u64) -> Option<Duration> {
         match (self.pacing, self.start) {
-            (Pacing::RealTime { fps }, Some(start)) => {
-                Some(start + Duration::from_secs_f64(index as f64 / fps))
-            }
+            (Pacing::RealTime { fps }, Some(start)) => Some(start + Duration::from_secs_f64(index as f64 / fps)),
             _ => None,
         }
     }
@@ -103,16 +95,10 @@ impl Pacer {
         }
         if self.start.is_none() {
             // Anchor such that `index` is due now (normally index 0).
-            let offset = self
-                .pacing
-                .fps()
-                .map(|fps| Duration::from_secs_f64(index as f64 / fps))
-                .unwrap_or_default();
+            let offset = self.pacing.fps().map(|fps| Duration::from_secs_f64(index as f64 / fps)).unwrap_or_default();
             self.start = Some(now.saturating_sub(offset));
         }
-        self.due(index)
-            .map(|due| due.saturating_sub(now))
-            .unwrap_or_default()
+        self.due(index).map(|due| due.saturating_sub(now)).unwrap_or_default()
     }
 
     /// Sleep on `clock` until frame `index` is due; returns how long it slept.
@@ -175,10 +161,7 @@ mod tests {
         let expected = Duration::from_secs(100) + Duration::from_micros(1_234);
         let got = clock.now();
         let diff = got.abs_diff(expected);
-        assert!(
-            diff < Duration::from_micros(2),
-            "at {got:?}, expected {expected:?}"
-        );
+        assert!(diff < Duration::from_micros(2), "at {got:?}, expected {expected:?}");
     }
 
     #[test]

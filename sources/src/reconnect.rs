@@ -27,23 +27,14 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff {
-            initial: Duration::from_millis(100),
-            factor: 2.0,
-            max: Duration::from_secs(5),
-            max_attempts: None,
-        }
+        Backoff { initial: Duration::from_millis(100), factor: 2.0, max: Duration::from_secs(5), max_attempts: None }
     }
 }
 
 impl Backoff {
     /// The wait before attempt `attempt` (0-based): `initial * factor^attempt`, capped at `max`.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = if self.factor.is_finite() {
-            self.factor.max(1.0)
-        } else {
-            1.0
-        };
+        let factor = if self.factor.is_finite() { self.factor.max(1.0) } else { 1.0 };
         let secs = self.initial.as_secs_f64() * factor.powi(attempt.min(1_000) as i32);
         if !secs.is_finite() || secs >= self.max.as_secs_f64() {
             self.max
@@ -118,19 +109,7 @@ pub struct ReconnectingCamera<D: CameraDevice, C: Clock> {
 impl<D: CameraDevice, C: Clock> ReconnectingCamera<D, C> {
     /// Wrap `device` (not opened yet: see [`ReconnectingCamera::connect`]).
     pub fn new(device: D, backoff: Backoff, clock: C) -> Self {
-        ReconnectingCamera {
-            device,
-            clock,
-            backoff,
-            link: Link::Fresh,
-            delivered: 0,
-            gap: false,
-            reconnects: 0,
-            disconnects: 0,
-            bad_frames: 0,
-            consecutive_bad: 0,
-            max_consecutive_bad: 30,
-        }
+        ReconnectingCamera { device, clock, backoff, link: Link::Fresh, delivered: 0, gap: false, reconnects: 0, disconnects: 0, bad_frames: 0, consecutive_bad: 0, max_consecutive_bad: 30 }
     }
 
     /// After this many bad frames in a row the device is treated as lost and reopened
@@ -210,11 +189,7 @@ impl<D: CameraDevice, C: Clock> ReconnectingCamera<D, C> {
                     self.device.close();
                     warn!(device = %self.device.name(), attempt, %error, "camera reopen failed");
                     if self.backoff.max_attempts.is_some_and(|max| attempt >= max) {
-                        return Err(SourceError::ReconnectFailed {
-                            device: self.device.name(),
-                            attempts: attempt,
-                            last: Box::new(error),
-                        });
+                        return Err(SourceError::ReconnectFailed { device: self.device.name(), attempts: attempt, last: Box::new(error) });
                     }
                 }
             }
@@ -231,21 +206,14 @@ impl<D: CameraDevice, C: Clock> FrameSource for ReconnectingCamera<D, C> {
                 Link::Up => {}
             }
             match self.device.read() {
-                Ok(Captured {
-                    image,
-                    timestamp_ms,
-                }) => {
+                Ok(Captured { image, timestamp_ms }) => {
                     self.consecutive_bad = 0;
                     if std::mem::take(&mut self.gap) {
                         self.delivered += 1;
                     }
                     let index = self.delivered;
                     self.delivered += 1;
-                    return Ok(Some(Frame {
-                        index,
-                        timestamp_ms,
-                        image,
-                    }));
+                    return Ok(Some(Frame { index, timestamp_ms, image }));
                 }
                 Err(ReadError::BadFrame(error)) => {
                     self.gap = self.delivered > 0;
@@ -253,10 +221,7 @@ impl<D: CameraDevice, C: Clock> FrameSource for ReconnectingCamera<D, C> {
                     self.consecutive_bad += 1;
                     warn!(device = %self.device.name(), %error, bad_frames = self.bad_frames, "skipping bad camera frame");
                     if self.consecutive_bad >= self.max_consecutive_bad {
-                        let error = SourceError::Camera {
-                            device: self.device.name(),
-                            message: format!("{} bad frames in a row", self.consecutive_bad),
-                        };
+                        let error = SourceError::Camera { device: self.device.name(), message: format!("{} bad frames in a row", self.consecutive_bad) };
                         self.lose(&error);
                     }
                 }
@@ -271,11 +236,7 @@ impl<D: CameraDevice, C: Clock> FrameSource for ReconnectingCamera<D, C> {
             Link::Down => "reconnecting",
             Link::Fresh => "not opened",
         };
-        format!(
-            "{} ({state}, {} reconnects)",
-            self.device.describe(),
-            self.reconnects
-        )
+        format!("{} ({state}, {} reconnects)", self.device.describe(), self.reconnects)
     }
 }
 
@@ -320,15 +281,7 @@ mod tests {
     impl FakeDevice {
         fn new(script: &[Step], clock: &ManualClock) -> (Self, Arc<Mutex<Log>>) {
             let log = Arc::new(Mutex::new(Log::default()));
-            (
-                FakeDevice {
-                    script: script.iter().cloned().collect(),
-                    open: false,
-                    clock: clock.clone(),
-                    log: log.clone(),
-                },
-                log,
-            )
+            (FakeDevice { script: script.iter().cloned().collect(), open: false, clock: clock.clone(), log: log.clone() }, log)
         }
     }
 
@@ -347,10 +300,7 @@ mod tests {
                     self.open = true;
                     Ok(())
                 }
-                Some(Step::OpenFail) => Err(SourceError::Camera {
-                    device: self.name(),
-                    message: "open: No such file or directory (os error 2)".into(),
-                }),
+                Some(Step::OpenFail) => Err(SourceError::Camera { device: self.name(), message: "open: No such file or directory (os error 2)".into() }),
                 other => panic!("open() called, script says {other:?}"),
             }
         }
@@ -359,15 +309,9 @@ mod tests {
             assert!(self.open, "read while closed");
             // Reading takes a frame period of virtual time.
             self.clock.advance(Duration::from_millis(40));
-            let err = |m: &str| SourceError::Camera {
-                device: "/dev/fake0".into(),
-                message: m.into(),
-            };
+            let err = |m: &str| SourceError::Camera { device: "/dev/fake0".into(), message: m.into() };
             match self.script.pop_front() {
-                Some(Step::Frame(v)) => Ok(Captured {
-                    image: DynamicImage::ImageLuma8(GrayImage::from_pixel(2, 2, Luma([v]))),
-                    timestamp_ms: self.clock.unix_ms(),
-                }),
+                Some(Step::Frame(v)) => Ok(Captured { image: DynamicImage::ImageLuma8(GrayImage::from_pixel(2, 2, Luma([v]))), timestamp_ms: self.clock.unix_ms() }),
                 Some(Step::Bad) => Err(ReadError::BadFrame(err("corrupt MJPG"))),
                 Some(Step::Unplugged) => Err(ReadError::Disconnected(err("no frame within 2s"))),
                 other => panic!("read() called, script says {other:?}"),
@@ -392,19 +336,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        let b = Backoff {
-            initial: ms(100),
-            factor: 2.0,
-            max: ms(1_000),
-            max_attempts: None,
-        };
+        let b = Backoff { initial: ms(100), factor: 2.0, max: ms(1_000), max_attempts: None };
         let delays: Vec<_> = (0..7).map(|a| b.delay(a)).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1_000, 1_000, 1_000].map(ms));
         assert_eq!(b.delay(u32::MAX), ms(1_000));
-        let flat = Backoff {
-            factor: 0.5,
-            ..b.clone()
-        };
+        let flat = Backoff { factor: 0.5, ..b.clone() };
         assert_eq!(flat.delay(5), ms(100), "factor below 1 is treated as 1");
     }
 
@@ -412,28 +348,8 @@ mod tests {
     fn reconnects_after_unplug_with_backoff() {
         use Step::*;
         let clock = ManualClock::new(1_700_000_000_000);
-        let (dev, log) = FakeDevice::new(
-            &[
-                OpenOk,
-                Frame(1),
-                Frame(2),
-                Unplugged,
-                OpenFail,
-                OpenFail,
-                OpenFail,
-                OpenFail,
-                OpenFail,
-                OpenOk,
-                Frame(3),
-            ],
-            &clock,
-        );
-        let backoff = Backoff {
-            initial: ms(100),
-            factor: 2.0,
-            max: ms(1_000),
-            max_attempts: None,
-        };
+        let (dev, log) = FakeDevice::new(&[OpenOk, Frame(1), Frame(2), Unplugged, OpenFail, OpenFail, OpenFail, OpenFail, OpenFail, OpenOk, Frame(3)], &clock);
+        let backoff = Backoff { initial: ms(100), factor: 2.0, max: ms(1_000), max_attempts: None };
         let mut cam = ReconnectingCamera::new(dev, backoff, clock.clone());
         cam.connect().unwrap();
         let f0 = cam.next_frame().unwrap().unwrap();
@@ -443,11 +359,7 @@ mod tests {
         assert!(clock.sleeps().is_empty());
 
         let f2 = cam.next_frame().unwrap().unwrap();
-        assert_eq!(
-            (f2.index, value(&f2)),
-            (3, 3),
-            "the frame after a reconnect leaves a gap in the indices"
-        );
+        assert_eq!((f2.index, value(&f2)), (3, 3), "the frame after a reconnect leaves a gap in the indices");
         // Waits before attempts 1..=6: 100, 200, 400, 800, then capped at 1000.
         assert_eq!(clock.sleeps(), [100, 200, 400, 800, 1_000, 1_000].map(ms));
         assert_eq!(cam.reconnects(), 1);
@@ -455,16 +367,10 @@ mod tests {
         assert!(cam.is_connected());
         let log = log.lock().unwrap();
         assert_eq!(log.opens, 7);
-        assert_eq!(
-            log.closes, 1,
-            "closed once after the unplug (failed opens leave nothing open)"
-        );
+        assert_eq!(log.closes, 1, "closed once after the unplug (failed opens leave nothing open)");
         // Open attempts happen at the scheduled virtual times (after 3 reads of 40 ms).
         let t0 = ms(120);
-        let expected: Vec<_> = [0, 100, 300, 700, 1_500, 2_500, 3_500]
-            .iter()
-            .map(|&d| t0 + ms(d))
-            .collect();
+        let expected: Vec<_> = [0, 100, 300, 700, 1_500, 2_500, 3_500].iter().map(|&d| t0 + ms(d)).collect();
         assert_eq!(log.open_times[1..], expected[1..]);
         assert_eq!(f2.timestamp_ms, 1_700_000_000_000 + 3_500 + 120 + 40);
     }
@@ -473,19 +379,7 @@ mod tests {
     fn backoff_restarts_after_a_successful_reconnect() {
         use Step::*;
         let clock = ManualClock::new(0);
-        let (dev, _log) = FakeDevice::new(
-            &[
-                OpenOk,
-                Unplugged,
-                OpenFail,
-                OpenOk,
-                Frame(1),
-                Unplugged,
-                OpenOk,
-                Frame(2),
-            ],
-            &clock,
-        );
+        let (dev, _log) = FakeDevice::new(&[OpenOk, Unplugged, OpenFail, OpenOk, Frame(1), Unplugged, OpenOk, Frame(2)], &clock);
         let mut cam = ReconnectingCamera::new(dev, Backoff::default(), clock.clone());
         assert_eq!(value(&cam.next_frame().unwrap().unwrap()), 1);
         assert_eq!(value(&cam.next_frame().unwrap().unwrap()), 2);
@@ -498,33 +392,13 @@ mod tests {
     fn gives_up_after_max_attempts_naming_the_device() {
         use Step::*;
         let clock = ManualClock::new(0);
-        let (dev, _log) = FakeDevice::new(
-            &[
-                OpenOk,
-                Unplugged,
-                OpenFail,
-                OpenFail,
-                OpenFail,
-                OpenOk,
-                Frame(7),
-            ],
-            &clock,
-        );
-        let backoff = Backoff {
-            max_attempts: Some(3),
-            ..Backoff::default()
-        };
+        let (dev, _log) = FakeDevice::new(&[OpenOk, Unplugged, OpenFail, OpenFail, OpenFail, OpenOk, Frame(7)], &clock);
+        let backoff = Backoff { max_attempts: Some(3), ..Backoff::default() };
         let mut cam = ReconnectingCamera::new(dev, backoff, clock.clone());
         let err = cam.next_frame().unwrap_err();
         let msg = err.to_string();
-        assert!(
-            matches!(err, SourceError::ReconnectFailed { attempts: 3, .. }),
-            "{err:?}"
-        );
-        assert!(
-            msg.contains("/dev/fake0") && msg.contains("3 reconnect attempts"),
-            "{msg}"
-        );
+        assert!(matches!(err, SourceError::ReconnectFailed { attempts: 3, .. }), "{err:?}");
+        assert!(msg.contains("/dev/fake0") && msg.contains("3 reconnect attempts"), "{msg}");
         assert!(!cam.is_connected());
         assert!(cam.describe().contains("reconnecting"));
         // The caller may try again: a fresh round of attempts.
@@ -552,12 +426,8 @@ mod tests {
     fn bad_frames_are_skipped_and_too_many_in_a_row_reopen() {
         use Step::*;
         let clock = ManualClock::new(0);
-        let (dev, _log) = FakeDevice::new(
-            &[OpenOk, Bad, Frame(1), Bad, Bad, Bad, OpenOk, Frame(2)],
-            &clock,
-        );
-        let mut cam = ReconnectingCamera::new(dev, Backoff::default(), clock.clone())
-            .with_max_consecutive_bad(3);
+        let (dev, _log) = FakeDevice::new(&[OpenOk, Bad, Frame(1), Bad, Bad, Bad, OpenOk, Frame(2)], &clock);
+        let mut cam = ReconnectingCamera::new(dev, Backoff::default(), clock.clone()).with_max_consecutive_bad(3);
         let f = cam.next_frame().unwrap().unwrap();
         assert_eq!((f.index, value(&f)), (0, 1));
         assert_eq!(cam.bad_frames(), 1);
@@ -577,9 +447,7 @@ mod tests {
         let (dev, log) = FakeDevice::new(&[OpenOk], &clock);
         let mut cam = ReconnectingCamera::new(dev, Backoff::default(), clock);
         cam.connect().unwrap();
-        assert!(cam
-            .describe()
-            .contains("/dev/fake0 (connected, 0 reconnects)"));
+        assert!(cam.describe().contains("/dev/fake0 (connected, 0 reconnects)"));
         drop(cam);
         assert_eq!(log.lock().unwrap().closes, 1);
     }

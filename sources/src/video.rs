@@ -37,11 +37,7 @@ pub struct VideoFileOptions {
 
 impl Default for VideoFileOptions {
     fn default() -> Self {
-        VideoFileOptions {
-            pacing: Pacing::AsFastAsPossible,
-            pixels: VideoPixels::Rgb8,
-            start_time_ms: None,
-        }
+        VideoFileOptions { pacing: Pacing::AsFastAsPossible, pixels: VideoPixels::Rgb8, start_time_ms: None }
     }
 }
 
@@ -81,10 +77,7 @@ impl VideoFile {
     /// Open `path` and set up the decoder for its best video stream.
     pub fn open(path: impl AsRef<Path>, options: VideoFileOptions) -> Result<Self, SourceError> {
         let path = path.as_ref().to_path_buf();
-        let err = |message: String| SourceError::Video {
-            path: path.clone(),
-            message,
-        };
+        let err = |message: String| SourceError::Video { path: path.clone(), message };
         options.pacing.validate().map_err(|e| err(e.to_string()))?;
         init().map_err(|e| err(format!("initialising FFmpeg: {e}")))?;
         if !path.is_file() {
@@ -95,10 +88,7 @@ impl VideoFile {
             });
         }
         let input = ffmpeg::format::input(&path).map_err(|e| err(format!("open: {e}")))?;
-        let stream = input
-            .streams()
-            .best(ffmpeg::media::Type::Video)
-            .ok_or_else(|| err("no video stream".into()))?;
+        let stream = input.streams().best(ffmpeg::media::Type::Video).ok_or_else(|| err("no video stream".into()))?;
         let stream_index = stream.index();
         let fps = [stream.avg_frame_rate(), stream.rate()]
             .into_iter()
@@ -106,16 +96,9 @@ impl VideoFile {
             .map(f64::from)
             .find(|f| f.is_finite() && *f > 0.0 && *f < 1_000.0)
             .unwrap_or(DEFAULT_VIDEO_FPS);
-        let context = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
-            .map_err(|e| err(format!("decoder parameters: {e}")))?;
-        let decoder = context
-            .decoder()
-            .video()
-            .map_err(|e| err(format!("no decoder for the video stream: {e}")))?;
-        let codec = decoder
-            .codec()
-            .map(|c| c.name().to_string())
-            .unwrap_or_else(|| format!("{:?}", decoder.id()));
+        let context = ffmpeg::codec::context::Context::from_parameters(stream.parameters()).map_err(|e| err(format!("decoder parameters: {e}")))?;
+        let decoder = context.decoder().video().map_err(|e| err(format!("no decoder for the video stream: {e}")))?;
+        let codec = decoder.codec().map(|c| c.name().to_string()).unwrap_or_else(|| format!("{:?}", decoder.id()));
         debug!(file = %path.display(), %codec, width = decoder.width(), height = decoder.height(), fps, "video opened");
         Ok(VideoFile {
             path,
@@ -157,10 +140,7 @@ impl VideoFile {
     }
 
     fn err(&self, message: String) -> SourceError {
-        SourceError::Video {
-            path: self.path.clone(),
-            message,
-        }
+        SourceError::Video { path: self.path.clone(), message }
     }
 
     /// Feed the decoder: the next packet of our stream, or end of file.
@@ -172,20 +152,13 @@ impl VideoFile {
                     if packet.stream() != self.stream_index {
                         continue;
                     }
-                    return self.decoder.send_packet(&packet).map_err(|e| {
-                        self.err(format!("decoding (after frame {}): {e}", self.delivered))
-                    });
+                    return self.decoder.send_packet(&packet).map_err(|e| self.err(format!("decoding (after frame {}): {e}", self.delivered)));
                 }
                 Err(ffmpeg::Error::Eof) => {
                     self.sent_eof = true;
-                    return self
-                        .decoder
-                        .send_eof()
-                        .map_err(|e| self.err(format!("flushing the decoder: {e}")));
+                    return self.decoder.send_eof().map_err(|e| self.err(format!("flushing the decoder: {e}")));
                 }
-                Err(e) => {
-                    return Err(self.err(format!("reading after frame {}: {e}", self.delivered)))
-                }
+                Err(e) => return Err(self.err(format!("reading after frame {}: {e}", self.delivered))),
             }
         }
     }
@@ -216,24 +189,13 @@ impl VideoFile {
         };
         // (Re)build the scaler when the stream's format or size changes.
         if !matches!(&self.scaler, Some((_, f, sw, sh)) if *f == format && *sw == w && *sh == h) {
-            let ctx = scaling::Context::get(format, w, h, target, w, h, scaling::Flags::BILINEAR)
-                .map_err(|e| {
-                self.err(format!(
-                    "frame {}: no conversion from {format:?} {w}x{h}: {e}",
-                    self.delivered
-                ))
-            })?;
+            let ctx =
+                scaling::Context::get(format, w, h, target, w, h, scaling::Flags::BILINEAR).map_err(|e| self.err(format!("frame {}: no conversion from {format:?} {w}x{h}: {e}", self.delivered)))?;
             self.scaler = Some((Scaler(ctx), format, w, h));
         }
         let mut out = VideoFrame::empty();
         let (scaler, ..) = self.scaler.as_mut().expect("scaler just set");
-        scaler
-            .0
-            .run(decoded, &mut out)
-            .map_err(|e| SourceError::Video {
-                path: self.path.clone(),
-                message: format!("frame {}: pixel conversion: {e}", self.delivered),
-            })?;
+        scaler.0.run(decoded, &mut out).map_err(|e| SourceError::Video { path: self.path.clone(), message: format!("frame {}: pixel conversion: {e}", self.delivered) })?;
         let bpp = if target == Pixel::RGB24 { 3 } else { 1 };
         let row = w as usize * bpp;
         let stride = out.stride(0);
@@ -243,9 +205,7 @@ impl VideoFile {
             pixels.extend_from_slice(&data[y * stride..y * stride + row]);
         }
         Ok(match target {
-            Pixel::RGB24 => {
-                DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels).expect("size matches"))
-            }
+            Pixel::RGB24 => DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels).expect("size matches")),
             _ => DynamicImage::ImageLuma8(GrayImage::from_raw(w, h, pixels).expect("size matches")),
         })
     }
@@ -271,12 +231,6 @@ impl FrameSource for VideoFile {
 
     fn describe(&self) -> String {
         let (w, h) = self.dimensions();
-        format!(
-            "video {} ({w}x{h} {} @ {:.3} fps, {})",
-            self.path.display(),
-            self.codec,
-            self.fps,
-            self.options.pacing
-        )
+        format!("video {} ({w}x{h} {} @ {:.3} fps, {})", self.path.display(), self.codec, self.fps, self.options.pacing)
     }
 }

@@ -8,9 +8,7 @@ use ffmpeg::format::Pixel;
 use ffmpeg::Rational;
 use ffmpeg_next as ffmpeg;
 use image::DynamicImage;
-use sfn_sources::{
-    FrameSource, ManualClock, Pacing, SourceError, VideoFile, VideoFileOptions, VideoPixels,
-};
+use sfn_sources::{FrameSource, ManualClock, Pacing, SourceError, VideoFile, VideoFileOptions, VideoPixels};
 
 const W: u32 = 64;
 const H: u32 = 48;
@@ -26,26 +24,15 @@ fn frames() -> Vec<[u8; 3]> {
 /// Expected RGB of a flat limited-range YUV colour (BT.601).
 fn expected_rgb([y, u, v]: [u8; 3]) -> [f64; 3] {
     let (y, u, v) = (y as f64 - 16.0, u as f64 - 128.0, v as f64 - 128.0);
-    [
-        1.164 * y + 1.596 * v,
-        1.164 * y - 0.392 * u - 0.813 * v,
-        1.164 * y + 2.017 * u,
-    ]
-    .map(|c| c.clamp(0.0, 255.0))
+    [1.164 * y + 1.596 * v, 1.164 * y - 0.392 * u - 0.813 * v, 1.164 * y + 2.017 * u].map(|c| c.clamp(0.0, 255.0))
 }
 
 fn encode(path: &Path, codec_id: ffmpeg::codec::Id, pixel: Pixel, fps: i32, colours: &[[u8; 3]]) {
     ffmpeg::init().unwrap();
     let mut octx = ffmpeg::format::output(path).unwrap();
     let codec = ffmpeg::encoder::find(codec_id).expect("encoder built into libavcodec");
-    let global_header = octx
-        .format()
-        .flags()
-        .contains(ffmpeg::format::Flags::GLOBAL_HEADER);
-    let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
-        .encoder()
-        .video()
-        .unwrap();
+    let global_header = octx.format().flags().contains(ffmpeg::format::Flags::GLOBAL_HEADER);
+    let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec).encoder().video().unwrap();
     let time_base = Rational::new(1, fps);
     enc.set_width(W);
     enc.set_height(H);
@@ -108,10 +95,7 @@ fn check_round_trip(file: &str, codec: ffmpeg::codec::Id, pixel: Pixel, toleranc
     let colours = frames();
     encode(&path, codec, pixel, 10, &colours);
 
-    let options = VideoFileOptions {
-        start_time_ms: Some(2_000_000),
-        ..Default::default()
-    };
+    let options = VideoFileOptions { start_time_ms: Some(2_000_000), ..Default::default() };
     let mut video = VideoFile::open(&path, options).unwrap();
     assert_eq!(video.dimensions(), (W, H));
     assert!((video.fps() - 10.0).abs() < 1e-6, "fps {}", video.fps());
@@ -125,10 +109,7 @@ fn check_round_trip(file: &str, codec: ffmpeg::codec::Id, pixel: Pixel, toleranc
         let got = mean_rgb(&frame.image);
         let want = expected_rgb(colours[n]);
         for c in 0..3 {
-            assert!(
-                (got[c] - want[c]).abs() <= tolerance,
-                "{file} frame {n} channel {c}: got {got:?}, expected {want:?}"
-            );
+            assert!((got[c] - want[c]).abs() <= tolerance, "{file} frame {n} channel {c}: got {got:?}, expected {want:?}");
         }
         n += 1;
     }
@@ -153,14 +134,8 @@ fn gray_output_and_real_time_pacing() {
     let colours: Vec<[u8; 3]> = (0..6).map(|i| [16 + 40 * i as u8, 128, 128]).collect();
     encode(&path, ffmpeg::codec::Id::MPEG4, Pixel::YUV420P, 5, &colours);
     let clock = ManualClock::new(10_000);
-    let options = VideoFileOptions {
-        pacing: Pacing::RealTime { fps: 5.0 },
-        pixels: VideoPixels::Gray8,
-        start_time_ms: None,
-    };
-    let mut video = VideoFile::open(&path, options)
-        .unwrap()
-        .with_clock(clock.clone());
+    let options = VideoFileOptions { pacing: Pacing::RealTime { fps: 5.0 }, pixels: VideoPixels::Gray8, start_time_ms: None };
+    let mut video = VideoFile::open(&path, options).unwrap().with_clock(clock.clone());
     let mut means = Vec::new();
     let mut stamps = Vec::new();
     while let Some(frame) = video.next_frame().unwrap() {
@@ -174,11 +149,7 @@ fn gray_output_and_real_time_pacing() {
     // swscale's GRAY8 is full range: 1.164 (Y - 16).
     for (mean, yuv) in means.iter().zip(&colours) {
         let want = expected_rgb(*yuv)[0];
-        assert!(
-            (mean - want).abs() <= 3.0,
-            "grey means {means:?}, expected {want} for Y={}",
-            yuv[0]
-        );
+        assert!((mean - want).abs() <= 3.0, "grey means {means:?}, expected {want} for Y={}", yuv[0]);
     }
     assert_eq!(stamps, [10_000, 10_200, 10_400, 10_600, 10_800, 11_000]);
     assert_eq!(clock.sleeps(), vec![Duration::from_millis(200); 5]);
@@ -188,15 +159,11 @@ fn gray_output_and_real_time_pacing() {
 fn errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.mp4");
-    let err = VideoFile::open(&missing, VideoFileOptions::default())
-        .err()
-        .unwrap();
+    let err = VideoFile::open(&missing, VideoFileOptions::default()).err().unwrap();
     assert!(err.to_string().contains("missing.mp4"), "{err}");
     let junk = dir.path().join("junk.avi");
     std::fs::write(&junk, b"this is not a video file at all").unwrap();
-    let err = VideoFile::open(&junk, VideoFileOptions::default())
-        .err()
-        .unwrap();
+    let err = VideoFile::open(&junk, VideoFileOptions::default()).err().unwrap();
     assert!(matches!(err, SourceError::Video { .. }), "{err:?}");
     assert!(err.to_string().contains("junk.avi"), "{err}");
 }

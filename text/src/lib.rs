@@ -37,9 +37,7 @@ pub fn default_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("SFN_MINILM") {
         return p.into();
     }
-    let cache = std::env::var_os("SFN_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".cache/sfn-vad"));
+    let cache = std::env::var_os("SFN_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".cache/sfn-vad"));
     cache.join(MINILM)
 }
 
@@ -61,9 +59,7 @@ impl SentenceEncoder {
         let dim = hidden["hidden_size"].as_u64().ok_or_else(|| load("config.json", "no hidden_size".into()))? as usize;
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| load("tokenizer.json", e.to_string()))?;
         tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
-        tokenizer
-            .with_truncation(Some(TruncationParams { max_length: 256, ..Default::default() }))
-            .map_err(|e| load("tokenizer.json", e.to_string()))?;
+        tokenizer.with_truncation(Some(TruncationParams { max_length: 256, ..Default::default() })).map_err(|e| load("tokenizer.json", e.to_string()))?;
         let weights = dir.join("model.safetensors");
         if !weights.exists() {
             return Err(load("model.safetensors", "no such file".into()));
@@ -97,10 +93,7 @@ impl SentenceEncoder {
         if let Some(index) = texts.iter().position(|t| t.trim().is_empty()) {
             return Err(TextError::Empty { index });
         }
-        let enc = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| TextError::Tokenize { what: format!("{} caption(s)", texts.len()), reason: e.to_string() })?;
+        let enc = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| TextError::Tokenize { what: format!("{} caption(s)", texts.len()), reason: e.to_string() })?;
         let len = enc[0].get_ids().len();
         let b = texts.len();
         let flat = |f: &dyn Fn(&tokenizers::Encoding) -> Vec<u32>| -> Vec<u32> { enc.iter().flat_map(f).collect() };

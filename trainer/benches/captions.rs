@@ -24,7 +24,11 @@ fn process_cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-    if f.len() > 11 { (f[10] + f[11]) / 100.0 } else { f64::NAN }
+    if f.len() > 11 {
+        (f[10] + f[11]) / 100.0
+    } else {
+        f64::NAN
+    }
 }
 
 /// A stand-in for a VLM server: answers every chat-completions POST at once with a fixed caption.
@@ -92,7 +96,11 @@ fn main() -> Result<()> {
             Box::new(OpenAiCaptions::new(OpenAiConfig { base_url: format!("http://127.0.0.1:{port}/v1"), model: "stand-in".into(), ..Default::default() })),
         ),
     ];
-    println!("{} Ped2 clips of 4 frames (test clips {}), one pass each, providers interleaved by clip\n", clips.len(), ds.clips.iter().take(clips_n).map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "));
+    println!(
+        "{} Ped2 clips of 4 frames (test clips {}), one pass each, providers interleaved by clip\n",
+        clips.len(),
+        ds.clips.iter().take(clips_n).map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+    );
     let mut secs = vec![0f64; providers.len()];
     let mut cpu = vec![0f64; providers.len()];
     let mut example = vec![String::new(); providers.len()];
@@ -115,10 +123,14 @@ fn main() -> Result<()> {
     }
 
     let enc = sfn_text::SentenceEncoder::load_default().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let texts: Vec<String> = clips.iter().take(64).map(|(n, t, f)| {
-        let c = Clip { clip: n, frame: *t, frames: *f, channels: 1, height: fmt.height, width: fmt.width };
-        MotionDescriber::default().caption(&c).unwrap_or_default()
-    }).collect();
+    let texts: Vec<String> = clips
+        .iter()
+        .take(64)
+        .map(|(n, t, f)| {
+            let c = Clip { clip: n, frame: *t, frames: *f, channels: 1, height: fmt.height, width: fmt.width };
+            MotionDescriber::default().caption(&c).unwrap_or_default()
+        })
+        .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     enc.embed(&refs[..1]).map_err(|e| anyhow::anyhow!("{e}"))?; // warm-up
     let (c0, t0) = (process_cpu_seconds(), Instant::now());

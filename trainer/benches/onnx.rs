@@ -21,7 +21,6 @@ use sfn_trainer::data::Dataset;
 use sfn_trainer::export::{evaluate_export, export, onnxruntime_library, ExportOptions};
 use sfn_trainer::train::frame_format;
 
-
 struct Args {
     data: PathBuf,
     model: PathBuf,
@@ -75,7 +74,11 @@ fn process_cpu_seconds() -> f64 {
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
     // utime and stime are fields 14 and 15 of the line; `f` starts at field 4 (ppid; the state is not a number).
-    if f.len() > 11 { (f[10] + f[11]) / 100.0 } else { f64::NAN }
+    if f.len() > 11 {
+        (f[10] + f[11]) / 100.0
+    } else {
+        f64::NAN
+    }
 }
 
 fn main() -> Result<()> {
@@ -205,7 +208,15 @@ fn main() -> Result<()> {
         let ml = e.motion.data.len() / clip.frames.len();
         let mut out = vec![];
         for t in 4..clip.frames.len() {
-            let d = m.decode(&e.tokens.data[(t - 4) * tl..t * tl], &e.patch_embed.data[(t - 1) * tl..t * tl], &e.motion.data[(t - 3) * ml..t * ml], None, &clip.frames[t - 1], Some(&clip.frames[t - 2]), 1)?;
+            let d = m.decode(
+                &e.tokens.data[(t - 4) * tl..t * tl],
+                &e.patch_embed.data[(t - 1) * tl..t * tl],
+                &e.motion.data[(t - 3) * ml..t * ml],
+                None,
+                &clip.frames[t - 1],
+                Some(&clip.frames[t - 2]),
+                1,
+            )?;
             out.push(d.frame.data.iter().zip(&clip.frames[t - 1]).map(|(p, l)| p - l).collect());
         }
         Ok(out)

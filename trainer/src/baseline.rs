@@ -192,13 +192,7 @@ pub struct BaselineReport {
 /// Scores `p` on `test` (frames 4.. of each clip, as `eval` does) with each pooling; region
 /// statistics and the causal constants come from `p`'s errors on `train`. Each frame is predicted
 /// once; its error map is pooled every way asked for.
-pub fn score(
-    p: &dyn Predictor,
-    train: &Dataset,
-    test: &Dataset,
-    labels: &std::collections::BTreeMap<String, Vec<u8>>,
-    poolings: &[ErrorPooling],
-) -> Result<BaselineReport, TrainerError> {
+pub fn score(p: &dyn Predictor, train: &Dataset, test: &Dataset, labels: &std::collections::BTreeMap<String, Vec<u8>>, poolings: &[ErrorPooling]) -> Result<BaselineReport, TrainerError> {
     let (h, w) = (train.format.height, train.format.width);
     test.check_labels(labels)?;
     let mut windows: Vec<(usize, usize)> = poolings.iter().filter_map(ErrorPooling::window).collect();
@@ -233,11 +227,7 @@ pub fn score(
             causal.extend(scoring::causal_scores(&errs, None, &cal));
             all_l.extend_from_slice(&l[4..]);
         }
-        aucs.push(BaselineAuc {
-            pooling,
-            offline: scoring::roc_auc(&off, &all_l).unwrap_or(f64::NAN),
-            causal: scoring::roc_auc(&causal, &all_l).unwrap_or(f64::NAN),
-        });
+        aucs.push(BaselineAuc { pooling, offline: scoring::roc_auc(&off, &all_l).unwrap_or(f64::NAN), causal: scoring::roc_auc(&causal, &all_l).unwrap_or(f64::NAN) });
     }
     Ok(BaselineReport { train_mse, aucs })
 }
@@ -251,11 +241,7 @@ mod tests {
     fn moving(h: usize, w: usize, clips: usize, len: usize) -> Dataset {
         let tex = |y: usize, x: usize| (((y * 7 + x * 13) % 11) as f32 / 5.0 - 1.0) * 0.5 + 0.1 * ((x * x + y) % 3) as f32;
         let clips = (0..clips)
-            .map(|c| Clip {
-                name: format!("{c:02}"),
-                frames: (0..len).map(|t| (0..h * w).map(|p| tex(p / w + c, (p % w + w * 4 - t) % w)).collect()).collect(),
-                paths: Vec::new(),
-            })
+            .map(|c| Clip { name: format!("{c:02}"), frames: (0..len).map(|t| (0..h * w).map(|p| tex(p / w + c, (p % w + w * 4 - t) % w)).collect()).collect(), paths: Vec::new() })
             .collect();
         Dataset { format: FrameFormat { height: h, width: w, channels: 1 }, clips }
     }

@@ -86,13 +86,7 @@ impl WindowTexts {
             }
             per_clip.push(idx.clone());
         }
-        Ok(WindowTexts {
-            dim: cache.dim,
-            per_clip,
-            embeddings: cache.embeddings.clone(),
-            names: ds.clips.iter().map(|c| c.name.clone()).collect(),
-            path: path.into(),
-        })
+        Ok(WindowTexts { dim: cache.dim, per_clip, embeddings: cache.embeddings.clone(), names: ds.clips.iter().map(|c| c.name.clone()).collect(), path: path.into() })
     }
 
     /// Embedding of the caption of clip `c`'s frames t-3..t.

@@ -58,8 +58,7 @@ pub fn safetensors_bytes(tensors: &HashMap<String, Tensor>, path: &Path) -> Resu
     let mut sorted: Vec<_> = tensors.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
     let views: Vec<(String, Tensor)> = sorted.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    safetensors::serialize(views.iter().map(|(k, v)| (k.as_str(), v)), None)
-        .map_err(|e| CheckpointError::Mismatch { path: path.into(), reason: format!("serialising: {e}") })
+    safetensors::serialize(views.iter().map(|(k, v)| (k.as_str(), v)), None).map_err(|e| CheckpointError::Mismatch { path: path.into(), reason: format!("serialising: {e}") })
 }
 
 /// Saves all variables of `vm` to `path` atomically.

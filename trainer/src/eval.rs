@@ -10,11 +10,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use sfn_models::scoring::{self, CausalCalibration, ErrorPooling, OfflineScoring, SpeedCalibration};
 
+use crate::captions::{CaptionCache, WindowTexts};
 use crate::checkpoint::{self, CheckpointError};
 use crate::data::{load_labels, Dataset};
-use crate::captions::{CaptionCache, WindowTexts};
-use crate::train::{dataset_errors, frame_format, DatasetErrors};
 use crate::folds::{self, Candidate, FoldReport, Folds, HeldOutNormal};
+use crate::train::{dataset_errors, frame_format, DatasetErrors};
 use crate::{plot, TrainerError};
 
 pub use sfn_models::scoring::{score_set, ClipScores, ScoreSet};
@@ -99,7 +99,6 @@ pub struct EvalOptions {
     pub alarm: (f32, u32, u32),
 }
 
-
 pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
     let t0 = Instant::now();
     opts.offline.validate()?;
@@ -168,11 +167,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         let own = *pooling == calibration.pooling;
         // Causal AUC does not depend on the z-score constants (one affine map for all frames), so
         // poolings the model was not calibrated for are scored with their smoothing alone.
-        let cal = if own {
-            calibration.clone()
-        } else {
-            CausalCalibration { visual_mean: 0.0, visual_std: 1.0, pooling: *pooling, ..calibration.clone() }
-        };
+        let cal = if own { calibration.clone() } else { CausalCalibration { visual_mean: 0.0, visual_std: 1.0, pooling: *pooling, ..calibration.clone() } };
         // The semantic error joins the model's own pooling; the comparison rows stay visual-only.
         let sem = |c: usize| semantic.as_ref().filter(|_| own).map(|s| &s[c][..]);
         let clips = || ds.clips.iter().zip(errors).enumerate().map(|(c, (clip, err))| (clip.name.as_str(), &err[..], sem(c), &labels[&clip.name][4..]));
@@ -219,12 +214,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
             let vis: Vec<(String, Vec<f32>)> = names.iter().cloned().zip(all_errors[0].iter().cloned()).collect();
             let sems: Vec<(String, Vec<f32>)> = names.iter().cloned().zip(sem.iter().cloned()).collect();
             let vis_cal = CausalCalibration { semantic_weight: 0.0, ..calibration.clone() };
-            let sem_cal = CausalCalibration {
-                visual_mean: calibration.semantic_mean,
-                visual_std: calibration.semantic_std,
-                semantic_weight: 0.0,
-                ..calibration.clone()
-            };
+            let sem_cal = CausalCalibration { visual_mean: calibration.semantic_mean, visual_std: calibration.semantic_std, semantic_weight: 0.0, ..calibration.clone() };
             Some(SemanticReport {
                 captions: path.display().to_string(),
                 provider: cache.provider.clone(),
@@ -533,12 +523,7 @@ pub fn write_plots(report: &Report, dir: &Path) -> Result<(), TrainerError> {
         // Causal z-scores live on another scale: rescale to [0, 1] for display only.
         let cau_disp = scoring::min_max(&cau.scores);
         let title = format!("clip {name}: offline AUC {} / causal AUC {}", fmt_auc(off.auc), fmt_auc(cau.auc));
-        plot::score_curves_png(
-            &dir.join(format!("clip_{name}.png")),
-            &title,
-            &[(offline, &off.scores), ("causal (rescaled)", &cau_disp)],
-            &off.labels,
-        )?;
+        plot::score_curves_png(&dir.join(format!("clip_{name}.png")), &title, &[(offline, &off.scores), ("causal (rescaled)", &cau_disp)], &off.labels)?;
     }
     let (os, ol) = report.offline.concatenated();
     let (cs, cl) = report.causal.concatenated();

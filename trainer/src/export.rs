@@ -139,13 +139,7 @@ pub type PerClip = Vec<Vec<f32>>;
 
 /// [`onnx_errors`], plus the semantic error 1 - cos(text_pred, caption of the target clip) per window
 /// when `texts` is given (the caption of each input clip is then fed to the decoder).
-pub fn onnx_errors_with_text(
-    model: &mut ExportedModel,
-    ds: &Dataset,
-    pooling: ErrorPooling,
-    batch: usize,
-    texts: Option<&WindowTexts>,
-) -> Result<(PerClip, Option<PerClip>), TrainerError> {
+pub fn onnx_errors_with_text(model: &mut ExportedModel, ds: &Dataset, pooling: ErrorPooling, batch: usize, texts: Option<&WindowTexts>) -> Result<(PerClip, Option<PerClip>), TrainerError> {
     // WindowMaxZ reads the per-region statistics stored with the calibration in model.json.
     let regions = model.manifest.calibration.as_ref().and_then(|c| c.regions.clone());
     if let Some(r) = &regions {
@@ -234,8 +228,7 @@ pub fn evaluate_export(dir: &Path, data: &Path, backend: &BackendKind, batch: us
     let t0 = Instant::now();
     let mut model = ExportedModel::open(dir, backend)?;
     let m = model.manifest.clone();
-    let cfg: SfnConfig = serde_json::from_value(m.config.clone())
-        .map_err(|e| CheckpointError::Mismatch { path: dir.join(sfn_infer::manifest::MANIFEST), reason: format!("config: {e}") })?;
+    let cfg: SfnConfig = serde_json::from_value(m.config.clone()).map_err(|e| CheckpointError::Mismatch { path: dir.join(sfn_infer::manifest::MANIFEST), reason: format!("config: {e}") })?;
     let ds = Dataset::open(data, "testing", &frame_format(&cfg))?;
     let labels = load_labels(data)?;
     ds.check_labels(&labels)?;

@@ -197,12 +197,7 @@ pub fn cross_validate(folds: &Folds, candidates: &[Candidate], labels: &BTreeMap
                 best = i;
             }
         }
-        selections.push(Selection {
-            chosen_on: folds.names[choose].clone(),
-            candidate: candidates[best].name.clone(),
-            reported_on: folds.names[report].clone(),
-            figures: per[best][report],
-        });
+        selections.push(Selection { chosen_on: folds.names[choose].clone(), candidate: candidates[best].name.clone(), reported_on: folds.names[report].clone(), figures: per[best][report] });
     }
     let cross_validated = FoldFigures::mean(&selections[0].figures, &selections[1].figures);
     let model = FoldFigures::mean(&per[0][1], &per[0][0]);
@@ -331,10 +326,7 @@ mod tests {
             good.insert(c.to_string(), scored(c));
             half.insert(c.to_string(), if c == "a" { scored(c).iter().map(|v| 1.0 - v).collect() } else { scored(c) });
         }
-        let cands = vec![
-            Candidate { name: "half".into(), errors: half, cap: None },
-            Candidate { name: "good".into(), errors: good, cap: None },
-        ];
+        let cands = vec![Candidate { name: "half".into(), errors: half, cap: None }, Candidate { name: "good".into(), errors: good, cap: None }];
         let cal = CausalCalibration::fit(&[0.0, 1.0], None, 0.0, 1.0, 0.0).unwrap();
         let off = OfflineScoring { sigma: 0.0, ..OfflineScoring::default() };
         let r = cross_validate(&folds, &cands, &l, &off, &cal).unwrap();

@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use sfn_models::scoring::{CausalCalibration, ErrorPooling, RegionStats, SpeedCalibration, SpeedCue};
 use sfn_models::{losses, SfnConfig, SfnVad};
 
+use crate::captions::{CaptionCache, WindowTexts};
 use crate::checkpoint::{self, CheckpointError};
 use crate::data::{Dataset, FrameFormat};
-use crate::captions::{CaptionCache, WindowTexts};
 use crate::optim::{Adam, AdamConfig};
 use crate::TrainerError;
 
@@ -306,12 +306,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
             // Epochs started so far: the one in progress counts.
             let begun = state.epoch + u64::from(state.batch_in_epoch > 0);
             if epochs < begun.max(1) {
-                return Err(TrainerError::Usage(format!(
-                    "--epochs {epochs}: {} has already trained {begun} epoch(s) (see {}); pass at least {}",
-                    out.display(),
-                    state_path.display(),
-                    begun.max(1)
-                )));
+                return Err(TrainerError::Usage(format!("--epochs {epochs}: {} has already trained {begun} epoch(s) (see {}); pass at least {}", out.display(), state_path.display(), begun.max(1))));
             }
             if epochs > state.epoch {
                 // A finished run continues with more epochs (and is calibrated again at the end).
@@ -322,10 +317,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
         (cfg, tcfg, state)
     } else {
         if state_path.exists() {
-            return Err(TrainerError::Usage(format!(
-                "{} already holds a checkpoint; pass --resume to continue it or choose another --out",
-                out.display()
-            )));
+            return Err(TrainerError::Usage(format!("{} already holds a checkpoint; pass --resume to continue it or choose another --out", out.display())));
         }
         (opts.model.clone(), opts.train.clone(), TrainState::default())
     };
@@ -346,13 +338,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
         Some(path) => {
             let cache = CaptionCache::read(path)?;
             if cache.dim != cfg.text_dim {
-                return Err(TrainerError::Usage(format!(
-                    "{}: captions are {}-d ({}) but the network's text_dim is {}",
-                    path.display(),
-                    cache.dim,
-                    cache.encoder,
-                    cfg.text_dim
-                )));
+                return Err(TrainerError::Usage(format!("{}: captions are {}-d ({}) but the network's text_dim is {}", path.display(), cache.dim, cache.encoder, cfg.text_dim)));
             }
             let t = WindowTexts::new(&cache, path, "training", &ds)?;
             // Every window needs its two captions: fail now, not in epoch 7.
@@ -384,10 +370,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
     let steps_per_epoch = windows_total.div_ceil(tcfg.batch_size) as u64;
     let total_steps = steps_per_epoch * tcfg.epochs;
     let pb = if opts.progress { ProgressBar::new(total_steps) } else { ProgressBar::hidden() };
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  ETA {eta}  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  ETA {eta}  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
     pb.set_position(state.step.min(total_steps));
     let started = Instant::now();
     let seconds_before = state.seconds;
@@ -477,14 +460,7 @@ pub fn text_tensors(texts: &WindowTexts, idx: &[(usize, usize)]) -> Result<(Tens
 /// Visual errors of every window of every clip for each pooling (one forward pass serves all), and the
 /// semantic errors when `texts` is given (the model then also reads the caption of each input clip).
 /// `regions` are the statistics a `WindowMaxZ` pooling needs.
-pub fn dataset_errors(
-    model: &SfnVad,
-    ds: &Dataset,
-    batch: usize,
-    poolings: &[ErrorPooling],
-    regions: Option<&RegionStats>,
-    texts: Option<&WindowTexts>,
-) -> Result<DatasetErrors, TrainerError> {
+pub fn dataset_errors(model: &SfnVad, ds: &Dataset, batch: usize, poolings: &[ErrorPooling], regions: Option<&RegionStats>, texts: Option<&WindowTexts>) -> Result<DatasetErrors, TrainerError> {
     let mut out = vec![Vec::with_capacity(ds.clips.len()); poolings.len()];
     let semantic = for_each_prediction(model, ds, batch, texts, |c, map| {
         for (p, pooling) in poolings.iter().enumerate() {
@@ -584,21 +560,13 @@ pub fn speed_box_means(ds: &Dataset, cue: &SpeedCue) -> Result<Vec<Vec<Vec<f32>>
     let f = &ds.format;
     ds.clips
         .iter()
-        .map(|clip| {
-            (4..clip.frames.len())
-                .into_par_iter()
-                .map(|t| cue.box_means(&clip.frames[t - 1], &clip.frames[t], f.channels, f.height, f.width).map_err(TrainerError::from))
-                .collect()
-        })
+        .map(|clip| (4..clip.frames.len()).into_par_iter().map(|t| cue.box_means(&clip.frames[t - 1], &clip.frames[t], f.channels, f.height, f.width).map_err(TrainerError::from)).collect())
         .collect()
 }
 
 /// Speed scores s (region z max) per clip and scored frame.
 pub fn speed_scores(ds: &Dataset, speed: &SpeedCalibration) -> Result<Vec<Vec<f32>>, TrainerError> {
-    speed_box_means(ds, &speed.cue)?
-        .iter()
-        .map(|clip| clip.iter().map(|m| speed.score_boxes(m).map_err(TrainerError::from)).collect())
-        .collect()
+    speed_box_means(ds, &speed.cue)?.iter().map(|clip| clip.iter().map(|m| speed.score_boxes(m).map_err(TrainerError::from)).collect()).collect()
 }
 
 /// Calibrates causal scoring on normal footage `ds` (the training clips, or a new scene's own
@@ -637,9 +605,7 @@ mod tests {
 
     fn values(vm: &VarMap) -> std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)> {
         let data = vm.data().lock().unwrap();
-        data.iter()
-            .map(|(k, v)| (k.clone(), (v.dims().to_vec(), v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())))
-            .collect()
+        data.iter().map(|(k, v)| (k.clone(), (v.dims().to_vec(), v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()))).collect()
     }
 
     fn mean_std(v: &[f32]) -> (f64, f64) {

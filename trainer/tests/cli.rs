@@ -20,32 +20,13 @@ struct Outcome {
 
 /// Runs `sfn-train` with `args`.
 fn sfn_train<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_sfn-train"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("cannot start sfn-train");
-    Outcome {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let out = Command::new(env!("CARGO_BIN_EXE_sfn-train")).args(args).env("RUST_LOG", "warn").output().expect("cannot start sfn-train");
+    Outcome { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
 }
 
 /// `sfn-train train --preset tiny --data DATA --out OUT --batch-size 8 --quiet EXTRA...`.
 fn train(data: &Path, out: &Path, extra: &[&str]) -> Outcome {
-    let mut args: Vec<&OsStr> = [
-        "train",
-        "--preset",
-        "tiny",
-        "--batch-size",
-        "8",
-        "--quiet",
-        "--data",
-    ]
-    .iter()
-    .map(OsStr::new)
-    .collect();
+    let mut args: Vec<&OsStr> = ["train", "--preset", "tiny", "--batch-size", "8", "--quiet", "--data"].iter().map(OsStr::new).collect();
     args.extend([data.as_os_str(), OsStr::new("--out"), out.as_os_str()]);
     args.extend(extra.iter().map(OsStr::new));
     sfn_train(args)
@@ -67,42 +48,21 @@ fn eval(model: &Path, data: &Path, report: &Path) -> Outcome {
 }
 
 fn expect_ok(what: &str, o: &Outcome) {
-    assert!(
-        o.ok,
-        "{what} failed\nstdout:\n{}\nstderr:\n{}",
-        o.stdout, o.stderr
-    );
+    assert!(o.ok, "{what} failed\nstdout:\n{}\nstderr:\n{}", o.stdout, o.stderr);
 }
 
 /// Expects failure without a panic, with every needle in stderr.
 fn expect_err(what: &str, o: &Outcome, needles: &[&str]) {
-    assert!(
-        !o.ok,
-        "{what}: expected failure\nstdout:\n{}\nstderr:\n{}",
-        o.stdout, o.stderr
-    );
-    assert!(
-        !o.stderr.contains("panicked"),
-        "{what}: panic\n{}",
-        o.stderr
-    );
+    assert!(!o.ok, "{what}: expected failure\nstdout:\n{}\nstderr:\n{}", o.stdout, o.stderr);
+    assert!(!o.stderr.contains("panicked"), "{what}: panic\n{}", o.stderr);
     for n in needles {
-        assert!(
-            o.stderr.contains(n),
-            "{what}: stderr does not mention {n:?}\n{}",
-            o.stderr
-        );
+        assert!(o.stderr.contains(n), "{what}: stderr does not mention {n:?}\n{}", o.stderr);
     }
 }
 
 /// A small walkway dataset: `train` and `test` clips of `frames` frames.
 fn synth(root: &Path, train: usize, test: usize, frames: usize) -> PathBuf {
-    let cfg = SynthConfig {
-        train_clips: train,
-        test_clips: test,
-        frames_per_clip: frames,
-        ..SynthConfig::default()
-    };
+    let cfg = SynthConfig { train_clips: train, test_clips: test, frames_per_clip: frames, ..SynthConfig::default() };
     write_walkway(root, &cfg).unwrap();
     root.to_path_buf()
 }
@@ -117,10 +77,7 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.push((
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    fs::read(&p).unwrap(),
-                ));
+                out.push((p.strip_prefix(dir).unwrap().to_path_buf(), fs::read(&p).unwrap()));
             }
         }
     }
@@ -147,39 +104,19 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Checks one score set (`report` top level or `report.causal`) against the labels file.
 fn check_score_set(what: &str, set: &Value, labels: &Value, frames: usize) {
-    let per_clip = set["per_clip"]
-        .as_object()
-        .unwrap_or_else(|| panic!("{what}: no per_clip"));
+    let per_clip = set["per_clip"].as_object().unwrap_or_else(|| panic!("{what}: no per_clip"));
     assert_eq!(per_clip.len(), labels.as_object().unwrap().len(), "{what}");
     let (mut all_s, mut all_l) = (Vec::new(), Vec::new());
     let mut aucs = Vec::new();
     for (clip, c) in per_clip {
-        let scores: Vec<f32> = c["scores"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
-        let l: Vec<u8> = c["labels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u8)
-            .collect();
+        let scores: Vec<f32> = c["scores"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let l: Vec<u8> = c["labels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect();
         assert_eq!(scores.len(), frames - 4, "{what} clip {clip}");
         assert_eq!(l.len(), frames - 4, "{what} clip {clip}");
-        let want: Vec<u8> = labels[clip].as_array().unwrap()[4..]
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u8)
-            .collect();
-        assert_eq!(
-            l, want,
-            "{what} clip {clip}: labels are those of frames 4.."
-        );
+        let want: Vec<u8> = labels[clip].as_array().unwrap()[4..].iter().map(|v| v.as_u64().unwrap() as u8).collect();
+        assert_eq!(l, want, "{what} clip {clip}: labels are those of frames 4..");
         // Synthetic test clips hold both classes, so every clip has an AUC.
-        let auc = c["auc"]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{what} clip {clip}: no auc"));
+        let auc = c["auc"].as_f64().unwrap_or_else(|| panic!("{what} clip {clip}: no auc"));
         assert!((0.0..=1.0).contains(&auc));
         assert_eq!(Some(auc), roc_auc(&scores, &l), "{what} clip {clip}");
         aucs.push(auc);
@@ -187,22 +124,12 @@ fn check_score_set(what: &str, set: &Value, labels: &Value, frames: usize) {
         all_l.extend(l);
     }
     // JSON round trip of f32 scores and f64 AUCs: equal up to the last bit of an f64.
-    let micro = set["micro_auc"]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{what}: no micro_auc"));
+    let micro = set["micro_auc"].as_f64().unwrap_or_else(|| panic!("{what}: no micro_auc"));
     let recomputed = roc_auc(&all_s, &all_l).unwrap();
-    assert!(
-        (micro - recomputed).abs() < 1e-12,
-        "{what}: micro {micro} vs recomputed {recomputed}"
-    );
+    assert!((micro - recomputed).abs() < 1e-12, "{what}: micro {micro} vs recomputed {recomputed}");
     let mean = aucs.iter().sum::<f64>() / aucs.len() as f64;
-    let macro_auc = set["macro_auc"]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{what}: no macro_auc"));
-    assert!(
-        (macro_auc - mean).abs() < 1e-12,
-        "{what}: macro {macro_auc} vs mean {mean}"
-    );
+    let macro_auc = set["macro_auc"].as_f64().unwrap_or_else(|| panic!("{what}: no macro_auc"));
+    assert!((macro_auc - mean).abs() < 1e-12, "{what}: macro {macro_auc} vs mean {mean}");
 }
 
 #[test]
@@ -214,14 +141,7 @@ fn train_then_eval_writes_a_consistent_report() {
     let o = train(&data, &model, &["--epochs", "2"]);
     expect_ok("train", &o);
     assert!(o.stdout.contains("trained 2 epochs"), "{}", o.stdout);
-    for f in [
-        "config.json",
-        "model.safetensors",
-        "optimizer.safetensors",
-        "train.json",
-        "train_state.json",
-        "calibration.json",
-    ] {
+    for f in ["config.json", "model.safetensors", "optimizer.safetensors", "train.json", "train_state.json", "calibration.json"] {
         assert!(model.join(f).is_file(), "{f} missing");
     }
     let state = read_json(&model.join("train_state.json"));
@@ -258,32 +178,16 @@ fn resume_is_bit_identical_to_a_straight_run() {
     let after_one = fs::read(split.join("model.safetensors")).unwrap();
     assert_eq!(read_json(&split.join("train.json"))["epochs"], 1);
     // --epochs is honoured on resume; other settings come from the dir.
-    expect_ok(
-        "resume to 2",
-        &train(&data, &split, &["--resume", "--epochs", "2"]),
-    );
+    expect_ok("resume to 2", &train(&data, &split, &["--resume", "--epochs", "2"]));
     let tj = read_json(&split.join("train.json"));
-    assert_eq!(
-        tj,
-        read_json(&straight.join("train.json")),
-        "train.json after resume"
-    );
+    assert_eq!(tj, read_json(&straight.join("train.json")), "train.json after resume");
     let resumed = fs::read(split.join("model.safetensors")).unwrap();
     assert_ne!(resumed, after_one, "the resumed run trained nothing");
-    assert!(
-        resumed == fs::read(straight.join("model.safetensors")).unwrap(),
-        "model.safetensors: resumed run differs from the straight run"
-    );
+    assert!(resumed == fs::read(straight.join("model.safetensors")).unwrap(), "model.safetensors: resumed run differs from the straight run");
     for f in ["optimizer.safetensors", "calibration.json"] {
-        assert!(
-            fs::read(split.join(f)).unwrap() == fs::read(straight.join(f)).unwrap(),
-            "{f} differs"
-        );
+        assert!(fs::read(split.join(f)).unwrap() == fs::read(straight.join(f)).unwrap(), "{f} differs");
     }
-    let (a, b) = (
-        read_json(&split.join("train_state.json")),
-        read_json(&straight.join("train_state.json")),
-    );
+    let (a, b) = (read_json(&split.join("train_state.json")), read_json(&straight.join("train_state.json")));
     for k in ["epoch", "step", "samples", "finished"] {
         assert_eq!(a[k], b[k], "train_state.json {k}");
     }
@@ -292,19 +196,8 @@ fn resume_is_bit_identical_to_a_straight_run() {
     // Going back below the epochs already trained is refused, and changes nothing.
     let before = snapshot(&split);
     let o = train(&data, &split, &["--resume", "--epochs", "1"]);
-    expect_err(
-        "resume to fewer epochs",
-        &o,
-        &[
-            "--epochs 1",
-            "already trained 2",
-            &split.display().to_string(),
-        ],
-    );
-    assert!(
-        snapshot(&split) == before,
-        "a refused resume modified the model dir"
-    );
+    expect_err("resume to fewer epochs", &o, &["--epochs 1", "already trained 2", &split.display().to_string()]);
+    assert!(snapshot(&split) == before, "a refused resume modified the model dir");
     // Other flags are ignored on resume, with a warning; a finished run has nothing left to train.
     let o = train(&data, &split, &["--resume", "--lr", "0.5"]);
     expect_ok("resume with --lr", &o);
@@ -320,17 +213,12 @@ fn train_rejects_bad_data() {
         let data = synth(&tmp.path().join(name), 2, 1, 12);
         (data, tmp.path().join(format!("{name}-model")))
     };
-    let no_model =
-        |what: &str, out: &Path| assert!(!out.exists(), "{what}: {} was created", out.display());
+    let no_model = |what: &str, out: &Path| assert!(!out.exists(), "{what}: {} was created", out.display());
 
     // Missing data folder.
     let missing = tmp.path().join("no-such-data");
     let out = tmp.path().join("missing-model");
-    expect_err(
-        "missing data",
-        &train(&missing, &out, &["--epochs", "1"]),
-        &["no-such-data", "does not exist"],
-    );
+    expect_err("missing data", &train(&missing, &out, &["--epochs", "1"]), &["no-such-data", "does not exist"]);
     no_model("missing data", &out);
 
     // A clip with fewer than 5 frames.
@@ -338,37 +226,19 @@ fn train_rejects_bad_data() {
     for t in 4..12 {
         fs::remove_file(data.join(format!("training/frames/02/{t:03}.png"))).unwrap();
     }
-    expect_err(
-        "short clip",
-        &train(&data, &out, &["--epochs", "1"]),
-        &["clip 02", "4 frames", "training/frames/02"],
-    );
+    expect_err("short clip", &train(&data, &out, &["--epochs", "1"]), &["clip 02", "4 frames", "training/frames/02"]);
     no_model("short clip", &out);
 
     // Frames of mixed sizes within a clip.
     let (data, out) = case("mixed");
-    image::GrayImage::new(50, 30)
-        .save(data.join("training/frames/02/007.png"))
-        .unwrap();
-    expect_err(
-        "mixed sizes",
-        &train(&data, &out, &["--epochs", "1"]),
-        &["clip 02", "007.png", "50x30", "72x48"],
-    );
+    image::GrayImage::new(50, 30).save(data.join("training/frames/02/007.png")).unwrap();
+    expect_err("mixed sizes", &train(&data, &out, &["--epochs", "1"]), &["clip 02", "007.png", "50x30", "72x48"]);
     no_model("mixed sizes", &out);
 
     // Garbage named .png.
     let (data, out) = case("garbage");
-    fs::write(
-        data.join("training/frames/01/003.png"),
-        b"this is not a PNG",
-    )
-    .unwrap();
-    expect_err(
-        "corrupt png",
-        &train(&data, &out, &["--epochs", "1"]),
-        &["cannot decode", "training/frames/01/003.png"],
-    );
+    fs::write(data.join("training/frames/01/003.png"), b"this is not a PNG").unwrap();
+    expect_err("corrupt png", &train(&data, &out, &["--epochs", "1"]), &["cannot decode", "training/frames/01/003.png"]);
     no_model("corrupt png", &out);
 
     // A clip of JPEGs, one cut short.
@@ -376,19 +246,13 @@ fn train_rejects_bad_data() {
     let dir = data.join("training/frames/03");
     fs::create_dir_all(&dir).unwrap();
     for t in 0..6u32 {
-        let img = image::GrayImage::from_fn(72, 48, |x, y| {
-            image::Luma([((x * 3 + y * 5 + t * 7) % 256) as u8])
-        });
+        let img = image::GrayImage::from_fn(72, 48, |x, y| image::Luma([((x * 3 + y * 5 + t * 7) % 256) as u8]));
         img.save(dir.join(format!("{t:03}.jpg"))).unwrap();
     }
     let cut = dir.join("002.jpg");
     let bytes = fs::read(&cut).unwrap();
     fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
-    expect_err(
-        "truncated jpg",
-        &train(&data, &out, &["--epochs", "1"]),
-        &["cannot decode", "training/frames/03/002.jpg", "truncated"],
-    );
+    expect_err("truncated jpg", &train(&data, &out, &["--epochs", "1"]), &["cannot decode", "training/frames/03/002.jpg", "truncated"]);
     no_model("truncated jpg", &out);
 }
 
@@ -399,25 +263,14 @@ fn train_rejects_bad_usage() {
 
     // Unknown preset: the message lists the known ones.
     let out = tmp.path().join("preset-model");
-    let mut args: Vec<&OsStr> = ["train", "--preset", "huge", "--quiet", "--data"]
-        .iter()
-        .map(OsStr::new)
-        .collect();
+    let mut args: Vec<&OsStr> = ["train", "--preset", "huge", "--quiet", "--data"].iter().map(OsStr::new).collect();
     args.extend([data.as_os_str(), OsStr::new("--out"), out.as_os_str()]);
-    expect_err(
-        "unknown preset",
-        &sfn_train(args),
-        &["huge", "paper", "cpu-ped2", "tiny"],
-    );
+    expect_err("unknown preset", &sfn_train(args), &["huge", "paper", "cpu-ped2", "tiny"]);
     assert!(!out.exists());
 
     // Zero epochs would leave a model dir without weights.
     let out = tmp.path().join("zero-model");
-    expect_err(
-        "zero epochs",
-        &train(&data, &out, &["--epochs", "0"]),
-        &["epochs must be >= 1"],
-    );
+    expect_err("zero epochs", &train(&data, &out, &["--epochs", "0"]), &["epochs must be >= 1"]);
     assert!(!out.exists());
 
     // --out already holds a checkpoint, no --resume: refused, checkpoint untouched.
@@ -425,28 +278,13 @@ fn train_rejects_bad_usage() {
     expect_ok("train", &train(&data, &out, &["--epochs", "1"]));
     let before = snapshot(&out);
     let o = train(&data, &out, &["--epochs", "1"]);
-    expect_err(
-        "existing checkpoint",
-        &o,
-        &[
-            "already holds a checkpoint",
-            "--resume",
-            &out.display().to_string(),
-        ],
-    );
-    assert!(
-        snapshot(&out) == before,
-        "the existing checkpoint was modified"
-    );
+    expect_err("existing checkpoint", &o, &["already holds a checkpoint", "--resume", &out.display().to_string()]);
+    assert!(snapshot(&out) == before, "the existing checkpoint was modified");
 
     // --resume on an empty dir: refused, nothing written.
     let empty = tmp.path().join("empty");
     fs::create_dir_all(&empty).unwrap();
-    expect_err(
-        "resume empty",
-        &train(&data, &empty, &["--resume"]),
-        &["--resume", "holds no checkpoint", "train_state.json"],
-    );
+    expect_err("resume empty", &train(&data, &empty, &["--resume"]), &["--resume", "holds no checkpoint", "train_state.json"]);
     assert_eq!(fs::read_dir(&empty).unwrap().count(), 0);
 }
 
@@ -462,10 +300,7 @@ fn eval_rejects_bad_inputs() {
         let report = reports.join(format!("{what}.json"));
         expect_err(what, &eval(model, data, &report), needles);
         assert!(!report.exists(), "{what}: report written");
-        assert!(
-            !reports.join(format!("{what}_plots")).exists(),
-            "{what}: plots written"
-        );
+        assert!(!reports.join(format!("{what}_plots")).exists(), "{what}: plots written");
     };
 
     // Labels whose length differs from the frame count.
@@ -474,12 +309,7 @@ fn eval_rejects_bad_inputs() {
     let mut labels = read_json(&path);
     labels["02"].as_array_mut().unwrap().pop();
     write_json(&path, &labels);
-    fails(
-        "labels",
-        &model,
-        &bad_labels,
-        &["clip 02", "11 labels", "12 frames"],
-    );
+    fails("labels", &model, &bad_labels, &["clip 02", "11 labels", "12 frames"]);
 
     // A config that no longer fits the weights (a valid config of another width).
     let wide = tmp.path().join("wide");
@@ -488,15 +318,7 @@ fn eval_rejects_bad_inputs() {
     cfg["model_dim"] = 48.into();
     cfg["decoder"]["vit"]["dim"] = 48.into();
     write_json(&wide.join("config.json"), &cfg);
-    fails(
-        "config-weights",
-        &wide,
-        &data,
-        &[
-            &wide.join("model.safetensors").display().to_string(),
-            "shape",
-        ],
-    );
+    fails("config-weights", &wide, &data, &[&wide.join("model.safetensors").display().to_string(), "shape"]);
 
     // An invalid config: named as such.
     let invalid = tmp.path().join("invalid");
@@ -504,26 +326,13 @@ fn eval_rejects_bad_inputs() {
     let mut cfg = read_json(&invalid.join("config.json"));
     cfg["model_dim"] = 48.into();
     write_json(&invalid.join("config.json"), &cfg);
-    fails(
-        "invalid-config",
-        &invalid,
-        &data,
-        &[
-            &invalid.join("config.json").display().to_string(),
-            "model_dim",
-        ],
-    );
+    fails("invalid-config", &invalid, &data, &[&invalid.join("config.json").display().to_string(), "model_dim"]);
 
     // No calibration.json.
     let uncal = tmp.path().join("uncalibrated");
     copy_dir(&model, &uncal);
     fs::remove_file(uncal.join("calibration.json")).unwrap();
-    fails(
-        "calibration",
-        &uncal,
-        &data,
-        &[&uncal.join("calibration.json").display().to_string()],
-    );
+    fails("calibration", &uncal, &data, &[&uncal.join("calibration.json").display().to_string()]);
     // `calibrate` fits it from the training settings (a checkpoint taken mid-training has none), and
     // the model then evaluates.
     let o = sfn_train([OsStr::new("calibrate"), OsStr::new("--model"), uncal.as_os_str(), OsStr::new("--data"), data.as_os_str()]);
@@ -533,12 +342,7 @@ fn eval_rejects_bad_inputs() {
     expect_ok("eval after calibrate", &eval(&uncal, &data, &reports.join("recalibrated.json")));
 
     // Missing test data.
-    fails(
-        "no-data",
-        &model,
-        &tmp.path().join("nowhere"),
-        &["nowhere", "does not exist"],
-    );
+    fails("no-data", &model, &tmp.path().join("nowhere"), &["nowhere", "does not exist"]);
 
     // The intact model still evaluates.
     expect_ok("eval", &eval(&model, &data, &reports.join("good.json")));
@@ -555,7 +359,17 @@ fn export_then_eval_onnx_matches_candle_eval() {
     // Region-normalised pooling, re-calibrated on the training clips: candle, tract and ONNX
     // Runtime must agree with it too (the statistics travel in model.json).
     // With the speed cue folded in, so that its statistics and the frame pairs it reads agree too.
-    let o = sfn_train([OsStr::new("calibrate"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--pooling"), OsStr::new("window_max_z_8s4"), OsStr::new("--speed"), OsStr::new("speed_r2_b6_8s4_l2")]);
+    let o = sfn_train([
+        OsStr::new("calibrate"),
+        OsStr::new("--model"),
+        model.as_os_str(),
+        OsStr::new("--data"),
+        data.as_os_str(),
+        OsStr::new("--pooling"),
+        OsStr::new("window_max_z_8s4"),
+        OsStr::new("--speed"),
+        OsStr::new("speed_r2_b6_8s4_l2"),
+    ]);
     expect_ok("calibrate", &o);
     assert!(o.stdout.contains("window_max_z_8s4") && o.stdout.contains("77 regions") && o.stdout.contains("speed_r2_b6_8s4_l2"), "{}", o.stdout);
     let cal = read_json(&model.join("calibration.json"));
@@ -575,16 +389,48 @@ fn export_then_eval_onnx_matches_candle_eval() {
     // --clips scores a named subset only; an unknown clip is named in the error.
     let first = candle["per_clip"].as_object().unwrap().keys().next().unwrap().clone();
     let sub = tmp.path().join("subset.json");
-    let o = sfn_train([OsStr::new("eval"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--report"), sub.as_os_str(), OsStr::new("--clips"), OsStr::new(&first)]);
+    let o = sfn_train([
+        OsStr::new("eval"),
+        OsStr::new("--model"),
+        model.as_os_str(),
+        OsStr::new("--data"),
+        data.as_os_str(),
+        OsStr::new("--report"),
+        sub.as_os_str(),
+        OsStr::new("--clips"),
+        OsStr::new(&first),
+    ]);
     expect_ok("eval --clips", &o);
     let keys: Vec<String> = read_json(&sub)["per_clip"].as_object().unwrap().keys().cloned().collect();
     assert_eq!(keys, vec![first.clone()]);
-    let o = sfn_train([OsStr::new("eval"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--report"), sub.as_os_str(), OsStr::new("--clips"), OsStr::new("zz")]);
+    let o = sfn_train([
+        OsStr::new("eval"),
+        OsStr::new("--model"),
+        model.as_os_str(),
+        OsStr::new("--data"),
+        data.as_os_str(),
+        OsStr::new("--report"),
+        sub.as_os_str(),
+        OsStr::new("--clips"),
+        OsStr::new("zz"),
+    ]);
     expect_err("eval --clips unknown", &o, &["--clips", "\"zz\""]);
     let maps = std::fs::read_dir(tmp.path().join("report_plots")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with("_error_map.png")).count();
     assert_eq!(maps, 2, "one error map per test clip");
     let out = tmp.path().join("onnx");
-    let o = sfn_train([OsStr::new("export"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--out"), out.as_os_str(), OsStr::new("--int8"), OsStr::new("--calib"), data.as_os_str(), OsStr::new("--calib-windows"), OsStr::new("8"), OsStr::new("--weight-int8")]);
+    let o = sfn_train([
+        OsStr::new("export"),
+        OsStr::new("--model"),
+        model.as_os_str(),
+        OsStr::new("--out"),
+        out.as_os_str(),
+        OsStr::new("--int8"),
+        OsStr::new("--calib"),
+        data.as_os_str(),
+        OsStr::new("--calib-windows"),
+        OsStr::new("8"),
+        OsStr::new("--weight-int8"),
+    ]);
     expect_ok("export", &o);
     assert!(o.stdout.contains("fp32") && o.stdout.contains("int8_qdq") && o.stdout.contains("int8_weight_only"), "{}", o.stdout);
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join(".venv");
@@ -592,7 +438,17 @@ fn export_then_eval_onnx_matches_candle_eval() {
     for backend in ["tract", "onnxruntime"] {
         let r = tmp.path().join(format!("{backend}.json"));
         let o = Command::new(env!("CARGO_BIN_EXE_sfn-train"))
-            .args([OsStr::new("eval-onnx"), OsStr::new("--model"), out.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--backend"), OsStr::new(backend), OsStr::new("--report"), r.as_os_str()])
+            .args([
+                OsStr::new("eval-onnx"),
+                OsStr::new("--model"),
+                out.as_os_str(),
+                OsStr::new("--data"),
+                data.as_os_str(),
+                OsStr::new("--backend"),
+                OsStr::new(backend),
+                OsStr::new("--report"),
+                r.as_os_str(),
+            ])
             .env("ORT_DYLIB_PATH", &lib)
             .env("RUST_LOG", "warn")
             .output()
@@ -630,7 +486,18 @@ fn captions_train_eval_export_with_the_semantic_branch() {
     let tmp = tempfile::tempdir().unwrap();
     let data = synth(&tmp.path().join("data"), 2, 2, 20);
     let cache = tmp.path().join("captions.json");
-    let o = sfn_train([OsStr::new("captions"), OsStr::new("--data"), data.as_os_str(), OsStr::new("--provider"), OsStr::new("motion"), OsStr::new("--frame-size"), OsStr::new("48x72"), OsStr::new("--out"), cache.as_os_str(), OsStr::new("--quiet")]);
+    let o = sfn_train([
+        OsStr::new("captions"),
+        OsStr::new("--data"),
+        data.as_os_str(),
+        OsStr::new("--provider"),
+        OsStr::new("motion"),
+        OsStr::new("--frame-size"),
+        OsStr::new("48x72"),
+        OsStr::new("--out"),
+        cache.as_os_str(),
+        OsStr::new("--quiet"),
+    ]);
     expect_ok("captions", &o);
     assert!(o.stdout.contains("clips captioned by motion-describer"), "{}", o.stdout);
     let c = read_json(&cache);
@@ -661,7 +528,17 @@ fn captions_train_eval_export_with_the_semantic_branch() {
     let o = sfn_train([OsStr::new("eval-onnx"), OsStr::new("--model"), out.as_os_str(), OsStr::new("--data"), data.as_os_str()]);
     expect_err("eval-onnx without captions", &o, &["--captions", "model.json"]);
     let rj = tmp.path().join("onnx.json");
-    let o = sfn_train([OsStr::new("eval-onnx"), OsStr::new("--model"), out.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--captions"), cache.as_os_str(), OsStr::new("--report"), rj.as_os_str()]);
+    let o = sfn_train([
+        OsStr::new("eval-onnx"),
+        OsStr::new("--model"),
+        out.as_os_str(),
+        OsStr::new("--data"),
+        data.as_os_str(),
+        OsStr::new("--captions"),
+        cache.as_os_str(),
+        OsStr::new("--report"),
+        rj.as_os_str(),
+    ]);
     expect_ok("eval-onnx with captions", &o);
     let (a, b) = (read_json(&rj)["offline"]["micro_auc"].as_f64().unwrap(), r["micro_auc"].as_f64().unwrap());
     assert!((a - b).abs() < 1e-6, "onnx {a} vs candle {b}");
@@ -678,7 +555,18 @@ fn captions_from_a_jsonl_with_holes() {
     let lines: String = (4..12).filter(|f| *f != 7).map(|f| format!("{{\"clip\": \"01\", \"frame\": {f}, \"caption\": \"people walk, frame {f}\"}}\n")).collect();
     fs::write(&jsonl, &lines).unwrap();
     let cache = tmp.path().join("c.json");
-    let o = sfn_train([OsStr::new("captions"), OsStr::new("--data"), data.as_os_str(), OsStr::new("--provider"), OsStr::new("jsonl"), OsStr::new("--jsonl"), jsonl.as_os_str(), OsStr::new("--out"), cache.as_os_str(), OsStr::new("--quiet")]);
+    let o = sfn_train([
+        OsStr::new("captions"),
+        OsStr::new("--data"),
+        data.as_os_str(),
+        OsStr::new("--provider"),
+        OsStr::new("jsonl"),
+        OsStr::new("--jsonl"),
+        jsonl.as_os_str(),
+        OsStr::new("--out"),
+        cache.as_os_str(),
+        OsStr::new("--quiet"),
+    ]);
     expect_ok("captions", &o);
     // In each split, frame 3 failed with nothing before it in its clip and frame 7 fell back to frame 6's caption.
     assert!(o.stdout.contains("2 fallbacks, 2 failures"), "{}", o.stdout);
@@ -690,15 +578,37 @@ fn captions_from_a_jsonl_with_holes() {
     expect_err("train with a caption hole", &o, &["c.json", "frame 3", "no caption"]);
     // A malformed line is named with its line number.
     fs::write(&jsonl, "{\"clip\": \"000\", \"frame\": 3, \"caption\": \"ok\"}\nnot json\n").unwrap();
-    let o = sfn_train([OsStr::new("captions"), OsStr::new("--data"), data.as_os_str(), OsStr::new("--provider"), OsStr::new("jsonl"), OsStr::new("--jsonl"), jsonl.as_os_str(), OsStr::new("--out"), cache.as_os_str(), OsStr::new("--quiet")]);
+    let o = sfn_train([
+        OsStr::new("captions"),
+        OsStr::new("--data"),
+        data.as_os_str(),
+        OsStr::new("--provider"),
+        OsStr::new("jsonl"),
+        OsStr::new("--jsonl"),
+        jsonl.as_os_str(),
+        OsStr::new("--out"),
+        cache.as_os_str(),
+        OsStr::new("--quiet"),
+    ]);
     expect_err("malformed jsonl", &o, &["caps.jsonl:2"]);
     // An unreachable VLM endpoint: every clip fails, nothing to fall back on; the run still finishes
     // and says so (the cache records no captions), and training on it names the hole.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let o = sfn_train([
-        OsStr::new("captions"), OsStr::new("--data"), data.as_os_str(), OsStr::new("--provider"), OsStr::new("openai"),
-        OsStr::new("--endpoint"), OsStr::new(&format!("http://127.0.0.1:{port}/v1")), OsStr::new("--retries"), OsStr::new("0"),
-        OsStr::new("--timeout"), OsStr::new("1"), OsStr::new("--out"), cache.as_os_str(), OsStr::new("--quiet"),
+        OsStr::new("captions"),
+        OsStr::new("--data"),
+        data.as_os_str(),
+        OsStr::new("--provider"),
+        OsStr::new("openai"),
+        OsStr::new("--endpoint"),
+        OsStr::new(&format!("http://127.0.0.1:{port}/v1")),
+        OsStr::new("--retries"),
+        OsStr::new("0"),
+        OsStr::new("--timeout"),
+        OsStr::new("1"),
+        OsStr::new("--out"),
+        cache.as_os_str(),
+        OsStr::new("--quiet"),
     ]);
     expect_ok("captions from an unreachable endpoint", &o);
     assert!(o.stdout.contains("0 clips captioned") && o.stdout.contains("18 failures"), "{}", o.stdout);
@@ -717,10 +627,32 @@ fn eval_folds_scores_each_fold_with_baselines_and_the_held_out_clips() {
     expect_ok("train", &train(&data, &model, &["--epochs", "1", "--holdout", "03"]));
     assert_eq!(read_json(&model.join("train.json"))["holdout"], serde_json::json!(["03"]));
     // Speed cue and region statistics, so that every candidate is there.
-    let o = sfn_train([OsStr::new("calibrate"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--pooling"), OsStr::new("window_max_z_8s4"), OsStr::new("--speed"), OsStr::new("speed_r2_b6_8s4_l2")]);
+    let o = sfn_train([
+        OsStr::new("calibrate"),
+        OsStr::new("--model"),
+        model.as_os_str(),
+        OsStr::new("--data"),
+        data.as_os_str(),
+        OsStr::new("--pooling"),
+        OsStr::new("window_max_z_8s4"),
+        OsStr::new("--speed"),
+        OsStr::new("speed_r2_b6_8s4_l2"),
+    ]);
     expect_ok("calibrate", &o);
     let report = tmp.path().join("folds.json");
-    let run = |spec: &str| sfn_train([OsStr::new("eval"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--report"), report.as_os_str(), OsStr::new("--folds"), OsStr::new(spec)]);
+    let run = |spec: &str| {
+        sfn_train([
+            OsStr::new("eval"),
+            OsStr::new("--model"),
+            model.as_os_str(),
+            OsStr::new("--data"),
+            data.as_os_str(),
+            OsStr::new("--report"),
+            report.as_os_str(),
+            OsStr::new("--folds"),
+            OsStr::new(spec),
+        ])
+    };
     let o = run("01,02/03,04");
     expect_ok("eval --folds", &o);
     assert!(o.stdout.contains("chosen on A") && o.stdout.contains("cross-validated"), "{}", o.stdout);
@@ -752,11 +684,27 @@ fn eval_folds_scores_each_fold_with_baselines_and_the_held_out_clips() {
     // Bad input names the clip or the fold, and writes no report.
     std::fs::remove_file(&report).unwrap();
     expect_err("unknown clip", &run("01,02/03,zz"), &["--folds", "zz"]);
-    let labels: serde_json::Map<String, Value> = ["01", "02", "03", "04"].iter().map(|c| (c.to_string(), serde_json::json!(if *c == "01" { vec![0; 16] } else { [[0; 10].as_slice(), [1; 6].as_slice()].concat() }))).collect();
+    let labels: serde_json::Map<String, Value> =
+        ["01", "02", "03", "04"].iter().map(|c| (c.to_string(), serde_json::json!(if *c == "01" { vec![0; 16] } else { [[0; 10].as_slice(), [1; 6].as_slice()].concat() }))).collect();
     write_json(&data.join("testing/labels.json"), &Value::Object(labels));
     expect_err("fold without abnormal frames", &run("01/02,03,04"), &["fold A (01) has no abnormal scored frame"]);
     expect_err("malformed", &run("01,02"), &["--folds", "A_CLIPS/B_CLIPS"]);
-    expect_err("--clips and --folds", &sfn_train([OsStr::new("eval"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--report"), report.as_os_str(), OsStr::new("--folds"), OsStr::new("--clips"), OsStr::new("01")]), &["--clips and --folds"]);
+    expect_err(
+        "--clips and --folds",
+        &sfn_train([
+            OsStr::new("eval"),
+            OsStr::new("--model"),
+            model.as_os_str(),
+            OsStr::new("--data"),
+            data.as_os_str(),
+            OsStr::new("--report"),
+            report.as_os_str(),
+            OsStr::new("--folds"),
+            OsStr::new("--clips"),
+            OsStr::new("01"),
+        ]),
+        &["--clips and --folds"],
+    );
     assert!(!report.exists());
     // On other footage whose training split lacks the held-out clip, eval still runs, with copying
     // fitted on that split whole.

@@ -191,11 +191,8 @@ fn every_export_passes_onnx_checker_and_int8_error_is_bounded() {
         files.push(dir.join(&m.encoder.file));
         files.push(dir.join(&m.decoder.file));
     }
-    let check = Command::new(venv_python())
-        .args(["-c", "import sys, onnx\nfor p in sys.argv[1:]:\n    onnx.checker.check_model(p, full_check=True)\n    print('ok', p)"])
-        .args(&files)
-        .output()
-        .unwrap();
+    let check =
+        Command::new(venv_python()).args(["-c", "import sys, onnx\nfor p in sys.argv[1:]:\n    onnx.checker.check_model(p, full_check=True)\n    print('ok', p)"]).args(&files).output().unwrap();
     let stdout = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "onnx.checker failed:\n{stdout}\n{}", String::from_utf8_lossy(&check.stderr));
     assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), 6, "{stdout}");

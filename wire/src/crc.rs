@@ -11,11 +11,7 @@ pub const fn crc16_ccitt_false(data: &[u8]) -> u16 {
         crc ^= (data[i] as u16) << 8;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
             bit += 1;
         }
         i += 1;

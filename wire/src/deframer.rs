@@ -41,18 +41,12 @@ pub struct Deframer<const N: usize> {
 }
 
 impl<const N: usize> Deframer<N> {
-    const CAPACITY_OK: () = assert!(
-        N >= MAX_FRAMED - 1,
-        "Deframer<N>: N must be at least MAX_FRAMED - 1"
-    );
+    const CAPACITY_OK: () = assert!(N >= MAX_FRAMED - 1, "Deframer<N>: N must be at least MAX_FRAMED - 1");
 
     /// An empty deframer.
     pub const fn new() -> Self {
         let () = Self::CAPACITY_OK;
-        Self {
-            buf: heapless::Vec::new(),
-            overlong: false,
-        }
+        Self { buf: heapless::Vec::new(), overlong: false }
     }
 
     /// Feeds one byte; returns a result when `byte` is a delimiter ending a non-empty frame.
@@ -76,10 +70,7 @@ impl<const N: usize> Deframer<N> {
     }
 
     /// Feeds a chunk (e.g. one `read()`), yielding a result per frame it completes.
-    pub fn feed<'a>(
-        &'a mut self,
-        bytes: &'a [u8],
-    ) -> impl Iterator<Item = Result<ScorePacket, WireError>> + 'a {
+    pub fn feed<'a>(&'a mut self, bytes: &'a [u8]) -> impl Iterator<Item = Result<ScorePacket, WireError>> + 'a {
         bytes.iter().filter_map(move |&b| self.push(b))
     }
 

@@ -43,14 +43,8 @@ impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::BufferTooSmall => f.write_str("output buffer too small for a score packet"),
-            Self::Crc { expected, found } => write!(
-                f,
-                "CRC mismatch: body has CRC {expected:#06x}, packet carries {found:#06x}"
-            ),
-            Self::Version { expected, found } => write!(
-                f,
-                "unsupported score packet version {found} (this decoder speaks version {expected})"
-            ),
+            Self::Crc { expected, found } => write!(f, "CRC mismatch: body has CRC {expected:#06x}, packet carries {found:#06x}"),
+            Self::Version { expected, found } => write!(f, "unsupported score packet version {found} (this decoder speaks version {expected})"),
             Self::Cobs => f.write_str("malformed COBS frame"),
             Self::Truncated => f.write_str("score packet truncated"),
             Self::TrailingBytes => f.write_str("trailing bytes after score packet"),

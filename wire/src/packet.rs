@@ -2,9 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    cobs, crc16_ccitt_false, Millis48, WireError, BODY_LEN, MAX_FRAMED, MAX_PACKET, VERSION,
-};
+use crate::{cobs, crc16_ccitt_false, Millis48, WireError, BODY_LEN, MAX_FRAMED, MAX_PACKET, VERSION};
 
 /// Alarm state after the frame the packet describes. One byte on the wire (`0..=3`).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -64,17 +62,7 @@ pub struct ScorePacket {
 impl Default for ScorePacket {
     /// Version [`VERSION`], everything else zero / `Idle`.
     fn default() -> Self {
-        Self {
-            version: VERSION,
-            seq: 0,
-            timestamp: Millis48::ZERO,
-            frame: 0,
-            score: 0.0,
-            visual_z: 0.0,
-            semantic_z: 0.0,
-            alarm: AlarmState::Idle,
-            model_id: [0; 4],
-        }
+        Self { version: VERSION, seq: 0, timestamp: Millis48::ZERO, frame: 0, score: 0.0, visual_z: 0.0, semantic_z: 0.0, alarm: AlarmState::Idle, model_id: [0; 4] }
     }
 }
 
@@ -90,16 +78,11 @@ impl ScorePacket {
     /// [`WireError::Version`] if `self.version` is not [`VERSION`].
     pub fn encode<'a>(&self, buf: &'a mut [u8]) -> Result<&'a [u8], WireError> {
         if self.version != VERSION {
-            return Err(WireError::Version {
-                expected: VERSION,
-                found: self.version,
-            });
+            return Err(WireError::Version { expected: VERSION, found: self.version });
         }
         let out = buf.get_mut(..MAX_PACKET).ok_or(WireError::BufferTooSmall)?;
         let (body, crc) = out.split_at_mut(BODY_LEN);
-        let used = postcard::to_slice(self, body)
-            .map_err(|_| WireError::Postcard)?
-            .len();
+        let used = postcard::to_slice(self, body).map_err(|_| WireError::Postcard)?.len();
         if used != BODY_LEN {
             // Unreachable: every field has a fixed width (checked by the tests).
             return Err(WireError::Postcard);
@@ -123,10 +106,7 @@ impl ScorePacket {
         let found = u16::from_le_bytes([trailer[0], trailer[1]]);
         let expected = crc16_ccitt_false(body);
         if expected == found && body[0] != VERSION {
-            return Err(WireError::Version {
-                expected: VERSION,
-                found: body[0],
-            });
+            return Err(WireError::Version { expected: VERSION, found: body[0] });
         }
         if bytes.len() < MAX_PACKET {
             return Err(WireError::Truncated);
@@ -185,9 +165,7 @@ impl ScorePacket {
         let mut buf = [0u8; MAX_FRAMED];
         let n = self.encode_framed(&mut buf)?.len();
         let mut frame = heapless::Vec::new();
-        frame
-            .extend_from_slice(&buf[..n])
-            .map_err(|_| WireError::BufferTooSmall)?;
+        frame.extend_from_slice(&buf[..n]).map_err(|_| WireError::BufferTooSmall)?;
         Ok(frame)
     }
 }

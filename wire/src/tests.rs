@@ -39,25 +39,13 @@ impl Rng {
     fn f32(&mut self) -> f32 {
         match self.below(8) {
             0 => f32::NAN,
-            1 => [
-                f32::INFINITY,
-                f32::NEG_INFINITY,
-                -0.0,
-                0.0,
-                f32::MAX,
-                f32::MIN,
-            ][self.below(6)],
+            1 => [f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, f32::MAX, f32::MIN][self.below(6)],
             2 | 3 => f32::from_bits(self.u32()), // any bit pattern, NaN payloads included
             _ => (self.u32() as f32 / u32::MAX as f32 - 0.5) * 20.0,
         }
     }
     fn packet(&mut self) -> ScorePacket {
-        let alarms = [
-            AlarmState::Idle,
-            AlarmState::Raised,
-            AlarmState::Active,
-            AlarmState::Cleared,
-        ];
+        let alarms = [AlarmState::Idle, AlarmState::Raised, AlarmState::Active, AlarmState::Cleared];
         ScorePacket {
             version: VERSION,
             seq: self.u32() as u16,
@@ -141,35 +129,14 @@ fn cobs_reference_vectors() {
         (vec![0x00], vec![0x01, 0x01]),
         (vec![0x00, 0x00], vec![0x01, 0x01, 0x01]),
         (vec![0x00, 0x11, 0x00], vec![0x01, 0x02, 0x11, 0x01]),
-        (
-            vec![0x11, 0x22, 0x00, 0x33],
-            vec![0x03, 0x11, 0x22, 0x02, 0x33],
-        ),
-        (
-            vec![0x11, 0x22, 0x33, 0x44],
-            vec![0x05, 0x11, 0x22, 0x33, 0x44],
-        ),
-        (
-            vec![0x11, 0x00, 0x00, 0x00],
-            vec![0x02, 0x11, 0x01, 0x01, 0x01],
-        ),
+        (vec![0x11, 0x22, 0x00, 0x33], vec![0x03, 0x11, 0x22, 0x02, 0x33]),
+        (vec![0x11, 0x22, 0x33, 0x44], vec![0x05, 0x11, 0x22, 0x33, 0x44]),
+        (vec![0x11, 0x00, 0x00, 0x00], vec![0x02, 0x11, 0x01, 0x01, 0x01]),
         (run(0x01, 0xfe), [vec![0xff], run(0x01, 0xfe)].concat()),
-        (
-            [vec![0x00], run(0x01, 0xfe)].concat(),
-            [vec![0x01, 0xff], run(0x01, 0xfe)].concat(),
-        ),
-        (
-            run(0x01, 0xff),
-            [vec![0xff], run(0x01, 0xfe), vec![0x02, 0xff]].concat(),
-        ),
-        (
-            [run(0x02, 0xff), vec![0x00]].concat(),
-            [vec![0xff], run(0x02, 0xff), vec![0x01, 0x01]].concat(),
-        ),
-        (
-            [run(0x03, 0xff), vec![0x00, 0x01]].concat(),
-            [vec![0xfe], run(0x03, 0xff), vec![0x02, 0x01]].concat(),
-        ),
+        ([vec![0x00], run(0x01, 0xfe)].concat(), [vec![0x01, 0xff], run(0x01, 0xfe)].concat()),
+        (run(0x01, 0xff), [vec![0xff], run(0x01, 0xfe), vec![0x02, 0xff]].concat()),
+        ([run(0x02, 0xff), vec![0x00]].concat(), [vec![0xff], run(0x02, 0xff), vec![0x01, 0x01]].concat()),
+        ([run(0x03, 0xff), vec![0x00, 0x01]].concat(), [vec![0xfe], run(0x03, 0xff), vec![0x02, 0x01]].concat()),
         (vec![], vec![0x01]),
     ];
     for (raw, enc) in cases {
@@ -184,10 +151,7 @@ fn cobs_reference_vectors() {
 fn cobs_round_trip_random() {
     let mut rng = Rng::new(2);
     for i in 0..20_000 {
-        let (len, zeros) = (
-            rng.below(if i % 10 == 0 { 1200 } else { 80 }),
-            1 + rng.below(300),
-        );
+        let (len, zeros) = (rng.below(if i % 10 == 0 { 1200 } else { 80 }), 1 + rng.below(300));
         let raw = rng.bytes(len, zeros);
         let enc = cobs_encode(&raw);
         assert!(!enc.contains(&0));
@@ -200,26 +164,12 @@ fn cobs_round_trip_random() {
 
 #[test]
 fn cobs_rejects_malformed() {
-    for bad in [
-        &[][..],
-        &[0x00],
-        &[0x02],
-        &[0x03, 0x11],
-        &[0x02, 0x00],
-        &[0x01, 0x00, 0x01],
-    ] {
+    for bad in [&[][..], &[0x00], &[0x02], &[0x03, 0x11], &[0x02, 0x00], &[0x01, 0x00, 0x01]] {
         let mut buf = bad.to_vec();
-        assert_eq!(
-            cobs::decode_in_place(&mut buf),
-            Err(WireError::Cobs),
-            "{bad:02x?}"
-        );
+        assert_eq!(cobs::decode_in_place(&mut buf), Err(WireError::Cobs), "{bad:02x?}");
     }
     let mut small = [0u8; 4];
-    assert_eq!(
-        cobs::encode(&[1, 2, 3, 4], &mut small),
-        Err(WireError::BufferTooSmall)
-    );
+    assert_eq!(cobs::encode(&[1, 2, 3, 4], &mut small), Err(WireError::BufferTooSmall));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -227,22 +177,9 @@ fn cobs_rejects_malformed() {
 
 /// Hex bytes following `tag` in the crate docs, continued on the following doc lines.
 fn doc_hex_block(src: &str, tag: &str) -> Vec<u8> {
-    let mut lines = src
-        .lines()
-        .map(|l| l.strip_prefix("//!").unwrap_or("").trim());
-    let first = lines
-        .by_ref()
-        .find_map(|l| l.strip_prefix(tag))
-        .unwrap_or_else(|| panic!("no `{tag}` line in the crate docs"));
-    let parse = |l: &str| -> Option<Vec<u8>> {
-        l.split_whitespace()
-            .map(|t| {
-                (t.len() == 2)
-                    .then(|| u8::from_str_radix(t, 16).ok())
-                    .flatten()
-            })
-            .collect()
-    };
+    let mut lines = src.lines().map(|l| l.strip_prefix("//!").unwrap_or("").trim());
+    let first = lines.by_ref().find_map(|l| l.strip_prefix(tag)).unwrap_or_else(|| panic!("no `{tag}` line in the crate docs"));
+    let parse = |l: &str| -> Option<Vec<u8>> { l.split_whitespace().map(|t| (t.len() == 2).then(|| u8::from_str_radix(t, 16).ok()).flatten()).collect() };
     let mut bytes = parse(first).expect("hex bytes after the tag");
     for l in lines {
         match parse(l) {
@@ -267,18 +204,10 @@ fn documented_example_matches_encoder() {
     let mut covered = 0;
     for line in src.lines().filter_map(|l| l.strip_prefix("//! |")) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        let (Ok(offset), Some(hex)) = (
-            cells[0].parse::<usize>(),
-            cells
-                .get(1)
-                .and_then(|c| c.strip_prefix('`')?.strip_suffix('`')),
-        ) else {
+        let (Ok(offset), Some(hex)) = (cells[0].parse::<usize>(), cells.get(1).and_then(|c| c.strip_prefix('`')?.strip_suffix('`'))) else {
             continue;
         };
-        let want: Vec<u8> = hex
-            .split_whitespace()
-            .map(|t| u8::from_str_radix(t, 16).unwrap())
-            .collect();
+        let want: Vec<u8> = hex.split_whitespace().map(|t| u8::from_str_radix(t, 16).unwrap()).collect();
         assert_eq!(offset, covered, "table rows must be contiguous: {line}");
         assert_eq!(&bytes[offset..offset + want.len()], &want[..], "row {line}");
         covered += want.len();
@@ -286,10 +215,7 @@ fn documented_example_matches_encoder() {
     assert_eq!(covered, MAX_PACKET, "the table covers the whole packet");
 
     assert_eq!(crc16_ccitt_false(&bytes[..BODY_LEN]), 0xd720);
-    assert_eq!(
-        Millis48::new(1_767_225_600_123).unwrap().as_millis(),
-        0x019b_76da_a87b
-    );
+    assert_eq!(Millis48::new(1_767_225_600_123).unwrap().as_millis(), 0x019b_76da_a87b);
     assert!(same(&ScorePacket::decode(&bytes).unwrap(), &p));
 }
 
@@ -307,14 +233,8 @@ fn body_is_plain_postcard() {
 fn json_stays_readable() {
     let p = example_packet();
     let json = serde_json::to_string(&p).unwrap();
-    assert_eq!(
-        json,
-        r#"{"version":1,"seq":42,"timestamp":1767225600123,"frame":9000,"score":2.5,"visual_z":3.0,"semantic_z":1.25,"alarm":"Raised","model_id":[222,173,190,239]}"#
-    );
-    assert!(same(
-        &serde_json::from_str::<ScorePacket>(&json).unwrap(),
-        &p
-    ));
+    assert_eq!(json, r#"{"version":1,"seq":42,"timestamp":1767225600123,"frame":9000,"score":2.5,"visual_z":3.0,"semantic_z":1.25,"alarm":"Raised","model_id":[222,173,190,239]}"#);
+    assert!(same(&serde_json::from_str::<ScorePacket>(&json).unwrap(), &p));
     let too_late = json.replace("1767225600123", "281474976710656"); // 2^48
     assert!(serde_json::from_str::<ScorePacket>(&too_late).is_err());
 }
@@ -335,14 +255,8 @@ fn worst_case_size() {
         alarm: AlarmState::Cleared,
         model_id: [0xff; 4],
     };
-    let zeros = ScorePacket {
-        timestamp: Millis48::ZERO,
-        ..ScorePacket::default()
-    };
-    let over = ScorePacket {
-        timestamp: Millis48::saturating(u64::MAX),
-        ..worst
-    };
+    let zeros = ScorePacket { timestamp: Millis48::ZERO, ..ScorePacket::default() };
+    let over = ScorePacket { timestamp: Millis48::saturating(u64::MAX), ..worst };
     assert_eq!(over.timestamp, Millis48::MAX);
     assert_eq!(Millis48::new(u64::MAX), None);
     assert_eq!(Millis48::new(1 << 48), None);
@@ -360,16 +274,10 @@ fn worst_case_size() {
     // Exact buffers suffice, one byte less does not.
     let mut exact = [0u8; MAX_PACKET];
     assert!(worst.encode(&mut exact).is_ok());
-    assert_eq!(
-        worst.encode(&mut exact[..MAX_PACKET - 1]),
-        Err(WireError::BufferTooSmall)
-    );
+    assert_eq!(worst.encode(&mut exact[..MAX_PACKET - 1]), Err(WireError::BufferTooSmall));
     let mut exact = [0u8; MAX_FRAMED];
     assert!(worst.encode_framed(&mut exact).is_ok());
-    assert_eq!(
-        worst.encode_framed(&mut exact[..MAX_FRAMED - 1]),
-        Err(WireError::BufferTooSmall)
-    );
+    assert_eq!(worst.encode_framed(&mut exact[..MAX_FRAMED - 1]), Err(WireError::BufferTooSmall));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -427,11 +335,7 @@ fn every_flipped_bit_is_a_crc_error() {
             bad[bit / 8] ^= 1 << (bit % 8);
             let expected = crc16_ccitt_false(&bad[..BODY_LEN]);
             let found = u16::from_le_bytes([bad[BODY_LEN], bad[BODY_LEN + 1]]);
-            assert_eq!(
-                ScorePacket::decode(&bad),
-                Err(WireError::Crc { expected, found }),
-                "bit {bit}"
-            );
+            assert_eq!(ScorePacket::decode(&bad), Err(WireError::Crc { expected, found }), "bit {bit}");
         }
     }
 }
@@ -443,10 +347,7 @@ fn other_versions_are_version_errors() {
         let mut body = good[..BODY_LEN].to_vec();
         body[0] = v;
         let bad = with_crc(body);
-        let want = Err(WireError::Version {
-            expected: VERSION,
-            found: v,
-        });
+        let want = Err(WireError::Version { expected: VERSION, found: v });
         assert_eq!(ScorePacket::decode(&bad), want);
         // Framed, through the deframer.
         let mut frame = cobs_encode(&bad);
@@ -459,24 +360,11 @@ fn other_versions_are_version_errors() {
     for len in [3usize, 10, 31, 33, 60] {
         let mut body = vec![0x5a; len - 2];
         body[0] = 2;
-        assert_eq!(
-            ScorePacket::decode(&with_crc(body)),
-            Err(WireError::Version {
-                expected: 1,
-                found: 2
-            }),
-            "len {len}"
-        );
+        assert_eq!(ScorePacket::decode(&with_crc(body)), Err(WireError::Version { expected: 1, found: 2 }), "len {len}");
     }
     // And this crate refuses to emit anything but its own version.
-    let p = ScorePacket {
-        version: 2,
-        ..example_packet()
-    };
-    let want = Err(WireError::Version {
-        expected: 1,
-        found: 2,
-    });
+    let p = ScorePacket { version: 2, ..example_packet() };
+    let want = Err(WireError::Version { expected: 1, found: 2 });
     assert_eq!(p.encode(&mut [0u8; 64]), want);
     assert_eq!(p.encode_framed(&mut [0u8; 64]), want);
     assert_eq!(p.to_bytes(), want.map(|_: &[u8]| [0u8; MAX_PACKET]));
@@ -486,21 +374,13 @@ fn other_versions_are_version_errors() {
 fn truncated_and_trailing() {
     let good = example_packet().to_bytes().unwrap();
     for len in 0..MAX_PACKET {
-        assert_eq!(
-            ScorePacket::decode(&good[..len]),
-            Err(WireError::Truncated),
-            "len {len}"
-        );
+        assert_eq!(ScorePacket::decode(&good[..len]), Err(WireError::Truncated), "len {len}");
     }
     let mut rng = Rng::new(5);
     for extra in 1..=40 {
         let mut long = good.to_vec();
         long.extend(rng.bytes(extra, 3));
-        assert_eq!(
-            ScorePacket::decode(&long),
-            Err(WireError::TrailingBytes),
-            "extra {extra}"
-        );
+        assert_eq!(ScorePacket::decode(&long), Err(WireError::TrailingBytes), "extra {extra}");
     }
     // Truncated and padded frames.
     let frame = framed(&example_packet());
@@ -510,10 +390,7 @@ fn truncated_and_trailing() {
     }
     let mut long = frame[..MAX_FRAMED - 1].to_vec();
     long.extend_from_slice(&[0x01, 0x01]); // two more (empty) groups: decodes to 34 bytes
-    assert_eq!(
-        ScorePacket::decode_framed(&mut long),
-        Err(WireError::TrailingBytes)
-    );
+    assert_eq!(ScorePacket::decode_framed(&mut long), Err(WireError::TrailingBytes));
 }
 
 #[test]
@@ -522,11 +399,7 @@ fn bad_alarm_byte_is_a_postcard_error() {
     for a in 4..=255u8 {
         let mut body = good[..BODY_LEN].to_vec();
         body[25] = a;
-        assert_eq!(
-            ScorePacket::decode(&with_crc(body)),
-            Err(WireError::Postcard),
-            "{a}"
-        );
+        assert_eq!(ScorePacket::decode(&with_crc(body)), Err(WireError::Postcard), "{a}");
     }
 }
 
@@ -555,14 +428,8 @@ fn bad_cobs() {
 fn error_display() {
     let errors = [
         WireError::BufferTooSmall,
-        WireError::Crc {
-            expected: 0x1234,
-            found: 0xabcd,
-        },
-        WireError::Version {
-            expected: 1,
-            found: 7,
-        },
+        WireError::Crc { expected: 0x1234, found: 0xabcd },
+        WireError::Version { expected: 1, found: 7 },
         WireError::Cobs,
         WireError::Truncated,
         WireError::TrailingBytes,
@@ -570,16 +437,8 @@ fn error_display() {
         WireError::Postcard,
     ];
     let texts: Vec<_> = errors.iter().map(|e| format!("{e}")).collect();
-    assert!(
-        texts[1].contains("0x1234") && texts[1].contains("0xabcd"),
-        "{}",
-        texts[1]
-    );
-    assert!(
-        texts[2].contains('7') && texts[2].contains('1'),
-        "{}",
-        texts[2]
-    );
+    assert!(texts[1].contains("0x1234") && texts[1].contains("0xabcd"), "{}", texts[1]);
+    assert!(texts[2].contains('7') && texts[2].contains('1'), "{}", texts[2]);
     for (i, t) in texts.iter().enumerate() {
         assert!(!t.is_empty());
         assert!(texts[..i].iter().all(|u| u != t), "distinct messages");
@@ -672,23 +531,11 @@ fn deframer_resynchronises_on_a_dirty_stream() {
             }
         }
     }
-    let chunks: Vec<&[u8]> = stream
-        .split(|&b| b == 0)
-        .filter(|c| !c.is_empty())
-        .collect();
+    let chunks: Vec<&[u8]> = stream.split(|&b| b == 0).filter(|c| !c.is_empty()).collect();
     let bad = chunks.len() - good_chunks;
-    for (capacity, t) in [
-        (MAX_FRAMED, run::<MAX_FRAMED>(&stream, &mut Rng::new(7))),
-        (
-            MAX_FRAMED - 1,
-            run::<{ MAX_FRAMED - 1 }>(&stream, &mut Rng::new(8)),
-        ),
-    ] {
+    for (capacity, t) in [(MAX_FRAMED, run::<MAX_FRAMED>(&stream, &mut Rng::new(7))), (MAX_FRAMED - 1, run::<{ MAX_FRAMED - 1 }>(&stream, &mut Rng::new(8)))] {
         assert_eq!(t.good.len(), sent.len(), "N = {capacity}");
-        assert!(
-            t.good.iter().zip(&sent).all(|(a, b)| same(a, b)),
-            "in order"
-        );
+        assert!(t.good.iter().zip(&sent).all(|(a, b)| same(a, b)), "in order");
         assert_eq!(t.bad, bad);
         let overlong = chunks.iter().filter(|c| c.len() > capacity).count();
         assert!(overlong > 100);
@@ -701,18 +548,9 @@ fn deframer_resynchronises_on_a_dirty_stream() {
 
 #[test]
 fn deframer_garbage_without_delimiter_costs_one_frame() {
-    let a = ScorePacket {
-        seq: 1,
-        ..example_packet()
-    };
-    let b = ScorePacket {
-        seq: 2,
-        ..example_packet()
-    };
-    let c = ScorePacket {
-        seq: 3,
-        ..example_packet()
-    };
+    let a = ScorePacket { seq: 1, ..example_packet() };
+    let b = ScorePacket { seq: 2, ..example_packet() };
+    let c = ScorePacket { seq: 3, ..example_packet() };
     let mut stream = framed(&a);
     stream.extend_from_slice(b"\x42\x42"); // noise that merges into the next frame
     stream.extend(framed(&b));
@@ -830,18 +668,9 @@ fn std_clock() {
     let now = Millis48::now();
     assert!(now.as_millis() > 1_700_000_000_000);
     let t = UNIX_EPOCH + Duration::from_millis(1_767_225_600_123);
-    assert_eq!(
-        Millis48::from_system_time(t).unwrap().as_millis(),
-        1_767_225_600_123
-    );
-    assert_eq!(
-        Millis48::from_system_time(UNIX_EPOCH + Duration::from_millis(1 << 48)),
-        None
-    );
-    assert_eq!(
-        Millis48::from_system_time(UNIX_EPOCH - Duration::from_millis(1)),
-        None
-    );
+    assert_eq!(Millis48::from_system_time(t).unwrap().as_millis(), 1_767_225_600_123);
+    assert_eq!(Millis48::from_system_time(UNIX_EPOCH + Duration::from_millis(1 << 48)), None);
+    assert_eq!(Millis48::from_system_time(UNIX_EPOCH - Duration::from_millis(1)), None);
 }
 
 /// The worked example of docs/mqtt-and-wire.md decodes to the fields the document gives, and encodes

@@ -48,9 +48,7 @@ impl Millis48 {
 
     /// From the 6 wire bytes, little endian (every byte pattern is valid).
     pub const fn from_le_bytes(b: [u8; 6]) -> Self {
-        Self(u64::from_le_bytes([
-            b[0], b[1], b[2], b[3], b[4], b[5], 0, 0,
-        ]))
+        Self(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], 0, 0]))
     }
 
     /// `t` as milliseconds since the epoch; `None` before the epoch or after [`MAX`](Self::MAX).

@@ -85,16 +85,7 @@ pub const MODEL_A: [u8; 4] = [0xde, 0xad, 0xbe, 0xef];
 pub const MODEL_B: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
 
 pub fn packet(seq: u16, alarm: AlarmState, model_id: [u8; 4]) -> ScorePacket {
-    ScorePacket {
-        seq,
-        frame: u32::from(seq) * 2,
-        score: 1.5,
-        visual_z: 0.5,
-        semantic_z: f32::NAN,
-        alarm,
-        model_id,
-        ..ScorePacket::default()
-    }
+    ScorePacket { seq, frame: u32::from(seq) * 2, score: 1.5, visual_z: 0.5, semantic_z: f32::NAN, alarm, model_id, ..ScorePacket::default() }
 }
 
 /// The COBS frame (with delimiter) of a packet, via `to_frame`.

@@ -72,12 +72,7 @@ impl V4l2Config {
     }
 
     fn validate(&self) -> Result<(), SourceError> {
-        let bad = |message: String| {
-            Err(SourceError::Camera {
-                device: self.device.display().to_string(),
-                message,
-            })
-        };
+        let bad = |message: String| Err(SourceError::Camera { device: self.device.display().to_string(), message });
         if self.width == 0 || self.height == 0 {
             return bad(format!("invalid frame size {}x{}", self.width, self.height));
         }
@@ -131,10 +126,7 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
 }
 
 fn monotonic_us() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes into the timespec we own; CLOCK_MONOTONIC always exists.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     if rc != 0 {
@@ -154,20 +146,11 @@ fn timestamp_us(t: &v4l::timestamp::Timestamp) -> u64 {
 
 impl V4l2Device {
     fn new(config: V4l2Config) -> Self {
-        V4l2Device {
-            name: config.device.display().to_string(),
-            config,
-            open: None,
-            negotiated: None,
-            clock: SystemClock::new(),
-        }
+        V4l2Device { name: config.device.display().to_string(), config, open: None, negotiated: None, clock: SystemClock::new() }
     }
 
     fn err(&self, message: String) -> SourceError {
-        SourceError::Camera {
-            device: self.name.clone(),
-            message,
-        }
+        SourceError::Camera { device: self.name.clone(), message }
     }
 
     fn try_open(&self) -> Result<(OpenDevice, V4l2Negotiated), SourceError> {
@@ -178,15 +161,8 @@ impl V4l2Device {
             Some(Ok(caps)) => {
                 let flags = caps.capabilities;
                 if !flags.contains(CapabilityFlags::VIDEO_CAPTURE) {
-                    let why = if flags.contains(CapabilityFlags::VIDEO_CAPTURE_MPLANE) {
-                        "multi-planar capture devices are not supported"
-                    } else {
-                        "not a video capture device (a metadata node?)"
-                    };
-                    return Err(self.err(format!(
-                        "{why} (driver {}, card {})",
-                        caps.driver, caps.card
-                    )));
+                    let why = if flags.contains(CapabilityFlags::VIDEO_CAPTURE_MPLANE) { "multi-planar capture devices are not supported" } else { "not a video capture device (a metadata node?)" };
+                    return Err(self.err(format!("{why} (driver {}, card {})", caps.driver, caps.card)));
                 }
                 if !flags.contains(CapabilityFlags::STREAMING) {
                     return Err(self.err(format!("no streaming I/O (driver {})", caps.driver)));
@@ -208,23 +184,11 @@ impl V4l2Device {
                 "requested pixel format not offered");
         }
         let request = Format::new(c.width, c.height, FourCC::new(&wanted.fourcc()));
-        let actual = device.set_format(&request).map_err(|e| {
-            self.err(format!(
-                "VIDIOC_S_FMT {}x{} {wanted}: {e}",
-                c.width, c.height
-            ))
-        })?;
-        let format = PixelFormat::from_fourcc(actual.fourcc.repr).ok_or_else(|| {
-            self.err(format!(
-                "driver chose pixel format {} which cannot be converted (supported: GREY, YUYV, MJPG)",
-                fourcc_string(actual.fourcc.repr)
-            ))
-        })?;
+        let actual = device.set_format(&request).map_err(|e| self.err(format!("VIDIOC_S_FMT {}x{} {wanted}: {e}", c.width, c.height)))?;
+        let format = PixelFormat::from_fourcc(actual.fourcc.repr)
+            .ok_or_else(|| self.err(format!("driver chose pixel format {} which cannot be converted (supported: GREY, YUYV, MJPG)", fourcc_string(actual.fourcc.repr))))?;
         if actual.width == 0 || actual.height == 0 {
-            return Err(self.err(format!(
-                "driver chose an empty frame size {}x{}",
-                actual.width, actual.height
-            )));
+            return Err(self.err(format!("driver chose an empty frame size {}x{}", actual.width, actual.height)));
         }
         if (actual.width, actual.height) != (c.width, c.height) {
             info!(device = %self.name, requested = %format!("{}x{}", c.width, c.height),
@@ -232,9 +196,7 @@ impl V4l2Device {
         }
 
         let fps = match device.set_params(&Parameters::with_fps(c.fps)) {
-            Ok(p) if p.interval.numerator > 0 => {
-                Some(p.interval.denominator as f64 / p.interval.numerator as f64)
-            }
+            Ok(p) if p.interval.numerator > 0 => Some(p.interval.denominator as f64 / p.interval.numerator as f64),
             Ok(_) => None,
             Err(e) => {
                 warn!(device = %self.name, error = %e, fps = c.fps, "cannot set the frame rate, keeping the driver's");
@@ -242,31 +204,12 @@ impl V4l2Device {
             }
         };
 
-        let mut stream = Stream::with_buffers(&device, Type::VideoCapture, c.buffers)
-            .map_err(|e| self.err(format!("allocating {} mmap buffers: {e}", c.buffers)))?;
+        let mut stream = Stream::with_buffers(&device, Type::VideoCapture, c.buffers).map_err(|e| self.err(format!("allocating {} mmap buffers: {e}", c.buffers)))?;
         stream.set_timeout(c.read_timeout);
-        let negotiated = V4l2Negotiated {
-            width: actual.width,
-            height: actual.height,
-            stride: if format == PixelFormat::Mjpg {
-                0
-            } else {
-                actual.stride
-            },
-            format,
-            fps,
-            buffers: c.buffers,
-            driver,
-            card,
-        };
+        let negotiated =
+            V4l2Negotiated { width: actual.width, height: actual.height, stride: if format == PixelFormat::Mjpg { 0 } else { actual.stride }, format, fps, buffers: c.buffers, driver, card };
         debug!(device = %self.name, ?negotiated, "camera opened");
-        Ok((
-            OpenDevice {
-                stream,
-                _device: device,
-            },
-            negotiated,
-        ))
+        Ok((OpenDevice { stream, _device: device }, negotiated))
     }
 }
 
@@ -289,42 +232,24 @@ impl CameraDevice for V4l2Device {
             return Err(ReadError::Disconnected(self.err("not open".into())));
         };
         let name = &self.name;
-        let cam_err = |message: String| SourceError::Camera {
-            device: name.clone(),
-            message,
-        };
+        let cam_err = |message: String| SourceError::Camera { device: name.clone(), message };
         // The first call queues all buffers and starts streaming; a timed-out poll returns
         // ErrorKind::TimedOut instead of blocking forever.
         let (buf, meta) = match CaptureStream::next(&mut open.stream) {
             Ok(x) => x,
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return Err(ReadError::Disconnected(cam_err(format!(
-                    "no frame within {timeout:?} (unplugged or stalled)"
-                ))))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(ReadError::Disconnected(cam_err(format!("no frame within {timeout:?} (unplugged or stalled)")))),
             Err(e) => return Err(ReadError::Disconnected(cam_err(format!("capture: {e}")))),
         };
         let now_mono = monotonic_us();
         let now_unix = self.clock.unix_ms();
         if meta.flags.contains(BufferFlags::ERROR) {
-            return Err(ReadError::BadFrame(cam_err(format!(
-                "frame {}: driver flagged the buffer as corrupt",
-                meta.sequence
-            ))));
+            return Err(ReadError::BadFrame(cam_err(format!("frame {}: driver flagged the buffer as corrupt", meta.sequence))));
         }
         let used = meta.bytesused as usize;
-        let data: &[u8] = if used == 0 || used > buf.len() {
-            buf
-        } else {
-            &buf[..used]
-        };
-        let image = to_image(neg.format, data, neg.width, neg.height, neg.stride as usize)
-            .map_err(|e| ReadError::BadFrame(cam_err(format!("frame {}: {e}", meta.sequence))))?;
+        let data: &[u8] = if used == 0 || used > buf.len() { buf } else { &buf[..used] };
+        let image = to_image(neg.format, data, neg.width, neg.height, neg.stride as usize).map_err(|e| ReadError::BadFrame(cam_err(format!("frame {}: {e}", meta.sequence))))?;
         let stamp_us = timestamp_us(&meta.timestamp);
-        Ok(Captured {
-            image,
-            timestamp_ms: capture_time_unix_ms(stamp_us, now_mono, now_unix),
-        })
+        Ok(Captured { image, timestamp_ms: capture_time_unix_ms(stamp_us, now_mono, now_unix) })
     }
 
     fn close(&mut self) {
@@ -353,14 +278,7 @@ impl CameraDevice for V4l2Device {
                 n.driver,
                 n.card
             ),
-            None => format!(
-                "V4L2 camera {} (requested {}x{} {} @ {} fps)",
-                self.name,
-                self.config.width,
-                self.config.height,
-                self.config.format,
-                self.config.fps
-            ),
+            None => format!("V4L2 camera {} (requested {}x{} {} @ {} fps)", self.name, self.config.width, self.config.height, self.config.format, self.config.fps),
         }
     }
 }
@@ -381,9 +299,7 @@ impl V4l2Camera {
         config.validate()?;
         let backoff = config.backoff.clone();
         let max_bad = config.max_consecutive_bad;
-        let mut inner =
-            ReconnectingCamera::new(V4l2Device::new(config), backoff, SystemClock::new())
-                .with_max_consecutive_bad(max_bad);
+        let mut inner = ReconnectingCamera::new(V4l2Device::new(config), backoff, SystemClock::new()).with_max_consecutive_bad(max_bad);
         inner.connect()?;
         info!(camera = %inner.device().describe(), "camera ready");
         Ok(V4l2Camera { inner })
@@ -443,43 +359,25 @@ mod tests {
         let c = V4l2Config::index(3);
         assert_eq!(c.device, PathBuf::from("/dev/video3"));
         assert!(c.validate().is_ok());
-        let bad = V4l2Config {
-            buffers: 1,
-            ..c.clone()
-        };
+        let bad = V4l2Config { buffers: 1, ..c.clone() };
         let msg = bad.validate().unwrap_err().to_string();
-        assert!(
-            msg.contains("/dev/video3") && msg.contains("2 buffers"),
-            "{msg}"
-        );
-        assert!(V4l2Config {
-            width: 0,
-            ..c.clone()
-        }
-        .validate()
-        .is_err());
+        assert!(msg.contains("/dev/video3") && msg.contains("2 buffers"), "{msg}");
+        assert!(V4l2Config { width: 0, ..c.clone() }.validate().is_err());
         assert!(V4l2Config { fps: 0, ..c }.validate().is_err());
     }
 
     #[test]
     fn missing_device_is_an_error_naming_it() {
         // No /dev/video* on the build machines: opening a missing node must fail cleanly.
-        let err = V4l2Camera::open(V4l2Config::new("/dev/video-does-not-exist-42"))
-            .err()
-            .expect("no such device");
+        let err = V4l2Camera::open(V4l2Config::new("/dev/video-does-not-exist-42")).err().expect("no such device");
         let msg = err.to_string();
-        assert!(
-            msg.contains("/dev/video-does-not-exist-42") && msg.contains("open"),
-            "{msg}"
-        );
+        assert!(msg.contains("/dev/video-does-not-exist-42") && msg.contains("open"), "{msg}");
     }
 
     #[test]
     fn a_non_v4l2_file_is_refused() {
         // /dev/null opens, but VIDIOC_QUERYCAP fails: an error naming the device, no panic.
-        let err = V4l2Camera::open(V4l2Config::new("/dev/null"))
-            .err()
-            .expect("not a camera");
+        let err = V4l2Camera::open(V4l2Config::new("/dev/null")).err().expect("not a camera");
         let msg = err.to_string();
         assert!(msg.contains("/dev/null"), "{msg}");
     }

@@ -240,10 +240,7 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
     match Cli::parse().cmd {
         Cmd::Train { preset, config, train_config, data, out, resume, epochs, batch_size, lr, seed, filter, captions, holdout, quiet } => {
             let mut model = match &config {
@@ -308,13 +305,7 @@ fn main() -> Result<()> {
         Cmd::Export { model, out, int8, weight_int8, calib, calib_windows } => {
             let opts = sfn_trainer::export::ExportOptions { model, out, int8, weight_int8, calib, calib_windows };
             for (dir, m) in sfn_trainer::export::export(&opts)? {
-                println!(
-                    "{:<17} {}  encoder.onnx {:>9} B  decoder.onnx {:>9} B",
-                    m.precision.name(),
-                    dir.display(),
-                    m.encoder.bytes,
-                    m.decoder.bytes
-                );
+                println!("{:<17} {}  encoder.onnx {:>9} B  decoder.onnx {:>9} B", m.precision.name(), dir.display(), m.encoder.bytes, m.decoder.bytes);
             }
         }
         Cmd::EvalOnnx { model, data, backend, batch_size, report, provider, threads, trt_cache, trt_fp16, trt_int8, captions } => {
@@ -337,10 +328,7 @@ fn main() -> Result<()> {
             };
             let r = sfn_trainer::export::evaluate_export(&model, &data, &backend, batch_size, captions.as_deref())?;
             let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.2}", 100.0 * v));
-            println!(
-                "{} {} ({} pooling, {} frames, {:.1} s): offline micro {} macro {}",
-                r.backend, r.precision, r.pooling, r.frames, r.seconds, pct(r.offline.micro_auc), pct(r.offline.macro_auc)
-            );
+            println!("{} {} ({} pooling, {} frames, {:.1} s): offline micro {} macro {}", r.backend, r.precision, r.pooling, r.frames, r.seconds, pct(r.offline.micro_auc), pct(r.offline.macro_auc));
             if let Some(u) = &r.offline_saturated {
                 println!("offline on the error saturated at the calibration's largest normal z (beside, not the model's score): micro {} macro {}", pct(u.micro_auc), pct(u.macro_auc));
             }
@@ -403,8 +391,7 @@ fn main() -> Result<()> {
                 cal.visual_mean,
                 cal.visual_std,
                 cal.sigma,
-                cal.regions.as_ref().map(|r| format!(", {} regions", r.mean.len())).unwrap_or_default()
-                    + &cal.speed.as_ref().map(|s| format!(", {}", s.cue.name())).unwrap_or_default()
+                cal.regions.as_ref().map(|r| format!(", {} regions", r.mean.len())).unwrap_or_default() + &cal.speed.as_ref().map(|s| format!(", {}", s.cue.name())).unwrap_or_default()
             );
         }
         Cmd::Eval { model, data, report, plots, sigma, causal_sigma, batch_size, captions, semantic_weight, clips, folds, alarm_threshold, raise_after, clear_after } => {
@@ -445,15 +432,7 @@ fn demo(out: &std::path::Path, epochs: u64, seed: u64, quiet: bool) -> Result<()
         data.display()
     );
     let tc = TrainConfig { epochs, batch_size: 8, seed, adam: sfn_trainer::optim::AdamConfig { lr: 1e-3, ..Default::default() }, ..Default::default() };
-    let opts = TrainOptions {
-        data: data.clone(),
-        out: model_dir.clone(),
-        model: SfnConfig::preset("tiny")?,
-        train: tc,
-        resume: false,
-        epochs_override: None,
-        progress: !quiet,
-    };
+    let opts = TrainOptions { data: data.clone(), out: model_dir.clone(), model: SfnConfig::preset("tiny")?, train: tc, resume: false, epochs_override: None, progress: !quiet };
     let s = train(&opts)?;
     println!("trained the tiny preset: {} epochs, {} steps in {:.0} s; model in {}", s.state.epochs.len(), s.state.step, s.state.seconds, model_dir.display());
     let report = out.join("report.json");
@@ -511,14 +490,7 @@ fn print_report(r: &Report) {
     let wn = r.pooling_comparison.keys().map(String::len).max().unwrap_or(0).max(18);
     println!("{:<wn$} {:>14} {:>14} {:>14} {:>14}", "pooling", "offline micro", "offline macro", "causal micro", "causal macro");
     let row = |name: &str, f: &sfn_trainer::eval::PoolingFigures| {
-        println!(
-            "{:<wn$} {:>14} {:>14} {:>14} {:>14}",
-            name,
-            pct(f.offline_micro_auc),
-            pct(f.offline_macro_auc),
-            pct(f.causal_micro_auc),
-            pct(f.causal_macro_auc)
-        );
+        println!("{:<wn$} {:>14} {:>14} {:>14} {:>14}", name, pct(f.offline_micro_auc), pct(f.offline_macro_auc), pct(f.causal_micro_auc), pct(f.causal_macro_auc));
     };
     for (name, f) in &r.pooling_comparison {
         row(name, f);
