@@ -42,7 +42,7 @@ fn fixture(root: &Path) -> (PathBuf, PathBuf) {
     let boxes: Vec<Vec<f32>> = (0..6).map(|f| (0..77).map(|b| 0.01 + 0.002 * ((b * 7 + f * 3) % 11) as f32).collect()).collect();
     cal.regions = Some(RegionStats::fit(8, 4, [7, 11], boxes.iter().map(Vec::as_slice)).unwrap());
     // The speed cue (block matching between frames t and t+1) with statistics of its own.
-    let cue = SpeedCue { radius: 2, block: 6, window: 8, stride: 4, weight: 2.0, fusion: Default::default(), margin: 0.0 };
+    let cue = SpeedCue { radius: 2, block: 6, window: 8, stride: 4, weight: 2.0, fusion: sfn_scoring::SpeedFusion::Max, margin: 0.0 };
     let speeds: Vec<Vec<f32>> = (0..6).map(|f| (0..77).map(|b| 0.2 + 0.05 * ((b * 5 + f) % 7) as f32).collect()).collect();
     cal.speed = Some(SpeedCalibration::fit(cue, 32, 48, speeds.iter().map(Vec::as_slice)).unwrap());
     checkpoint::write_json(&ck.join(checkpoint::CALIBRATION), &cal).unwrap();

@@ -313,12 +313,8 @@ pub fn encoder(cfg: &SfnConfig, w: &Weights, mode: Mode) -> Result<(pb::ModelPro
     let x = net.g.node("Add", &[&pe, &pos], vec![]);
     let tokens = net.vit_stack("appearance.vit", &x, &cfg.appearance, np)?;
 
-    // Motion: m = ViT([CLS; PatchEmbed(s (I - I_prev))] + pos).
-    let mut diff = net.g.node("Sub", &[&frame, &prev], vec![]);
-    if cfg.motion_input_scale != 1.0 {
-        let s = net.g.scalar(cfg.motion_input_scale as f32);
-        diff = net.g.node("Mul", &[&diff, &s], vec![]);
-    }
+    // Motion: m = ViT([CLS; PatchEmbed(I - I_prev)] + pos).
+    let diff = net.g.node("Sub", &[&frame, &prev], vec![]);
     let dp = net.patchify(&diff, cfg);
     let mx = net.linear("motion.patch_embed.proj", &dp, cpp, dm)?;
     let cls = w.get("motion.cls", &[1, 1, dm])?;
@@ -403,13 +399,7 @@ pub fn decoder(cfg: &SfnConfig, w: &Weights, mode: Mode) -> Result<(pb::ModelPro
     let cat = net.g.node("Concat", &[&hp, &skip], vec![attr_i("axis", 2)]);
     let p = cfg.patch;
     let hid = cfg.decoder.head_channels;
-    let mut x = net.linear("decoder.frame_head.expand", &cat, d + da, hid * p * p)?;
-    if cfg.decoder.bilinear {
-        let gt = net.linear("decoder.frame_head.gate", &hp, d, hid * p * p)?;
-        let vl = net.linear("decoder.frame_head.value", &skip, da, hid * p * p)?;
-        let gv = net.g.node("Mul", &[&gt, &vl], vec![]);
-        x = net.g.node("Add", &[&x, &gv], vec![]);
-    }
+    let x = net.linear("decoder.frame_head.expand", &cat, d + da, hid * p * p)?;
     let x = net.reshape(&x, &[0, gh as i64, gw as i64, hid as i64, p as i64, p as i64]);
     let x = net.transpose(&x, &[0, 3, 1, 4, 2, 5]);
     let mut x = net.reshape(&x, &[0, hid as i64, (gh * p) as i64, (gw * p) as i64]);

@@ -205,7 +205,7 @@ pub fn calibrate(input: &ExportInput, set: &CalibrationSet) -> Result<BTreeMap<S
     // The patch embeddings read normalised pixels (and their differences), whose full range is known:
     // use it, so a bright anomaly is not clipped to the brightest normal pixel.
     maxes.insert("appearance.patch_embed.proj".into(), 1.0);
-    maxes.insert("motion.patch_embed.proj".into(), 2.0 * input.cfg.motion_input_scale.abs() as f32);
+    maxes.insert("motion.patch_embed.proj".into(), 2.0);
     Ok(maxes.into_iter().filter(|(_, m)| m.is_finite() && *m > 0.0).map(|(s, m)| (s, m / QMAX)).collect())
 }
 
@@ -316,9 +316,6 @@ pub fn flops(cfg: &SfnConfig) -> (f64, f64) {
     if cfg.decoder.pixel_stem > 0 {
         // The stem's two convolutions and the head's second 3x3 convolution.
         head += 2.0 * hw * 9.0 * (st * 2.0 * c + st * st + hid * hid);
-    }
-    if cfg.decoder.bilinear {
-        head += 2.0 * np * (d + da) * hid * pp;
     }
     let decoder = 2.0 * np * 4.0 * da * d + 2.0 * (np + 1.0) * 3.0 * dm * d + 2.0 * dt * d + vit(&cfg.decoder.vit, t) + f(cfg.decoder.vit.depth) * filter + head + 2.0 * (d * d + d * dt);
     (encoder, decoder)

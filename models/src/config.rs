@@ -73,10 +73,6 @@ pub struct DecoderConfig {
     /// Static background then costs nothing to predict and the error concentrates on motion.
     #[serde(default)]
     pub residual: bool,
-    /// Add a multiplicative path to the frame head: expand([h; e]) + G h ⊙ V e, so decoder tokens
-    /// (motion) can modulate the last frame's patch embedding (appearance), e.g. shift an edge.
-    #[serde(default)]
-    pub bilinear: bool,
     /// Channels of the frame head's pixel stem (0 = none): two 3x3 convolutions over
     /// [I_t, I_t - I_{t-1}] at full resolution, concatenated with the unpatchified
     /// decoder features, and a second 3x3 convolution after the first. Tokens know how each patch
@@ -111,10 +107,6 @@ pub struct SfnConfig {
     pub appearance: VitConfig,
     /// Motion encoder over each of the 3 frame differences (ref: 128 wide, depth 4, 4 heads, ratio 2, CLS).
     pub motion: VitConfig,
-    /// Frame differences are multiplied by this before the motion encoder: they are ~50x smaller than
-    /// frames (RMS 0.018 on Ped2 at 64x96 in [-1, 1] units) and would vanish beside the positions.
-    #[serde(default = "one")]
-    pub motion_input_scale: f64,
     /// Width d of the fused sequence and the decoder.
     pub model_dim: usize,
     pub decoder: DecoderConfig,
@@ -122,10 +114,6 @@ pub struct SfnConfig {
     /// Width of the caption embedding (384 for MiniLM, 768 for SimCSE).
     pub text_dim: usize,
     pub loss: LossConfig,
-}
-
-fn one() -> f64 {
-    1.0
 }
 
 impl SfnConfig {
@@ -151,9 +139,8 @@ impl SfnConfig {
             // Stand-in for the frozen VLM vision tower: same token width (1024), trained here.
             appearance: VitConfig { dim: 1024, depth: 2, heads: 16, mlp_ratio: 4 },
             motion: VitConfig { dim: 128, depth: 4, heads: 4, mlp_ratio: 2 },
-            motion_input_scale: 1.0,
             model_dim: 256,
-            decoder: DecoderConfig { vit: VitConfig { dim: 256, depth: 4, heads: 4, mlp_ratio: 4 }, head_channels: 32, residual: true, bilinear: false, pixel_stem: 0 },
+            decoder: DecoderConfig { vit: VitConfig { dim: 256, depth: 4, heads: 4, mlp_ratio: 4 }, head_channels: 32, residual: true, pixel_stem: 0 },
             sffm: SffmConfig { kind: FilterKind::Sffm, routed_experts: 63, shared_experts: 1, top_k: 7, bottleneck: 8, gate_scale: 2.0, balance_alpha: 0.001, memory_slots: 256 },
             text_dim: 768,
             loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0 },
@@ -171,7 +158,6 @@ impl SfnConfig {
             patch: 16,
             appearance: VitConfig { dim: 64, depth: 1, heads: 4, mlp_ratio: 2 },
             motion: VitConfig { dim: 64, depth: 1, heads: 4, mlp_ratio: 2 },
-            motion_input_scale: 1.0,
             model_dim: 128,
             decoder: DecoderConfig {
                 vit: VitConfig { dim: 128, depth: 3, heads: 4, mlp_ratio: 2 },
@@ -180,7 +166,6 @@ impl SfnConfig {
                 // 16) keep a CPU training step within 2x of the stemless network's.
                 head_channels: 8,
                 residual: true,
-                bilinear: false,
                 pixel_stem: 8,
             },
             sffm: SffmConfig { kind: FilterKind::Sffm, routed_experts: 15, shared_experts: 1, top_k: 3, bottleneck: 8, gate_scale: 2.0, balance_alpha: 0.001, memory_slots: 256 },
@@ -197,9 +182,8 @@ impl SfnConfig {
             patch: 8,
             appearance: VitConfig { dim: 32, depth: 1, heads: 2, mlp_ratio: 2 },
             motion: VitConfig { dim: 16, depth: 1, heads: 2, mlp_ratio: 2 },
-            motion_input_scale: 1.0,
             model_dim: 32,
-            decoder: DecoderConfig { vit: VitConfig { dim: 32, depth: 2, heads: 2, mlp_ratio: 2 }, head_channels: 8, residual: true, bilinear: false, pixel_stem: 0 },
+            decoder: DecoderConfig { vit: VitConfig { dim: 32, depth: 2, heads: 2, mlp_ratio: 2 }, head_channels: 8, residual: true, pixel_stem: 0 },
             sffm: SffmConfig { kind: FilterKind::Sffm, routed_experts: 6, shared_experts: 1, top_k: 2, bottleneck: 4, gate_scale: 2.0, balance_alpha: 0.001, memory_slots: 256 },
             text_dim: 384,
             loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0 },

@@ -148,6 +148,35 @@ mod tests {
         Ok(())
     }
 
+    /// The candle pooling (training, eval) and the camera's pure-Rust pooling (`sfn-scoring`) agree on
+    /// every pooling, box geometry and region statistics: one definition, two implementations kept equal.
+    #[test]
+    fn candle_pooling_equals_the_cameras() -> Result<()> {
+        let dev = Device::Cpu;
+        let (h, w) = (24, 36);
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let maps: Vec<Vec<f32>> = (0..3).map(|_| (0..h * w).map(|_| next() * next() * 0.1).collect()).collect();
+        let t = Tensor::from_vec(maps.concat(), (3, 1, h, w), &dev)?;
+        for (window, stride) in [(8, 4), (12, 6), (5, 3)] {
+            let grid = crate::scoring::box_grid(h, w, window, stride);
+            let normal: Vec<Vec<f32>> = maps.iter().map(|m| crate::scoring::window_means(m, h, w, window, stride)).collect();
+            let regions = RegionStats::fit(window, stride, grid, normal.iter().map(Vec::as_slice)).unwrap();
+            for pooling in [ErrorPooling::FrameMean, ErrorPooling::WindowMax { window, stride }, ErrorPooling::WindowMaxZ { window, stride }] {
+                let r = matches!(pooling, ErrorPooling::WindowMaxZ { .. }).then_some(&regions);
+                let candle: Vec<f32> = pooled_error_with(&t, pooling, r)?.to_vec1()?;
+                for (m, c) in maps.iter().zip(&candle) {
+                    let rust = pooling.pool_map(m, h, w, r).unwrap();
+                    assert!((rust - c).abs() <= 1e-5 * rust.abs().max(1.0), "{pooling:?}: camera {rust} vs candle {c}");
+                }
+            }
+        }
+        Ok(())
+    }
+
     #[test]
     fn frame_mean_error_hand_case() -> Result<()> {
         let dev = Device::Cpu;

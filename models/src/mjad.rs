@@ -22,7 +22,6 @@ pub struct DecoderLayer {
 #[derive(Clone, Debug)]
 pub struct FrameHead {
     expand: Linear,
-    bilinear: Option<(Linear, Linear)>,
     /// Pixel stem (two 3x3 convolutions) and the head's second 3x3 convolution.
     stem: Option<(Conv2d, Conv2d, Conv2d)>,
     conv3: Conv2d,
@@ -59,11 +58,8 @@ impl FrameHead {
         } else {
             candle_nn::conv2d(hidden, cfg.image.channels, 1, Default::default(), vb.pp("conv1"))?
         };
-        let bilinear =
-            if cfg.decoder.bilinear { Some((candle_nn::linear(cfg.model_dim, hidden * p * p, vb.pp("gate"))?, candle_nn::linear(cfg.appearance.dim, hidden * p * p, vb.pp("value"))?)) } else { None };
         Ok(Self {
             expand: candle_nn::linear(cfg.model_dim + cfg.appearance.dim, hidden * p * p, vb.pp("expand"))?,
-            bilinear,
             stem,
             conv3,
             conv1,
@@ -82,10 +78,7 @@ impl FrameHead {
     /// patches [B, Np, d], skip [B, Np, d_a], with a pixel stem pixels [B, 2C, H, W]
     /// ([`pixel_input`]) -> frame [B, C, H, W].
     pub fn forward(&self, patches: &Tensor, skip: &Tensor, pixels: Option<&Tensor>) -> Result<Tensor> {
-        let mut x = self.expand.forward(&Tensor::cat(&[patches, skip], 2)?)?;
-        if let Some((gate, value)) = &self.bilinear {
-            x = (x + (gate.forward(patches)? * value.forward(skip)?)?)?;
-        }
+        let x = self.expand.forward(&Tensor::cat(&[patches, skip], 2)?)?;
         let mut x = unpatchify(&x, self.hidden, self.grid.0, self.grid.1, self.patch)?;
         let lrelu = |t: &Tensor| candle_nn::ops::leaky_relu(t, 0.2);
         if let Some((s0, s1, _)) = &self.stem {

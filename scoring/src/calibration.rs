@@ -36,7 +36,6 @@ pub struct CausalCalibration {
     /// Weight of the semantic z-score (0 when calibrated without a semantic stream).
     pub semantic_weight: f32,
     /// How the per-pixel error map was pooled into the visual error these statistics describe.
-    #[serde(default)]
     pub pooling: ErrorPooling,
     /// Per-region statistics of normal footage, for [`ErrorPooling::WindowMaxZ`].
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,11 +7,10 @@
 //! pixel or less a frame at 128x192, cyclists and carts two or more.
 //!
 //! The cue is folded into the visual error before calibration ([`SpeedCalibration::fuse`]): either
-//! `e = max(e_pred, lambda * s)` ([`SpeedFusion::Max`], the Ped2 preset: a frame is as anomalous as its
-//! stronger cue, both being region z-scores) or `e = (e_pred + lambda * s) / (1 + lambda)`
-//! ([`SpeedFusion::Mean`]), or, for a network whose error is informative on its own, the mean of the two
-//! cues each standardised per frame against normal footage, `e = (z_pred + lambda * z_s) / (1 + lambda)`
-//! ([`SpeedFusion::ZMean`]), so the causal scorer, the offline scoring and the packets keep one visual
+//! `e = max(e_pred, lambda * s)` ([`SpeedFusion::Max`]: a frame is as anomalous as its stronger cue, both
+//! being region z-scores), or, for a network whose error is informative on its own (the Ped2 preset), the
+//! mean of the two cues each standardised per frame against normal footage, `e = (z_pred + lambda * z_s)
+//! / (1 + lambda)` ([`SpeedFusion::ZMean`]), so the causal scorer, the offline scoring and the packets keep one visual
 //! stream.
 
 use serde::{Deserialize, Serialize};
@@ -24,12 +23,9 @@ pub const MAX_SPEED_RADIUS: usize = 8;
 pub const MAX_SPEED_BLOCK: usize = 48;
 
 /// How the speed cue s joins the prediction error e_pred (both region z-scores pooled by max).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SpeedFusion {
-    /// e = (e_pred + lambda * s) / (1 + lambda) (calibrations written before the field existed).
-    #[default]
-    Mean,
     /// e = max(e_pred, lambda * s).
     Max,
     /// e = (z_pred + lambda * z_s) / (1 + lambda), z_pred = (e_pred - mu_pred) / sd_pred and z_s = (s -
@@ -83,12 +79,10 @@ pub struct SpeedCue {
     pub stride: usize,
     /// lambda, the weight of s in the fusion.
     pub weight: f32,
-    /// How s joins the prediction error (absent in older files: [`SpeedFusion::Mean`]).
-    #[serde(default)]
+    /// How s joins the prediction error.
     pub fusion: SpeedFusion,
     /// Match margin m in [0, 1): a pixel's best shift counts only where its block sum is at most
-    /// (1 - m) times the zero shift's, else the pixel reads 0 ([`speed_map`]; absent in older files: 0).
-    #[serde(default)]
+    /// (1 - m) times the zero shift's, else the pixel reads 0 ([`speed_map`]).
     pub margin: f32,
 }
 
@@ -99,8 +93,6 @@ impl SpeedCue {
     /// The Ped2 preset for a network that predicts better than copying (a pixel stem): the mean of the
     /// frame z-scores of its plain box-max error and of s, weighed equally, match margin 0.1.
     pub const PED2_128X192_Z: Self = Self { fusion: SpeedFusion::ZMean, ..Self::PED2_128X192 };
-    /// The earlier Ped2 preset, `e = (e_pred + 4 s) / 5` with no match margin, kept for comparison.
-    pub const PED2_128X192_MEAN: Self = Self { weight: 4.0, fusion: SpeedFusion::Mean, margin: 0.0, ..Self::PED2_128X192 };
 
     /// Radius 1..=[`MAX_SPEED_RADIUS`], block 1..=[`MAX_SPEED_BLOCK`], window and stride >= 1, weight
     /// finite and >= 0, margin in [0, 1).
@@ -137,12 +129,11 @@ impl SpeedCue {
 
 impl SpeedCue {
     /// Short name, parsed back by `FromStr`: `speed_r3_b12_32s16_m1_g0.1` (radius, block, window, stride,
-    /// then `m` + weight for [`SpeedFusion::Max`], `l` + weight for [`SpeedFusion::Mean`] or `z` + weight
+    /// then `m` + weight for [`SpeedFusion::Max`] or `z` + weight
     /// for [`SpeedFusion::ZMean`], then `g` +
     /// margin, left out when the margin is 0).
     pub fn name(&self) -> String {
         let f = match self.fusion {
-            SpeedFusion::Mean => 'l',
             SpeedFusion::Max => 'm',
             SpeedFusion::ZMean => 'z',
         };
@@ -157,7 +148,7 @@ impl std::str::FromStr for SpeedCue {
     /// The inverse of [`SpeedCue::name`]; the result is validated.
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
-            format!("{s:?}: expected speed_r<RADIUS>_b<BLOCK>_<WINDOW>s<STRIDE>_m<WEIGHT> (max fusion), _l<WEIGHT> (mean fusion) or _z<WEIGHT> (mean of frame z-scores), optionally followed by _g<MARGIN> (e.g. speed_r3_b12_32s16_m1_g0.1, speed_r3_b12_32s16_l4)")
+            format!("{s:?}: expected speed_r<RADIUS>_b<BLOCK>_<WINDOW>s<STRIDE>_m<WEIGHT> (max fusion) or _z<WEIGHT> (mean of frame z-scores), optionally followed by _g<MARGIN> (e.g. speed_r3_b12_32s16_z1_g0.1, speed_r3_b12_32s16_m1)")
         };
         let rest = s.strip_prefix("speed_r").ok_or_else(bad)?;
         let parts: Vec<&str> = rest.split('_').collect();
@@ -175,7 +166,6 @@ impl std::str::FromStr for SpeedCue {
             stride: num(Some(st))?,
             weight: l.get(1..).and_then(|v| v.parse::<f32>().ok()).ok_or_else(bad)?,
             fusion: match l.as_bytes().first() {
-                Some(b'l') => SpeedFusion::Mean,
                 Some(b'm') => SpeedFusion::Max,
                 Some(b'z') => SpeedFusion::ZMean,
                 _ => return Err(bad()),
@@ -229,13 +219,12 @@ impl SpeedCalibration {
         self.score_boxes(&self.cue.box_means(last, next, channels, height, width)?)
     }
 
-    /// e = (e_pred + lambda * s) / (1 + lambda) ([`SpeedFusion::Mean`]), e = max(e_pred, lambda * s)
+    /// e = max(e_pred, lambda * s)
     /// ([`SpeedFusion::Max`]; NaN in either gives NaN) or e = (z_pred + lambda * z_s) / (1 + lambda)
     /// ([`SpeedFusion::ZMean`]; NaN without its [`FrameZ`], which [`SpeedCalibration::validate`] refuses).
     pub fn fuse(&self, prediction_error: f32, speed: f32) -> f32 {
         let l = self.cue.weight;
         match self.cue.fusion {
-            SpeedFusion::Mean => (prediction_error + l * speed) / (1.0 + l),
             SpeedFusion::ZMean => match &self.frame_z {
                 Some(z) => ((prediction_error - z.prediction[0]) / z.prediction[1] + l * (speed - z.speed[0]) / z.speed[1]) / (1.0 + l),
                 None => f32::NAN,
@@ -569,7 +558,7 @@ mod tests {
     #[test]
     fn calibration_scores_and_fuses() {
         let (h, w) = (32, 48);
-        let cue = SpeedCue { radius: 2, block: 6, window: 16, stride: 8, weight: 3.0, fusion: SpeedFusion::Mean, margin: 0.0 };
+        let cue = SpeedCue { radius: 2, block: 6, window: 16, stride: 8, weight: 3.0, fusion: SpeedFusion::Max, margin: 0.0 };
         let a = texture(h, w);
         let normal: Vec<Vec<f32>> = [(0, 0), (0, 1), (1, 0)].iter().map(|&(dy, dx)| cue.box_means(&a, &shifted(&a, h, w, dy, dx), 1, h, w).unwrap()).collect();
         let cal = SpeedCalibration::fit(cue, h, w, normal.iter().map(Vec::as_slice)).unwrap();
@@ -577,7 +566,7 @@ mod tests {
         let slow = cal.score(&a, &shifted(&a, h, w, 0, 1), 1, h, w).unwrap();
         let fast = cal.score(&a, &shifted(&a, h, w, 2, 2), 1, h, w).unwrap();
         assert!(fast > slow, "fast {fast} slow {slow}");
-        assert_eq!(cal.fuse(1.0, 5.0), (1.0 + 3.0 * 5.0) / 4.0);
+        assert_eq!(cal.fuse(1.0, 5.0), 15.0);
         // A frame of another size is refused by name.
         assert!(cal.score(&a[..16 * 48], &a[..16 * 48], 1, 16, 48).is_err());
         cal.check_geometry(h, w).unwrap();
@@ -592,9 +581,8 @@ mod tests {
         assert!(short.check_geometry(h, w).is_err());
         assert_eq!(cue.name().parse::<SpeedCue>().unwrap(), cue);
         assert_eq!(SpeedCue::PED2_128X192.name(), "speed_r3_b12_32s16_m1_g0.1");
-        assert_eq!(SpeedCue::PED2_128X192_MEAN.name(), "speed_r3_b12_32s16_l4");
         assert_eq!(SpeedCue::PED2_128X192_Z.name(), "speed_r3_b12_32s16_z1_g0.1");
-        for preset in [SpeedCue::PED2_128X192, SpeedCue::PED2_128X192_MEAN, SpeedCue::PED2_128X192_Z] {
+        for preset in [SpeedCue::PED2_128X192, SpeedCue::PED2_128X192_Z] {
             assert_eq!(preset.name().parse::<SpeedCue>().unwrap(), preset);
         }
         // Max fusion: the stronger cue, lambda scaling s; NaN is not swallowed by max.
@@ -602,15 +590,16 @@ mod tests {
         assert_eq!(max.fuse(1.0, 5.0), 10.0);
         assert_eq!(max.fuse(11.0, 5.0), 11.0);
         assert!(max.fuse(f32::NAN, 5.0).is_nan() && max.fuse(1.0, f32::NAN).is_nan());
-        // A calibration written before the fusion field existed reads as mean fusion.
-        let old: SpeedCue = serde_json::from_str(r#"{"radius":3,"block":12,"window":32,"stride":16,"weight":4.0}"#).unwrap();
-        assert_eq!(old, SpeedCue::PED2_128X192_MEAN);
+        // A cue without its fusion or margin is refused by name (no defaults for older files).
+        let e = serde_json::from_str::<SpeedCue>(r#"{"radius":3,"block":12,"window":32,"stride":16,"weight":4.0}"#).unwrap_err().to_string();
+        assert!(e.contains("fusion"), "{e}");
+        assert!("speed_r3_b12_32s16_l4".parse::<SpeedCue>().is_err());
         for wrong in [
-            "speed_r0_b12_32s16_l4",
-            "speed_r3_b12_32x16_l4",
+            "speed_r0_b12_32s16_m4",
+            "speed_r3_b12_32x16_m4",
             "speed_r3_b12_32s16",
-            "r3_b12_32s16_l4",
-            "speed_r3_b12_32s16_l-1",
+            "r3_b12_32s16_m4",
+            "speed_r3_b12_32s16_m-1",
             "speed_r3_b12_32s16_x1",
             "speed_r3_b12_32s16_m",
             "speed_r3_b12_32s16_m1_g1",

@@ -6,6 +6,7 @@
 //!   by least squares on normal footage: the best a predictor that only sees a small neighbourhood can
 //!   do, so it explains slow (normal) motion and fails on fast motion.
 
+use crate::data::INPUT_FRAMES;
 use sfn_models::scoring::{self, ErrorPooling, OfflineScoring, RegionStats};
 
 use crate::data::{Clip, Dataset};
@@ -74,7 +75,7 @@ impl LocalLinear {
         let mut f = Vec::with_capacity(n);
         let step = step.max(1);
         for c in &train.clips {
-            for t in (4..c.frames.len()).step_by(step) {
+            for t in (INPUT_FRAMES..c.frames.len()).step_by(step) {
                 for y in (0..m.height).step_by(step) {
                     for x in (0..m.width).step_by(step) {
                         m.features(c, t, y, x, &mut f);
@@ -158,7 +159,7 @@ pub(crate) fn frame_errors(p: &dyn Predictor, ds: &Dataset, windows: &[(usize, u
     ds.clips
         .iter()
         .map(|c| {
-            (4..c.frames.len())
+            (INPUT_FRAMES..c.frames.len())
                 .map(|t| {
                     let map = scoring::error_map(&p.predict(c, t), &c.frames[t], f.channels, f.height, f.width)?;
                     Ok(FrameErrors {
@@ -225,7 +226,7 @@ pub fn score(p: &dyn Predictor, train: &Dataset, test: &Dataset, labels: &std::c
             let errs = frames.iter().map(pool).collect::<Result<Vec<_>, _>>()?;
             off.extend(scoring::offline_scores(&errs, None, &OfflineScoring::default()));
             causal.extend(scoring::causal_scores(&errs, None, &cal));
-            all_l.extend_from_slice(&l[4..]);
+            all_l.extend_from_slice(&l[INPUT_FRAMES..]);
         }
         aucs.push(BaselineAuc { pooling, offline: scoring::roc_auc(&off, &all_l).unwrap_or(f64::NAN), causal: scoring::roc_auc(&causal, &all_l).unwrap_or(f64::NAN) });
     }

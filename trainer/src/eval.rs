@@ -3,6 +3,7 @@
 //! z-score + one-sided Gaussian, what a camera can run), frame-level ROC AUC micro and macro, JSON report
 //! and plots.
 
+use crate::data::INPUT_FRAMES;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -170,7 +171,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         let cal = if own { calibration.clone() } else { CausalCalibration { visual_mean: 0.0, visual_std: 1.0, pooling: *pooling, ..calibration.clone() } };
         // The semantic error joins the model's own pooling; the comparison rows stay visual-only.
         let sem = |c: usize| semantic.as_ref().filter(|_| own).map(|s| &s[c][..]);
-        let clips = || ds.clips.iter().zip(errors).enumerate().map(|(c, (clip, err))| (clip.name.as_str(), &err[..], sem(c), &labels[&clip.name][4..]));
+        let clips = || ds.clips.iter().zip(errors).enumerate().map(|(c, (clip, err))| (clip.name.as_str(), &err[..], sem(c), &labels[&clip.name][INPUT_FRAMES..]));
         let offline = scoring::offline_score_sets(clips(), &opts.offline, cap.filter(|_| own))?;
         let causal: Vec<(String, Vec<f32>, Vec<u8>)> = clips().map(|(name, err, sem, l)| (name.to_string(), scoring::causal_scores(err, sem, &cal), l.to_vec())).collect();
         sets.push((offline, score_set(&causal)));
@@ -387,7 +388,7 @@ pub fn prediction_sums(model: &sfn_models::SfnVad, ds: &Dataset, batch: usize) -
         let idx: Vec<(usize, usize)> = (crate::data::INPUT_FRAMES..clip.frames.len()).map(|t| (c, t)).collect();
         for chunk in idx.chunks(batch.max(1)) {
             let x = crate::train::batch_tensor(ds, chunk)?;
-            let pred = model.forward(&x.narrow(1, 0, 4)?, None)?.frame.flatten(1, 3)?.to_vec2::<f32>()?;
+            let pred = model.forward(&x.narrow(1, 0, INPUT_FRAMES)?, None)?.frame.flatten(1, 3)?.to_vec2::<f32>()?;
             for (p, &(_, t)) in pred.iter().zip(chunk) {
                 let s = folds::frame_sums(p, &clip.frames[t], &clip.frames[t - 1], ds.format.channels);
                 for (a, b) in sums.iter_mut().zip(s) {
@@ -444,7 +445,7 @@ fn heldout_normal(opts: &EvalOptions, model: &sfn_models::SfnVad, tcfg: &crate::
 fn stream_figures(labels: &BTreeMap<String, Vec<u8>>, streams: &[(String, Vec<f32>)], offline: &OfflineScoring, cal: &CausalCalibration) -> Result<PoolingFigures, TrainerError> {
     let (mut off, mut cau) = (Vec::new(), Vec::new());
     for (name, e) in streams {
-        let l = labels[name][4..].to_vec();
+        let l = labels[name][INPUT_FRAMES..].to_vec();
         off.push((name.clone(), scoring::try_offline_scores(e, None, offline)?, l.clone()));
         cau.push((name.clone(), scoring::causal_scores(e, None, cal), l));
     }
@@ -464,7 +465,7 @@ pub fn write_error_maps(model: &sfn_models::SfnVad, ds: &Dataset, texts: Option<
         let t = k + 4;
         let x = crate::train::batch_tensor(ds, &[(c, t)])?;
         let text = texts.map(|tx| crate::train::text_tensors(tx, &[(c, t)])).transpose()?;
-        let pred = model.forward(&x.narrow(1, 0, 4)?, text.as_ref().map(|t| &t.0))?.frame.flatten_all()?.to_vec1::<f32>()?;
+        let pred = model.forward(&x.narrow(1, 0, INPUT_FRAMES)?, text.as_ref().map(|t| &t.0))?.frame.flatten_all()?.to_vec1::<f32>()?;
         let target = &clip.frames[t];
         let map = scoring::error_map(&pred, target, ch, h, w)?;
         // The box that made each score: highest box mean (z-scored against its region for WindowMaxZ).

@@ -1,6 +1,7 @@
 //! `sfn-train export`: a model directory -> ONNX exports (fp32, and optionally calibrated QDQ int8 and
 //! weight-only int8), plus scoring an export on a dataset with tract or ONNX Runtime.
 
+use crate::data::INPUT_FRAMES;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -171,7 +172,7 @@ pub fn onnx_errors_with_text(model: &mut ExportedModel, ds: &Dataset, pooling: E
         }
         // Values per frame of the cached encodings, from what the encoder returned.
         let (tl, ml) = (tokens.len() / n.max(1), motion.len() / n.max(1));
-        let targets: Vec<usize> = (4..n).collect();
+        let targets: Vec<usize> = (INPUT_FRAMES..n).collect();
         let mut errs = Vec::with_capacity(targets.len());
         let mut sem = Vec::with_capacity(targets.len());
         for chunk in targets.chunks(batch) {
@@ -248,7 +249,7 @@ pub fn evaluate_export(dir: &Path, data: &Path, backend: &BackendKind, batch: us
     let (errors, semantic) = onnx_errors_with_text(&mut model, &ds, pooling, batch, texts.as_ref())?;
     let cap = m.calibration.as_ref().and_then(|c| c.visual_cap());
     let sem = |c: usize| semantic.as_ref().map(|s| &s[c][..]);
-    let clips = || ds.clips.iter().zip(&errors).enumerate().map(|(c, (clip, err))| (clip.name.as_str(), &err[..], sem(c), &labels[&clip.name][4..]));
+    let clips = || ds.clips.iter().zip(&errors).enumerate().map(|(c, (clip, err))| (clip.name.as_str(), &err[..], sem(c), &labels[&clip.name][INPUT_FRAMES..]));
     let (offline, offline_saturated) = scoring::offline_score_sets(clips(), &m.offline_scoring, cap)?;
     let causal = m.calibration.as_ref().map(|cal| {
         let clips: Vec<(String, Vec<f32>, Vec<u8>)> = clips().map(|(name, err, sem, l)| (name.to_string(), scoring::causal_scores(err, sem, cal), l.to_vec())).collect();

@@ -319,7 +319,7 @@ mod tests {
         // Folds A = {n, x} and B = {a}. Candidate "good" ranks both folds perfectly; "half" only A.
         let folds = Folds::parse("n,x/a").unwrap();
         let l = labels();
-        let scored = |c: &str| l[c][4..].iter().map(|&v| f32::from(v)).collect::<Vec<f32>>();
+        let scored = |c: &str| l[c][crate::data::INPUT_FRAMES..].iter().map(|&v| f32::from(v)).collect::<Vec<f32>>();
         let mut good = BTreeMap::new();
         let mut half = BTreeMap::new();
         for c in ["n", "x", "a"] {

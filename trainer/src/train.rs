@@ -1,6 +1,7 @@
 //! `sfn-train train`: Adam on windows of normal footage, atomic checkpoints, exact resume, and the
 //! causal-scoring calibration on the training footage at the end.
 
+use crate::data::INPUT_FRAMES;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -390,9 +391,9 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
         let epoch_samples_start = state.samples;
         for (bi, idx) in batches.iter().enumerate().skip(state.batch_in_epoch) {
             let x = batch_tensor(&ds, idx)?;
-            let inputs = x.narrow(1, 0, 4)?;
+            let inputs = x.narrow(1, 0, INPUT_FRAMES)?;
             let last = x.narrow(1, 3, 1)?.squeeze(1)?;
-            let target = x.narrow(1, 4, 1)?.squeeze(1)?;
+            let target = x.narrow(1, INPUT_FRAMES, 1)?.squeeze(1)?;
             let text = texts.as_ref().map(|t| text_tensors(t, idx)).transpose()?;
             let pred = model.forward(&inputs, text.as_ref().map(|t| &t.0))?;
             let l = losses::total_loss(&pred, &target, &last, text.as_ref().map(|t| &t.1), &cfg.loss)?;
@@ -486,13 +487,13 @@ pub fn for_each_prediction(
 ) -> Result<Option<Vec<Vec<f32>>>, TrainerError> {
     let mut semantic = texts.map(|_| Vec::with_capacity(ds.clips.len()));
     for (c, clip) in ds.clips.iter().enumerate() {
-        let idx: Vec<(usize, usize)> = (4..clip.frames.len()).map(|t| (c, t)).collect();
+        let idx: Vec<(usize, usize)> = (INPUT_FRAMES..clip.frames.len()).map(|t| (c, t)).collect();
         let mut sem = Vec::with_capacity(idx.len());
         for chunk in idx.chunks(batch.max(1)) {
             let x = batch_tensor(ds, chunk)?;
             let text = texts.map(|t| text_tensors(t, chunk)).transpose()?;
-            let pred = model.forward(&x.narrow(1, 0, 4)?, text.as_ref().map(|t| &t.0))?;
-            let target = x.narrow(1, 4, 1)?.squeeze(1)?;
+            let pred = model.forward(&x.narrow(1, 0, INPUT_FRAMES)?, text.as_ref().map(|t| &t.0))?;
+            let target = x.narrow(1, INPUT_FRAMES, 1)?.squeeze(1)?;
             f(c, &losses::error_map(&pred.frame, &target)?)?;
             if let Some((_, t)) = &text {
                 let cos = losses::per_sample_cosine(&pred.text, t)?;
@@ -560,7 +561,7 @@ pub fn speed_box_means(ds: &Dataset, cue: &SpeedCue) -> Result<Vec<Vec<Vec<f32>>
     let f = &ds.format;
     ds.clips
         .iter()
-        .map(|clip| (4..clip.frames.len()).into_par_iter().map(|t| cue.box_means(&clip.frames[t - 1], &clip.frames[t], f.channels, f.height, f.width).map_err(TrainerError::from)).collect())
+        .map(|clip| (INPUT_FRAMES..clip.frames.len()).into_par_iter().map(|t| cue.box_means(&clip.frames[t - 1], &clip.frames[t], f.channels, f.height, f.width).map_err(TrainerError::from)).collect())
         .collect()
 }
 
