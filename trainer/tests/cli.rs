@@ -368,22 +368,22 @@ fn export_then_eval_onnx_matches_candle_eval() {
         OsStr::new("--pooling"),
         OsStr::new("window_max_z_8s4"),
         OsStr::new("--speed"),
-        OsStr::new("speed_r2_b6_8s4_l2"),
+        OsStr::new("speed_r2_b6_8s4_z2"),
     ]);
     expect_ok("calibrate", &o);
-    assert!(o.stdout.contains("window_max_z_8s4") && o.stdout.contains("77 regions") && o.stdout.contains("speed_r2_b6_8s4_l2"), "{}", o.stdout);
+    assert!(o.stdout.contains("window_max_z_8s4") && o.stdout.contains("77 regions") && o.stdout.contains("speed_r2_b6_8s4_z2"), "{}", o.stdout);
     let cal = read_json(&model.join("calibration.json"));
     assert_eq!((cal["pooling"]["kind"].as_str(), cal["regions"]["grid"].clone()), (Some("window_max_z"), serde_json::json!([7, 11])));
     assert_eq!((cal["speed"]["cue"]["radius"].as_u64(), cal["speed"]["regions"]["grid"].clone()), (Some(2), serde_json::json!([7, 11])));
-    let o = sfn_train([OsStr::new("calibrate"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--speed"), OsStr::new("speed_r9_b6_8s4_l2")]);
-    expect_err("bad speed cue", &o, &["speed_r9_b6_8s4_l2", "speed.radius"]);
+    let o = sfn_train([OsStr::new("calibrate"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--speed"), OsStr::new("speed_r9_b6_8s4_z2")]);
+    expect_err("bad speed cue", &o, &["speed_r9_b6_8s4_z2", "speed.radius"]);
     let o = sfn_train([OsStr::new("calibrate"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--pooling"), OsStr::new("window_z")]);
     expect_err("bad pooling", &o, &["window_z", "window_max_z_16s8"]);
     let report = tmp.path().join("report.json");
     expect_ok("eval", &eval(&model, &data, &report));
     let candle = read_json(&report);
     assert!(candle["pooling_comparison"]["window_max_8s4"].is_object(), "{}", candle["pooling_comparison"]);
-    for row in ["window_max_z_8s4 + speed_r2_b6_8s4_l2", "window_max_z_8s4 alone", "speed_r2_b6_8s4_l2 alone"] {
+    for row in ["window_max_z_8s4 + speed_r2_b6_8s4_z2", "window_max_z_8s4 alone", "speed_r2_b6_8s4_z2 alone"] {
         assert!(candle["pooling_comparison"][row].is_object(), "{row}: {}", candle["pooling_comparison"]);
     }
     // --clips scores a named subset only; an unknown clip is named in the error.
@@ -636,7 +636,7 @@ fn eval_folds_scores_each_fold_with_baselines_and_the_held_out_clips() {
         OsStr::new("--pooling"),
         OsStr::new("window_max_z_8s4"),
         OsStr::new("--speed"),
-        OsStr::new("speed_r2_b6_8s4_l2"),
+        OsStr::new("speed_r2_b6_8s4_z2"),
     ]);
     expect_ok("calibrate", &o);
     let report = tmp.path().join("folds.json");
@@ -660,7 +660,7 @@ fn eval_folds_scores_each_fold_with_baselines_and_the_held_out_clips() {
     assert_eq!(r["frames_scored"], 4 * (frames - 4));
     let f = &r["folds"];
     let rows: Vec<&str> = f["rows"].as_array().unwrap().iter().map(|r| r["candidate"].as_str().unwrap()).collect();
-    for want in ["model: window_max_z_8s4 + speed_r2_b6_8s4_l2", "network alone: window_max_z_8s4", "speed cue alone", "copy: window_max_z_8s4", "copy: window_max_z_8s4 + speed_r2_b6_8s4_l2"] {
+    for want in ["model: window_max_z_8s4 + speed_r2_b6_8s4_z2", "network alone: window_max_z_8s4", "speed cue alone", "copy: window_max_z_8s4", "copy: window_max_z_8s4 + speed_r2_b6_8s4_z2"] {
         assert!(rows.contains(&want), "{want} missing from {rows:?}");
     }
     for row in f["rows"].as_array().unwrap() {
