@@ -207,7 +207,10 @@ fn every_export_passes_onnx_checker_and_int8_error_is_bounded() {
     let text = Tensor::from_vec(t, (2, cfg.text_dim), &Device::Cpu).unwrap();
     for (dir, m) in &done[1..] {
         let bytes = m.encoder.bytes + m.decoder.bytes;
-        assert!(bytes * 5 < fp32_bytes * 2, "{}: {bytes} bytes vs fp32 {fp32_bytes}", dir.display());
+        // Under 45% of fp32 for this tiny network: int8 weights take a quarter of the bytes, and what
+        // stays fp32 (routers, norms, biases, scales) weighs more in a small model (the Ped2 model's
+        // int8 export is 0.30x its fp32 one).
+        assert!(bytes * 20 < fp32_bytes * 9, "{}: {bytes} bytes vs fp32 {fp32_bytes}", dir.display());
         for backend in [BackendKind::Tract, ort()] {
             // Max differences can be large where a token's top-k experts flip (an untrained router is
             // close to uniform, so flips are common); the frame as a whole must stay close. (A broken
