@@ -17,6 +17,9 @@ use sfn_edge::setup;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Log lines on stderr: text (colour only on a terminal) or json (one object a line).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: sfn_edge::logging::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -43,8 +46,9 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
-    match Cli::parse().cmd {
+    let cli = Cli::parse();
+    sfn_edge::logging::init(cli.log_format, "info");
+    match cli.cmd {
         Cmd::Check { config, set } => {
             let cfg = EdgeConfig::load(&config, &set)?;
             let rt = setup::runtime(&cfg, false).with_context(|| format!("checking {}", config.display()))?;
@@ -76,7 +80,11 @@ fn main() -> Result<()> {
             if s.frames_in == 0 {
                 bail!("the source gave no frames");
             }
-            eprintln!("{}", serde_json::to_string_pretty(&s)?);
+            match cli.log_format {
+                // The run's summary: pretty JSON for a reader, one log event for a log shipper.
+                sfn_edge::logging::LogFormat::Text => eprintln!("{}", serde_json::to_string_pretty(&s)?),
+                sfn_edge::logging::LogFormat::Json => tracing::info!(summary = %serde_json::to_string(&s)?, "run finished"),
+            }
         }
     }
     Ok(())

@@ -110,3 +110,31 @@ fn example_config_passes_check() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("ped2-cam") && out.contains("fp32") && out.contains("1 sink(s) configured"), "{out}");
 }
+
+/// Logs for the journal and for log shippers: with stderr not a terminal, text lines carry no ANSI
+/// escape codes; `--log-format json` writes one JSON object a line with time, level, target and the
+/// event's fields; a wrong format is refused listing the valid ones.
+#[test]
+fn log_lines_are_plain_or_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, onnx) = fixture(tmp.path());
+    let cfg = tmp.path().join("edge.toml");
+    let toml = format!("device = \"cam1\"\n[model]\ndir = \"{}\"\n[source]\nkind = \"folder\"\npath = \"{}\"\nrealtime = false\n", onnx.display(), test_clip(&data).display());
+    std::fs::write(&cfg, toml).unwrap();
+    let run = |format: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_sfn-edge")).args(["--log-format", format, "run", "--config", cfg.to_str().unwrap()]).env("RUST_LOG", "info").output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let text = run("text");
+    assert!(text.contains("INFO") && !text.contains('\u{1b}'), "{text}");
+    let json = run("json");
+    let lines: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        assert!(l["ts_ms"].as_u64().is_some() && l["level"].is_string() && l["target"].is_string(), "{l}");
+    }
+    assert!(lines.iter().any(|l| l["message"] == "running" && l["backend"].is_string()), "{json}");
+    let (ok, _, err) = sfn_edge(&["--log-format", "xml", "check", "--config", cfg.to_str().unwrap()]);
+    assert!(!ok && err.contains("xml") && err.contains("json") && err.contains("text"), "{err}");
+}
