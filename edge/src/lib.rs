@@ -9,6 +9,7 @@ pub mod gpio;
 pub mod health;
 pub mod logging;
 pub mod mqtt;
+pub mod notify;
 pub mod pipeline;
 pub mod runtime;
 pub mod setup;

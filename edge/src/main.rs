@@ -76,7 +76,27 @@ fn main() -> Result<()> {
             let mut rt = setup::runtime(&cfg, true)?;
             let mut source = setup::source(&cfg)?;
             tracing::info!(source = %source.describe(), backend = %rt.pipeline.backend(), "running");
+            // Under systemd (Type=notify): ready now, watchdog pings and status from the frame loop.
+            let notifier = std::sync::Arc::new(std::sync::Mutex::new(sfn_edge::notify::Notifier::from_env()));
+            if notifier.lock().map(|n| n.enabled()).unwrap_or(false) {
+                let n = notifier.clone();
+                let (t0, mut frames) = (std::time::Instant::now(), 0u64);
+                rt.on_frame = Some(Box::new(move |o| {
+                    frames += 1;
+                    if let Ok(mut n) = n.lock() {
+                        let now = std::time::Instant::now();
+                        let fps = frames as f64 / now.duration_since(t0).as_secs_f64().max(1e-3);
+                        n.frame(now, || format!("{frames} frames scored, {fps:.1} frames/s, alarm {:?}", o.alarm));
+                    }
+                }));
+                if let Ok(n) = notifier.lock() {
+                    n.ready();
+                }
+            }
             let s = rt.run(&mut source, max_frames, 50)?;
+            if let Ok(n) = notifier.lock() {
+                n.stopping();
+            }
             if s.frames_in == 0 {
                 bail!("the source gave no frames");
             }

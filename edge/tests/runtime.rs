@@ -138,3 +138,61 @@ fn log_lines_are_plain_or_json() {
     let (ok, _, err) = sfn_edge(&["--log-format", "xml", "check", "--config", cfg.to_str().unwrap()]);
     assert!(!ok && err.contains("xml") && err.contains("json") && err.contains("text"), "{err}");
 }
+
+/// Under systemd (`Type=notify`): `READY=1` first, `WATCHDOG=1` from the frame loop at half
+/// `WATCHDOG_USEC` (not once a frame), `STATUS=` lines, `STOPPING=1` at the end; and no pings while
+/// the loop waits on its source, so systemd's watchdog fires when frames stop coming. Received on a
+/// real unix datagram socket passed as `NOTIFY_SOCKET`.
+#[test]
+fn sd_notify_ready_watchdog_and_status() {
+    use std::os::unix::net::UnixDatagram;
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, onnx) = fixture(tmp.path());
+    let cfg = tmp.path().join("edge.toml");
+    let run = |fps: u32, frames: u32, watchdog_usec: u64| -> Vec<(Duration, String)> {
+        let toml = format!("device = \"cam1\"\n[model]\ndir = \"{}\"\n[source]\nkind = \"folder\"\npath = \"{}\"\nrealtime = true\nfps = {fps}\n", onnx.display(), test_clip(&data).display());
+        std::fs::write(&cfg, toml).unwrap();
+        let sock = tmp.path().join(format!("notify-{fps}"));
+        let rx = UnixDatagram::bind(&sock).unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let t0 = Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sfn-edge"))
+            .args(["run", "--config", cfg.to_str().unwrap(), "--max-frames", &frames.to_string()])
+            .env("NOTIFY_SOCKET", &sock)
+            .env("WATCHDOG_USEC", watchdog_usec.to_string())
+            .env("RUST_LOG", "warn")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(k) = rx.recv(&mut buf) {
+            let m = String::from_utf8_lossy(&buf[..k]).into_owned();
+            let stop = m == "STOPPING=1";
+            got.push((t0.elapsed(), m));
+            if stop {
+                break;
+            }
+        }
+        assert!(child.wait().unwrap().success());
+        got
+    };
+    let pings = |g: &[(Duration, String)]| g.iter().filter(|(_, m)| m == "WATCHDOG=1").map(|(t, _)| *t).collect::<Vec<_>>();
+    // 40 frames at 20 fps (about 2 s, 36 scored) with a 1 s watchdog: a ping every 0.5 s, not every frame.
+    let g = run(20, 40, 1_000_000);
+    assert_eq!(g[0].1, "READY=1", "{g:?}");
+    assert_eq!(g.last().unwrap().1, "STOPPING=1");
+    assert!(g.iter().any(|(_, m)| m.starts_with("STATUS=") && m.contains("frames/s")), "{g:?}");
+    let p = pings(&g);
+    let span = g.last().unwrap().0 - g[0].0;
+    assert!(p.len() >= 2 && p.len() as f64 <= 1.0 + span.as_secs_f64() / 0.5, "{} pings in {span:?}: {g:?}", p.len());
+    assert!(p.len() < 36 / 4, "not once a frame: {g:?}");
+    assert!(p.windows(2).all(|w| w[1] - w[0] >= Duration::from_millis(450)), "{p:?}");
+    // 8 frames at 4 fps with a 100 ms watchdog: while the loop waits 250 ms for each frame no ping is
+    // sent, so the gaps exceed the watchdog interval (systemd would restart a camera that stalls).
+    let g = run(4, 8, 100_000);
+    let p = pings(&g);
+    assert_eq!(p.len(), 4, "one ping per scored frame: {g:?}");
+    assert!(p.windows(2).all(|w| w[1] - w[0] >= Duration::from_millis(200)), "{p:?}");
+}
