@@ -13,4 +13,5 @@ pub mod notify;
 pub mod pipeline;
 pub mod runtime;
 pub mod setup;
+pub mod signals;
 pub mod sink;

@@ -93,6 +93,8 @@ fn main() -> Result<()> {
                     n.ready();
                 }
             }
+            // SIGTERM / SIGINT: finish the frame in flight, flush the sinks, exit 0.
+            rt.stop = Some(sfn_edge::signals::install());
             let s = rt.run(&mut source, max_frames, 50)?;
             if let Ok(n) = notifier.lock() {
                 n.stopping();

@@ -61,6 +61,8 @@ pub struct Runtime {
     pub health_period: Duration,
     /// Called with every scored frame (replay collects them).
     pub on_frame: Option<FrameHook>,
+    /// Set (e.g. by SIGTERM) to end [`Runtime::run`] after the frame in flight.
+    pub stop: Option<&'static std::sync::atomic::AtomicBool>,
     seq: u16,
     latency: Latency,
     summary: RunSummary,
@@ -80,6 +82,7 @@ impl Runtime {
             device: device.into(),
             health_period: Duration::from_secs(10),
             on_frame: None,
+            stop: None,
             seq: 0,
             latency: Latency::new(4096),
             summary: RunSummary::default(),
@@ -208,13 +211,18 @@ impl Runtime {
         Ok(Some(out))
     }
 
-    /// Runs until the source ends (or `max_frames`). Source errors are counted and skipped; a source
-    /// that keeps failing (`max_consecutive_errors` in a row) ends the run with its last error.
+    /// Runs until the source ends (or `max_frames`, or [`Runtime::stop`] is set). Source errors are
+    /// counted and skipped; a source that keeps failing (`max_consecutive_errors` in a row) ends the run
+    /// with its last error.
     pub fn run(&mut self, source: &mut dyn FrameSource, max_frames: Option<u64>, max_consecutive_errors: u32) -> Result<RunSummary, RunError> {
         let t0 = Instant::now();
         let mut consecutive = 0u32;
         loop {
             if max_frames.is_some_and(|m| self.summary.frames_in >= m) {
+                break;
+            }
+            if self.stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
+                tracing::info!(frames = self.summary.frames_in, "stop requested: ending the run");
                 break;
             }
             match source.next_frame() {

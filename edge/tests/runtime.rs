@@ -196,3 +196,34 @@ fn sd_notify_ready_watchdog_and_status() {
     assert_eq!(p.len(), 4, "one ping per scored frame: {g:?}");
     assert!(p.windows(2).all(|w| w[1] - w[0] >= Duration::from_millis(200)), "{p:?}");
 }
+
+/// SIGTERM mid-run ends the run after the frame in flight: exit 0 well within 5 s, the summary
+/// written, fewer frames than the clip holds.
+#[test]
+fn sigterm_stops_the_run_gracefully() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, onnx) = fixture(tmp.path());
+    let cfg = tmp.path().join("edge.toml");
+    let toml = format!("device = \"cam1\"\n[model]\ndir = \"{}\"\n[source]\nkind = \"folder\"\npath = \"{}\"\nrealtime = true\nfps = 10\n", onnx.display(), test_clip(&data).display());
+    std::fs::write(&cfg, toml).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_sfn-edge"))
+        .args(["--log-format", "json", "run", "--config", cfg.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let t0 = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let o = child.wait_with_output().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let lines: Vec<serde_json::Value> = err.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(lines.iter().any(|l| l["message"] == "stop requested: ending the run"), "{err}");
+    let done = lines.iter().find(|l| l["message"] == "run finished").unwrap_or_else(|| panic!("{err}"));
+    let summary: serde_json::Value = serde_json::from_str(done["summary"].as_str().unwrap()).unwrap();
+    let frames = summary["frames_in"].as_u64().unwrap();
+    assert!((1..30).contains(&frames), "{summary}");
+}
