@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the test suite needs outside Rust. Idempotent: a machine that already has
 # everything is left untouched and needs no network.
+#   - the rustfmt and clippy components of the Rust toolchain (scripts/test.sh checks formatting and lints).
 #   - Debian packages (apt-get, sudo when not root): fonts-dejavu-core (plot text), mosquitto (MQTT
 #     tests; no daemon left running), FFmpeg/libclang development packages (sfn-sources video/v4l).
 #   - <repo>/.venv with numpy + scikit-learn: reference for trainer/tests/auc_sklearn.rs;
@@ -20,6 +21,14 @@ say() { printf 'setup: %s\n' "$*"; }
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+
+for comp in rustfmt clippy; do
+    sub=$([ $comp = rustfmt ] && echo fmt || echo clippy)
+    if ! cargo "$sub" --version >/dev/null 2>&1; then
+        say "installing the $comp component"
+        rustup component add "$comp"
+    fi
+done
 apt_updated=""
 apt_installed=""
 # apt_install WHY PKG...: installs those of the Debian packages that are missing (one `apt-get update` per
