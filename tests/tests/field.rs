@@ -3,38 +3,15 @@
 //! of the MQTT score stream -> `sfn-host validate` against the labels. What arrives over MQTT is
 //! exactly what a deterministic replay of the same clip through the same export sends.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpListener;
+use std::time::Duration;
 
+use sfn_e2e::mosquitto;
 use sfn_edge::config::EdgeConfig;
 use sfn_host::decode::{decode_stream, Input};
 use sfn_host::replay::{replay, ReplayOptions};
 use sfn_host::validate::{validate, ClipTrace};
 use sfn_infer::BackendKind;
-
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn mosquitto(dir: &Path, port: u16) -> Broker {
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n")).unwrap();
-    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].iter().map(PathBuf::from).find(|p| p.is_file()).unwrap_or_else(|| "mosquitto".into());
-    let child = Command::new(bin).arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("mosquitto: run scripts/setup.sh");
-    let end = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "mosquitto did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Broker(child)
-}
 
 #[test]
 fn train_export_run_report_decode_validate() {

@@ -7,55 +7,20 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use candle_core::Device;
 use sfn_captions::{CaptionError, CaptionProvider, Clip};
+use sfn_e2e::{fixture, test_clip};
 use sfn_edge::alarm::AlarmConfig;
 use sfn_edge::captions::{CaptionBudget, CaptionScheduler, CaptionWorker, Embedder};
 use sfn_edge::pipeline::{FrameOutput, Pipeline};
 use sfn_edge::runtime::{Captioning, Runtime};
 use sfn_edge::sink::JsonLines;
 use sfn_infer::{BackendKind, ExportedModel};
-use sfn_models::scoring::{causal_scores, CausalCalibration, ErrorPooling, RegionStats, SpeedCalibration, SpeedCue};
+use sfn_models::scoring::causal_scores;
 use sfn_models::SfnConfig;
 use sfn_sources::{ImageFolder, ImageFolderOptions};
-use sfn_trainer::checkpoint;
 use sfn_trainer::data::Dataset;
-use sfn_trainer::export::{export, onnx_errors, ExportOptions};
-use sfn_trainer::synth::{write_walkway, SynthConfig};
-use sfn_trainer::train::{frame_format, seeded_init};
-
-/// Synthetic footage + a seeded tiny model exported to ONNX (fp32): (data root, export dir).
-fn fixture(root: &Path) -> (PathBuf, PathBuf) {
-    let data = root.join("data");
-    write_walkway(&data, &SynthConfig { train_clips: 1, test_clips: 1, frames_per_clip: 30, ..Default::default() }).unwrap();
-    let ck = root.join("model");
-    std::fs::create_dir_all(&ck).unwrap();
-    let cfg = SfnConfig::tiny();
-    let (_, vm) = seeded_init(&cfg, 3, &Device::Cpu).unwrap();
-    checkpoint::write_json(&ck.join(checkpoint::CONFIG), &cfg).unwrap();
-    checkpoint::save_weights(&vm, &ck.join(checkpoint::WEIGHTS)).unwrap();
-    let mut cal = CausalCalibration::fit(&[0.5, 1.2, 0.8, 1.5], None, 3.0, 0.8, 0.2).unwrap();
-    // Region-normalised pooling (32x48 frames, 8x8 boxes at stride 4: a 7x11 grid) with per-box
-    // statistics that differ from box to box, so a wrong box order would change the scores.
-    cal.pooling = ErrorPooling::WindowMaxZ { window: 8, stride: 4 };
-    let boxes: Vec<Vec<f32>> = (0..6).map(|f| (0..77).map(|b| 0.01 + 0.002 * ((b * 7 + f * 3) % 11) as f32).collect()).collect();
-    cal.regions = Some(RegionStats::fit(8, 4, [7, 11], boxes.iter().map(Vec::as_slice)).unwrap());
-    // The speed cue (block matching between frames t and t+1) with statistics of its own.
-    let cue = SpeedCue { radius: 2, block: 6, window: 8, stride: 4, weight: 2.0, fusion: sfn_models::scoring::SpeedFusion::Max, margin: 0.0 };
-    let speeds: Vec<Vec<f32>> = (0..6).map(|f| (0..77).map(|b| 0.2 + 0.05 * ((b * 5 + f) % 7) as f32).collect()).collect();
-    cal.speed = Some(SpeedCalibration::fit(cue, 32, 48, speeds.iter().map(Vec::as_slice)).unwrap());
-    checkpoint::write_json(&ck.join(checkpoint::CALIBRATION), &cal).unwrap();
-    let out = root.join("onnx");
-    export(&ExportOptions { model: ck, out: out.clone(), int8: false, weight_int8: false, calib: None, calib_windows: 0 }).unwrap();
-    (data, out)
-}
-
-fn test_clip(data: &Path) -> PathBuf {
-    let dir = data.join("testing/frames");
-    let mut clips: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    clips.sort();
-    clips.remove(0)
-}
+use sfn_trainer::export::onnx_errors;
+use sfn_trainer::train::frame_format;
 
 #[test]
 fn streaming_equals_batch_evaluation() {
