@@ -12,7 +12,7 @@ use sfn_infer::{BackendKind, ExportedModel};
 use sfn_scoring::{error_map, error_summary, fit_calibration, CalibrationSettings, CausalCalibration};
 use sfn_sources::{FrameSource, ImageFolder, ImageFolderOptions};
 
-use crate::replay::HostError;
+use crate::replay::{clip_dirs, HostError};
 
 /// What to calibrate on.
 #[derive(Clone, Debug)]
@@ -39,22 +39,13 @@ pub struct CalibrateReport {
 
 /// Clip folders of normal footage in `inputs` (see [`CalibrateOptions::inputs`]), in order.
 pub fn normal_clips(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, HostError> {
-    let subdirs = |dir: &Path| -> Result<Vec<PathBuf>, HostError> {
-        let mut d: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|source| HostError::Io { path: dir.into(), source })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
-            .collect();
-        d.sort();
-        Ok(d)
-    };
     let mut clips = Vec::new();
     for input in inputs {
         let training = input.join("training/frames");
         if training.is_dir() {
-            clips.extend(subdirs(&training)?);
+            clips.extend(clip_dirs(&training)?);
         } else if input.is_dir() {
-            let sub = subdirs(input)?;
+            let sub = clip_dirs(input)?;
             if sub.is_empty() {
                 clips.push(input.clone());
             } else {

@@ -64,6 +64,17 @@ pub struct ClipInput {
 /// Frame labels per clip.
 pub type Labels = BTreeMap<String, Vec<u8>>;
 
+/// The clip folders in `dir` (hidden ones left out), sorted by name.
+pub fn clip_dirs(dir: &Path) -> Result<Vec<PathBuf>, HostError> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| HostError::Io { path: dir.into(), source })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
 /// Clips and labels of the inputs.
 pub fn discover(inputs: &[PathBuf]) -> Result<(Vec<ClipInput>, Option<Labels>), HostError> {
     let mut clips = Vec::new();
@@ -71,12 +82,7 @@ pub fn discover(inputs: &[PathBuf]) -> Result<(Vec<ClipInput>, Option<Labels>), 
     for input in inputs {
         let frames = input.join("testing/frames");
         if frames.is_dir() {
-            let mut dirs: Vec<PathBuf> = std::fs::read_dir(&frames)
-                .map_err(|source| HostError::Io { path: frames.clone(), source })?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
-                .collect();
-            dirs.sort();
+            let dirs = clip_dirs(&frames)?;
             if dirs.is_empty() {
                 return Err(HostError::Input { path: frames, reason: "no clip folders".into() });
             }

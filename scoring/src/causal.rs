@@ -133,23 +133,23 @@ impl CausalScorer {
     }
 
     fn sanitize_visual(&mut self, x: f32) -> f64 {
-        if x.is_finite() {
-            self.last_visual = Some(x);
-            f64::from(x)
-        } else {
-            self.non_finite += 1;
-            self.last_visual.map_or(self.visual_mean, f64::from)
-        }
+        sanitize(x, &mut self.last_visual, self.visual_mean, &mut self.non_finite)
     }
 
     fn sanitize_semantic(&mut self, x: f32) -> f64 {
-        if x.is_finite() {
-            self.last_semantic = Some(x);
-            f64::from(x)
-        } else {
-            self.non_finite += 1;
-            self.last_semantic.map_or(self.semantic_mean, f64::from)
-        }
+        sanitize(x, &mut self.last_semantic, self.semantic_mean, &mut self.non_finite)
+    }
+}
+
+/// `x` if finite (remembered in `last`), else the last finite value of the stream or, before any,
+/// `mean`; each replacement is counted.
+fn sanitize(x: f32, last: &mut Option<f32>, mean: f64, non_finite: &mut u64) -> f64 {
+    if x.is_finite() {
+        *last = Some(x);
+        f64::from(x)
+    } else {
+        *non_finite += 1;
+        last.map_or(mean, f64::from)
     }
 }
 
