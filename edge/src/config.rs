@@ -255,6 +255,26 @@ pub struct MqttConfig {
     pub spool_max: usize,
     #[serde(default = "default_ring")]
     pub score_ring: usize,
+    /// Home Assistant MQTT discovery (off unless this table is present).
+    #[serde(default)]
+    pub home_assistant: Option<HomeAssistantConfig>,
+}
+
+/// Home Assistant MQTT discovery: retained configs for an alarm `binary_sensor` and an anomaly-score
+/// `sensor`, re-published when Home Assistant's birth message arrives.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HomeAssistantConfig {
+    /// Home Assistant's discovery prefix; its birth topic is `<discovery_prefix>/status`.
+    #[serde(default = "default_discovery_prefix")]
+    pub discovery_prefix: String,
+    /// The device's name in Home Assistant (default: `device`).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+fn default_discovery_prefix() -> String {
+    "homeassistant".into()
 }
 
 fn default_mqtt_port() -> u16 {
@@ -383,6 +403,12 @@ impl EdgeConfig {
         }
         if c.frame_size.iter().any(|&s| s < 8) {
             return bad("captions.frame_size", format!("{:?}: each side must be >= 8", c.frame_size));
+        }
+        if let Some(ha) = self.sinks.mqtt.as_ref().and_then(|m| m.home_assistant.as_ref()) {
+            let p = &ha.discovery_prefix;
+            if p.is_empty() || p.starts_with('/') || p.ends_with('/') || p.contains(['+', '#', '\0']) {
+                return bad("sinks.mqtt.home_assistant.discovery_prefix", format!("{p:?}: must be a topic without + # and without a leading or trailing /"));
+            }
         }
         if !(self.health.period_s.is_finite() && self.health.period_s > 0.0) {
             return bad("health.period_s", format!("{}: must be > 0", self.health.period_s));

@@ -48,6 +48,10 @@ pub struct Health {
     pub fps: f64,
     pub alarms: u64,
     pub alarm_active: bool,
+    /// The latest causal score (None until the first scored frame).
+    pub score: Option<f32>,
+    /// The highest causal score since the previous status.
+    pub score_peak: Option<f32>,
     pub captions: Option<crate::captions::CaptionStats>,
     /// Seconds since the last good caption.
     pub caption_age_s: Option<f64>,

@@ -7,6 +7,7 @@ pub mod captions;
 pub mod config;
 pub mod gpio;
 pub mod health;
+pub mod homeassistant;
 pub mod logging;
 pub mod mqtt;
 pub mod notify;

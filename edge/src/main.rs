@@ -4,8 +4,13 @@
 //! sfn-edge check --config edge.toml [--set section.key=value ...]   validate config and model, run nothing
 //! sfn-edge run   --config edge.toml [--set section.key=value ...] [--max-frames N]
 //! ```
+//!
+//! Exit status: 0 done (source ended, `--max-frames` reached, or SIGTERM / SIGINT); 78 (EX_CONFIG) the
+//! config or the model it names is unusable, which a restart cannot fix (the systemd units do not
+//! restart on it); 1 anything else (e.g. the camera cannot be opened or fails: worth a restart).
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -45,13 +50,54 @@ enum Cmd {
     },
 }
 
-fn main() -> Result<()> {
+/// sysexits.h's EX_CONFIG: `RestartPreventExitStatus=78` in the units.
+const EX_CONFIG: u8 = 78;
+
+/// An error that a restart cannot fix (exit status [`EX_CONFIG`]).
+#[derive(Debug)]
+struct ConfigFault(anyhow::Error);
+
+impl std::fmt::Display for ConfigFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigFault {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+fn config_fault(e: impl Into<anyhow::Error>) -> anyhow::Error {
+    ConfigFault(e.into()).into()
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     sfn_edge::logging::init(cli.log_format, "info");
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line for the journal with the chain of causes (those not already quoted by the one above).
+            let mut line = String::new();
+            for cause in e.chain().map(|c| c.to_string()) {
+                if !line.contains(&cause) {
+                    line = if line.is_empty() { cause } else { format!("{line}: {cause}") };
+                }
+            }
+            let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+            tracing::error!("{line}");
+            ExitCode::from(if e.is::<ConfigFault>() { EX_CONFIG } else { 1 })
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Check { config, set } => {
-            let cfg = EdgeConfig::load(&config, &set)?;
-            let rt = setup::runtime(&cfg, false).with_context(|| format!("checking {}", config.display()))?;
+            let cfg = EdgeConfig::load(&config, &set).map_err(config_fault)?;
+            let rt = setup::runtime(&cfg, false).with_context(|| format!("checking {}", config.display())).map_err(config_fault)?;
             let source = setup::source(&cfg).with_context(|| format!("opening the source of {}", config.display()))?;
             let m = rt.pipeline.manifest();
             let k = &cfg.sinks;
@@ -72,8 +118,8 @@ fn main() -> Result<()> {
             );
         }
         Cmd::Run { config, set, max_frames } => {
-            let cfg = EdgeConfig::load(&config, &set)?;
-            let mut rt = setup::runtime(&cfg, true)?;
+            let cfg = EdgeConfig::load(&config, &set).map_err(config_fault)?;
+            let mut rt = setup::runtime(&cfg, true).map_err(config_fault)?;
             let mut source = setup::source(&cfg)?;
             tracing::info!(source = %source.describe(), backend = %rt.pipeline.backend(), "running");
             // Under systemd (Type=notify): ready now, watchdog pings and status from the frame loop.

@@ -14,7 +14,9 @@ pub struct MqttSink {
 }
 
 impl MqttSink {
-    pub fn connect(device: &str, cfg: &MqttConfig) -> Result<Self, SinkError> {
+    /// Starts the reporter for `device`; `model_id` (the model's id in packets) goes into Home
+    /// Assistant's device block when discovery is on.
+    pub fn connect(device: &str, cfg: &MqttConfig, model_id: [u8; 4]) -> Result<Self, SinkError> {
         let name = format!("mqtt {}:{}", cfg.host, cfg.port);
         let mut o = sfn_mqtt::ReporterOptions::new(device, &cfg.spool_dir);
         o.prefix = cfg.prefix.clone();
@@ -22,6 +24,9 @@ impl MqttSink {
         o.port = cfg.port;
         o.spool_max = cfg.spool_max;
         o.ring_max = cfg.score_ring;
+        if let Some(ha) = &cfg.home_assistant {
+            o.discovery = Some(crate::homeassistant::discovery(ha, device, &o.topics(), model_id));
+        }
         if let (Some(u), Some(p)) = (&cfg.username, &cfg.password) {
             o.credentials = Some((u.clone(), p.clone()));
         }

@@ -69,6 +69,9 @@ pub struct Runtime {
     started: Instant,
     last_health: Instant,
     alarm_active: bool,
+    /// The latest causal score, and the highest since the last status.
+    last_score: Option<f32>,
+    period_peak: Option<f32>,
 }
 
 impl Runtime {
@@ -89,6 +92,8 @@ impl Runtime {
             started: now,
             last_health: now,
             alarm_active: false,
+            last_score: None,
+            period_peak: None,
         }
     }
 
@@ -112,6 +117,8 @@ impl Runtime {
             fps: self.summary.frames_in as f64 / up.max(1e-9),
             alarms: self.summary.alarms,
             alarm_active: self.alarm_active,
+            score: self.last_score,
+            score_peak: self.period_peak,
             captions: self.captions.as_ref().map(|c| c.scheduler.stats.clone()),
             caption_age_s: self.captions.as_ref().and_then(|c| c.last_good.map(|t| t.elapsed().as_secs_f64())),
             sink_errors: self.summary.sink_errors,
@@ -195,6 +202,10 @@ impl Runtime {
             self.each_sink(&mut |s| s.alarm(state, &ev, &bytes, &json));
         }
         self.alarm_active = matches!(out.alarm, AlarmState::Raised | AlarmState::Active);
+        if out.score.is_finite() {
+            self.last_score = Some(out.score);
+            self.period_peak = Some(self.period_peak.map_or(out.score, |p| p.max(out.score)));
+        }
         if let Some(f) = self.on_alarm_state.as_mut() {
             f(out.alarm);
         }
@@ -207,6 +218,7 @@ impl Runtime {
             tracing::info!(fps = h.fps, p50_ms = ?h.latency_p50_ms, p99_ms = ?h.latency_p99_ms, frames = h.frames_in, alarms = h.alarms, "health");
             let json = serde_json::to_string(&h).unwrap_or_default();
             self.each_sink(&mut |s| s.status(&json));
+            self.period_peak = None;
         }
         Ok(Some(out))
     }

@@ -56,6 +56,9 @@ pub fn caption_provider(cfg: &EdgeConfig) -> Result<Option<Box<dyn sfn_captions:
 
 /// Pipeline, caption worker and (with `open_sinks`) the sinks.
 pub fn runtime(cfg: &EdgeConfig, open_sinks: bool) -> Result<Runtime> {
+    if !cfg.model.dir.is_dir() {
+        bail!("model.dir {}: no such directory (an export by `sfn-train export`)", cfg.model.dir.display());
+    }
     let pipeline = Pipeline::open(&cfg.model.dir, &backend(cfg), cfg.alarm.clone())?;
     let mut rt = Runtime::new(pipeline, &cfg.device);
     rt.health_period = std::time::Duration::from_secs_f64(cfg.health.period_s);
@@ -88,13 +91,13 @@ pub fn runtime(cfg: &EdgeConfig, open_sinks: bool) -> Result<Runtime> {
         }
     }
     if open_sinks {
-        rt.sinks = sinks(cfg)?;
+        rt.sinks = sinks(cfg, rt.pipeline.model_id())?;
     }
     Ok(rt)
 }
 
-/// The configured sinks, opened.
-pub fn sinks(cfg: &EdgeConfig) -> Result<Vec<Box<dyn Sink>>> {
+/// The configured sinks, opened (`model_id`: the model's id in packets, for MQTT discovery).
+pub fn sinks(cfg: &EdgeConfig, model_id: [u8; 4]) -> Result<Vec<Box<dyn Sink>>> {
     let s = &cfg.sinks;
     let mut out: Vec<Box<dyn Sink>> = Vec::new();
     if s.stdout {
@@ -113,7 +116,7 @@ pub fn sinks(cfg: &EdgeConfig) -> Result<Vec<Box<dyn Sink>>> {
         out.push(Box::new(FramedWriter::serial(p)?));
     }
     if let Some(m) = &s.mqtt {
-        out.push(Box::new(crate::mqtt::MqttSink::connect(&cfg.device, m)?));
+        out.push(Box::new(crate::mqtt::MqttSink::connect(&cfg.device, m, model_id)?));
     }
     Ok(out)
 }

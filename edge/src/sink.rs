@@ -104,8 +104,10 @@ impl Sink for JsonLines {
         }
         self.line(&Line { kind: "frame", out })
     }
+    /// Alarm lines are flushed at once (frame lines are buffered): a reader tailing the file sees an
+    /// alarm when it happens, and a crash cannot lose it.
     fn alarm(&mut self, _state: AlarmState, _event: &AlarmEvent, _packet: &[u8], json: &str) -> Result<(), SinkError> {
-        writeln!(self.out, "{json}").map_err(|e| SinkError { sink: self.name.clone(), reason: e.to_string() })
+        writeln!(self.out, "{json}").and_then(|_| self.out.flush()).map_err(|e| SinkError { sink: self.name.clone(), reason: e.to_string() })
     }
     fn flush(&mut self) -> Result<(), SinkError> {
         self.out.flush().map_err(|e| SinkError { sink: self.name.clone(), reason: e.to_string() })

@@ -79,3 +79,172 @@ fn sfn_edge_reports_to_mosquitto() {
     // The spool is empty: every alarm was acknowledged.
     assert_eq!(std::fs::read_dir(tmp.path().join("spool")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".sfna")).count(), 0);
 }
+
+/// Collects what a subscriber receives: (topic, payload, retain flag).
+struct Subscriber {
+    client: Client,
+    rx: std::sync::mpsc::Receiver<(String, Vec<u8>, bool)>,
+    got: Vec<(String, Vec<u8>, bool)>,
+}
+
+impl Subscriber {
+    fn new(id: &str, port: u16, filters: &[&str]) -> Subscriber {
+        let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(5));
+        let (client, mut conn) = Client::new(o, 100);
+        for f in filters {
+            client.subscribe(*f, QoS::AtLeastOnce).unwrap();
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (sub_tx, sub_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for ev in conn.iter() {
+                match ev {
+                    Ok(Event::Incoming(Packet::Publish(p))) if tx.send((p.topic.clone(), p.payload.to_vec(), p.retain)).is_err() => break,
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = sub_tx.send(());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                    _ => {}
+                }
+            }
+        });
+        for _ in filters {
+            sub_rx.recv_timeout(Duration::from_secs(5)).expect("SUBACK");
+        }
+        Subscriber { client, rx, got: Vec::new() }
+    }
+
+    /// Receives until `done` holds for what was received (or `secs` pass); true if it did.
+    fn until(&mut self, secs: u64, done: impl Fn(&[(String, Vec<u8>, bool)]) -> bool) -> bool {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while !done(&self.got) {
+            if Instant::now() > end {
+                return false;
+            }
+            if let Ok(m) = self.rx.recv_timeout(Duration::from_millis(50)) {
+                self.got.push(m);
+            }
+        }
+        true
+    }
+
+    fn on(&self, topic: &str) -> Vec<(Vec<u8>, bool)> {
+        self.got.iter().filter(|(t, _, _)| t == topic).map(|(_, p, r)| (p.clone(), *r)).collect()
+    }
+}
+
+fn count(got: &[(String, Vec<u8>, bool)], topic: &str) -> usize {
+    got.iter().filter(|(t, _, _)| t == topic).count()
+}
+
+/// Home Assistant discovery: retained configs for the alarm binary_sensor and the score sensor on
+/// connect, published again when Home Assistant's birth message (`homeassistant/status` = online)
+/// arrives, and nothing for other payloads; the status carries the score the sensor reads.
+#[test]
+fn home_assistant_discovery_on_connect_and_on_birth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _broker = mosquitto(tmp.path(), port);
+    let mut sub = Subscriber::new("ha-sub", port, &["homeassistant/#", "sfn/hacam/#"]);
+    let (data, onnx) = sfn_e2e::fixture(tmp.path());
+    let cfg = tmp.path().join("edge.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "device = \"hacam\"\n[model]\ndir = \"{}\"\n[source]\nkind = \"folder\"\npath = \"{}\"\nrealtime = true\nfps = 8\n[alarm]\nthreshold = -1e9\n[health]\nperiod_s = 0.5\n[sinks.mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nspool_dir = \"{}\"\n[sinks.mqtt.home_assistant]\nname = \"Hall camera\"\n",
+            onnx.display(),
+            sfn_e2e::test_clip(&data).display(),
+            tmp.path().join("spool").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sfn-edge")).args(["run", "--config", cfg.to_str().unwrap()]).env("RUST_LOG", "warn").spawn().unwrap();
+    let alarm_cfg = "homeassistant/binary_sensor/sfn_hacam/alarm/config";
+    let score_cfg = "homeassistant/sensor/sfn_hacam/score/config";
+    assert!(sub.until(10, |g| count(g, alarm_cfg) == 1 && count(g, score_cfg) == 1), "{:?}", sub.got);
+    // Not a birth message: nothing again. Then Home Assistant comes online: configs again.
+    sub.client.publish("homeassistant/status", QoS::AtLeastOnce, false, "offline").unwrap();
+    sub.client.publish("homeassistant/other", QoS::AtLeastOnce, false, "online").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    sub.client.publish("homeassistant/status", QoS::AtLeastOnce, false, "online").unwrap();
+    assert!(sub.until(5, |g| count(g, alarm_cfg) == 2 && count(g, score_cfg) == 2), "{:?}", sub.got);
+    assert!(sub.until(5, |g| g.iter().any(|(t, p, _)| t == "sfn/hacam/status" && serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["score_peak"].is_number()))), "{:?}", sub.got);
+    assert!(child.wait().unwrap().success());
+    assert!(sub.until(5, |g| g.iter().any(|(t, p, _)| t == "sfn/hacam/available" && p == b"offline")));
+    assert_eq!(count(&sub.got, alarm_cfg), 2, "exactly once on connect and once on birth");
+
+    let alarm: serde_json::Value = serde_json::from_slice(&sub.on(alarm_cfg)[0].0).unwrap();
+    assert_eq!(alarm["device_class"], "problem");
+    assert_eq!(alarm["state_topic"], "sfn/hacam/alarm/json");
+    assert_eq!(alarm["availability_topic"], "sfn/hacam/available");
+    assert_eq!(alarm["device"]["name"], "Hall camera");
+    assert_eq!(alarm["device"]["sw_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(alarm["device"]["model_id"].as_str().map(str::len), Some(8));
+    let score: serde_json::Value = serde_json::from_slice(&sub.on(score_cfg)[0].0).unwrap();
+    assert_eq!((score["state_topic"].as_str(), score["value_template"].as_str()), (Some("sfn/hacam/status"), Some("{{ value_json.score_peak }}")));
+    // The alarm JSON the binary sensor's template reads.
+    let raised: serde_json::Value = serde_json::from_slice(&sub.on("sfn/hacam/alarm/json")[0].0).unwrap();
+    assert_eq!(raised["state"], "raised");
+
+    // A hub that starts later finds the configs retained.
+    let mut late = Subscriber::new("ha-late", port, &["homeassistant/#"]);
+    assert!(late.until(5, |g| g.len() == 2), "{:?}", late.got);
+    assert!(late.got.iter().all(|(_, _, retain)| *retain), "{:?}", late.got);
+}
+
+/// SIGTERM while an alarm is up: exit 0 within 5 s; with the broker away the alarm stays in the spool,
+/// and after a restart with the broker back every alarm arrives once, in order, then `offline`.
+#[test]
+fn sigterm_with_an_alarm_up_loses_no_alarm_across_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (data, onnx) = sfn_e2e::fixture(tmp.path());
+    let spool = tmp.path().join("spool");
+    let spooled = || std::fs::read_dir(&spool).map_or(0, |d| d.filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".sfna")).count());
+    // Run k starts its clock at k * 100 s, so its alarm is told apart by start_ms.
+    let run_until_alarm = |k: u64| {
+        let cfg = tmp.path().join(format!("edge{k}.toml"));
+        let log = tmp.path().join(format!("alarms{k}.jsonl"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "device = \"termcam\"\n[model]\ndir = \"{}\"\n[source]\nkind = \"folder\"\npath = \"{}\"\nrealtime = true\nfps = 10\nstart_time_ms = {}\n[alarm]\nthreshold = -1e9\n[sinks]\njson_file = \"{}\"\n[sinks.mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nspool_dir = \"{}\"\n",
+                onnx.display(),
+                sfn_e2e::test_clip(&data).display(),
+                k * 100_000,
+                log.display(),
+                spool.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sfn-edge")).args(["run", "--config", cfg.to_str().unwrap()]).env("RUST_LOG", "off").stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let end = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&log).unwrap_or_default().contains("\"raised\"") {
+            assert!(Instant::now() < end, "no alarm raised");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let t0 = Instant::now();
+        assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success());
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        // Stopped mid-clip (30 frames at 10 fps), not at its end.
+        let summary: serde_json::Value = serde_json::from_slice(&o.stderr).unwrap();
+        assert!(summary["frames_in"].as_u64().unwrap() < 25, "{summary}");
+    };
+    // Two runs while the broker is away: both alarms wait in the spool.
+    run_until_alarm(1);
+    assert_eq!(spooled(), 1);
+    run_until_alarm(2);
+    assert_eq!(spooled(), 2);
+    // The broker is back: the third run delivers the two spooled alarms first, then its own.
+    let _broker = mosquitto(tmp.path(), port);
+    let mut sub = Subscriber::new("term-sub", port, &["sfn/termcam/#"]);
+    run_until_alarm(3);
+    assert!(sub.until(5, |g| g.iter().any(|(t, p, _)| t == "sfn/termcam/available" && p == b"offline")), "{:?}", sub.got);
+    let starts: Vec<u64> = sub.on("sfn/termcam/alarm/json").iter().map(|(p, _)| serde_json::from_slice::<serde_json::Value>(p).unwrap()["start_ms"].as_u64().unwrap() / 100_000).collect();
+    assert_eq!(starts, [1, 2, 3], "each alarm once, in order");
+    assert_eq!(sub.on("sfn/termcam/alarm").len(), 3);
+    assert_eq!(spooled(), 0);
+}

@@ -58,6 +58,38 @@ fn sfn_edge_check_and_run() {
     assert!(!ok && err.contains("decoder.onnx") && !err.contains("panicked"), "{err}");
 }
 
+/// Exit status for the service manager: 78 (EX_CONFIG, not restarted by the units) for a config or
+/// model that cannot work, 1 for a source that may come back; the error on one line naming the key or
+/// path.
+#[test]
+fn exit_status_tells_config_faults_from_runtime_faults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, onnx) = fixture(tmp.path());
+    let cfg = tmp.path().join("edge.toml");
+    let toml = format!("device = \"cam1\"\n[model]\ndir = \"{}\"\n[source]\nkind = \"folder\"\npath = \"{}\"\nrealtime = false\n", onnx.display(), test_clip(&data).display());
+    std::fs::write(&cfg, toml).unwrap();
+    let c = cfg.to_str().unwrap();
+    let status = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_sfn-edge")).args(args).env("RUST_LOG", "warn").output().unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    for cmd in ["check", "run"] {
+        let (code, err) = status(&[cmd, "--config", c, "--set", "alarm.threshold=\"high\""]);
+        assert_eq!(code, Some(78), "{err}");
+        assert!(err.contains("threshold") && err.trim().lines().count() == 1, "{err}");
+        let (code, err) = status(&[cmd, "--config", c, "--set", "model.dir=\"/no/such/model\""]);
+        assert_eq!(code, Some(78), "{err}");
+        assert!(err.contains("model.dir /no/such/model"), "{err}");
+        let (code, err) = status(&[cmd, "--config", c, "--set", "source.path=\"/no/such/frames\""]);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains("/no/such/frames"), "{err}");
+    }
+    let (code, err) = status(&["check", "--config", &tmp.path().join("missing.toml").to_string_lossy()]);
+    assert_eq!(code, Some(78), "{err}");
+    assert!(err.contains("missing.toml"), "{err}");
+    assert_eq!(status(&["check", "--config", c]).0, Some(0));
+}
+
 /// The shipped example config passes `check` (it points at the committed Ped2 model and a Ped2 clip in
 /// ../shared, present in CI).
 #[test]

@@ -15,6 +15,11 @@
 //! | `<prefix>/<device>/alarm/json` | 1 | no | the caller's JSON mirror of the same alarm, as given (not validated) |
 //! | `<prefix>/<device>/score` | 0 | no | a batch: the concatenation of up to `batch_max` (32) score payloads, in push order |
 //! | `<prefix>/<device>/status` | 1 | yes | the caller's JSON status, as given; republished after each reconnect |
+//! | discovery topics (optional, e.g. `homeassistant/.../config`) | 1 | yes | the caller's discovery configs, on each connect and when the hub's birth topic says `online` |
+//!
+//! The reporter publishes only. With [`ReporterOptions::discovery`] set it subscribes to exactly
+//! one topic, the hub's birth topic (Home Assistant: `homeassistant/status`), and the only thing a
+//! message there can do is make it publish the same discovery configs again.
 //!
 //! **Score framing.** Each score payload (at most [`MAX_SCORE_BYTES`] = 64 bytes) is copied
 //! into the batch as-is, with nothing added between payloads. The caller must therefore make
@@ -74,7 +79,7 @@ pub mod state;
 
 pub use options::{ReporterOptions, TlsOptions, MAX_PAYLOAD_BYTES, MAX_SCORE_BYTES};
 pub use reporter::Reporter;
-pub use state::{Stats, Topics, OFFLINE, ONLINE};
+pub use state::{Discovery, Stats, Topics, OFFLINE, ONLINE};
 
 /// Errors of this crate. Network trouble is never an error: it is what the spool is for.
 #[derive(Debug, thiserror::Error)]

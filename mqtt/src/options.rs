@@ -9,7 +9,7 @@ use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::state::{StateConfig, Topics, OFFLINE};
+use crate::state::{Discovery, StateConfig, Topics, OFFLINE};
 use crate::Error;
 
 /// Largest score payload accepted by [`crate::Reporter::push_score`].
@@ -118,6 +118,10 @@ pub struct ReporterOptions {
     /// How long [`crate::Reporter::shutdown`] keeps delivering queued alarms before going
     /// offline (default 2 s).
     pub shutdown_grace: Duration,
+    /// Retained discovery configs for a home-automation hub (default none), published on each
+    /// connect and when the hub's birth topic says `online`; that topic is then the reporter's only
+    /// subscription, and nothing received on it changes anything but this re-publishing.
+    pub discovery: Option<Discovery>,
 }
 
 impl ReporterOptions {
@@ -141,6 +145,7 @@ impl ReporterOptions {
             backoff_min: Duration::from_millis(250),
             backoff_max: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(2),
+            discovery: None,
         }
     }
 
@@ -183,6 +188,15 @@ impl ReporterOptions {
         if self.backoff_min.is_zero() {
             return bad("backoff_min must be positive".into());
         }
+        if let Some(d) = &self.discovery {
+            let wildcard = |t: &str| t.is_empty() || t.contains(['+', '#', '\0']);
+            if wildcard(&d.birth_topic) || d.messages.iter().any(|(t, _)| wildcard(t)) {
+                return bad("discovery topics must be non-empty without + # NUL".into());
+            }
+            if let Some((t, p)) = d.messages.iter().find(|(_, p)| p.len() > MAX_PAYLOAD_BYTES) {
+                return bad(format!("discovery payload for {t} is {} bytes (max {MAX_PAYLOAD_BYTES})", p.len()));
+            }
+        }
         Ok(())
     }
 
@@ -196,6 +210,7 @@ impl ReporterOptions {
             ring_max: self.ring_max,
             shutdown_grace: self.shutdown_grace,
             max_unconfirmed: 64,
+            discovery: self.discovery.clone(),
         }
     }
 

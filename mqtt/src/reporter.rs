@@ -57,6 +57,8 @@ enum ConnEvent {
     Disconnected(String),
     Published(u16),
     PubAck(u16),
+    /// A message on the one subscribed topic (the hub's birth topic).
+    Message(String, Vec<u8>),
     Exited,
 }
 
@@ -307,6 +309,7 @@ impl Driver {
             }
             ConnEvent::Published(pkid) => Input::Published { pkid },
             ConnEvent::PubAck(pkid) => Input::PubAck { pkid },
+            ConnEvent::Message(topic, payload) => Input::Message { topic, payload },
             ConnEvent::Exited => return None,
         })
     }
@@ -384,6 +387,13 @@ impl Driver {
                         let _ = c.try_disconnect();
                     }
                 }
+                Action::Subscribe { topic } => {
+                    if let Some(c) = &self.client {
+                        if let Err(e) = c.try_subscribe(topic, QoS::AtLeastOnce) {
+                            tracing::debug!("mqtt: subscribe not queued: {e}");
+                        }
+                    }
+                }
             }
         }
         disconnect
@@ -456,6 +466,11 @@ fn connection_thread(opts: MqttOptions, cap: usize, mut backoff: Backoff, link: 
                 }
                 Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
                     if !send(ConnEvent::PubAck(ack.pkid)) {
+                        break "reporter gone".to_string();
+                    }
+                }
+                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                    if !send(ConnEvent::Message(p.topic, p.payload.to_vec())) {
                         break "reporter gone".to_string();
                     }
                 }

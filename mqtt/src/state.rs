@@ -85,14 +85,30 @@ pub struct StateConfig {
     /// Score batches are only handed to the client while fewer than this many publishes wait
     /// for rumqttc to take them (keeps rumqttc's request channel from ever filling up).
     pub max_unconfirmed: usize,
+    /// Retained discovery configs (e.g. Home Assistant's), published on every connect and again
+    /// whenever the birth topic says `online`.
+    pub discovery: Option<Discovery>,
 }
+
+/// Retained configuration messages for a home-automation hub (Home Assistant's MQTT discovery).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Discovery {
+    /// The hub's status topic (Home Assistant: `homeassistant/status`); the only topic the reporter
+    /// subscribes to. A message `online` there re-publishes `messages`; nothing else is read from it.
+    pub birth_topic: String,
+    /// (topic, payload): published retained, QoS 1, in this order.
+    pub messages: Vec<(String, Vec<u8>)>,
+}
+
+/// The hub's birth payload that asks for the discovery configs again.
+pub const BIRTH_ONLINE: &[u8] = b"online";
 
 impl StateConfig {
     /// Capacity the rumqttc request channel needs so that a `try_publish` of an action of this
     /// state can never find it full: score batches are gated by `max_unconfirmed`, alarms by
     /// `max_inflight_alarms` (two publishes each), plus availability, status and disconnect.
     pub fn request_channel_capacity(&self) -> usize {
-        self.max_unconfirmed + 2 * self.max_inflight_alarms + 8
+        self.max_unconfirmed + 2 * self.max_inflight_alarms + 8 + self.discovery.as_ref().map_or(0, |d| d.messages.len() + 1)
     }
 }
 
@@ -117,6 +133,8 @@ pub enum Input {
     Tick,
     /// The caller asked for a clean shutdown.
     Shutdown,
+    /// A message arrived on a subscribed topic (only [`Discovery::birth_topic`] is subscribed).
+    Message { topic: String, payload: Vec<u8> },
 }
 
 /// A message to publish.
@@ -141,6 +159,8 @@ pub enum Action {
     Disconnect,
     /// Drop the current connection and connect again (packet-id bookkeeping lost its way).
     Reconnect,
+    /// Subscribe to this topic (QoS 1) on the current connection.
+    Subscribe { topic: String },
 }
 
 /// Counters of a reporter. All counts are since this process started the reporter.
@@ -171,6 +191,8 @@ pub struct Stats {
     pub dropped_scores: u64,
     /// Successful connections after the first one.
     pub reconnects: u64,
+    /// Rounds of discovery configs published (one per connect, one per hub birth message).
+    pub discovery_rounds: u64,
     /// Connection attempts that failed (refused, unreachable, TLS, ...). Set by the I/O layer.
     pub connect_failures: u64,
     /// Spool files that could not be written or deleted. Set by the I/O layer.
@@ -192,6 +214,7 @@ enum Tag {
     AlarmPacket(u64),
     AlarmJson(u64),
     Scores,
+    Discovery,
 }
 
 impl Tag {
@@ -237,6 +260,10 @@ pub struct ReporterState {
     shutdown_deadline: Option<Instant>,
     finished: bool,
     stats: Stats,
+    /// Discovery publishes of this connection not yet acknowledged.
+    discovery_outstanding: usize,
+    /// A birth message came while a round was still outstanding: publish again once it is acked.
+    discovery_pending: bool,
 }
 
 impl ReporterState {
@@ -258,6 +285,8 @@ impl ReporterState {
             shutdown_deadline: None,
             finished: false,
             stats: Stats::default(),
+            discovery_outstanding: 0,
+            discovery_pending: false,
         }
     }
 
@@ -334,6 +363,16 @@ impl ReporterState {
                 self.pump_status(out);
             }
             Input::Tick => {}
+            Input::Message { topic, payload } => {
+                let birth = self.cfg.discovery.as_ref().is_some_and(|d| d.birth_topic == topic);
+                if self.connected && birth && payload.trim_ascii() == BIRTH_ONLINE {
+                    if self.discovery_outstanding > 0 {
+                        self.discovery_pending = true;
+                    } else {
+                        self.publish_discovery(out);
+                    }
+                }
+            }
             Input::Shutdown => {
                 if self.shutdown_deadline.is_none() {
                     if self.connected {
@@ -369,6 +408,11 @@ impl ReporterState {
         self.ever_connected = true;
         let topic = self.cfg.topics.available.clone();
         self.emit(Tag::Online, topic, ONLINE.to_vec(), true, out);
+        if let Some(d) = &self.cfg.discovery {
+            let topic = d.birth_topic.clone();
+            self.publish_discovery(out);
+            out.push(Action::Subscribe { topic });
+        }
         if self.status.is_some() {
             self.status_dirty = true;
         }
@@ -396,6 +440,8 @@ impl ReporterState {
         }
         self.status_inflight = false;
         self.status_dirty = self.status.is_some();
+        self.discovery_outstanding = 0;
+        self.discovery_pending = false;
         if self.shutdown_deadline.is_some() {
             self.finish_unclean();
         }
@@ -461,7 +507,24 @@ impl ReporterState {
                 self.status_inflight = false;
                 self.pump_status(out);
             }
+            Tag::Discovery => {
+                self.discovery_outstanding = self.discovery_outstanding.saturating_sub(1);
+                if self.discovery_outstanding == 0 && self.discovery_pending {
+                    self.discovery_pending = false;
+                    self.publish_discovery(out);
+                }
+            }
             Tag::Online | Tag::Offline | Tag::Scores => {}
+        }
+    }
+
+    /// One round of the discovery configs, retained, QoS 1.
+    fn publish_discovery(&mut self, out: &mut Vec<Action>) {
+        let Some(d) = self.cfg.discovery.clone() else { return };
+        self.stats.discovery_rounds += 1;
+        for (topic, payload) in d.messages {
+            self.discovery_outstanding += 1;
+            self.emit(Tag::Discovery, topic, payload, true, out);
         }
     }
 
@@ -628,6 +691,7 @@ mod tests {
             ring_max: 4,
             shutdown_grace: Duration::from_secs(2),
             max_unconfirmed: 4,
+            discovery: None,
         }
     }
 
@@ -650,6 +714,7 @@ mod tests {
         spool: std::collections::BTreeMap<u64, Alarm>,
         disconnects: usize,
         reconnect_requests: usize,
+        subscriptions: Vec<String>,
     }
 
     impl Sim {
@@ -666,6 +731,7 @@ mod tests {
                 spool: Default::default(),
                 disconnects: 0,
                 reconnect_requests: 0,
+                subscriptions: Vec::new(),
             }
         }
         fn feed(&mut self, input: Input) {
@@ -685,6 +751,7 @@ mod tests {
                     }
                     Action::Disconnect => self.disconnects += 1,
                     Action::Reconnect => self.reconnect_requests += 1,
+                    Action::Subscribe { topic } => self.subscriptions.push(topic),
                 }
             }
         }
@@ -1106,6 +1173,46 @@ mod tests {
         }
         s.feed(Input::Shutdown);
         assert!(s.queued.len() <= cap);
+    }
+
+    fn with_discovery() -> StateConfig {
+        let messages = vec![("ha/binary_sensor/x/config".to_string(), b"{\"a\":1}".to_vec()), ("ha/sensor/x/config".to_string(), b"{\"b\":2}".to_vec())];
+        StateConfig { discovery: Some(Discovery { birth_topic: "ha/status".into(), messages }), ..cfg() }
+    }
+
+    #[test]
+    fn discovery_is_published_retained_on_connect_and_on_the_hubs_birth_message() {
+        let mut s = Sim::new(with_discovery());
+        s.feed(Input::Message { topic: "ha/status".into(), payload: b"online".to_vec() });
+        assert!(s.queued.is_empty(), "nothing while disconnected");
+        s.connect();
+        assert_eq!(s.subscriptions, vec!["ha/status".to_string()], "the birth topic is the only subscription");
+        s.settle();
+        let configs = |s: &Sim| s.broker.iter().filter(|p| p.topic.starts_with("ha/") && p.retain && p.qos == Qos::AtLeastOnce).count();
+        assert_eq!(configs(&s), 2);
+        // Other payloads and topics do nothing; "online" publishes the configs again.
+        for (t, p) in [("ha/status", &b"offline"[..]), ("ha/other", b"online"), ("sfn/cam1/status", b"online")] {
+            s.feed(Input::Message { topic: t.into(), payload: p.to_vec() });
+        }
+        s.settle();
+        assert_eq!(configs(&s), 2);
+        s.feed(Input::Message { topic: "ha/status".into(), payload: b"online\n".to_vec() });
+        s.settle();
+        assert_eq!(configs(&s), 4);
+        // A burst of birth messages while a round is on the wire: one more round, not one each.
+        s.feed(Input::Message { topic: "ha/status".into(), payload: b"online".to_vec() });
+        for _ in 0..10 {
+            s.feed(Input::Message { topic: "ha/status".into(), payload: b"online".to_vec() });
+        }
+        s.settle();
+        assert_eq!(configs(&s), 8);
+        assert_eq!(s.st.stats().discovery_rounds, 4);
+        // Reconnect: online, configs and subscription again.
+        s.drop_connection();
+        s.connect();
+        s.settle();
+        assert_eq!(configs(&s), 10);
+        assert_eq!(s.subscriptions.len(), 2);
     }
 
     #[test]
