@@ -2,8 +2,10 @@
 # Install what the test suite needs outside Rust. Idempotent: a machine that already has
 # everything is left untouched and needs no network.
 #   - the rustfmt and clippy components of the Rust toolchain (scripts/test.sh checks formatting and lints).
+#   - cargo-deb (crates.io, pinned): builds the sfn-edge Debian package that scripts/check-deb.sh checks.
 #   - Debian packages (apt-get, sudo when not root): fonts-dejavu-core (plot text), mosquitto (MQTT
-#     tests; no daemon left running), FFmpeg/libclang development packages (sfn-sources video/v4l).
+#     tests; no daemon left running), FFmpeg/libclang development packages (sfn-sources video/v4l),
+#     systemd (systemd-analyze verify of the units), binutils (strip/readelf for the package).
 #   - <repo>/.venv with numpy + scikit-learn: reference for trainer/tests/auc_sklearn.rs;
 #     onnx (checker) and onnxruntime (its libonnxruntime.so is what the `ort` back-end loads):
 #     consumers of the exported models in trainer/tests/export.rs and the benchmarks; safetensors +
@@ -29,6 +31,13 @@ for comp in rustfmt clippy; do
         rustup component add "$comp"
     fi
 done
+cargo_deb_version="3.8.0"
+if [ "$(cargo deb --version 2>/dev/null)" = "cargo-deb $cargo_deb_version" ]; then
+    say "cargo-deb $cargo_deb_version already installed"
+else
+    say "installing cargo-deb $cargo_deb_version (cargo install, about a minute)"
+    cargo install --quiet --locked cargo-deb --version "$cargo_deb_version"
+fi
 apt_updated=""
 apt_installed=""
 # apt_install WHY PKG...: installs those of the Debian packages that are missing (one `apt-get update` per
@@ -71,6 +80,9 @@ fi
 # sfn-sources features: libclang-dev for bindgen (ffmpeg-sys-next, v4l2-sys-mit), linux-libc-dev for
 # linux/videodev2.h, FFmpeg 5.1 headers and libraries + pkg-config for `--features video`.
 apt_install "sfn-sources features video/v4l" pkg-config libclang-dev linux-libc-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
+
+# The Debian package's checks (scripts/check-deb.sh): systemd-analyze, dpkg-deb, readelf, adduser.
+apt_install "Debian package checks" systemd binutils adduser dpkg-dev
 
 # --- python venv --------------------------------------------------------------------------
 if [ -x "$venv/bin/python" ]; then

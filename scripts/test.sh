@@ -22,3 +22,5 @@ cargo clippy --release -p sfn-infer -p sfn-trainer --features sfn-infer/cuda,sfn
 cargo clippy --release -p sfn-edge -p sfn-sources -p sfn-host --all-targets --features sfn-edge/ort,sfn-edge/cuda,sfn-edge/tensorrt,sfn-edge/semantic,sfn-edge/video,sfn-edge/v4l,sfn-edge/gpio-cdev,sfn-host/video -- -D warnings
 cargo test --release --workspace
 cargo test --release -p sfn-sources --features video
+# The camera service as a Debian package: layout, units, the packaged binary; as root a real install.
+bash scripts/check-deb.sh
