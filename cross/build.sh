@@ -2,21 +2,24 @@
 # Build sfn-edge for aarch64-unknown-linux-gnu (Jetson) without rustup targets: Debian's rustc-web/cargo-web
 # with the arm64 libstd-rust-web-dev as sysroot, gcc-aarch64-linux-gnu as linker (see cross/README.md).
 #
-#   cross/build.sh [--gpu] [--verify CLIP_DIR]
+#   cross/build.sh [--gpu | --deb] [--verify CLIP_DIR]
 #
 #   --gpu      the Jetson build: ONNX Runtime (features ort,cuda,tensorrt; libonnxruntime is loaded at run
 #              time, so nothing GPU-specific is linked) and the semantic branch (captions; links candle);
 #              default: the CPU-only tract build without captions.
+#   --deb      the Debian package's build (features v4l, ort, gpio-cdev, as `cargo deb` builds it on
+#              the host), packed by cargo-deb: target/cross/debian/sfn-edge_<version>-1_arm64.deb.
 #   --verify   run the x86_64 and the aarch64 (under qemu-aarch64) binaries on the same clip with the
 #              committed Ped2 model and fixed timestamps, and compare their packets.
 # Output: target/cross/aarch64-unknown-linux-gnu/release/sfn-edge
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-features="" verify=""
+features="" verify="" deb=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --gpu) features="--features ort,cuda,tensorrt,semantic" ;;
+        --deb) features="--features v4l,ort,gpio-cdev" deb=1 ;;
         --verify) verify="$2"; shift ;;
         *) echo "cross/build.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -28,12 +31,20 @@ need() { command -v "$1" >/dev/null 2>&1 || { echo "cross/build.sh: $1 missing: 
 need aarch64-linux-gnu-gcc "gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross"
 
 echo "cross/build.sh: building sfn-edge for aarch64 ${features:-(tract, CPU)}"
+# bindgen (the v4l feature) must read the arm64 kernel headers, not the host's.
+export BINDGEN_EXTRA_CLANG_ARGS_aarch64_unknown_linux_gnu="--sysroot=/usr/aarch64-linux-gnu -I/usr/aarch64-linux-gnu/include"
 # Debian's toolchain (not rustup's) so the arm64 std from libstd-rust-web-dev is found; its own target dir.
 RUSTC=/usr/bin/rustc /usr/bin/cargo build --release -p sfn-edge --target aarch64-unknown-linux-gnu \
     --config cross/cargo-config.toml --target-dir target/cross $features
 bin="target/cross/aarch64-unknown-linux-gnu/release/sfn-edge"
 file "$bin" 2>/dev/null || true
 echo "cross/build.sh: $bin"
+if [ -n "$deb" ]; then
+    need aarch64-linux-gnu-strip binutils-aarch64-linux-gnu
+    command -v cargo-deb >/dev/null 2>&1 || { echo "cross/build.sh: cargo-deb missing (scripts/setup.sh installs it)" >&2; exit 2; }
+    # Pack the binary just built (no second build); cargo-deb strips it with the aarch64 binutils.
+    CARGO_TARGET_DIR=target/cross cargo deb -p sfn-edge --target aarch64-unknown-linux-gnu --no-build --output target/cross/debian
+fi
 
 if [ -n "$verify" ]; then
     need qemu-aarch64 qemu-user
