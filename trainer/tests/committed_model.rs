@@ -77,12 +77,12 @@ fn committed_model_reproduces_its_figures_on_ped2() {
 /// What the committed model (128x192 with a pixel stem; the mean of the frame z-scores of its 32x32
 /// box-max error and of the speed cue) must keep reaching; a regression below any fails. On the folds
 /// (the figures that count): its own scoring 97.66 offline / 99.00 causal micro (mean of A and B),
-/// cross-validated 94.70 / 99.08; on all 8 dev clips 96.94 / 98.97. Its network predicts the held-out
+/// cross-validated 95.95 / 99.05 (no saturated candidates); on all 8 dev clips 96.94 / 98.97. Its network predicts the held-out
 /// normal clips better than copying the last frame, and its error alone detects better than copying's.
 fn floors(r: &Report) {
     let f = r.folds.as_ref().unwrap();
     assert!(f.model.offline_micro_auc.unwrap() >= 0.975 && f.model.causal_micro_auc.unwrap() >= 0.988, "{:?}", f.model);
-    assert!(f.cross_validated.offline_micro_auc.unwrap() >= 0.945 && f.cross_validated.causal_micro_auc.unwrap() >= 0.988, "{:?}", f.cross_validated);
+    assert!(f.cross_validated.offline_micro_auc.unwrap() >= 0.955 && f.cross_validated.causal_micro_auc.unwrap() >= 0.988, "{:?}", f.cross_validated);
     assert!(r.offline.micro_auc.unwrap() >= 0.968, "offline micro {:?}", r.offline.micro_auc);
     assert!(r.causal.micro_auc.unwrap() >= 0.988, "causal micro {:?}", r.causal.micro_auc);
     // The learned part carries weight: the network's error alone beats copying's pooled the same way
