@@ -12,6 +12,7 @@ pub mod logging;
 pub mod mqtt;
 pub mod notify;
 pub mod pipeline;
+pub mod record;
 pub mod runtime;
 pub mod setup;
 pub mod signals;

@@ -3,6 +3,7 @@
 //! ```text
 //! sfn-edge check --config edge.toml [--set section.key=value ...]   validate config and model, run nothing
 //! sfn-edge run   --config edge.toml [--set section.key=value ...] [--max-frames N]
+//! sfn-edge record --config edge.toml --out DIR [--minutes M] [--clip-seconds S] [--every N] [--max-disk MB]
 //! ```
 //!
 //! Exit status: 0 done (source ended, `--max-frames` reached, or SIGTERM / SIGINT); 78 (EX_CONFIG) the
@@ -47,6 +48,31 @@ enum Cmd {
         /// Stop after this many frames.
         #[arg(long)]
         max_frames: Option<u64>,
+    },
+    /// Record normal footage from the configured source into the training layout
+    /// (OUT/training/frames/<clip>/<NNN>.jpg), clips numbered after those already in OUT. No model is
+    /// loaded; the config's [model] section is not checked.
+    Record {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long = "set")]
+        set: Vec<String>,
+        /// The data root to write to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Stop after this many minutes of footage (source frames / source.fps); default: until the source
+        /// ends (files) or SIGTERM / SIGINT.
+        #[arg(long)]
+        minutes: Option<f64>,
+        /// Length of each clip, in seconds of footage.
+        #[arg(long, default_value_t = 60.0)]
+        clip_seconds: f64,
+        /// Keep one frame in N.
+        #[arg(long, default_value_t = 1)]
+        every: u64,
+        /// Stop before the frames written exceed this many MB.
+        #[arg(long)]
+        max_disk: Option<f64>,
     },
 }
 
@@ -116,6 +142,25 @@ fn run(cli: Cli) -> Result<()> {
                 cfg.captions.provider,
                 sinks
             );
+        }
+        Cmd::Record { config, set, out, minutes, clip_seconds, every, max_disk } => {
+            let cfg = EdgeConfig::load(&config, &set).map_err(config_fault)?;
+            let fps = cfg.source.fps;
+            let positive = |v: f64, what: &str| if v.is_finite() && v > 0.0 { Ok(v) } else { Err(config_fault(anyhow::anyhow!("{what} {v}: must be a positive number"))) };
+            let clip_frames = (positive(clip_seconds, "--clip-seconds")? * fps / every.max(1) as f64).round().max(1.0) as u64;
+            let opts = sfn_edge::record::RecordOptions {
+                out: out.clone(),
+                clip_frames,
+                every,
+                max_source_frames: minutes.map(|m| positive(m, "--minutes").map(|m| (m * 60.0 * fps).round() as u64)).transpose()?,
+                max_bytes: max_disk.map(|m| positive(m, "--max-disk").map(|m| (m * 1e6) as u64)).transpose()?,
+            };
+            let mut source = setup::source(&cfg)?;
+            tracing::info!(source = %source.describe(), out = %out.display(), clip_frames, every, "recording");
+            let stop = sfn_edge::signals::install();
+            let s = sfn_edge::record::record(&mut source, &opts, Some(stop), 50)?;
+            tracing::info!(frames = s.frames_written, clips = ?s.clips, "recording stopped: {}", s.stopped);
+            println!("{}", serde_json::to_string_pretty(&s)?);
         }
         Cmd::Run { config, set, max_frames } => {
             let cfg = EdgeConfig::load(&config, &set).map_err(config_fault)?;

@@ -221,3 +221,42 @@ fn sigterm_stops_the_run_gracefully() {
     let frames = summary["frames_in"].as_u64().unwrap();
     assert!((1..30).contains(&frames), "{summary}");
 }
+
+/// `sfn-edge record` turns the configured source into training clips (the model is not loaded), and
+/// `--max-disk` stops it with the reason given.
+#[test]
+fn record_writes_training_clips_from_the_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, _) = fixture(tmp.path());
+    let cfg = tmp.path().join("edge.toml");
+    // 30 frames at 10 fps; clips of 1 s = 10 frames.
+    let toml = format!("device = \"cam1\"\n[model]\ndir = \"not-needed-for-recording\"\n[source]\nkind = \"folder\"\npath = \"{}\"\nrealtime = false\nfps = 10\n", test_clip(&data).display());
+    std::fs::write(&cfg, toml).unwrap();
+    let out = tmp.path().join("recorded");
+    let o = Command::new(env!("CARGO_BIN_EXE_sfn-edge"))
+        .args(["record", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--clip-seconds", "1"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["clips"], serde_json::json!(["01", "02", "03"]), "{s}");
+    assert_eq!(s["frames_written"], 30);
+    assert_eq!(std::fs::read_dir(out.join("training/frames/03")).unwrap().count(), 10);
+    // A second recording continues the numbering; a disk budget of ~12 frames stops it with the reason.
+    let one = std::fs::metadata(out.join("training/frames/01/001.jpg")).unwrap().len() as f64;
+    let mb = format!("{}", one * 12.5 / 1e6);
+    let o = Command::new(env!("CARGO_BIN_EXE_sfn-edge"))
+        .args(["record", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--clip-seconds", "1", "--max-disk", &mb])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["clips"][0], "04", "{s}");
+    assert!(s["stopped"].as_str().unwrap().contains("disk budget"), "{s}");
+    // Bad values are config faults (exit 78) that name the flag.
+    let o = Command::new(env!("CARGO_BIN_EXE_sfn-edge")).args(["record", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--minutes=-1"]).env("RUST_LOG", "warn").output().unwrap();
+    assert_eq!(o.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--minutes"));
+}
