@@ -4,4 +4,5 @@
 pub mod calibrate;
 pub mod decode;
 pub mod replay;
+pub mod threshold;
 pub mod validate;

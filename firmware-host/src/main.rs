@@ -90,6 +90,31 @@ enum Cmd {
         #[arg(long, default_value = "tract")]
         backend: String,
     },
+    /// The alarm threshold from a false-alarm budget: replay normal footage with the config's hysteresis,
+    /// print the curve threshold -> false alarms per hour (with --labels also events detected and delay),
+    /// write OUT/threshold.json and OUT/threshold.png, and print the lowest threshold within the budget.
+    Threshold {
+        /// Export directory (model.json + ONNX).
+        #[arg(long)]
+        model: PathBuf,
+        /// Normal footage of the scene: dataset roots (ROOT/training/frames/<clip>/), folders of clip folders, or clip folders.
+        #[arg(long, required = true, num_args = 1..)]
+        normal: Vec<PathBuf>,
+        /// Labelled footage: a dataset root with testing/frames and testing/labels.json.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// False alarms allowed per hour of normal footage.
+        #[arg(long, default_value_t = 1.0)]
+        max_false_alarms_per_hour: f64,
+        /// An edge config: its alarm.raise_after / clear_after and source.fps (default 3, 10, 10 fps).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "threshold-out")]
+        out: PathBuf,
+        /// tract or onnxruntime (build with --features ort).
+        #[arg(long, default_value = "tract")]
+        backend: String,
+    },
     /// Validate packet streams (OUT/packets/<clip>.bin) against labels.
     Validate {
         #[arg(long)]
@@ -204,6 +229,43 @@ fn main() -> Result<()> {
             let r = replay(&opts)?;
             print_report(&r, false);
             println!("report: {}", out.join("report.json").display());
+        }
+        Cmd::Threshold { model, normal, labels, max_false_alarms_per_hour, config, out, backend: b } => {
+            let (raise_after, clear_after, fps) = match &config {
+                Some(c) => {
+                    let cfg = sfn_edge::config::EdgeConfig::load(c, &[])?;
+                    (cfg.alarm.raise_after, cfg.alarm.clear_after, cfg.source.fps)
+                }
+                None => (3, 10, 10.0),
+            };
+            let opts = sfn_host::threshold::ThresholdOptions {
+                model,
+                normal,
+                labelled: labels,
+                backend: backend(&b)?,
+                raise_after,
+                clear_after,
+                fps,
+                budget_per_hour: max_false_alarms_per_hour,
+                out: out.clone(),
+            };
+            let r = sfn_host::threshold::threshold(&opts)?;
+            println!("{} normal frames ({:.2} h at {fps} fps, one false alarm = {:.1}/h), hysteresis {raise_after} up / {clear_after} down", r.normal_frames, r.normal_hours, r.one_alarm_per_hour);
+            println!("{:>9} {:>8} {:>10} {:>18} {:>12}", "threshold", "false", "false/h", "events detected", "delay (fr)");
+            let every = (r.curve.len() / 24).max(1);
+            for (_, p) in r.curve.iter().enumerate().filter(|(i, p)| i % every == 0 || p.threshold == r.chosen) {
+                let (det, delay) = match &p.labelled {
+                    Some(l) => (format!("{}/{}", l.detected_events, l.events), l.mean_detection_delay_frames.map_or("-".into(), |d| format!("{d:.1}"))),
+                    None => ("-".into(), "-".into()),
+                };
+                let mark = if p.threshold == r.chosen { "  <- chosen" } else { "" };
+                println!("{:>9.2} {:>8} {:>10.2} {:>18} {:>12}{mark}", p.threshold, p.false_alarms, p.false_alarms_per_hour, det, delay);
+            }
+            println!("curve: {}, plot: {}", out.join("threshold.json").display(), out.join("threshold.png").display());
+            if r.budget_per_hour < r.one_alarm_per_hour {
+                println!("note: one false alarm on this footage is {:.1}/h, above the budget: the choice allows none; record more normal footage for a finer figure", r.one_alarm_per_hour);
+            }
+            println!("--set alarm.threshold={}", r.chosen);
         }
         Cmd::Calibrate { model, data, out, backend: b } => {
             let r = sfn_host::calibrate::calibrate(&sfn_host::calibrate::CalibrateOptions { model, inputs: data, out, backend: backend(&b)? })?;

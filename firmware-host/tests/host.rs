@@ -253,3 +253,39 @@ fn host_calibration_refuses_bad_footage_and_writes_nothing() {
     assert!(e.contains("08"), "{e}");
     assert!(!out.exists(), "nothing is written");
 }
+
+/// `sfn-host threshold` on the demo's scene: the chosen threshold raises no alarm on the normal footage
+/// and still detects the intruder in the labelled clips; the curve is written with its plot, and the
+/// last line is the `--set` to paste.
+#[test]
+fn threshold_from_a_false_alarm_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    let (ok, stdout, stderr) = host(&[s("demo"), s("--out"), out.as_os_str()]);
+    assert!(ok, "{stdout}{stderr}");
+    let data = out.join("data");
+    let t = tmp.path().join("thr");
+    let (ok, stdout, stderr) = host(&[s("threshold"), s("--model"), model().as_os_str(), s("--normal"), data.as_os_str(), s("--labels"), data.as_os_str(), s("--out"), t.as_os_str()]);
+    assert!(ok, "{stdout}{stderr}");
+    let r: sfn_host::threshold::ThresholdReport = serde_json::from_str(&std::fs::read_to_string(t.join("threshold.json")).unwrap()).unwrap();
+    assert!(t.join("threshold.png").exists());
+    assert_eq!(stdout.trim().lines().last(), Some(format!("--set alarm.threshold={}", r.chosen).as_str()), "{stdout}");
+    assert_eq!(r.chosen_point.false_alarms, 0);
+    // Every higher candidate is within the budget too, and the one just below is not (else it would be chosen).
+    let i = r.curve.iter().position(|p| p.threshold == r.chosen).unwrap();
+    assert!(r.curve[i..].iter().all(|p| p.false_alarms == 0));
+    assert!(i == 0 || r.curve[i - 1].false_alarms > 0);
+    let l = r.chosen_point.labelled.as_ref().unwrap();
+    assert!(l.events >= 1 && l.detected_events == l.events, "{l:?}");
+    // The same alarms as a replay at that threshold (the edge's hysteresis, the same scores).
+    let rep = tmp.path().join("replay");
+    let th = r.chosen.to_string();
+    let (ok, stdout, stderr) = host(&[s("replay"), s("--model"), model().as_os_str(), s("--data"), data.as_os_str(), s("--out"), rep.as_os_str(), s("--threshold"), s(&th)]);
+    assert!(ok, "{stdout}{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(rep.join("report.json")).unwrap()).unwrap();
+    assert_eq!(v["alarm_metrics"]["detected_events"].as_u64(), Some(l.detected_events as u64));
+    assert_eq!(v["alarm_metrics"]["false_alarms"].as_u64(), Some(l.false_alarms as u64));
+    // Bad input is named.
+    let (ok, _, stderr) = host(&[s("threshold"), s("--model"), model().as_os_str(), s("--normal"), tmp.path().join("nowhere").as_os_str(), s("--out"), t.as_os_str()]);
+    assert!(!ok && stderr.contains("nowhere"), "{stderr}");
+}

@@ -125,6 +125,48 @@ pub fn roc_png(path: &Path, title: &str, curves: &[(&str, &[f32], &[u8])]) -> Re
     write_png_atomic(path, ROC_PLOT_SIZE, pixels)
 }
 
+/// Lines through (x, y) points with axis names and a legend, optionally a vertical marker at `mark_x`
+/// (e.g. a chosen threshold). Non-finite points are left out.
+pub fn lines_png(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[(&str, &[(f64, f64)])], mark_x: Option<(f64, &str)>) -> Result<(), PlotError> {
+    let text = font_path().map(|_| FAMILY);
+    let pixels = render(ROC_PLOT_SIZE, |area| draw_lines(area, text, title, x_desc, y_desc, series, mark_x))?;
+    write_png_atomic(path, ROC_PLOT_SIZE, pixels)
+}
+
+fn draw_lines(area: &Area<'_>, text: Option<&str>, title: &str, x_desc: &str, y_desc: &str, series: &[(&str, &[(f64, f64)])], mark_x: Option<(f64, &str)>) -> Result<(), PlotError> {
+    let pts: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+    if pts.is_empty() {
+        return Err(PlotError::Empty);
+    }
+    let span = |v: &mut dyn Iterator<Item = f64>| {
+        let (lo, hi) = v.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+        let pad = if hi - lo < 1e-12 { 0.5 } else { 0.05 * (hi - lo) };
+        (lo - pad)..(hi + pad)
+    };
+    let (xr, yr) = (span(&mut pts.iter().map(|p| p.0)), span(&mut pts.iter().map(|p| p.1)));
+    let mut builder = ChartBuilder::on(area);
+    builder.margin(15);
+    if let Some(family) = text {
+        builder.caption(title, (family, 22)).x_label_area_size(40).y_label_area_size(50);
+    }
+    let mut chart = builder.build_cartesian_2d(xr, yr.clone()).map_err(draw_err)?;
+    configure_mesh(&mut chart, text, x_desc, y_desc, false)?;
+    if let Some((x, name)) = mark_x {
+        let grey = RGBColor(150, 150, 150);
+        chart
+            .draw_series(DashedLineSeries::new(vec![(x, yr.start), (x, yr.end)], 6, 4, grey.stroke_width(1)))
+            .map_err(draw_err)?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
+    }
+    for (i, (name, p)) in series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let p: Vec<(f64, f64)> = p.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+        chart.draw_series(LineSeries::new(p, color.stroke_width(2))).map_err(draw_err)?.label(*name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    legend(&mut chart, text, SeriesLabelPosition::UpperRight)
+}
+
 /// One panel of [`error_map_png`]: a `height` x `width` image, row-major.
 pub struct Panel<'a> {
     pub title: &'a str,
