@@ -115,7 +115,7 @@ pub fn choose(curve: &[CurvePoint], budget_per_hour: f64) -> Option<usize> {
 
 /// Replays the footage and measures the curve; writes `OUT/threshold.json` and `OUT/threshold.png`.
 pub fn threshold(opts: &ThresholdOptions) -> Result<ThresholdReport, HostError> {
-    if !(opts.fps.is_finite() && opts.fps > 0.0) || !(opts.budget_per_hour.is_finite() && opts.budget_per_hour >= 0.0) {
+    if !(opts.fps.is_finite() && opts.fps > 0.0 && opts.budget_per_hour.is_finite() && opts.budget_per_hour >= 0.0) {
         return Err(HostError::Input { path: opts.model.clone(), reason: format!("fps {} must be > 0 and the false-alarm budget {} >= 0", opts.fps, opts.budget_per_hour) });
     }
     let replay_opts = ReplayOptions {
