@@ -5,7 +5,8 @@
 #   - cargo-deb (crates.io, pinned): builds the sfn-edge Debian package that scripts/check-deb.sh checks.
 #   - Debian packages (apt-get, sudo when not root): fonts-dejavu-core (plot text), mosquitto (MQTT
 #     tests; no daemon left running), FFmpeg/libclang development packages (sfn-sources video/v4l),
-#     systemd (systemd-analyze verify of the units), binutils (strip/readelf for the package).
+#     systemd (systemd-analyze verify of the units), binutils (strip/readelf for the package), the ffmpeg
+#     CLI (serves real network streams to the stream source's tests).
 #   - <repo>/.venv with numpy + scikit-learn: reference for trainer/tests/auc_sklearn.rs;
 #     onnx (checker) and onnxruntime (its libonnxruntime.so is what the `ort` back-end loads):
 #     consumers of the exported models in trainer/tests/export.rs and the benchmarks; safetensors +
@@ -80,6 +81,9 @@ fi
 # sfn-sources features: libclang-dev for bindgen (ffmpeg-sys-next, v4l2-sys-mit), linux-libc-dev for
 # linux/videodev2.h, FFmpeg 5.1 headers and libraries + pkg-config for `--features video`.
 apt_install "sfn-sources features video/v4l" pkg-config libclang-dev linux-libc-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
+# The ffmpeg CLI serves real network streams (MPEG-TS over TCP, MJPEG over HTTP) on loopback to the
+# stream source's tests.
+apt_install "stream servers for the tests" ffmpeg
 
 # The Debian package's checks (scripts/check-deb.sh): systemd-analyze, dpkg-deb, readelf, adduser.
 apt_install "Debian package checks" systemd binutils adduser dpkg-dev

@@ -85,6 +85,17 @@ pub enum SourceKind {
     Folder,
     /// A video file (the `video` feature).
     Video,
+    /// A network stream: rtsp://, http(s):// (MJPEG), tcp:// or udp:// (MPEG-TS) (the `video` feature).
+    Stream,
+}
+
+/// RTSP transport.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RtspTransport {
+    #[default]
+    Tcp,
+    Udp,
 }
 
 /// V4L2 pixel formats.
@@ -131,7 +142,7 @@ fn one() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub kind: SourceKind,
-    /// Device (/dev/video0), folder of frames, or video file.
+    /// Device (/dev/video0), folder of frames, video file, or stream URL (credentials in it are never logged).
     pub path: PathBuf,
     /// Requested capture size and rate (V4L2), or the pacing rate of files.
     #[serde(default)]
@@ -153,6 +164,16 @@ pub struct SourceConfig {
     /// fixed, replays give identical packets.
     #[serde(default)]
     pub start_time_ms: Option<u64>,
+    /// Streams: give up opening or reading after this long without data, then reconnect with backoff.
+    #[serde(default = "default_stream_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Streams: RTSP over TCP (default) or UDP.
+    #[serde(default)]
+    pub rtsp_transport: RtspTransport,
+}
+
+fn default_stream_timeout_ms() -> u64 {
+    5000
 }
 
 fn default_fps() -> f64 {
@@ -368,7 +389,7 @@ impl EdgeConfig {
             }
         };
         rel(&mut cfg.model.dir);
-        if cfg.source.kind != SourceKind::V4l2 {
+        if !matches!(cfg.source.kind, SourceKind::V4l2 | SourceKind::Stream) {
             rel(&mut cfg.source.path);
         }
         if let Some(p) = cfg.captions.jsonl.as_mut() {
@@ -388,6 +409,9 @@ impl EdgeConfig {
         }
         if !(self.source.fps.is_finite() && self.source.fps > 0.0 && self.source.fps <= 1000.0) {
             return bad("source.fps", format!("{}: must be in (0, 1000]", self.source.fps));
+        }
+        if self.source.kind == SourceKind::Stream && self.source.timeout_ms == 0 {
+            return bad("source.timeout_ms", "must be at least 1 ms".into());
         }
         if !self.alarm.threshold.is_finite() {
             return bad("alarm.threshold", "must be a number".into());

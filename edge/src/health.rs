@@ -43,6 +43,8 @@ pub struct Health {
     pub frames_dropped: u64,
     pub bad_frames: u64,
     pub window_restarts: u64,
+    /// Times the camera or stream was lost and reopened.
+    pub source_reconnects: u64,
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
     pub fps: f64,

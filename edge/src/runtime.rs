@@ -39,6 +39,8 @@ pub struct RunSummary {
     pub frames_scored: u64,
     pub source_errors: u64,
     pub frame_errors: u64,
+    /// Times a camera or stream was lost and reopened.
+    pub source_reconnects: u64,
     pub alarms: u64,
     pub sink_errors: u64,
     pub captions: Option<CaptionStats>,
@@ -112,6 +114,7 @@ impl Runtime {
             frames_dropped: self.summary.source_errors + self.summary.frame_errors,
             bad_frames: s.bad_frames,
             window_restarts: s.window_restarts,
+            source_reconnects: self.summary.source_reconnects,
             latency_p50_ms: self.latency.quantile(0.5).map(|u| u as f64 / 1e3),
             latency_p99_ms: self.latency.quantile(0.99).map(|u| u as f64 / 1e3),
             fps: self.summary.frames_in as f64 / up.max(1e-9),
@@ -237,7 +240,9 @@ impl Runtime {
                 tracing::info!(frames = self.summary.frames_in, "stop requested: ending the run");
                 break;
             }
-            match source.next_frame() {
+            let next = source.next_frame();
+            self.summary.source_reconnects = source.reconnects();
+            match next {
                 Ok(Some(frame)) => {
                     consecutive = 0;
                     self.process(frame)?;

@@ -138,6 +138,16 @@ pub fn source(cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>> {
             #[cfg(not(feature = "video"))]
             bail!("source.kind = \"video\" needs a build with the `video` feature (FFmpeg)")
         }
+        config::SourceKind::Stream => {
+            #[cfg(feature = "video")]
+            {
+                let url = s.path.to_string_lossy();
+                let o = sfn_sources::StreamOptions { timeout: std::time::Duration::from_millis(s.timeout_ms), rtsp_tcp: s.rtsp_transport == config::RtspTransport::Tcp, ..Default::default() };
+                Box::new(sfn_sources::open_stream(&url, o)?)
+            }
+            #[cfg(not(feature = "video"))]
+            bail!("source.kind = \"stream\" needs a build with the `video` feature (FFmpeg)")
+        }
         config::SourceKind::V4l2 => {
             #[cfg(feature = "v4l")]
             {

@@ -2,6 +2,8 @@
 //!
 //! - [`ImageFolder`]: a folder of `*.jpg|jpeg|png|tif|tiff` frames (always available);
 //! - [`VideoFile`]: a video file decoded with FFmpeg (cargo feature `video`);
+//! - network streams (RTSP, HTTP MJPEG, MPEG-TS over TCP / UDP) through FFmpeg with reconnection
+//!   ([`stream`], cargo feature `video`);
 //! - [`V4l2Camera`]: a V4L2 camera with unplug detection and reconnection (cargo feature `v4l`).
 //!
 //! The parts that need no device or library are always compiled and tested on their own:
@@ -22,6 +24,8 @@ pub mod folder;
 pub mod pacing;
 pub mod reconnect;
 #[cfg(feature = "video")]
+pub mod stream;
+#[cfg(feature = "video")]
 pub mod video;
 
 pub use camera::{capture_time_unix_ms, choose_format};
@@ -33,6 +37,8 @@ pub use error::SourceError;
 pub use folder::{ImageFolder, ImageFolderOptions};
 pub use pacing::{Pacer, Pacing};
 pub use reconnect::{Backoff, CameraDevice, Captured, ReadError, ReconnectingCamera};
+#[cfg(feature = "video")]
+pub use stream::{open_stream, redact, StreamDevice, StreamOptions};
 #[cfg(feature = "video")]
 pub use video::{VideoFile, VideoFileOptions, VideoPixels};
 
@@ -59,6 +65,11 @@ pub trait FrameSource: Send {
 
     /// A one-line, human-readable description (kind, path/device, format).
     fn describe(&self) -> String;
+
+    /// Times the source lost its device or stream and got it back (cameras and streams; 0 for files).
+    fn reconnects(&self) -> u64 {
+        0
+    }
 }
 
 impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
@@ -68,6 +79,10 @@ impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
 
     fn describe(&self) -> String {
         (**self).describe()
+    }
+
+    fn reconnects(&self) -> u64 {
+        (**self).reconnects()
     }
 }
 

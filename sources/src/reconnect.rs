@@ -230,6 +230,10 @@ impl<D: CameraDevice, C: Clock> FrameSource for ReconnectingCamera<D, C> {
         }
     }
 
+    fn reconnects(&self) -> u64 {
+        self.reconnects
+    }
+
     fn describe(&self) -> String {
         let state = match self.link {
             Link::Up => "connected",

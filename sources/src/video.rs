@@ -176,9 +176,15 @@ pub struct VideoFile {
     start_ms: Option<u64>,
 }
 
+/// FFmpeg set up once; its own log is silenced: every failure comes back as an error naming the file or
+/// the URL without credentials, while FFmpeg's messages could quote a URL whole.
 pub(crate) fn init() -> Result<(), ffmpeg::Error> {
     static INIT: std::sync::OnceLock<Result<(), ffmpeg::Error>> = std::sync::OnceLock::new();
-    *INIT.get_or_init(ffmpeg::init)
+    *INIT.get_or_init(|| {
+        ffmpeg::init()?;
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Quiet);
+        Ok(())
+    })
 }
 
 impl VideoFile {

@@ -342,6 +342,10 @@ impl FrameSource for V4l2Camera {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+
+    fn reconnects(&self) -> u64 {
+        self.inner.reconnects()
+    }
 }
 
 // Compile-time check: the camera can move to a capture thread.
