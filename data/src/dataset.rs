@@ -61,7 +61,7 @@ pub enum DataError {
         path: PathBuf,
     },
     /// `<root>/<split>/frames` does not exist.
-    #[error("split folder {} does not exist or is not a folder (expected <root>/<split>/frames/<clip>/)", path.display())]
+    #[error("split folder {} does not exist or is not a folder (expected <root>/<split>/frames/<clip>/, or video files <root>/<split>/*.mp4|mkv|avi|mov)", path.display())]
     MissingSplit {
         /// The missing folder.
         path: PathBuf,
@@ -275,6 +275,13 @@ impl Dataset {
         }
         let frames_dir = root.join(split).join("frames");
         if !frames_dir.is_dir() {
+            // A split given as video files instead (one clip per file).
+            let videos = crate::video::video_files(&root.join(split));
+            if !videos.is_empty() {
+                let ds = Dataset { format: format.clone(), clips: crate::video::video_clips(&videos, format)? };
+                tracing::info!(root = %root.display(), split, clips = ds.clips.len(), frames = ds.num_frames(), seconds = start.elapsed().as_secs_f64(), "dataset loaded from video files");
+                return Ok(ds);
+            }
             return Err(DataError::MissingSplit { path: frames_dir });
         }
 
