@@ -18,7 +18,7 @@ for c in candle-core sfn-trainer; do
 done
 # Opt-in features are compile-checked (and linted): GPU providers of ONNX Runtime (no GPU in CI), the
 # camera / video sources (no camera here; video is also tested below), the GPIO character device.
-cargo clippy --release -p sfn-infer -p sfn-trainer --features sfn-infer/cuda,sfn-infer/tensorrt -- -D warnings
+cargo clippy --release -p sfn-infer -p sfn-trainer --features sfn-infer/cuda,sfn-infer/tensorrt,sfn-trainer/video -- -D warnings
 cargo clippy --release -p sfn-edge -p sfn-sources -p sfn-host -p sfn-data --all-targets --features sfn-data/video,sfn-edge/ort,sfn-edge/cuda,sfn-edge/tensorrt,sfn-edge/semantic,sfn-edge/video,sfn-edge/v4l,sfn-edge/gpio-cdev,sfn-host/video -- -D warnings
 cargo test --release --workspace
 # Video files and network streams (FFmpeg): the sources themselves, and datasets given as video files.
