@@ -199,7 +199,12 @@ fn alarm(a: &AlarmArgs) -> AlarmConfig {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).with_writer(std::io::stderr).init();
+    // Colour only on a terminal: piped into a file or a log collector, lines stay plain.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     match Cli::parse().cmd {
         Cmd::Demo { out, data, model, alarm: a } => {
             let (data, model) = match data {
