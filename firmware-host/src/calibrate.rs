@@ -37,28 +37,55 @@ pub struct CalibrateReport {
     pub manifest: PathBuf,
 }
 
-/// Clip folders of normal footage in `inputs` (see [`CalibrateOptions::inputs`]), in order.
+/// Clips of normal footage in `inputs` (see [`CalibrateOptions::inputs`]), in order: folders of
+/// frames, and video files (`.mp4 .avi .mkv .mov`, read with the `video` feature) given directly or
+/// lying in a dataset root's `training/`.
 pub fn normal_clips(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, HostError> {
     let mut clips = Vec::new();
     for input in inputs {
         let training = input.join("training/frames");
         if training.is_dir() {
             clips.extend(clip_dirs(&training)?);
+        } else if input.is_dir() && !videos_in(&input.join("training")).is_empty() {
+            clips.extend(videos_in(&input.join("training")));
         } else if input.is_dir() {
             let sub = clip_dirs(input)?;
-            if sub.is_empty() {
+            let videos = videos_in(input);
+            if sub.is_empty() && videos.is_empty() {
                 clips.push(input.clone());
             } else {
                 clips.extend(sub);
+                clips.extend(videos);
             }
+        } else if is_video(input) {
+            clips.push(input.clone());
         } else {
-            return Err(HostError::Input { path: input.clone(), reason: "not a dataset root (ROOT/training/frames/<clip>/), a folder of clip folders, nor a folder of frames".into() });
+            return Err(HostError::Input {
+                path: input.clone(),
+                reason: "not a dataset root (ROOT/training/frames/<clip>/ or ROOT/training/*.mp4), a folder of clip folders or videos, a folder of frames, nor a video file".into(),
+            });
         }
     }
     if clips.is_empty() {
         return Err(HostError::Input { path: inputs.first().cloned().unwrap_or_default(), reason: "no clip folders".into() });
     }
     Ok(clips)
+}
+
+/// A clip's name: its folder's name, or a video file's stem.
+pub fn clip_name(clip: &Path) -> String {
+    if clip.is_file() { clip.file_stem() } else { clip.file_name() }.unwrap_or_default().to_string_lossy().into_owned()
+}
+
+fn is_video(p: &Path) -> bool {
+    p.is_file() && crate::replay::VIDEO_EXTENSIONS.iter().any(|x| p.extension().is_some_and(|e| e.eq_ignore_ascii_case(x)))
+}
+
+/// The video files directly in `dir`, sorted.
+fn videos_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_video(p)).collect()).unwrap_or_default();
+    v.sort();
+    v
 }
 
 /// Fits the calibration on the footage and writes the recalibrated export. Everything is computed
@@ -78,7 +105,7 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<CalibrateReport, HostError> 
     let (mut errors, mut speed) = (Vec::new(), Vec::new());
     let mut names = Vec::new();
     for dir in &clips {
-        let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = clip_name(dir);
         let bad = |reason: String| HostError::Input { path: dir.clone(), reason: format!("clip {name}: {reason}") };
         let frames = read_clip(dir, c, h, w).map_err(&bad)?;
         if frames.len() < n + 1 {
@@ -108,9 +135,10 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<CalibrateReport, HostError> 
     Ok(CalibrateReport { calibration, clips: names, frames: errors.len(), manifest })
 }
 
-/// The frames of one clip folder as model inputs; a frame of another size than the first is refused.
+/// The frames of one clip (a folder of frames, or a video file) as model inputs; a frame of another
+/// size than the first is refused.
 fn read_clip(dir: &Path, c: usize, h: usize, w: usize) -> Result<Vec<Vec<f32>>, String> {
-    let mut src = ImageFolder::open(dir, ImageFolderOptions::default()).map_err(|e| e.to_string())?;
+    let mut src: Box<dyn FrameSource> = if dir.is_file() { video(dir)? } else { Box::new(ImageFolder::open(dir, ImageFolderOptions::default()).map_err(|e| e.to_string())?) };
     let mut out = Vec::new();
     let mut size = None;
     while let Some(f) = src.next_frame().map_err(|e| e.to_string())? {
@@ -123,6 +151,17 @@ fn read_clip(dir: &Path, c: usize, h: usize, w: usize) -> Result<Vec<Vec<f32>>, 
         out.push(sfn_infer::preprocess::to_model_input(&f.image, c, h, w));
     }
     Ok(out)
+}
+
+/// A video file read as the edge reads video sources.
+#[cfg(feature = "video")]
+fn video(path: &Path) -> Result<Box<dyn FrameSource>, String> {
+    Ok(Box::new(sfn_sources::VideoFile::open(path, sfn_sources::VideoFileOptions::default()).map_err(|e| e.to_string())?))
+}
+
+#[cfg(not(feature = "video"))]
+fn video(_path: &Path) -> Result<Box<dyn FrameSource>, String> {
+    Err("video files need a build with the `video` feature (FFmpeg): cargo build -p sfn-host --features video".into())
 }
 
 /// `out` holds the export of `src` with `calibration` in its model.json: the ONNX files copied (when
@@ -142,4 +181,29 @@ fn write_export(src: &Path, out: &Path, manifest: &sfn_infer::manifest::Manifest
     let mut m = manifest.clone();
     m.calibration = Some(calibration.clone());
     m.write(out).map_err(|e| HostError::Input { path: out.join(sfn_infer::manifest::MANIFEST), reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_footage_may_be_video_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("scene");
+        std::fs::create_dir_all(root.join("training")).unwrap();
+        for f in ["b.mp4", "a.MKV", "notes.txt"] {
+            std::fs::write(root.join("training").join(f), b"x").unwrap();
+        }
+        let clips = normal_clips(&[root.clone()]).unwrap();
+        assert_eq!(clips, [root.join("training/a.MKV"), root.join("training/b.mp4")]);
+        assert_eq!(clip_name(&clips[1]), "b");
+        assert_eq!(normal_clips(&[root.join("training/b.mp4")]).unwrap(), [root.join("training/b.mp4")]);
+        let e = normal_clips(&[root.join("training/notes.txt")]).unwrap_err().to_string();
+        assert!(e.contains("notes.txt"), "{e}");
+        if !cfg!(feature = "video") {
+            let e = read_clip(&clips[1], 1, 8, 8).unwrap_err();
+            assert!(e.contains("`video` feature"), "{e}");
+        }
+    }
 }

@@ -135,7 +135,7 @@ pub fn threshold(opts: &ThresholdOptions) -> Result<ThresholdReport, HostError> 
     };
     let mut normal = Vec::new();
     for dir in normal_clips(&opts.normal)? {
-        let clip = ClipInput { name: dir.file_name().unwrap_or_default().to_string_lossy().into_owned(), dir };
+        let clip = ClipInput { name: crate::calibrate::clip_name(&dir), dir };
         normal.push(run(&clip, None, "normal")?);
     }
     let mut labelled = Vec::new();
