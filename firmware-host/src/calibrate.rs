@@ -195,7 +195,7 @@ mod tests {
         for f in ["b.mp4", "a.MKV", "notes.txt"] {
             std::fs::write(root.join("training").join(f), b"x").unwrap();
         }
-        let clips = normal_clips(&[root.clone()]).unwrap();
+        let clips = normal_clips(std::slice::from_ref(&root)).unwrap();
         assert_eq!(clips, [root.join("training/a.MKV"), root.join("training/b.mp4")]);
         assert_eq!(clip_name(&clips[1]), "b");
         assert_eq!(normal_clips(&[root.join("training/b.mp4")]).unwrap(), [root.join("training/b.mp4")]);
