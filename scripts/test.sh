@@ -20,8 +20,8 @@ done
 # camera / video sources (no camera here; video is also tested below), the GPIO character device.
 cargo clippy --release -p sfn-infer -p sfn-trainer --features sfn-infer/cuda,sfn-infer/tensorrt,sfn-trainer/video -- -D warnings
 cargo clippy --release -p sfn-edge -p sfn-sources -p sfn-host -p sfn-data --all-targets --features sfn-data/video,sfn-edge/ort,sfn-edge/cuda,sfn-edge/tensorrt,sfn-edge/semantic,sfn-edge/video,sfn-edge/v4l,sfn-edge/gpio-cdev,sfn-host/video -- -D warnings
+# The workspace build has FFmpeg on (tests/Cargo.toml): video files, network streams and datasets given
+# as video files are tested here too.
 cargo test --release --workspace
-# Video files and network streams (FFmpeg): the sources themselves, and datasets given as video files.
-cargo test --release -p sfn-sources -p sfn-data --features sfn-sources/video,sfn-data/video
 # The camera service as a Debian package: layout, units, the packaged binary; as root a real install.
 bash scripts/check-deb.sh
