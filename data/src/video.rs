@@ -11,14 +11,17 @@ use crate::dataset::{Clip, DataError, FrameFormat};
 /// File extensions read as video clips (compared case-insensitively).
 pub const VIDEO_EXTENSIONS: [&str; 4] = ["mp4", "mkv", "avi", "mov"];
 
-/// The video files directly in `split_dir`, sorted by name (hidden files left out).
-pub fn video_files(split_dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(split_dir) else { return vec![] };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
-        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| VIDEO_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e))))
-        .collect();
+/// Whether `path` is a (non-hidden) file with a video extension.
+pub fn is_video_file(path: &Path) -> bool {
+    path.is_file()
+        && !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        && path.extension().and_then(|e| e.to_str()).is_some_and(|e| VIDEO_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+/// The video files directly in `dir` ([`is_video_file`]), sorted by name.
+pub fn video_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return vec![] };
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_video_file(p)).collect();
     files.sort();
     files
 }

@@ -16,21 +16,7 @@ fn sfn_edge_reports_to_mosquitto() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let _broker = mosquitto(tmp.path(), port);
     // Subscribe before the device starts.
-    let mut o = MqttOptions::new("test-sub", "127.0.0.1", port);
-    o.set_keep_alive(Duration::from_secs(5));
-    let (client, mut conn) = Client::new(o, 100);
-    client.subscribe("sfn/cam9/#", QoS::AtLeastOnce).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<(String, Vec<u8>, bool)>();
-    std::thread::spawn(move || {
-        for ev in conn.iter() {
-            match ev {
-                Ok(Event::Incoming(Packet::Publish(p))) if tx.send((p.topic.clone(), p.payload.to_vec(), p.retain)).is_err() => break,
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                _ => {}
-            }
-        }
-    });
-    std::thread::sleep(Duration::from_millis(200));
+    let mut sub = Subscriber::new("test-sub", port, &["sfn/cam9/#"]);
 
     // The committed Ped2 model on a synthetic clip: with threshold -1e9 every frame is anomalous.
     let data = tmp.path().join("data");
@@ -51,16 +37,8 @@ fn sfn_edge_reports_to_mosquitto() {
     let out = Command::new(env!("CARGO_BIN_EXE_sfn-edge")).args(["run", "--config", cfg.to_str().unwrap()]).env("RUST_LOG", "warn").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let mut got: Vec<(String, Vec<u8>, bool)> = Vec::new();
-    let end = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < end {
-        if let Ok(m) = rx.recv_timeout(Duration::from_millis(100)) {
-            got.push(m);
-        }
-        if got.iter().any(|(t, p, _)| t == "sfn/cam9/available" && p == b"offline") {
-            break;
-        }
-    }
+    assert!(sub.until(5, |g| g.iter().any(|(t, p, _)| t == "sfn/cam9/available" && p == b"offline")), "{:?}", sub.got);
+    let got = &sub.got;
     let topic = |t: &str| got.iter().filter(|(tt, _, _)| tt == t).collect::<Vec<_>>();
     let avail: Vec<&[u8]> = topic("sfn/cam9/available").iter().map(|(_, p, _)| &p[..]).collect();
     assert_eq!(avail.first(), Some(&&b"online"[..]), "{avail:?}");

@@ -41,23 +41,25 @@ pub struct CalibrateReport {
 /// frames, and video files (`.mp4 .avi .mkv .mov`, read with the `video` feature) given directly or
 /// lying in a dataset root's `training/`.
 pub fn normal_clips(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, HostError> {
+    use sfn_data::video::{is_video_file, video_files};
     let mut clips = Vec::new();
     for input in inputs {
         let training = input.join("training/frames");
+        let training_videos = video_files(&input.join("training"));
         if training.is_dir() {
             clips.extend(clip_dirs(&training)?);
-        } else if input.is_dir() && !videos_in(&input.join("training")).is_empty() {
-            clips.extend(videos_in(&input.join("training")));
+        } else if !training_videos.is_empty() {
+            clips.extend(training_videos);
         } else if input.is_dir() {
             let sub = clip_dirs(input)?;
-            let videos = videos_in(input);
+            let videos = video_files(input);
             if sub.is_empty() && videos.is_empty() {
                 clips.push(input.clone());
             } else {
                 clips.extend(sub);
                 clips.extend(videos);
             }
-        } else if is_video(input) {
+        } else if is_video_file(input) {
             clips.push(input.clone());
         } else {
             return Err(HostError::Input {
@@ -75,17 +77,6 @@ pub fn normal_clips(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, HostError> {
 /// A clip's name: its folder's name, or a video file's stem.
 pub fn clip_name(clip: &Path) -> String {
     if clip.is_file() { clip.file_stem() } else { clip.file_name() }.unwrap_or_default().to_string_lossy().into_owned()
-}
-
-fn is_video(p: &Path) -> bool {
-    p.is_file() && crate::replay::VIDEO_EXTENSIONS.iter().any(|x| p.extension().is_some_and(|e| e.eq_ignore_ascii_case(x)))
-}
-
-/// The video files directly in `dir`, sorted.
-fn videos_in(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_video(p)).collect()).unwrap_or_default();
-    v.sort();
-    v
 }
 
 /// Fits the calibration on the footage and writes the recalibrated export. Everything is computed

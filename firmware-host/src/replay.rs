@@ -51,7 +51,7 @@ pub struct ReplayOptions {
 }
 
 /// File extensions read as video clips (needs the `video` feature to decode).
-pub const VIDEO_EXTENSIONS: [&str; 4] = ["mp4", "avi", "mkv", "mov"];
+pub use sfn_data::video::VIDEO_EXTENSIONS;
 
 /// One clip to replay.
 #[derive(Clone, Debug)]
@@ -95,7 +95,7 @@ pub fn discover(inputs: &[PathBuf]) -> Result<(Vec<ClipInput>, Option<Labels>), 
             }
         } else if input.is_dir() {
             clips.push(ClipInput { name: input.file_name().unwrap_or_default().to_string_lossy().into_owned(), dir: input.clone() });
-        } else if input.is_file() && VIDEO_EXTENSIONS.iter().any(|x| input.extension().is_some_and(|e| e.eq_ignore_ascii_case(x))) {
+        } else if sfn_data::video::is_video_file(input) {
             clips.push(ClipInput { name: input.file_stem().unwrap_or_default().to_string_lossy().into_owned(), dir: input.clone() });
         } else {
             return Err(HostError::Input { path: input.clone(), reason: "not a dataset root (ROOT/testing/frames/<clip>/), a folder of frames, nor a video file (.mp4 .avi .mkv .mov)".into() });

@@ -13,7 +13,7 @@ use sfn_infer::BackendKind;
 
 use crate::calibrate::normal_clips;
 use crate::replay::{discover, replay_clip, ClipInput, HostError, ReplayOptions};
-use crate::validate::{validate, ClipTrace};
+use crate::validate::{alarm_metrics, ClipTrace};
 
 /// Candidate thresholds are this far apart.
 pub const STEP: f32 = 0.05;
@@ -159,8 +159,12 @@ pub fn threshold(opts: &ThresholdOptions) -> Result<ThresholdReport, HostError> 
         let false_alarms: usize = normal.iter().map(|c| raises(&alarm_states(&c.frames, &c.scores, &cfg))).sum();
         let labelled_figures = (!labelled.is_empty()).then(|| {
             let traces: Vec<ClipTrace> = labelled.iter().map(|c| ClipTrace { alarm: alarm_states(&c.frames, &c.scores, &cfg), ..c.clone() }).collect();
-            let m = validate(&traces, opts.fps, opts.raise_after, None).alarm_metrics;
-            m.map(|m| LabelledFigures { events: m.events, detected_events: m.detected_events, mean_detection_delay_frames: m.mean_detection_delay_frames, false_alarms: m.false_alarms })
+            alarm_metrics(&traces, opts.fps).1.map(|m| LabelledFigures {
+                events: m.events,
+                detected_events: m.detected_events,
+                mean_detection_delay_frames: m.mean_detection_delay_frames,
+                false_alarms: m.false_alarms,
+            })
         });
         curve.push(CurvePoint { threshold: t, false_alarms, false_alarms_per_hour: false_alarms as f64 / hours, labelled: labelled_figures.flatten() });
     }

@@ -171,6 +171,13 @@ pub fn validate(traces: &[ClipTrace], fps: f64, _raise_after: u32, z_cap: Option
         score_set(&sets)
     };
     let (offline, offline_saturated) = (offline_set(None), z_cap.filter(|z| z.is_finite()).map(|cap| offline_set(Some(cap))));
+    let (runs, metrics) = alarm_metrics(traces, fps);
+    Validation { causal: score_set(&causal), offline, offline_saturated, alarms: runs, alarm_metrics: metrics }
+}
+
+/// Every alarm run of the traces (true or false where labels are known) and the alarm-level figures
+/// (None unless every trace is labelled). `fps` converts normal frames to hours.
+pub fn alarm_metrics(traces: &[ClipTrace], fps: f64) -> (Vec<AlarmRun>, Option<AlarmMetrics>) {
     let mut runs = Vec::new();
     let mut m = AlarmMetrics {
         events: 0,
@@ -217,7 +224,7 @@ pub fn validate(traces: &[ClipTrace], fps: f64, _raise_after: u32, z_cap: Option
         m.false_alarms_per_hour = (m.normal_hours > 0.0).then(|| m.false_alarms as f64 / m.normal_hours);
         m
     });
-    Validation { causal: score_set(&causal), offline, offline_saturated, alarms: runs, alarm_metrics: metrics }
+    (runs, metrics)
 }
 
 /// Score curves per clip (abnormal frames shaded) and the ROC, as PNGs in `dir`.

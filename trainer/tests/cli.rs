@@ -555,18 +555,21 @@ fn captions_from_a_jsonl_with_holes() {
     let lines: String = (4..12).filter(|f| *f != 7).map(|f| format!("{{\"clip\": \"01\", \"frame\": {f}, \"caption\": \"people walk, frame {f}\"}}\n")).collect();
     fs::write(&jsonl, &lines).unwrap();
     let cache = tmp.path().join("c.json");
-    let o = sfn_train([
-        OsStr::new("captions"),
-        OsStr::new("--data"),
-        data.as_os_str(),
-        OsStr::new("--provider"),
-        OsStr::new("jsonl"),
-        OsStr::new("--jsonl"),
-        jsonl.as_os_str(),
-        OsStr::new("--out"),
-        cache.as_os_str(),
-        OsStr::new("--quiet"),
-    ]);
+    let captions_from_jsonl = || {
+        sfn_train([
+            OsStr::new("captions"),
+            OsStr::new("--data"),
+            data.as_os_str(),
+            OsStr::new("--provider"),
+            OsStr::new("jsonl"),
+            OsStr::new("--jsonl"),
+            jsonl.as_os_str(),
+            OsStr::new("--out"),
+            cache.as_os_str(),
+            OsStr::new("--quiet"),
+        ])
+    };
+    let o = captions_from_jsonl();
     expect_ok("captions", &o);
     // In each split, frame 3 failed with nothing before it in its clip and frame 7 fell back to frame 6's caption.
     assert!(o.stdout.contains("2 fallbacks, 2 failures"), "{}", o.stdout);
@@ -578,18 +581,7 @@ fn captions_from_a_jsonl_with_holes() {
     expect_err("train with a caption hole", &o, &["c.json", "frame 3", "no caption"]);
     // A malformed line is named with its line number.
     fs::write(&jsonl, "{\"clip\": \"000\", \"frame\": 3, \"caption\": \"ok\"}\nnot json\n").unwrap();
-    let o = sfn_train([
-        OsStr::new("captions"),
-        OsStr::new("--data"),
-        data.as_os_str(),
-        OsStr::new("--provider"),
-        OsStr::new("jsonl"),
-        OsStr::new("--jsonl"),
-        jsonl.as_os_str(),
-        OsStr::new("--out"),
-        cache.as_os_str(),
-        OsStr::new("--quiet"),
-    ]);
+    let o = captions_from_jsonl();
     expect_err("malformed jsonl", &o, &["caps.jsonl:2"]);
     // An unreachable VLM endpoint: every clip fails, nothing to fall back on; the run still finishes
     // and says so (the cache records no captions), and training on it names the hole.
