@@ -6,7 +6,8 @@
 #   - Debian packages (apt-get, sudo when not root): fonts-dejavu-core (plot text), mosquitto (MQTT
 #     tests; no daemon left running), FFmpeg/libclang development packages (sfn-sources video/v4l),
 #     systemd (systemd-analyze verify of the units), binutils (strip/readelf for the package), the ffmpeg
-#     CLI (serves real network streams to the stream source's tests).
+#     CLI (serves real network streams to the stream source's tests), GStreamer's RTSP server with
+#     Debian's python3-gi (scripts/rtsp-server.py, the RTSP camera of those tests).
 #   - <repo>/.venv with numpy + scikit-learn: reference for trainer/tests/auc_sklearn.rs;
 #     onnx (checker) and onnxruntime (its libonnxruntime.so is what the `ort` back-end loads):
 #     consumers of the exported models in trainer/tests/export.rs and the benchmarks; safetensors +
@@ -84,6 +85,9 @@ apt_install "sfn-sources features video/v4l" pkg-config libclang-dev linux-libc-
 # The ffmpeg CLI serves real network streams (MPEG-TS over TCP, MJPEG over HTTP) on loopback to the
 # stream source's tests.
 apt_install "stream servers for the tests" ffmpeg
+# GStreamer's RTSP server, driven from Debian's own Python (/usr/bin/python3) by scripts/rtsp-server.py:
+# a real RTSP camera (RTP/JPEG, basic auth) for the stream source's tests.
+apt_install "RTSP server for the tests" python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 
 # The Debian package's checks (scripts/check-deb.sh): systemd-analyze, dpkg-deb, readelf, adduser.
 apt_install "Debian package checks" systemd binutils adduser dpkg-dev

@@ -1,5 +1,7 @@
 //! Network streams against real servers on loopback: the `ffmpeg` CLI (Debian's, installed by
-//! scripts/setup.sh) serving MPEG-TS over TCP and MJPEG over HTTP. Frames arrive; the server is killed
+//! scripts/setup.sh) serving MPEG-TS over TCP and MJPEG over HTTP, and GStreamer's RTSP server
+//! (scripts/rtsp-server.py, Debian's gir1.2-gst-rtsp-server-1.0) serving RTP/JPEG over RTSP behind basic
+//! auth, interleaved over TCP and over UDP. Frames arrive; the server is killed
 //! and restarted and the source reconnects (counted, with a gap in frame indices so the runtime restarts
 //! its window); an unreachable URL, a server that never sends and a malformed URL are errors that name
 //! the URL without its credentials, within the timeout.
@@ -54,11 +56,41 @@ fn options() -> StreamOptions {
     StreamOptions { timeout: Duration::from_secs(2), backoff: Backoff { initial: Duration::from_millis(100), factor: 2.0, max: Duration::from_millis(400), max_attempts: None }, ..Default::default() }
 }
 
+/// GStreamer's RTSP server on `port`: a 96x64 moving pattern at 10 fps, RTP/JPEG, user `viewer`.
+fn serve_rtsp(port: u16) -> Server {
+    use std::io::BufRead;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/rtsp-server.py");
+    // Debian's Python: the one GStreamer's introspection data is installed for.
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(script)
+        .args([&port.to_string(), "96x64", "10", "viewer:s3cret"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("/usr/bin/python3 (scripts/setup.sh installs GStreamer's RTSP server for it)");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the RTSP server did not start");
+    Server(child)
+}
+
 fn reconnects_after_the_server_restarts(format: &str, serve_url: &str, url: &str, extra: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let clip = test_clip(tmp.path());
-    let server = serve(&clip, format, serve_url, extra);
-    let mut src = open_stream(url, options()).unwrap_or_else(|e| panic!("{e}"));
+    let (format, serve_url) = (format.to_string(), serve_url.to_string());
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let start = move || {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        serve(&clip, &format, &serve_url, &extra)
+    };
+    reconnects_after_restart(start, url, options());
+}
+
+/// Frames arrive from the server `start` brings up; it dies, a new one comes up on the same address and
+/// the source reconnects on its own, with a gap in the frame indices.
+fn reconnects_after_restart(start: impl Fn() -> Server + Send + Clone + 'static, url: &str, options: StreamOptions) {
+    let server = start();
+    let mut src = open_stream(url, options).unwrap_or_else(|e| panic!("{e}"));
     assert!(src.describe().contains("96x64"), "{}", src.describe());
     let mut indices = Vec::new();
     for _ in 0..8 {
@@ -70,12 +102,10 @@ fn reconnects_after_the_server_restarts(format: &str, serve_url: &str, url: &str
     // The server dies; a new one comes up on the same address a moment later.
     drop(server);
     let restart = {
-        let (clip, url, format) = (clip.clone(), serve_url.to_string(), format.to_string());
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let start = start.clone();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(800));
-            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-            serve(&clip, &format, &url, &extra)
+            start()
         })
     };
     let t0 = Instant::now();
@@ -110,6 +140,27 @@ fn mjpeg_over_http_reconnects_after_the_server_restarts() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/cam");
     reconnects_after_the_server_restarts("mpjpeg", &url, &url, &["-c:v", "mjpeg", "-q:v", "5", "-listen", "1"]);
+}
+
+#[test]
+fn rtsp_over_tcp_with_credentials_reconnects_after_the_server_restarts() {
+    let port = free_port();
+    reconnects_after_restart(move || serve_rtsp(port), &format!("rtsp://viewer:s3cret@127.0.0.1:{port}/cam"), options());
+}
+
+#[test]
+fn rtsp_over_udp_with_credentials_reconnects_after_the_server_restarts() {
+    let port = free_port();
+    reconnects_after_restart(move || serve_rtsp(port), &format!("rtsp://viewer:s3cret@127.0.0.1:{port}/cam"), StreamOptions { rtsp_tcp: false, ..options() });
+}
+
+#[test]
+fn rtsp_with_wrong_credentials_is_refused_without_showing_them() {
+    let port = free_port();
+    let _server = serve_rtsp(port);
+    let e = open_stream(&format!("rtsp://viewer:wrong@127.0.0.1:{port}/cam"), options()).err().expect("401");
+    let m = e.to_string();
+    assert!(m.contains(&format!("rtsp://***@127.0.0.1:{port}/cam")) && !m.contains("wrong"), "{m}");
 }
 
 #[test]
