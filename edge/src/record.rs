@@ -52,6 +52,9 @@ pub struct RecordSummary {
 pub enum RecordError {
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
+    /// Writing a frame failed (a full disk, say): what was recorded before stays, readable as a dataset.
+    #[error("{}: frame {frame}: {source}; the {kept} frames recorded before it are kept{}", path.display(), if *dropped > 0 { format!(" (the last {dropped}, too few for a clip, were removed)") } else { String::new() })]
+    Write { path: PathBuf, frame: u64, source: std::io::Error, kept: u64, dropped: u64 },
     #[error("frame {frame}: cannot encode as JPEG: {reason}")]
     Encode { frame: u64, reason: String },
     #[error("source: {0}")]
@@ -145,30 +148,44 @@ pub fn record(source: &mut dyn FrameSource, opts: &RecordOptions, stop: Option<&
             s.stopped = format!("the disk budget of {} bytes is reached", opts.max_bytes.unwrap_or(0));
             break;
         }
-        if in_clip == opts.clip_frames {
-            let name = format!("{clip_no:0width$}");
-            clip_no += 1;
-            clip_dir = frames_dir.join(&name);
-            std::fs::create_dir_all(&clip_dir).map_err(|source| RecordError::Io { path: clip_dir.clone(), source })?;
-            sfn_fsio::sync_dir(&frames_dir).map_err(|source| RecordError::Io { path: frames_dir.clone(), source })?;
-            s.clips.push(name);
-            in_clip = 0;
+        let written = (|| {
+            if in_clip == opts.clip_frames {
+                let name = format!("{clip_no:0width$}");
+                clip_no += 1;
+                clip_dir = frames_dir.join(&name);
+                std::fs::create_dir_all(&clip_dir).map_err(|e| (clip_dir.clone(), e))?;
+                sfn_fsio::sync_dir(&frames_dir).map_err(|e| (frames_dir.clone(), e))?;
+                s.clips.push(name);
+                in_clip = 0;
+            }
+            let path = clip_dir.join(format!("{:0digits$}.jpg", in_clip + 1));
+            sfn_fsio::write_atomic(&path, &bytes).map_err(|e| (path, e))
+        })();
+        if let Err((path, source)) = written {
+            // The frames before stay; a last clip too short to train on goes, as at a normal stop.
+            let dropped = drop_short_last_clip(&mut s, &clip_dir, in_clip).unwrap_or(0);
+            return Err(RecordError::Write { path, frame: frame.index, source, kept: s.frames_written, dropped });
         }
-        let path = clip_dir.join(format!("{:0digits$}.jpg", in_clip + 1));
-        sfn_fsio::write_atomic(&path, &bytes).map_err(|source| RecordError::Io { path: path.clone(), source })?;
         in_clip += 1;
         s.frames_written += 1;
         s.bytes_written += bytes.len() as u64;
     }
-    if in_clip < MIN_CLIP_FRAMES && !s.clips.is_empty() {
-        // Too short for one training window: the dataset reader would refuse the whole split.
-        std::fs::remove_dir_all(&clip_dir).map_err(|source| RecordError::Io { path: clip_dir.clone(), source })?;
-        tracing::info!(clip = %clip_dir.display(), frames = in_clip, "removed the last clip: shorter than one training window");
-        s.clips.pop();
-        s.frames_written -= in_clip;
-        s.dropped_short_clip_frames = in_clip;
-    }
+    drop_short_last_clip(&mut s, &clip_dir, in_clip)?;
     Ok(s)
+}
+
+/// Removes the last clip if it holds fewer than [`MIN_CLIP_FRAMES`] frames (the dataset reader would
+/// refuse the whole split for it); returns how many frames went.
+fn drop_short_last_clip(s: &mut RecordSummary, clip_dir: &Path, in_clip: u64) -> Result<u64, RecordError> {
+    if in_clip >= MIN_CLIP_FRAMES || s.clips.is_empty() {
+        return Ok(0);
+    }
+    std::fs::remove_dir_all(clip_dir).map_err(|source| RecordError::Io { path: clip_dir.to_path_buf(), source })?;
+    tracing::info!(clip = %clip_dir.display(), frames = in_clip, "removed the last clip: shorter than one training window");
+    s.clips.pop();
+    s.frames_written -= in_clip;
+    s.dropped_short_clip_frames = in_clip;
+    Ok(in_clip)
 }
 
 #[cfg(test)]

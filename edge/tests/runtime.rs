@@ -260,3 +260,48 @@ fn record_writes_training_clips_from_the_source() {
     assert_eq!(o.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--minutes"));
 }
+
+/// A disk that fills mid-record (a 64 KiB tmpfs mounted over the output, in a private user and mount
+/// namespace): the error names the frame and its file, the clips recorded before stay whole (every
+/// frame a complete JPEG, no temporary file left) and a last clip too short to train on is removed.
+#[test]
+fn a_disk_that_fills_mid_record_keeps_what_was_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, _) = fixture(tmp.path());
+    let cfg = tmp.path().join("edge.toml");
+    let toml = format!("device = \"cam1\"\n[model]\ndir = \"not-needed-for-recording\"\n[source]\nkind = \"folder\"\npath = \"{}\"\nrealtime = false\nfps = 10\n", test_clip(&data).display());
+    std::fs::write(&cfg, toml).unwrap();
+    let out = tmp.path().join("small-disk");
+    std::fs::create_dir(&out).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=64k tmpfs '{out}' && '{bin}' record --config '{cfg}' --out '{out}' --clip-seconds 1; rc=$?; tar -C '{out}' -cf '{out}.tar' .; exit $rc",
+        out = out.display(),
+        bin = env!("CARGO_BIN_EXE_sfn-edge"),
+        cfg = cfg.display()
+    );
+    let o = Command::new("unshare").args(["-rm", "sh", "-c", &script]).env("RUST_LOG", "warn").output().expect("unshare (util-linux)");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("No space left on device") && err.contains("frame ") && err.contains(".jpg") && err.contains("recorded before it are kept"), "{err}");
+    // What the full disk held, unpacked outside the namespace.
+    let kept = tmp.path().join("kept");
+    std::fs::create_dir(&kept).unwrap();
+    let st = Command::new("tar").arg("-C").arg(&kept).arg("-xf").arg(format!("{}.tar", out.display())).status().unwrap();
+    assert!(st.success());
+    let frames_dir = kept.join("training/frames");
+    let mut clips: Vec<_> = std::fs::read_dir(&frames_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    clips.sort();
+    assert!(!clips.is_empty(), "{err}");
+    let mut frames = 0;
+    for clip in &clips {
+        for f in std::fs::read_dir(clip).unwrap() {
+            let f = f.unwrap().path();
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            assert!(name.ends_with(".jpg") && !name.starts_with('.'), "left behind: {}", f.display());
+            image::open(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            frames += 1;
+        }
+        assert!(std::fs::read_dir(clip).unwrap().count() >= 5, "{} is too short to train on", clip.display());
+    }
+    assert!(err.contains(&format!("the {frames} frames recorded before it are kept")), "{frames} frames kept; {err}");
+}
