@@ -131,7 +131,7 @@ fn run(cli: Cli) -> Result<()> {
             println!(
                 "ok: device {}, model {} ({}, {}x{}x{}, {}), scoring {}, source {}, captions {}, {} sink(s) configured",
                 cfg.device,
-                cfg.model.dir.display(),
+                setup::model_dir_for_backend(&cfg).display(),
                 m.precision.name(),
                 m.image.channels,
                 m.image.height,

@@ -54,12 +54,40 @@ pub fn caption_provider(cfg: &EdgeConfig) -> Result<Option<Box<dyn sfn_captions:
     })
 }
 
+/// The export to run: `model.dir`, except that tract runs an int8 export (static QDQ or weight-only)
+/// slower than fp32 (26.2 vs 21.5 ms a frame for the committed model, one core: docs/deployment.md),
+/// so on tract an int8 export whose parent directory holds its fp32 export (the layout `sfn-train
+/// export` writes: OUT/ and OUT/int8/) runs that fp32 export instead, and says so; without one it runs
+/// the int8 export and warns.
+pub fn model_dir_for_backend(cfg: &EdgeConfig) -> std::path::PathBuf {
+    use sfn_infer::manifest::{Manifest, Precision};
+    let dir = cfg.model.dir.clone();
+    if cfg.model.backend != config::Backend::Tract {
+        return dir;
+    }
+    let Ok(m) = Manifest::read(&dir) else { return dir };
+    if m.precision == Precision::Fp32 {
+        return dir;
+    }
+    match dir.parent().filter(|p| Manifest::read(p).is_ok_and(|f| f.precision == Precision::Fp32)) {
+        Some(fp32) => {
+            tracing::warn!(int8 = %dir.display(), fp32 = %fp32.display(), "tract runs int8 exports slower than fp32: running the fp32 export beside it (int8 pays off on ONNX Runtime)");
+            fp32.to_path_buf()
+        }
+        None => {
+            tracing::warn!(model = %dir.display(), precision = m.precision.name(), "tract runs int8 exports slower than fp32, and no fp32 export is beside this one: running it as it is");
+            dir
+        }
+    }
+}
+
 /// Pipeline, caption worker and (with `open_sinks`) the sinks.
 pub fn runtime(cfg: &EdgeConfig, open_sinks: bool) -> Result<Runtime> {
     if !cfg.model.dir.is_dir() {
         bail!("model.dir {}: no such directory (an export by `sfn-train export`)", cfg.model.dir.display());
     }
-    let pipeline = Pipeline::open(&cfg.model.dir, &backend(cfg), cfg.alarm.clone())?;
+    let dir = model_dir_for_backend(cfg);
+    let pipeline = Pipeline::open(&dir, &backend(cfg), cfg.alarm.clone())?;
     let mut rt = Runtime::new(pipeline, &cfg.device);
     rt.health_period = std::time::Duration::from_secs_f64(cfg.health.period_s);
     let manifest = cfg.model.dir.join(sfn_infer::manifest::MANIFEST);

@@ -193,3 +193,31 @@ fn source_faults_mid_stream_are_counted_and_scoring_goes_on() {
     let e = rt.run(&mut src, None, 3).unwrap_err().to_string();
     assert!(e.contains(&files[17].file_name().unwrap().to_string_lossy().to_string()), "{e}");
 }
+
+/// On tract an int8 export runs as the fp32 export `sfn-train export` wrote beside it (tract runs int8
+/// slower); ONNX Runtime keeps the int8 one; an int8 export with no fp32 beside it is run as it is.
+#[test]
+fn tract_runs_the_fp32_export_beside_an_int8_one() {
+    use sfn_edge::config::EdgeConfig;
+    use sfn_edge::setup::model_dir_for_backend;
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, _) = fixture(tmp.path());
+    let out = tmp.path().join("both");
+    let model = tmp.path().join("model");
+    sfn_trainer::export::export(&sfn_trainer::export::ExportOptions { model, out: out.clone(), int8: true, weight_int8: false, calib: Some(data), calib_windows: 4 }).unwrap();
+    let int8 = out.join("int8");
+    let cfg = |dir: &Path, backend: &str| {
+        let path = tmp.path().join("edge.toml");
+        std::fs::write(&path, format!("device = \"cam1\"\n[model]\ndir = \"{}\"\nbackend = \"{backend}\"\n[source]\nkind = \"folder\"\npath = \"frames\"\n", dir.display())).unwrap();
+        EdgeConfig::load(&path, &[]).unwrap()
+    };
+    assert_eq!(model_dir_for_backend(&cfg(&int8, "tract")), out);
+    assert_eq!(model_dir_for_backend(&cfg(&int8, "onnxruntime")), int8);
+    assert_eq!(model_dir_for_backend(&cfg(&out, "tract")), out);
+    // Alone, the int8 export runs (on tract, with a warning).
+    let alone = tmp.path().join("alone");
+    std::fs::rename(&int8, &alone).unwrap();
+    assert_eq!(model_dir_for_backend(&cfg(&alone, "tract")), alone);
+    let rt = sfn_edge::setup::runtime(&cfg(&alone, "tract"), false).unwrap();
+    assert_eq!(rt.pipeline.manifest().precision, sfn_infer::manifest::Precision::Int8Qdq);
+}
