@@ -52,6 +52,10 @@ pub struct ModelConfig {
     pub trt_fp16: bool,
     #[serde(default)]
     pub trt_int8: bool,
+    /// Run an int8 export on tract as configured. Off: tract runs the fp32 export beside it instead
+    /// (tract runs int8 slower; see `setup::model_dir_for_backend`).
+    #[serde(default)]
+    pub tract_int8: bool,
 }
 
 /// Which inference back-end runs the export.

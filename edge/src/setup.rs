@@ -58,11 +58,11 @@ pub fn caption_provider(cfg: &EdgeConfig) -> Result<Option<Box<dyn sfn_captions:
 /// slower than fp32 (26.2 vs 21.5 ms a frame for the committed model, one core: docs/deployment.md),
 /// so on tract an int8 export whose parent directory holds its fp32 export (the layout `sfn-train
 /// export` writes: OUT/ and OUT/int8/) runs that fp32 export instead, and says so; without one it runs
-/// the int8 export and warns.
+/// the int8 export and warns. `model.tract_int8 = true` keeps the int8 export on tract.
 pub fn model_dir_for_backend(cfg: &EdgeConfig) -> std::path::PathBuf {
     use sfn_infer::manifest::{Manifest, Precision};
     let dir = cfg.model.dir.clone();
-    if cfg.model.backend != config::Backend::Tract {
+    if cfg.model.backend != config::Backend::Tract || cfg.model.tract_int8 {
         return dir;
     }
     let Ok(m) = Manifest::read(&dir) else { return dir };
@@ -71,7 +71,7 @@ pub fn model_dir_for_backend(cfg: &EdgeConfig) -> std::path::PathBuf {
     }
     match dir.parent().filter(|p| Manifest::read(p).is_ok_and(|f| f.precision == Precision::Fp32)) {
         Some(fp32) => {
-            tracing::warn!(int8 = %dir.display(), fp32 = %fp32.display(), "tract runs int8 exports slower than fp32: running the fp32 export beside it (int8 pays off on ONNX Runtime)");
+            tracing::warn!(int8 = %dir.display(), fp32 = %fp32.display(), "tract runs int8 exports slower than fp32: running the fp32 export beside it (int8 pays off on ONNX Runtime; model.tract_int8 = true keeps int8)");
             fp32.to_path_buf()
         }
         None => {

@@ -39,8 +39,8 @@ fn train_export_run_report_decode_validate() {
     let int8 = export.join("int8");
     assert!(export.join("model.json").exists() && int8.join("model.json").exists());
 
-    // 3. The camera runtime runs the int8 export on the test clip, reporting to mosquitto; the host
-    //    decoder listens on the score topic.
+    // 3. The camera runtime runs the int8 export on the test clip (on tract only when asked:
+    //    `tract_int8`), reporting to mosquitto; the host decoder listens on the score topic.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let _broker = mosquitto(root, port);
     let clip = data.join("testing/frames/01");
@@ -55,7 +55,7 @@ fn train_export_run_report_decode_validate() {
     std::thread::sleep(Duration::from_millis(300));
     let cfg_path = root.join("edge.toml");
     let toml = format!(
-        "device = \"e2e\"\n[model]\ndir = \"{}\"\n[source]\nkind = \"folder\"\npath = \"{}\"\nrealtime = false\nstart_time_ms = 0\nfps = 10\n[alarm]\nthreshold = 3.0\n[sinks.mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nspool_dir = \"{}\"\n",
+        "device = \"e2e\"\n[model]\ndir = \"{}\"\ntract_int8 = true\n[source]\nkind = \"folder\"\npath = \"{}\"\nrealtime = false\nstart_time_ms = 0\nfps = 10\n[alarm]\nthreshold = 3.0\n[sinks.mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nspool_dir = \"{}\"\n",
         int8.display(),
         clip.display(),
         root.join("spool").display()

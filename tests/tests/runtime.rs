@@ -214,6 +214,9 @@ fn tract_runs_the_fp32_export_beside_an_int8_one() {
     assert_eq!(model_dir_for_backend(&cfg(&int8, "tract")), out);
     assert_eq!(model_dir_for_backend(&cfg(&int8, "onnxruntime")), int8);
     assert_eq!(model_dir_for_backend(&cfg(&out, "tract")), out);
+    let mut keep = cfg(&int8, "tract");
+    keep.model.tract_int8 = true;
+    assert_eq!(model_dir_for_backend(&keep), int8);
     // Alone, the int8 export runs (on tract, with a warning).
     let alone = tmp.path().join("alone");
     std::fs::rename(&int8, &alone).unwrap();
