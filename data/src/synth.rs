@@ -161,6 +161,10 @@ pub struct IntruderSpan {
     pub first_frame: usize,
     /// Last frame labelled 1.
     pub last_frame: usize,
+    /// The intruder's bounding box in each frame `first_frame..=last_frame`: x, y, width, height in
+    /// pixels (clipped to the frame).
+    #[serde(default)]
+    pub boxes: Vec<[u32; 4]>,
 }
 
 /// What [`write_walkway`] wrote.
@@ -221,7 +225,8 @@ pub fn write_walkway(root: &Path, cfg: &SynthConfig) -> Result<SynthSummary, Syn
         let first = clip.labels.iter().position(|&l| l == 1);
         let last = clip.labels.iter().rposition(|&l| l == 1);
         if let (Some(first_frame), Some(last_frame)) = (first, last) {
-            summary.intruders.push(IntruderSpan { clip: name.clone(), kind: kind.name().into(), first_frame, last_frame });
+            let boxes = clip.boxes[first_frame..=last_frame].iter().map(|b| b.unwrap_or([0; 4])).collect();
+            summary.intruders.push(IntruderSpan { clip: name.clone(), kind: kind.name().into(), first_frame, last_frame, boxes });
         }
         labels.insert(name, clip.labels);
     }
@@ -315,6 +320,8 @@ impl IntruderKind {
 struct RenderedClip {
     frames: Vec<Vec<u8>>,
     labels: Vec<u8>,
+    /// The intruder's box in each frame where it is visible.
+    boxes: Vec<Option<[u32; 4]>>,
 }
 
 /// The fixed parts of the scene.
@@ -510,20 +517,26 @@ impl Scene {
         let intruder = intruder.map(|k| self.intruder(&mut rng, k));
         let mut frames = Vec::with_capacity(n);
         let mut labels = Vec::with_capacity(n);
+        let mut boxes = Vec::with_capacity(n);
         for t in 0..n {
             let mut canvas = self.background.clone();
             for walker in walkers.iter().filter(|w| w.away.is_none()) {
                 self.paint(&mut canvas, &walker.blob);
             }
             let mut label = 0u8;
+            let mut bbox = None;
             if let Some(i) = intruder.as_ref().filter(|i| t >= i.start) {
                 let dt = (t - i.start) as f32;
                 let blob = Blob { x: i.blob.x + i.vx * dt, y: i.blob.y + i.vy * dt, ..i.blob.clone() };
                 if self.visible(&blob) {
                     label = 1;
                     self.paint(&mut canvas, &blob);
+                    let (x0, y0) = (blob.x.floor().max(0.0) as u32, blob.y.floor().max(0.0) as u32);
+                    let (x1, y1) = ((blob.x + blob.w).ceil().min(self.w as f32) as u32, (blob.y + blob.h).ceil().min(self.h as f32) as u32);
+                    bbox = Some([x0, y0, x1.saturating_sub(x0), y1.saturating_sub(y0)]);
                 }
             }
+            boxes.push(bbox);
             let sd = self.cfg.noise_std;
             let pixels = canvas.iter().map(|&v| (v + sd * noise(&mut rng)).round().clamp(0.0, 255.0) as u8).collect();
             frames.push(pixels);
@@ -532,7 +545,7 @@ impl Scene {
                 self.step(&mut rng, walker);
             }
         }
-        RenderedClip { frames, labels }
+        RenderedClip { frames, labels, boxes }
     }
 }
 

@@ -3,6 +3,7 @@
 //! Pure state machine: no clock, no I/O.
 
 use serde::{Deserialize, Serialize};
+use sfn_scoring::{Cue, Region};
 
 /// Alarm settings.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -66,6 +67,12 @@ pub struct AlarmEvent {
     pub end_frame: Option<u64>,
     pub end_ms: Option<u64>,
     pub peak_score: f32,
+    /// At the peak: the cue that set the score and its box in the source frame (absent for scorings
+    /// without boxes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_cue: Option<Cue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_region: Option<Region>,
 }
 
 /// Threshold + hysteresis.
@@ -96,6 +103,11 @@ impl Hysteresis {
     /// Feeds one frame's score. Returns the state and, on Raised and Cleared, the event. A NaN score
     /// counts as not anomalous.
     pub fn push(&mut self, frame: u64, ms: u64, score: f32) -> (AlarmState, Option<AlarmEvent>) {
+        self.push_where(frame, ms, score, None, None)
+    }
+
+    /// [`Hysteresis::push`] with what set the score and where (kept at the event's peak).
+    pub fn push_where(&mut self, frame: u64, ms: u64, score: f32, cue: Option<Cue>, region: Option<Region>) -> (AlarmState, Option<AlarmEvent>) {
         let hot = score > self.cfg.threshold;
         if hot {
             self.above += 1;
@@ -105,7 +117,9 @@ impl Hysteresis {
             }
             self.last_above = Some((frame, ms));
             if let Some(e) = self.event.as_mut() {
-                e.peak_score = e.peak_score.max(score);
+                if score > e.peak_score {
+                    (e.peak_score, e.peak_cue, e.peak_region) = (score, cue, region);
+                }
             }
         } else {
             self.below += 1;
@@ -117,14 +131,14 @@ impl Hysteresis {
         if !self.active && self.above >= self.cfg.raise_after {
             self.active = true;
             let (start_frame, start_ms) = self.run_start.unwrap_or((frame, ms));
-            let e = AlarmEvent { start_frame, start_ms, end_frame: None, end_ms: None, peak_score: score };
+            let e = AlarmEvent { start_frame, start_ms, end_frame: None, end_ms: None, peak_score: score, peak_cue: cue, peak_region: region };
             self.event = Some(e.clone());
             return (AlarmState::Raised, Some(e));
         }
         if self.active && self.below >= self.cfg.clear_after {
             self.active = false;
             self.run_start = None;
-            let mut e = self.event.take().unwrap_or(AlarmEvent { start_frame: frame, start_ms: ms, end_frame: None, end_ms: None, peak_score: score });
+            let mut e = self.event.take().unwrap_or(AlarmEvent { start_frame: frame, start_ms: ms, end_frame: None, end_ms: None, peak_score: score, peak_cue: cue, peak_region: region });
             let (f, m) = self.last_above.unwrap_or((frame, ms));
             e.end_frame = Some(f);
             e.end_ms = Some(m);
@@ -159,8 +173,8 @@ mod tests {
                 events.push(e);
             }
         }
-        assert_eq!(events[0], AlarmEvent { start_frame: 3, start_ms: 300, end_frame: None, end_ms: None, peak_score: 3.0 });
-        assert_eq!(events[1], AlarmEvent { start_frame: 3, start_ms: 300, end_frame: Some(8), end_ms: Some(800), peak_score: 5.0 });
+        assert_eq!(events[0], AlarmEvent { start_frame: 3, start_ms: 300, end_frame: None, end_ms: None, peak_score: 3.0, peak_cue: None, peak_region: None });
+        assert_eq!(events[1], AlarmEvent { start_frame: 3, start_ms: 300, end_frame: Some(8), end_ms: Some(800), peak_score: 5.0, peak_cue: None, peak_region: None });
     }
 
     #[test]

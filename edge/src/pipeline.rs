@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use sfn_infer::{BackendKind, ExportedModel, InferError, Manifest};
-use sfn_scoring::{CausalCalibration, CausalScorer, ErrorPooling, RegionStats};
+use sfn_scoring::{CausalCalibration, CausalScorer, Cue, ErrorPooling, Region, RegionStats};
 
 use crate::alarm::{AlarmConfig, AlarmEvent, AlarmState, Hysteresis};
 
@@ -41,6 +41,12 @@ pub struct FrameOutput {
     pub score: f32,
     pub alarm: AlarmState,
     pub event: Option<AlarmEvent>,
+    /// The cue that set the visual error, and its highest-scoring box in the source frame's pixels
+    /// (the model's when the source size is unknown; absent for the frame-mean pooling): from the
+    /// scoring itself, no extra inference.
+    pub cue: Cue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
     /// Encoder + decoder time for this frame, microseconds.
     pub infer_us: u64,
 }
@@ -76,6 +82,8 @@ pub struct Pipeline {
     texts: (Option<Vec<f32>>, Option<Vec<f32>>),
     model_id: [u8; 4],
     pub stats: PipelineStats,
+    /// Width and height of the source frames (the runtime sets it): output regions are given in them.
+    pub source_size: Option<(u32, u32)>,
 }
 
 impl Pipeline {
@@ -112,6 +120,7 @@ impl Pipeline {
             window: VecDeque::with_capacity(ring),
             texts: (None, None),
             stats: PipelineStats::default(),
+            source_size: None,
         })
     }
 
@@ -191,16 +200,24 @@ impl Pipeline {
         let d = self.model.decode(&tokens, &last.patch_embed, &motion, input_text.filter(|_| use_text).map(|v| &v[..]), &last.frame, Some(&w[n - 2].frame), 1)?;
         let infer_us = t0.elapsed().as_micros() as u64;
         let img = &self.model.manifest.image;
-        let visual =
-            self.calibration.visual_error(&d.frame.data, &target.frame, &last.frame, img.channels, img.height, img.width).map_err(|e| PipelineError::Frame { index, reason: e.to_string() })?;
+        let detail = self
+            .calibration
+            .visual_scoring()
+            .explain(&d.frame.data, &target.frame, &last.frame, img.channels, img.height, img.width)
+            .map_err(|e| PipelineError::Frame { index, reason: e.to_string() })?;
+        let visual = detail.error;
+        let region = detail.region.map(|r| match self.source_size {
+            Some(size) => r.rescale((img.width as u32, img.height as u32), size),
+            None => r,
+        });
         let semantic = match (&self.texts.1, use_text) {
             (Some(target), true) => Some(1.0 - sfn_scoring::cosine(&d.text.data, target)),
             _ => None,
         };
         let (visual_z, semantic_z) = self.scorer.frame_z(visual, semantic);
         let score = self.scorer.push(visual, semantic);
-        let (alarm, event) = self.alarm.push(index, timestamp_ms, score);
+        let (alarm, event) = self.alarm.push_where(index, timestamp_ms, score, Some(detail.cue), region);
         self.stats.frames_scored += 1;
-        Ok(Some(FrameOutput { index, timestamp_ms, visual_error: visual, semantic_error: semantic, visual_z, semantic_z, score, alarm, event, infer_us }))
+        Ok(Some(FrameOutput { index, timestamp_ms, visual_error: visual, semantic_error: semantic, visual_z, semantic_z, score, alarm, event, cue: detail.cue, region, infer_us }))
     }
 }

@@ -175,6 +175,7 @@ impl Runtime {
         self.summary.frames_in += 1;
         let m = self.pipeline.manifest();
         let input = sfn_infer::preprocess::to_model_input(&frame.image, m.image.channels, m.image.height, m.image.width);
+        self.pipeline.source_size = Some((frame.image.width(), frame.image.height()));
         self.captions_step(frame.index, frame.image);
         let out = match self.pipeline.push(frame.index, frame.timestamp_ms, input) {
             Ok(o) => o,

@@ -181,7 +181,20 @@ mod tests {
     use super::*;
 
     fn out(index: u64, alarm: AlarmState) -> FrameOutput {
-        FrameOutput { index, timestamp_ms: 1_764_000_000_000 + index * 100, visual_error: 0.01, semantic_error: None, visual_z: 1.5, semantic_z: None, score: 2.5, alarm, event: None, infer_us: 5 }
+        FrameOutput {
+            index,
+            timestamp_ms: 1_764_000_000_000 + index * 100,
+            visual_error: 0.01,
+            semantic_error: None,
+            visual_z: 1.5,
+            semantic_z: None,
+            score: 2.5,
+            alarm,
+            event: None,
+            cue: sfn_scoring::Cue::Prediction,
+            region: None,
+            infer_us: 5,
+        }
     }
 
     #[test]

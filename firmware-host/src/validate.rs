@@ -321,7 +321,20 @@ mod tests {
     #[test]
     fn labels_of_the_wrong_length_are_named() {
         let outs: Vec<FrameOutput> = (4..10)
-            .map(|i| FrameOutput { index: i, timestamp_ms: 0, visual_error: 0.0, semantic_error: None, visual_z: 0.0, semantic_z: None, score: 0.0, alarm: AlarmState::Idle, event: None, infer_us: 0 })
+            .map(|i| FrameOutput {
+                index: i,
+                timestamp_ms: 0,
+                visual_error: 0.0,
+                semantic_error: None,
+                visual_z: 0.0,
+                semantic_z: None,
+                score: 0.0,
+                alarm: AlarmState::Idle,
+                event: None,
+                cue: sfn_scoring::Cue::Prediction,
+                region: None,
+                infer_us: 0,
+            })
             .collect();
         let e = ClipTrace::from_outputs("07", &outs, Some(&[0; 9])).unwrap_err();
         assert!(e.contains("clip 07") && e.contains("9 frames") && e.contains("has 10"), "{e}");

@@ -224,3 +224,51 @@ fn tract_runs_the_fp32_export_beside_an_int8_one() {
     let rt = sfn_edge::setup::runtime(&cfg(&alone, "tract"), false).unwrap();
     assert_eq!(rt.pipeline.manifest().precision, sfn_infer::manifest::Precision::Int8Qdq);
 }
+
+/// The box of the region that set the score lies on the synthetic intruder (pixel overlap, in the
+/// source frame's coordinates), and the JSON sink carries it with the cue.
+#[test]
+fn the_region_that_set_the_score_lies_on_the_intruder() {
+    use sfn_scoring::{Cue, Region};
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, onnx) = fixture(tmp.path());
+    // The fixture's footage again (the generator is deterministic), for the intruder's boxes.
+    let synth = sfn_data::synth::SynthConfig { train_clips: 1, test_clips: 1, frames_per_clip: 30, ..Default::default() };
+    let summary = sfn_data::synth::write_walkway(&tmp.path().join("again"), &synth).unwrap();
+    let span = summary.intruders[0].clone();
+    let intruder_at = |frame: u64| -> Option<Region> {
+        let k = (frame as usize).checked_sub(span.first_frame).filter(|&k| k < span.boxes.len())?;
+        let [x, y, width, height] = span.boxes[k];
+        Some(Region { x, y, width, height })
+    };
+    let pipeline = Pipeline::open(&onnx, &BackendKind::Tract, AlarmConfig { threshold: 1e9, ..Default::default() }).unwrap();
+    let mut rt = Runtime::new(pipeline, "test");
+    let lines = tmp.path().join("frames.jsonl");
+    rt.sinks.push(Box::new(JsonLines::file(&lines).unwrap()));
+    let seen: Arc<Mutex<Vec<FrameOutput>>> = Arc::default();
+    let s2 = seen.clone();
+    rt.on_frame = Some(Box::new(move |o| s2.lock().unwrap().push(o.clone())));
+    let mut src = ImageFolder::open(test_clip(&data), ImageFolderOptions::default()).unwrap();
+    rt.run(&mut src, None, 3).unwrap();
+    drop(rt);
+    let outs = seen.lock().unwrap().clone();
+    // Scored frame t compares frame t with t-1: the intruder is where it was in either.
+    let on_intruder = |o: &FrameOutput| {
+        let r = o.region.expect("box poolings give a region");
+        assert!(r.x + r.width <= synth.width as u32 && r.y + r.height <= synth.height as u32, "{r:?} outside the 72x48 source");
+        [o.index, o.index - 1].iter().filter_map(|&f| intruder_at(f)).any(|b| b.overlap(&r) > 0)
+    };
+    let in_view: Vec<&FrameOutput> = outs.iter().filter(|o| intruder_at(o.index).is_some()).collect();
+    assert!(in_view.len() >= 5, "{span:?}");
+    let peak = in_view.iter().max_by(|a, b| a.score.total_cmp(&b.score)).unwrap();
+    assert!(on_intruder(peak), "peak frame {}: {:?} ({:?}), intruder {:?}", peak.index, peak.region, peak.cue, intruder_at(peak.index));
+    // Where the speed cue set the score while the intruder was in view, its box is on the intruder.
+    let by_speed: Vec<&&FrameOutput> = in_view.iter().filter(|o| o.cue == Cue::Speed).collect();
+    assert!(!by_speed.is_empty());
+    assert!(by_speed.iter().all(|o| on_intruder(o)), "{:?}", by_speed.iter().map(|o| (o.index, o.region, intruder_at(o.index))).collect::<Vec<_>>());
+    // The JSON sink's frame lines carry the cue and the box.
+    let text = std::fs::read_to_string(&lines).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.lines().find(|l| l.contains(&format!("\"index\":{}", peak.index))).unwrap()).unwrap();
+    assert_eq!(line["cue"], serde_json::to_value(peak.cue).unwrap());
+    assert_eq!(line["region"]["x"], peak.region.unwrap().x);
+}
