@@ -12,10 +12,15 @@ use crate::captions::CaptionBudget;
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeConfig {
-    /// Device name (MQTT topics, status).
+    /// Device name (MQTT topics, status); with a camera list, each camera's default device is
+    /// `<device>-<name>`.
     pub device: String,
     pub model: ModelConfig,
-    pub source: SourceConfig,
+    /// The one camera's source; or, instead, a list of cameras (`[[camera]]`) in one process.
+    #[serde(default)]
+    pub source: Option<SourceConfig>,
+    #[serde(default, rename = "camera")]
+    pub cameras: Option<Vec<crate::cameras::CameraConfig>>,
     #[serde(default)]
     pub alarm: AlarmConfig,
     #[serde(default)]
@@ -174,6 +179,19 @@ pub struct SourceConfig {
     /// Streams: RTSP over TCP (default) or UDP.
     #[serde(default)]
     pub rtsp_transport: RtspTransport,
+}
+
+impl SourceConfig {
+    /// The frame rate and the stream timeout in range: (key under `source.`, reason) otherwise.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 1000.0) {
+            return Err(("source.fps", format!("{}: must be in (0, 1000]", self.fps)));
+        }
+        if self.kind == SourceKind::Stream && self.timeout_ms == 0 {
+            return Err(("source.timeout_ms", "must be at least 1 ms".into()));
+        }
+        Ok(())
+    }
 }
 
 fn default_stream_timeout_ms() -> u64 {
@@ -350,6 +368,8 @@ pub enum ConfigError {
     Override { arg: String, reason: String },
     #[error("{path}: {key}: {reason}")]
     Invalid { path: PathBuf, key: &'static str, reason: String },
+    #[error("{path}: camera[{index}] ({name:?}): {reason}")]
+    Camera { path: PathBuf, index: usize, name: String, reason: String },
 }
 
 /// Applies `section.key=value` to a TOML table; the value is read as TOML (`3`, `true`, `"x"`,
@@ -393,8 +413,11 @@ impl EdgeConfig {
             }
         };
         rel(&mut cfg.model.dir);
-        if !matches!(cfg.source.kind, SourceKind::V4l2 | SourceKind::Stream) {
-            rel(&mut cfg.source.path);
+        let sources = cfg.source.iter_mut().chain(cfg.cameras.iter_mut().flatten().filter_map(|c| c.source.as_mut()));
+        for source in sources {
+            if !matches!(source.kind, SourceKind::V4l2 | SourceKind::Stream) {
+                rel(&mut source.path);
+            }
         }
         if let Some(p) = cfg.captions.jsonl.as_mut() {
             rel(p);
@@ -411,11 +434,11 @@ impl EdgeConfig {
         if self.device.is_empty() || self.device.contains(['/', '+', '#']) {
             return bad("device", format!("{:?}: must be non-empty without '/', '+' or '#' (it is an MQTT topic level)", self.device));
         }
-        if !(self.source.fps.is_finite() && self.source.fps > 0.0 && self.source.fps <= 1000.0) {
-            return bad("source.fps", format!("{}: must be in (0, 1000]", self.source.fps));
-        }
-        if self.source.kind == SourceKind::Stream && self.source.timeout_ms == 0 {
-            return bad("source.timeout_ms", "must be at least 1 ms".into());
+        match (&self.source, &self.cameras) {
+            (Some(_), Some(_)) => return bad("source", "give either [source] (one camera) or a [[camera]] list, not both".into()),
+            (None, None) => return bad("source", "missing: a [source] section (one camera) or a [[camera]] list".into()),
+            (Some(source), None) => source.validate().map_err(|(key, reason)| ConfigError::Invalid { path: path.into(), key, reason })?,
+            (None, Some(cameras)) => crate::cameras::validate(self, cameras, path)?,
         }
         if !self.alarm.threshold.is_finite() {
             return bad("alarm.threshold", "must be a number".into());
@@ -470,7 +493,7 @@ path = "frames"
         let c = load(MIN, &["alarm.threshold=4.5", "source.fps=25", "captions.provider=motion", "sinks.udp=127.0.0.1:9000", "model.backend=\"onnxruntime\""]).unwrap();
         assert_eq!(c.alarm.threshold, 4.5);
         assert_eq!(c.alarm.raise_after, 3);
-        assert_eq!(c.source.fps, 25.0);
+        assert_eq!(c.source.as_ref().unwrap().fps, 25.0);
         assert_eq!(c.captions.provider, CaptionProviderKind::Motion);
         assert_eq!(c.sinks.udp.as_deref(), Some("127.0.0.1:9000"));
         assert_eq!(c.model.backend, Backend::Onnxruntime);

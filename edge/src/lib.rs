@@ -3,6 +3,7 @@
 //! budget by their own worker.
 
 pub mod alarm;
+pub mod cameras;
 pub mod captions;
 pub mod config;
 pub mod gpio;

@@ -90,7 +90,12 @@ impl Pipeline {
     /// Opens an export (checked against its model.json) on `backend`. Without a causal calibration in
     /// model.json there is nothing to score against: refused.
     pub fn open(dir: &Path, backend: &BackendKind, alarm: AlarmConfig) -> Result<Self, PipelineError> {
-        let model = ExportedModel::open(dir, backend)?;
+        Self::with_model(ExportedModel::open(dir, backend)?, alarm)
+    }
+
+    /// [`Pipeline::open`] on an export already loaded (e.g. [`ExportedModel::share`]d by several cameras).
+    pub fn with_model(model: ExportedModel, alarm: AlarmConfig) -> Result<Self, PipelineError> {
+        let dir = model.dir.clone();
         let ring = model.manifest.window + 1;
         let calibration = model.manifest.calibration.clone().ok_or_else(|| PipelineError::Setup {
             path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(),

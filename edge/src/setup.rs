@@ -81,13 +81,22 @@ pub fn model_dir_for_backend(cfg: &EdgeConfig) -> std::path::PathBuf {
     }
 }
 
-/// Pipeline, caption worker and (with `open_sinks`) the sinks.
-pub fn runtime(cfg: &EdgeConfig, open_sinks: bool) -> Result<Runtime> {
+/// The export a config runs, loaded.
+pub fn model(cfg: &EdgeConfig) -> Result<sfn_infer::ExportedModel> {
     if !cfg.model.dir.is_dir() {
         bail!("model.dir {}: no such directory (an export by `sfn-train export`)", cfg.model.dir.display());
     }
-    let dir = model_dir_for_backend(cfg);
-    let pipeline = Pipeline::open(&dir, &backend(cfg), cfg.alarm.clone())?;
+    Ok(sfn_infer::ExportedModel::open(&model_dir_for_backend(cfg), &backend(cfg))?)
+}
+
+/// Pipeline, caption worker and (with `open_sinks`) the sinks.
+pub fn runtime(cfg: &EdgeConfig, open_sinks: bool) -> Result<Runtime> {
+    runtime_with_model(cfg, open_sinks, model(cfg)?)
+}
+
+/// [`runtime`] on an export already loaded ([`model`], or a copy shared with other cameras).
+pub fn runtime_with_model(cfg: &EdgeConfig, open_sinks: bool, model: sfn_infer::ExportedModel) -> Result<Runtime> {
+    let pipeline = Pipeline::with_model(model, cfg.alarm.clone())?;
     let mut rt = Runtime::new(pipeline, &cfg.device);
     rt.health_period = std::time::Duration::from_secs_f64(cfg.health.period_s);
     let manifest = cfg.model.dir.join(sfn_infer::manifest::MANIFEST);
@@ -151,7 +160,7 @@ pub fn sinks(cfg: &EdgeConfig, model_id: [u8; 4]) -> Result<Vec<Box<dyn Sink>>> 
 
 /// The configured frame source.
 pub fn source(cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>> {
-    let s = &cfg.source;
+    let Some(s) = &cfg.source else { bail!("the config lists several cameras: open each camera's config (`cameras::expand`)") };
     Ok(match s.kind {
         config::SourceKind::Folder => {
             let pacing = if s.realtime { Pacing::RealTime { fps: s.fps } } else { Pacing::AsFastAsPossible };
@@ -190,7 +199,7 @@ pub fn source(cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>> {
 /// The V4L2 camera of a config.
 #[cfg(feature = "v4l")]
 fn camera(cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>> {
-    let s = &cfg.source;
+    let Some(s) = &cfg.source else { bail!("no source") };
     let mut c = sfn_sources::V4l2Config::new(&s.path);
     if let Some(w) = s.width {
         c.width = w;

@@ -305,3 +305,81 @@ fn a_disk_that_fills_mid_record_keeps_what_was_recorded() {
     }
     assert!(err.contains(&format!("the {frames} frames recorded before it are kept")), "{frames} frames kept; {err}");
 }
+
+/// The frame lines of a JSON sink file without the timing field: what must not depend on how many
+/// cameras share the process.
+fn frame_lines(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "frame")
+        .map(|mut v| {
+            v.as_object_mut().unwrap().remove("infer_us");
+            v
+        })
+        .collect()
+}
+
+/// Three recorded clips as three cameras of one process give, per camera, exactly the frames (scores
+/// bit for bit) of three single-camera runs; a camera whose stream never sends fails on its own,
+/// named, while the others run to the end.
+#[test]
+fn several_cameras_in_one_process_score_as_separate_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, onnx) = fixture(tmp.path());
+    // Three different clips: the test clip, the training clip, and the test clip played backwards.
+    let reversed = tmp.path().join("reversed");
+    std::fs::create_dir(&reversed).unwrap();
+    let mut frames: Vec<_> = std::fs::read_dir(test_clip(&data)).unwrap().map(|e| e.unwrap().path()).collect();
+    frames.sort();
+    for (k, f) in frames.iter().rev().enumerate() {
+        std::fs::copy(f, reversed.join(format!("{k:03}.png"))).unwrap();
+    }
+    let clips = [("gate", test_clip(&data)), ("yard", data.join("training/frames/01")), ("door", reversed)];
+    let source = |path: &Path| format!("kind = \"folder\"\npath = \"{}\"\nrealtime = false\nstart_time_ms = 0\nfps = 10\n", path.display());
+    let head = |json: &str| format!("[model]\ndir = \"{}\"\n[alarm]\nthreshold = 0.5\n[sinks]\njson_file = \"{}\"\n", onnx.display(), tmp.path().join("out").join(json).display());
+    std::fs::create_dir(tmp.path().join("out")).unwrap();
+    // One process, three cameras.
+    let mut multi = format!("device = \"site\"\n{}", head("frames.jsonl"));
+    for (name, path) in &clips {
+        multi += &format!("[[camera]]\nname = \"{name}\"\n[camera.source]\n{}", source(path));
+    }
+    let cfg = tmp.path().join("multi.toml");
+    std::fs::write(&cfg, &multi).unwrap();
+    let (ok, _, err) = sfn_edge(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = sfn_edge(&["run", "--config", cfg.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    // Three single-camera runs, each writing where its camera of the list did not.
+    for (name, path) in &clips {
+        let single = tmp.path().join(format!("{name}.toml"));
+        let text = format!("device = \"single-{name}\"\n{}[source]\n{}", head(&format!("frames-single-{name}.jsonl")), source(path));
+        std::fs::write(&single, text).unwrap();
+        let (ok, _, err) = sfn_edge(&["run", "--config", single.to_str().unwrap()]);
+        assert!(ok, "{err}");
+        let together = frame_lines(&tmp.path().join(format!("out/frames-site-{name}.jsonl")));
+        let alone = frame_lines(&tmp.path().join(format!("out/frames-single-{name}.jsonl")));
+        assert_eq!(together.len(), 26, "{name}");
+        assert_eq!(together, alone, "{name}");
+    }
+    // A fourth camera whose stream never sends (a server that accepts and stays silent).
+    if cfg!(feature = "video") {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hold = std::thread::spawn(move || {
+            let conn = listener.accept();
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            drop(conn);
+        });
+        std::fs::remove_dir_all(tmp.path().join("out")).unwrap();
+        std::fs::create_dir(tmp.path().join("out")).unwrap();
+        let stalled = format!("{multi}[[camera]]\nname = \"dead\"\n[camera.source]\nkind = \"stream\"\npath = \"tcp://127.0.0.1:{port}\"\ntimeout_ms = 1000\n");
+        std::fs::write(&cfg, stalled).unwrap();
+        let (ok, _, err) = sfn_edge(&["run", "--config", cfg.to_str().unwrap()]);
+        assert!(!ok && err.contains("camera site-dead"), "{err}");
+        for (name, _) in &clips {
+            assert_eq!(frame_lines(&tmp.path().join(format!("out/frames-site-{name}.jsonl"))).len(), 26, "{name}");
+        }
+        hold.join().unwrap();
+    }
+}

@@ -239,7 +239,7 @@ fn main() -> Result<()> {
             let (raise_after, clear_after, fps) = match &config {
                 Some(c) => {
                     let cfg = sfn_edge::config::EdgeConfig::load(c, &[])?;
-                    (cfg.alarm.raise_after, cfg.alarm.clear_after, cfg.source.fps)
+                    (cfg.alarm.raise_after, cfg.alarm.clear_after, sfn_edge::cameras::expand(&cfg).first().and_then(|c| c.source.as_ref()).map_or(10.0, |s| s.fps))
                 }
                 None => (3, 10, 10.0),
             };

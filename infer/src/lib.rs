@@ -61,6 +61,11 @@ pub trait Runner: Send {
     /// Back-end name for reports ("tract", "onnxruntime-cpu", ...).
     fn backend(&self) -> String;
     fn run(&mut self, inputs: &[(&str, &[usize], &[f32])]) -> Result<Vec<Array>, InferError>;
+    /// Another runner of the same loaded graph, for another thread (`None`: this back-end loads a
+    /// graph per runner).
+    fn share(&self) -> Option<Box<dyn Runner>> {
+        None
+    }
 }
 
 /// Which back-end runs the graphs.
@@ -157,6 +162,12 @@ impl ExportedModel {
     /// Back-end name.
     pub fn backend(&self) -> String {
         self.encoder.backend()
+    }
+
+    /// The same loaded graphs for another thread (several cameras, one copy of the weights), where the
+    /// back-end can share them (tract's optimised plans can; `None` otherwise: open the export again).
+    pub fn share(&self) -> Option<ExportedModel> {
+        Some(ExportedModel { dir: self.dir.clone(), manifest: self.manifest.clone(), encoder: self.encoder.share()?, decoder: self.decoder.share()? })
     }
 
     fn check(&self, name: &str, data: &[f32], batch: usize, per_sample: usize) -> Result<(), InferError> {

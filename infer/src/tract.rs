@@ -8,7 +8,9 @@ use tract_onnx::prelude::*;
 
 use crate::{Array, InferError, Runner};
 
-/// One optimised tract plan (the batch dimension stays symbolic).
+/// One optimised tract plan (the batch dimension stays symbolic), shared by the runners of several
+/// threads.
+#[derive(Clone)]
 pub struct TractRunner {
     path: PathBuf,
     plan: Arc<TypedRunnableModel>,
@@ -36,6 +38,10 @@ impl TractRunner {
 impl Runner for TractRunner {
     fn backend(&self) -> String {
         "tract".into()
+    }
+
+    fn share(&self) -> Option<Box<dyn Runner>> {
+        Some(Box::new(self.clone()))
     }
 
     fn run(&mut self, inputs: &[(&str, &[usize], &[f32])]) -> Result<Vec<Array>, InferError> {
