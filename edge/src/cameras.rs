@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(cams[0].alarm.threshold, 2.5);
         assert_eq!(cams[1].alarm.threshold, cfg.alarm.threshold);
         assert_eq!(cams[0].source.as_ref().unwrap().path, Path::new("/etc/sfn/clips/gate"));
-        assert_eq!(cams[1].sinks.json_file.as_deref(), Some(Path::new("/etc/sfn/out/alarms-yard-cam.jsonl")));
+        assert_eq!(cams[1].sinks.json_file.as_deref(), Some(Path::new("out/alarms-yard-cam.jsonl")));
         assert!(cams.iter().all(|c| c.cameras.is_none()));
         // A one-camera config is itself.
         let single = parse("device = \"cam\"\n[model]\ndir = \"m\"\n[source]\nkind = \"folder\"\npath = \"f\"\n").unwrap();
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn bad_camera_lists_are_refused_with_the_camera_named() {
         let err = |text: &str| parse(text).unwrap_err().to_string();
-        let e = err(&format!("{BASE}camera = []\n"));
+        let e = err(&format!("camera = []\n{BASE}"));
         assert!(e.contains("camera") && e.contains("empty"), "{e}");
         let e = err(&format!("{BASE}{}{}", camera("gate", ""), camera("gate", "")));
         assert!(e.contains("camera[1] (\"gate\")") && e.contains("name already used by camera[0]"), "{e}");
