@@ -6,6 +6,7 @@
 //! cargo bench -p sfn-edge --features ort --bench replay -- [--data ROOT] [--frames N]
 //! ```
 //! The whole runtime is timed: JPEG decode, resize, encoder, decoder, scoring, alarm, a packet sink.
+//! A second table runs 1, 2, 4 and 8 cameras in one process (tract fp32, the model loaded once).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -71,8 +72,49 @@ fn child(model: &Path, backend: &str, lib: Option<PathBuf>, frames_dir: &Path, n
     Ok(())
 }
 
+/// Child: `cameras` runtimes on as many threads in this one process, on one loaded copy of the
+/// model (tract's plans shared), each replaying the clip; prints one JSON line (aggregate frames/s).
+fn child_cameras(model: &Path, cameras: usize, frames_dir: &Path, n: u64) -> Result<()> {
+    let shared = sfn_infer::ExportedModel::open(model, &BackendKind::Tract)?;
+    let mut runtimes = Vec::with_capacity(cameras);
+    for k in 0..cameras {
+        let m = shared.share().context("tract shares its plans")?;
+        let mut rt = Runtime::new(Pipeline::with_model(m, AlarmConfig::default())?, &format!("cam{k}"));
+        // Warm-up (lazy initialisation), not timed; then a fresh runtime state on the same model.
+        let mut warm = ImageFolder::open(frames_dir, ImageFolderOptions::default())?;
+        for _ in 0..6 {
+            if let Some(f) = warm.next_frame()? {
+                rt.process(f)?;
+            }
+        }
+        let m = shared.share().context("tract shares its plans")?;
+        runtimes.push(Runtime::new(Pipeline::with_model(m, AlarmConfig::default())?, &format!("cam{k}")));
+    }
+    drop(shared);
+    let (c0, t0) = (cpu_seconds(), Instant::now());
+    let frames: u64 = std::thread::scope(|scope| {
+        let handles: Vec<_> = runtimes
+            .into_iter()
+            .map(|mut rt| {
+                scope.spawn(move || -> Result<u64> {
+                    let mut src = ImageFolder::open(frames_dir, ImageFolderOptions::default())?;
+                    Ok(rt.run(&mut src, Some(n), 3)?.frames_in)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().map_err(|_| anyhow::anyhow!("a camera thread panicked"))?).sum::<Result<u64>>()
+    })?;
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - c0;
+    println!("{}", serde_json::json!({ "frames": frames, "fps": frames as f64 / wall, "cpu_per_wall": cpu / wall, "peak_rss_mb": status_kb("VmHWM:").map(|k| k as f64 / 1024.0) }));
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--cameras") {
+        return child_cameras(Path::new(&args[3]), args[2].parse()?, Path::new(&args[4]), args[5].parse()?);
+    }
     if args.get(1).map(String::as_str) == Some("--child") {
         let lib = args.get(4).filter(|s| !s.is_empty()).map(PathBuf::from);
         return child(Path::new(&args[2]), &args[3], lib, Path::new(&args[5]), args[6].parse()?);
@@ -160,6 +202,28 @@ fn main() -> Result<()> {
     }
     if had_speed {
         println!("\nThe scores of every row but \"no speed cue\" include the speed cue (block matching, sfn_scoring::speed).");
+    }
+    // Several cameras in one process (one thread a camera, the model loaded once), tract fp32.
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    println!("\nSeveral cameras in one process (tract fp32, one thread a camera, one copy of the model; this machine has {cores} cores):\n");
+    println!("| cameras | frames/s, all cameras | frames/s per busy core | peak RSS MB, one process | peak RSS MB, that many single-camera processes |");
+    println!("|---:|---:|---:|---:|---:|");
+    let mut single_rss = f64::NAN;
+    for k in [1usize, 2, 4, 8] {
+        let o = Command::new(std::env::current_exe()?)
+            .args(["--cameras", &k.to_string(), out.to_str().unwrap(), frames_dir.to_str().unwrap(), &n.to_string()])
+            .env("RAYON_NUM_THREADS", "1")
+            .env("RUST_LOG", "warn")
+            .output()?;
+        if !o.status.success() {
+            bail!("{k} cameras: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        let v: serde_json::Value = serde_json::from_slice(o.stdout.trim_ascii_end().rsplit(|b| *b == b'\n').next().unwrap_or_default())?;
+        let (fps, busy, rss) = (v["fps"].as_f64().unwrap_or(f64::NAN), v["cpu_per_wall"].as_f64().unwrap_or(f64::NAN), v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN));
+        if k == 1 {
+            single_rss = rss;
+        }
+        println!("| {k} | {fps:.0} | {:.0} | {rss:.0} | {:.0} |", fps / busy.max(1e-9), single_rss * k as f64);
     }
     println!(
         "\nF = {:.1} MFLOP per frame (encoder {:.1} + decoder {:.1}); efficiency = F x frames/s / {:.0} GFLOP/s (one core's fp32 matmul, measured in this run: 512x512x512, candle).",
