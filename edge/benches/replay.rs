@@ -110,6 +110,16 @@ fn child_cameras(model: &Path, cameras: usize, frames_dir: &Path, n: u64) -> Res
     Ok(())
 }
 
+/// This benchmark run again as a child with `args` (one thread, quiet logs): its last stdout line,
+/// as JSON.
+fn run_child(args: &[&str], what: &str) -> Result<serde_json::Value> {
+    let o = Command::new(std::env::current_exe()?).args(args).env("RAYON_NUM_THREADS", "1").env("RUST_LOG", "warn").output()?;
+    if !o.status.success() {
+        bail!("{what}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    Ok(serde_json::from_slice(o.stdout.trim_ascii_end().rsplit(|b| *b == b'\n').next().unwrap_or_default())?)
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--cameras") {
@@ -178,15 +188,10 @@ fn main() -> Result<()> {
                 println!("| onnxruntime | {prec} | (no libonnxruntime: run scripts/setup.sh) |");
                 continue;
             }
-            let o = Command::new(std::env::current_exe()?)
-                .args(["--child", dir.to_str().unwrap(), backend, lib.as_ref().map(|p| p.to_str().unwrap()).unwrap_or(""), frames_dir.to_str().unwrap(), &n.to_string()])
-                .env("RAYON_NUM_THREADS", "1")
-                .env("RUST_LOG", "warn")
-                .output()?;
-            if !o.status.success() {
-                bail!("{backend} {prec}: {}", String::from_utf8_lossy(&o.stderr));
-            }
-            let v: serde_json::Value = serde_json::from_slice(o.stdout.trim_ascii_end().rsplit(|b| *b == b'\n').next().unwrap_or_default())?;
+            let v = run_child(
+                &["--child", dir.to_str().unwrap(), backend, lib.as_ref().map(|p| p.to_str().unwrap()).unwrap_or(""), frames_dir.to_str().unwrap(), &n.to_string()],
+                &format!("{backend} {prec}"),
+            )?;
             let fps = v["fps"].as_f64().unwrap_or(f64::NAN);
             let b = *base.get_or_insert(fps);
             println!(
@@ -210,15 +215,7 @@ fn main() -> Result<()> {
     println!("|---:|---:|---:|---:|---:|");
     let mut single_rss = f64::NAN;
     for k in [1usize, 2, 4, 8] {
-        let o = Command::new(std::env::current_exe()?)
-            .args(["--cameras", &k.to_string(), out.to_str().unwrap(), frames_dir.to_str().unwrap(), &n.to_string()])
-            .env("RAYON_NUM_THREADS", "1")
-            .env("RUST_LOG", "warn")
-            .output()?;
-        if !o.status.success() {
-            bail!("{k} cameras: {}", String::from_utf8_lossy(&o.stderr));
-        }
-        let v: serde_json::Value = serde_json::from_slice(o.stdout.trim_ascii_end().rsplit(|b| *b == b'\n').next().unwrap_or_default())?;
+        let v = run_child(&["--cameras", &k.to_string(), out.to_str().unwrap(), frames_dir.to_str().unwrap(), &n.to_string()], &format!("{k} cameras"))?;
         let (fps, busy, rss) = (v["fps"].as_f64().unwrap_or(f64::NAN), v["cpu_per_wall"].as_f64().unwrap_or(f64::NAN), v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN));
         if k == 1 {
             single_rss = rss;
