@@ -130,13 +130,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Check { config, set } => {
             let cfg = EdgeConfig::load(&config, &set).map_err(config_fault)?;
             let cams = sfn_edge::cameras::expand(&cfg);
-            let shared = setup::model(&cams[0]).with_context(|| format!("checking {}", config.display())).map_err(config_fault)?;
-            for cam in &cams {
-                let model = match shared.share() {
-                    Some(m) => m,
-                    None => setup::model(cam).map_err(config_fault)?,
-                };
-                let rt = setup::runtime_with_model(cam, false, model).with_context(|| format!("checking {}", config.display())).map_err(config_fault)?;
+            let runtimes = setup::runtimes(&cams, false).with_context(|| format!("checking {}", config.display())).map_err(config_fault)?;
+            for (cam, rt) in cams.iter().zip(&runtimes) {
                 let source = setup::source(cam).with_context(|| format!("opening the source of {} ({})", config.display(), cam.device))?;
                 let m = rt.pipeline.manifest();
                 let k = &cam.sinks;
@@ -193,16 +188,7 @@ fn run(cli: Cli) -> Result<()> {
             let cams = sfn_edge::cameras::expand(&cfg);
             // Every runtime is built (model, sinks) before any camera starts: a config or model fault
             // stops the process at once.
-            let shared = setup::model(&cams[0]).map_err(config_fault)?;
-            let mut runtimes = Vec::with_capacity(cams.len());
-            for cam in &cams {
-                let model = match shared.share() {
-                    Some(m) => m,
-                    None => setup::model(cam).map_err(config_fault)?,
-                };
-                runtimes.push(setup::runtime_with_model(cam, true, model).map_err(config_fault)?);
-            }
-            drop(shared);
+            let mut runtimes = setup::runtimes(&cams, true).map_err(config_fault)?;
             // Under systemd (Type=notify): ready now, watchdog pings and status from the frame loops.
             let notifier = std::sync::Arc::new(std::sync::Mutex::new(sfn_edge::notify::Notifier::from_env()));
             let stop = sfn_edge::signals::install();

@@ -94,6 +94,23 @@ pub fn runtime(cfg: &EdgeConfig, open_sinks: bool) -> Result<Runtime> {
     runtime_with_model(cfg, open_sinks, model(cfg)?)
 }
 
+/// One runtime per camera config (`cameras::expand`), all on one loaded copy of the model where the
+/// back-end shares it (tract), else one copy each.
+pub fn runtimes(cameras: &[EdgeConfig], open_sinks: bool) -> Result<Vec<Runtime>> {
+    let Some(first) = cameras.first() else { return Ok(vec![]) };
+    let shared = model(first)?;
+    cameras
+        .iter()
+        .map(|cam| {
+            let m = match shared.share() {
+                Some(m) => m,
+                None => model(cam)?,
+            };
+            runtime_with_model(cam, open_sinks, m)
+        })
+        .collect()
+}
+
 /// [`runtime`] on an export already loaded ([`model`], or a copy shared with other cameras).
 pub fn runtime_with_model(cfg: &EdgeConfig, open_sinks: bool, model: sfn_infer::ExportedModel) -> Result<Runtime> {
     let pipeline = Pipeline::with_model(model, cfg.alarm.clone())?;

@@ -40,7 +40,7 @@ pub(crate) use pooling::check_frame_pair;
 pub use pooling::*;
 pub(crate) use smoothing::half_gaussian;
 pub use smoothing::*;
-pub use speed::{speed_map, FrameZ, SpeedCalibration, SpeedCue, SpeedFusion};
+pub use speed::{speed_map, speed_map_with, FrameZ, SpeedCalibration, SpeedCue, SpeedFusion, SpeedKernel};
 pub use visual::*;
 
 #[cfg(test)]

@@ -282,6 +282,48 @@ impl SpeedCalibration {
 /// clipped to the frame; `last` is read with coordinates clamped to the frame. Frames are CHW `f32`.
 #[allow(clippy::too_many_arguments)]
 pub fn speed_map(last: &[f32], next: &[f32], channels: usize, height: usize, width: usize, radius: usize, block: usize, margin: f32) -> Result<Vec<f32>, ScoringError> {
+    speed_map_with(SpeedKernel::best(), last, next, channels, height, width, radius, block, margin)
+}
+
+/// The builds of the speed map's kernel: the same operations, so the same map bit for bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpeedKernel {
+    /// Baseline instructions (what aarch64 runs).
+    Portable,
+    /// x86-64 with AVX2 (8 lanes).
+    Avx2,
+    /// x86-64 with AVX-512F (16 lanes, a 64-bit minimum in one instruction).
+    Avx512,
+}
+
+impl SpeedKernel {
+    /// The kernels this CPU runs, slowest first.
+    pub fn available() -> Vec<SpeedKernel> {
+        let mut k = vec![SpeedKernel::Portable];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            k.push(SpeedKernel::Avx2);
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                k.push(SpeedKernel::Avx512);
+            }
+        }
+        k
+    }
+
+    /// The fastest kernel this CPU runs ([`speed_map`]'s).
+    pub fn best() -> SpeedKernel {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return if std::arch::is_x86_feature_detected!("avx512f") { SpeedKernel::Avx512 } else { SpeedKernel::Avx2 };
+        }
+        SpeedKernel::Portable
+    }
+}
+
+/// [`speed_map`] computed by one given kernel (for tests and benchmarks; one this CPU cannot run is an
+/// error).
+#[allow(clippy::too_many_arguments)]
+pub fn speed_map_with(kernel: SpeedKernel, last: &[f32], next: &[f32], channels: usize, height: usize, width: usize, radius: usize, block: usize, margin: f32) -> Result<Vec<f32>, ScoringError> {
     check_frame_pair([("last frame", last), ("next frame", next)], channels, height, width)?;
     if !(1..=MAX_SPEED_RADIUS).contains(&radius) || !(1..=MAX_SPEED_BLOCK).contains(&block) {
         return Err(ScoringError::BadParameter { name: "speed radius/block", value: radius as f32, reason: "radius must be 1..=8 and block 1..=48" });
@@ -295,17 +337,19 @@ pub fn speed_map(last: &[f32], next: &[f32], channels: usize, height: usize, wid
     let r = radius as isize;
     let mut shifts: Vec<(isize, isize)> = (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))).collect();
     shifts.sort_by_key(|&(dy, dx)| dy * dy + dx * dx); // stable: row-major among equal lengths
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX-512F and AVX2 (checked just above).
-        return Ok(unsafe { speed_map_avx512(last, next, channels, height, width, radius, block, margin, &shifts) });
+    if !SpeedKernel::available().contains(&kernel) {
+        return Err(ScoringError::BadParameter { name: "speed kernel", value: f32::NAN, reason: "this CPU cannot run it" });
     }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return Ok(unsafe { speed_map_avx2(last, next, channels, height, width, radius, block, margin, &shifts) });
+    match kernel {
+        SpeedKernel::Portable => Ok(speed_map_kernel::<false>(last, next, channels, height, width, radius, block, margin, &shifts)),
+        // SAFETY: the CPU has AVX2 (and AVX-512F for that kernel): `available` checked it above.
+        #[cfg(target_arch = "x86_64")]
+        SpeedKernel::Avx2 => Ok(unsafe { speed_map_avx2(last, next, channels, height, width, radius, block, margin, &shifts) }),
+        #[cfg(target_arch = "x86_64")]
+        SpeedKernel::Avx512 => Ok(unsafe { speed_map_avx512(last, next, channels, height, width, radius, block, margin, &shifts) }),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("only the portable kernel is available off x86-64"),
     }
-    Ok(speed_map_kernel::<false>(last, next, channels, height, width, radius, block, margin, &shifts))
 }
 
 /// [`speed_map_kernel`] compiled for AVX2 (8 lanes where the baseline has 4): the same operations, so
@@ -615,25 +659,10 @@ mod tests {
         out
     }
 
-    /// The speed map by every kernel this CPU can run (the portable one, AVX2, AVX-512), after
-    /// `speed_map`'s own checks.
+    /// The speed map by every kernel this CPU can run.
     #[allow(clippy::too_many_arguments)]
-    fn every_kernel(last: &[f32], next: &[f32], c: usize, h: usize, w: usize, r: usize, b: usize, m: f32) -> Vec<(&'static str, Vec<f32>)> {
-        speed_map(last, next, c, h, w, r, b, m).unwrap();
-        let ri = r as isize;
-        let mut shifts: Vec<(isize, isize)> = (-ri..=ri).flat_map(|dy| (-ri..=ri).map(move |dx| (dy, dx))).collect();
-        shifts.sort_by_key(|&(dy, dx)| dy * dy + dx * dx);
-        let mut out = vec![("portable", speed_map_kernel::<false>(last, next, c, h, w, r, b, m, &shifts))];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                out.push(("avx2", unsafe { speed_map_avx2(last, next, c, h, w, r, b, m, &shifts) }));
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx2") {
-                out.push(("avx512", unsafe { speed_map_avx512(last, next, c, h, w, r, b, m, &shifts) }));
-            }
-        }
-        out
+    fn every_kernel(last: &[f32], next: &[f32], c: usize, h: usize, w: usize, r: usize, b: usize, m: f32) -> Vec<(SpeedKernel, Vec<f32>)> {
+        SpeedKernel::available().into_iter().map(|k| (k, speed_map_with(k, last, next, c, h, w, r, b, m).unwrap())).collect()
     }
 
     #[test]
@@ -655,7 +684,7 @@ mod tests {
                 }
                 let naive = speed_naive(&last, &next, c, h, w, r, b, m);
                 for (kernel, fast) in every_kernel(&last, &next, c, h, w, r, b, m) {
-                    assert!(fast == naive, "{kernel}: {c}x{h}x{w} r{r} b{b} margin {m}");
+                    assert!(fast == naive, "{kernel:?}: {c}x{h}x{w} r{r} b{b} margin {m}");
                 }
                 let fast = speed_map(&last, &next, c, h, w, r, b, m).unwrap();
                 if m > 0.0 {
@@ -681,7 +710,7 @@ mod tests {
         for m in [0.0, 0.2] {
             let naive = speed_naive(&last, &next, 1, h, w, 2, 5, m);
             for (kernel, fast) in every_kernel(&last, &next, 1, h, w, 2, 5, m) {
-                assert!(fast == naive, "{kernel}: margin {m}");
+                assert!(fast == naive, "{kernel:?}: margin {m}");
             }
         }
     }

@@ -73,6 +73,11 @@ fn box_region(k: usize, grid: [usize; 2], window: usize, stride: usize, height: 
     Region { x: (bx * s) as u32, y: (by * s) as u32, width: kw as u32, height: kh as u32 }
 }
 
+/// The largest value, as the poolings take it (`fold(NEG_INFINITY, f32::max)`).
+fn max(v: &[f32]) -> f32 {
+    v.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
 /// The first index of the largest value (NaN never wins).
 fn argmax(v: &[f32]) -> Option<usize> {
     let mut best: Option<(usize, f32)> = None;
@@ -99,20 +104,21 @@ impl VisualScoring<'_> {
         let (e, region) = match self.pooling.window() {
             None => (self.pooling.pool_map(&map, height, width, self.regions)?, None),
             Some((window, stride)) => {
+                // The box scores once: their max is the pooled error (`pool_boxes`), their argmax the box.
                 let means = window_means(&map, height, width, window, stride);
-                let e = self.pooling.pool_boxes(&means, height, width, self.regions)?;
                 let scores = match self.pooling {
                     ErrorPooling::WindowMaxZ { .. } => self.pooling.check_regions(self.regions, height, width)?.box_scores(&means)?,
                     _ => means,
                 };
                 let grid = box_grid(height, width, window, stride);
-                (e, argmax(&scores).map(|k| box_region(k, grid, window, stride, height, width)))
+                (max(&scores), argmax(&scores).map(|k| box_region(k, grid, window, stride, height, width)))
             }
         };
         let Some(sp) = self.speed else { return Ok(VisualDetail { error: e, cue: Cue::Prediction, region }) };
         sp.check_geometry(height, width)?;
-        let speed_means = sp.cue.box_means(last, target, channels, height, width)?;
-        let s = sp.score_boxes(&speed_means)?;
+        let speed_scores = sp.regions.box_scores(&sp.cue.box_means(last, target, channels, height, width)?)?;
+        // = `score_boxes`: the max of the region z-scores.
+        let s = max(&speed_scores);
         let error = sp.fuse(e, s);
         let l = sp.cue.weight;
         let speed_wins = match (sp.cue.fusion, &sp.frame_z) {
@@ -122,8 +128,7 @@ impl VisualScoring<'_> {
         if !speed_wins {
             return Ok(VisualDetail { error, cue: Cue::Prediction, region });
         }
-        let scores = sp.regions.box_scores(&speed_means)?;
-        let region = argmax(&scores).map(|k| box_region(k, sp.regions.grid, sp.cue.window, sp.cue.stride, height, width));
+        let region = argmax(&speed_scores).map(|k| box_region(k, sp.regions.grid, sp.cue.window, sp.cue.stride, height, width));
         Ok(VisualDetail { error, cue: Cue::Speed, region })
     }
 }
