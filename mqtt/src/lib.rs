@@ -13,6 +13,7 @@
 //! | `<prefix>/<device>/available` | 1 | yes | `online` after each connect; `offline` on clean shutdown, and as the last will (set in CONNECT) when the connection dies |
 //! | `<prefix>/<device>/alarm` | 1 | no | the caller's binary alarm packet, as given |
 //! | `<prefix>/<device>/alarm/json` | 1 | no | the caller's JSON mirror of the same alarm, as given (not validated) |
+//! | `<prefix>/<device>/alarm/snapshot` | 1 | yes | the caller's JPEG of the latest alarm (at most [`MAX_SNAPSHOT_BYTES`]), latest wins; one without its PUBACK is sent again after a reconnect |
 //! | `<prefix>/<device>/score` | 0 | no | a batch: the concatenation of up to `batch_max` (32) score payloads, in push order |
 //! | `<prefix>/<device>/status` | 1 | yes | the caller's JSON status, as given; republished after each reconnect |
 //! | discovery topics (optional, e.g. `homeassistant/.../config`) | 1 | yes | the caller's discovery configs, on each connect and when the hub's birth topic says `online` |
@@ -77,8 +78,8 @@ mod reporter;
 pub mod spool;
 pub mod state;
 
-pub use options::{ReporterOptions, TlsOptions, MAX_PAYLOAD_BYTES, MAX_SCORE_BYTES};
-pub use reporter::Reporter;
+pub use options::{ReporterOptions, TlsOptions, MAX_PAYLOAD_BYTES, MAX_SCORE_BYTES, MAX_SNAPSHOT_BYTES};
+pub use reporter::{Reporter, SnapshotPublisher};
 pub use state::{Discovery, Stats, Topics, OFFLINE, ONLINE};
 
 /// Errors of this crate. Network trouble is never an error: it is what the spool is for.

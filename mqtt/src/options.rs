@@ -16,6 +16,8 @@ use crate::Error;
 pub const MAX_SCORE_BYTES: usize = 64;
 /// Largest alarm packet, alarm JSON or status accepted (bytes each).
 pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
+/// Largest alarm snapshot (JPEG) accepted.
+pub const MAX_SNAPSHOT_BYTES: usize = 1024 * 1024;
 
 /// TLS to the broker (rustls, `ring` provider). The broker's certificate is verified against
 /// the CA file; the server name checked is [`ReporterOptions::host`] (a DNS name or an IP).
@@ -224,7 +226,8 @@ impl ReporterOptions {
         o.set_last_will(LastWill::new(topics.available, OFFLINE.to_vec(), QoS::AtLeastOnce, true));
         // Alarm packet + JSON per alarm, plus status, availability: never hit rumqttc's limit.
         o.set_inflight((2 * self.max_inflight_alarms + 8) as u16);
-        o.set_max_packet_size(2 * MAX_PAYLOAD_BYTES + 1024, 2 * MAX_PAYLOAD_BYTES + 1024);
+        let max_packet = (2 * MAX_PAYLOAD_BYTES).max(MAX_SNAPSHOT_BYTES) + 1024;
+        o.set_max_packet_size(max_packet, max_packet);
         if let Some((user, pass)) = &self.credentials {
             o.set_credentials(user.clone(), pass.clone());
         }

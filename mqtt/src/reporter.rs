@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{Client, Connection, Event, MqttOptions, Outgoing, Packet, QoS};
 
-use crate::options::{ReporterOptions, MAX_PAYLOAD_BYTES, MAX_SCORE_BYTES};
+use crate::options::{ReporterOptions, MAX_PAYLOAD_BYTES, MAX_SCORE_BYTES, MAX_SNAPSHOT_BYTES};
 use crate::spool::Spool;
 use crate::state::{Action, Alarm, Backoff, Input, Qos, ReporterState, Stats, Topics};
 use crate::Error;
@@ -42,6 +42,7 @@ enum Msg {
     Alarm(Alarm),
     Score(Vec<u8>),
     Status(Vec<u8>),
+    Snapshot(Vec<u8>),
     Shutdown,
     /// Connection events are waiting in [`ConnQueue`].
     Wake,
@@ -146,6 +147,19 @@ impl Reporter {
         self.send(Msg::Status(json))
     }
 
+    /// Set the retained alarm snapshot (a JPEG, at most [`MAX_SNAPSHOT_BYTES`], published as
+    /// given on `<prefix>/<device>/alarm/snapshot`, QoS 1; one in flight at a time, only the
+    /// latest waiting one is sent; one without its PUBACK is sent again after a reconnect).
+    pub fn set_snapshot(&self, jpeg: impl Into<Vec<u8>>) -> Result<(), Error> {
+        self.snapshots().set(jpeg)
+    }
+
+    /// A handle that sets snapshots from another thread (an encoder worker), for as long as
+    /// this reporter runs.
+    pub fn snapshots(&self) -> SnapshotPublisher {
+        SnapshotPublisher { tx: self.tx.clone() }
+    }
+
     /// The counters as of the driver's last step.
     pub fn stats(&self) -> Stats {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -187,6 +201,27 @@ impl Drop for Reporter {
         if self.driver.is_some() {
             let _ = self.tx.send(Msg::Shutdown);
         }
+    }
+}
+
+/// Sets a reporter's retained alarm snapshot from any thread: [`Reporter::snapshots`].
+#[derive(Clone)]
+pub struct SnapshotPublisher {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl std::fmt::Debug for SnapshotPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SnapshotPublisher")
+    }
+}
+
+impl SnapshotPublisher {
+    /// As [`Reporter::set_snapshot`]; [`Error::Stopped`] once the reporter has shut down.
+    pub fn set(&self, jpeg: impl Into<Vec<u8>>) -> Result<(), Error> {
+        let jpeg = jpeg.into();
+        check_size("snapshot", jpeg.len(), MAX_SNAPSHOT_BYTES)?;
+        self.tx.send(Msg::Snapshot(jpeg)).map_err(|_| Error::Stopped)
     }
 }
 
@@ -248,6 +283,7 @@ impl Driver {
                     Msg::Alarm(a) => Some(Input::Alarm(a)),
                     Msg::Score(p) => Some(Input::Score(p)),
                     Msg::Status(p) => Some(Input::Status(p)),
+                    Msg::Snapshot(p) => Some(Input::Snapshot(p)),
                     Msg::Shutdown => Some(Input::Shutdown),
                     Msg::Wake => None,
                 })

@@ -47,13 +47,15 @@ pub struct Topics {
     pub score: String,
     /// `<prefix>/<device>/status`: retained QoS 1, the caller's JSON status.
     pub status: String,
+    /// `<prefix>/<device>/alarm/snapshot`: retained QoS 1, the caller's JPEG of the latest alarm.
+    pub snapshot: String,
 }
 
 impl Topics {
     /// Topics for `device` under `prefix` (no validation: see [`crate::ReporterOptions`]).
     pub fn new(prefix: &str, device: &str) -> Topics {
         let base = format!("{prefix}/{device}");
-        Topics { available: format!("{base}/available"), alarm: format!("{base}/alarm"), alarm_json: format!("{base}/alarm/json"), score: format!("{base}/score"), status: format!("{base}/status") }
+        Topics { available: format!("{base}/available"), alarm: format!("{base}/alarm"), alarm_json: format!("{base}/alarm/json"), score: format!("{base}/score"), status: format!("{base}/status"), snapshot: format!("{base}/alarm/snapshot") }
     }
 }
 
@@ -129,6 +131,8 @@ pub enum Input {
     Score(Vec<u8>),
     /// The caller set the (retained) status.
     Status(Vec<u8>),
+    /// The caller set the (retained) alarm snapshot.
+    Snapshot(Vec<u8>),
     /// Time passed (flushes score batches, ends a shutdown's grace period).
     Tick,
     /// The caller asked for a clean shutdown.
@@ -193,6 +197,10 @@ pub struct Stats {
     pub reconnects: u64,
     /// Rounds of discovery configs published (one per connect, one per hub birth message).
     pub discovery_rounds: u64,
+    /// Snapshots set by the caller.
+    pub snapshots_pushed: u64,
+    /// Snapshots acknowledged by the broker (a snapshot replaced before it went out is not).
+    pub snapshots_acked: u64,
     /// Connection attempts that failed (refused, unreachable, TLS, ...). Set by the I/O layer.
     pub connect_failures: u64,
     /// Spool files that could not be written or deleted. Set by the I/O layer.
@@ -211,6 +219,7 @@ enum Tag {
     Online,
     Offline,
     Status,
+    Snapshot,
     AlarmPacket(u64),
     AlarmJson(u64),
     Scores,
@@ -253,6 +262,10 @@ pub struct ReporterState {
     status: Option<Vec<u8>>,
     status_dirty: bool,
     status_inflight: bool,
+    /// The latest snapshot not yet acknowledged (only the newest waiting one is kept).
+    snapshot: Option<Vec<u8>>,
+    /// The snapshot published and not yet acknowledged (kept to publish again after a reconnect).
+    snapshot_inflight: Option<Vec<u8>>,
     /// Tags of publishes handed to the client whose pkid is not known yet, oldest first.
     unconfirmed: VecDeque<Tag>,
     /// QoS 1 publishes on the wire, by pkid, waiting for their PUBACK.
@@ -280,6 +293,8 @@ impl ReporterState {
             status: None,
             status_dirty: false,
             status_inflight: false,
+            snapshot: None,
+            snapshot_inflight: None,
             unconfirmed: VecDeque::new(),
             awaiting: HashMap::new(),
             shutdown_deadline: None,
@@ -362,6 +377,11 @@ impl ReporterState {
                 self.status_dirty = true;
                 self.pump_status(out);
             }
+            Input::Snapshot(payload) => {
+                self.stats.snapshots_pushed += 1;
+                self.snapshot = Some(payload);
+                self.pump_snapshot(out);
+            }
             Input::Tick => {}
             Input::Message { topic, payload } => {
                 let birth = self.cfg.discovery.as_ref().is_some_and(|d| d.birth_topic == topic);
@@ -417,6 +437,7 @@ impl ReporterState {
             self.status_dirty = true;
         }
         self.pump_status(out);
+        self.pump_snapshot(out);
         self.pump_alarms(out);
         // Scores held while away go out now, in full batches.
         self.pump_scores(now, true, out);
@@ -440,6 +461,11 @@ impl ReporterState {
         }
         self.status_inflight = false;
         self.status_dirty = self.status.is_some();
+        // A snapshot without its PUBACK is published again on the next connection (unless a
+        // newer one waits).
+        if let Some(p) = self.snapshot_inflight.take() {
+            self.snapshot.get_or_insert(p);
+        }
         self.discovery_outstanding = 0;
         self.discovery_pending = false;
         if self.shutdown_deadline.is_some() {
@@ -506,6 +532,11 @@ impl ReporterState {
             Tag::Status => {
                 self.status_inflight = false;
                 self.pump_status(out);
+            }
+            Tag::Snapshot => {
+                self.snapshot_inflight = None;
+                self.stats.snapshots_acked += 1;
+                self.pump_snapshot(out);
             }
             Tag::Discovery => {
                 self.discovery_outstanding = self.discovery_outstanding.saturating_sub(1);
@@ -584,6 +615,19 @@ impl ReporterState {
             self.status_inflight = true;
             let topic = self.cfg.topics.status.clone();
             self.emit(Tag::Status, topic, payload, true, out);
+        }
+    }
+
+    /// The waiting snapshot, one at a time: a newer one set while another is in flight replaces
+    /// the waiting one (retained: only the latest matters to a subscriber).
+    fn pump_snapshot(&mut self, out: &mut Vec<Action>) {
+        if !self.connected || self.snapshot_inflight.is_some() {
+            return;
+        }
+        if let Some(payload) = self.snapshot.take() {
+            self.snapshot_inflight = Some(payload.clone());
+            let topic = self.cfg.topics.snapshot.clone();
+            self.emit(Tag::Snapshot, topic, payload, true, out);
         }
     }
 
@@ -812,6 +856,7 @@ mod tests {
         assert_eq!(t.alarm_json, "frigate/door/alarm/json");
         assert_eq!(t.score, "frigate/door/score");
         assert_eq!(t.status, "frigate/door/status");
+        assert_eq!(t.snapshot, "frigate/door/alarm/snapshot");
     }
 
     #[test]
@@ -846,6 +891,38 @@ mod tests {
         assert!(s.queued.is_empty(), "waits for the PUBACK of the first");
         s.settle();
         assert_eq!(s.on("sfn/cam1/status"), vec![b"1".to_vec(), b"3".to_vec()]);
+    }
+
+    #[test]
+    fn snapshot_is_retained_latest_wins_and_survives_a_lost_connection() {
+        let mut s = Sim::new(cfg());
+        s.feed(Input::Snapshot(b"jpeg0".to_vec()));
+        s.feed(Input::Snapshot(b"jpeg1".to_vec()));
+        assert!(s.queued.is_empty(), "nothing published while disconnected");
+        s.connect();
+        s.settle();
+        // Only the newest waiting one went out, retained, QoS 1.
+        assert_eq!(s.on("sfn/cam1/alarm/snapshot"), vec![b"jpeg1".to_vec()]);
+        let p = s.broker.iter().find(|p| p.topic == "sfn/cam1/alarm/snapshot").unwrap();
+        assert!(p.retain && p.qos == Qos::AtLeastOnce);
+        // In flight when the connection drops: published again on the next one.
+        s.feed(Input::Snapshot(b"jpeg2".to_vec()));
+        s.transmit();
+        s.drop_connection();
+        s.connect();
+        s.settle();
+        assert_eq!(s.on("sfn/cam1/alarm/snapshot"), vec![b"jpeg1".to_vec(), b"jpeg2".to_vec(), b"jpeg2".to_vec()]);
+        // In flight and replaced: the replaced one is not sent again, the newest follows the PUBACK.
+        s.feed(Input::Snapshot(b"jpeg3".to_vec()));
+        s.transmit();
+        s.feed(Input::Snapshot(b"jpeg4".to_vec()));
+        s.feed(Input::Snapshot(b"jpeg5".to_vec()));
+        assert!(s.queued.is_empty(), "waits for the PUBACK of jpeg3");
+        s.settle();
+        let got = s.on("sfn/cam1/alarm/snapshot");
+        assert_eq!(&got[3..], &[b"jpeg3".to_vec(), b"jpeg5".to_vec()]);
+        let st = s.st.stats();
+        assert_eq!((st.snapshots_pushed, st.snapshots_acked), (6, 4));
     }
 
     #[test]

@@ -202,6 +202,8 @@ impl Sub {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
         o.set_keep_alive(Duration::from_secs(30));
         o.set_clean_session(!persistent);
+        // Snapshots are larger than rumqttc's default 10 KiB limit.
+        o.set_max_packet_size(2 << 20, 2 << 20);
         let (client, mut conn) = Client::new(o, 64);
         let s = Sub { msgs: Arc::default(), subscribed: Arc::default(), stop: Arc::default(), client: client.clone() };
         let (msgs, subscribed, stop) = (s.msgs.clone(), s.subscribed.clone(), s.stop.clone());
@@ -309,6 +311,29 @@ fn first_arrivals(msgs: &[Msg], topic: &str) -> (Vec<u32>, usize) {
 
 // ------------------------------------------------------------------------------------------
 // Tests
+
+#[test]
+fn snapshot_is_retained_for_late_subscribers_and_oversized_ones_are_refused() {
+    init_logging();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Broker::start(&tmp.path().join("broker"), port, false);
+    let r = Reporter::start(options("snap", port, &tmp.path().join("spool"))).unwrap();
+    assert_eq!(r.topics().snapshot, "sfn/snap/alarm/snapshot");
+    // Larger than the other payloads may be: a full-resolution JPEG.
+    let big: Vec<u8> = (0..600_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let publisher = r.snapshots();
+    std::thread::spawn(move || publisher.set(big)).join().unwrap().unwrap();
+    wait_stats(&r, "snapshot acked", Duration::from_secs(10), |s| s.snapshots_acked == 1);
+    let late = Sub::start(port, "t-snap-1", "sfn/snap/alarm/snapshot", QoS::AtLeastOnce, false);
+    let m = late.wait_for("retained snapshot", Duration::from_secs(5), |m| !m.is_empty());
+    let want: Vec<u8> = (0..600_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    assert!(m[0].payload == want && m[0].retain && m[0].qos == QoS::AtLeastOnce);
+    let e = r.set_snapshot(vec![0u8; sfn_mqtt::MAX_SNAPSHOT_BYTES + 1]).unwrap_err();
+    assert!(matches!(e, sfn_mqtt::Error::PayloadTooLarge { what: "snapshot", .. }), "{e}");
+    let stats = r.shutdown();
+    assert_eq!((stats.snapshots_pushed, stats.snapshots_acked), (1, 1));
+}
 
 #[test]
 fn availability_online_retained_and_offline_on_clean_shutdown() {
