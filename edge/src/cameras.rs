@@ -132,6 +132,11 @@ pub fn expand(cfg: &EdgeConfig) -> Vec<EdgeConfig> {
             if let Some(m) = c.sinks.mqtt.as_mut() {
                 m.spool_dir = m.spool_dir.join(&device);
             }
+            // One event folder root for all cameras (folder names end in the device), its disk
+            // bound shared equally.
+            if let Some(sn) = c.snapshot.as_mut() {
+                sn.max_disk_mb /= cameras.len().max(1) as f64;
+            }
             c.device = device;
             c
         })

@@ -31,6 +31,10 @@ pub struct EdgeConfig {
     pub gpio: Option<GpioConfig>,
     #[serde(default)]
     pub health: HealthConfig,
+    /// Alarm snapshots (JPEG with the region boxed) on MQTT and in bounded event folders; off
+    /// when absent.
+    #[serde(default)]
+    pub snapshot: Option<crate::snapshot::SnapshotConfig>,
 }
 
 /// Which export to run and how.
@@ -425,6 +429,9 @@ impl EdgeConfig {
         if let Some(m) = cfg.sinks.mqtt.as_mut() {
             rel(&mut m.spool_dir);
         }
+        if let Some(d) = cfg.snapshot.as_mut().and_then(|s| s.dir.as_mut()) {
+            rel(d);
+        }
         cfg.validate(path)?;
         Ok(cfg)
     }
@@ -460,6 +467,9 @@ impl EdgeConfig {
             if p.is_empty() || p.starts_with('/') || p.ends_with('/') || p.contains(['+', '#', '\0']) {
                 return bad("sinks.mqtt.home_assistant.discovery_prefix", format!("{p:?}: must be a topic without + # and without a leading or trailing /"));
             }
+        }
+        if let Some(s) = &self.snapshot {
+            s.validate().map_err(|(key, reason)| ConfigError::Invalid { path: path.into(), key, reason })?;
         }
         if !(self.health.period_s.is_finite() && self.health.period_s > 0.0) {
             return bad("health.period_s", format!("{}: must be > 0", self.health.period_s));
@@ -524,6 +534,13 @@ path = "frames"
         let e = load(MIN, &["device=a/b"]).unwrap_err().to_string();
         assert!(e.contains("device"), "{e}");
         let e = load("device = \"x\"\n[model\n", &[]).unwrap_err().to_string();
-        assert!(e.contains("edge.toml"), "{e}");
+        assert!(e.contains("edge.toml"), "{e}"); // Snapshot bounds: a disk bound of 0 and a negative interval name their keys.
+        let e = load(MIN, &["snapshot.max_disk_mb=0"]).unwrap_err().to_string();
+        assert!(e.contains("snapshot.max_disk_mb") && e.contains("edge.toml"), "{e}");
+        let e = load(MIN, &["snapshot.min_interval_s=-1"]).unwrap_err().to_string();
+        assert!(e.contains("snapshot.min_interval_s"), "{e}");
+        let c = load(MIN, &["snapshot.dir=\"events\""]).unwrap();
+        let s = c.snapshot.unwrap();
+        assert!(s.dir.unwrap().is_absolute() && s.min_interval_s == 10.0, "relative to the config; defaults");
     }
 }

@@ -58,6 +58,9 @@ pub struct Health {
     /// Seconds since the last good caption.
     pub caption_age_s: Option<f64>,
     pub sink_errors: u64,
+    /// The snapshot stage's counters (when snapshots are on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<crate::snapshot::SnapshotStats>,
     pub queue_depth: usize,
 }
 

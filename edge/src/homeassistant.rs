@@ -1,14 +1,15 @@
 //! Home Assistant MQTT discovery: the retained config messages that make a camera's alarm and anomaly
 //! score appear in Home Assistant without hand-written YAML.
 //!
-//! Two entities under one device (`<discovery_prefix>/<component>/<node>/<object>/config`, node =
+//! Two entities (three with snapshots) under one device (`<discovery_prefix>/<component>/<node>/<object>/config`, node =
 //! `sfn_<device>` with characters outside `[A-Za-z0-9_-]` replaced by `_`):
 //! - `binary_sensor` `alarm` (device_class `problem`): state from `<prefix>/<device>/alarm/json`
 //!   (`ON` when `state` is `raised`, `OFF` when `cleared`), the alarm JSON as its attributes.
 //! - `sensor` `score`: `score_peak` (the highest causal score since the previous status) from the
 //!   retained `<prefix>/<device>/status`, published every `health.period_s`.
+//! - `camera` `snapshot` (with snapshots on): the retained JPEG on `<prefix>/<device>/alarm/snapshot`.
 //!
-//! Both take availability from the retained `<prefix>/<device>/available` (`online` / `offline`, the
+//! All take availability from the retained `<prefix>/<device>/available` (`online` / `offline`, the
 //! last will). The device block names the model (its id: the first 4 bytes of the encoder's sha256)
 //! and this software's version.
 
@@ -24,7 +25,7 @@ fn node_id(device: &str) -> String {
 }
 
 /// The discovery configs of a device reporting on `topics`, for the model with id `model_id`.
-pub fn discovery(ha: &HomeAssistantConfig, device: &str, topics: &Topics, model_id: [u8; 4]) -> Discovery {
+pub fn discovery(ha: &HomeAssistantConfig, device: &str, topics: &Topics, model_id: [u8; 4], snapshots: bool) -> Discovery {
     let node = node_id(device);
     let model_hex: String = model_id.iter().map(|b| format!("{b:02x}")).collect();
     let dev = json!({
@@ -61,10 +62,16 @@ pub fn discovery(ha: &HomeAssistantConfig, device: &str, topics: &Topics, model_
         "json_attributes_topic": topics.status,
     }));
     let p = &ha.discovery_prefix;
-    Discovery {
-        birth_topic: format!("{p}/status"),
-        messages: vec![(format!("{p}/binary_sensor/{node}/alarm/config"), alarm.to_string().into_bytes()), (format!("{p}/sensor/{node}/score/config"), score.to_string().into_bytes())],
+    let mut messages = vec![(format!("{p}/binary_sensor/{node}/alarm/config"), alarm.to_string().into_bytes()), (format!("{p}/sensor/{node}/score/config"), score.to_string().into_bytes())];
+    if snapshots {
+        let camera = with_common(json!({
+            "name": "Alarm snapshot",
+            "unique_id": format!("{node}_snapshot"),
+            "topic": topics.snapshot,
+        }));
+        messages.push((format!("{p}/camera/{node}/snapshot/config"), camera.to_string().into_bytes()));
     }
+    Discovery { birth_topic: format!("{p}/status"), messages }
 }
 
 #[cfg(test)]
@@ -75,7 +82,7 @@ mod tests {
     fn configs_name_the_devices_topics() {
         let ha = HomeAssistantConfig { discovery_prefix: "homeassistant".into(), name: Some("Door camera".into()) };
         let t = Topics::new("sfn", "door cam.1");
-        let d = discovery(&ha, "door cam.1", &t, [0xde, 0xad, 0xbe, 0xef]);
+        let d = discovery(&ha, "door cam.1", &t, [0xde, 0xad, 0xbe, 0xef], false);
         assert_eq!(d.birth_topic, "homeassistant/status");
         let topics: Vec<&str> = d.messages.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(topics, ["homeassistant/binary_sensor/sfn_door_cam_1/alarm/config", "homeassistant/sensor/sfn_door_cam_1/score/config"]);
@@ -90,5 +97,11 @@ mod tests {
         let score: serde_json::Value = serde_json::from_slice(&d.messages[1].1).unwrap();
         assert_eq!(score["state_topic"], "sfn/door cam.1/status");
         assert_eq!(score["device"], alarm["device"]);
+        // With snapshots: a camera entity on the retained snapshot topic.
+        let d = discovery(&ha, "door cam.1", &t, [0xde, 0xad, 0xbe, 0xef], true);
+        assert_eq!(d.messages.len(), 3);
+        assert_eq!(d.messages[2].0, "homeassistant/camera/sfn_door_cam_1/snapshot/config");
+        let cam: serde_json::Value = serde_json::from_slice(&d.messages[2].1).unwrap();
+        assert_eq!((cam["topic"].as_str(), cam["availability_topic"].as_str()), (Some("sfn/door cam.1/alarm/snapshot"), Some("sfn/door cam.1/available")));
     }
 }

@@ -18,3 +18,5 @@ pub mod runtime;
 pub mod setup;
 pub mod signals;
 pub mod sink;
+pub mod snapshot;
+pub mod timefmt;

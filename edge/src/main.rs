@@ -277,7 +277,11 @@ fn run_camera(mut rt: sfn_edge::runtime::Runtime, cam: &EdgeConfig, stop: &'stat
     tracing::info!(camera = %cam.device, source = %source.describe(), backend = %rt.pipeline.backend(), "running");
     // SIGTERM / SIGINT: finish the frame in flight, flush the sinks, exit 0.
     rt.stop = Some(stop);
-    let s = rt.run(&mut source, max_frames, 50)?;
+    let mut s = rt.run(&mut source, max_frames, 50)?;
+    // Snapshots still being encoded go out before the sinks (MQTT) close.
+    if let Some(st) = rt.close_snapshots(std::time::Duration::from_secs(10)) {
+        s.snapshots = Some(st);
+    }
     if s.frames_in == 0 {
         bail!("the source gave no frames");
     }

@@ -15,8 +15,9 @@ pub struct MqttSink {
 
 impl MqttSink {
     /// Starts the reporter for `device`; `model_id` (the model's id in packets) goes into Home
-    /// Assistant's device block when discovery is on.
-    pub fn connect(device: &str, cfg: &MqttConfig, model_id: [u8; 4]) -> Result<Self, SinkError> {
+    /// Assistant's device block when discovery is on, with a camera entity for the alarm snapshot
+    /// when `snapshots`.
+    pub fn connect(device: &str, cfg: &MqttConfig, model_id: [u8; 4], snapshots: bool) -> Result<Self, SinkError> {
         let name = format!("mqtt {}:{}", cfg.host, cfg.port);
         let mut o = sfn_mqtt::ReporterOptions::new(device, &cfg.spool_dir);
         o.prefix = cfg.prefix.clone();
@@ -25,7 +26,7 @@ impl MqttSink {
         o.spool_max = cfg.spool_max;
         o.ring_max = cfg.score_ring;
         if let Some(ha) = &cfg.home_assistant {
-            o.discovery = Some(crate::homeassistant::discovery(ha, device, &o.topics(), model_id));
+            o.discovery = Some(crate::homeassistant::discovery(ha, device, &o.topics(), model_id, snapshots));
         }
         if let (Some(u), Some(p)) = (&cfg.username, &cfg.password) {
             o.credentials = Some((u.clone(), p.clone()));
@@ -69,6 +70,9 @@ impl Sink for MqttSink {
     }
     fn queue_depth(&self) -> usize {
         self.stats().map_or(0, |s| s.queued_alarms + s.queued_scores)
+    }
+    fn snapshot_publisher(&self) -> Option<sfn_mqtt::SnapshotPublisher> {
+        self.reporter.as_ref().map(|r| r.snapshots())
     }
     fn status(&mut self, json: &str) -> Result<(), SinkError> {
         match &self.reporter {

@@ -2,6 +2,7 @@
 //! side and periodic health. `sfn-edge run` and the host replay drive the same [`Runtime`].
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -12,6 +13,7 @@ use crate::captions::{CaptionScheduler, CaptionStats, CaptionWorker, ClipJob, De
 use crate::health::{Health, Latency};
 use crate::pipeline::{FrameOutput, Pipeline, PipelineError};
 use crate::sink::{packet, AlarmJson, Sink};
+use crate::snapshot::{SnapshotStats, Snapshots};
 
 /// The caption stage of a runtime.
 pub struct Captioning {
@@ -22,7 +24,7 @@ pub struct Captioning {
     pub height: usize,
     pub width: usize,
     /// The last 4 source pictures (converted to caption size only when a refresh starts).
-    ring: VecDeque<image::DynamicImage>,
+    ring: VecDeque<Arc<image::DynamicImage>>,
     last_good: Option<Instant>,
 }
 
@@ -44,6 +46,8 @@ pub struct RunSummary {
     pub alarms: u64,
     pub sink_errors: u64,
     pub captions: Option<CaptionStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<SnapshotStats>,
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
     pub seconds: f64,
@@ -57,6 +61,8 @@ pub struct Runtime {
     pub pipeline: Pipeline,
     pub captions: Option<Captioning>,
     pub sinks: Vec<Box<dyn Sink>>,
+    /// Alarm snapshots (JPEG on MQTT and in event folders), off when None.
+    pub snapshots: Option<Snapshots>,
     /// Called with every scored frame's alarm state (the GPIO pin).
     pub on_alarm_state: Option<Box<dyn FnMut(AlarmState) + Send>>,
     pub device: String,
@@ -83,6 +89,7 @@ impl Runtime {
             pipeline,
             captions: None,
             sinks: vec![],
+            snapshots: None,
             on_alarm_state: None,
             device: device.into(),
             health_period: Duration::from_secs(10),
@@ -126,6 +133,7 @@ impl Runtime {
             caption_age_s: self.captions.as_ref().and_then(|c| c.last_good.map(|t| t.elapsed().as_secs_f64())),
             sink_errors: self.summary.sink_errors,
             queue_depth: self.sinks.iter().map(|s| s.queue_depth()).sum(),
+            snapshots: self.snapshots.as_ref().map(|s| s.stats()),
         }
     }
 
@@ -139,13 +147,13 @@ impl Runtime {
     }
 
     /// Caption stage for one frame: poll a finished refresh, maybe start one. Never blocks.
-    fn captions_step(&mut self, index: u64, image: image::DynamicImage) {
+    fn captions_step(&mut self, index: u64, image: &Arc<image::DynamicImage>) {
         let now = self.ms_since_start();
         let Some(c) = self.captions.as_mut() else { return };
         if c.ring.len() == 4 {
             c.ring.pop_front();
         }
-        c.ring.push_back(image);
+        c.ring.push_back(image.clone());
         if let Some(res) = c.worker.poll() {
             let ok = res.is_ok();
             let usable = c.scheduler.finished(now, ok);
@@ -176,7 +184,8 @@ impl Runtime {
         let m = self.pipeline.manifest();
         let input = sfn_infer::preprocess::to_model_input(&frame.image, m.image.channels, m.image.height, m.image.width);
         self.pipeline.source_size = Some((frame.image.width(), frame.image.height()));
-        self.captions_step(frame.index, frame.image);
+        let image = Arc::new(frame.image);
+        self.captions_step(frame.index, &image);
         let out = match self.pipeline.push(frame.index, frame.timestamp_ms, input) {
             Ok(o) => o,
             Err(e @ PipelineError::Frame { .. }) => {
@@ -196,6 +205,9 @@ impl Runtime {
             _ => unreachable!("every version-1 packet encodes"),
         };
         self.each_sink(&mut |s| s.score(&out, &bytes, &framed));
+        if let Some(s) = self.snapshots.as_mut() {
+            s.observe(&out, &image);
+        }
         if let (Some(ev), AlarmState::Raised | AlarmState::Cleared) = (&out.event, out.alarm) {
             if out.alarm == AlarmState::Raised {
                 self.summary.alarms += 1;
@@ -265,7 +277,14 @@ impl Runtime {
         s.latency_p50_ms = self.latency.quantile(0.5).map(|u| u as f64 / 1e3);
         s.latency_p99_ms = self.latency.quantile(0.99).map(|u| u as f64 / 1e3);
         s.seconds = t0.elapsed().as_secs_f64();
+        s.snapshots = self.snapshots.as_ref().map(|x| x.stats());
         Ok(s)
+    }
+
+    /// Ends the snapshot stage: lets its worker write what is queued (waiting at most `wait`);
+    /// its final counters.
+    pub fn close_snapshots(&mut self, wait: Duration) -> Option<SnapshotStats> {
+        self.snapshots.take().map(|s| s.close(wait))
     }
 }
 

@@ -146,6 +146,11 @@ pub fn runtime_with_model(cfg: &EdgeConfig, open_sinks: bool, model: sfn_infer::
     }
     if open_sinks {
         rt.sinks = sinks(cfg, rt.pipeline.model_id())?;
+        if let Some(sc) = &cfg.snapshot {
+            let publish = if sc.mqtt { rt.sinks.iter().find_map(|s| s.snapshot_publisher()) } else { None };
+            let publish: Option<crate::snapshot::Publish> = publish.map(|p| Box::new(move |jpeg: Vec<u8>| p.set(jpeg).map_err(|e| e.to_string())) as crate::snapshot::Publish);
+            rt.snapshots = Some(crate::snapshot::Snapshots::start(sc.clone(), &cfg.device, publish)?);
+        }
     }
     Ok(rt)
 }
@@ -170,7 +175,8 @@ pub fn sinks(cfg: &EdgeConfig, model_id: [u8; 4]) -> Result<Vec<Box<dyn Sink>>> 
         out.push(Box::new(FramedWriter::serial(p)?));
     }
     if let Some(m) = &s.mqtt {
-        out.push(Box::new(crate::mqtt::MqttSink::connect(&cfg.device, m, model_id)?));
+        let snapshots = cfg.snapshot.as_ref().is_some_and(|s| s.mqtt);
+        out.push(Box::new(crate::mqtt::MqttSink::connect(&cfg.device, m, model_id, snapshots)?));
     }
     Ok(out)
 }

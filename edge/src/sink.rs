@@ -43,6 +43,10 @@ pub trait Sink: Send {
     fn queue_depth(&self) -> usize {
         0
     }
+    /// Where alarm snapshots go on this sink, if it carries them (MQTT).
+    fn snapshot_publisher(&self) -> Option<sfn_mqtt::SnapshotPublisher> {
+        None
+    }
 }
 
 /// The packet of a scored frame.

@@ -1,6 +1,7 @@
 //! `sfn-edge run` reporting to a real mosquitto (started by the test on a free loopback port): the
 //! device comes online, its alarm arrives as a 32-byte packet with the JSON mirror, scores arrive
-//! batched as COBS-framed packets, and a clean stop leaves "offline" retained.
+//! batched as COBS-framed packets, the alarm's snapshot arrives as a retained JPEG of the source size
+//! (and lands in its event folder), and a clean stop leaves "offline" retained.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -27,7 +28,7 @@ fn sfn_edge_reports_to_mosquitto() {
     std::fs::write(
         &cfg,
         format!(
-            "device = \"cam9\"\n[model]\ndir = \"{}\"\n[source]\nkind = \"folder\"\npath = \"{}\"\nrealtime = false\n[alarm]\nthreshold = -1e9\nraise_after = 2\n[sinks.mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nspool_dir = \"{}\"\n",
+            "device = \"cam9\"\n[model]\ndir = \"{}\"\n[source]\nkind = \"folder\"\npath = \"{}\"\nrealtime = false\n[alarm]\nthreshold = -1e9\nraise_after = 2\n[sinks.mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nspool_dir = \"{}\"\n[snapshot]\ndir = \"events\"\nmin_interval_s = 0.0\nclip_before = 2\nclip_after = 4\n",
             model.display(),
             clip.display(),
             tmp.path().join("spool").display()
@@ -54,6 +55,27 @@ fn sfn_edge_reports_to_mosquitto() {
     let mut d = sfn_wire::Deframer::<64>::new();
     let frames: Vec<u32> = topic("sfn/cam9/score").iter().flat_map(|(_, p, _)| d.feed(p).map(|r| r.unwrap().frame).collect::<Vec<_>>()).collect();
     assert!(!frames.is_empty() && frames.windows(2).all(|w| w[1] == w[0] + 1) && frames[0] == 4, "{frames:?}");
+    // The snapshot: a JPEG of the source frame's size, retained for whoever subscribes later.
+    let first = std::fs::read_dir(&clip).unwrap().map(|e| e.unwrap().path()).min().unwrap();
+    let (w, h) = image::image_dimensions(first).unwrap();
+    let snaps = topic("sfn/cam9/alarm/snapshot");
+    assert!(!snaps.is_empty(), "no snapshot published");
+    let mut late = Subscriber::new("late-sub", port, &["sfn/cam9/alarm/snapshot"]);
+    assert!(late.until(5, |g| !g.is_empty()), "no retained snapshot");
+    let (jpeg, retained) = &late.on("sfn/cam9/alarm/snapshot")[0];
+    assert!(*retained);
+    assert_eq!(image::guess_format(jpeg).unwrap(), image::ImageFormat::Jpeg);
+    let img = image::load_from_memory(jpeg).unwrap();
+    assert_eq!((img.width(), img.height()), (w, h));
+    assert_eq!(jpeg, &snaps.last().unwrap().1, "the retained one is the last published");
+    // Its event folder: the JSON, the snapshots, the clip around the raise (frame 4 before it, 5..8).
+    let events: Vec<_> = std::fs::read_dir(tmp.path().join("events")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].file_name().unwrap().to_string_lossy().ends_with("-cam9"));
+    let mut clip_files: Vec<String> = std::fs::read_dir(events[0].join("clip")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    clip_files.sort();
+    assert_eq!(clip_files, ["000004.jpg", "000005.jpg", "000006.jpg", "000007.jpg", "000008.jpg"]);
+    assert!(events[0].join("event.json").is_file() && events[0].join("snapshot-000005.jpg").is_file());
     // The spool is empty: every alarm was acknowledged.
     assert_eq!(std::fs::read_dir(tmp.path().join("spool")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".sfna")).count(), 0);
 }
@@ -69,6 +91,8 @@ impl Subscriber {
     fn new(id: &str, port: u16, filters: &[&str]) -> Subscriber {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
         o.set_keep_alive(Duration::from_secs(5));
+        // Snapshots are larger than rumqttc's default 10 KiB limit.
+        o.set_max_packet_size(2 << 20, 2 << 20);
         let (client, mut conn) = Client::new(o, 100);
         for f in filters {
             client.subscribe(*f, QoS::AtLeastOnce).unwrap();
