@@ -71,6 +71,13 @@ enum Cmd {
         /// Also validate against ROOT/testing/labels.json (default when it exists) — this flag fails if it does not.
         #[arg(long)]
         validate: bool,
+        /// Take alarm snapshots as the device would (OUT/events/<start>-<clip>/) and write a contact
+        /// sheet per clip (OUT/contact/contact_<clip>.png).
+        #[arg(long)]
+        snapshots: bool,
+        /// Least footage time between two snapshots of one alarm (with --snapshots).
+        #[arg(long, default_value_t = 10.0)]
+        snapshot_interval_s: f64,
         #[command(flatten)]
         alarm: AlarmArgs,
     },
@@ -115,7 +122,8 @@ enum Cmd {
         #[arg(long, default_value = "tract")]
         backend: String,
     },
-    /// Validate packet streams (OUT/packets/<clip>.bin) against labels.
+    /// Validate packet streams (OUT/packets/<clip>.bin) against labels; one contact sheet per clip
+    /// (REPORT.contact/contact_<clip>.png) puts the alarm snapshots beside the ground truth.
     Validate {
         #[arg(long)]
         packets: PathBuf,
@@ -123,6 +131,12 @@ enum Cmd {
         labels: PathBuf,
         #[arg(long)]
         report: PathBuf,
+        /// The event folders with the alarm snapshots (a device's snapshot.dir, or OUT/events of `replay --snapshots`).
+        #[arg(long)]
+        snapshots: Option<PathBuf>,
+        /// The clips' frames (ROOT/testing/frames/<clip>/ or a folder of clip folders), for the ground-truth pictures.
+        #[arg(long)]
+        frames: Option<PathBuf>,
         #[arg(long, default_value_t = 10.0)]
         fps: f64,
     },
@@ -220,20 +234,30 @@ fn main() -> Result<()> {
                     (d, model.unwrap_or_else(|| repo_asset("assets/walkway-tiny/onnx")))
                 }
             };
-            let opts = ReplayOptions { model: model.clone(), inputs: vec![data], out: out.clone(), backend: BackendKind::Tract, alarm: alarm(&a), start_ms: 0, fps: a.fps };
+            let snapshots = Some(sfn_edge::snapshot::SnapshotConfig::default());
+            let opts = ReplayOptions { model: model.clone(), inputs: vec![data], out: out.clone(), backend: BackendKind::Tract, alarm: alarm(&a), start_ms: 0, fps: a.fps, snapshots };
             let r = replay(&opts).with_context(|| format!("replaying with {}", model.display()))?;
             print_report(&r, r.frames_scored <= 400);
             println!("report: {}  packets: {}  plots: {}", out.join("report.json").display(), out.join("packets").display(), out.join("plots").display());
+            println!("alarm snapshots: {}  contact sheets: {}", out.join("events").display(), out.join("contact").display());
         }
-        Cmd::Replay { model, data, out, backend: b, validate, alarm: a } => {
+        Cmd::Replay { model, data, out, backend: b, validate, snapshots, snapshot_interval_s, alarm: a } => {
             let has_labels = data.iter().any(|d| d.join("testing/labels.json").exists());
             if validate && !has_labels {
                 bail!("--validate: no ROOT/testing/labels.json among the inputs");
             }
-            let opts = ReplayOptions { model, inputs: data, out: out.clone(), backend: backend(&b)?, alarm: alarm(&a), start_ms: 0, fps: a.fps };
+            let snapshots = snapshots.then(|| sfn_edge::snapshot::SnapshotConfig { min_interval_s: snapshot_interval_s, ..Default::default() });
+            if let Some(s) = &snapshots {
+                s.validate().map_err(|(key, reason)| anyhow::anyhow!("--snapshot-interval-s ({key}): {reason}"))?;
+            }
+            let with_snapshots = snapshots.is_some();
+            let opts = ReplayOptions { model, inputs: data, out: out.clone(), backend: backend(&b)?, alarm: alarm(&a), start_ms: 0, fps: a.fps, snapshots };
             let r = replay(&opts)?;
             print_report(&r, false);
             println!("report: {}", out.join("report.json").display());
+            if with_snapshots {
+                println!("alarm snapshots: {}  contact sheets: {}", out.join("events").display(), out.join("contact").display());
+            }
         }
         Cmd::Threshold { model, normal, labels, max_false_alarms_per_hour, config, out, backend: b } => {
             let (raise_after, clear_after, fps) = match &config {
@@ -288,7 +312,7 @@ fn main() -> Result<()> {
             );
             println!("export: {}", r.manifest.display());
         }
-        Cmd::Validate { packets, labels, report, fps } => {
+        Cmd::Validate { packets, labels, report, fps, snapshots, frames } => {
             let files = validate::packet_files(&packets).map_err(anyhow::Error::msg)?;
             let text = std::fs::read_to_string(&labels).with_context(|| format!("reading {}", labels.display()))?;
             let l: std::collections::BTreeMap<String, Vec<u8>> = serde_json::from_str(&text).with_context(|| format!("{}: labels JSON", labels.display()))?;
@@ -305,8 +329,14 @@ fn main() -> Result<()> {
             let plots = report.with_extension("plots");
             validate::plots(&traces, &v, &plots).map_err(anyhow::Error::msg)?;
             let r = ReplayReport { model: String::new(), clips: files.keys().cloned().collect(), frames_scored: traces.iter().map(|t| t.frames.len()).sum(), validation: v };
+            let contact = report.with_extension("contact");
+            let frames_root = frames.map(|f| if f.join("testing/frames").is_dir() { f.join("testing/frames") } else { f });
+            for t in &traces {
+                let clip_frames = frames_root.as_ref().map(|r| r.join(&t.name)).filter(|d| d.is_dir());
+                sfn_host::contact::contact_sheet(t, snapshots.as_deref(), clip_frames.as_deref(), &contact).map_err(anyhow::Error::msg)?;
+            }
             print_report(&r, false);
-            println!("report: {}  plots: {}", report.display(), plots.display());
+            println!("report: {}  plots: {}  contact sheets: {}", report.display(), plots.display(), contact.display());
         }
         Cmd::Decode { input, json, limit, timeout } => {
             let inp = sfn_host::decode::Input::parse(&input)?;

@@ -48,6 +48,9 @@ pub struct ReplayOptions {
     /// Timestamp of every clip's frame 0 (ms since the epoch) and the frame rate of the timestamps.
     pub start_ms: u64,
     pub fps: f64,
+    /// Alarm snapshots as the device takes them, into `OUT/events/` (the clip's name as the device),
+    /// and a contact sheet per clip in `OUT/contact/`.
+    pub snapshots: Option<sfn_edge::snapshot::SnapshotConfig>,
 }
 
 /// File extensions read as video clips (needs the `video` feature to decode).
@@ -126,7 +129,16 @@ pub fn replay_clip(opts: &ReplayOptions, clip: &ClipInput, packets: &Path) -> Re
     } else {
         Box::new(ImageFolder::open(&clip.dir, ImageFolderOptions { fps: Some(opts.fps), start_time_ms: Some(opts.start_ms), ..Default::default() })?)
     };
+    if let Some(sc) = &opts.snapshots {
+        let sc = sfn_edge::snapshot::SnapshotConfig { dir: Some(opts.out.join("events")), mqtt: false, ..sc.clone() };
+        rt.snapshots = Some(sfn_edge::snapshot::Snapshots::start(sc, &clip.name, None).map_err(|source| HostError::Io { path: opts.out.join("events"), source })?);
+    }
     rt.run(&mut src, None, 1)?;
+    if let Some(st) = rt.close_snapshots(std::time::Duration::from_secs(120)) {
+        if st.disk_errors > 0 || st.dropped > 0 {
+            tracing::warn!(clip = %clip.name, ?st, "some snapshots were not written");
+        }
+    }
     drop(rt);
     let out = std::mem::take(&mut *seen.lock().expect("not poisoned"));
     Ok(out)
@@ -178,5 +190,12 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplayReport, HostError> {
     // Atomically: a reader never sees half a report.
     sfn_fsio::write_atomic(&path, text.as_bytes()).map_err(|e| HostError::Input { path: path.clone(), reason: e.to_string() })?;
     validate::plots(&traces, &report.validation, &opts.out.join("plots")).map_err(|reason| HostError::Input { path: opts.out.join("plots"), reason })?;
+    if opts.snapshots.is_some() {
+        let dir = opts.out.join("contact");
+        for (t, clip) in traces.iter().zip(&clips) {
+            let frames = clip.dir.is_dir().then_some(clip.dir.as_path());
+            crate::contact::contact_sheet(t, Some(&opts.out.join("events")), frames, &dir).map_err(|reason| HostError::Input { path: dir.clone(), reason })?;
+        }
+    }
     Ok(report)
 }

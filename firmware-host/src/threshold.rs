@@ -126,6 +126,7 @@ pub fn threshold(opts: &ThresholdOptions) -> Result<ThresholdReport, HostError> 
         alarm: AlarmConfig { threshold: 1e9, raise_after: opts.raise_after, clear_after: opts.clear_after },
         start_ms: 0,
         fps: opts.fps,
+        snapshots: None,
     };
     let pdir = opts.out.join("packets");
     std::fs::create_dir_all(&pdir).map_err(|source| HostError::Io { path: pdir.clone(), source })?;

@@ -91,7 +91,7 @@ impl ClipTrace {
 }
 
 /// Maximal runs of label 1, as (first frame, last frame).
-fn events(frames: &[u64], labels: &[u8]) -> Vec<(u64, u64)> {
+pub fn events(frames: &[u64], labels: &[u8]) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     let mut start: Option<u64> = None;
     for (i, (&f, &l)) in frames.iter().zip(labels).enumerate() {

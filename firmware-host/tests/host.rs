@@ -112,7 +112,16 @@ fn replay_is_bit_identical_and_equals_the_live_path() {
     let data = tmp.path().join("data");
     sfn_data::synth::write_walkway(&data, &sfn_data::synth::SynthConfig { train_clips: 1, test_clips: 1, frames_per_clip: 24, seed: 5, ..Default::default() }).unwrap();
     let clip = ClipInput { name: "01".into(), dir: data.join("testing/frames/01") };
-    let opts = ReplayOptions { model: model(), inputs: vec![data.clone()], out: tmp.path().into(), backend: BackendKind::Tract, alarm: AlarmConfig::default(), start_ms: 1_764_331_200_000, fps: 25.0 };
+    let opts = ReplayOptions {
+        model: model(),
+        inputs: vec![data.clone()],
+        out: tmp.path().into(),
+        backend: BackendKind::Tract,
+        alarm: AlarmConfig::default(),
+        start_ms: 1_764_331_200_000,
+        fps: 25.0,
+        snapshots: None,
+    };
     let (a, b) = (tmp.path().join("a.bin"), tmp.path().join("b.bin"));
     replay_clip(&opts, &clip, &a).unwrap();
     replay_clip(&opts, &clip, &b).unwrap();
@@ -144,7 +153,9 @@ fn replay_of_the_ped2_model_reproduces_its_evaluation() {
     let tmp = tempfile::tempdir().unwrap();
     // The example config's alarm threshold.
     let alarm = AlarmConfig { threshold: 3.5, ..AlarmConfig::default() };
-    let opts = ReplayOptions { model: repo.join("assets/ped2-cpu/onnx"), inputs: vec![data], out: tmp.path().into(), backend: BackendKind::Tract, alarm, start_ms: 0, fps: 10.0 };
+    // With snapshots on: they must not change a bit of the packets.
+    let snapshots = Some(sfn_edge::snapshot::SnapshotConfig::default());
+    let opts = ReplayOptions { model: repo.join("assets/ped2-cpu/onnx"), inputs: vec![data], out: tmp.path().into(), backend: BackendKind::Tract, alarm, start_ms: 0, fps: 10.0, snapshots };
     let r = sfn_host::replay::replay(&opts).unwrap();
     let eval: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo.join("assets/ped2-cpu/eval.json")).unwrap()).unwrap();
     let close = |a: Option<f64>, b: &serde_json::Value, what: &str| {
@@ -170,6 +181,13 @@ fn replay_of_the_ped2_model_reproduces_its_evaluation() {
         n += 1;
     }
     assert_eq!(n, 8);
+    // A contact sheet per clip, and a snapshot for every alarm (the raise always gets one).
+    for clip in &r.clips {
+        assert!(tmp.path().join(format!("contact/contact_{clip}.png")).is_file(), "no contact sheet for {clip}");
+    }
+    let alarms = r.validation.alarms.len();
+    let raised: usize = r.clips.iter().map(|c| sfn_host::contact::clip_snapshots(&tmp.path().join("events"), c).len()).sum();
+    assert!(alarms > 0 && raised >= alarms, "{raised} snapshots for {alarms} alarms");
 }
 
 /// Numbers of a JSON value by path, for comparing calibrations field by field.

@@ -55,7 +55,14 @@ impl Topics {
     /// Topics for `device` under `prefix` (no validation: see [`crate::ReporterOptions`]).
     pub fn new(prefix: &str, device: &str) -> Topics {
         let base = format!("{prefix}/{device}");
-        Topics { available: format!("{base}/available"), alarm: format!("{base}/alarm"), alarm_json: format!("{base}/alarm/json"), score: format!("{base}/score"), status: format!("{base}/status"), snapshot: format!("{base}/alarm/snapshot") }
+        Topics {
+            available: format!("{base}/available"),
+            alarm: format!("{base}/alarm"),
+            alarm_json: format!("{base}/alarm/json"),
+            score: format!("{base}/score"),
+            status: format!("{base}/status"),
+            snapshot: format!("{base}/alarm/snapshot"),
+        }
     }
 }
 

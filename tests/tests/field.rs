@@ -72,7 +72,9 @@ fn train_export_run_report_decode_validate() {
 
     // 4. What came over MQTT is what a replay of the same clip through the same export sends.
     let out = root.join("replay");
-    let r = replay(&ReplayOptions { model: int8.clone(), inputs: vec![clip.clone()], out: out.clone(), backend: BackendKind::Tract, alarm: cfg.alarm.clone(), start_ms: 0, fps: 10.0 }).unwrap();
+    let r =
+        replay(&ReplayOptions { model: int8.clone(), inputs: vec![clip.clone()], out: out.clone(), backend: BackendKind::Tract, alarm: cfg.alarm.clone(), start_ms: 0, fps: 10.0, snapshots: None })
+            .unwrap();
     assert_eq!(r.frames_scored, scored);
     let mut replayed = Vec::new();
     decode_stream(&Input::File(out.join("packets/01.bin")), None, None, &mut |r| replayed.push(r.packet)).unwrap();
