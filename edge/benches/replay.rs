@@ -3,10 +3,12 @@
 //! child process (so peak RSS is its own), run one after another in one invocation.
 //!
 //! ```text
-//! cargo bench -p sfn-edge --features ort --bench replay -- [--data ROOT] [--frames N]
+//! cargo bench -p sfn-edge --features ort --bench replay -- [--data ROOT] [--frames N] [--only backends|cameras|snapshots]
 //! ```
 //! The whole runtime is timed: JPEG decode, resize, encoder, decoder, scoring, alarm, a packet sink.
-//! A second table runs 1, 2, 4 and 8 cameras in one process (tract fp32, the model loaded once).
+//! A second table runs 1, 2, 4 and 8 cameras in one process (tract fp32, the model loaded once); a
+//! third the 8 test clips with alarm snapshots off and on (the example config's threshold: a real
+//! alarm rate), alternately, twice each.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -110,6 +112,45 @@ fn child_cameras(model: &Path, cameras: usize, frames_dir: &Path, n: u64) -> Res
     Ok(())
 }
 
+/// Child: the 8 test clips one after another through one runtime (tract fp32, the example config's
+/// alarm threshold 3.5), snapshots on or off; prints one JSON line.
+fn child_snapshots(model: &Path, data: &Path, on: bool) -> Result<()> {
+    let alarm = AlarmConfig { threshold: 3.5, ..AlarmConfig::default() };
+    let mut rt = Runtime::new(Pipeline::open(model, &BackendKind::Tract, alarm)?, "bench");
+    let tmp = tempfile::tempdir()?;
+    rt.sinks.push(Box::new(FramedWriter::file(&tmp.path().join("p.bin"))?));
+    if on {
+        let cfg = sfn_edge::snapshot::SnapshotConfig { dir: Some(tmp.path().join("events")), ..Default::default() };
+        rt.snapshots = Some(sfn_edge::snapshot::Snapshots::start(cfg, "bench", None)?);
+    }
+    let mut clips: Vec<PathBuf> = std::fs::read_dir(data.join("testing/frames"))?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
+    clips.sort();
+    let (c0, t0) = (cpu_seconds(), Instant::now());
+    let mut start_ms = 1_764_331_200_000u64;
+    let mut frames = 0;
+    let mut summary = None;
+    for c in &clips {
+        let mut src = ImageFolder::open(c, ImageFolderOptions { fps: Some(10.0), start_time_ms: Some(start_ms), ..Default::default() })?;
+        let s = rt.run(&mut src, None, 3)?;
+        frames = s.frames_in;
+        start_ms += 3_600_000;
+        summary = Some(s);
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - c0;
+    let footage_s = frames as f64 / 10.0;
+    let snaps = rt.close_snapshots(std::time::Duration::from_secs(60));
+    let alarms = summary.map_or(0, |s| s.alarms);
+    println!(
+        "{}",
+        serde_json::json!({
+            "frames": frames, "fps": frames as f64 / wall, "cpu_per_wall": cpu / wall, "alarms": alarms, "footage_s": footage_s,
+            "taken": snaps.as_ref().map(|s| s.taken), "files": snaps.as_ref().map(|s| s.files), "dropped": snaps.as_ref().map(|s| s.dropped),
+        })
+    );
+    Ok(())
+}
+
 /// This benchmark run again as a child with `args` (one thread, quiet logs): its last stdout line,
 /// as JSON.
 fn run_child(args: &[&str], what: &str) -> Result<serde_json::Value> {
@@ -125,6 +166,9 @@ fn main() -> Result<()> {
     if args.get(1).map(String::as_str) == Some("--cameras") {
         return child_cameras(Path::new(&args[3]), args[2].parse()?, Path::new(&args[4]), args[5].parse()?);
     }
+    if args.get(1).map(String::as_str) == Some("--snapshots") {
+        return child_snapshots(Path::new(&args[3]), Path::new(&args[4]), args[2] == "on");
+    }
     if args.get(1).map(String::as_str) == Some("--child") {
         let lib = args.get(4).filter(|s| !s.is_empty()).map(PathBuf::from);
         return child(Path::new(&args[2]), &args[3], lib, Path::new(&args[5]), args[6].parse()?);
@@ -132,11 +176,13 @@ fn main() -> Result<()> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let mut data = std::env::var_os("SFN_DATA").map(|d| PathBuf::from(d).join("ped2")).unwrap_or_else(|| repo.join("../shared/data/ped2"));
     let mut n = 176u64;
+    let mut only: Option<String> = None;
     let mut it = args.iter().skip(1);
     while let Some(k) = it.next() {
         match k.as_str() {
             "--data" => data = it.next().context("--data needs a value")?.into(),
             "--frames" => n = it.next().context("--frames needs a value")?.parse()?,
+            "--only" => only = Some(it.next().context("--only needs a table: backends, cameras or snapshots")?.clone()),
             "--bench" => {}
             other => bail!("unknown argument {other}"),
         }
@@ -173,54 +219,87 @@ fn main() -> Result<()> {
         let cfg: sfn_models::SfnConfig = serde_json::from_str(&std::fs::read_to_string(repo.join("assets/ped2-cpu/config.json"))?)?;
         sfn_export::flops(&cfg)
     };
-    println!("Ped2 test clip 01, {n} frames from disk (JPEG decode + resize + encoder + decoder + scoring + packet sink), one core per run\n");
-    println!("| back-end | precision | frames/s | vs tract fp32 | p50 ms | p99 ms | CPU / wall | peak RSS MB | efficiency |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    let mut base = None;
-    for backend in ["tract", "onnxruntime"] {
-        let mut configs = vec![("fp32", out.clone())];
-        if had_speed {
-            configs.push(("fp32, no speed cue", no_speed.clone()));
-        }
-        configs.push(("int8_qdq", out.join("int8")));
-        for (prec, dir) in configs {
-            if backend == "onnxruntime" && lib.is_none() {
-                println!("| onnxruntime | {prec} | (no libonnxruntime: run scripts/setup.sh) |");
-                continue;
+    let table = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    if table("backends") {
+        println!("Ped2 test clip 01, {n} frames from disk (JPEG decode + resize + encoder + decoder + scoring + packet sink), one core per run\n");
+        println!("| back-end | precision | frames/s | vs tract fp32 | p50 ms | p99 ms | CPU / wall | peak RSS MB | efficiency |");
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        let mut base = None;
+        for backend in ["tract", "onnxruntime"] {
+            let mut configs = vec![("fp32", out.clone())];
+            if had_speed {
+                configs.push(("fp32, no speed cue", no_speed.clone()));
             }
-            let v = run_child(
-                &["--child", dir.to_str().unwrap(), backend, lib.as_ref().map(|p| p.to_str().unwrap()).unwrap_or(""), frames_dir.to_str().unwrap(), &n.to_string()],
-                &format!("{backend} {prec}"),
-            )?;
-            let fps = v["fps"].as_f64().unwrap_or(f64::NAN);
-            let b = *base.get_or_insert(fps);
-            println!(
-                "| {backend} | {prec} | {fps:.0} | {:.2}x | {:.2} | {:.2} | {:.2} | {:.0} | {:.0}% |",
-                fps / b,
-                v["p50_ms"].as_f64().unwrap_or(f64::NAN),
-                v["p99_ms"].as_f64().unwrap_or(f64::NAN),
-                v["cpu_per_wall"].as_f64().unwrap_or(f64::NAN),
-                v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
-                100.0 * (f_enc + f_dec) * fps / roofline
-            );
+            configs.push(("int8_qdq", out.join("int8")));
+            for (prec, dir) in configs {
+                if backend == "onnxruntime" && lib.is_none() {
+                    println!("| onnxruntime | {prec} | (no libonnxruntime: run scripts/setup.sh) |");
+                    continue;
+                }
+                let v = run_child(
+                    &["--child", dir.to_str().unwrap(), backend, lib.as_ref().map(|p| p.to_str().unwrap()).unwrap_or(""), frames_dir.to_str().unwrap(), &n.to_string()],
+                    &format!("{backend} {prec}"),
+                )?;
+                let fps = v["fps"].as_f64().unwrap_or(f64::NAN);
+                let b = *base.get_or_insert(fps);
+                println!(
+                    "| {backend} | {prec} | {fps:.0} | {:.2}x | {:.2} | {:.2} | {:.2} | {:.0} | {:.0}% |",
+                    fps / b,
+                    v["p50_ms"].as_f64().unwrap_or(f64::NAN),
+                    v["p99_ms"].as_f64().unwrap_or(f64::NAN),
+                    v["cpu_per_wall"].as_f64().unwrap_or(f64::NAN),
+                    v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
+                    100.0 * (f_enc + f_dec) * fps / roofline
+                );
+            }
         }
-    }
-    if had_speed {
-        println!("\nThe scores of every row but \"no speed cue\" include the speed cue (block matching, sfn_scoring::speed).");
+        if had_speed {
+            println!("\nThe scores of every row but \"no speed cue\" include the speed cue (block matching, sfn_scoring::speed).");
+        }
     }
     // Several cameras in one process (one thread a camera, the model loaded once), tract fp32.
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    println!("\nSeveral cameras in one process (tract fp32, one thread a camera, one copy of the model; this machine has {cores} cores):\n");
-    println!("| cameras | frames/s, all cameras | frames/s per busy core | peak RSS MB, one process | peak RSS MB, that many single-camera processes |");
-    println!("|---:|---:|---:|---:|---:|");
-    let mut single_rss = f64::NAN;
-    for k in [1usize, 2, 4, 8] {
-        let v = run_child(&["--cameras", &k.to_string(), out.to_str().unwrap(), frames_dir.to_str().unwrap(), &n.to_string()], &format!("{k} cameras"))?;
-        let (fps, busy, rss) = (v["fps"].as_f64().unwrap_or(f64::NAN), v["cpu_per_wall"].as_f64().unwrap_or(f64::NAN), v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN));
-        if k == 1 {
-            single_rss = rss;
+    if table("cameras") {
+        println!("\nSeveral cameras in one process (tract fp32, one thread a camera, one copy of the model; this machine has {cores} cores):\n");
+        println!("| cameras | frames/s, all cameras | frames/s per busy core | peak RSS MB, one process | peak RSS MB, that many single-camera processes |");
+        println!("|---:|---:|---:|---:|---:|");
+        let mut single_rss = f64::NAN;
+        for k in [1usize, 2, 4, 8] {
+            let v = run_child(&["--cameras", &k.to_string(), out.to_str().unwrap(), frames_dir.to_str().unwrap(), &n.to_string()], &format!("{k} cameras"))?;
+            let (fps, busy, rss) = (v["fps"].as_f64().unwrap_or(f64::NAN), v["cpu_per_wall"].as_f64().unwrap_or(f64::NAN), v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN));
+            if k == 1 {
+                single_rss = rss;
+            }
+            println!("| {k} | {fps:.0} | {:.0} | {rss:.0} | {:.0} |", fps / busy.max(1e-9), single_rss * k as f64);
         }
-        println!("| {k} | {fps:.0} | {:.0} | {rss:.0} | {:.0} |", fps / busy.max(1e-9), single_rss * k as f64);
+    }
+    // Alarm snapshots off and on, alternately (the machine is shared: two of each, side by side).
+    if table("snapshots") {
+        println!("\nAlarm snapshots (tract fp32, the 8 test clips through one runtime at threshold 3.5, snapshot files on a local disk):\n");
+        println!("| snapshots | run | frames/s | vs off (same round) | CPU / wall | alarms | alarms per minute of footage | snapshots taken | files written | jobs dropped |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for round in 1..=2 {
+            let mut off = f64::NAN;
+            for on in [false, true] {
+                let mode = if on { "on" } else { "off" };
+                let v = run_child(&["--snapshots", mode, out.to_str().unwrap(), data.to_str().unwrap()], &format!("snapshots {mode}"))?;
+                let fps = v["fps"].as_f64().unwrap_or(f64::NAN);
+                if !on {
+                    off = fps;
+                }
+                let alarms = v["alarms"].as_u64().unwrap_or(0);
+                let per_min = alarms as f64 / (v["footage_s"].as_f64().unwrap_or(f64::NAN) / 60.0);
+                let opt = |k: &str| v[k].as_u64().map_or("-".to_string(), |x| x.to_string());
+                println!(
+                    "| {mode} | {round} | {fps:.1} | {:.3}x | {:.2} | {alarms} | {per_min:.1} | {} | {} | {} |",
+                    fps / off,
+                    v["cpu_per_wall"].as_f64().unwrap_or(f64::NAN),
+                    opt("taken"),
+                    opt("files"),
+                    opt("dropped")
+                );
+            }
+        }
     }
     println!(
         "\nF = {:.1} MFLOP per frame (encoder {:.1} + decoder {:.1}); efficiency = F x frames/s / {:.0} GFLOP/s (one core's fp32 matmul, measured in this run: 512x512x512, candle).",

@@ -383,3 +383,33 @@ fn several_cameras_in_one_process_score_as_separate_runs() {
         hold.join().unwrap();
     }
 }
+
+/// Snapshots onto a disk that is full (a 16 KiB tmpfs as the event folder, in a private user and
+/// mount namespace): the run scores every frame and ends normally, the failed writes are counted in
+/// the summary and logged once.
+#[test]
+fn a_full_snapshot_disk_is_counted_and_scoring_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, onnx) = fixture(tmp.path());
+    let events = tmp.path().join("events");
+    std::fs::create_dir(&events).unwrap();
+    let cfg = tmp.path().join("edge.toml");
+    let toml = format!(
+        "device = \"cam1\"\n[model]\ndir = \"{}\"\n[source]\nkind = \"folder\"\npath = \"{}\"\nrealtime = false\nfps = 10\n[alarm]\nthreshold = -1e9\nraise_after = 1\n[snapshot]\ndir = \"{}\"\nmin_interval_s = 0.0\nclip_before = 4\nclip_after = 30\n",
+        onnx.display(),
+        test_clip(&data).display(),
+        events.display()
+    );
+    std::fs::write(&cfg, toml).unwrap();
+    let script = format!("mount -t tmpfs -o size=16k tmpfs '{ev}' && '{bin}' run --config '{cfg}'", ev = events.display(), bin = env!("CARGO_BIN_EXE_sfn-edge"), cfg = cfg.display());
+    let o = Command::new("unshare").args(["-rm", "sh", "-c", &script]).env("RUST_LOG", "warn").output().expect("unshare (util-linux)");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let summary: serde_json::Value = serde_json::from_str(&err[err.find("{\n").unwrap_or_else(|| panic!("no summary: {err}"))..]).unwrap();
+    let frames = std::fs::read_dir(test_clip(&data)).unwrap().count() as u64;
+    assert_eq!(summary["frames_scored"].as_u64(), Some(frames - 4), "{summary}");
+    let s = &summary["snapshots"];
+    assert!(s["disk_errors"].as_u64().unwrap() > 0 && s["taken"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(err.matches("snapshots: ").count(), 1, "logged once: {err}");
+    assert!(err.contains("No space left on device"), "{err}");
+}
