@@ -20,6 +20,9 @@ done
 # camera / video sources (no camera here; video is also tested below), the GPIO character device.
 cargo clippy --release -p sfn-infer -p sfn-trainer --features sfn-infer/cuda,sfn-infer/tensorrt,sfn-trainer/video -- -D warnings
 cargo clippy --release -p sfn-edge -p sfn-sources -p sfn-host -p sfn-data --all-targets --features sfn-data/video,sfn-edge/ort,sfn-edge/cuda,sfn-edge/tensorrt,sfn-edge/semantic,sfn-edge/video,sfn-edge/v4l,sfn-edge/gpio-cdev,sfn-host/video -- -D warnings
+# The GPU check script (scripts/gpu-check.sh): its bench is compiled with the CUDA and TensorRT features
+# by the line above (--all-targets); here the script itself is parsed and its command line printed.
+bash -n scripts/gpu-check.sh && bash scripts/gpu-check.sh --dry-run
 # The workspace build has FFmpeg on (tests/Cargo.toml): video files, network streams and datasets given
 # as video files are tested here too.
 cargo test --release --workspace

@@ -3,15 +3,19 @@
 //! child process (so peak RSS is its own), run one after another in one invocation.
 //!
 //! ```text
-//! cargo bench -p sfn-edge --features ort --bench replay -- [--data ROOT] [--frames N] [--only backends|cameras|snapshots]
+//! cargo bench -p sfn-edge --features ort --bench replay -- [--data ROOT] [--frames N] [--ort-lib PATH] [--only backends|cameras|snapshots|gpu]
 //! ```
 //! The whole runtime is timed: JPEG decode, resize, encoder, decoder, scoring, alarm, a packet sink.
 //! A second table runs 1, 2, 4 and 8 cameras in one process (tract fp32, the model loaded once); a
 //! third the 8 test clips with alarm snapshots off and on (the example config's threshold: a real
-//! alarm rate), alternately, twice each.
+//! alarm rate), alternately, twice each. `--only gpu` (run by `scripts/gpu-check.sh` on a machine with
+//! an NVIDIA GPU, built with `--features cuda,tensorrt`) puts ONNX Runtime's CUDA and TensorRT providers
+//! beside the CPU for 1 and 8 cameras.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -19,7 +23,7 @@ use sfn_edge::alarm::AlarmConfig;
 use sfn_edge::pipeline::Pipeline;
 use sfn_edge::runtime::Runtime;
 use sfn_edge::sink::FramedWriter;
-use sfn_infer::onnxruntime_options::OrtOptions;
+use sfn_infer::onnxruntime_options::{OrtOptions, Provider};
 use sfn_infer::BackendKind;
 use sfn_sources::{FrameSource, ImageFolder, ImageFolderOptions};
 
@@ -74,14 +78,59 @@ fn child(model: &Path, backend: &str, lib: Option<PathBuf>, frames_dir: &Path, n
     Ok(())
 }
 
-/// Child: `cameras` runtimes on as many threads in this one process, on one loaded copy of the
-/// model (tract's plans shared), each replaying the clip; prints one JSON line (aggregate frames/s).
-fn child_cameras(model: &Path, cameras: usize, frames_dir: &Path, n: u64) -> Result<()> {
-    let shared = sfn_infer::ExportedModel::open(model, &BackendKind::Tract)?;
-    let mut runtimes = Vec::with_capacity(cameras);
-    for k in 0..cameras {
-        let m = shared.share().context("tract shares its plans")?;
-        let mut rt = Runtime::new(Pipeline::with_model(m, AlarmConfig::default())?, &format!("cam{k}"));
+/// A camera that delivers one frame and then hangs (a stalled camera: no error, no frame) until
+/// `done` is set.
+struct Stalled {
+    first: Option<sfn_sources::Frame>,
+    done: Arc<AtomicBool>,
+}
+
+impl FrameSource for Stalled {
+    fn next_frame(&mut self) -> Result<Option<sfn_sources::Frame>, sfn_sources::SourceError> {
+        if let Some(f) = self.first.take() {
+            return Ok(Some(f));
+        }
+        while !self.done.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(None)
+    }
+    fn describe(&self) -> String {
+        "stalled camera".into()
+    }
+}
+
+/// The back-end of a bench child by name: tract, onnxruntime (CPU, one thread), onnxruntime-cuda,
+/// onnxruntime-tensorrt.
+fn backend_kind(name: &str, lib: Option<PathBuf>) -> BackendKind {
+    let provider = match name {
+        "onnxruntime-cuda" => Provider::Cuda,
+        "onnxruntime-tensorrt" => Provider::TensorRt,
+        "onnxruntime" => Provider::Cpu,
+        _ => return BackendKind::Tract,
+    };
+    BackendKind::OnnxRuntime(OrtOptions { library: lib, threads: 1, provider, ..Default::default() })
+}
+
+/// One live camera's run: frames, latency p50 and p99 (ms).
+type CameraRun = (u64, Option<f64>, Option<f64>);
+
+/// Child: `cameras` runtimes on as many threads in this one process (tract: one loaded copy of the
+/// model, its plans shared; ONNX Runtime: a session each), each replaying the clip; with `stalled`,
+/// one more camera that hangs after its first frame. Prints one JSON line: aggregate frames/s of the
+/// live cameras, latency p50 (mean over cameras) and p99 (worst camera), peak RSS.
+fn child_cameras(model: &Path, backend: &str, lib: Option<PathBuf>, cameras: usize, stalled: bool, frames_dir: &Path, n: u64) -> Result<()> {
+    let b = backend_kind(backend, lib);
+    let shared = sfn_infer::ExportedModel::open(model, &b)?;
+    let open = |shared: &sfn_infer::ExportedModel| -> Result<sfn_infer::ExportedModel> {
+        Ok(match shared.share() {
+            Some(m) => m,
+            None => sfn_infer::ExportedModel::open(model, &b)?,
+        })
+    };
+    let mut runtimes = Vec::with_capacity(cameras + 1);
+    for k in 0..cameras + usize::from(stalled) {
+        let mut rt = Runtime::new(Pipeline::with_model(open(&shared)?, AlarmConfig::default())?, &format!("cam{k}"));
         // Warm-up (lazy initialisation), not timed; then a fresh runtime state on the same model.
         let mut warm = ImageFolder::open(frames_dir, ImageFolderOptions::default())?;
         for _ in 0..6 {
@@ -89,26 +138,55 @@ fn child_cameras(model: &Path, cameras: usize, frames_dir: &Path, n: u64) -> Res
                 rt.process(f)?;
             }
         }
-        let m = shared.share().context("tract shares its plans")?;
-        runtimes.push(Runtime::new(Pipeline::with_model(m, AlarmConfig::default())?, &format!("cam{k}")));
+        runtimes.push(Runtime::new(Pipeline::with_model(rt.pipeline.into_model(), AlarmConfig::default())?, &format!("cam{k}")));
     }
     drop(shared);
+    let done = Arc::new(AtomicBool::new(false));
     let (c0, t0) = (cpu_seconds(), Instant::now());
-    let frames: u64 = std::thread::scope(|scope| {
+    let results: Vec<CameraRun> = std::thread::scope(|scope| {
         let handles: Vec<_> = runtimes
             .into_iter()
-            .map(|mut rt| {
-                scope.spawn(move || -> Result<u64> {
+            .enumerate()
+            .map(|(k, mut rt)| {
+                let done = done.clone();
+                scope.spawn(move || -> Result<Option<CameraRun>> {
                     let mut src = ImageFolder::open(frames_dir, ImageFolderOptions::default())?;
-                    Ok(rt.run(&mut src, Some(n), 3)?.frames_in)
+                    if k == cameras {
+                        let mut s = Stalled { first: src.next_frame()?, done };
+                        rt.run(&mut s, None, 3)?;
+                        return Ok(None);
+                    }
+                    let s = rt.run(&mut src, Some(n), 3)?;
+                    Ok(Some((s.frames_in, s.latency_p50_ms, s.latency_p99_ms)))
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().map_err(|_| anyhow::anyhow!("a camera thread panicked"))?).sum::<Result<u64>>()
+        let mut live = Vec::new();
+        let mut stalled_handle = None;
+        for (k, h) in handles.into_iter().enumerate() {
+            if k == cameras {
+                stalled_handle = Some(h);
+            } else {
+                live.push(h.join().map_err(|_| anyhow::anyhow!("a camera thread panicked"))??);
+            }
+        }
+        // Every live camera is through: let the stalled one end.
+        done.store(true, Ordering::SeqCst);
+        if let Some(h) = stalled_handle {
+            h.join().map_err(|_| anyhow::anyhow!("the stalled camera's thread panicked"))??;
+        }
+        Ok::<_, anyhow::Error>(live.into_iter().flatten().collect())
     })?;
+    // Wall time up to the last live camera (the stalled one is waited for after that, not timed).
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - c0;
-    println!("{}", serde_json::json!({ "frames": frames, "fps": frames as f64 / wall, "cpu_per_wall": cpu / wall, "peak_rss_mb": status_kb("VmHWM:").map(|k| k as f64 / 1024.0) }));
+    let frames: u64 = results.iter().map(|r| r.0).sum();
+    let p50 = results.iter().filter_map(|r| r.1).sum::<f64>() / results.len().max(1) as f64;
+    let p99 = results.iter().filter_map(|r| r.2).fold(f64::NAN, f64::max);
+    println!(
+        "{}",
+        serde_json::json!({ "frames": frames, "fps": frames as f64 / wall, "cpu_per_wall": cpu / wall, "p50_ms": p50, "p99_ms": p99, "peak_rss_mb": status_kb("VmHWM:").map(|k| k as f64 / 1024.0) })
+    );
     Ok(())
 }
 
@@ -164,7 +242,13 @@ fn run_child(args: &[&str], what: &str) -> Result<serde_json::Value> {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--cameras") {
-        return child_cameras(Path::new(&args[3]), args[2].parse()?, Path::new(&args[4]), args[5].parse()?);
+        // --cameras N[+stalled] MODEL BACKEND LIB FRAMES_DIR FRAMES
+        let (k, stalled) = match args[2].strip_suffix("+stalled") {
+            Some(k) => (k.parse()?, true),
+            None => (args[2].parse()?, false),
+        };
+        let lib = args.get(5).filter(|s| !s.is_empty()).map(PathBuf::from);
+        return child_cameras(Path::new(&args[3]), &args[4], lib, k, stalled, Path::new(&args[6]), args[7].parse()?);
     }
     if args.get(1).map(String::as_str) == Some("--snapshots") {
         return child_snapshots(Path::new(&args[3]), Path::new(&args[4]), args[2] == "on");
@@ -177,12 +261,14 @@ fn main() -> Result<()> {
     let mut data = std::env::var_os("SFN_DATA").map(|d| PathBuf::from(d).join("ped2")).unwrap_or_else(|| repo.join("../shared/data/ped2"));
     let mut n = 176u64;
     let mut only: Option<String> = None;
+    let mut ort_lib: Option<PathBuf> = None;
     let mut it = args.iter().skip(1);
     while let Some(k) = it.next() {
         match k.as_str() {
             "--data" => data = it.next().context("--data needs a value")?.into(),
             "--frames" => n = it.next().context("--frames needs a value")?.parse()?,
             "--only" => only = Some(it.next().context("--only needs a table: backends, cameras or snapshots")?.clone()),
+            "--ort-lib" => ort_lib = Some(it.next().context("--ort-lib needs a path")?.into()),
             "--bench" => {}
             other => bail!("unknown argument {other}"),
         }
@@ -195,7 +281,7 @@ fn main() -> Result<()> {
     if !frames_dir.exists() {
         bail!("{}: no Ped2 (set SFN_DATA or --data)", frames_dir.display());
     }
-    let lib = sfn_trainer::export::onnxruntime_library(&repo.join(".venv"));
+    let lib = ort_lib.or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from)).or_else(|| sfn_trainer::export::onnxruntime_library(&repo.join(".venv")));
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("onnx");
     sfn_trainer::export::export(&sfn_trainer::export::ExportOptions {
@@ -219,7 +305,8 @@ fn main() -> Result<()> {
         let cfg: sfn_models::SfnConfig = serde_json::from_str(&std::fs::read_to_string(repo.join("assets/ped2-cpu/config.json"))?)?;
         sfn_export::flops(&cfg)
     };
-    let table = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    // Every CPU table by default; the GPU one only when asked for.
+    let table = |name: &str| only.as_deref().map_or(name != "gpu", |o| o == name);
     if table("backends") {
         println!("Ped2 test clip 01, {n} frames from disk (JPEG decode + resize + encoder + decoder + scoring + packet sink), one core per run\n");
         println!("| back-end | precision | frames/s | vs tract fp32 | p50 ms | p99 ms | CPU / wall | peak RSS MB | efficiency |");
@@ -257,20 +344,63 @@ fn main() -> Result<()> {
             println!("\nThe scores of every row but \"no speed cue\" include the speed cue (block matching, sfn_scoring::speed).");
         }
     }
-    // Several cameras in one process (one thread a camera, the model loaded once), tract fp32.
+    // Several cameras in one process (one thread a camera; tract: the model loaded once).
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     if table("cameras") {
-        println!("\nSeveral cameras in one process (tract fp32, one thread a camera, one copy of the model; this machine has {cores} cores):\n");
-        println!("| cameras | frames/s, all cameras | frames/s per busy core | peak RSS MB, one process | peak RSS MB, that many single-camera processes |");
-        println!("|---:|---:|---:|---:|---:|");
-        let mut single_rss = f64::NAN;
-        for k in [1usize, 2, 4, 8] {
-            let v = run_child(&["--cameras", &k.to_string(), out.to_str().unwrap(), frames_dir.to_str().unwrap(), &n.to_string()], &format!("{k} cameras"))?;
-            let (fps, busy, rss) = (v["fps"].as_f64().unwrap_or(f64::NAN), v["cpu_per_wall"].as_f64().unwrap_or(f64::NAN), v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN));
-            if k == 1 {
-                single_rss = rss;
+        println!("\nSeveral cameras in one process (one thread a camera; tract shares one loaded model, ONNX Runtime has a session each, one intra-op thread; this machine has {cores} cores). p50 / p99: encoder + decoder ms a frame (mean of the cameras' p50, worst camera's p99):\n");
+        println!("| back-end | precision | cameras | frames/s, all cameras | frames/s per busy core | p50 ms | p99 ms | peak RSS MB, one process | peak RSS MB, that many single-camera processes |");
+        println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
+        let libs = lib.as_ref().map(|p| p.to_str().unwrap()).unwrap_or("");
+        let mut rows = vec![("tract", "fp32", out.clone())];
+        if lib.is_some() {
+            rows.push(("onnxruntime", "fp32", out.clone()));
+            rows.push(("onnxruntime", "int8_qdq", out.join("int8")));
+        }
+        for (backend, prec, dir) in rows {
+            let mut single_rss = f64::NAN;
+            let mut seven = f64::NAN;
+            for k in ["1", "2", "4", "7", "8", "7+stalled"] {
+                let v = run_child(&["--cameras", k, dir.to_str().unwrap(), backend, libs, frames_dir.to_str().unwrap(), &n.to_string()], &format!("{backend} {prec} {k} cameras"))?;
+                let f = |key: &str| v[key].as_f64().unwrap_or(f64::NAN);
+                let (fps, busy, rss) = (f("fps"), f("cpu_per_wall"), f("peak_rss_mb"));
+                let count: f64 = k.trim_end_matches("+stalled").parse().unwrap_or(f64::NAN);
+                if k == "1" {
+                    single_rss = rss;
+                }
+                if k == "7" {
+                    seven = fps;
+                }
+                let label = if k == "7+stalled" { format!("7 + 1 stalled ({:.2}x the 7 alone)", fps / seven) } else { k.to_string() };
+                println!(
+                    "| {backend} | {prec} | {label} | {fps:.0} | {:.0} | {:.2} | {:.2} | {rss:.0} | {:.0} |",
+                    fps / busy.max(1e-9),
+                    f("p50_ms"),
+                    f("p99_ms"),
+                    single_rss * (count + f64::from(u8::from(k.ends_with("stalled"))))
+                );
             }
-            println!("| {k} | {fps:.0} | {:.0} | {rss:.0} | {:.0} |", fps / busy.max(1e-9), single_rss * k as f64);
+        }
+    }
+    if table("gpu") {
+        let libs = lib.as_ref().map(|p| p.to_str().unwrap()).unwrap_or("");
+        println!(
+            "\nThe GPU path (fp32 export; ONNX Runtime from {}; one thread a camera, a session each; CPU rows: one intra-op thread a camera):\n",
+            if libs.is_empty() { "ORT_DYLIB_PATH" } else { libs }
+        );
+        println!("| back-end | cameras | frames/s, all cameras | vs tract CPU, same cameras | p50 ms | p99 ms | peak RSS MB |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        let mut cpu = std::collections::HashMap::new();
+        for backend in ["tract", "onnxruntime", "onnxruntime-cuda", "onnxruntime-tensorrt"] {
+            for k in ["1", "8"] {
+                match run_child(&["--cameras", k, out.to_str().unwrap(), backend, libs, frames_dir.to_str().unwrap(), &n.to_string()], &format!("{backend} {k} cameras")) {
+                    Ok(v) => {
+                        let f = |key: &str| v[key].as_f64().unwrap_or(f64::NAN);
+                        let base = *cpu.entry(k).or_insert(f("fps"));
+                        println!("| {backend} | {k} | {:.0} | {:.2}x | {:.2} | {:.2} | {:.0} |", f("fps"), f("fps") / base, f("p50_ms"), f("p99_ms"), f("peak_rss_mb"));
+                    }
+                    Err(e) => println!("| {backend} | {k} | failed: {} |||||", e.to_string().lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").replace('|', "/")),
+                }
+            }
         }
     }
     // Alarm snapshots off and on, alternately (the machine is shared: two of each, side by side).

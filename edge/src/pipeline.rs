@@ -93,6 +93,11 @@ impl Pipeline {
         Self::with_model(ExportedModel::open(dir, backend)?, alarm)
     }
 
+    /// The loaded export back (e.g. to start a fresh pipeline on a model already warmed up).
+    pub fn into_model(self) -> ExportedModel {
+        self.model
+    }
+
     /// [`Pipeline::open`] on an export already loaded (e.g. [`ExportedModel::share`]d by several cameras).
     pub fn with_model(model: ExportedModel, alarm: AlarmConfig) -> Result<Self, PipelineError> {
         let dir = model.dir.clone();
