@@ -75,6 +75,28 @@ impl TractRunner {
         self.inputs.iter().filter_map(|n| graph_input_shape(&self.proto, n, 1).map(|s| (n.clone(), s))).collect()
     }
 
+    /// A plan with every shape concrete at batch `batch` (to measure what batching buys).
+    pub fn concrete_plan(&self, batch: usize) -> Result<Arc<TypedRunnableModel>, InferError> {
+        let err = |e: TractError| InferError::Onnx { path: self.path.clone(), reason: format!("tract: {e:#}") };
+        let mut model = tract_onnx::onnx().model_for_proto_model(&self.proto).map_err(err)?;
+        for (ix, name) in self.inputs.iter().enumerate() {
+            if let Some(shape) = graph_input_shape(&self.proto, name, batch) {
+                model.set_input_fact(ix, f32::fact(shape).into()).map_err(err)?;
+            }
+        }
+        model.into_optimized().map_err(err)?.into_runnable().map_err(err)
+    }
+
+    /// Runs `inputs` on `plan` (one from [`TractRunner::concrete_plan`] or [`TractRunner::plan`]).
+    pub fn run_on(&self, plan: &Arc<TypedRunnableModel>, inputs: &[(&str, &[usize], &[f32])]) -> Result<Vec<Array>, InferError> {
+        self.run_plan(plan, inputs)
+    }
+
+    /// The batch-1 plan (for profiling).
+    pub fn plan(&self) -> Arc<TypedRunnableModel> {
+        self.one.clone()
+    }
+
     /// Runs `inputs` on the symbolic-batch plan even at batch 1 (to compare it with the batch-1 plan).
     pub fn run_any_batch(&mut self, inputs: &[(&str, &[usize], &[f32])]) -> Result<Vec<Array>, InferError> {
         let plan = self.any_batch()?;
