@@ -9,6 +9,7 @@
 //! [[camera]]
 //! name = "gate"                 # device id "site1-gate" unless `device` is given
 //! threshold = 3.2               # optional: this camera's alarm threshold
+//! calibration = "gate-cal/model.json"  # optional: this scene's calibration (`sfn-host calibrate`)
 //! [camera.source]
 //! kind = "stream"
 //! path = "rtsp://viewer:secret@10.0.0.5/stream1"
@@ -38,6 +39,10 @@ pub struct CameraConfig {
     /// Its alarm threshold (default: `alarm.threshold`).
     #[serde(default)]
     pub threshold: Option<f32>,
+    /// Its scene's causal calibration (default: `model.calibration`, else the export's): a
+    /// recalibrated export's model.json, as `model.calibration`.
+    #[serde(default)]
+    pub calibration: Option<PathBuf>,
 }
 
 impl CameraConfig {
@@ -122,6 +127,9 @@ pub fn expand(cfg: &EdgeConfig) -> Vec<EdgeConfig> {
             c.source = cam.source.clone();
             if let Some(t) = cam.threshold {
                 c.alarm.threshold = t;
+            }
+            if let Some(cal) = &cam.calibration {
+                c.model.calibration = Some(cal.clone());
             }
             if let Some(p) = c.sinks.json_file.as_mut() {
                 *p = per_camera(p, &device);

@@ -65,6 +65,11 @@ pub struct ModelConfig {
     /// (tract runs int8 slower; see `setup::model_dir_for_backend`).
     #[serde(default)]
     pub tract_int8: bool,
+    /// A recalibrated export's model.json (or its folder), e.g. from `sfn-host calibrate` on this
+    /// scene's normal footage: its causal calibration replaces the export's. The network must be the
+    /// same (encoder and decoder sha256 of the export that runs).
+    #[serde(default)]
+    pub calibration: Option<PathBuf>,
 }
 
 /// Which inference back-end runs the export.
@@ -417,6 +422,14 @@ impl EdgeConfig {
             }
         };
         rel(&mut cfg.model.dir);
+        if let Some(c) = cfg.model.calibration.as_mut() {
+            rel(c);
+        }
+        for cam in cfg.cameras.iter_mut().flatten() {
+            if let Some(c) = cam.calibration.as_mut() {
+                rel(c);
+            }
+        }
         let sources = cfg.source.iter_mut().chain(cfg.cameras.iter_mut().flatten().filter_map(|c| c.source.as_mut()));
         for source in sources {
             if !matches!(source.kind, SourceKind::V4l2 | SourceKind::Stream) {

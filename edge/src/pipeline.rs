@@ -100,9 +100,15 @@ impl Pipeline {
 
     /// [`Pipeline::open`] on an export already loaded (e.g. [`ExportedModel::share`]d by several cameras).
     pub fn with_model(model: ExportedModel, alarm: AlarmConfig) -> Result<Self, PipelineError> {
+        Self::with_calibration(model, None, alarm)
+    }
+
+    /// [`Pipeline::with_model`] scoring against `calibration` (a scene's own, fitted on this network's
+    /// errors) instead of the export's.
+    pub fn with_calibration(model: ExportedModel, calibration: Option<CausalCalibration>, alarm: AlarmConfig) -> Result<Self, PipelineError> {
         let dir = model.dir.clone();
         let ring = model.manifest.window + 1;
-        let calibration = model.manifest.calibration.clone().ok_or_else(|| PipelineError::Setup {
+        let calibration = calibration.or_else(|| model.manifest.calibration.clone()).ok_or_else(|| PipelineError::Setup {
             path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(),
             reason: "no causal calibration (export a model trained by `sfn-train train`, which writes calibration.json)".into(),
         })?;

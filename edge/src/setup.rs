@@ -1,6 +1,6 @@
 //! Building a [`Runtime`] and its source from an [`EdgeConfig`].
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use sfn_infer::onnxruntime_options::{OrtOptions, Provider};
 use sfn_infer::BackendKind;
 use sfn_sources::{FrameSource, ImageFolder, ImageFolderOptions, Pacing};
@@ -113,7 +113,11 @@ pub fn runtimes(cameras: &[EdgeConfig], open_sinks: bool) -> Result<Vec<Runtime>
 
 /// [`runtime`] on an export already loaded ([`model`], or a copy shared with other cameras).
 pub fn runtime_with_model(cfg: &EdgeConfig, open_sinks: bool, model: sfn_infer::ExportedModel) -> Result<Runtime> {
-    let pipeline = Pipeline::with_model(model, cfg.alarm.clone())?;
+    let calibration = match &cfg.model.calibration {
+        Some(p) => Some(scene_calibration(p, &model.manifest)?),
+        None => None,
+    };
+    let pipeline = Pipeline::with_calibration(model, calibration, cfg.alarm.clone())?;
     let mut rt = Runtime::new(pipeline, &cfg.device);
     rt.health_period = std::time::Duration::from_secs_f64(cfg.health.period_s);
     let manifest = cfg.model.dir.join(sfn_infer::manifest::MANIFEST);
@@ -153,6 +157,23 @@ pub fn runtime_with_model(cfg: &EdgeConfig, open_sinks: bool, model: sfn_infer::
         }
     }
     Ok(rt)
+}
+
+/// The causal calibration of a recalibrated export (`path`: its model.json or its folder), checked to
+/// belong to the network that runs (`running`: the loaded export's manifest).
+pub fn scene_calibration(path: &std::path::Path, running: &sfn_infer::Manifest) -> Result<sfn_scoring::CausalCalibration> {
+    let file = if path.is_dir() { path.join(sfn_infer::manifest::MANIFEST) } else { path.to_path_buf() };
+    let text = std::fs::read_to_string(&file).with_context(|| format!("model.calibration {}", file.display()))?;
+    let m = sfn_infer::Manifest::parse(&text, &file)?;
+    if m.encoder.sha256 != running.encoder.sha256 || m.decoder.sha256 != running.decoder.sha256 {
+        bail!(
+            "model.calibration {}: calibrated for another network (encoder sha256 {}, the running export's is {}): recalibrate the export that runs (`sfn-host calibrate --model` on it)",
+            file.display(),
+            &m.encoder.sha256[..m.encoder.sha256.len().min(12)],
+            &running.encoder.sha256[..running.encoder.sha256.len().min(12)]
+        );
+    }
+    m.calibration.with_context(|| format!("model.calibration {}: no causal calibration in it", file.display()))
 }
 
 /// The configured sinks, opened (`model_id`: the model's id in packets, for MQTT discovery).

@@ -413,3 +413,47 @@ fn a_full_snapshot_disk_is_counted_and_scoring_goes_on() {
     assert_eq!(err.matches("snapshots: ").count(), 1, "logged once: {err}");
     assert!(err.contains("No space left on device"), "{err}");
 }
+
+/// A camera scored against its own scene's calibration (`calibration` in its `[[camera]]`, relative to
+/// the config): its z-scores follow that calibration while the camera beside it keeps the export's,
+/// each as in a single-camera run with `model.calibration`; a calibration made for another network is
+/// refused at `check` (exit 78), naming the file.
+#[test]
+fn a_camera_takes_its_own_scene_calibration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, onnx) = fixture(tmp.path());
+    // The scene's calibration: the export's with the visual statistics of a noisier scene.
+    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(onnx.join("model.json")).unwrap()).unwrap();
+    let std0 = m["calibration"]["visual_std"].as_f64().unwrap();
+    m["calibration"]["visual_std"] = serde_json::json!(std0 * 2.0);
+    std::fs::create_dir(tmp.path().join("gate-cal")).unwrap();
+    std::fs::write(tmp.path().join("gate-cal/model.json"), serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    std::fs::create_dir(tmp.path().join("out")).unwrap();
+    let clip = test_clip(&data);
+    let source = format!("kind = \"folder\"\npath = \"{}\"\nrealtime = false\nstart_time_ms = 0\nfps = 10\n", clip.display());
+    let head = |json: &str, cal: &str| format!("[model]\ndir = \"{}\"\n{cal}[sinks]\njson_file = \"{}\"\n", onnx.display(), tmp.path().join("out").join(json).display());
+    let multi = format!(
+        "device = \"site\"\n{}[[camera]]\nname = \"gate\"\ncalibration = \"gate-cal/model.json\"\n[camera.source]\n{source}[[camera]]\nname = \"yard\"\n[camera.source]\n{source}",
+        head("f.jsonl", "")
+    );
+    let cfg = tmp.path().join("multi.toml");
+    std::fs::write(&cfg, &multi).unwrap();
+    let (ok, _, err) = sfn_edge(&["run", "--config", cfg.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let single = tmp.path().join("single.toml");
+    std::fs::write(&single, format!("device = \"one\"\n{}[source]\n{source}", head("s.jsonl", "calibration = \"gate-cal\"\n"))).unwrap();
+    let (ok, _, err) = sfn_edge(&["run", "--config", single.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let z = |f: &str| frame_lines(&tmp.path().join("out").join(f)).iter().map(|v| v["visual_z"].as_f64().unwrap()).collect::<Vec<_>>();
+    let (gate, yard, alone) = (z("f-site-gate.jsonl"), z("f-site-yard.jsonl"), z("s.jsonl"));
+    assert_eq!(gate.len(), 26);
+    assert_eq!(gate, alone, "the camera's calibration acts as model.calibration does");
+    assert!(gate.iter().zip(&yard).all(|(g, y)| g != y), "the calibrations differ, so do the z-scores");
+    // A calibration for another network.
+    m["encoder"]["sha256"] = serde_json::json!("00".repeat(32));
+    std::fs::write(tmp.path().join("gate-cal/model.json"), serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_sfn-edge")).args(["check", "--config", cfg.to_str().unwrap()]).env("RUST_LOG", "warn").output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(78), "{err}");
+    assert!(err.contains("gate-cal/model.json") && err.contains("another network"), "{err}");
+}
