@@ -232,7 +232,12 @@ fn child_snapshots(model: &Path, data: &Path, on: bool) -> Result<()> {
 /// This benchmark run again as a child with `args` (one thread, quiet logs): its last stdout line,
 /// as JSON.
 fn run_child(args: &[&str], what: &str) -> Result<serde_json::Value> {
-    let o = Command::new(std::env::current_exe()?).args(args).env("RAYON_NUM_THREADS", "1").env("RUST_LOG", "warn").output()?;
+    run_child_env(args, what, &[])
+}
+
+/// [`run_child`] with extra environment variables.
+fn run_child_env(args: &[&str], what: &str, env: &[(&str, &str)]) -> Result<serde_json::Value> {
+    let o = Command::new(std::env::current_exe()?).args(args).env("RAYON_NUM_THREADS", "1").env("RUST_LOG", "warn").envs(env.iter().copied()).output()?;
     if !o.status.success() {
         bail!("{what}: {}", String::from_utf8_lossy(&o.stderr));
     }
@@ -313,19 +318,24 @@ fn main() -> Result<()> {
         println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
         let mut base = None;
         for backend in ["tract", "onnxruntime"] {
-            let mut configs = vec![("fp32", out.clone())];
-            if had_speed {
-                configs.push(("fp32, no speed cue", no_speed.clone()));
+            let mut configs = vec![("fp32", out.clone(), false)];
+            if backend == "tract" {
+                // Before tract's batch-1 plan: every call on the symbolic-batch plan.
+                configs.push(("fp32, symbolic-batch plan (before)", out.clone(), true));
             }
-            configs.push(("int8_qdq", out.join("int8")));
-            for (prec, dir) in configs {
+            if had_speed {
+                configs.push(("fp32, no speed cue", no_speed.clone(), false));
+            }
+            configs.push(("int8_qdq", out.join("int8"), false));
+            for (prec, dir, symbolic) in configs {
                 if backend == "onnxruntime" && lib.is_none() {
                     println!("| onnxruntime | {prec} | (no libonnxruntime: run scripts/setup.sh) |");
                     continue;
                 }
-                let v = run_child(
+                let v = run_child_env(
                     &["--child", dir.to_str().unwrap(), backend, lib.as_ref().map(|p| p.to_str().unwrap()).unwrap_or(""), frames_dir.to_str().unwrap(), &n.to_string()],
                     &format!("{backend} {prec}"),
+                    if symbolic { &[("SFN_TRACT_SYMBOLIC", "1")] } else { &[] },
                 )?;
                 let fps = v["fps"].as_f64().unwrap_or(f64::NAN);
                 let b = *base.get_or_insert(fps);

@@ -104,6 +104,12 @@ impl TractRunner {
     }
 }
 
+/// Whether `SFN_TRACT_SYMBOLIC=1` asks for the symbolic plan at every batch size (read once).
+fn symbolic_only() -> bool {
+    static SET: OnceLock<bool> = OnceLock::new();
+    *SET.get_or_init(|| std::env::var("SFN_TRACT_SYMBOLIC").is_ok_and(|v| v == "1"))
+}
+
 /// The shape of graph input `name` with every named (symbolic) dimension set to `batch`; None when
 /// the graph does not give one.
 fn graph_input_shape(proto: &pb::ModelProto, name: &str, batch: usize) -> Option<Vec<usize>> {
@@ -129,7 +135,9 @@ impl Runner for TractRunner {
     }
 
     fn run(&mut self, inputs: &[(&str, &[usize], &[f32])]) -> Result<Vec<Array>, InferError> {
-        let batch_one = inputs.iter().all(|(_, shape, _)| shape.first() == Some(&1));
+        // SFN_TRACT_SYMBOLIC=1: every call on the symbolic plan (what ran before the batch-1 plan
+        // existed; the replay bench's "before" row).
+        let batch_one = !symbolic_only() && inputs.iter().all(|(_, shape, _)| shape.first() == Some(&1));
         let plan = if batch_one { self.one.clone() } else { self.any_batch()? };
         self.run_plan(&plan, inputs)
     }
