@@ -49,6 +49,30 @@ fn demo_replays_the_synthetic_scene_and_validation_agrees() {
     assert_eq!(v["micro_auc"], r["micro_auc"]);
     assert_eq!(v["offline"]["micro_auc"], r["offline"]["micro_auc"]);
     assert_eq!(v["alarm_metrics"], r["alarm_metrics"]);
+    // The demo's alarm snapshots and contact sheets; validate draws the same sheets from the packets,
+    // the event folders and the frames, pixel for pixel.
+    let clips: Vec<String> = r["clips"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    assert!(std::fs::read_dir(out.join("events")).unwrap().count() >= 1);
+    let rep2 = tmp.path().join("val2.json");
+    let (ok, stdout, stderr) = host(&[
+        s("validate"),
+        s("--packets"),
+        out.join("packets").as_os_str(),
+        s("--labels"),
+        labels.as_os_str(),
+        s("--report"),
+        rep2.as_os_str(),
+        s("--snapshots"),
+        out.join("events").as_os_str(),
+        s("--frames"),
+        out.join("data").as_os_str(),
+    ]);
+    assert!(ok, "{stdout}{stderr}");
+    for c in &clips {
+        let a = std::fs::read(out.join(format!("contact/contact_{c}.png"))).unwrap();
+        let b = std::fs::read(tmp.path().join(format!("val2.contact/contact_{c}.png"))).unwrap();
+        assert!(a == b, "contact sheet of clip {c} differs between replay and validate");
+    }
     // Bad input: labels of the wrong length, an unknown layout, packets of another format version.
     let mut l: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&labels).unwrap()).unwrap();
     let first = l.as_object().unwrap().keys().next().unwrap().clone();
