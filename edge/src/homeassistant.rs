@@ -10,7 +10,9 @@
 //! - `camera` `snapshot` (with snapshots on): the retained JPEG on `<prefix>/<device>/alarm/snapshot`.
 //!
 //! All take availability from the retained `<prefix>/<device>/available` (`online` / `offline`, the
-//! last will). The device block names the model (its id: the first 4 bytes of the encoder's sha256)
+//! last will). A camera sharing another's MQTT connection (several cameras, one process) has no will
+//! of its own: its entities also require the connection's availability topic (`availability_mode:
+//! all`), so they go unavailable when the process dies. The device block names the model (its id: the first 4 bytes of the encoder's sha256)
 //! and this software's version.
 
 use serde_json::json;
@@ -25,7 +27,7 @@ fn node_id(device: &str) -> String {
 }
 
 /// The discovery configs of a device reporting on `topics`, for the model with id `model_id`.
-pub fn discovery(ha: &HomeAssistantConfig, device: &str, topics: &Topics, model_id: [u8; 4], snapshots: bool) -> Discovery {
+pub fn discovery(ha: &HomeAssistantConfig, device: &str, topics: &Topics, model_id: [u8; 4], snapshots: bool, will: Option<&str>) -> Discovery {
     let node = node_id(device);
     let model_hex: String = model_id.iter().map(|b| format!("{b:02x}")).collect();
     let dev = json!({
@@ -36,7 +38,16 @@ pub fn discovery(ha: &HomeAssistantConfig, device: &str, topics: &Topics, model_
         "model_id": model_hex,
         "sw_version": env!("CARGO_PKG_VERSION"),
     });
-    let availability = json!({ "availability_topic": topics.available, "payload_available": "online", "payload_not_available": "offline" });
+    let availability = match will {
+        None => json!({ "availability_topic": topics.available, "payload_available": "online", "payload_not_available": "offline" }),
+        Some(w) => json!({
+            "availability": [
+                { "topic": topics.available, "payload_available": "online", "payload_not_available": "offline" },
+                { "topic": w, "payload_available": "online", "payload_not_available": "offline" },
+            ],
+            "availability_mode": "all",
+        }),
+    };
     let with_common = |mut v: serde_json::Value| {
         let o = v.as_object_mut().expect("an object literal");
         o.insert("device".into(), dev.clone());
@@ -82,7 +93,7 @@ mod tests {
     fn configs_name_the_devices_topics() {
         let ha = HomeAssistantConfig { discovery_prefix: "homeassistant".into(), name: Some("Door camera".into()) };
         let t = Topics::new("sfn", "door cam.1");
-        let d = discovery(&ha, "door cam.1", &t, [0xde, 0xad, 0xbe, 0xef], false);
+        let d = discovery(&ha, "door cam.1", &t, [0xde, 0xad, 0xbe, 0xef], false, None);
         assert_eq!(d.birth_topic, "homeassistant/status");
         let topics: Vec<&str> = d.messages.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(topics, ["homeassistant/binary_sensor/sfn_door_cam_1/alarm/config", "homeassistant/sensor/sfn_door_cam_1/score/config"]);
@@ -98,10 +109,17 @@ mod tests {
         assert_eq!(score["state_topic"], "sfn/door cam.1/status");
         assert_eq!(score["device"], alarm["device"]);
         // With snapshots: a camera entity on the retained snapshot topic.
-        let d = discovery(&ha, "door cam.1", &t, [0xde, 0xad, 0xbe, 0xef], true);
+        let d = discovery(&ha, "door cam.1", &t, [0xde, 0xad, 0xbe, 0xef], true, None);
         assert_eq!(d.messages.len(), 3);
         assert_eq!(d.messages[2].0, "homeassistant/camera/sfn_door_cam_1/snapshot/config");
         let cam: serde_json::Value = serde_json::from_slice(&d.messages[2].1).unwrap();
         assert_eq!((cam["topic"].as_str(), cam["availability_topic"].as_str()), (Some("sfn/door cam.1/alarm/snapshot"), Some("sfn/door cam.1/available")));
+        // On another camera's connection: both availability topics, all required.
+        let d = discovery(&ha, "door cam.1", &t, [0xde, 0xad, 0xbe, 0xef], false, Some("sfn/site-gate/available"));
+        let alarm: serde_json::Value = serde_json::from_slice(&d.messages[0].1).unwrap();
+        assert_eq!(alarm["availability_mode"], "all");
+        assert_eq!(alarm["availability"][0]["topic"], "sfn/door cam.1/available");
+        assert_eq!(alarm["availability"][1]["topic"], "sfn/site-gate/available");
+        assert!(alarm.get("availability_topic").is_none());
     }
 }

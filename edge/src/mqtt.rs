@@ -18,7 +18,34 @@ impl MqttSink {
     /// Assistant's device block when discovery is on, with a camera entity for the alarm snapshot
     /// when `snapshots`.
     pub fn connect(device: &str, cfg: &MqttConfig, model_id: [u8; 4], snapshots: bool) -> Result<Self, SinkError> {
-        let name = format!("mqtt {}:{}", cfg.host, cfg.port);
+        let o = Self::options(device, cfg, model_id, snapshots, None);
+        let reporter = sfn_mqtt::Reporter::start(o).map_err(|e| SinkError { sink: Self::sink_name(cfg), reason: e.to_string() })?;
+        Ok(Self::from_reporter(reporter, cfg))
+    }
+
+    /// Several devices (cameras of one process) on one MQTT connection, one sink each, in order.
+    /// The connection's last will covers the first device's availability topic; with discovery on,
+    /// the other devices' entities take their availability from that topic too.
+    pub fn connect_shared(devices: &[(&str, &MqttConfig, bool)], model_id: [u8; 4]) -> Result<Vec<Self>, SinkError> {
+        let Some((first, first_cfg, _)) = devices.first() else { return Ok(vec![]) };
+        let will = sfn_mqtt::Topics::new(&first_cfg.prefix, first).available;
+        let opts: Vec<sfn_mqtt::ReporterOptions> =
+            devices.iter().enumerate().map(|(i, (device, cfg, snapshots))| Self::options(device, cfg, model_id, *snapshots, (i > 0).then_some(will.as_str()))).collect();
+        let reporters = sfn_mqtt::Reporter::start_shared(opts).map_err(|e| SinkError { sink: Self::sink_name(first_cfg), reason: e.to_string() })?;
+        Ok(reporters.into_iter().zip(devices).map(|(r, (_, cfg, _))| Self::from_reporter(r, cfg)).collect())
+    }
+
+    fn sink_name(cfg: &MqttConfig) -> String {
+        format!("mqtt {}:{}", cfg.host, cfg.port)
+    }
+
+    fn from_reporter(reporter: sfn_mqtt::Reporter, cfg: &MqttConfig) -> Self {
+        MqttSink { reporter: Some(reporter), name: Self::sink_name(cfg) }
+    }
+
+    /// The reporter options of `device` (`will`: the connection's availability topic when it is
+    /// another device's).
+    fn options(device: &str, cfg: &MqttConfig, model_id: [u8; 4], snapshots: bool, will: Option<&str>) -> sfn_mqtt::ReporterOptions {
         let mut o = sfn_mqtt::ReporterOptions::new(device, &cfg.spool_dir);
         o.prefix = cfg.prefix.clone();
         o.host = cfg.host.clone();
@@ -26,7 +53,7 @@ impl MqttSink {
         o.spool_max = cfg.spool_max;
         o.ring_max = cfg.score_ring;
         if let Some(ha) = &cfg.home_assistant {
-            o.discovery = Some(crate::homeassistant::discovery(ha, device, &o.topics(), model_id, snapshots));
+            o.discovery = Some(crate::homeassistant::discovery(ha, device, &o.topics(), model_id, snapshots, will));
         }
         if let (Some(u), Some(p)) = (&cfg.username, &cfg.password) {
             o.credentials = Some((u.clone(), p.clone()));
@@ -38,8 +65,7 @@ impl MqttSink {
             }
             o.tls = Some(t);
         }
-        let reporter = sfn_mqtt::Reporter::start(o).map_err(|e| SinkError { sink: name.clone(), reason: e.to_string() })?;
-        Ok(MqttSink { reporter: Some(reporter), name })
+        o
     }
 
     fn err(&self, e: impl std::fmt::Display) -> SinkError {

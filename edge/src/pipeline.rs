@@ -62,6 +62,16 @@ pub enum PipelineError {
     Frame { index: u64, reason: String },
 }
 
+/// A model's id in packets: the first 4 bytes of its encoder's sha256 (hex in model.json).
+pub fn model_id_of(manifest: &Manifest) -> [u8; 4] {
+    let h = &manifest.encoder.sha256;
+    let mut model_id = [0u8; 4];
+    for (i, b) in model_id.iter_mut().enumerate() {
+        *b = h.get(2 * i..2 * i + 2).and_then(|s| u8::from_str_radix(s, 16).ok()).unwrap_or(0);
+    }
+    model_id
+}
+
 /// Counters.
 #[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct PipelineStats {
@@ -121,14 +131,8 @@ impl Pipeline {
             let img = &model.manifest.image;
             sp.check(img.height, img.width).map_err(|e| PipelineError::Setup { path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(), reason: format!("calibration.speed: {e}") })?;
         }
-        // The first 4 bytes of the encoder's sha256 (hex in model.json).
-        let h = &model.manifest.encoder.sha256;
-        let mut model_id = [0u8; 4];
-        for (i, b) in model_id.iter_mut().enumerate() {
-            *b = h.get(2 * i..2 * i + 2).and_then(|s| u8::from_str_radix(s, 16).ok()).unwrap_or(0);
-        }
         Ok(Pipeline {
-            model_id,
+            model_id: model_id_of(&model.manifest),
             scorer: CausalScorer::new(&calibration),
             calibration,
             model,

@@ -99,20 +99,37 @@ pub fn runtime(cfg: &EdgeConfig, open_sinks: bool) -> Result<Runtime> {
 pub fn runtimes(cameras: &[EdgeConfig], open_sinks: bool) -> Result<Vec<Runtime>> {
     let Some(first) = cameras.first() else { return Ok(vec![]) };
     let shared = model(first)?;
+    // Several cameras reporting over MQTT: one connection for all of them.
+    let mut mqtt: Vec<Option<crate::mqtt::MqttSink>> = match (&first.sinks.mqtt, open_sinks && cameras.len() > 1) {
+        (Some(_), true) => {
+            let devices: Vec<(&str, &config::MqttConfig, bool)> =
+                cameras.iter().filter_map(|c| c.sinks.mqtt.as_ref().map(|m| (c.device.as_str(), m, c.snapshot.as_ref().is_some_and(|s| s.mqtt)))).collect();
+            crate::mqtt::MqttSink::connect_shared(&devices, crate::pipeline::model_id_of(&shared.manifest))?.into_iter().map(Some).collect()
+        }
+        _ => vec![],
+    };
+    mqtt.resize_with(cameras.len(), || None);
     cameras
         .iter()
-        .map(|cam| {
+        .zip(mqtt)
+        .map(|(cam, mqtt)| {
             let m = match shared.share() {
                 Some(m) => m,
                 None => model(cam)?,
             };
-            runtime_with_model(cam, open_sinks, m)
+            runtime_with(cam, open_sinks, m, mqtt)
         })
         .collect()
 }
 
 /// [`runtime`] on an export already loaded ([`model`], or a copy shared with other cameras).
 pub fn runtime_with_model(cfg: &EdgeConfig, open_sinks: bool, model: sfn_infer::ExportedModel) -> Result<Runtime> {
+    runtime_with(cfg, open_sinks, model, None)
+}
+
+/// [`runtime_with_model`] with its MQTT sink already connected (`mqtt`: one of several cameras on
+/// one connection); without it the sink is opened from the config.
+fn runtime_with(cfg: &EdgeConfig, open_sinks: bool, model: sfn_infer::ExportedModel, mqtt: Option<crate::mqtt::MqttSink>) -> Result<Runtime> {
     let calibration = match &cfg.model.calibration {
         Some(p) => Some(scene_calibration(p, &model.manifest)?),
         None => None,
@@ -149,7 +166,14 @@ pub fn runtime_with_model(cfg: &EdgeConfig, open_sinks: bool, model: sfn_infer::
         }
     }
     if open_sinks {
-        rt.sinks = sinks(cfg, rt.pipeline.model_id())?;
+        rt.sinks = match mqtt {
+            Some(m) => {
+                let mut s = sinks_except_mqtt(cfg)?;
+                s.push(Box::new(m));
+                s
+            }
+            None => sinks(cfg, rt.pipeline.model_id())?,
+        };
         if let Some(sc) = &cfg.snapshot {
             let publish = if sc.mqtt { rt.sinks.iter().find_map(|s| s.snapshot_publisher()) } else { None };
             let publish: Option<crate::snapshot::Publish> = publish.map(|p| Box::new(move |jpeg: Vec<u8>| p.set(jpeg).map_err(|e| e.to_string())) as crate::snapshot::Publish);
@@ -178,6 +202,16 @@ pub fn scene_calibration(path: &std::path::Path, running: &sfn_infer::Manifest) 
 
 /// The configured sinks, opened (`model_id`: the model's id in packets, for MQTT discovery).
 pub fn sinks(cfg: &EdgeConfig, model_id: [u8; 4]) -> Result<Vec<Box<dyn Sink>>> {
+    let mut out = sinks_except_mqtt(cfg)?;
+    if let Some(m) = &cfg.sinks.mqtt {
+        let snapshots = cfg.snapshot.as_ref().is_some_and(|s| s.mqtt);
+        out.push(Box::new(crate::mqtt::MqttSink::connect(&cfg.device, m, model_id, snapshots)?));
+    }
+    Ok(out)
+}
+
+/// The configured sinks but MQTT, opened.
+fn sinks_except_mqtt(cfg: &EdgeConfig) -> Result<Vec<Box<dyn Sink>>> {
     let s = &cfg.sinks;
     let mut out: Vec<Box<dyn Sink>> = Vec::new();
     if s.stdout {
@@ -194,10 +228,6 @@ pub fn sinks(cfg: &EdgeConfig, model_id: [u8; 4]) -> Result<Vec<Box<dyn Sink>>> 
     }
     if let Some(p) = &s.serial {
         out.push(Box::new(FramedWriter::serial(p)?));
-    }
-    if let Some(m) = &s.mqtt {
-        let snapshots = cfg.snapshot.as_ref().is_some_and(|s| s.mqtt);
-        out.push(Box::new(crate::mqtt::MqttSink::connect(&cfg.device, m, model_id, snapshots)?));
     }
     Ok(out)
 }

@@ -80,6 +80,44 @@ fn sfn_edge_reports_to_mosquitto() {
     assert_eq!(std::fs::read_dir(tmp.path().join("spool")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".sfna")).count(), 0);
 }
 
+/// Two cameras of one process report over one MQTT connection, each on its own topics; with Home
+/// Assistant discovery the second camera's entities also require the connection's availability.
+#[test]
+fn several_cameras_share_one_mqtt_connection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _broker = mosquitto(tmp.path(), port);
+    let mut sub = Subscriber::new("multi-sub", port, &["sfn/#", "homeassistant/#"]);
+    let (data, onnx) = sfn_e2e::fixture(tmp.path());
+    let clip = sfn_e2e::test_clip(&data);
+    let cfg = tmp.path().join("edge.toml");
+    let source = format!("[camera.source]\nkind = \"folder\"\npath = \"{}\"\nrealtime = false\n", clip.display());
+    std::fs::write(
+        &cfg,
+        format!(
+            "device = \"site\"\n[model]\ndir = \"{}\"\n[alarm]\nthreshold = -1e9\n[sinks.mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nspool_dir = \"{}\"\n[sinks.mqtt.home_assistant]\n[[camera]]\nname = \"gate\"\n{source}[[camera]]\nname = \"yard\"\n{source}",
+            onnx.display(),
+            tmp.path().join("spool").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sfn-edge")).args(["run", "--config", cfg.to_str().unwrap()]).env("RUST_LOG", "warn").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let offline = |g: &[(String, Vec<u8>, bool)], t: &str| g.iter().any(|(tt, p, _)| tt == t && p == b"offline");
+    assert!(sub.until(5, |g| offline(g, "sfn/site-gate/available") && offline(g, "sfn/site-yard/available")), "{:?}", sub.got);
+    for cam in ["site-gate", "site-yard"] {
+        assert_eq!(count(&sub.got, &format!("sfn/{cam}/alarm")), 1, "{cam}");
+        assert!(count(&sub.got, &format!("sfn/{cam}/score")) >= 1, "{cam}");
+    }
+    // One connection at the broker, under the first camera's client id.
+    let log = std::fs::read_to_string(tmp.path().join("mosquitto.log")).unwrap();
+    let reporters = log.lines().filter(|l| l.contains("New client connected") && l.contains(" as sfn-")).count();
+    assert_eq!(reporters, 1, "{log}");
+    assert!(log.contains("as sfn-site-gate"), "{log}");
+    let yard: serde_json::Value = serde_json::from_slice(&sub.on("homeassistant/binary_sensor/sfn_site-yard/alarm/config")[0].0).unwrap();
+    assert_eq!((yard["availability_mode"].as_str(), yard["availability"][1]["topic"].as_str()), (Some("all"), Some("sfn/site-gate/available")));
+}
+
 /// Collects what a subscriber receives: (topic, payload, retain flag).
 struct Subscriber {
     client: Client,

@@ -1,6 +1,7 @@
 //! MQTT reporting for SFN-VAD field units, with Frigate's topic conventions.
 //!
-//! One [`Reporter`] per device. Like rumqtt itself, the crate keeps the protocol and queueing
+//! One [`Reporter`] per device, on its own connection ([`Reporter::start`]) or with other devices on
+//! one ([`Reporter::start_shared`]: several cameras of one process). Like rumqtt itself, the crate keeps the protocol and queueing
 //! logic ([`state::ReporterState`], pure: inputs in, actions out, no sockets or clocks) apart
 //! from the I/O ([`Reporter`]: rumqttc's sync `Client`/`Connection` on background threads, the
 //! spool directory, the clock).

@@ -218,14 +218,15 @@ impl ReporterOptions {
 
     /// rumqttc options: clean session, retained last will `offline` (QoS 1) on the
     /// availability topic, room for our in-flight window, TLS if configured.
-    pub(crate) fn mqtt_options(&self, tls: Option<rustls::ClientConfig>) -> MqttOptions {
+    pub(crate) fn mqtt_options(&self, tls: Option<rustls::ClientConfig>, inflight: usize) -> MqttOptions {
         let topics = self.topics();
         let mut o = MqttOptions::new(self.client_id(), self.host.clone(), self.port);
         o.set_keep_alive(self.keep_alive);
         o.set_clean_session(true);
         o.set_last_will(LastWill::new(topics.available, OFFLINE.to_vec(), QoS::AtLeastOnce, true));
-        // Alarm packet + JSON per alarm, plus status, availability: never hit rumqttc's limit.
-        o.set_inflight((2 * self.max_inflight_alarms + 8) as u16);
+        // Alarm packet + JSON per alarm, plus status, snapshot, availability, for every device on
+        // the connection: never hit rumqttc's limit.
+        o.set_inflight(inflight.min(u16::MAX as usize) as u16);
         let max_packet = (2 * MAX_PAYLOAD_BYTES).max(MAX_SNAPSHOT_BYTES) + 1024;
         o.set_max_packet_size(max_packet, max_packet);
         if let Some((user, pass)) = &self.credentials {
@@ -268,7 +269,7 @@ mod tests {
         let mut o = ReporterOptions::new("cam", "/tmp/x");
         o.credentials = Some(("u".into(), "p".into()));
         o.keep_alive = Duration::from_secs(7);
-        let m = o.mqtt_options(None);
+        let m = o.mqtt_options(None, 25);
         let will = m.last_will().unwrap();
         assert_eq!(will.topic, "sfn/cam/available");
         assert_eq!(&will.message[..], b"offline");

@@ -1,22 +1,25 @@
 //! The thin I/O layer: threads, the rumqttc client, the spool directory, the clock.
 //!
-//! Two background threads per reporter:
-//! - the *driver* owns the [`ReporterState`], the [`Spool`] and the rumqttc [`Client`] of the
-//!   current connection. It feeds connection events (first, one by one) and caller requests
-//!   (then, in groups of up to 64) to the state with the current time, and carries out the
-//!   resulting actions (publish with `try_publish`, which never blocks: the channel is sized by
-//!   the state's gates; write/delete spool files, with one directory fsync per group).
+//! Two background threads per connection:
+//! - the *driver* owns one [`ReporterState`] and one [`Spool`] per device on the connection (one
+//!   device for [`Reporter::start`], several for [`Reporter::start_shared`]) and the rumqttc
+//!   [`Client`] of the current connection. It feeds connection events (first, one by one) and
+//!   caller requests (then, in groups of up to 64) to the states with the current time, and
+//!   carries out the resulting actions (publish with `try_publish`, which never blocks: the
+//!   channel is sized by the states' gates; write/delete spool files, with one directory fsync
+//!   per group). With several devices it routes each publish's id and PUBACK back to the device
+//!   that published it (rumqttc reports ids in the order publishes were handed to it).
 //! - the *connection* thread makes a fresh rumqttc [`Client`]/[`Connection`] for every
 //!   connection attempt, waits for the CONNACK (backing off exponentially after failures),
 //!   hands the client to the driver, then blocks on the connection's events and forwards the
 //!   ones that matter (publish ids, PUBACKs, the end of the connection). A fresh client per
-//!   connection means requests of a dead connection can never reach the next one: the state
-//!   re-sends unacknowledged alarms itself, from the spool.
+//!   connection means requests of a dead connection can never reach the next one: the states
+//!   re-send unacknowledged alarms themselves, from the spools.
 //!
 //! The caller's methods only send on an unbounded channel: they never block on the network or
 //! the disk.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -37,13 +40,14 @@ const DISCONNECT_WAIT: Duration = Duration::from_secs(1);
 /// Most caller requests handled as one group (one directory fsync for their spool files).
 const MAX_GROUP: usize = 64;
 
-/// What the driver's channel carries: caller requests, and a doorbell for connection events.
+/// What the driver's channel carries: caller requests (with the index of their device on the
+/// connection), and a doorbell for connection events.
 enum Msg {
-    Alarm(Alarm),
-    Score(Vec<u8>),
-    Status(Vec<u8>),
-    Snapshot(Vec<u8>),
-    Shutdown,
+    Alarm(usize, Alarm),
+    Score(usize, Vec<u8>),
+    Status(usize, Vec<u8>),
+    Snapshot(usize, Vec<u8>),
+    Shutdown(usize),
     /// Connection events are waiting in [`ConnQueue`].
     Wake,
 }
@@ -63,17 +67,30 @@ enum ConnEvent {
     Exited,
 }
 
+/// What the caller's side of one device shares with the driver.
+struct SlotLink {
+    stats: Arc<Mutex<Stats>>,
+    /// Set by the driver once this device's state has finished (shut down).
+    done: Arc<AtomicBool>,
+}
+
 /// Reports one device's availability, alarms, scores and status to an MQTT broker.
 ///
-/// Create it with [`Reporter::start`]; all other methods return at once (they queue work for a
+/// Create it with [`Reporter::start`] (its own connection) or [`Reporter::start_shared`] (several
+/// devices on one connection); all other methods return at once (they queue work for a
 /// background thread). End it with [`Reporter::shutdown`]; dropping it starts the same shutdown
 /// without waiting for it.
 pub struct Reporter {
     tx: mpsc::Sender<Msg>,
-    stats: Arc<Mutex<Stats>>,
+    slot: usize,
+    link: SlotLink,
     topics: Topics,
-    driver: Option<JoinHandle<()>>,
+    driver: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// Every device's done flag on this connection (the last one to shut down waits for the
+    /// connection to close).
+    all_done: Vec<Arc<AtomicBool>>,
     shutdown_grace: Duration,
+    shut: bool,
 }
 
 impl std::fmt::Debug for Reporter {
@@ -87,37 +104,80 @@ impl Reporter {
     /// alarms found in it, and start connecting in the background. Errors here are the only
     /// ones about configuration; the broker being unreachable is not an error (alarms spool).
     pub fn start(opts: ReporterOptions) -> Result<Reporter, Error> {
-        opts.validate()?;
-        let tls = opts.tls.as_ref().map(|t| t.client_config()).transpose()?;
-        let (spool, recovered) = Spool::open(&opts.spool_dir)?;
-        let cfg = opts.state_config();
-        let channel_cap = cfg.request_channel_capacity();
-        let first_seq = recovered.alarms.last().map_or(1, |(seq, _)| seq + 1);
-        let mut state = ReporterState::new(cfg, first_seq);
-        if !recovered.alarms.is_empty() {
-            tracing::info!("mqtt: {} alarm(s) left in {} by an earlier run will be delivered", recovered.alarms.len(), spool.dir().display());
+        let mut v = Self::start_shared(vec![opts])?;
+        Ok(v.pop().expect("one device, one reporter"))
+    }
+
+    /// Several devices on one MQTT connection, one [`Reporter`] each (in the order given): each
+    /// keeps its topics, spool, queues, discovery and counters, and shuts down on its own (its
+    /// `offline` published; the connection closes with the last one). The connection's settings
+    /// (host, port, client id, keep-alive, credentials, TLS, backoff) are the first device's; the
+    /// others must name the same broker. One connection has one last will: it goes on the first
+    /// device's availability topic, so a subscriber that must see every device go offline when
+    /// the process dies watches that topic too (Home Assistant discovery lists it).
+    pub fn start_shared(opts: Vec<ReporterOptions>) -> Result<Vec<Reporter>, Error> {
+        let Some(first) = opts.first() else { return Err(Error::Options("no device to report for".into())) };
+        for o in &opts {
+            o.validate()?;
+            if (o.host.as_str(), o.port) != (first.host.as_str(), first.port) {
+                return Err(Error::Options(format!("device {} names broker {}:{}, the connection's is {}:{}", o.device, o.host, o.port, first.host, first.port)));
+            }
         }
-        let mut actions = Vec::new();
-        state.recover(recovered.alarms, &mut actions);
-        let stats = Arc::new(Mutex::new(state.stats()));
+        for (i, o) in opts.iter().enumerate() {
+            if opts[..i].iter().any(|p| p.device == o.device && p.prefix == o.prefix) {
+                return Err(Error::Options(format!("device {} given twice on one connection", o.device)));
+            }
+        }
+        let tls = first.tls.as_ref().map(|t| t.client_config()).transpose()?;
+        let mut slots = Vec::new();
+        let mut links = Vec::new();
+        let mut boot = Vec::new();
+        let mut channel_cap = 0;
+        let mut inflight = 0;
+        for o in &opts {
+            let (spool, recovered) = Spool::open(&o.spool_dir)?;
+            let cfg = o.state_config();
+            channel_cap += cfg.request_channel_capacity();
+            inflight += 2 * o.max_inflight_alarms + 9;
+            let first_seq = recovered.alarms.last().map_or(1, |(seq, _)| seq + 1);
+            let mut state = ReporterState::new(cfg, first_seq);
+            if !recovered.alarms.is_empty() {
+                tracing::info!("mqtt: {} alarm(s) left in {} by an earlier run will be delivered", recovered.alarms.len(), spool.dir().display());
+            }
+            let mut actions = Vec::new();
+            state.recover(recovered.alarms, &mut actions);
+            let stats = Arc::new(Mutex::new(state.stats()));
+            let done = Arc::new(AtomicBool::new(false));
+            links.push(SlotLink { stats: stats.clone(), done: done.clone() });
+            slots.push(Slot { state, spool, stats, done, io: IoCounters::default() });
+            boot.push(actions);
+        }
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let mqtt = opts.mqtt_options(tls);
-        let backoff = Backoff::new(opts.backoff_min, opts.backoff_max);
+        let mqtt = first.mqtt_options(tls, inflight);
+        let backoff = Backoff::new(first.backoff_min, first.backoff_max);
 
         let events: ConnQueue = Arc::default();
         let conn_link = ConnLink { tx: tx.clone(), events: events.clone() };
         let conn_stop = stop.clone();
         let conn = thread::Builder::new()
-            .name(format!("sfn-mqtt-conn-{}", opts.device))
+            .name(format!("sfn-mqtt-conn-{}", first.device))
             .spawn(move || connection_thread(mqtt, channel_cap, backoff, conn_link, conn_stop))
             .map_err(|e| Error::Options(format!("cannot spawn thread: {e}")))?;
 
-        let mut driver = Driver { state, spool, client: None, stats: stats.clone(), io: IoCounters::default(), stop, conn: Some(conn), events };
-        driver.execute(actions);
-        let handle = thread::Builder::new().name(format!("sfn-mqtt-{}", opts.device)).spawn(move || driver.run(rx)).map_err(|e| Error::Options(format!("cannot spawn thread: {e}")))?;
-
-        Ok(Reporter { tx, stats, topics: opts.topics(), driver: Some(handle), shutdown_grace: opts.shutdown_grace })
+        let mut driver = Driver { slots, client: None, stop, conn: Some(conn), events, sent_by: VecDeque::new(), awaiting: HashMap::new() };
+        for (i, actions) in boot.into_iter().enumerate() {
+            driver.execute(i, actions);
+        }
+        let handle = thread::Builder::new().name(format!("sfn-mqtt-{}", first.device)).spawn(move || driver.run(rx)).map_err(|e| Error::Options(format!("cannot spawn thread: {e}")))?;
+        let driver = Arc::new(Mutex::new(Some(handle)));
+        let all_done: Vec<Arc<AtomicBool>> = links.iter().map(|l| l.done.clone()).collect();
+        Ok(opts
+            .iter()
+            .zip(links)
+            .enumerate()
+            .map(|(slot, (o, link))| Reporter { tx: tx.clone(), slot, link, topics: o.topics(), driver: driver.clone(), all_done: all_done.clone(), shutdown_grace: o.shutdown_grace, shut: false })
+            .collect())
     }
 
     /// Queue an alarm: `packet` goes to `<prefix>/<device>/alarm`, `json` to
@@ -127,7 +187,7 @@ impl Reporter {
         let alarm = Alarm { packet: packet.into(), json: json.into().into_bytes() };
         check_size("alarm packet", alarm.packet.len(), MAX_PAYLOAD_BYTES)?;
         check_size("alarm JSON", alarm.json.len(), MAX_PAYLOAD_BYTES)?;
-        self.send(Msg::Alarm(alarm))
+        self.send(Msg::Alarm(self.slot, alarm))
     }
 
     /// Queue one score payload (at most [`MAX_SCORE_BYTES`]) for the next `score` batch.
@@ -136,7 +196,7 @@ impl Reporter {
         if payload.len() > MAX_SCORE_BYTES {
             return Err(Error::ScoreTooLarge(payload.len()));
         }
-        self.send(Msg::Score(payload))
+        self.send(Msg::Score(self.slot, payload))
     }
 
     /// Set the retained status (JSON, published as given on `<prefix>/<device>/status`,
@@ -144,7 +204,7 @@ impl Reporter {
     pub fn set_status(&self, json: impl Into<String>) -> Result<(), Error> {
         let json = json.into().into_bytes();
         check_size("status", json.len(), MAX_PAYLOAD_BYTES)?;
-        self.send(Msg::Status(json))
+        self.send(Msg::Status(self.slot, json))
     }
 
     /// Set the retained alarm snapshot (a JPEG, at most [`MAX_SNAPSHOT_BYTES`], published as
@@ -157,12 +217,12 @@ impl Reporter {
     /// A handle that sets snapshots from another thread (an encoder worker), for as long as
     /// this reporter runs.
     pub fn snapshots(&self) -> SnapshotPublisher {
-        SnapshotPublisher { tx: self.tx.clone() }
+        SnapshotPublisher { tx: self.tx.clone(), slot: self.slot }
     }
 
     /// The counters as of the driver's last step.
     pub fn stats(&self) -> Stats {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.link.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The topics this reporter publishes on.
@@ -171,22 +231,31 @@ impl Reporter {
     }
 
     /// Clean shutdown: keep delivering queued alarms for up to `shutdown_grace`, flush the
-    /// scores, publish the retained `offline`, disconnect. Alarms not acknowledged by then stay
-    /// in the spool for the next start. Returns the final counters. Waits at most
-    /// `shutdown_grace` plus about 2 s (the only method that waits).
+    /// scores, publish the retained `offline`, (the last device on the connection) disconnect.
+    /// Alarms not acknowledged by then stay in the spool for the next start. Returns the final
+    /// counters. Waits at most `shutdown_grace` plus about 2 s (the only method that waits).
     pub fn shutdown(mut self) -> Stats {
-        let _ = self.tx.send(Msg::Shutdown);
+        self.shut = true;
+        let _ = self.tx.send(Msg::Shutdown(self.slot));
         let limit = self.shutdown_grace + DISCONNECT_WAIT + Duration::from_secs(1);
         let end = Instant::now() + limit;
-        if let Some(h) = self.driver.take() {
-            while !h.is_finished() && Instant::now() < end {
-                thread::sleep(Duration::from_millis(5));
+        let all_done = || self.all_done.iter().all(|d| d.load(Ordering::SeqCst));
+        let driver_finished = || self.driver.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_none_or(|h| h.is_finished());
+        // This device's state is done; the last device also waits for the connection to close.
+        while Instant::now() < end && !(self.link.done.load(Ordering::SeqCst) && (!all_done() || driver_finished())) {
+            thread::sleep(Duration::from_millis(5));
+        }
+        if all_done() {
+            let h = self.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(h) = h {
+                if h.is_finished() {
+                    let _ = h.join();
+                } else {
+                    tracing::warn!("mqtt: reporter did not stop within {limit:?}; leaving it to finish");
+                }
             }
-            if h.is_finished() {
-                let _ = h.join();
-            } else {
-                tracing::warn!("mqtt: reporter did not stop within {limit:?}; leaving it to finish");
-            }
+        } else if !self.link.done.load(Ordering::SeqCst) {
+            tracing::warn!("mqtt: device {} did not stop within {limit:?}", self.topics.available);
         }
         self.stats()
     }
@@ -198,8 +267,8 @@ impl Reporter {
 
 impl Drop for Reporter {
     fn drop(&mut self) {
-        if self.driver.is_some() {
-            let _ = self.tx.send(Msg::Shutdown);
+        if !self.shut {
+            let _ = self.tx.send(Msg::Shutdown(self.slot));
         }
     }
 }
@@ -208,6 +277,7 @@ impl Drop for Reporter {
 #[derive(Clone)]
 pub struct SnapshotPublisher {
     tx: mpsc::Sender<Msg>,
+    slot: usize,
 }
 
 impl std::fmt::Debug for SnapshotPublisher {
@@ -221,7 +291,7 @@ impl SnapshotPublisher {
     pub fn set(&self, jpeg: impl Into<Vec<u8>>) -> Result<(), Error> {
         let jpeg = jpeg.into();
         check_size("snapshot", jpeg.len(), MAX_SNAPSHOT_BYTES)?;
-        self.tx.send(Msg::Snapshot(jpeg)).map_err(|_| Error::Stopped)
+        self.tx.send(Msg::Snapshot(self.slot, jpeg)).map_err(|_| Error::Stopped)
     }
 }
 
@@ -238,30 +308,50 @@ struct IoCounters {
     spool_errors: u64,
 }
 
-struct Driver {
+/// One device on the connection.
+struct Slot {
     state: ReporterState,
     spool: Spool,
-    client: Option<Client>,
     stats: Arc<Mutex<Stats>>,
+    done: Arc<AtomicBool>,
     io: IoCounters,
+}
+
+struct Driver {
+    slots: Vec<Slot>,
+    client: Option<Client>,
     stop: Arc<AtomicBool>,
     conn: Option<JoinHandle<()>>,
     events: ConnQueue,
+    /// The device of each publish handed to the client whose packet id is not known yet, oldest
+    /// first (rumqttc reports ids in this order).
+    sent_by: VecDeque<usize>,
+    /// The device of each QoS 1 publish on the wire, by packet id.
+    awaiting: HashMap<u16, usize>,
 }
 
 impl Driver {
+    fn all_finished(&self) -> bool {
+        self.slots.iter().all(|s| s.state.is_finished())
+    }
+
+    fn any_connected(&self) -> bool {
+        self.slots.iter().any(|s| s.state.is_connected())
+    }
+
     fn run(&mut self, rx: mpsc::Receiver<Msg>) {
         let mut disconnect_sent = false;
         let mut group = Vec::new();
-        while !self.state.is_finished() {
+        while !self.all_finished() {
             let now = Instant::now();
-            let wait = self.state.next_deadline().map_or(IDLE_TICK, |d| d.saturating_duration_since(now)).min(IDLE_TICK);
+            let deadline = self.slots.iter().filter_map(|s| s.state.next_deadline()).min();
+            let wait = deadline.map_or(IDLE_TICK, |d| d.saturating_duration_since(now)).min(IDLE_TICK);
             match rx.recv_timeout(wait) {
                 Ok(msg) => group.push(msg),
                 Err(RecvTimeoutError::Timeout) => {}
-                // The reporter handle is gone without a shutdown (it sends one when dropped,
-                // so this is only a safety net).
-                Err(RecvTimeoutError::Disconnected) => group.push(Msg::Shutdown),
+                // Every reporter handle is gone without a shutdown (each sends one when
+                // dropped, so this is only a safety net).
+                Err(RecvTimeoutError::Disconnected) => group.extend((0..self.slots.len()).map(Msg::Shutdown)),
             }
             while group.len() < MAX_GROUP {
                 match rx.try_recv() {
@@ -270,26 +360,29 @@ impl Driver {
                 }
             }
             // Connection events first, one at a time, each with its actions carried out at
-            // once: publishes must go to the client of the connection the state believes in.
+            // once: publishes must go to the client of the connection the states believe in.
             while let Some(ev) = self.next_event() {
-                if let Some(input) = self.conn_input(ev) {
-                    disconnect_sent |= self.step(vec![input]);
+                disconnect_sent |= self.conn_event(ev);
+            }
+            // Then the caller's requests as one group per device.
+            let mut inputs: Vec<Vec<Input>> = (0..self.slots.len()).map(|_| Vec::new()).collect();
+            for m in group.drain(..) {
+                let (slot, input) = match m {
+                    Msg::Alarm(i, a) => (i, Input::Alarm(a)),
+                    Msg::Score(i, p) => (i, Input::Score(p)),
+                    Msg::Status(i, p) => (i, Input::Status(p)),
+                    Msg::Snapshot(i, p) => (i, Input::Snapshot(p)),
+                    Msg::Shutdown(i) => (i, Input::Shutdown),
+                    Msg::Wake => continue,
+                };
+                if let Some(v) = inputs.get_mut(slot) {
+                    v.push(input);
                 }
             }
-            // Then the caller's requests as one group.
-            let inputs: Vec<Input> = group
-                .drain(..)
-                .filter_map(|m| match m {
-                    Msg::Alarm(a) => Some(Input::Alarm(a)),
-                    Msg::Score(p) => Some(Input::Score(p)),
-                    Msg::Status(p) => Some(Input::Status(p)),
-                    Msg::Snapshot(p) => Some(Input::Snapshot(p)),
-                    Msg::Shutdown => Some(Input::Shutdown),
-                    Msg::Wake => None,
-                })
-                .chain([Input::Tick]) // deadlines: score batches, shutdown grace
-                .collect();
-            disconnect_sent |= self.step(inputs);
+            for (i, mut v) in inputs.into_iter().enumerate() {
+                v.push(Input::Tick); // deadlines: score batches, shutdown grace
+                disconnect_sent |= self.step(i, v);
+            }
             self.publish_stats();
         }
         self.stop.store(true, Ordering::SeqCst);
@@ -324,65 +417,88 @@ impl Driver {
         self.events.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
     }
 
-    fn conn_input(&mut self, ev: ConnEvent) -> Option<Input> {
-        Some(match ev {
+    /// One connection event, routed to the device(s) it concerns. True if the final DISCONNECT
+    /// went out.
+    fn conn_event(&mut self, ev: ConnEvent) -> bool {
+        let all = |input: Input, d: &mut Self| (0..d.slots.len()).fold(false, |acc, i| d.step(i, vec![input.clone()]) | acc);
+        match ev {
             ConnEvent::Connected(client) => {
                 tracing::info!("mqtt: connected");
                 self.client = Some(client);
-                Input::Connected
+                self.sent_by.clear();
+                self.awaiting.clear();
+                all(Input::Connected, self)
             }
             ConnEvent::Disconnected(why) => {
-                if self.state.is_connected() {
+                if self.any_connected() {
                     tracing::warn!("mqtt: connection lost: {why}");
                 }
                 self.client = None;
-                Input::Disconnected
+                self.sent_by.clear();
+                self.awaiting.clear();
+                all(Input::Disconnected, self)
             }
             ConnEvent::ConnectFailed(why) => {
-                self.io.connect_failures += 1;
+                for s in &mut self.slots {
+                    s.io.connect_failures += 1;
+                }
                 tracing::debug!("mqtt: connect failed: {why}");
-                return None;
+                false
             }
-            ConnEvent::Published(pkid) => Input::Published { pkid },
-            ConnEvent::PubAck(pkid) => Input::PubAck { pkid },
-            ConnEvent::Message(topic, payload) => Input::Message { topic, payload },
-            ConnEvent::Exited => return None,
-        })
+            // A publish nobody is waiting for goes to the first device, whose state then asks
+            // for a new connection (its own bookkeeping is off as well).
+            ConnEvent::Published(pkid) => {
+                let i = self.sent_by.pop_front().unwrap_or(0);
+                if pkid != 0 {
+                    self.awaiting.insert(pkid, i);
+                }
+                self.step(i, vec![Input::Published { pkid }])
+            }
+            ConnEvent::PubAck(pkid) => {
+                let i = self.awaiting.remove(&pkid).unwrap_or(0);
+                self.step(i, vec![Input::PubAck { pkid }])
+            }
+            ConnEvent::Message(topic, payload) => all(Input::Message { topic, payload }, self),
+            ConnEvent::Exited => false,
+        }
     }
 
-    /// Feed inputs to the state and carry out all their actions. True if the final
+    /// Feed inputs to one device's state and carry out all their actions. True if the final
     /// DISCONNECT went out.
-    fn step(&mut self, inputs: Vec<Input>) -> bool {
+    fn step(&mut self, slot: usize, inputs: Vec<Input>) -> bool {
         let mut actions = Vec::new();
-        let was_connected = self.state.is_connected();
+        let was_connected = self.any_connected();
         for input in inputs {
-            self.state.handle(Instant::now(), input, &mut actions);
+            self.slots[slot].state.handle(Instant::now(), input, &mut actions);
         }
-        let disconnect = self.execute(actions);
-        if was_connected && !self.state.is_connected() && !disconnect {
+        let disconnect = self.execute(slot, actions);
+        if was_connected && !self.any_connected() && !disconnect {
             self.client = None;
         }
         disconnect
     }
 
-    /// Carry out actions: first every spool write (each file written, fsynced and renamed,
-    /// then one fsync of the directory for all of them), then the rest in order. So an alarm
-    /// is on disk before it is published, and a burst of alarms costs one directory fsync.
-    fn execute(&mut self, actions: Vec<Action>) -> bool {
+    /// Carry out one device's actions: first every spool write (each file written, fsynced and
+    /// renamed, then one fsync of the directory for all of them), then the rest in order. So an
+    /// alarm is on disk before it is published, and a burst of alarms costs one directory fsync.
+    fn execute(&mut self, slot: usize, actions: Vec<Action>) -> bool {
         let mut wrote = false;
-        for action in &actions {
-            if let Action::WriteSpool { seq, alarm } = action {
-                wrote = true;
-                if let Err(e) = self.spool.write_file(*seq, alarm) {
-                    self.io.spool_errors += 1;
-                    tracing::error!("mqtt: cannot write {}: {e} (alarm kept in memory only)", self.spool.path(*seq).display());
+        {
+            let s = &mut self.slots[slot];
+            for action in &actions {
+                if let Action::WriteSpool { seq, alarm } = action {
+                    wrote = true;
+                    if let Err(e) = s.spool.write_file(*seq, alarm) {
+                        s.io.spool_errors += 1;
+                        tracing::error!("mqtt: cannot write {}: {e} (alarm kept in memory only)", s.spool.path(*seq).display());
+                    }
                 }
             }
-        }
-        if wrote {
-            if let Err(e) = self.spool.sync_dir() {
-                self.io.spool_errors += 1;
-                tracing::error!("mqtt: cannot sync {}: {e}", self.spool.dir().display());
+            if wrote {
+                if let Err(e) = s.spool.sync_dir() {
+                    s.io.spool_errors += 1;
+                    tracing::error!("mqtt: cannot sync {}: {e}", s.spool.dir().display());
+                }
             }
         }
         let mut disconnect = false;
@@ -394,11 +510,13 @@ impl Driver {
                         Qos::AtMostOnce => QoS::AtMostOnce,
                         Qos::AtLeastOnce => QoS::AtLeastOnce,
                     };
+                    // In the order handed to the client, as the state keeps its own.
+                    self.sent_by.push_back(slot);
                     match &self.client {
                         Some(c) => {
                             if let Err(e) = c.try_publish(p.topic, qos, p.retain, p.payload) {
                                 // Only when the connection just died: its end is on its way
-                                // and resets the state, which re-sends alarms from the spool.
+                                // and resets the states, which re-send alarms from the spools.
                                 tracing::debug!("mqtt: publish not queued: {e}");
                             }
                         }
@@ -406,17 +524,21 @@ impl Driver {
                     }
                 }
                 Action::DeleteSpool { seq } => {
-                    if let Err(e) = self.spool.remove(seq) {
-                        self.io.spool_errors += 1;
-                        tracing::error!("mqtt: cannot delete {}: {e}", self.spool.path(seq).display());
+                    let s = &mut self.slots[slot];
+                    if let Err(e) = s.spool.remove(seq) {
+                        s.io.spool_errors += 1;
+                        tracing::error!("mqtt: cannot delete {}: {e}", s.spool.path(seq).display());
                     }
                 }
+                // This device is done; the connection closes with the last one.
                 Action::Disconnect => {
-                    self.stop.store(true, Ordering::SeqCst);
-                    if let Some(c) = self.client.take() {
-                        let _ = c.try_disconnect();
+                    if self.all_finished() {
+                        self.stop.store(true, Ordering::SeqCst);
+                        if let Some(c) = self.client.take() {
+                            let _ = c.try_disconnect();
+                        }
+                        disconnect = true;
                     }
-                    disconnect = true;
                 }
                 Action::Reconnect => {
                     if let Some(c) = self.client.take() {
@@ -432,14 +554,19 @@ impl Driver {
                 }
             }
         }
+        if self.slots[slot].state.is_finished() {
+            self.slots[slot].done.store(true, Ordering::SeqCst);
+        }
         disconnect
     }
 
     fn publish_stats(&self) {
-        let mut s = self.state.stats();
-        s.connect_failures = self.io.connect_failures;
-        s.spool_errors = self.io.spool_errors;
-        *self.stats.lock().unwrap_or_else(|p| p.into_inner()) = s;
+        for s in &self.slots {
+            let mut st = s.state.stats();
+            st.connect_failures = s.io.connect_failures;
+            st.spool_errors = s.io.spool_errors;
+            *s.stats.lock().unwrap_or_else(|p| p.into_inner()) = st;
+        }
     }
 }
 

@@ -313,6 +313,52 @@ fn first_arrivals(msgs: &[Msg], topic: &str) -> (Vec<u32>, usize) {
 // Tests
 
 #[test]
+fn several_devices_share_one_connection_and_shut_down_one_by_one() {
+    init_logging();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let broker = Broker::start(&tmp.path().join("broker"), port, false);
+    let sub = Sub::start(port, "t-shared-1", "sfn/#", QoS::AtLeastOnce, false);
+    let mut opts = vec![options("gate", port, &tmp.path().join("spool/gate")), options("yard", port, &tmp.path().join("spool/yard"))];
+    opts[0].client_id = Some("sfn-site".into());
+    let mut rs = Reporter::start_shared(opts).unwrap();
+    let yard = rs.pop().unwrap();
+    let gate = rs.pop().unwrap();
+    assert_eq!((gate.topics().alarm.as_str(), yard.topics().alarm.as_str()), ("sfn/gate/alarm", "sfn/yard/alarm"));
+    gate.push_alarm(alarm_packet(1), r#"{"i":1}"#).unwrap();
+    yard.push_alarm(alarm_packet(2), r#"{"i":2}"#).unwrap();
+    yard.push_score(vec![0x02, 0x07, 0x00]).unwrap();
+    wait_stats(&gate, "gate's alarm acked", Duration::from_secs(10), |s| s.alarms_acked == 1);
+    wait_stats(&yard, "yard's alarm acked", Duration::from_secs(10), |s| s.alarms_acked == 1);
+    let m = sub.wait_for("both online, both alarms, the score", Duration::from_secs(5), |m| m.iter().filter(|m| m.payload == b"online").count() == 2 && m.iter().any(|m| m.topic == "sfn/yard/score"));
+    let on = |t: &str| m.iter().filter(|x| x.topic == t).map(|x| x.payload.clone()).collect::<Vec<_>>();
+    assert_eq!(on("sfn/gate/alarm"), vec![alarm_packet(1)]);
+    assert_eq!(on("sfn/yard/alarm"), vec![alarm_packet(2)]);
+    assert_eq!(on("sfn/gate/available"), vec![b"online".to_vec()]);
+    assert_eq!(on("sfn/yard/available"), vec![b"online".to_vec()]);
+    // One client at the broker for both devices.
+    let log = broker.log();
+    assert_eq!(log.matches("New client connected").count(), 2, "the subscriber and one reporter connection: {log}");
+    assert!(log.contains("as sfn-site"), "{log}");
+    // The gate shuts down alone: its offline goes out, the yard keeps reporting on the connection.
+    let g = gate.shutdown();
+    assert!(g.alarms_acked == 1 && g.queued_alarms == 0, "{g:?}");
+    sub.wait_for("gate offline", Duration::from_secs(5), |m| m.iter().any(|m| m.topic == "sfn/gate/available" && m.payload == b"offline"));
+    yard.push_alarm(alarm_packet(3), r#"{"i":3}"#).unwrap();
+    wait_stats(&yard, "yard's second alarm acked", Duration::from_secs(10), |s| s.alarms_acked == 2);
+    assert!(!sub.msgs().iter().any(|m| m.topic == "sfn/yard/available" && m.payload == b"offline"));
+    let y = yard.shutdown();
+    assert_eq!(y.alarms_acked, 2);
+    sub.wait_for("yard offline", Duration::from_secs(5), |m| m.iter().any(|m| m.topic == "sfn/yard/available" && m.payload == b"offline"));
+    assert_eq!(broker.log().matches("New client connected").count(), 2, "no reconnection on the way");
+    // Devices of one connection must name one broker and differ.
+    let mut bad = vec![options("a", port, &tmp.path().join("s/a")), options("b", port + 1, &tmp.path().join("s/b"))];
+    assert!(matches!(Reporter::start_shared(bad.clone()), Err(sfn_mqtt::Error::Options(m)) if m.contains("broker")));
+    bad[1] = options("a", port, &tmp.path().join("s/c"));
+    assert!(matches!(Reporter::start_shared(bad), Err(sfn_mqtt::Error::Options(m)) if m.contains("twice")));
+}
+
+#[test]
 fn snapshot_is_retained_for_late_subscribers_and_oversized_ones_are_refused() {
     init_logging();
     let tmp = tempfile::tempdir().unwrap();

@@ -25,11 +25,12 @@ impl Drop for Broker {
     }
 }
 
-/// Starts mosquitto on `127.0.0.1:port` (anonymous, no persistence) with its config in `dir`, and
-/// waits until it accepts connections.
+/// Starts mosquitto on `127.0.0.1:port` (anonymous, no persistence) with its config and log in `dir`,
+/// and waits until it accepts connections.
 pub fn mosquitto(dir: &Path, port: u16) -> Broker {
     let conf = dir.join("mosquitto.conf");
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n")).unwrap();
+    // Its log in `dir/mosquitto.log` (connections are logged there: tests count them).
+    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\nlog_dest file {}\n", dir.join("mosquitto.log").display())).unwrap();
     let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].iter().map(PathBuf::from).find(|p| p.is_file()).unwrap_or_else(|| "mosquitto".into());
     let child = Command::new(bin).arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("mosquitto: run scripts/setup.sh");
     let end = Instant::now() + Duration::from_secs(5);
