@@ -205,9 +205,7 @@ impl Runtime {
             _ => unreachable!("every version-1 packet encodes"),
         };
         self.each_sink(&mut |s| s.score(&out, &bytes, &framed));
-        if let Some(s) = self.snapshots.as_mut() {
-            s.observe(&out, &image);
-        }
+        let mut alarm_json = None;
         if let (Some(ev), AlarmState::Raised | AlarmState::Cleared) = (&out.event, out.alarm) {
             if out.alarm == AlarmState::Raised {
                 self.summary.alarms += 1;
@@ -216,6 +214,10 @@ impl Runtime {
             let ev: AlarmEvent = ev.clone();
             let state = out.alarm;
             self.each_sink(&mut |s| s.alarm(state, &ev, &bytes, &json));
+            alarm_json = Some(json);
+        }
+        if let Some(s) = self.snapshots.as_mut() {
+            s.observe(&out, &image, alarm_json.as_deref());
         }
         self.alarm_active = matches!(out.alarm, AlarmState::Raised | AlarmState::Active);
         if out.score.is_finite() {

@@ -11,7 +11,28 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use sfn_infer::tract::TractRunner;
-use sfn_infer::Runner;
+use sfn_infer::{Array, Runner};
+
+type Inputs = Vec<(String, Vec<usize>, Vec<f32>)>;
+
+fn refs(d: &Inputs) -> Vec<(&str, &[usize], &[f32])> {
+    d.iter().map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice())).collect()
+}
+
+fn bits_equal(x: &[f32], y: &[f32]) -> bool {
+    x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
+}
+
+/// Largest difference relative to the output's largest magnitude, over all outputs.
+fn relative_difference(a: &[Array], b: &[Array]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let scale = x.data.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+            x.data.iter().zip(&y.data).fold(0f32, |m, (p, q)| m.max((p - q).abs())) / scale
+        })
+        .fold(0f32, f32::max)
+}
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -21,29 +42,12 @@ fn main() -> anyhow::Result<()> {
     println!("|---|---|---:|---:|---:|---:|");
     for graph in ["encoder.onnx", "decoder.onnx"] {
         let mut r = TractRunner::open(&dir.join(graph))?;
-        // Deterministic inputs in [0, 1); the text mask 0 (no caption), as a camera without captions runs.
-        let data: Vec<(String, Vec<usize>, Vec<f32>)> = r
-            .input_shapes()
-            .into_iter()
-            .map(|(n, s)| {
-                let len = s.iter().product();
-                let v = if n == "text_mask" { vec![0.0; len] } else { (0..len).map(|i| ((i as u64 * 2_654_435_761) % 1000) as f32 / 1000.0).collect() };
-                (n, s, v)
-            })
-            .collect();
-        let inputs: Vec<(&str, &[usize], &[f32])> = data.iter().map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice())).collect();
+        let data = r.sample_inputs(1);
+        let inputs = refs(&data);
         let a = r.run(&inputs)?;
         let b = r.run_any_batch(&inputs)?;
-        let same = a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.shape == y.shape && x.data.iter().zip(&y.data).all(|(p, q)| p.to_bits() == q.to_bits()));
-        // Largest difference relative to the output's largest magnitude.
-        let rel = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| {
-                let scale = x.data.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-                x.data.iter().zip(&y.data).fold(0f32, |m, (p, q)| m.max((p - q).abs())) / scale
-            })
-            .fold(0f32, f32::max);
+        let same = a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.shape == y.shape && bits_equal(&x.data, &y.data));
+        let rel = relative_difference(&a, &b);
         let (mut t1, mut t2) = (0.0, 0.0);
         for _ in 0..rounds {
             let t = Instant::now();
@@ -61,22 +65,14 @@ fn main() -> anyhow::Result<()> {
     for graph in ["encoder.onnx", "decoder.onnx"] {
         let mut r = TractRunner::open(&dir.join(graph))?;
         let eight = r.concrete_plan(8)?;
-        let data: Vec<(String, Vec<usize>, Vec<f32>)> = r
-            .input_shapes()
-            .into_iter()
-            .map(|(n, s)| {
-                let len: usize = s.iter().product();
-                let v = if n == "text_mask" { vec![0.0; len] } else { (0..len).map(|i| ((i as u64 * 2_654_435_761) % 1000) as f32 / 1000.0).collect() };
-                (n, s, v)
-            })
-            .collect();
-        let one: Vec<(&str, &[usize], &[f32])> = data.iter().map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice())).collect();
+        let data = r.sample_inputs(1);
+        let one = refs(&data);
         // The batch of 8: the same frame 8 times.
-        let data8: Vec<(String, Vec<usize>, Vec<f32>)> = data.iter().map(|(n, s, v)| (n.clone(), std::iter::once(8).chain(s[1..].iter().copied()).collect(), v.repeat(8))).collect();
-        let batch: Vec<(&str, &[usize], &[f32])> = data8.iter().map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice())).collect();
+        let data8: Inputs = data.iter().map(|(n, s, v)| (n.clone(), std::iter::once(8).chain(s[1..].iter().copied()).collect(), v.repeat(8))).collect();
+        let batch = refs(&data8);
         let a = r.run(&one)?;
         let b = r.run_on(&eight, &batch)?;
-        let same = a.iter().zip(&b).all(|(x, y)| (0..8).all(|k| y.data[k * x.data.len()..(k + 1) * x.data.len()].iter().zip(&x.data).all(|(p, q)| p.to_bits() == q.to_bits())));
+        let same = a.iter().zip(&b).all(|(x, y)| y.data.chunks(x.data.len()).all(|row| bits_equal(row, &x.data)));
         let (mut t1, mut t8) = (0.0, 0.0);
         for _ in 0..rounds / 4 {
             let t = Instant::now();

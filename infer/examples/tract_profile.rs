@@ -18,15 +18,7 @@ fn main() -> anyhow::Result<()> {
     let rounds: usize = args.get(2).map(|r| r.parse()).transpose()?.unwrap_or(30);
     let r = TractRunner::open(&path)?;
     let plan = r.plan();
-    let inputs: TVec<TValue> = r
-        .input_shapes()
-        .into_iter()
-        .map(|(n, s)| {
-            let len: usize = s.iter().product();
-            let v: Vec<f32> = if n == "text_mask" { vec![0.0; len] } else { (0..len).map(|i| ((i as u64 * 2_654_435_761) % 1000) as f32 / 1000.0).collect() };
-            Tensor::from_shape(&s, &v).map(|t| t.into_tvalue())
-        })
-        .collect::<TractResult<_>>()?;
+    let inputs: TVec<TValue> = r.sample_inputs(1).into_iter().map(|(_, s, v)| Tensor::from_shape(&s, &v).map(|t| t.into_tvalue())).collect::<TractResult<_>>()?;
     let mut by_op: HashMap<String, (f64, usize)> = HashMap::new();
     let mut by_node: HashMap<String, f64> = HashMap::new();
     let t0 = Instant::now();

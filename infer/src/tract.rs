@@ -31,14 +31,7 @@ impl TractRunner {
     /// Builds the batch-1 plan from an already decoded proto (`path` is for messages).
     pub fn from_proto(proto: pb::ModelProto, path: &Path) -> Result<Self, InferError> {
         let err = |e: TractError| InferError::Onnx { path: path.into(), reason: format!("tract: {e:#}") };
-        let mut model = tract_onnx::onnx().model_for_proto_model(&proto).map_err(err)?;
-        let inputs: Vec<String> = model.input_outlets().map_err(err)?.iter().map(|o| model.node(o.node).name.clone()).collect();
-        // Every input's shape from the graph, the symbolic (batch) dimension set to 1.
-        for (ix, name) in inputs.iter().enumerate() {
-            let Some(shape) = graph_input_shape(&proto, name, 1) else { continue };
-            model.set_input_fact(ix, f32::fact(shape).into()).map_err(err)?;
-        }
-        let one = model.into_optimized().map_err(err)?.into_runnable().map_err(err)?;
+        let (one, inputs) = build_plan(&proto, Some(1)).map_err(err)?;
         Ok(TractRunner { path: path.into(), one, any: Arc::default(), proto: Arc::new(proto), inputs })
     }
 
@@ -61,30 +54,29 @@ impl TractRunner {
 
     /// The plan for any batch size (symbolic), built once.
     fn any_batch(&self) -> Result<Arc<TypedRunnableModel>, InferError> {
-        let built = self.any.get_or_init(|| {
-            let model = tract_onnx::onnx().model_for_proto_model(&self.proto).map_err(|e| format!("{e:#}"))?;
-            model.into_optimized().and_then(|m| m.into_runnable()).map_err(|e| format!("{e:#}"))
-        });
+        let built = self.any.get_or_init(|| build_plan(&self.proto, None).map(|(plan, _)| plan).map_err(|e| format!("{e:#}")));
         built.clone().map_err(|reason| InferError::Onnx { path: self.path.clone(), reason: format!("tract (any batch): {reason}") })
     }
 }
 
 impl TractRunner {
-    /// The inputs of the graph with their batch-1 shapes (for timing and tests).
-    pub fn input_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        self.inputs.iter().filter_map(|n| graph_input_shape(&self.proto, n, 1).map(|s| (n.clone(), s))).collect()
-    }
-
     /// A plan with every shape concrete at batch `batch` (to measure what batching buys).
     pub fn concrete_plan(&self, batch: usize) -> Result<Arc<TypedRunnableModel>, InferError> {
-        let err = |e: TractError| InferError::Onnx { path: self.path.clone(), reason: format!("tract: {e:#}") };
-        let mut model = tract_onnx::onnx().model_for_proto_model(&self.proto).map_err(err)?;
-        for (ix, name) in self.inputs.iter().enumerate() {
-            if let Some(shape) = graph_input_shape(&self.proto, name, batch) {
-                model.set_input_fact(ix, f32::fact(shape).into()).map_err(err)?;
-            }
-        }
-        model.into_optimized().map_err(err)?.into_runnable().map_err(err)
+        build_plan(&self.proto, Some(batch)).map(|(plan, _)| plan).map_err(|e| InferError::Onnx { path: self.path.clone(), reason: format!("tract: {e:#}") })
+    }
+
+    /// Deterministic inputs of the graph at batch `batch` (values in [0, 1); the text mask 0, as a
+    /// camera without captions runs), for timing and comparisons.
+    pub fn sample_inputs(&self, batch: usize) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        self.inputs
+            .iter()
+            .filter_map(|n| graph_input_shape(&self.proto, n, batch).map(|s| (n.clone(), s)))
+            .map(|(n, s)| {
+                let len = s.iter().product();
+                let v = if n == "text_mask" { vec![0.0; len] } else { (0..len).map(|i| ((i as u64 * 2_654_435_761) % 1000) as f32 / 1000.0).collect() };
+                (n, s, v)
+            })
+            .collect()
     }
 
     /// Runs `inputs` on `plan` (one from [`TractRunner::concrete_plan`] or [`TractRunner::plan`]).
@@ -102,6 +94,21 @@ impl TractRunner {
         let plan = self.any_batch()?;
         self.run_plan(&plan, inputs)
     }
+}
+
+/// The optimised plan of `proto` and its input names: with `batch`, every input's shape from the
+/// graph with the symbolic (batch) dimension set to it; without, the batch left symbolic.
+fn build_plan(proto: &pb::ModelProto, batch: Option<usize>) -> TractResult<(Arc<TypedRunnableModel>, Vec<String>)> {
+    let mut model = tract_onnx::onnx().model_for_proto_model(proto)?;
+    let inputs: Vec<String> = model.input_outlets()?.iter().map(|o| model.node(o.node).name.clone()).collect();
+    if let Some(b) = batch {
+        for (ix, name) in inputs.iter().enumerate() {
+            if let Some(shape) = graph_input_shape(proto, name, b) {
+                model.set_input_fact(ix, f32::fact(shape).into())?;
+            }
+        }
+    }
+    Ok((model.into_optimized()?.into_runnable()?, inputs))
 }
 
 /// Whether `SFN_TRACT_SYMBOLIC=1` asks for the symbolic plan at every batch size (read once).

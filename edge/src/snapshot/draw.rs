@@ -33,15 +33,19 @@ pub fn jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, String> {
 }
 
 /// The largest JPEG of `img` that fits in `max_bytes`: the given quality, then 70, 50 and 30, then
-/// the same at half the size, and so on down to 32 pixels wide. None when nothing fits.
-pub fn jpeg_within(img: &RgbImage, quality: u8, max_bytes: usize) -> Result<Option<Vec<u8>>, String> {
+/// the same at half the size, and so on down to 32 pixels wide. None when nothing fits. `first`:
+/// the full-size encoding at `quality` when the caller has it already (not encoded again).
+pub fn jpeg_within(img: &RgbImage, quality: u8, max_bytes: usize, mut first: Option<Vec<u8>>) -> Result<Option<Vec<u8>>, String> {
     let mut img = std::borrow::Cow::Borrowed(img);
     loop {
         for q in [quality, 70, 50, 30] {
             if q > quality {
                 continue;
             }
-            let b = jpeg(&img, q)?;
+            let b = match first.take() {
+                Some(b) => b,
+                None => jpeg(&img, q)?,
+            };
             if b.len() <= max_bytes {
                 return Ok(Some(b));
             }
@@ -54,7 +58,8 @@ pub fn jpeg_within(img: &RgbImage, quality: u8, max_bytes: usize) -> Result<Opti
     }
 }
 
-fn fill(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, c: Rgb<u8>) {
+/// A `w` x `h` rectangle of colour `c` at (`x`, `y`), clipped to the picture.
+pub fn fill(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, c: Rgb<u8>) {
     let (iw, ih) = img.dimensions();
     for yy in y.min(ih)..(y.saturating_add(h)).min(ih) {
         for xx in x.min(iw)..(x.saturating_add(w)).min(iw) {
@@ -183,11 +188,12 @@ mod tests {
     fn the_size_bound_is_met_by_lowering_quality_then_size() {
         let img = annotate(&gray(720, 480), None, "bound");
         let full = jpeg(&img, 90).unwrap();
-        let b = jpeg_within(&img, 90, full.len()).unwrap().unwrap();
+        let b = jpeg_within(&img, 90, full.len(), None).unwrap().unwrap();
         assert_eq!(b, full, "fits as it is");
-        let small = jpeg_within(&img, 90, full.len() / 6).unwrap().unwrap();
+        assert_eq!(jpeg_within(&img, 90, full.len(), Some(full.clone())).unwrap().unwrap(), full);
+        let small = jpeg_within(&img, 90, full.len() / 6, Some(full.clone())).unwrap().unwrap();
         assert!(small.len() <= full.len() / 6);
         assert!(image::load_from_memory(&small).is_ok());
-        assert!(jpeg_within(&img, 90, 100).unwrap().is_none(), "nothing fits in 100 bytes");
+        assert!(jpeg_within(&img, 90, 100, None).unwrap().is_none(), "nothing fits in 100 bytes");
     }
 }

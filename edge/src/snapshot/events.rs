@@ -23,6 +23,11 @@ pub fn event_name(start_ms: u64, device: &str) -> String {
     format!("{}-{device}", crate::timefmt::compact_ms(start_ms))
 }
 
+/// The device of an event folder's name (`<start>-<device>`), if it is one.
+pub fn event_device(name: &str) -> Option<&str> {
+    name.split_once("Z-").map(|(_, d)| d)
+}
+
 /// What a write did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stored {
@@ -42,7 +47,7 @@ impl EventStore {
                 continue;
             }
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.split_once("Z-").is_none_or(|(_, d)| d != device) {
+            if event_device(&name) != Some(device) {
                 continue;
             }
             let bytes = dir_bytes(&e.path());
@@ -141,6 +146,7 @@ mod tests {
         let names = s.events();
         assert_eq!(names, vec![event_name(1_764_331_200_000 + 4 * 60_000, "cam1"), event_name(1_764_331_200_000 + 5 * 60_000, "cam1")]);
         assert_eq!(s.deleted(), 4);
+        assert_eq!((event_device(&names[0]), event_device("notes")), (Some("cam1"), None));
         // Overwriting a file counts its new size only.
         s.write(&names[1], "snapshot.jpg", &[3u8; 100]).unwrap();
         assert_eq!(s.bytes(), 3500 + 600);

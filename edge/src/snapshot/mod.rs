@@ -177,13 +177,14 @@ impl Snapshots {
         }
     }
 
-    /// One scored frame and its source picture. Never blocks.
-    pub fn observe(&mut self, out: &FrameOutput, image: &Arc<DynamicImage>) {
+    /// One scored frame and its source picture; `alarm_json`: the JSON of the alarm it raised or
+    /// cleared, as the sinks got it. Never blocks.
+    pub fn observe(&mut self, out: &FrameOutput, image: &Arc<DynamicImage>, alarm_json: Option<&str>) {
         let shot = Shot { index: out.index, ms: out.timestamp_ms, image: image.clone(), region: out.region, score: out.score, cue: out.cue };
         match (out.alarm, &out.event) {
             (AlarmState::Raised, Some(ev)) => {
                 let name = event_name(ev.start_ms, &self.device);
-                let json = serde_json::to_string(&AlarmJson { device: &self.device, state: out.alarm, event: ev }).unwrap_or_default();
+                let json = alarm_json.map_or_else(|| self.alarm_json(out.alarm, ev), str::to_string);
                 let before: Vec<Shot> = self.ring.drain(..).collect();
                 self.send(Job::Snapshot { event: name.clone(), shot, raised: Some((json, before)) });
                 self.event = Some(Ongoing { name, peak: out.score, last_ms: out.timestamp_ms, clip_left: self.cfg.clip_after.saturating_sub(1) });
@@ -194,7 +195,7 @@ impl Snapshots {
                     if o.clip_left > 0 {
                         self.send(Job::Clip { event: o.name.clone(), shot: shot.clone() });
                     }
-                    let json = serde_json::to_string(&AlarmJson { device: &self.device, state: out.alarm, event: ev }).unwrap_or_default();
+                    let json = alarm_json.map_or_else(|| self.alarm_json(out.alarm, ev), str::to_string);
                     self.send(Job::Json { event: o.name, json });
                 }
             }
@@ -226,6 +227,10 @@ impl Snapshots {
             }
             self.ring.push_back(shot);
         }
+    }
+
+    fn alarm_json(&self, state: AlarmState, event: &crate::alarm::AlarmEvent) -> String {
+        serde_json::to_string(&AlarmJson { device: &self.device, state, event }).unwrap_or_default()
     }
 
     /// Lets the worker finish what is queued, waiting at most `wait`; the final counters.
@@ -277,13 +282,18 @@ impl Worker {
                             self.clip(&event, b);
                         }
                     }
-                    if self.cfg.dir.is_some() {
-                        match draw::jpeg(&img, self.cfg.quality) {
-                            Ok(b) => self.write(&event, &format!("snapshot-{:06}.jpg", shot.index), &b),
-                            Err(e) => tracing::warn!(error = %e, "snapshot encode failed"),
+                    // One full-quality encode for the file and, when it fits, for MQTT too.
+                    let full = match draw::jpeg(&img, self.cfg.quality) {
+                        Ok(b) => Some(b),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "snapshot encode failed");
+                            None
                         }
+                    };
+                    if let (Some(b), Some(_)) = (&full, &self.cfg.dir) {
+                        self.write(&event, &format!("snapshot-{:06}.jpg", shot.index), b);
                     }
-                    self.publish(&img);
+                    self.publish(&img, full);
                 }
                 Job::Clip { event, shot } => self.clip(&event, &shot),
                 Job::Json { event, json } => self.write(&event, "event.json", json.as_bytes()),
@@ -335,9 +345,9 @@ impl Worker {
         self.stat(|s| (s.disk_bytes, s.events_deleted) = (bytes_now, deleted));
     }
 
-    fn publish(&mut self, img: &image::RgbImage) {
+    fn publish(&mut self, img: &image::RgbImage, full: Option<Vec<u8>>) {
         let Some(p) = self.publish.as_mut() else { return };
-        let res = match draw::jpeg_within(img, self.cfg.quality, self.cfg.mqtt_max_bytes) {
+        let res = match draw::jpeg_within(img, self.cfg.quality, self.cfg.mqtt_max_bytes, full) {
             Ok(Some(b)) => p(b),
             Ok(None) => Err(format!("no JPEG of the frame fits in snapshot.mqtt_max_bytes = {}", self.cfg.mqtt_max_bytes)),
             Err(e) => Err(e),
@@ -421,7 +431,7 @@ mod tests {
         )
         .unwrap();
         for o in alarm_run() {
-            s.observe(&o, &frame(96, 64, o.index));
+            s.observe(&o, &frame(96, 64, o.index), None);
         }
         let st = s.close(Duration::from_secs(20));
         let ev = dir.path().join(event_name(T0 + 800, "cam1"));
@@ -481,7 +491,7 @@ mod tests {
         // Every frame goes through observe while the worker is stuck on its first write.
         let run = alarm_run();
         for o in &run {
-            s.observe(o, &frame(96, 64, o.index));
+            s.observe(o, &frame(96, 64, o.index), None);
         }
         let st = s.stats();
         assert_eq!(st.files, 0, "the worker is blocked");
@@ -501,7 +511,7 @@ mod tests {
         let cfg = SnapshotConfig { dir: Some(file.join("events")), ..Default::default() };
         let mut s = Snapshots::start(cfg, "cam1", None).unwrap();
         for o in alarm_run() {
-            s.observe(&o, &frame(32, 32, o.index));
+            s.observe(&o, &frame(32, 32, o.index), None);
         }
         let st = s.close(Duration::from_secs(20));
         assert!(st.disk_errors > 0 && st.files == 0 && st.taken == 1, "{st:?}");
