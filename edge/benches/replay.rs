@@ -272,7 +272,13 @@ fn main() -> Result<()> {
         match k.as_str() {
             "--data" => data = it.next().context("--data needs a value")?.into(),
             "--frames" => n = it.next().context("--frames needs a value")?.parse()?,
-            "--only" => only = Some(it.next().context("--only needs a table: backends, cameras or snapshots")?.clone()),
+            "--only" => {
+                let t = it.next().context("--only needs a table: backends, cameras, snapshots or gpu")?;
+                if !["backends", "cameras", "snapshots", "gpu"].contains(&t.as_str()) {
+                    bail!("--only {t}: no such table (backends, cameras, snapshots, gpu)");
+                }
+                only = Some(t.clone());
+            }
             "--ort-lib" => ort_lib = Some(it.next().context("--ort-lib needs a path")?.into()),
             "--bench" => {}
             other => bail!("unknown argument {other}"),
@@ -358,7 +364,9 @@ fn main() -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     if table("cameras") {
         println!("\nSeveral cameras in one process (one thread a camera; tract shares one loaded model, ONNX Runtime has a session each, one intra-op thread; this machine has {cores} cores). p50 / p99: encoder + decoder ms a frame (mean of the cameras' p50, worst camera's p99):\n");
-        println!("| back-end | precision | cameras | frames/s, all cameras | frames/s per busy core | p50 ms | p99 ms | peak RSS MB, one process | peak RSS MB, that many single-camera processes |");
+        println!(
+            "| back-end | precision | cameras | frames/s, all cameras | frames/s per busy core | p50 ms | p99 ms | peak RSS MB, one process | peak RSS MB, that many times the one-camera process |"
+        );
         println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
         let libs = lib.as_ref().map(|p| p.to_str().unwrap()).unwrap_or("");
         let mut rows = vec![("tract", "fp32", out.clone())];

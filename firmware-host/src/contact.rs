@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use image::{imageops, GenericImage, Rgb, RgbImage};
 use serde::Serialize;
-use sfn_edge::snapshot::draw::text;
+use sfn_edge::snapshot::draw::{fill, text};
 
 use crate::validate::{events, ClipTrace};
 
@@ -43,7 +43,7 @@ pub fn clip_snapshots(root: &Path, clip: &str) -> Vec<(u64, PathBuf)> {
     let Ok(rd) = std::fs::read_dir(root) else { return out };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.split_once("Z-").is_none_or(|(_, d)| d != clip) {
+        if sfn_edge::snapshot::events::event_device(&name) != Some(clip) {
             continue;
         }
         let Ok(files) = std::fs::read_dir(e.path()) else { continue };
@@ -69,14 +69,6 @@ fn tile(path: Option<&Path>, h: u32) -> RgbImage {
     match path.and_then(|p| image::open(p).ok()) {
         Some(img) => imageops::resize(&img.to_rgb8(), TILE_W, h, imageops::FilterType::Triangle),
         None => RgbImage::from_pixel(TILE_W, h, Rgb([60, 60, 60])),
-    }
-}
-
-fn fill(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, c: Rgb<u8>) {
-    for yy in y..(y + h).min(img.height()) {
-        for xx in x..(x + w).min(img.width()) {
-            img.put_pixel(xx, yy, c);
-        }
     }
 }
 
@@ -172,7 +164,10 @@ pub fn contact_sheet(trace: &ClipTrace, events_root: Option<&Path>, frames: Opti
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let path = dir.join(format!("contact_{}.png", trace.name));
-    img.save(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // Encoded first, then written atomically: a reader never sees half a sheet.
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(img).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).map_err(|e| format!("{}: {e}", path.display()))?;
+    sfn_fsio::write_atomic(&path, &png).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(summary)
 }
 

@@ -329,6 +329,11 @@ fn main() -> Result<()> {
             let plots = report.with_extension("plots");
             validate::plots(&traces, &v, &plots).map_err(anyhow::Error::msg)?;
             let r = ReplayReport { model: String::new(), clips: files.keys().cloned().collect(), frames_scored: traces.iter().map(|t| t.frames.len()).sum(), validation: v };
+            for (flag, dir) in [("--snapshots", &snapshots), ("--frames", &frames)] {
+                if let Some(d) = dir.as_ref().filter(|d| !d.is_dir()) {
+                    bail!("{flag} {}: no such directory", d.display());
+                }
+            }
             let contact = report.with_extension("contact");
             let frames_root = frames.map(|f| if f.join("testing/frames").is_dir() { f.join("testing/frames") } else { f });
             for t in &traces {

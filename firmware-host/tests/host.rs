@@ -73,6 +73,10 @@ fn demo_replays_the_synthetic_scene_and_validation_agrees() {
         let b = std::fs::read(tmp.path().join(format!("val2.contact/contact_{c}.png"))).unwrap();
         assert!(a == b, "contact sheet of clip {c} differs between replay and validate");
     }
+    let missing = tmp.path().join("no-events");
+    let (ok, _, stderr) =
+        host(&[s("validate"), s("--packets"), out.join("packets").as_os_str(), s("--labels"), labels.as_os_str(), s("--report"), rep2.as_os_str(), s("--snapshots"), missing.as_os_str()]);
+    assert!(!ok && stderr.contains("--snapshots") && stderr.contains("no-events"), "{stderr}");
     // Bad input: labels of the wrong length, an unknown layout, packets of another format version.
     let mut l: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&labels).unwrap()).unwrap();
     let first = l.as_object().unwrap().keys().next().unwrap().clone();
