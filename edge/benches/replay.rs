@@ -112,8 +112,8 @@ fn backend_kind(name: &str, lib: Option<PathBuf>) -> BackendKind {
     BackendKind::OnnxRuntime(OrtOptions { library: lib, threads: 1, provider, ..Default::default() })
 }
 
-/// One live camera's run: frames, latency p50 and p99 (ms).
-type CameraRun = (u64, Option<f64>, Option<f64>);
+/// One live camera's run: frames, latency p50 and p99 (ms), the batchers' counters (when batched).
+type CameraRun = (u64, Option<f64>, Option<f64>, Option<sfn_edge::pipeline::BatchSummary>);
 
 /// Child: `cameras` runtimes on as many threads in this one process (tract: one loaded copy of the
 /// model, its plans shared; ONNX Runtime: a session each), each replaying the clip; with `stalled`,
@@ -121,26 +121,43 @@ type CameraRun = (u64, Option<f64>, Option<f64>);
 /// live cameras, latency p50 (mean over cameras) and p99 (worst camera), peak RSS.
 fn child_cameras(model: &Path, backend: &str, lib: Option<PathBuf>, cameras: usize, stalled: bool, frames_dir: &Path, n: u64) -> Result<()> {
     let b = backend_kind(backend, lib);
-    let shared = sfn_infer::ExportedModel::open(model, &b)?;
+    let mut shared = sfn_infer::ExportedModel::open(model, &b)?;
+    // BENCH_MAX_BATCH=B: the cameras' calls batched (up to B, 10 ms deadline), as `model.max_batch`.
+    let max_batch: usize = std::env::var("BENCH_MAX_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    if max_batch > 1 {
+        shared = shared.batched(sfn_infer::batch::BatchOptions { max_batch, deadline: std::time::Duration::from_millis(10) })?;
+    }
     let open = |shared: &sfn_infer::ExportedModel| -> Result<sfn_infer::ExportedModel> {
         Ok(match shared.share() {
             Some(m) => m,
             None => sfn_infer::ExportedModel::open(model, &b)?,
         })
     };
-    let mut runtimes = Vec::with_capacity(cameras + 1);
+    let mut warming = Vec::with_capacity(cameras + 1);
     for k in 0..cameras + usize::from(stalled) {
-        let mut rt = Runtime::new(Pipeline::with_model(open(&shared)?, AlarmConfig::default())?, &format!("cam{k}"));
-        // Warm-up (lazy initialisation), not timed; then a fresh runtime state on the same model.
-        let mut warm = ImageFolder::open(frames_dir, ImageFolderOptions::default())?;
-        for _ in 0..6 {
-            if let Some(f) = warm.next_frame()? {
-                rt.process(f)?;
-            }
-        }
-        runtimes.push(Runtime::new(Pipeline::with_model(rt.pipeline.into_model(), AlarmConfig::default())?, &format!("cam{k}")));
+        warming.push(Runtime::new(Pipeline::with_model(open(&shared)?, AlarmConfig::default())?, &format!("cam{k}")));
     }
     drop(shared);
+    // Warm-up (lazy initialisation: tract's plan for a batch is built on its first use), all cameras
+    // at once as in the timed run, not timed; then a fresh runtime state on the same model.
+    let runtimes = std::thread::scope(|scope| {
+        let handles: Vec<_> = warming
+            .into_iter()
+            .enumerate()
+            .map(|(k, mut rt)| {
+                scope.spawn(move || -> Result<Runtime> {
+                    let mut warm = ImageFolder::open(frames_dir, ImageFolderOptions::default())?;
+                    for _ in 0..6 {
+                        if let Some(f) = warm.next_frame()? {
+                            rt.process(f)?;
+                        }
+                    }
+                    Ok(Runtime::new(Pipeline::with_model(rt.pipeline.into_model(), AlarmConfig::default())?, &format!("cam{k}")))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().map_err(|_| anyhow::anyhow!("a warm-up thread panicked"))?).collect::<Result<Vec<_>>>()
+    })?;
     let done = Arc::new(AtomicBool::new(false));
     let (c0, t0) = (cpu_seconds(), Instant::now());
     let results: Vec<CameraRun> = std::thread::scope(|scope| {
@@ -157,7 +174,7 @@ fn child_cameras(model: &Path, backend: &str, lib: Option<PathBuf>, cameras: usi
                         return Ok(None);
                     }
                     let s = rt.run(&mut src, Some(n), 3)?;
-                    Ok(Some((s.frames_in, s.latency_p50_ms, s.latency_p99_ms)))
+                    Ok(Some((s.frames_in, s.latency_p50_ms, s.latency_p99_ms, s.batching)))
                 })
             })
             .collect();
@@ -183,9 +200,11 @@ fn child_cameras(model: &Path, backend: &str, lib: Option<PathBuf>, cameras: usi
     let frames: u64 = results.iter().map(|r| r.0).sum();
     let p50 = results.iter().filter_map(|r| r.1).sum::<f64>() / results.len().max(1) as f64;
     let p99 = results.iter().filter_map(|r| r.2).fold(f64::NAN, f64::max);
+    // The batchers' counters as the last camera ended (they count every camera's calls).
+    let mean_batch = results.iter().filter_map(|r| r.3).max_by_key(|b| b.decoder.calls).map(|b| b.decoder.calls as f64 / b.decoder.runs.max(1) as f64);
     println!(
         "{}",
-        serde_json::json!({ "frames": frames, "fps": frames as f64 / wall, "cpu_per_wall": cpu / wall, "p50_ms": p50, "p99_ms": p99, "peak_rss_mb": status_kb("VmHWM:").map(|k| k as f64 / 1024.0) })
+        serde_json::json!({ "frames": frames, "fps": frames as f64 / wall, "cpu_per_wall": cpu / wall, "p50_ms": p50, "p99_ms": p99, "peak_rss_mb": status_kb("VmHWM:").map(|k| k as f64 / 1024.0), "mean_batch": mean_batch })
     );
     Ok(())
 }
@@ -377,6 +396,7 @@ fn main() -> Result<()> {
         for (backend, prec, dir) in rows {
             let mut single_rss = f64::NAN;
             let mut seven = f64::NAN;
+            let mut unbatched = std::collections::HashMap::new();
             for k in ["1", "2", "4", "7", "8", "7+stalled"] {
                 let v = run_child(&["--cameras", k, dir.to_str().unwrap(), backend, libs, frames_dir.to_str().unwrap(), &n.to_string()], &format!("{backend} {prec} {k} cameras"))?;
                 let f = |key: &str| v[key].as_f64().unwrap_or(f64::NAN);
@@ -396,6 +416,27 @@ fn main() -> Result<()> {
                     f("p99_ms"),
                     single_rss * (count + f64::from(u8::from(k.ends_with("stalled"))))
                 );
+                unbatched.insert(k, fps);
+            }
+            // The same cameras with their calls batched (`model.max_batch` = cameras, 10 ms deadline).
+            if prec == "fp32" {
+                for k in ["2", "8"] {
+                    let v = run_child_env(
+                        &["--cameras", k, dir.to_str().unwrap(), backend, libs, frames_dir.to_str().unwrap(), &n.to_string()],
+                        &format!("{backend} {prec} {k} cameras batched"),
+                        &[("BENCH_MAX_BATCH", k)],
+                    )?;
+                    let f = |key: &str| v[key].as_f64().unwrap_or(f64::NAN);
+                    let (fps, busy, rss) = (f("fps"), f("cpu_per_wall"), f("peak_rss_mb"));
+                    println!(
+                        "| {backend} | {prec} | {k}, batched (mean batch {:.1}; {:.2}x unbatched) | {fps:.0} | {:.0} | {:.2} | {:.2} | {rss:.0} | |",
+                        f("mean_batch"),
+                        fps / unbatched.get(k).copied().unwrap_or(f64::NAN),
+                        fps / busy.max(1e-9),
+                        f("p50_ms"),
+                        f("p99_ms")
+                    );
+                }
             }
         }
     }
@@ -409,11 +450,18 @@ fn main() -> Result<()> {
         println!("|---|---:|---:|---:|---:|---:|---:|");
         let mut cpu = std::collections::HashMap::new();
         for backend in ["tract", "onnxruntime", "onnxruntime-cuda", "onnxruntime-tensorrt"] {
-            for k in ["1", "8"] {
-                match run_child(&["--cameras", k, out.to_str().unwrap(), backend, libs, frames_dir.to_str().unwrap(), &n.to_string()], &format!("{backend} {k} cameras")) {
+            for k in ["1", "8", "8, batched"] {
+                // "8, batched": the 8 cameras' calls batched (`model.max_batch` = 8, 10 ms deadline).
+                let batch = if k.ends_with("batched") { "8" } else { "1" };
+                let cams = &k[..1];
+                match run_child_env(
+                    &["--cameras", cams, out.to_str().unwrap(), backend, libs, frames_dir.to_str().unwrap(), &n.to_string()],
+                    &format!("{backend} {k} cameras"),
+                    &[("BENCH_MAX_BATCH", batch)],
+                ) {
                     Ok(v) => {
                         let f = |key: &str| v[key].as_f64().unwrap_or(f64::NAN);
-                        let base = *cpu.entry(k).or_insert(f("fps"));
+                        let base = *cpu.entry(cams).or_insert(f("fps"));
                         println!("| {backend} | {k} | {:.0} | {:.2}x | {:.2} | {:.2} | {:.0} |", f("fps"), f("fps") / base, f("p50_ms"), f("p99_ms"), f("peak_rss_mb"));
                     }
                     Err(e) => println!("| {backend} | {k} | failed: {} |||||", e.to_string().lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").replace('|', "/")),

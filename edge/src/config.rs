@@ -70,6 +70,18 @@ pub struct ModelConfig {
     /// same (encoder and decoder sha256 of the export that runs).
     #[serde(default)]
     pub calibration: Option<PathBuf>,
+    /// Several cameras: run up to this many cameras' encoder (and decoder) calls as one batch (1: each
+    /// camera calls the model on its own, the default). Pays on a GPU; on one CPU core batches
+    /// measured slower than batch-1 calls, and scores differ from them in the last float bits.
+    #[serde(default = "one")]
+    pub max_batch: usize,
+    /// With `max_batch` > 1: the longest a ready camera's call waits for the other cameras' (ms).
+    #[serde(default = "batch_deadline_ms")]
+    pub batch_deadline_ms: u64,
+}
+
+fn batch_deadline_ms() -> u64 {
+    10
 }
 
 /// Which inference back-end runs the export.
@@ -460,6 +472,12 @@ impl EdgeConfig {
             (Some(source), None) => source.validate().map_err(|(key, reason)| ConfigError::Invalid { path: path.into(), key, reason })?,
             (None, Some(cameras)) => crate::cameras::validate(self, cameras, path)?,
         }
+        if !(1..=64).contains(&self.model.max_batch) {
+            return bad("model.max_batch", format!("{}: must be 1..=64", self.model.max_batch));
+        }
+        if !(1..=1000).contains(&self.model.batch_deadline_ms) {
+            return bad("model.batch_deadline_ms", format!("{}: must be 1..=1000 (milliseconds)", self.model.batch_deadline_ms));
+        }
         if !self.alarm.threshold.is_finite() {
             return bad("alarm.threshold", "must be a number".into());
         }
@@ -534,6 +552,10 @@ path = "frames"
         assert!(e.contains("source.kind") && e.contains("webcam") && e.contains("v4l2") && e.contains("folder") && e.contains("video"), "{e}");
         let e = load(MIN, &["model.backend=tensorflow"]).unwrap_err().to_string();
         assert!(e.contains("model.backend") && e.contains("tract") && e.contains("onnxruntime"), "{e}");
+        let e = load(MIN, &["model.max_batch=0"]).unwrap_err().to_string();
+        assert!(e.contains("model.max_batch") && e.contains("1..=64"), "{e}");
+        let e = load(MIN, &["model.max_batch=8", "model.batch_deadline_ms=0"]).unwrap_err().to_string();
+        assert!(e.contains("model.batch_deadline_ms"), "{e}");
         let e = load(MIN, &["model.provider=rocm"]).unwrap_err().to_string();
         assert!(e.contains("model.provider") && e.contains("tensorrt"), "{e}");
         let e = load(MIN, &["captions.provider=gpt"]).unwrap_err().to_string();

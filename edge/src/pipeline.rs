@@ -62,6 +62,13 @@ pub enum PipelineError {
     Frame { index: u64, reason: String },
 }
 
+/// Counters of the batchers every camera of the process shares (`model.max_batch` > 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BatchSummary {
+    pub encoder: sfn_infer::batch::BatchCounts,
+    pub decoder: sfn_infer::batch::BatchCounts,
+}
+
 /// A model's id in packets: the first 4 bytes of its encoder's sha256 (hex in model.json).
 pub fn model_id_of(manifest: &Manifest) -> [u8; 4] {
     let h = &manifest.encoder.sha256;
@@ -158,6 +165,11 @@ impl Pipeline {
     /// The first 4 bytes of the encoder's sha256: the model id in packets.
     pub fn model_id(&self) -> [u8; 4] {
         self.model_id
+    }
+
+    /// The shared batcher's counters (encoder, decoder) when the model calls are batched.
+    pub fn batch_counts(&self) -> Option<BatchSummary> {
+        self.model.batch_stats().map(|[e, d]| BatchSummary { encoder: e.counts(), decoder: d.counts() })
     }
 
     pub fn backend(&self) -> String {

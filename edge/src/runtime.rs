@@ -48,6 +48,10 @@ pub struct RunSummary {
     pub captions: Option<CaptionStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshots: Option<SnapshotStats>,
+    /// The batchers shared by the cameras of the process, when their model calls are batched
+    /// (counts over all cameras, as this camera's run ended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batching: Option<crate::pipeline::BatchSummary>,
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
     pub seconds: f64,
@@ -280,6 +284,7 @@ impl Runtime {
         s.latency_p99_ms = self.latency.quantile(0.99).map(|u| u as f64 / 1e3);
         s.seconds = t0.elapsed().as_secs_f64();
         s.snapshots = self.snapshots.as_ref().map(|x| x.stats());
+        s.batching = self.pipeline.batch_counts();
         Ok(s)
     }
 

@@ -95,10 +95,16 @@ pub fn runtime(cfg: &EdgeConfig, open_sinks: bool) -> Result<Runtime> {
 }
 
 /// One runtime per camera config (`cameras::expand`), all on one loaded copy of the model where the
-/// back-end shares it (tract), else one copy each.
+/// back-end shares it (tract), else one copy each; with `model.max_batch` > 1, all on one copy behind
+/// a batcher (any back-end) that runs the calls of the cameras ready together as one batch.
 pub fn runtimes(cameras: &[EdgeConfig], open_sinks: bool) -> Result<Vec<Runtime>> {
     let Some(first) = cameras.first() else { return Ok(vec![]) };
-    let shared = model(first)?;
+    let mut shared = model(first)?;
+    if cameras.len() > 1 && first.model.max_batch > 1 {
+        let opts = sfn_infer::batch::BatchOptions { max_batch: first.model.max_batch, deadline: std::time::Duration::from_millis(first.model.batch_deadline_ms) };
+        tracing::info!(max_batch = opts.max_batch, deadline_ms = first.model.batch_deadline_ms, cameras = cameras.len(), "batching the cameras' model calls");
+        shared = shared.batched(opts)?;
+    }
     // Several cameras reporting over MQTT: one connection for all of them.
     let mut mqtt: Vec<Option<crate::mqtt::MqttSink>> = match (&first.sinks.mqtt, open_sinks && cameras.len() > 1) {
         (Some(_), true) => {

@@ -320,9 +320,24 @@ fn frame_lines(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Equal JSON values, numbers equal up to 1e-4 relative (or 1e-4 absolute near 0).
+fn close(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            (x - y).abs() <= 1e-4 * x.abs().max(1.0)
+        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| close(p, q)),
+        (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w))),
+        _ => a == b,
+    }
+}
+
 /// Three recorded clips as three cameras of one process give, per camera, exactly the frames (scores
-/// bit for bit) of three single-camera runs; a camera whose stream never sends fails on its own,
-/// named, while the others run to the end.
+/// bit for bit) of three single-camera runs, and with their model calls batched (`model.max_batch`)
+/// the same up to float rounding; a camera whose stream never sends fails on its own, named, while
+/// the others run to the end.
 #[test]
 fn several_cameras_in_one_process_score_as_separate_runs() {
     let tmp = tempfile::tempdir().unwrap();
@@ -362,6 +377,24 @@ fn several_cameras_in_one_process_score_as_separate_runs() {
         assert_eq!(together.len(), 26, "{name}");
         assert_eq!(together, alone, "{name}");
     }
+    // The same three cameras with their model calls batched: each camera's frames as alone, up to
+    // float rounding (a batch runs on other kernels than batch 1), and the calls did run in batches.
+    let batched = multi.replace("[alarm]", "max_batch = 3\nbatch_deadline_ms = 1000\n[alarm]").replace("frames.jsonl", "batched.jsonl");
+    std::fs::write(&cfg, &batched).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_sfn-edge")).args(["run", "--config", cfg.to_str().unwrap()]).env("RUST_LOG", "info").output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    for (name, _) in &clips {
+        let together = frame_lines(&tmp.path().join(format!("out/batched-site-{name}.jsonl")));
+        let alone = frame_lines(&tmp.path().join(format!("out/frames-single-{name}.jsonl")));
+        assert_eq!(together.len(), alone.len(), "{name}");
+        for (a, b) in together.iter().zip(&alone) {
+            assert!(close(a, b), "{name}: batched {a} vs alone {b}");
+        }
+    }
+    let summary: serde_json::Value = serde_json::from_str(&err[err.find("{\n").unwrap_or_else(|| panic!("no summary: {err}"))..]).unwrap();
+    let largest = |graph: &str| clips.iter().map(|(n, _)| summary[format!("site-{n}")]["batching"][graph]["largest"].as_u64().unwrap_or(0)).max();
+    assert_eq!((largest("encoder"), largest("decoder")), (Some(3), Some(3)), "{summary}");
     // A fourth camera whose stream never sends (a server that accepts and stays silent).
     if cfg!(feature = "video") {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

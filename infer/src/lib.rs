@@ -9,6 +9,7 @@
 //! [`ExportedModel`] wraps the two graphs with typed calls: [`ExportedModel::encode`] for one frame (and its
 //! difference to the previous frame), [`ExportedModel::decode`] for a window of cached encodings.
 
+pub mod batch;
 pub mod manifest;
 #[cfg(feature = "ort")]
 pub mod onnxruntime;
@@ -64,6 +65,10 @@ pub trait Runner: Send {
     /// Another runner of the same loaded graph, for another thread (`None`: this back-end loads a
     /// graph per runner).
     fn share(&self) -> Option<Box<dyn Runner>> {
+        None
+    }
+    /// The counters of the batcher behind this runner ([`batch::BatchedRunner`]; `None` for a plain one).
+    fn batch_stats(&self) -> Option<std::sync::Arc<batch::BatchStats>> {
         None
     }
 }
@@ -168,6 +173,20 @@ impl ExportedModel {
     /// back-end can share them (tract's optimised plans can; `None` otherwise: open the export again).
     pub fn share(&self) -> Option<ExportedModel> {
         Some(ExportedModel { dir: self.dir.clone(), manifest: self.manifest.clone(), encoder: self.encoder.share()?, decoder: self.decoder.share()? })
+    }
+
+    /// The same graphs behind two batcher threads ([`batch::BatchedRunner`]): the calls of this
+    /// model's shares ([`ExportedModel::share`], one per camera) that are ready together run as one
+    /// batch. Every back-end can be shared this way (one loaded copy, ONNX Runtime's included).
+    pub fn batched(self, opts: batch::BatchOptions) -> Result<ExportedModel, InferError> {
+        let encoder = batch::BatchedRunner::spawn(self.encoder, opts)?;
+        let decoder = batch::BatchedRunner::spawn(self.decoder, opts)?;
+        Ok(ExportedModel { dir: self.dir, manifest: self.manifest, encoder: Box::new(encoder), decoder: Box::new(decoder) })
+    }
+
+    /// The encoder's and the decoder's batcher counters (`None` unless [`ExportedModel::batched`]).
+    pub fn batch_stats(&self) -> Option<[std::sync::Arc<batch::BatchStats>; 2]> {
+        Some([self.encoder.batch_stats()?, self.decoder.batch_stats()?])
     }
 
     fn check(&self, name: &str, data: &[f32], batch: usize, per_sample: usize) -> Result<(), InferError> {

@@ -1,20 +1,27 @@
 //! tract back-end: pure Rust, CPU, single-threaded.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
 use crate::{Array, InferError, Runner};
 
+/// Largest batch that gets a plan of its own (with every shape concrete); larger ones run the
+/// symbolic plan.
+pub const MAX_CONCRETE_BATCH: usize = 16;
+
 /// Optimised tract plans of one graph, shared by the runners of several threads: one for batch 1
 /// with every shape concrete (what a camera runs: tract folds the shapes and picks its kernels for
-/// them), and one with the batch dimension symbolic for other batch sizes, built on first use.
+/// them), one per other batch size up to [`MAX_CONCRETE_BATCH`] (what batched cameras run), and one
+/// with the batch dimension symbolic for larger batches; all but the first built on first use.
 #[derive(Clone)]
 pub struct TractRunner {
     path: PathBuf,
     one: Arc<TypedRunnableModel>,
+    by_batch: Arc<Mutex<BTreeMap<usize, Arc<TypedRunnableModel>>>>,
     any: Arc<OnceLock<Result<Arc<TypedRunnableModel>, String>>>,
     proto: Arc<pb::ModelProto>,
     inputs: Vec<String>,
@@ -32,7 +39,7 @@ impl TractRunner {
     pub fn from_proto(proto: pb::ModelProto, path: &Path) -> Result<Self, InferError> {
         let err = |e: TractError| InferError::Onnx { path: path.into(), reason: format!("tract: {e:#}") };
         let (one, inputs) = build_plan(&proto, Some(1)).map_err(err)?;
-        Ok(TractRunner { path: path.into(), one, any: Arc::default(), proto: Arc::new(proto), inputs })
+        Ok(TractRunner { path: path.into(), one, by_batch: Arc::default(), any: Arc::default(), proto: Arc::new(proto), inputs })
     }
 
     fn run_plan(&self, plan: &Arc<TypedRunnableModel>, inputs: &[(&str, &[usize], &[f32])]) -> Result<Vec<Array>, InferError> {
@@ -50,6 +57,18 @@ impl TractRunner {
                 Ok(Array { shape: view.shape().to_vec(), data: view.iter().copied().collect() })
             })
             .collect()
+    }
+
+    /// The concrete plan for `batch` (2..=[`MAX_CONCRETE_BATCH`]), built on its first use.
+    fn batch_plan(&self, batch: usize) -> Result<Arc<TypedRunnableModel>, InferError> {
+        let mut plans = self.by_batch.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = plans.get(&batch) {
+            return Ok(p.clone());
+        }
+        tracing::info!(graph = %self.path.display(), batch, "building tract's plan for this batch size");
+        let plan = self.concrete_plan(batch)?;
+        plans.insert(batch, plan.clone());
+        Ok(plan)
     }
 
     /// The plan for any batch size (symbolic), built once.
@@ -142,10 +161,16 @@ impl Runner for TractRunner {
     }
 
     fn run(&mut self, inputs: &[(&str, &[usize], &[f32])]) -> Result<Vec<Array>, InferError> {
-        // SFN_TRACT_SYMBOLIC=1: every call on the symbolic plan (what ran before the batch-1 plan
+        // SFN_TRACT_SYMBOLIC=1: every call on the symbolic plan (what ran before the concrete plans
         // existed; the replay bench's "before" row).
-        let batch_one = !symbolic_only() && inputs.iter().all(|(_, shape, _)| shape.first() == Some(&1));
-        let plan = if batch_one { self.one.clone() } else { self.any_batch()? };
+        let batch = inputs.first().and_then(|(_, shape, _)| shape.first().copied()).unwrap_or(0);
+        let same = inputs.iter().all(|(_, shape, _)| shape.first() == Some(&batch));
+        let plan = match batch {
+            _ if symbolic_only() || !same => self.any_batch()?,
+            1 => self.one.clone(),
+            2..=MAX_CONCRETE_BATCH => self.batch_plan(batch)?,
+            _ => self.any_batch()?,
+        };
         self.run_plan(&plan, inputs)
     }
 }
