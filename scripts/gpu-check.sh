@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU path, on a machine with an NVIDIA GPU: ONNX Runtime's CUDA provider (and TensorRT where its
-# libraries load) on the committed Ped2 export, frames/s for 1 and 8 cameras beside the CPU (tract and
-# ONNX Runtime on one core each), in one table from one run of the replay bench.
+# libraries load) on the committed Ped2 export, frames/s for 1 and 8 cameras, and 8 with their calls
+# batched (`model.max_batch = 8`), beside the CPU (tract and ONNX Runtime on one core each), in one
+# table from one run of the replay bench.
 #
 #   scripts/gpu-check.sh [--ort-lib PATH] [--data ROOT] [--frames N] [--dry-run]
 #

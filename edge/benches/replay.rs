@@ -6,11 +6,12 @@
 //! cargo bench -p sfn-edge --features ort --bench replay -- [--data ROOT] [--frames N] [--ort-lib PATH] [--only backends|cameras|snapshots|gpu]
 //! ```
 //! The whole runtime is timed: JPEG decode, resize, encoder, decoder, scoring, alarm, a packet sink.
-//! A second table runs 1, 2, 4 and 8 cameras in one process (tract fp32, the model loaded once); a
-//! third the 8 test clips with alarm snapshots off and on (the example config's threshold: a real
+//! A second table runs 1, 2, 4, 7 and 8 cameras in one process (one thread a camera; tract with the
+//! model loaded once), 7 beside a stalled one, and 2 and 8 with their model calls batched
+//! (`model.max_batch`); a third the 8 test clips with alarm snapshots off and on (the example config's threshold: a real
 //! alarm rate), alternately, twice each. `--only gpu` (run by `scripts/gpu-check.sh` on a machine with
 //! an NVIDIA GPU, built with `--features cuda,tensorrt`) puts ONNX Runtime's CUDA and TensorRT providers
-//! beside the CPU for 1 and 8 cameras.
+//! beside the CPU for 1 and 8 cameras, and 8 batched.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,6 +6,7 @@
 //! device = "site1"
 //! [model]
 //! dir = "/usr/share/sfn-vad/models/ped2-cpu"
+//! # max_batch = 8               # on a GPU: the cameras' model calls batched (see docs/deployment.md)
 //! [[camera]]
 //! name = "gate"                 # device id "site1-gate" unless `device` is given
 //! threshold = 3.2               # optional: this camera's alarm threshold
