@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use sfn_infer::{BackendKind, ExportedModel};
-use sfn_scoring::{error_map, error_summary, fit_calibration, CalibrationSettings, CausalCalibration};
+use sfn_scoring::{error_summary, fit_calibration, CalibrationSettings, CausalCalibration};
 use sfn_sources::{FrameSource, ImageFolder, ImageFolderOptions};
 
 use crate::replay::{clip_dirs, HostError};
@@ -112,7 +112,7 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<CalibrateReport, HostError> 
             let tokens: Vec<f32> = win.iter().flat_map(|e| e.tokens.data.iter().copied()).collect();
             let motion: Vec<f32> = win.iter().skip(1).flat_map(|e| e.motion.data.iter().copied()).collect();
             let d = model.decode(&tokens, &win[n - 1].patch_embed.data, &motion, None, &frames[t - 1], Some(&frames[t - 2]), 1).map_err(|e| bad(format!("frame {t}: {e}")))?;
-            let map = error_map(&d.frame.data, &frames[t], c, h, w).map_err(|e| bad(format!("frame {t}: {e}")))?;
+            let map = settings.pooling.map(&d.frame.data, &frames[t], &frames[t - 1], c, h, w).map_err(|e| bad(format!("frame {t}: {e}")))?;
             errors.push(error_summary(settings.pooling, &map, h, w).map_err(|e| bad(format!("frame {t}: {e}")))?);
             if let Some(cue) = &settings.speed {
                 speed.push(cue.box_means(&frames[t - 1], &frames[t], c, h, w).map_err(|e| bad(format!("frame {t}: {e}")))?);

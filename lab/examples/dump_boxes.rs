@@ -44,8 +44,8 @@ fn main() -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut pred: Vec<Vec<Vec<f32>>> = vec![Vec::new(); ds.clips.len()];
-    train::for_each_prediction(&m.model, &ds, 16, None, |c, map| {
-        pred[c].extend(losses::window_means(map, win, stride)?.to_vec2::<f32>()?);
+    train::for_each_prediction(&m.model, &ds, 16, None, |c, predicted| {
+        pred[c].extend(losses::window_means(&predicted.error, win, stride)?.to_vec2::<f32>()?);
         Ok(())
     })?;
     for (c, clip) in ds.clips.iter().enumerate() {

@@ -16,7 +16,25 @@ pub fn error_map(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
     (pred - target)?.sqr()?.mean_keepdim(1)
 }
 
-/// Visual error per sample from an error map [B, 1, H, W], pooled as `pooling` says: [B].
+/// [`error_map`] weighted by how much the frame changed from `last` (frame t): each pixel's error
+/// times min(1, m * [`crate::scoring::change_scale`]), m the channel mean of |I_{t+1} - I_t|: [B, 1, H, W].
+pub fn changed_error_map(pred: &Tensor, target: &Tensor, last: &Tensor, change_milli: u16) -> Result<Tensor> {
+    let scale = f64::from(crate::scoring::change_scale(change_milli));
+    let weight = ((target - last)?.abs()?.mean_keepdim(1)? * scale)?.minimum(1f32)?;
+    error_map(pred, target)? * weight
+}
+
+/// The map `pooling` pools: [`changed_error_map`] for [`ErrorPooling::ChangedWindowMax`], else
+/// [`error_map`].
+pub fn pooling_map(pooling: ErrorPooling, pred: &Tensor, target: &Tensor, last: &Tensor) -> Result<Tensor> {
+    match pooling.change_milli() {
+        Some(c) => changed_error_map(pred, target, last, c),
+        None => error_map(pred, target),
+    }
+}
+
+/// Visual error per sample from an error map [B, 1, H, W], pooled as `pooling` says: [B]
+/// ([`ErrorPooling::ChangedWindowMax`] pools the map of [`changed_error_map`]).
 /// [`ErrorPooling::WindowMaxZ`] needs its region statistics: see [`pooled_error_with`].
 pub fn pooled_error(map: &Tensor, pooling: ErrorPooling) -> Result<Tensor> {
     pooled_error_with(map, pooling, None)
@@ -36,7 +54,7 @@ pub fn pooled_error_with(map: &Tensor, pooling: ErrorPooling, regions: Option<&R
     let b = map.dim(0)?;
     match pooling {
         ErrorPooling::FrameMean => map.reshape((b, ()))?.mean(1),
-        ErrorPooling::WindowMax { window, stride } => window_means(map, window, stride)?.max(1),
+        ErrorPooling::WindowMax { window, stride } | ErrorPooling::ChangedWindowMax { window, stride, .. } => window_means(map, window, stride)?.max(1),
         ErrorPooling::WindowMaxZ { window, stride } => {
             let r = pooling.check_regions(regions, map.dim(2)?, map.dim(3)?).map_err(candle_core::Error::wrap)?;
             let means = window_means(map, window, stride)?.to_vec2::<f32>()?;
@@ -173,6 +191,47 @@ mod tests {
                     assert!((rust - c).abs() <= 1e-5 * rust.abs().max(1.0), "{pooling:?}: camera {rust} vs candle {c}");
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The change-weighted map: candle's (training, eval) equals the camera's bit for bit on one channel
+    /// (within float rounding on three), pixels that do not change weigh 0, pixels that change by c
+    /// or more keep their whole error, those between are weighted in proportion, and its pooling agrees.
+    #[test]
+    fn changed_error_map_equals_the_cameras() -> Result<()> {
+        let dev = Device::Cpu;
+        let (h, w) = (16, 20);
+        let mut state = 777u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        };
+        for c in [1usize, 3] {
+            let n = c * h * w;
+            let (pred, target): (Vec<f32>, Vec<f32>) = ((0..n).map(|_| next()).collect(), (0..n).map(|_| next()).collect());
+            // A third of the pixels do not change, a third change by 0.5 (over c = 0.1), a third by 0.05.
+            let step = |i: usize| [0.0f32, 0.5, 0.05][(i % (h * w)) % 3];
+            let last: Vec<f32> = target.iter().enumerate().map(|(i, t)| t - step(i)).collect();
+            let tt = |v: &Vec<f32>| Tensor::from_vec(v.clone(), (1, c, h, w), &dev);
+            let candle: Vec<f32> = changed_error_map(&tt(&pred)?, &tt(&target)?, &tt(&last)?, 100)?.flatten_all()?.to_vec1()?;
+            let camera = crate::scoring::changed_error_map(&pred, &target, &last, c, h, w, 100).unwrap();
+            let full = crate::scoring::error_map(&pred, &target, c, h, w).unwrap();
+            if c == 1 {
+                assert_eq!(candle, camera, "one channel");
+            }
+            for (i, ((m, e), k)) in camera.iter().zip(&full).zip(&candle).enumerate() {
+                assert!((m - k).abs() <= 1e-6 * e.max(1e-6), "pixel {i}: camera {m} vs candle {k}");
+                // The step is rounded in (t - step) - t: compare the weight within float rounding.
+                let want = e * [0.0f32, 1.0, 0.5][i % 3];
+                assert!((m - want).abs() <= 1e-4 * e.max(1e-6), "pixel {i}: {m} vs {want}");
+            }
+            let pooling = ErrorPooling::ChangedWindowMax { window: 8, stride: 4, change_milli: 100 };
+            let map = Tensor::from_vec(camera.clone(), (1, 1, h, w), &dev)?;
+            let pooled: Vec<f32> = pooled_error(&map, pooling)?.to_vec1()?;
+            let rust = pooling.pool_map(&pooling.map(&pred, &target, &last, c, h, w).unwrap(), h, w, None).unwrap();
+            assert!((pooled[0] - rust).abs() <= 1e-6 * rust.abs().max(1.0), "{} vs {rust}", pooled[0]);
+            assert_eq!(pooling.name().parse::<ErrorPooling>().unwrap(), pooling);
         }
         Ok(())
     }

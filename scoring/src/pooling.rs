@@ -19,16 +19,31 @@ pub enum ErrorPooling {
     /// object. The mean standard deviation added to each box's keeps boxes that never move on
     /// normal footage from turning noise into alarms.
     WindowMaxZ { window: usize, stride: usize },
+    /// e = max over boxes of the box's mean of (I_hat - I)^2 * min(1, |I_{t+1} - I_t| / c), c =
+    /// `change_milli` / 1000 (pixels in [-1, 1], channels averaged): the `WindowMax` of the error
+    /// weighted by how much the frame changed from the last input there, in full from a change of c
+    /// on. The error a prediction makes after an object has left (its ghost, predicted from the frames
+    /// it was still in) stops counting once the frame stops changing there. A weight rather than a
+    /// cut, so a value a hair either side of c moves the score by as little (a cut flips pixels in or
+    /// out on rounding differences of the frames' preprocessing).
+    ChangedWindowMax { window: usize, stride: usize, change_milli: u16 },
 }
 
 impl std::str::FromStr for ErrorPooling {
     type Err = String;
 
-    /// The inverse of [`ErrorPooling::name`]: `frame_mean`, `window_max_<W>s<S>`, `window_max_z_<W>s<S>`.
+    /// The inverse of [`ErrorPooling::name`]: `frame_mean`, `window_max_<W>s<S>`, `window_max_z_<W>s<S>`,
+    /// `changed_window_max_<W>s<S>_c<C>`.
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?}: expected frame_mean, window_max_<W>s<S> or window_max_z_<W>s<S> (e.g. window_max_z_16s8)");
+        let bad = || format!("{s:?}: expected frame_mean, window_max_<W>s<S>, window_max_z_<W>s<S> or changed_window_max_<W>s<S>_c<C> (e.g. window_max_z_16s8, changed_window_max_32s16_c100)");
         if s == "frame_mean" {
             return Ok(ErrorPooling::FrameMean);
+        }
+        if let Some(rest) = s.strip_prefix("changed_window_max_") {
+            let (geometry, change) = rest.split_once("_c").ok_or_else(bad)?;
+            let change_milli: u16 = change.parse().ok().filter(|&c| c > 0).ok_or_else(bad)?;
+            let ErrorPooling::WindowMax { window, stride } = format!("window_max_{geometry}").parse::<ErrorPooling>().map_err(|_| bad())? else { return Err(bad()) };
+            return Ok(ErrorPooling::ChangedWindowMax { window, stride, change_milli });
         }
         let (z, rest) = match (s.strip_prefix("window_max_z_"), s.strip_prefix("window_max_")) {
             (Some(r), _) => (true, r),
@@ -86,6 +101,31 @@ pub fn error_map(pred: &[f32], target: &[f32], channels: usize, height: usize, w
     }
     let inv_c = 1.0 / channels as f32;
     map.iter_mut().for_each(|m| *m *= inv_c);
+    Ok(map)
+}
+
+/// 1 / c for a full-weight change of c = `change_milli` / 1000 (pixel units, [-1, 1]): what the
+/// change is multiplied by (one f32 product, the same in candle and here).
+pub fn change_scale(change_milli: u16) -> f32 {
+    1000.0 / f32::from(change_milli.max(1))
+}
+
+/// [`error_map`] weighted by how much the frame changed: each pixel's error times min(1, m * [`change_scale`]),
+/// m the channel mean of |target - last|. Errors name the field.
+pub fn changed_error_map(pred: &[f32], target: &[f32], last: &[f32], channels: usize, height: usize, width: usize, change_milli: u16) -> Result<Vec<f32>, ScoringError> {
+    let plane = check_frame_pair([("target", target), ("last", last)], channels, height, width)?;
+    let mut map = error_map(pred, target, channels, height, width)?;
+    let mut change = vec![0f32; plane];
+    for c in 0..channels {
+        for (d, (t, l)) in change.iter_mut().zip(target[c * plane..(c + 1) * plane].iter().zip(&last[c * plane..(c + 1) * plane])) {
+            *d += (t - l).abs();
+        }
+    }
+    let (inv_c, scale) = (1.0 / channels as f32, change_scale(change_milli));
+    for (m, d) in map.iter_mut().zip(&change) {
+        let mean = if channels == 1 { *d } else { d * inv_c };
+        *m *= (mean * scale).min(1.0);
+    }
     Ok(map)
 }
 
@@ -187,9 +227,32 @@ impl ErrorPooling {
     }
 
     /// [`ErrorPooling::pool`] with the region statistics [`ErrorPooling::WindowMaxZ`] needs.
+    /// [`ErrorPooling::ChangedWindowMax`] needs frame t as well: use [`ErrorPooling::map`] and
+    /// [`ErrorPooling::pool_map`].
     pub fn pool_with(&self, pred: &[f32], target: &[f32], channels: usize, height: usize, width: usize, regions: Option<&RegionStats>) -> Result<f32, ScoringError> {
+        if self.change_milli().is_some() {
+            return Err(ScoringError::BadShape { field: "last", reason: format!("pooling {} needs frame t (the last input) beside the prediction and the target", self.name()) });
+        }
         let map = error_map(pred, target, channels, height, width)?;
         self.pool_map(&map, height, width, regions)
+    }
+
+    /// The map this pooling pools: the squared-error map of `pred` against `target` ([`error_map`]),
+    /// weighted by how much the frame changed from `last` for [`ErrorPooling::ChangedWindowMax`]
+    /// ([`changed_error_map`]). Frames are CHW.
+    pub fn map(&self, pred: &[f32], target: &[f32], last: &[f32], channels: usize, height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
+        match self.change_milli() {
+            Some(c) => changed_error_map(pred, target, last, channels, height, width, c),
+            None => error_map(pred, target, channels, height, width),
+        }
+    }
+
+    /// The full-weight change of [`ErrorPooling::ChangedWindowMax`], in thousandths of a pixel unit.
+    pub fn change_milli(&self) -> Option<u16> {
+        match *self {
+            ErrorPooling::ChangedWindowMax { change_milli, .. } => Some(change_milli),
+            _ => None,
+        }
     }
 
     /// Pools an error map of `height * width` values.
@@ -209,7 +272,7 @@ impl ErrorPooling {
     pub fn pool_boxes(&self, means: &[f32], height: usize, width: usize, regions: Option<&RegionStats>) -> Result<f32, ScoringError> {
         match *self {
             ErrorPooling::FrameMean => Err(ScoringError::BadShape { field: "box means", reason: "frame_mean pools the whole map, not boxes".into() }),
-            ErrorPooling::WindowMax { .. } => Ok(means.iter().copied().fold(f32::NEG_INFINITY, f32::max)),
+            ErrorPooling::WindowMax { .. } | ErrorPooling::ChangedWindowMax { .. } => Ok(means.iter().copied().fold(f32::NEG_INFINITY, f32::max)),
             ErrorPooling::WindowMaxZ { .. } => self.check_regions(regions, height, width)?.pool(means),
         }
     }
@@ -241,6 +304,7 @@ impl ErrorPooling {
             ErrorPooling::FrameMean => "frame_mean".into(),
             ErrorPooling::WindowMax { window, stride } => format!("window_max_{window}s{stride}"),
             ErrorPooling::WindowMaxZ { window, stride } => format!("window_max_z_{window}s{stride}"),
+            ErrorPooling::ChangedWindowMax { window, stride, change_milli } => format!("changed_window_max_{window}s{stride}_c{change_milli}"),
         }
     }
 
@@ -248,7 +312,7 @@ impl ErrorPooling {
     pub fn window(&self) -> Option<(usize, usize)> {
         match *self {
             ErrorPooling::FrameMean => None,
-            ErrorPooling::WindowMax { window, stride } | ErrorPooling::WindowMaxZ { window, stride } => Some((window, stride)),
+            ErrorPooling::WindowMax { window, stride } | ErrorPooling::WindowMaxZ { window, stride } | ErrorPooling::ChangedWindowMax { window, stride, .. } => Some((window, stride)),
         }
     }
 }

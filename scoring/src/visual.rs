@@ -100,7 +100,7 @@ impl VisualScoring<'_> {
     /// [`VisualScoring::error`] with the cue that set it and that cue's highest-scoring box: what the
     /// camera draws on an alarm snapshot, at no extra inference.
     pub fn explain(&self, pred: &[f32], target: &[f32], last: &[f32], channels: usize, height: usize, width: usize) -> Result<VisualDetail, ScoringError> {
-        let map = error_map(pred, target, channels, height, width)?;
+        let map = self.pooling.map(pred, target, last, channels, height, width)?;
         let (e, region) = match self.pooling.window() {
             None => (self.pooling.pool_map(&map, height, width, self.regions)?, None),
             Some((window, stride)) => {

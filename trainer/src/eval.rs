@@ -132,8 +132,8 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
 
     let mut poolings = vec![calibration.pooling];
     poolings.extend(COMPARED_POOLINGS.iter().filter(|p| **p != calibration.pooling));
-    // Region z-scoring is compared with the plain window max of the same boxes.
-    if let ErrorPooling::WindowMaxZ { window, stride } = calibration.pooling {
+    // Region z-scoring and the changed-pixel error are compared with the plain window max of the same boxes.
+    if let ErrorPooling::WindowMaxZ { window, stride } | ErrorPooling::ChangedWindowMax { window, stride, .. } = calibration.pooling {
         let plain = ErrorPooling::WindowMax { window, stride };
         if !poolings.contains(&plain) {
             poolings.push(plain);
@@ -256,10 +256,21 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
     Ok(report)
 }
 
-/// Box means of copying (I_hat_t = I_{t-1}) for frames 4.. of every clip: `[clip][frame][box]`.
-fn copy_box_means(ds: &Dataset, window: usize, stride: usize) -> Result<Vec<Vec<Vec<f32>>>, TrainerError> {
-    let errors = crate::baseline::frame_errors(&crate::baseline::copy_last(), ds, &[(window, stride)])?;
-    Ok(errors.into_iter().map(|c| c.into_iter().map(|mut e| e.boxes.swap_remove(0)).collect()).collect())
+/// Box means of copying (I_hat_t = I_{t-1}) for frames 4.. of every clip, of the map `pooling` pools
+/// (for [`ErrorPooling::ChangedWindowMax`] copying's error where the frame changed): `[clip][frame][box]`.
+fn copy_box_means(ds: &Dataset, pooling: ErrorPooling, window: usize, stride: usize) -> Result<Vec<Vec<Vec<f32>>>, TrainerError> {
+    let f = &ds.format;
+    ds.clips
+        .iter()
+        .map(|c| {
+            (INPUT_FRAMES..c.frames.len())
+                .map(|t| {
+                    let (last, next) = (&c.frames[t - 1], &c.frames[t]);
+                    Ok(scoring::window_means(&pooling.map(last, next, last, f.channels, f.height, f.width)?, f.height, f.width, window, stride))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Each clip's prediction errors `e` fused frame by frame with its speed cue `s` ([`SpeedCalibration::fuse`]).
@@ -287,7 +298,7 @@ fn copy_baseline(data: &Path, tcfg: &crate::train::TrainConfig, cal: &CausalCali
     // (another scene's training split) is used whole rather than refused.
     let holdout: Vec<&String> = tcfg.holdout.iter().filter(|h| train.clips.iter().any(|c| &c.name == *h)).collect();
     train.remove_clips(&holdout, &data.join("training/frames"))?;
-    let train_means = copy_box_means(&train, window, stride)?;
+    let train_means = copy_box_means(&train, cal.pooling, window, stride)?;
     let regions = match cal.pooling {
         ErrorPooling::WindowMaxZ { .. } => Some(scoring::RegionStats::fit(window, stride, scoring::box_grid(fmt.height, fmt.width, window, stride), train_means.iter().flatten().map(Vec::as_slice))?),
         _ => None,
@@ -295,7 +306,7 @@ fn copy_baseline(data: &Path, tcfg: &crate::train::TrainConfig, cal: &CausalCali
     let pool = |m: &Vec<Vec<Vec<f32>>>| -> Result<Vec<Vec<f32>>, TrainerError> {
         m.iter().map(|c| c.iter().map(|b| Ok(cal.pooling.pool_boxes(b, fmt.height, fmt.width, regions.as_ref())?)).collect()).collect()
     };
-    let copy = pool(&copy_box_means(ds, window, stride)?)?;
+    let copy = pool(&copy_box_means(ds, cal.pooling, window, stride)?)?;
     let mut cands = vec![Candidate { name: format!("copy: {own}"), errors: stream(&copy), cap: None }];
     let mut copy_speed = None;
     if let (Some(sp), Some(sp_test)) = (&cal.speed, speed_test) {
@@ -460,7 +471,7 @@ pub fn write_error_maps(model: &sfn_models::SfnVad, ds: &Dataset, texts: Option<
         let text = texts.map(|tx| crate::train::text_tensors(tx, &[(c, t)])).transpose()?;
         let pred = model.forward(&x.narrow(1, 0, INPUT_FRAMES)?, text.as_ref().map(|t| &t.0))?.frame.flatten_all()?.to_vec1::<f32>()?;
         let target = &clip.frames[t];
-        let map = scoring::error_map(&pred, target, ch, h, w)?;
+        let map = cal.pooling.map(&pred, target, &clip.frames[t - 1], ch, h, w)?;
         // The box that made each score: highest box mean (z-scored against its region for WindowMaxZ).
         let best_box = |scores: &[f32], win: usize, stride: usize| {
             let best = (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap_or(0);

@@ -64,11 +64,13 @@ impl TrainConfig {
                 batch_size: 16,
                 adam: AdamConfig { lr: 1e-3, ..AdamConfig::default() },
                 schedule: LrSchedule { warmup_steps: 100, final_fraction: 0.05 },
-                // The network's error pooled as the largest mean over 32x32-pixel boxes at stride 16
-                // (a sixth of the frame's height), and the block-matching speed cue with match margin
-                // 0.1, joined as the mean of the two cues' frame z-scores on normal footage
-                // (sfn_scoring::speed; docs/experiments.md has how they were compared on the folds).
-                error_pooling: ErrorPooling::WindowMax { window: 32, stride: 16 },
+                // The network's error weighted by how much the frame changed there (in full from 0.1,
+                // the moving-pixel threshold of eval's held-out figures), pooled as the largest mean
+                // over 32x32-pixel boxes at stride 16 (a sixth of the frame's height), and the
+                // block-matching speed cue with match margin 0.1, joined as the mean of the two cues'
+                // frame z-scores on normal footage (sfn_scoring::speed; docs/experiments.md has how
+                // they were compared on the folds).
+                error_pooling: ErrorPooling::ChangedWindowMax { window: 32, stride: 16, change_milli: 100 },
                 speed: Some(SpeedCue::PED2_128X192_Z),
                 // Two normal clips the model never trains or calibrates on (the last two).
                 holdout: vec!["15".into(), "16".into()],
@@ -463,27 +465,47 @@ pub fn text_tensors(texts: &WindowTexts, idx: &[(usize, usize)]) -> Result<(Tens
 /// `regions` are the statistics a `WindowMaxZ` pooling needs.
 pub fn dataset_errors(model: &SfnVad, ds: &Dataset, batch: usize, poolings: &[ErrorPooling], regions: Option<&RegionStats>, texts: Option<&WindowTexts>) -> Result<DatasetErrors, TrainerError> {
     let mut out = vec![Vec::with_capacity(ds.clips.len()); poolings.len()];
-    let semantic = for_each_prediction(model, ds, batch, texts, |c, map| {
+    let semantic = for_each_prediction(model, ds, batch, texts, |c, predicted| {
         for (p, pooling) in poolings.iter().enumerate() {
             if out[p].len() <= c {
                 out[p].push(Vec::new());
             }
-            out[p][c].extend(losses::pooled_error_with(map, *pooling, regions)?.to_vec1::<f32>()?);
+            out[p][c].extend(losses::pooled_error_with(&predicted.map(*pooling)?, *pooling, regions)?.to_vec1::<f32>()?);
         }
         Ok(())
     })?;
     Ok(DatasetErrors { visual: out, semantic })
 }
 
+/// One batch of predictions: the squared-error map and the frames it came from.
+pub struct Predicted {
+    /// [B, 1, H, W], [`losses::error_map`].
+    pub error: Tensor,
+    /// The predicted frame t+1, the true one and frame t (the last input): [B, C, H, W].
+    pub pred: Tensor,
+    pub target: Tensor,
+    pub last: Tensor,
+}
+
+impl Predicted {
+    /// The map `pooling` pools ([`losses::pooling_map`]).
+    pub fn map(&self, pooling: ErrorPooling) -> candle_core::Result<Tensor> {
+        match pooling.change_milli() {
+            Some(c) => losses::changed_error_map(&self.pred, &self.target, &self.last, c),
+            None => Ok(self.error.clone()),
+        }
+    }
+}
+
 /// Runs the model over every window of every clip (in order, `batch` at a time) and hands each
-/// batch's error map [B, 1, H, W] with its clip index to `f`; returns the semantic errors per clip
-/// when `texts` is given.
+/// batch's [`Predicted`] with its clip index to `f`; returns the semantic errors per clip when
+/// `texts` is given.
 pub fn for_each_prediction(
     model: &SfnVad,
     ds: &Dataset,
     batch: usize,
     texts: Option<&WindowTexts>,
-    mut f: impl FnMut(usize, &Tensor) -> candle_core::Result<()>,
+    mut f: impl FnMut(usize, &Predicted) -> candle_core::Result<()>,
 ) -> Result<Option<Vec<Vec<f32>>>, TrainerError> {
     let mut semantic = texts.map(|_| Vec::with_capacity(ds.clips.len()));
     for (c, clip) in ds.clips.iter().enumerate() {
@@ -494,7 +516,9 @@ pub fn for_each_prediction(
             let text = texts.map(|t| text_tensors(t, chunk)).transpose()?;
             let pred = model.forward(&x.narrow(1, 0, INPUT_FRAMES)?, text.as_ref().map(|t| &t.0))?;
             let target = x.narrow(1, INPUT_FRAMES, 1)?.squeeze(1)?;
-            f(c, &losses::error_map(&pred.frame, &target)?)?;
+            let last = x.narrow(1, INPUT_FRAMES - 1, 1)?.squeeze(1)?;
+            let error = losses::error_map(&pred.frame, &target)?;
+            f(c, &Predicted { error, pred: pred.frame.clone(), target, last })?;
             if let Some((_, t)) = &text {
                 let cos = losses::per_sample_cosine(&pred.text, t)?;
                 sem.extend((1.0 - cos)?.to_vec1::<f32>()?);
@@ -578,8 +602,8 @@ pub fn calibrate(model: &SfnVad, ds: &Dataset, batch: usize, texts: Option<&Wind
     let (h, w) = (img.height, img.width);
     let mut errors: Vec<Vec<f32>> = Vec::new();
     let mut bad = None;
-    let semantic = for_each_prediction(model, ds, batch, texts, |_, map| {
-        for m in map.flatten_from(1)?.to_vec2::<f32>()? {
+    let semantic = for_each_prediction(model, ds, batch, texts, |_, predicted| {
+        for m in predicted.map(settings.pooling)?.flatten_from(1)?.to_vec2::<f32>()? {
             match sfn_models::scoring::error_summary(settings.pooling, &m, h, w) {
                 Ok(e) => errors.push(e),
                 Err(e) => {

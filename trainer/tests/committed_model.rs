@@ -61,7 +61,7 @@ fn committed_model_reproduces_its_figures_on_ped2() {
     close(r.causal.micro_auc, stored.causal.micro_auc, "causal micro");
     close(r.causal.macro_auc, stored.causal.macro_auc, "causal macro");
     assert_eq!(r.frames_scored, 1288);
-    assert_eq!(r.calibration.pooling.name(), "window_max_32s16");
+    assert_eq!(r.calibration.pooling.name(), "changed_window_max_32s16_c100");
     assert_eq!(r.calibration.speed.as_ref().map(|s| s.cue), Some(sfn_models::scoring::SpeedCue::PED2_128X192_Z));
     // The fold figures (the ones that count) are what eval.json says.
     let (f, sf) = (r.folds.as_ref().unwrap(), stored.folds.as_ref().expect("eval.json holds the fold report (eval --folds)"));
@@ -75,25 +75,29 @@ fn committed_model_reproduces_its_figures_on_ped2() {
 }
 
 /// What the committed model (128x192 with a pixel stem; the mean of the frame z-scores of its 32x32
-/// box-max error and of the speed cue) must keep reaching; a regression below any fails. On the folds
-/// (the figures that count): its own scoring 97.66 offline / 99.00 causal micro (mean of A and B),
-/// cross-validated 95.95 / 99.05 (no saturated candidates); on all 8 dev clips 96.94 / 98.97. Its network predicts the held-out
-/// normal clips better than copying the last frame, and its error alone detects better than copying's.
+/// box-max error where the frame changed and of the speed cue) must keep reaching; a regression below
+/// any fails. On the folds (the figures that count): its own scoring 98.35 offline / 99.13 causal micro
+/// (mean of A and B), cross-validated 95.90 / 99.17 (no saturated candidates); on all 8 dev clips 97.40
+/// / 99.15. Its network predicts the held-out normal clips better than copying the last frame, and its
+/// error alone detects better than copying's (and better than its unmasked error).
 fn floors(r: &Report) {
     let f = r.folds.as_ref().unwrap();
-    assert!(f.model.offline_micro_auc.unwrap() >= 0.975 && f.model.causal_micro_auc.unwrap() >= 0.988, "{:?}", f.model);
+    assert!(f.model.offline_micro_auc.unwrap() >= 0.98 && f.model.causal_micro_auc.unwrap() >= 0.99, "{:?}", f.model);
     assert!(f.cross_validated.offline_micro_auc.unwrap() >= 0.955 && f.cross_validated.causal_micro_auc.unwrap() >= 0.988, "{:?}", f.cross_validated);
-    assert!(r.offline.micro_auc.unwrap() >= 0.968, "offline micro {:?}", r.offline.micro_auc);
-    assert!(r.causal.micro_auc.unwrap() >= 0.988, "causal micro {:?}", r.causal.micro_auc);
+    assert!(r.offline.micro_auc.unwrap() >= 0.97, "offline micro {:?}", r.offline.micro_auc);
+    assert!(r.causal.micro_auc.unwrap() >= 0.99, "causal micro {:?}", r.causal.micro_auc);
     // The learned part carries weight: the network's error alone beats copying's pooled the same way
-    // (by 2.8 offline and 4.4 causal points on the 8 clips), and the fused scoring beats copying fused
-    // the same way with the same speed cue, on the mean of the folds.
-    let alone = &r.pooling_comparison["window_max_32s16 alone"];
-    let copy = &r.pooling_comparison["copy: window_max_32s16"];
+    // (by 3.3 offline and 5.3 causal points on the 8 clips), and the fused scoring beats copying fused
+    // the same way with the same speed cue, on the mean of the folds. Counted where the frame changed,
+    // the network's error detects better than all of it (plain box max: 96.80 / 96.44).
+    let alone = &r.pooling_comparison["changed_window_max_32s16_c100 alone"];
+    let copy = &r.pooling_comparison["copy: changed_window_max_32s16_c100"];
+    let unmasked = &r.pooling_comparison["window_max_32s16"];
+    assert!(alone.offline_micro_auc.unwrap() > unmasked.offline_micro_auc.unwrap() && alone.causal_micro_auc.unwrap() > unmasked.causal_micro_auc.unwrap(), "{alone:?} vs {unmasked:?}");
     assert!(alone.offline_micro_auc.unwrap() > copy.offline_micro_auc.unwrap() + 0.02, "{alone:?} vs {copy:?}");
     assert!(alone.causal_micro_auc.unwrap() > copy.causal_micro_auc.unwrap() + 0.03, "{alone:?} vs {copy:?}");
     let row = |name: &str| f.rows.iter().find(|row| row.candidate == name).unwrap_or_else(|| panic!("no fold row {name}")).mean;
-    let (model, copy_fused) = (row("model: window_max_32s16 + speed_r3_b12_32s16_z1_g0.1"), row("copy: window_max_32s16 + speed_r3_b12_32s16_z1_g0.1"));
+    let (model, copy_fused) = (row("model: changed_window_max_32s16_c100 + speed_r3_b12_32s16_z1_g0.1"), row("copy: changed_window_max_32s16_c100 + speed_r3_b12_32s16_z1_g0.1"));
     assert!(model.offline_micro_auc.unwrap() > copy_fused.offline_micro_auc.unwrap() + 0.01, "{model:?} vs {copy_fused:?}");
     assert!(model.causal_micro_auc.unwrap() > copy_fused.causal_micro_auc.unwrap(), "{model:?} vs {copy_fused:?}");
     // On the normal clips held out of training: below copying's error, whole frame and moving pixels

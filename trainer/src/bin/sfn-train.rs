@@ -76,7 +76,7 @@ enum Cmd {
         /// Split to calibrate on: training (default), or a new scene's own normal footage.
         #[arg(long, default_value = "training")]
         split: String,
-        /// Error pooling: frame_mean, window_max_<W>s<S>, window_max_z_<W>s<S> (default: the stored one).
+        /// Error pooling: frame_mean, window_max_<W>s<S>, window_max_z_<W>s<S>, changed_window_max_<W>s<S>_c<C> (default: the stored one).
         #[arg(long)]
         pooling: Option<ErrorPooling>,
         /// Causal one-sided Gaussian sigma in frames (default: the stored one).
