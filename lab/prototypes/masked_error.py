@@ -1,4 +1,4 @@
-# Analysis (docs/experiments.md, "The network's error where the frame changes"): the box means written by
+# Analysis (docs/experiments.md, "The network's error weighted by how much the frame changed"): the box means written by
 # `cargo run --release -p sfn-lab --example masked_error -- assets/ped2-cpu ../shared/data/ped2 OUT.json`,
 # pooled as the box max, z-scored per frame on the training clips it lists (01-14), alone and in the
 # committed z-mean fusion with the speed cue (the speed stream and FrameZ of the committed calibration,
