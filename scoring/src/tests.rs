@@ -421,13 +421,32 @@ fn region_z_pooling_by_hand() {
 
 #[test]
 fn pooling_names_parse_back() {
-    for p in [ErrorPooling::FrameMean, ErrorPooling::WindowMax { window: 8, stride: 4 }, ErrorPooling::WindowMaxZ { window: 16, stride: 8 }] {
+    for p in [
+        ErrorPooling::FrameMean,
+        ErrorPooling::WindowMax { window: 8, stride: 4 },
+        ErrorPooling::WindowMaxZ { window: 16, stride: 8 },
+        ErrorPooling::ChangedWindowMax { window: 32, stride: 16, change_milli: 100 },
+    ] {
         assert_eq!(p.name().parse::<ErrorPooling>().unwrap(), p);
     }
-    for bad in ["", "window_max", "window_max_8", "window_max_0s4", "window_max_z_8sx", "mean"] {
+    assert_eq!("changed_window_max_32s16_c100".parse::<ErrorPooling>().unwrap(), ErrorPooling::ChangedWindowMax { window: 32, stride: 16, change_milli: 100 });
+    for bad in ["", "window_max", "window_max_8", "window_max_0s4", "window_max_z_8sx", "mean", "changed_window_max_32s16", "changed_window_max_32s16_c0", "changed_window_max_0s16_c100", "changed_window_max_32s16_c99999"] {
         let e = bad.parse::<ErrorPooling>().unwrap_err();
-        assert!(e.contains("window_max_z_16s8"), "{bad}: {e}");
+        assert!(e.contains("window_max_z_16s8") && e.contains(&format!("{bad:?}")), "{bad}: {e}");
     }
+}
+
+/// The change-weighted pooling reads frame t too: `pool_with` (prediction and target only) refuses it,
+/// naming what is missing; through `map` a still frame weighs nothing and a changed one in full.
+#[test]
+fn the_changed_pooling_needs_the_last_frame() {
+    let p = ErrorPooling::ChangedWindowMax { window: 2, stride: 2, change_milli: 100 };
+    let (pred, target) = (vec![1.0f32; 8], vec![0.0f32; 8]);
+    let e = p.pool_with(&pred, &target, 1, 2, 4, None).unwrap_err().to_string();
+    assert!(e.contains("last") && e.contains("changed_window_max_2s2_c100"), "{e}");
+    assert_eq!(p.pool_map(&p.map(&pred, &target, &target, 1, 2, 4).unwrap(), 2, 4, None).unwrap(), 0.0);
+    let moved: Vec<f32> = target.iter().map(|t| t + 0.5).collect();
+    assert_eq!(p.pool_map(&p.map(&pred, &target, &moved, 1, 2, 4).unwrap(), 2, 4, None).unwrap(), 1.0);
 }
 
 #[test]
