@@ -430,7 +430,18 @@ fn pooling_names_parse_back() {
         assert_eq!(p.name().parse::<ErrorPooling>().unwrap(), p);
     }
     assert_eq!("changed_window_max_32s16_c100".parse::<ErrorPooling>().unwrap(), ErrorPooling::ChangedWindowMax { window: 32, stride: 16, change_milli: 100 });
-    for bad in ["", "window_max", "window_max_8", "window_max_0s4", "window_max_z_8sx", "mean", "changed_window_max_32s16", "changed_window_max_32s16_c0", "changed_window_max_0s16_c100", "changed_window_max_32s16_c99999"] {
+    for bad in [
+        "",
+        "window_max",
+        "window_max_8",
+        "window_max_0s4",
+        "window_max_z_8sx",
+        "mean",
+        "changed_window_max_32s16",
+        "changed_window_max_32s16_c0",
+        "changed_window_max_0s16_c100",
+        "changed_window_max_32s16_c99999",
+    ] {
         let e = bad.parse::<ErrorPooling>().unwrap_err();
         assert!(e.contains("window_max_z_16s8") && e.contains(&format!("{bad:?}")), "{bad}: {e}");
     }

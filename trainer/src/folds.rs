@@ -103,13 +103,15 @@ impl FoldFigures {
     }
 }
 
-/// One way of scoring frames: a visual error per scored frame of each clip, and the cap of its
-/// saturated offline scoring (None: unsaturated).
+/// One way of scoring frames: a visual error per scored frame of each clip, the cap of its
+/// saturated offline scoring (None: unsaturated) and its causal smoothing (None: the calibration's).
 #[derive(Clone, Debug)]
 pub struct Candidate {
     pub name: String,
     pub errors: BTreeMap<String, Vec<f32>>,
     pub cap: Option<f32>,
+    /// The one-sided Gaussian's sigma of its causal scores, in frames.
+    pub sigma: Option<f32>,
 }
 
 /// A candidate's figures on each fold and their mean.
@@ -153,7 +155,7 @@ pub const RULE: &str = "the candidate with the highest mean of offline and causa
 /// Figures of `cand` on `clips` (each must be in `cand.errors` and `labels`): offline with the
 /// candidate's saturation, causal with `cal`'s smoothing (AUC needs no z constants: one affine map).
 pub fn figures(cand: &Candidate, clips: &[String], labels: &BTreeMap<String, Vec<u8>>, offline: &OfflineScoring, cal: &CausalCalibration) -> Result<FoldFigures, TrainerError> {
-    let cal = CausalCalibration { visual_mean: 0.0, visual_std: 1.0, semantic_weight: 0.0, visual_weight: 1.0, ..cal.clone() };
+    let cal = CausalCalibration { visual_mean: 0.0, visual_std: 1.0, semantic_weight: 0.0, visual_weight: 1.0, sigma: cand.sigma.unwrap_or(cal.sigma), ..cal.clone() };
     let (mut off, mut cau) = (Vec::new(), Vec::new());
     for c in clips {
         let e = cand.errors.get(c).ok_or_else(|| TrainerError::Usage(format!("--folds: candidate {}: no errors for clip {c}", cand.name)))?;
@@ -326,7 +328,7 @@ mod tests {
             good.insert(c.to_string(), scored(c));
             half.insert(c.to_string(), if c == "a" { scored(c).iter().map(|v| 1.0 - v).collect() } else { scored(c) });
         }
-        let cands = vec![Candidate { name: "half".into(), errors: half, cap: None }, Candidate { name: "good".into(), errors: good, cap: None }];
+        let cands = vec![Candidate { name: "half".into(), errors: half, cap: None, sigma: None }, Candidate { name: "good".into(), errors: good, cap: None, sigma: None }];
         let cal = CausalCalibration::fit(&[0.0, 1.0], None, 0.0, 1.0, 0.0).unwrap();
         let off = OfflineScoring { sigma: 0.0, ..OfflineScoring::default() };
         let r = cross_validate(&folds, &cands, &l, &off, &cal).unwrap();
@@ -339,6 +341,25 @@ mod tests {
         assert_eq!(r.selections[1].figures.causal_micro_auc, Some(1.0));
         assert_eq!(r.cross_validated.causal_micro_auc, Some(0.5));
         assert_eq!(r.model.causal_micro_auc, Some(0.5));
+    }
+
+    /// A candidate's own causal sigma replaces the calibration's for its causal scores only: after an
+    /// event ends, the longer smoothing keeps the first normal frames high and loses causal AUC; the
+    /// offline figure does not move.
+    #[test]
+    fn a_candidate_smooths_with_its_own_sigma() {
+        let folds = Folds::parse("p/a").unwrap();
+        let mut l = labels();
+        // Scored frames (from index 4): normal, an event of 3 frames, normal again.
+        l.insert("p".to_string(), [vec![0u8; 6], vec![1u8; 3], vec![0u8; 7]].concat());
+        let errors: BTreeMap<String, Vec<f32>> = ["p", "a"].iter().map(|c| (c.to_string(), l[*c][crate::data::INPUT_FRAMES..].iter().map(|&v| f32::from(v)).collect())).collect();
+        let cal = CausalCalibration::fit(&[0.0, 1.0], None, 0.5, 1.0, 0.0).unwrap();
+        let off = OfflineScoring { sigma: 0.0, ..OfflineScoring::default() };
+        let cand = |sigma| Candidate { name: format!("{sigma:?}"), errors: errors.clone(), cap: None, sigma };
+        let r = cross_validate(&folds, &[cand(None), cand(Some(3.0))], &l, &off, &cal).unwrap();
+        let (short, long) = (&r.rows[0].per_fold["A"], &r.rows[1].per_fold["A"]);
+        assert!(long.causal_micro_auc.unwrap() < short.causal_micro_auc.unwrap(), "{short:?} vs {long:?}");
+        assert_eq!(long.offline_micro_auc, short.offline_micro_auc);
     }
 
     #[test]

@@ -77,7 +77,7 @@ fn committed_model_reproduces_its_figures_on_ped2() {
 /// What the committed model (128x192 with a pixel stem; the mean of the frame z-scores of its 32x32
 /// box-max error weighted by how much the frame changed and of the speed cue) must keep reaching; a regression below
 /// any fails. On the folds (the figures that count): its own scoring 98.40 offline / 99.11 causal micro
-/// (mean of A and B), cross-validated 95.94 / 99.14 (no saturated candidates); on all 8 dev clips 97.48
+/// (mean of A and B), cross-validated 95.94 / 99.20 (no saturated candidates); on all 8 dev clips 97.48
 /// / 99.12. Its network predicts the held-out normal clips better than copying the last frame, and its
 /// error alone detects better than copying's (and better than its unmasked error).
 fn floors(r: &Report) {
