@@ -32,6 +32,28 @@ fn rel(a: &Array, b: &Array) -> f32 {
     a.data.iter().zip(&b.data).fold(0f32, |m, (p, q)| m.max((p - q).abs())) / scale
 }
 
+/// Each handle on its own thread calls with its inputs `rounds` times, all threads starting each
+/// round together; every call's outputs, per handle.
+fn call_together(handles: Vec<Box<dyn Runner>>, inputs: Vec<Inputs>, rounds: usize) -> Vec<Vec<Vec<Array>>> {
+    let barrier = Arc::new(Barrier::new(handles.len()));
+    let threads: Vec<_> = handles
+        .into_iter()
+        .zip(inputs)
+        .map(|(mut h, inputs)| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                (0..rounds)
+                    .map(|_| {
+                        barrier.wait();
+                        h.run(&refs(&inputs)).unwrap()
+                    })
+                    .collect()
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
 #[test]
 fn ready_calls_run_as_one_batch_and_each_caller_gets_its_rows() {
     for name in ["encoder.onnx", "decoder.onnx"] {
@@ -41,25 +63,10 @@ fn ready_calls_run_as_one_batch_and_each_caller_gets_its_rows() {
         let stats = first.stats();
         let handles: Vec<Box<dyn Runner>> = (0..3).map(|_| first.share().unwrap()).collect();
         drop(first);
-        let barrier = Arc::new(Barrier::new(3));
         let rounds = 4;
-        let threads: Vec<_> = handles
-            .into_iter()
-            .enumerate()
-            .map(|(k, mut h)| {
-                let (barrier, inputs) = (barrier.clone(), inputs_for(&direct, k));
-                std::thread::spawn(move || {
-                    let mut outs = Vec::new();
-                    for _ in 0..rounds {
-                        barrier.wait();
-                        outs.push(h.run(&refs(&inputs)).unwrap());
-                    }
-                    outs
-                })
-            })
-            .collect();
-        for (k, t) in threads.into_iter().enumerate() {
-            for out in t.join().unwrap() {
+        let outs = call_together(handles, (0..3).map(|k| inputs_for(&direct, k)).collect(), rounds as usize);
+        for (k, per_round) in outs.into_iter().enumerate() {
+            for out in per_round {
                 assert_eq!(out.len(), expected[k].len());
                 for (a, b) in out.iter().zip(&expected[k]) {
                     assert!(rel(b, a) < 1e-5, "{name}, caller {k}: {}", rel(b, a));
@@ -81,24 +88,8 @@ fn a_handle_that_never_calls_costs_one_deadline() {
     let live: Vec<Box<dyn Runner>> = (0..2).map(|_| first.share().unwrap()).collect();
     let _dead = first.share().unwrap();
     drop(first);
-    let barrier = Arc::new(Barrier::new(2));
     let rounds = 6;
-    let threads: Vec<_> = live
-        .into_iter()
-        .enumerate()
-        .map(|(k, mut h)| {
-            let (barrier, inputs) = (barrier.clone(), inputs_for(&r, k));
-            std::thread::spawn(move || {
-                for _ in 0..rounds {
-                    barrier.wait();
-                    h.run(&refs(&inputs)).unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    call_together(live, (0..2).map(|k| inputs_for(&r, k)).collect(), rounds as usize);
     let (calls, _, misses, largest) = stats.snapshot();
     assert_eq!(calls, 2 * rounds);
     // The silent handle is waited for once; after that rounds run with the two that call.

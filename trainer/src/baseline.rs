@@ -153,23 +153,18 @@ pub(crate) struct FrameErrors {
     pub(crate) boxes: Vec<Vec<f32>>,
 }
 
+/// `f(clip, t)` for the frames 4.. of every clip of `ds` (the frames `eval` scores): `[clip][frame]`.
+pub(crate) fn each_scored_frame<T>(ds: &Dataset, f: impl Fn(&crate::data::Clip, usize) -> Result<T, TrainerError>) -> Result<Vec<Vec<T>>, TrainerError> {
+    ds.clips.iter().map(|c| (INPUT_FRAMES..c.frames.len()).map(|t| f(c, t)).collect()).collect()
+}
+
 /// Predicts frames 4.. of every clip of `ds` (the frames `eval` scores) and keeps their errors.
 pub(crate) fn frame_errors(p: &dyn Predictor, ds: &Dataset, windows: &[(usize, usize)]) -> Result<Vec<Vec<FrameErrors>>, TrainerError> {
     let f = &ds.format;
-    ds.clips
-        .iter()
-        .map(|c| {
-            (INPUT_FRAMES..c.frames.len())
-                .map(|t| {
-                    let map = scoring::error_map(&p.predict(c, t), &c.frames[t], f.channels, f.height, f.width)?;
-                    Ok(FrameErrors {
-                        mse: ErrorPooling::FrameMean.pool_map(&map, f.height, f.width, None)?,
-                        boxes: windows.iter().map(|&(w, s)| scoring::window_means(&map, f.height, f.width, w, s)).collect(),
-                    })
-                })
-                .collect()
-        })
-        .collect()
+    each_scored_frame(ds, |c, t| {
+        let map = scoring::error_map(&p.predict(c, t), &c.frames[t], f.channels, f.height, f.width)?;
+        Ok(FrameErrors { mse: ErrorPooling::FrameMean.pool_map(&map, f.height, f.width, None)?, boxes: windows.iter().map(|&(w, s)| scoring::window_means(&map, f.height, f.width, w, s)).collect() })
+    })
 }
 
 /// One pooling's figures: micro AUC of the offline (per-clip min-max, centred Gaussian) and causal

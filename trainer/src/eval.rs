@@ -260,17 +260,10 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
 /// (for [`ErrorPooling::ChangedWindowMax`] copying's error where the frame changed): `[clip][frame][box]`.
 fn copy_box_means(ds: &Dataset, pooling: ErrorPooling, window: usize, stride: usize) -> Result<Vec<Vec<Vec<f32>>>, TrainerError> {
     let f = &ds.format;
-    ds.clips
-        .iter()
-        .map(|c| {
-            (INPUT_FRAMES..c.frames.len())
-                .map(|t| {
-                    let (last, next) = (&c.frames[t - 1], &c.frames[t]);
-                    Ok(scoring::window_means(&pooling.map(last, next, last, f.channels, f.height, f.width)?, f.height, f.width, window, stride))
-                })
-                .collect()
-        })
-        .collect()
+    crate::baseline::each_scored_frame(ds, |c, t| {
+        let (last, next) = (&c.frames[t - 1], &c.frames[t]);
+        Ok(scoring::window_means(&pooling.map(last, next, last, f.channels, f.height, f.width)?, f.height, f.width, window, stride))
+    })
 }
 
 /// Each clip's prediction errors `e` fused frame by frame with its speed cue `s` ([`SpeedCalibration::fuse`]).
