@@ -392,7 +392,9 @@ fn several_cameras_in_one_process_score_as_separate_runs() {
             assert!(close(a, b), "{name}: batched {a} vs alone {b}");
         }
     }
-    let summary: serde_json::Value = serde_json::from_str(&err[err.find("{\n").unwrap_or_else(|| panic!("no summary: {err}"))..]).unwrap();
+    // The summary, then possibly the batchers' own log lines as they stop.
+    let at = err.find("{\n").unwrap_or_else(|| panic!("no summary: {err}"));
+    let summary: serde_json::Value = serde_json::Deserializer::from_str(&err[at..]).into_iter().next().unwrap().unwrap();
     let largest = |graph: &str| clips.iter().map(|(n, _)| summary[format!("site-{n}")]["batching"][graph]["largest"].as_u64().unwrap_or(0)).max();
     assert_eq!((largest("encoder"), largest("decoder")), (Some(3), Some(3)), "{summary}");
     // A fourth camera whose stream never sends (a server that accepts and stays silent).
