@@ -100,6 +100,9 @@ pub fn runtime(cfg: &EdgeConfig, open_sinks: bool) -> Result<Runtime> {
 pub fn runtimes(cameras: &[EdgeConfig], open_sinks: bool) -> Result<Vec<Runtime>> {
     let Some(first) = cameras.first() else { return Ok(vec![]) };
     let mut shared = model(first)?;
+    if cameras.len() == 1 && first.model.max_batch > 1 {
+        tracing::warn!(max_batch = first.model.max_batch, "model.max_batch batches several cameras' calls: with one camera it has no effect");
+    }
     if cameras.len() > 1 && first.model.max_batch > 1 {
         let opts = sfn_infer::batch::BatchOptions { max_batch: first.model.max_batch, deadline: std::time::Duration::from_millis(first.model.batch_deadline_ms) };
         tracing::info!(max_batch = opts.max_batch, deadline_ms = first.model.batch_deadline_ms, cameras = cameras.len(), "batching the cameras' model calls");
