@@ -115,16 +115,23 @@ pub fn change_scale(change_milli: u16) -> f32 {
 pub fn changed_error_map(pred: &[f32], target: &[f32], last: &[f32], channels: usize, height: usize, width: usize, change_milli: u16) -> Result<Vec<f32>, ScoringError> {
     let plane = check_frame_pair([("target", target), ("last", last)], channels, height, width)?;
     let mut map = error_map(pred, target, channels, height, width)?;
+    let scale = change_scale(change_milli);
+    if channels == 1 {
+        // The channel mean is the pixel itself: one pass, no buffer (the same products as below).
+        for ((m, t), l) in map.iter_mut().zip(target).zip(last) {
+            *m *= ((t - l).abs() * scale).min(1.0);
+        }
+        return Ok(map);
+    }
     let mut change = vec![0f32; plane];
     for c in 0..channels {
         for (d, (t, l)) in change.iter_mut().zip(target[c * plane..(c + 1) * plane].iter().zip(&last[c * plane..(c + 1) * plane])) {
             *d += (t - l).abs();
         }
     }
-    let (inv_c, scale) = (1.0 / channels as f32, change_scale(change_milli));
+    let inv_c = 1.0 / channels as f32;
     for (m, d) in map.iter_mut().zip(&change) {
-        let mean = if channels == 1 { *d } else { d * inv_c };
-        *m *= (mean * scale).min(1.0);
+        *m *= (d * inv_c * scale).min(1.0);
     }
     Ok(map)
 }
