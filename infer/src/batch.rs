@@ -159,28 +159,17 @@ fn serve(inner: Box<dyn Runner>, opts: BatchOptions, rx: Receiver<Msg>, stats: &
 }
 
 fn serve_rounds(mut inner: Box<dyn Runner>, opts: BatchOptions, rx: Receiver<Msg>, stats: &BatchStats) {
-    let mut members: BTreeSet<u64> = BTreeSet::new();
-    // Handles waited for: members that answered the last deadline (or joined since).
+    // Handles waited for: those that joined, less those that left or missed the last deadline (a
+    // call makes a handle active again). The loop ends when every handle is gone (the channel closes).
     let mut active: BTreeSet<u64> = BTreeSet::new();
-    let mut joined_any = false;
     loop {
-        if joined_any && members.is_empty() {
-            return;
-        }
         let mut pending: Vec<Pending> = Vec::new();
         // A round starts with its first call.
         let start = loop {
-            match rx.recv() {
-                Err(_) => return,
-                Ok(msg) => {
-                    if let Some(p) = admit(msg, &mut members, &mut active, &mut joined_any) {
-                        pending.push(p);
-                        break Instant::now();
-                    }
-                    if joined_any && members.is_empty() {
-                        return;
-                    }
-                }
+            let Ok(msg) = rx.recv() else { return };
+            if let Some(p) = admit(msg, &mut active) {
+                pending.push(p);
+                break Instant::now();
             }
         };
         let waiting = |pending: &[Pending], active: &BTreeSet<u64>| pending.len() < opts.max_batch && active.iter().any(|a| !pending.iter().any(|p| p.id == *a));
@@ -191,7 +180,7 @@ fn serve_rounds(mut inner: Box<dyn Runner>, opts: BatchOptions, rx: Receiver<Msg
                 break;
             };
             match rx.recv_timeout(left) {
-                Ok(msg) => pending.extend(admit(msg, &mut members, &mut active, &mut joined_any)),
+                Ok(msg) => pending.extend(admit(msg, &mut active)),
                 Err(RecvTimeoutError::Timeout) => {
                     missed = true;
                     break;
@@ -207,17 +196,14 @@ fn serve_rounds(mut inner: Box<dyn Runner>, opts: BatchOptions, rx: Receiver<Msg
     }
 }
 
-/// Updates the membership for a join or leave; a call comes back as pending (its handle active again).
-fn admit(msg: Msg, members: &mut BTreeSet<u64>, active: &mut BTreeSet<u64>, joined_any: &mut bool) -> Option<Pending> {
+/// Updates the handles waited for on a join or leave; a call comes back as pending (its handle active again).
+fn admit(msg: Msg, active: &mut BTreeSet<u64>) -> Option<Pending> {
     match msg {
         Msg::Join(id) => {
-            *joined_any = true;
-            members.insert(id);
             active.insert(id);
             None
         }
         Msg::Leave(id) => {
-            members.remove(&id);
             active.remove(&id);
             None
         }

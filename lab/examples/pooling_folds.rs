@@ -46,18 +46,18 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let names: Vec<String> = test.clips.iter().map(|c| c.name.clone()).collect();
-    let mut cands = vec![Candidate { name: "speed cue alone".into(), errors: names.iter().cloned().zip(speed.iter().cloned()).collect(), cap: None, sigma: None }];
+    let mut cands = vec![Candidate::new("speed cue alone", names.iter().cloned().zip(speed.iter().cloned()).collect())];
     for (p, pooling) in poolings.iter().enumerate() {
         let all: Vec<f32> = tr[p].iter().flatten().copied().collect();
         let z = CausalCalibration::fit(&all, None, cal.sigma, 1.0, 0.0)?;
         let zs: Vec<Vec<f32>> = te[p].iter().map(|c| c.iter().map(|&e| (e - z.visual_mean) / z.visual_std).collect()).collect();
         let stream = |v: &[Vec<f32>]| -> BTreeMap<String, Vec<f32>> { names.iter().cloned().zip(v.iter().cloned()).collect() };
-        cands.push(Candidate { name: format!("network: {} (frame z)", pooling.name()), errors: stream(&zs), cap: None, sigma: None });
+        cands.push(Candidate::new(format!("network: {} (frame z)", pooling.name()), stream(&zs)));
         for w in [0.5f32, 1.0, 2.0] {
             let fused: Vec<Vec<f32>> = zs.iter().zip(&speed).map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| x.max(w * y)).collect()).collect();
-            cands.push(Candidate { name: format!("max(network {} z, {w} x speed)", pooling.name()), errors: stream(&fused), cap: None, sigma: None });
+            cands.push(Candidate::new(format!("max(network {} z, {w} x speed)", pooling.name()), stream(&fused)));
             let fused: Vec<Vec<f32>> = zs.iter().zip(&speed).map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| x + w * y).collect()).collect();
-            cands.push(Candidate { name: format!("network {} z + {w} x speed", pooling.name()), errors: stream(&fused), cap: None, sigma: None });
+            cands.push(Candidate::new(format!("network {} z + {w} x speed", pooling.name()), stream(&fused)));
         }
     }
     let r = cross_validate(&folds, &cands, &labels, &OfflineScoring::default(), &cal)?;

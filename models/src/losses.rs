@@ -24,15 +24,6 @@ pub fn changed_error_map(pred: &Tensor, target: &Tensor, last: &Tensor, change_m
     error_map(pred, target)? * weight
 }
 
-/// The map `pooling` pools: [`changed_error_map`] for [`ErrorPooling::ChangedWindowMax`], else
-/// [`error_map`].
-pub fn pooling_map(pooling: ErrorPooling, pred: &Tensor, target: &Tensor, last: &Tensor) -> Result<Tensor> {
-    match pooling.change_milli() {
-        Some(c) => changed_error_map(pred, target, last, c),
-        None => error_map(pred, target),
-    }
-}
-
 /// Visual error per sample from an error map [B, 1, H, W], pooled as `pooling` says: [B]
 /// ([`ErrorPooling::ChangedWindowMax`] pools the map of [`changed_error_map`]).
 /// [`ErrorPooling::WindowMaxZ`] needs its region statistics: see [`pooled_error_with`].

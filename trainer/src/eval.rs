@@ -132,7 +132,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
 
     let mut poolings = vec![calibration.pooling];
     poolings.extend(COMPARED_POOLINGS.iter().filter(|p| **p != calibration.pooling));
-    // Region z-scoring and the changed-pixel error are compared with the plain window max of the same boxes.
+    // Region z-scoring and the change-weighted error are compared with the plain window max of the same boxes.
     if let ErrorPooling::WindowMaxZ { window, stride } | ErrorPooling::ChangedWindowMax { window, stride, .. } = calibration.pooling {
         let plain = ErrorPooling::WindowMax { window, stride };
         if !poolings.contains(&plain) {
@@ -257,7 +257,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
 }
 
 /// Box means of copying (I_hat_t = I_{t-1}) for frames 4.. of every clip, of the map `pooling` pools
-/// (for [`ErrorPooling::ChangedWindowMax`] copying's error where the frame changed): `[clip][frame][box]`.
+/// (for [`ErrorPooling::ChangedWindowMax`] copying's error weighted by the frame's change): `[clip][frame][box]`.
 fn copy_box_means(ds: &Dataset, pooling: ErrorPooling, window: usize, stride: usize) -> Result<Vec<Vec<Vec<f32>>>, TrainerError> {
     let f = &ds.format;
     crate::baseline::each_scored_frame(ds, |c, t| {
@@ -300,7 +300,7 @@ fn copy_baseline(data: &Path, tcfg: &crate::train::TrainConfig, cal: &CausalCali
         m.iter().map(|c| c.iter().map(|b| Ok(cal.pooling.pool_boxes(b, fmt.height, fmt.width, regions.as_ref())?)).collect()).collect()
     };
     let copy = pool(&copy_box_means(ds, cal.pooling, window, stride)?)?;
-    let mut cands = vec![Candidate { name: format!("copy: {own}"), errors: stream(&copy), cap: None, sigma: None }];
+    let mut cands = vec![Candidate::new(format!("copy: {own}"), stream(&copy))];
     let mut copy_speed = None;
     if let (Some(sp), Some(sp_test)) = (&cal.speed, speed_test) {
         let cue = sp.cue.name();
@@ -309,7 +309,7 @@ fn copy_baseline(data: &Path, tcfg: &crate::train::TrainConfig, cal: &CausalCali
         let flat = |v: &[Vec<f32>]| -> Vec<f32> { v.iter().flatten().copied().collect() };
         let sp = &sp.clone().fit_frame_z(&flat(&train_copy), &flat(&train_speed))?;
         let fused = fuse_streams(sp, &copy, sp_test);
-        cands.push(Candidate { name: format!("copy: {own} + {cue}"), errors: stream(&fused), cap: None, sigma: None });
+        cands.push(Candidate::new(format!("copy: {own} + {cue}"), stream(&fused)));
         copy_speed = Some(sp.clone());
     }
     Ok(Some(CopyBaseline { errors: copy, candidates: cands, speed: copy_speed }))
@@ -345,12 +345,12 @@ fn fold_report(
     let own = cal.pooling.name();
     let cue = cal.speed.as_ref().map(|s| format!(" + {}", s.cue.name())).unwrap_or_default();
     let mut cands = Vec::new();
-    cands.push(Candidate { name: format!("model: {own}{cue}"), errors: stream(visual), cap: None, sigma: None });
+    cands.push(Candidate::new(format!("model: {own}{cue}"), stream(visual)));
     // No saturated candidates: saturating the offline error at the calibration's cap did not win on both
     // held-out folds (fold A +2.9, fold B -3.0 points offline for the committed model), so it is no choice.
     if let Some((pred, sp)) = speed {
-        cands.push(Candidate { name: format!("network alone: {own}"), errors: stream(pred), cap: None, sigma: None });
-        cands.push(Candidate { name: "speed cue alone".into(), errors: stream(sp), cap: None, sigma: None });
+        cands.push(Candidate::new(format!("network alone: {own}"), stream(pred)));
+        cands.push(Candidate::new("speed cue alone", stream(sp)));
     }
     if let Some(c) = copy {
         cands.extend(c.candidates.iter().cloned());
@@ -362,10 +362,10 @@ fn fold_report(
             let mut cue = sp.cue;
             cue.weight *= factor;
             let fused = SpeedCalibration { cue, ..sp.clone() };
-            cands.push(Candidate { name: format!("model: {own} + {}", cue.name()), errors: stream(&fuse_streams(&fused, pred, s)), cap: None, sigma: None });
+            cands.push(Candidate::new(format!("model: {own} + {}", cue.name()), stream(&fuse_streams(&fused, pred, s))));
             if let Some((c, csp)) = copy.and_then(|c| c.speed.as_ref().map(|csp| (c, csp))) {
                 let fused = SpeedCalibration { cue, ..csp.clone() };
-                cands.push(Candidate { name: format!("copy: {own} + {}", cue.name()), errors: stream(&fuse_streams(&fused, &c.errors, s)), cap: None, sigma: None });
+                cands.push(Candidate::new(format!("copy: {own} + {}", cue.name()), stream(&fuse_streams(&fused, &c.errors, s))));
             }
         }
     }

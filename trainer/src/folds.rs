@@ -114,6 +114,13 @@ pub struct Candidate {
     pub sigma: Option<f32>,
 }
 
+impl Candidate {
+    /// Unsaturated, smoothed as the calibration says.
+    pub fn new(name: impl Into<String>, errors: BTreeMap<String, Vec<f32>>) -> Self {
+        Candidate { name: name.into(), errors, cap: None, sigma: None }
+    }
+}
+
 /// A candidate's figures on each fold and their mean.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct FoldRow {
@@ -328,7 +335,7 @@ mod tests {
             good.insert(c.to_string(), scored(c));
             half.insert(c.to_string(), if c == "a" { scored(c).iter().map(|v| 1.0 - v).collect() } else { scored(c) });
         }
-        let cands = vec![Candidate { name: "half".into(), errors: half, cap: None, sigma: None }, Candidate { name: "good".into(), errors: good, cap: None, sigma: None }];
+        let cands = vec![Candidate::new("half", half), Candidate::new("good", good)];
         let cal = CausalCalibration::fit(&[0.0, 1.0], None, 0.0, 1.0, 0.0).unwrap();
         let off = OfflineScoring { sigma: 0.0, ..OfflineScoring::default() };
         let r = cross_validate(&folds, &cands, &l, &off, &cal).unwrap();

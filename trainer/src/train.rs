@@ -488,7 +488,8 @@ pub struct Predicted {
 }
 
 impl Predicted {
-    /// The map `pooling` pools ([`losses::pooling_map`]).
+    /// The map `pooling` pools: [`losses::changed_error_map`] for the change-weighted pooling, else
+    /// the error map.
     pub fn map(&self, pooling: ErrorPooling) -> candle_core::Result<Tensor> {
         match pooling.change_milli() {
             Some(c) => losses::changed_error_map(&self.pred, &self.target, &self.last, c),
