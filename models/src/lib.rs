@@ -6,6 +6,7 @@
 //! - [`losses`]: frame MSE, text cosine, motion hinge, expert balance;
 //! - [`scoring`]: frame scores, offline and causal, and ROC AUC (pure Rust, shared with the edge).
 
+pub mod appearance;
 pub mod config;
 pub mod losses;
 pub mod mjad;

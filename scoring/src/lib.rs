@@ -19,6 +19,7 @@
 //! published weights (which sum to 1) this is the plain weighted sum. When there is no semantic stream the
 //! score is the visual term alone (its weight renormalised to 1).
 
+mod appearance;
 mod calibration;
 mod causal;
 mod error;
@@ -29,6 +30,7 @@ mod smoothing;
 pub mod speed;
 mod visual;
 
+pub use appearance::*;
 pub(crate) use calibration::mean_std;
 pub use calibration::*;
 pub use causal::*;

@@ -160,6 +160,11 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         }
         None => None,
     };
+    // The appearance cue, where the model directory has one: its per-frame error on these clips.
+    let appearance = match crate::appearance::load(&opts.model)? {
+        Some((net, m)) => Some((m, crate::appearance::frame_errors(&net, &ds)?)),
+        None => None,
+    };
     let mut sets = Vec::new();
     // The calibrated pooling is scored offline on the raw error (the model's offline score), saturated
     // at the calibration's cap beside; every row of the comparison table is raw.
@@ -197,6 +202,11 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
             pooling_comparison.insert(format!("{name} alone"), stream_figures(&labels, &streams, &opts.offline, &cal)?);
         }
     }
+    if let Some((_, a)) = &appearance {
+        let cal = CausalCalibration { visual_mean: 0.0, visual_std: 1.0, semantic_weight: 0.0, ..calibration.clone() };
+        let streams: Vec<(String, Vec<f32>)> = ds.clips.iter().map(|c| c.name.clone()).zip(a.iter().cloned()).collect();
+        pooling_comparison.insert("appearance alone".into(), stream_figures(&labels, &streams, &opts.offline, &cal)?);
+    }
     // The copying baseline beside the model (unsaturated, like every row of the table).
     let copy = copy_baseline(&opts.data, &tcfg, &calibration, &ds, speed_parts.as_ref().map(|(_, _, s)| s))?;
     {
@@ -227,7 +237,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         _ => None,
     };
     let folds = match &opts.folds {
-        Some(f) => Some(fold_report(opts, f, &loaded.model, &tcfg, &calibration, &ds, &labels, &all_errors[0], speed_parts.as_ref().map(|(_, p, s)| (p, s)), copy.as_ref())?),
+        Some(f) => Some(fold_report(opts, f, &loaded.model, &tcfg, &calibration, &ds, &labels, &all_errors[0], speed_parts.as_ref().map(|(_, p, s)| (p, s)), copy.as_ref(), appearance.as_ref())?),
         None => None,
     };
     let ((offline, offline_saturated), causal) = sets.swap_remove(0);
@@ -340,6 +350,7 @@ fn fold_report(
     visual: &[Vec<f32>],
     speed: Option<SpeedParts>,
     copy: Option<&CopyBaseline>,
+    appearance: Option<&(crate::appearance::AppearanceModel, Vec<Vec<f32>>)>,
 ) -> Result<FoldReport, TrainerError> {
     let stream = |v: &[Vec<f32>]| named(ds, v);
     let own = cal.pooling.name();
@@ -367,6 +378,22 @@ fn fold_report(
                 let fused = SpeedCalibration { cue, ..csp.clone() };
                 cands.push(Candidate::new(format!("copy: {own} + {}", cue.name()), stream(&fuse_streams(&fused, &c.errors, s))));
             }
+        }
+    }
+    // The appearance cue alone, and joined to the model's visual error and to the network's error alone
+    // as one more z-scored cue of weight 1 (the mean of the cues' z-scores).
+    if let Some((m, a)) = appearance {
+        cands.push(Candidate::new("appearance alone", stream(a)));
+        let join = |v: &[Vec<f32>], cues: f32, z: &dyn Fn(f32) -> f32| -> Vec<Vec<f32>> { v.iter().zip(a).map(|(v, a)| v.iter().zip(a).map(|(&v, &a)| m.z.join(z(v), cues, a)).collect()).collect() };
+        let zmean = cal.speed.as_ref().and_then(|sp| sp.frame_z.filter(|_| sp.cue.fusion == scoring::speed::SpeedFusion::ZMean).map(|z| (sp.cue.weight, z)));
+        match zmean {
+            // The fused error already is the mean of 1 + lambda z-scores.
+            Some((lambda, _)) => cands.push(Candidate::new(format!("model + appearance: {own}{cue} + appearance"), stream(&join(visual, 1.0 + lambda, &|v| v)))),
+            None => cands.push(Candidate::new(format!("model + appearance: {own}{cue} + appearance"), stream(&join(visual, 1.0, &|v| (v - cal.visual_mean) / cal.visual_std)))),
+        }
+        if let (Some((_, z)), Some((pred, _))) = (zmean, speed) {
+            let [m0, s0] = z.prediction;
+            cands.push(Candidate::new(format!("network + appearance: {own} + appearance"), stream(&join(pred, 1.0, &|v| (v - m0) / s0))));
         }
     }
     // The causal smoothing is a choice too: every candidate again with two thirds of the calibrated

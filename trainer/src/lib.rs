@@ -1,5 +1,6 @@
 //! Training and evaluation of SFN-VAD on folders of video frames.
 
+pub mod appearance;
 pub mod baseline;
 pub mod captions;
 pub mod checkpoint;

@@ -91,6 +91,24 @@ enum Cmd {
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
     },
+    /// Train the model's appearance cue: a small network that reconstructs each moving box (crop and
+    /// frame difference) through an SFFM bottleneck, on the model's training clips (its holdout left
+    /// out); writes appearance.json and appearance.safetensors into the model directory, where
+    /// `eval` finds them.
+    Appearance {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        epochs: usize,
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Evaluate a model on ROOT/testing (frames + labels.json); writes a JSON report and plots.
     Eval {
         #[arg(long)]
@@ -397,6 +415,22 @@ fn main() -> Result<()> {
                 cal.visual_std,
                 cal.sigma,
                 cal.regions.as_ref().map(|r| format!(", {} regions", r.mean.len())).unwrap_or_default() + &cal.speed.as_ref().map(|s| format!(", {}", s.cue.name())).unwrap_or_default()
+            );
+        }
+        Cmd::Appearance { model, data, epochs, batch_size, lr, seed } => {
+            let opts = sfn_trainer::appearance::AppearanceOptions { model: model.clone(), data, epochs, batch: batch_size, lr, seed };
+            let m = sfn_trainer::appearance::train(&opts)?;
+            let t = &m.training;
+            println!(
+                "appearance of {}: {} boxes of {} clips, {} epochs in {:.0} s, final loss {:.5}; frame error on the training clips {:.5} +- {:.5}",
+                model.display(),
+                t.boxes,
+                t.clips.len(),
+                t.epochs,
+                t.seconds,
+                t.final_loss,
+                m.z.mean,
+                m.z.std
             );
         }
         Cmd::Eval { model, data, report, plots, sigma, causal_sigma, batch_size, captions, semantic_weight, clips, folds, alarm_threshold, raise_after, clear_after } => {
