@@ -24,11 +24,18 @@ pub struct AppearanceConfig {
 }
 
 impl AppearanceConfig {
-    /// The default boxes, a 64-wide code, and the main network's SFFM shape (15 routed experts of
-    /// bottleneck 8, top 3, one shared).
-    pub fn new(channels: usize) -> Self {
+    /// For `height` x `width` frames: the default boxes (32 pixels at 128x192, scaled with the frame's
+    /// smaller ratio to that size and rounded to an even side of at least 4, at half their side), a
+    /// 64-wide code, and the main network's SFFM shape (15 routed experts of bottleneck 8, top 3, one
+    /// shared).
+    pub fn new(channels: usize, height: usize, width: usize) -> Self {
         let sffm = SffmConfig { kind: FilterKind::Sffm, routed_experts: 15, shared_experts: 1, top_k: 3, bottleneck: 8, gate_scale: 2.0, balance_alpha: 1e-3, memory_slots: 0 };
-        Self { boxes: AppearanceBoxes::default(), channels, hidden: 64, sffm }
+        let mut boxes = AppearanceBoxes::default();
+        let scale = (height as f64 / 128.0).min(width as f64 / 192.0);
+        let side = ((boxes.window as f64 * scale / 2.0).round() as usize * 2).clamp(4, height.min(width).max(4) / 2 * 2);
+        boxes.window = side;
+        boxes.stride = side / 2;
+        Self { boxes, channels, hidden: 64, sffm }
     }
 
     /// Descriptor length ([`AppearanceBoxes::dim`]).
@@ -71,7 +78,12 @@ pub struct AppearanceNet {
 impl AppearanceNet {
     pub fn new(cfg: &AppearanceConfig, vb: VarBuilder) -> Result<Self> {
         let d = cfg.input_dim();
-        Ok(Self { enc: candle_nn::linear(d, cfg.hidden, vb.pp("enc"))?, sffm: Sffm::new(cfg.hidden, &cfg.sffm, vb.pp("sffm"))?, dec: candle_nn::linear(cfg.hidden, d, vb.pp("dec"))?, cfg: cfg.clone() })
+        Ok(Self {
+            enc: candle_nn::linear(d, cfg.hidden, vb.pp("enc"))?,
+            sffm: Sffm::new(cfg.hidden, &cfg.sffm, vb.pp("sffm"))?,
+            dec: candle_nn::linear(cfg.hidden, d, vb.pp("dec"))?,
+            cfg: cfg.clone(),
+        })
     }
 
     /// Descriptors [N, D] -> their reconstruction (the batch's boxes are one sequence for the balance loss).
@@ -95,8 +107,12 @@ mod tests {
 
     #[test]
     fn shapes_and_errors() {
-        let cfg = AppearanceConfig::new(1);
+        let cfg = AppearanceConfig::new(1, 128, 192);
         cfg.validate().unwrap();
+        assert_eq!((cfg.boxes.window, cfg.boxes.stride), (32, 16));
+        let small = AppearanceConfig::new(1, 32, 48);
+        assert_eq!((small.boxes.window, small.boxes.stride), (8, 4));
+        small.validate().unwrap();
         let vm = candle_nn::VarMap::new();
         let net = AppearanceNet::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).unwrap();
         let x = Tensor::randn(0f32, 1.0, (5, cfg.input_dim()), &Device::Cpu).unwrap();

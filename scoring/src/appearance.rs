@@ -39,7 +39,7 @@ impl AppearanceBoxes {
     /// Refuses sizes that do not tile (`pool` must divide `window`) and thresholds out of range.
     pub fn validate(&self) -> Result<(), ScoringError> {
         let bad = |name: &'static str, value: f32, reason: &'static str| Err(ScoringError::BadParameter { name, value, reason });
-        if self.window == 0 || self.stride == 0 || self.pool == 0 || self.window % self.pool != 0 {
+        if self.window == 0 || self.stride == 0 || self.pool == 0 || !self.window.is_multiple_of(self.pool) {
             return bad("appearance.window", self.window as f32, "window, stride and pool must be > 0 and pool must divide window");
         }
         if !(self.threshold.is_finite() && self.threshold >= 0.0) {
@@ -95,7 +95,8 @@ impl AppearanceBoxes {
         for by in 0..rows {
             for bx in 0..cols {
                 let (y0, x0) = (by * self.stride, bx * self.stride);
-                if (count(y0, x0, n) as f32) < need || count(y0, x0, n) == 0 {
+                let moved = count(y0, x0, n);
+                if moved == 0 || (moved as f32) < need {
                     continue;
                 }
                 let mut values = vec![0f32; self.dim(channels)];

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rayon::prelude::*;
@@ -70,7 +70,11 @@ pub fn clip_boxes(cfg: &AppearanceConfig, ds: &Dataset) -> Result<Vec<Vec<Vec<Bo
         .map(|clip| {
             (1..clip.frames.len())
                 .into_par_iter()
-                .map(|t| cfg.boxes.describe(&clip.frames[t - 1], &clip.frames[t], f.channels, f.height, f.width).map_err(|e| TrainerError::Usage(format!("clip {} frame {t}: appearance boxes: {e}", clip.name))))
+                .map(|t| {
+                    cfg.boxes
+                        .describe(&clip.frames[t - 1], &clip.frames[t], f.channels, f.height, f.width)
+                        .map_err(|e| TrainerError::Usage(format!("clip {} frame {t}: appearance boxes: {e}", clip.name)))
+                })
                 .collect()
         })
         .collect()
@@ -107,10 +111,11 @@ pub fn frame_errors(net: &AppearanceNet, ds: &Dataset) -> Result<Vec<Vec<f32>>, 
         .collect()
 }
 
-fn new_net(cfg: &AppearanceConfig) -> Result<(AppearanceNet, VarMap), TrainerError> {
+/// A fresh network whose initial weights depend only on `seed`.
+fn new_net(cfg: &AppearanceConfig, seed: u64) -> Result<(AppearanceNet, VarMap), TrainerError> {
     cfg.validate().map_err(|e| TrainerError::Usage(format!("appearance config: {e}")))?;
-    let vm = VarMap::new();
-    let net = AppearanceNet::new(cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu))?;
+    let (vb, vm) = crate::train::seeded_var_builder(seed, &Device::Cpu);
+    let net = AppearanceNet::new(cfg, vb)?;
     Ok((net, vm))
 }
 
@@ -125,7 +130,7 @@ pub fn load(dir: &Path) -> Result<Option<(AppearanceNet, AppearanceModel)>, Trai
     if !(m.z.mean.is_finite() && m.z.std.is_finite() && m.z.std > 0.0 && m.z.weight.is_finite() && m.z.weight >= 0.0) {
         return Err(TrainerError::Usage(format!("{}: z: needs a finite mean, a finite std > 0 and a weight >= 0 (got {:?})", path.display(), m.z)));
     }
-    let (net, vm) = new_net(&m.config)?;
+    let (net, vm) = new_net(&m.config, m.training.seed)?;
     checkpoint::load_weights_into(&vm, &dir.join(APPEARANCE_WEIGHTS))?;
     Ok(Some((net, m)))
 }
@@ -143,8 +148,8 @@ pub fn train(opts: &AppearanceOptions) -> Result<AppearanceModel, TrainerError> 
     let mut ds = Dataset::open(&opts.data, "training", &crate::train::frame_format(&main))?;
     let holdout: Vec<&String> = tcfg.holdout.iter().filter(|h| ds.clips.iter().any(|c| &c.name == *h)).collect();
     ds.remove_clips(&holdout, &opts.data.join("training/frames"))?;
-    let cfg = AppearanceConfig::new(main.image.channels);
-    let (net, vm) = new_net(&cfg)?;
+    let cfg = AppearanceConfig::new(main.image.channels, main.image.height, main.image.width);
+    let (net, vm) = new_net(&cfg, opts.seed)?;
     let boxes = clip_boxes(&cfg, &ds)?;
     let all: Vec<&BoxDescriptor> = boxes.iter().flatten().flatten().collect();
     if all.is_empty() {
@@ -177,7 +182,16 @@ pub fn train(opts: &AppearanceOptions) -> Result<AppearanceModel, TrainerError> 
     }
     let train_errors: Vec<f32> = frame_errors(&net, &ds)?.into_iter().flatten().collect();
     let z = AppearanceZ::fit(&train_errors)?;
-    let training = AppearanceTraining { clips: ds.clips.iter().map(|c| c.name.clone()).collect(), boxes: all.len(), epochs: opts.epochs, batch: opts.batch, lr: opts.lr, seed: opts.seed, final_loss, seconds: t0.elapsed().as_secs_f64() };
+    let training = AppearanceTraining {
+        clips: ds.clips.iter().map(|c| c.name.clone()).collect(),
+        boxes: all.len(),
+        epochs: opts.epochs,
+        batch: opts.batch,
+        lr: opts.lr,
+        seed: opts.seed,
+        final_loss,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
     let m = AppearanceModel { config: cfg, z, training };
     checkpoint::save_weights(&vm, &opts.model.join(APPEARANCE_WEIGHTS))?;
     checkpoint::write_json(&opts.model.join(APPEARANCE), &m)?;

@@ -207,11 +207,17 @@ pub fn frame_format(cfg: &SfnConfig) -> FrameFormat {
 /// [`Init`] hint (same distributions as candle) but draws from ChaCha8 seeded with `seed`, one
 /// stream per variable name, so a variable's values do not depend on construction order.
 pub fn seeded_init(cfg: &SfnConfig, seed: u64, dev: &Device) -> Result<(SfnVad, VarMap), TrainerError> {
-    let vm = VarMap::new();
-    let backend: Box<dyn SimpleBackend> = Box::new(SeededInit { vars: vm.clone(), seed });
-    let vb = VarBuilder::from_backend(backend, DType::F32, dev.clone());
+    let (vb, vm) = seeded_var_builder(seed, dev);
     let model = SfnVad::new(cfg, vb)?;
     Ok((model, vm))
+}
+
+/// A [`VarBuilder`] whose new variables (kept in the returned [`VarMap`]) depend only on `seed` and
+/// their names (see [`seeded_init`]).
+pub fn seeded_var_builder(seed: u64, dev: &Device) -> (VarBuilder<'static>, VarMap) {
+    let vm = VarMap::new();
+    let backend: Box<dyn SimpleBackend> = Box::new(SeededInit { vars: vm.clone(), seed });
+    (VarBuilder::from_backend(backend, DType::F32, dev.clone()), vm)
 }
 
 /// [`VarBuilder`] backend that creates variables in a [`VarMap`] from a seeded generator.

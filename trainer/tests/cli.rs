@@ -631,6 +631,20 @@ fn eval_folds_scores_each_fold_with_baselines_and_the_held_out_clips() {
         OsStr::new("speed_r2_b6_8s4_z2"),
     ]);
     expect_ok("calibrate", &o);
+    // The appearance cue, so that its candidates are there too; bad settings are refused first.
+    let appearance = |extra: &[&str]| {
+        let mut args = vec![OsStr::new("appearance"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str()];
+        args.extend(extra.iter().map(OsStr::new));
+        sfn_train(args)
+    };
+    expect_err("appearance without epochs", &appearance(&["--epochs", "0"]), &["--epochs 0"]);
+    assert!(!model.join("appearance.json").exists());
+    let o = appearance(&["--epochs", "2"]);
+    expect_ok("appearance", &o);
+    assert!(o.stdout.contains("boxes of 2 clips"), "{}", o.stdout);
+    let a = read_json(&model.join("appearance.json"));
+    assert_eq!(a["training"]["clips"], serde_json::json!(["01", "02"]), "the held-out clip is not trained on");
+    assert!(a["z"]["std"].as_f64().unwrap() > 0.0, "{a}");
     let report = tmp.path().join("folds.json");
     let run = |spec: &str| {
         sfn_train([
@@ -652,7 +666,16 @@ fn eval_folds_scores_each_fold_with_baselines_and_the_held_out_clips() {
     assert_eq!(r["frames_scored"], 4 * (frames - 4));
     let f = &r["folds"];
     let rows: Vec<&str> = f["rows"].as_array().unwrap().iter().map(|r| r["candidate"].as_str().unwrap()).collect();
-    for want in ["model: window_max_z_8s4 + speed_r2_b6_8s4_z2", "network alone: window_max_z_8s4", "speed cue alone", "copy: window_max_z_8s4", "copy: window_max_z_8s4 + speed_r2_b6_8s4_z2"] {
+    for want in [
+        "model: window_max_z_8s4 + speed_r2_b6_8s4_z2",
+        "network alone: window_max_z_8s4",
+        "speed cue alone",
+        "copy: window_max_z_8s4",
+        "copy: window_max_z_8s4 + speed_r2_b6_8s4_z2",
+        "appearance alone",
+        "model + appearance: window_max_z_8s4 + speed_r2_b6_8s4_z2 + appearance",
+        "network + appearance: window_max_z_8s4 + appearance",
+    ] {
         assert!(rows.contains(&want), "{want} missing from {rows:?}");
     }
     for row in f["rows"].as_array().unwrap() {
@@ -672,9 +695,16 @@ fn eval_folds_scores_each_fold_with_baselines_and_the_held_out_clips() {
     assert!(h["alarms"].as_u64().is_some(), "{h}");
     // The copying baseline is in every report's comparison table, not only with --folds.
     assert!(r["pooling_comparison"]["copy: window_max_z_8s4"].is_object(), "{}", r["pooling_comparison"]);
+    assert!(r["pooling_comparison"]["appearance alone"].is_object(), "{}", r["pooling_comparison"]);
 
     // Bad input names the clip or the fold, and writes no report.
     std::fs::remove_file(&report).unwrap();
+    let good = read_json(&model.join("appearance.json"));
+    let mut bad = good.clone();
+    bad["z"]["std"] = serde_json::json!(0.0);
+    write_json(&model.join("appearance.json"), &bad);
+    expect_err("appearance z without spread", &run("01,02/03,04"), &["appearance.json", "z"]);
+    write_json(&model.join("appearance.json"), &good);
     expect_err("unknown clip", &run("01,02/03,zz"), &["--folds", "zz"]);
     let labels: serde_json::Map<String, Value> =
         ["01", "02", "03", "04"].iter().map(|c| (c.to_string(), serde_json::json!(if *c == "01" { vec![0; 16] } else { [[0; 10].as_slice(), [1; 6].as_slice()].concat() }))).collect();

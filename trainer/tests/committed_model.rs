@@ -71,6 +71,13 @@ fn committed_model_reproduces_its_figures_on_ped2() {
         close(a.causal_micro_auc, b.causal_micro_auc, &format!("{what} causal micro"));
     }
     assert_eq!(f.selections.iter().map(|s| &s.candidate).collect::<Vec<_>>(), sf.selections.iter().map(|s| &s.candidate).collect::<Vec<_>>());
+    // The appearance cue stored beside the model (not part of its scoring) is reported as eval.json says.
+    let row = |f: &sfn_trainer::folds::FoldReport, name: &str| f.rows.iter().find(|row| row.candidate == name).unwrap_or_else(|| panic!("no fold row {name}")).mean;
+    for name in ["appearance alone", "model + appearance: changed_window_max_32s16_c100 + speed_r3_b12_32s16_z1_g0.1 + appearance"] {
+        let (a, b) = (row(f, name), row(sf, name));
+        close(a.offline_micro_auc, b.offline_micro_auc, &format!("{name} offline micro"));
+        close(a.causal_micro_auc, b.causal_micro_auc, &format!("{name} causal micro"));
+    }
     floors(&r);
 }
 
