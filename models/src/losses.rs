@@ -11,6 +11,15 @@ pub fn frame_mse(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
     (pred - target)?.sqr()?.mean_all()
 }
 
+/// L_frame = mean((1 + moving * min(1, m / 0.1)) (I_hat - I)^2), m the channel mean of |I_{t+1} - I_t|:
+/// the MSE with the pixels that change weighted up, by the change map of the scoring's
+/// `changed_window_max_..._c100`.
+pub fn moving_weighted_mse(pred: &Tensor, target: &Tensor, last: &Tensor, moving: f64) -> Result<Tensor> {
+    let scale = f64::from(crate::scoring::change_scale(100));
+    let weight = (((target - last)?.abs()?.mean_keepdim(1)? * scale)?.minimum(1f32)? * moving)? + 1.0;
+    (pred - target)?.sqr()?.broadcast_mul(&weight?)?.mean_all()
+}
+
 /// Squared-error map averaged over channels: [B, 1, H, W].
 pub fn error_map(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
     (pred - target)?.sqr()?.mean_keepdim(1)
@@ -89,7 +98,7 @@ pub struct Losses {
 
 /// L = w_f L_frame + w_t L_text + w_m L_motion + w_b sum_layers L_balance.
 pub fn total_loss(out: &DecoderOutput, target: &Tensor, last: &Tensor, text_target: Option<&Tensor>, w: &LossConfig) -> Result<Losses> {
-    let frame = frame_mse(&out.frame, target)?;
+    let frame = if w.moving > 0.0 { moving_weighted_mse(&out.frame, target, last, w.moving)? } else { frame_mse(&out.frame, target)? };
     let motion = motion_hinge(&out.frame, target, last)?;
     let mut balance = Tensor::zeros((), candle_core::DType::F32, target.device())?;
     for r in &out.routing {
@@ -112,6 +121,20 @@ pub fn total_loss(out: &DecoderOutput, target: &Tensor, last: &Tensor, text_targ
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn moving_weighted_mse_hand_case() -> Result<()> {
+        let dev = Device::Cpu;
+        // [B 1, C 1, H 1, W 4]: pixel changes 0, 0.05, 0.1, 0.5 -> weights 1, 1 + 0.5 m, 1 + m, 1 + m.
+        let last = Tensor::new(&[0f32, 0.0, 0.0, 0.0], &dev)?.reshape((1, 1, 1, 4))?;
+        let target = Tensor::new(&[0f32, 0.05, 0.1, 0.5], &dev)?.reshape((1, 1, 1, 4))?;
+        let pred = (&target + 1.0)?;
+        let got = moving_weighted_mse(&pred, &target, &last, 4.0)?.to_scalar::<f32>()?;
+        assert!((got - (1.0 + 3.0 + 5.0 + 5.0) / 4.0).abs() < 1e-5, "{got}");
+        // Weight 0 is the plain MSE.
+        assert!((moving_weighted_mse(&pred, &target, &last, 0.0)?.to_scalar::<f32>()? - 1.0).abs() < 1e-6);
+        Ok(())
+    }
 
     #[test]
     fn motion_hinge_hand_case() -> Result<()> {
