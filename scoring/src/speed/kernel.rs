@@ -1,0 +1,493 @@
+//! The speed map's kernel: block matching by exact integer block sums, compiled for AVX-512, AVX2 and
+//! portable code and picked at run time; every build gives the same map bit for bit.
+
+use super::MAX_SPEED_BLOCK;
+use super::MAX_SPEED_RADIUS;
+use crate::{check_frame_pair, ScoringError};
+
+/// v(y, x) = |(dy, dx)| of the shift that best matches the block around (y, x) of `next` in `last`:
+/// argmin over |dy|, |dx| <= r of sum over the block B(y, x) and the channels of
+/// (next(y', x') - last(clamp(y' + dy), clamp(x' + dx)))^2, each term in f32 rounded down to a multiple
+/// of 2^-16 so that the sums are exact (integers) and equal sums are true ties.
+///
+/// Shifts are tried in order of increasing length (row-major among equal lengths) and one replaces
+/// the best so far only when it matches strictly better, so a block that does not change (or has no
+/// texture) gets speed 0. With a `margin` m > 0 the best shift counts only where its sum is at most
+/// (1 - m) times the zero shift's (compared in f64 on the exact sums), else v = 0: in flat or barely
+/// changing blocks the sums of all shifts differ by noise alone, and the shift that wins there says
+/// nothing about motion. The block B(y, x) is rows `y - b/2 .. y - b/2 + b` and likewise columns,
+/// clipped to the frame; `last` is read with coordinates clamped to the frame. Frames are CHW `f32`.
+#[allow(clippy::too_many_arguments)]
+pub fn speed_map(last: &[f32], next: &[f32], channels: usize, height: usize, width: usize, radius: usize, block: usize, margin: f32) -> Result<Vec<f32>, ScoringError> {
+    speed_map_with(SpeedKernel::best(), last, next, channels, height, width, radius, block, margin)
+}
+
+/// The builds of the speed map's kernel: the same operations, so the same map bit for bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpeedKernel {
+    /// Baseline instructions (what aarch64 runs).
+    Portable,
+    /// x86-64 with AVX2 (8 lanes).
+    Avx2,
+    /// x86-64 with AVX-512F (16 lanes, a 64-bit minimum in one instruction).
+    Avx512,
+}
+
+impl SpeedKernel {
+    /// The kernels this CPU runs, slowest first.
+    pub fn available() -> Vec<SpeedKernel> {
+        let mut k = vec![SpeedKernel::Portable];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            k.push(SpeedKernel::Avx2);
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                k.push(SpeedKernel::Avx512);
+            }
+        }
+        k
+    }
+
+    /// The fastest kernel this CPU runs ([`speed_map`]'s).
+    pub fn best() -> SpeedKernel {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return if std::arch::is_x86_feature_detected!("avx512f") { SpeedKernel::Avx512 } else { SpeedKernel::Avx2 };
+        }
+        SpeedKernel::Portable
+    }
+}
+
+/// [`speed_map`] computed by one given kernel (for tests and benchmarks; one this CPU cannot run is an
+/// error).
+#[allow(clippy::too_many_arguments)]
+pub fn speed_map_with(kernel: SpeedKernel, last: &[f32], next: &[f32], channels: usize, height: usize, width: usize, radius: usize, block: usize, margin: f32) -> Result<Vec<f32>, ScoringError> {
+    check_frame_pair([("last frame", last), ("next frame", next)], channels, height, width)?;
+    if !(1..=MAX_SPEED_RADIUS).contains(&radius) || !(1..=MAX_SPEED_BLOCK).contains(&block) {
+        return Err(ScoringError::BadParameter { name: "speed radius/block", value: radius as f32, reason: "radius must be 1..=8 and block 1..=48" });
+    }
+    if channels > 3 {
+        return Err(ScoringError::BadShape { field: "channels", reason: format!("{channels}: the speed cue takes 1 to 3 channels") });
+    }
+    if !(0.0..1.0).contains(&margin) {
+        return Err(ScoringError::BadParameter { name: "speed margin", value: margin, reason: "must be in [0, 1)" });
+    }
+    let r = radius as isize;
+    let mut shifts: Vec<(isize, isize)> = (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))).collect();
+    shifts.sort_by_key(|&(dy, dx)| dy * dy + dx * dx); // stable: row-major among equal lengths
+    if !SpeedKernel::available().contains(&kernel) {
+        return Err(ScoringError::BadParameter { name: "speed kernel", value: f32::NAN, reason: "this CPU cannot run it" });
+    }
+    match kernel {
+        SpeedKernel::Portable => Ok(speed_map_kernel::<false>(last, next, channels, height, width, radius, block, margin, &shifts)),
+        // SAFETY: the CPU has AVX2 (and AVX-512F for that kernel): `available` checked it above.
+        #[cfg(target_arch = "x86_64")]
+        SpeedKernel::Avx2 => Ok(unsafe { speed_map_avx2(last, next, channels, height, width, radius, block, margin, &shifts) }),
+        #[cfg(target_arch = "x86_64")]
+        SpeedKernel::Avx512 => Ok(unsafe { speed_map_avx512(last, next, channels, height, width, radius, block, margin, &shifts) }),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("only the portable kernel is available off x86-64"),
+    }
+}
+
+/// [`speed_map_kernel`] compiled for AVX2 (8 lanes where the baseline has 4): the same operations, so
+/// the same result bit for bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn speed_map_avx2(last: &[f32], next: &[f32], channels: usize, height: usize, width: usize, radius: usize, block: usize, margin: f32, shifts: &[(isize, isize)]) -> Vec<f32> {
+    speed_map_kernel::<true>(last, next, channels, height, width, radius, block, margin, shifts)
+}
+
+/// A match is kept as one key, block sum * 2^SHIFT_BITS + shift index (MAX_SPEED_RADIUS gives 289
+/// shifts < 2^9): shifts are tried in order, so a later shift's key is smaller exactly when its sum is
+/// strictly smaller, and ties stay with the earlier, shorter shift.
+const SHIFT_BITS: u32 = 9;
+
+/// [`speed_map_kernel`] compiled for AVX-512F (16 lanes, and a 64-bit minimum in one instruction).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn speed_map_avx512(last: &[f32], next: &[f32], channels: usize, height: usize, width: usize, radius: usize, block: usize, margin: f32, shifts: &[(isize, isize)]) -> Vec<f32> {
+    speed_map_kernel::<true>(last, next, channels, height, width, radius, block, margin, shifts)
+}
+
+/// The body of [`speed_map`] (arguments already checked), one shift at a time over the whole frame.
+///
+/// Block sums are compared across shifts, so they are computed exactly: each squared difference is
+/// rounded down to a multiple of 2^-16 (at most 4, i.e. 2^18 units; pixels one 8-bit level apart differ
+/// by 4 units) and the block sums are formed in wrapping i32 arithmetic, in which the differences of
+/// running sums are exact while a block's true sum stays below 2^31 (blocks of at most MAX_SPEED_BLOCK^2
+/// pixels, 3 channels: 48 * 48 * 3 * 2^18 < 2^31). Ties then are true ties, and go to the shorter shift.
+/// Per shift: the quantised differences of every row against `last` padded by replicating its border
+/// (the same as reading it with clamped coordinates), each row's horizontal block sums as differences
+/// of its prefix sums, and the block sums as a running window of those down the columns; the shift
+/// replaces the best so far only where it matches strictly better.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn speed_map_kernel<const AVX2: bool>(last: &[f32], next: &[f32], channels: usize, height: usize, width: usize, radius: usize, block: usize, margin: f32, shifts: &[(isize, isize)]) -> Vec<f32> {
+    let plane = height * width;
+    let (pad_h, pad_w) = (height + 2 * radius, width + 2 * radius);
+    let mut padded = vec![0f32; channels * pad_h * pad_w];
+    for c in 0..channels {
+        for py in 0..pad_h {
+            let sy = py.saturating_sub(radius).min(height - 1);
+            let src = &last[c * plane + sy * width..c * plane + (sy + 1) * width];
+            let dst = &mut padded[(c * pad_h + py) * pad_w..(c * pad_h + py + 1) * pad_w];
+            dst[..radius].fill(src[0]);
+            dst[radius..radius + width].copy_from_slice(src);
+            dst[radius + width..].fill(src[width - 1]);
+        }
+    }
+    // Block extent of each row / column, clipped to the frame.
+    let span = |i: usize, n: usize| -> (usize, usize) {
+        let lo = i.saturating_sub(block / 2);
+        (lo, (lo + block).min(n))
+    };
+    let rows: Vec<(usize, usize)> = (0..height).map(|y| span(y, height)).collect();
+    let cols: Vec<(usize, usize)> = (0..width).map(|x| span(x, width)).collect();
+    // d * d is at least 0 and, clipped at 4 (NaN clips to 4 too), at most 2^18 after scaling: always
+    // representable, so the conversion needs no saturation (the definition's `as` cast gives the same).
+    #[inline(always)]
+    fn quantize(n: f32, l: f32) -> i32 {
+        let d = n - l;
+        let q = (d * d).min(4.0) * 65536.0;
+        // SAFETY: q is finite and in [0, 2^18] (see above).
+        unsafe { q.to_int_unchecked::<i32>() }
+    }
+    // The best match so far as one key (see `SHIFT_BITS`): keeping the best is a plain minimum.
+    let mut best = vec![i64::MAX; plane];
+    let mut zero: Vec<i64> = Vec::new();
+    // At most `block` rows are in the window at once (rows leave before new ones enter).
+    let ring_rows = block.min(height);
+    let mut ring = vec![0i32; ring_rows * width];
+    let mut colsum = vec![0i32; width];
+    let mut prefix = vec![0i32; width + 1];
+    for (si, &(dy, dx)) in shifts.iter().enumerate() {
+        // Block sums: column sums over the block's rows as a running window (it only moves down), then
+        // their horizontal block sums. The rows of differences in the window live in a ring.
+        colsum.fill(0);
+        let (mut win_lo, mut win_hi) = (0usize, 0usize);
+        let si = si as i64;
+        let px = (dx + radius as isize) as usize;
+        for (y, &(y0, y1)) in rows.iter().enumerate() {
+            if channels == 1 && win_lo + 1 == y0 && win_hi + 1 == y1 {
+                // The steady state, one row out and one in (the same ring slot: the window is full),
+                // in one pass.
+                let slot = win_hi % ring_rows;
+                let py = (win_hi as isize + dy + radius as isize) as usize;
+                let lrow = &padded[py * pad_w + px..][..width];
+                let nrow = &next[win_hi * width..][..width];
+                let old = win_lo % ring_rows;
+                debug_assert_eq!(old, slot);
+                for (((s, d), &n), &l) in colsum.iter_mut().zip(&mut ring[slot * width..(slot + 1) * width]).zip(nrow).zip(lrow) {
+                    let q = quantize(n, l);
+                    *s = s.wrapping_add(q).wrapping_sub(*d);
+                    *d = q;
+                }
+                (win_lo, win_hi) = (y0, y1);
+            }
+            while win_lo < y0 {
+                let slot = win_lo % ring_rows;
+                for (s, &d) in colsum.iter_mut().zip(&ring[slot * width..(slot + 1) * width]) {
+                    *s = s.wrapping_sub(d);
+                }
+                win_lo += 1;
+            }
+            while win_hi < y1 {
+                // diff(r, x) = sum over channels of q((next(r, x) - last(clamp(r + dy), clamp(x + dx)))^2).
+                let slot = win_hi % ring_rows;
+                let drow = &mut ring[slot * width..(slot + 1) * width];
+                let py = (win_hi as isize + dy + radius as isize) as usize;
+                for c in 0..channels {
+                    let lrow = &padded[(c * pad_h + py) * pad_w + px..][..width];
+                    let nrow = &next[c * plane + win_hi * width..][..width];
+                    if c == 0 {
+                        for ((d, &n), &l) in drow.iter_mut().zip(nrow).zip(lrow) {
+                            *d = quantize(n, l);
+                        }
+                    } else {
+                        for ((d, &n), &l) in drow.iter_mut().zip(nrow).zip(lrow) {
+                            *d = d.wrapping_add(quantize(n, l));
+                        }
+                    }
+                }
+                for (s, &d) in colsum.iter_mut().zip(&*drow) {
+                    *s = s.wrapping_add(d);
+                }
+                win_hi += 1;
+            }
+            keep_best_row::<AVX2>(&colsum, block, &cols, &mut best[y * width..(y + 1) * width], si, &mut prefix);
+        }
+        // The first shift is (0, 0): keep its sums for the margin test.
+        if si == 0 && margin > 0.0 {
+            zero.clone_from(&best);
+        }
+    }
+    let lens: Vec<f32> = shifts.iter().map(|&(dy, dx)| ((dy * dy + dx * dx) as f32).sqrt()).collect();
+    let shift = |key: i64| (key & ((1 << SHIFT_BITS) - 1)) as usize;
+    if margin > 0.0 {
+        let keep = 1.0 - f64::from(margin);
+        let sum = |key: i64| (key >> SHIFT_BITS) as f64;
+        return best.iter().zip(&zero).map(|(&b, &z)| if sum(b) <= keep * sum(z) { lens[shift(b)] } else { 0.0 }).collect();
+    }
+    best.into_iter().map(|b| lens[shift(b)]).collect()
+}
+
+/// out[x] = row[0] + ... + row[x] in wrapping arithmetic; returns the total.
+#[inline(always)]
+fn prefix_sums<const AVX2: bool>(row: &[i32], out: &mut [i32]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: AVX2 is only requested from `speed_map_avx2`, which runs where the CPU has it.
+        return unsafe { prefix_sums_avx2(row, out) };
+    }
+    let mut acc = 0i32;
+    for (p, &s) in out.iter_mut().zip(row) {
+        acc = acc.wrapping_add(s);
+        *p = acc;
+    }
+    acc
+}
+
+/// [`prefix_sums`] eight at a time by an in-register scan; wrapping addition is associative, so the
+/// sums are the same.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn prefix_sums_avx2(row: &[i32], out: &mut [i32]) -> i32 {
+    use std::arch::x86_64::*;
+    let len = row.len().min(out.len());
+    let n = len / 8 * 8;
+    let mut carry = _mm256_setzero_si256();
+    let last = _mm256_set1_epi32(7);
+    let mut done = 0;
+    while done < n {
+        // SAFETY: done + 8 <= n <= the length of both slices (unaligned load and store).
+        let mut x = unsafe { _mm256_loadu_si256(row.as_ptr().add(done) as *const __m256i) };
+        x = _mm256_add_epi32(x, _mm256_slli_si256::<4>(x));
+        x = _mm256_add_epi32(x, _mm256_slli_si256::<8>(x));
+        // The low half's total into every lane of the high half.
+        let low_total = _mm256_shuffle_epi32::<0xFF>(x);
+        x = _mm256_add_epi32(x, _mm256_permute2x128_si256::<0x08>(low_total, low_total));
+        x = _mm256_add_epi32(x, carry);
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(done) as *mut __m256i, x) };
+        carry = _mm256_permutevar8x32_epi32(x, last);
+        done += 8;
+    }
+    let mut acc = _mm256_cvtsi256_si32(carry);
+    for (p, &s) in out[done..len].iter_mut().zip(&row[done..len]) {
+        acc = acc.wrapping_add(s);
+        *p = acc;
+    }
+    acc
+}
+
+/// best[x] = min(best[x], key of the block sum at x), the block sum being the sum of row[x0..x1] over
+/// the block columns `cols[x]` = (x0, x1) in wrapping arithmetic: a difference of the row's prefix
+/// sums (left of the interior all blocks are the first one; right of it, the total less a prefix).
+#[inline(always)]
+fn keep_best_row<const AVX2: bool>(row: &[i32], block: usize, cols: &[(usize, usize)], best: &mut [i64], si: i64, prefix: &mut [i32]) {
+    let key = |s: i32| i64::from(s) << SHIFT_BITS | si;
+    let width = row.len();
+    let total = prefix_sums::<AVX2>(row, &mut prefix[1..]);
+    let prefix = &*prefix;
+    let half = block / 2;
+    if width >= block {
+        let starts = width - block + 1;
+        for ((b, &p1), &p0) in best[half..half + starts].iter_mut().zip(&prefix[block..block + starts]).zip(&prefix[..starts]) {
+            *b = (*b).min(key(p1.wrapping_sub(p0)));
+        }
+        let first = key(prefix[block]);
+        for b in &mut best[..half] {
+            *b = (*b).min(first);
+        }
+        for x in half + starts..width {
+            best[x] = best[x].min(key(total.wrapping_sub(prefix[x - half])));
+        }
+    } else {
+        for (b, &(x0, x1)) in best.iter_mut().zip(cols) {
+            *b = (*b).min(key(prefix[x1].wrapping_sub(prefix[x0])));
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::box_grid;
+    use crate::speed::{SpeedCue, SpeedFusion};
+
+    /// A textured frame: a smooth pseudo-random pattern.
+    pub(crate) fn texture(h: usize, w: usize) -> Vec<f32> {
+        (0..h * w)
+            .map(|i| {
+                let (y, x) = ((i / w) as f32, (i % w) as f32);
+                (0.7 * (0.9 * x + 0.4 * y).sin() + 0.5 * (0.3 * x - 1.1 * y).cos() + 0.3 * (1.7 * x * 0.13 + y * 0.77).sin()) / 1.5
+            })
+            .collect()
+    }
+
+    pub(crate) fn shifted(f: &[f32], h: usize, w: usize, dy: isize, dx: isize) -> Vec<f32> {
+        (0..h * w)
+            .map(|i| {
+                let (y, x) = ((i / w) as isize - dy, (i % w) as isize - dx);
+                f[(y.clamp(0, h as isize - 1) as usize) * w + x.clamp(0, w as isize - 1) as usize]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn still_frames_have_speed_zero_and_a_shift_is_measured() {
+        let (h, w) = (24, 32);
+        let a = texture(h, w);
+        assert!(speed_map(&a, &a, 1, h, w, 3, 6, 0.0).unwrap().iter().all(|&v| v == 0.0));
+        // Content moved 2 right and 1 down: away from the borders every pixel reads sqrt(5).
+        let b = shifted(&a, h, w, 1, 2);
+        let v = speed_map(&a, &b, 1, h, w, 3, 6, 0.0).unwrap();
+        // A true shift matches exactly, so any margin keeps it.
+        assert_eq!(speed_map(&a, &b, 1, h, w, 3, 6, 0.5).unwrap(), v);
+        for y in 6..h - 6 {
+            for x in 6..w - 6 {
+                assert!((v[y * w + x] - 5f32.sqrt()).abs() < 1e-6, "({y},{x}) = {}", v[y * w + x]);
+            }
+        }
+        // Beyond the radius the match is wrong but never longer than the radius allows.
+        let far = shifted(&a, h, w, 0, 5);
+        assert!(speed_map(&a, &far, 1, h, w, 2, 6, 0.0).unwrap().iter().all(|&v| v <= 8f32.sqrt() + 1e-6));
+        // Out-of-range margins are refused by name.
+        for m in [-0.1, 1.0, f32::NAN] {
+            assert!(speed_map(&a, &a, 1, h, w, 3, 6, m).unwrap_err().to_string().contains("margin"), "{m}");
+        }
+    }
+
+    /// The definition, computed directly: block sums pixel by pixel.
+    #[allow(clippy::too_many_arguments)]
+    fn speed_naive(last: &[f32], next: &[f32], c: usize, h: usize, w: usize, r: usize, b: usize, margin: f32) -> Vec<f32> {
+        let r = r as isize;
+        let mut shifts: Vec<(isize, isize)> = (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))).collect();
+        shifts.sort_by_key(|&(dy, dx)| dy * dy + dx * dx);
+        let span = |i: usize, n: usize| (i.saturating_sub(b / 2), (i.saturating_sub(b / 2) + b).min(n));
+        let mut out = vec![0f32; h * w];
+        for y in 0..h {
+            for x in 0..w {
+                let ((y0, y1), (x0, x1)) = (span(y, h), span(x, w));
+                let (mut best, mut zero) = (u64::MAX, 0u64);
+                for &(dy, dx) in &shifts {
+                    let mut sum = 0u64;
+                    for yy in y0..y1 {
+                        for xx in x0..x1 {
+                            let (sy, sx) = ((yy as isize + dy).clamp(0, h as isize - 1) as usize, (xx as isize + dx).clamp(0, w as isize - 1) as usize);
+                            for k in 0..c {
+                                let d = next[k * h * w + yy * w + xx] - last[k * h * w + sy * w + sx];
+                                sum += ((d * d).min(4.0) * 65536.0) as u64;
+                            }
+                        }
+                    }
+                    if (dy, dx) == (0, 0) {
+                        zero = sum;
+                    }
+                    if sum < best {
+                        best = sum;
+                        out[y * w + x] = ((dy * dy + dx * dx) as f32).sqrt();
+                    }
+                }
+                if best as f64 > (1.0 - f64::from(margin)) * zero as f64 {
+                    out[y * w + x] = 0.0;
+                }
+            }
+        }
+        out
+    }
+
+    /// The speed map by every kernel this CPU can run.
+    #[allow(clippy::too_many_arguments)]
+    fn every_kernel(last: &[f32], next: &[f32], c: usize, h: usize, w: usize, r: usize, b: usize, m: f32) -> Vec<(SpeedKernel, Vec<f32>)> {
+        SpeedKernel::available().into_iter().map(|k| (k, speed_map_with(k, last, next, c, h, w, r, b, m).unwrap())).collect()
+    }
+
+    #[test]
+    fn fast_path_equals_the_definition() {
+        let mut state = 7u64;
+        let mut noise = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        // Frames narrower than a block, odd and even blocks, block 1, two and three channels, the
+        // product's geometry (128x192, radius 3, block 12).
+        let mut zeroed = 0;
+        for (c, h, w, r, b) in [(1, 20, 30, 3, 12), (1, 9, 7, 2, 8), (2, 12, 17, 1, 5), (1, 15, 16, 2, 1), (1, 6, 40, 4, 6), (3, 14, 21, 2, 7), (1, 128, 192, 3, 12)] {
+            let last: Vec<f32> = (0..c * h * w).map(|_| noise()).collect();
+            let next: Vec<f32> = last.iter().enumerate().map(|(i, v)| 0.5 * (v + last[(i + 3) % last.len()]) + 0.1 * noise()).collect();
+            for m in [0.0, 0.1, 0.3] {
+                if h == 128 && m == 0.3 {
+                    continue; // the direct definition is slow at this size: two margins suffice
+                }
+                let naive = speed_naive(&last, &next, c, h, w, r, b, m);
+                for (kernel, fast) in every_kernel(&last, &next, c, h, w, r, b, m) {
+                    assert!(fast == naive, "{kernel:?}: {c}x{h}x{w} r{r} b{b} margin {m}");
+                }
+                let fast = speed_map(&last, &next, c, h, w, r, b, m).unwrap();
+                if m > 0.0 {
+                    // The margin only ever zeroes pixels.
+                    let plain = speed_map(&last, &next, c, h, w, r, b, 0.0).unwrap();
+                    assert!(fast.iter().zip(&plain).all(|(&f, &p)| f == p || f == 0.0));
+                    zeroed += fast.iter().zip(&plain).filter(|(&f, &p)| f != p).count();
+                }
+            }
+        }
+        // On these noisy pairs the margins do zero pixels (the comparison above is not vacuous).
+        assert!(zeroed > 0);
+    }
+
+    /// Values outside any image range (huge, infinite, NaN) quantise as the definition's saturating
+    /// conversion does, in every kernel.
+    #[test]
+    fn extreme_values_match_the_definition() {
+        let (h, w) = (10, 13);
+        let specials = [0.0, 1.0, -1.0, 1e30, -1e30, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 0.5, 1e-20];
+        let last: Vec<f32> = (0..h * w).map(|i| specials[i % specials.len()]).collect();
+        let next: Vec<f32> = (0..h * w).map(|i| specials[(i * 7 + 3) % specials.len()]).collect();
+        for m in [0.0, 0.2] {
+            let naive = speed_naive(&last, &next, 1, h, w, 2, 5, m);
+            for (kernel, fast) in every_kernel(&last, &next, 1, h, w, 2, 5, m) {
+                assert!(fast == naive, "{kernel:?}: margin {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_moving_object_on_a_flat_background() {
+        let (h, w) = (32, 48);
+        let mut a = vec![0f32; h * w];
+        for y in 10..16 {
+            for x in 10..14 {
+                a[y * w + x] = 1.0;
+            }
+        }
+        let b = shifted(&a, h, w, 0, 3);
+        let v = speed_map(&a, &b, 1, h, w, 4, 8, 0.0).unwrap();
+        assert_eq!(v[13 * w + 14], 3.0, "inside the object");
+        assert_eq!(v[28 * w + 40], 0.0, "far from it");
+        // Region pooling: the box over the object beats the others.
+        let cue = SpeedCue { radius: 4, block: 8, window: 16, stride: 8, weight: 1.0, fusion: SpeedFusion::Max, margin: 0.0 };
+        let means = cue.box_means(&a, &b, 1, h, w).unwrap();
+        let (imax, _) = means.iter().enumerate().fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m });
+        assert_eq!(box_grid(h, w, 16, 8), [3, 5]);
+        assert!([0, 1, 5, 6].contains(&imax), "box {imax}");
+    }
+
+    #[test]
+    fn channels_are_averaged_and_shapes_checked() {
+        let (h, w) = (16, 16);
+        let a = texture(h, w);
+        let b = shifted(&a, h, w, 1, 0);
+        let two = |f: &[f32]| [f, f].concat();
+        assert_eq!(speed_map(&two(&a), &two(&b), 2, h, w, 2, 4, 0.0).unwrap(), speed_map(&a, &b, 1, h, w, 2, 4, 0.0).unwrap());
+        let e = speed_map(&a, &b[1..], 1, h, w, 2, 4, 0.0).unwrap_err();
+        assert!(e.to_string().contains("next frame"), "{e}");
+        assert!(speed_map(&a, &b, 1, h, w, 0, 4, 0.0).is_err());
+        assert!(speed_map(&a, &b, 1, h, w, 9, 4, 0.0).is_err());
+        assert!(speed_map(&a, &b, 1, h, w, 2, 49, 0.0).is_err());
+        let four = |f: &[f32]| [f, f, f, f].concat();
+        assert!(speed_map(&four(&a), &four(&b), 4, h, w, 2, 4, 0.0).unwrap_err().to_string().contains("channels"));
+    }
+}
