@@ -7,7 +7,9 @@ pub mod checkpoint;
 pub mod eval;
 pub mod export;
 pub mod folds;
+pub mod init;
 pub mod optim;
+pub mod predict;
 pub mod roofline;
 pub mod train;
 
