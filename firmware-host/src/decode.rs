@@ -22,17 +22,19 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-use sfn_wire::{AlarmState, Deframer, ScorePacket, WireError, MAX_FRAMED, VERSION};
+use sfn_wire::{Deframer, ScorePacket, WireError, MAX_FRAMED, VERSION};
 
-/// Default MQTT broker port when `mqtt://HOST/TOPIC` names none.
-pub const MQTT_DEFAULT_PORT: u16 = 1883;
+mod input;
+mod output;
+
+pub use input::*;
+pub use output::*;
 
 /// Corrupt frames reported individually per [`decode_stream`] call; the rest are only counted
 /// (a serial line at the wrong baud rate would otherwise flood the log).
@@ -82,167 +84,6 @@ pub enum DecodeError {
         /// The input, as [`Input`]'s `Display` writes it.
         input: String,
     },
-}
-
-/// Where packets come from. Parse one with [`Input::parse`]; `Display` writes it back as a spec.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Input {
-    /// A file of COBS frames, read to EOF.
-    File(PathBuf),
-    /// A serial device (tty), configured beforehand with `stty`, read as a byte stream of COBS
-    /// frames until the limit or the silence timeout.
-    Serial(PathBuf),
-    /// A UDP socket bound to this `host:port`.
-    Udp(String),
-    /// An MQTT subscription.
-    Mqtt {
-        /// Broker host name or address (an IPv6 address without brackets).
-        host: String,
-        /// Broker port.
-        port: u16,
-        /// Topic filter, may contain `+` and `#` (e.g. `sfn/cam1/#`).
-        topic: String,
-    },
-}
-
-impl Input {
-    /// Parses an input spec: `file:PATH` or a bare path, `serial:DEVICE`, `udp:HOST:PORT`
-    /// (`udp:PORT` binds `0.0.0.0`), `mqtt://HOST[:PORT]/TOPIC` (port 1883 by default, IPv6
-    /// hosts in brackets, the topic a filter that may contain `+` and `#`).
-    pub fn parse(spec: &str) -> Result<Input, DecodeError> {
-        let bad = |reason: &str| DecodeError::BadSpec { spec: spec.to_string(), reason: reason.to_string() };
-        if spec.is_empty() {
-            return Err(bad("empty spec"));
-        }
-        if let Some(path) = spec.strip_prefix("file:") {
-            let path = path.strip_prefix("//").unwrap_or(path);
-            if path.is_empty() {
-                return Err(bad("missing file path after file:"));
-            }
-            return Ok(Input::File(PathBuf::from(path)));
-        }
-        if let Some(path) = spec.strip_prefix("serial:") {
-            if path.is_empty() {
-                return Err(bad("missing device after serial: (e.g. serial:/dev/ttyUSB0)"));
-            }
-            return Ok(Input::Serial(PathBuf::from(path)));
-        }
-        if let Some(addr) = spec.strip_prefix("udp:") {
-            let addr = addr.strip_prefix("//").unwrap_or(addr);
-            return parse_udp(addr).map(Input::Udp).map_err(|r| bad(&r));
-        }
-        if let Some(rest) = spec.strip_prefix("mqtt://") {
-            return parse_mqtt(rest).map_err(|r| bad(&r));
-        }
-        if spec.starts_with("mqtt:") {
-            return Err(bad("expected mqtt://HOST[:PORT]/TOPIC"));
-        }
-        if let Some((scheme, _)) = spec.split_once("://") {
-            return Err(bad(&format!("unknown scheme {scheme:?} (expected file:, serial:, udp: or mqtt://)")));
-        }
-        Ok(Input::File(PathBuf::from(spec)))
-    }
-
-    /// Whether this input is a byte stream of COBS frames (file or serial).
-    pub fn is_stream(&self) -> bool {
-        matches!(self, Input::File(_) | Input::Serial(_))
-    }
-}
-
-impl fmt::Display for Input {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Input::File(p) => write!(f, "file:{}", p.display()),
-            Input::Serial(p) => write!(f, "serial:{}", p.display()),
-            Input::Udp(a) => write!(f, "udp:{a}"),
-            Input::Mqtt { host, port, topic } if host.contains(':') => {
-                write!(f, "mqtt://[{host}]:{port}/{topic}")
-            }
-            Input::Mqtt { host, port, topic } => write!(f, "mqtt://{host}:{port}/{topic}"),
-        }
-    }
-}
-
-impl std::str::FromStr for Input {
-    type Err = DecodeError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Input::parse(s)
-    }
-}
-
-/// Splits `host:port` / `[v6]:port`; `None` when there is no port.
-fn split_host_port(s: &str) -> Result<(&str, Option<&str>), String> {
-    if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(|| format!("unclosed '[' in {s:?}"))?;
-        return match after {
-            "" => Ok((host, None)),
-            _ => match after.strip_prefix(':') {
-                Some(port) => Ok((host, Some(port))),
-                None => Err(format!("unexpected {after:?} after ']'")),
-            },
-        };
-    }
-    match s.rsplit_once(':') {
-        Some((host, _)) if host.contains(':') => Err("IPv6 addresses need brackets: [ADDR]:PORT".to_string()),
-        Some((host, port)) => Ok((host, Some(port))),
-        None => Ok((s, None)),
-    }
-}
-
-fn parse_port(port: &str) -> Result<u16, String> {
-    port.parse::<u16>().map_err(|_| format!("bad port {port:?} (expected 0..=65535)"))
-}
-
-fn parse_udp(addr: &str) -> Result<String, String> {
-    if addr.is_empty() {
-        return Err("missing address after udp: (e.g. udp:0.0.0.0:5005)".to_string());
-    }
-    if addr.bytes().all(|b| b.is_ascii_digit()) {
-        parse_port(addr)?;
-        return Ok(format!("0.0.0.0:{addr}"));
-    }
-    let (host, port) = split_host_port(addr)?;
-    let port = port.ok_or("missing port (expected udp:HOST:PORT)")?;
-    if host.is_empty() {
-        return Err("missing host (expected udp:HOST:PORT)".to_string());
-    }
-    parse_port(port)?;
-    Ok(addr.to_string())
-}
-
-fn parse_mqtt(rest: &str) -> Result<Input, String> {
-    let (authority, topic) = rest.split_once('/').ok_or("missing topic (expected mqtt://HOST[:PORT]/TOPIC)")?;
-    if authority.contains('@') {
-        return Err("credentials in the URL are not supported".to_string());
-    }
-    let (host, port) = split_host_port(authority)?;
-    if host.is_empty() {
-        return Err("missing broker host".to_string());
-    }
-    let port = port.map(parse_port).transpose()?.unwrap_or(MQTT_DEFAULT_PORT);
-    validate_topic_filter(topic)?;
-    Ok(Input::Mqtt { host: host.to_string(), port, topic: topic.to_string() })
-}
-
-/// MQTT topic filter rules: not empty, no NUL, `#` only as the whole last level, `+` only as a
-/// whole level.
-fn validate_topic_filter(topic: &str) -> Result<(), String> {
-    if topic.is_empty() {
-        return Err("missing topic (expected mqtt://HOST[:PORT]/TOPIC)".to_string());
-    }
-    if topic.contains('\0') {
-        return Err("NUL in topic".to_string());
-    }
-    let levels: Vec<&str> = topic.split('/').collect();
-    for (i, level) in levels.iter().enumerate() {
-        if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
-            return Err(format!("bad topic filter {topic:?}: '#' must be the whole last level"));
-        }
-        if level.contains('+') && *level != "+" {
-            return Err(format!("bad topic filter {topic:?}: '+' must be a whole level"));
-        }
-    }
-    Ok(())
 }
 
 /// One decoded packet and where it came from.
@@ -726,87 +567,6 @@ fn decode_mqtt(host: &str, port: u16, topic: &str, timeout: Option<Duration>, t:
     Ok(())
 }
 
-// ---------------------------------------------------------------------------------------------
-// Output
-
-pub use sfn_edge::timefmt::iso8601_ms;
-
-fn alarm_name(a: AlarmState) -> &'static str {
-    match a {
-        AlarmState::Idle => "idle",
-        AlarmState::Raised => "raised",
-        AlarmState::Active => "active",
-        AlarmState::Cleared => "cleared",
-    }
-}
-
-fn model_hex(id: [u8; 4]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Column header for [`table_row`].
-pub fn table_header() -> String {
-    format!("{:>5}  {:<24}  {:>10}  {:>9}  {:>9}  {:>10}  {:<7}  {}", "seq", "time (UTC)", "frame", "score", "visual_z", "semantic_z", "alarm", "model_id")
-}
-
-/// One fixed-width table line: seq, capture time (ISO 8601 UTC, ms), frame, score, visual z,
-/// semantic z (`-` when none), alarm state, model id (hex). Scores with 3 decimals.
-pub fn table_row(r: &Record) -> String {
-    let p = &r.packet;
-    let semantic = if p.has_semantic() { format!("{:.3}", p.semantic_z) } else { "-".to_string() };
-    format!(
-        "{:>5}  {:<24}  {:>10}  {:>9.3}  {:>9.3}  {:>10}  {:<7}  {}",
-        p.seq,
-        iso8601_ms(p.timestamp.as_millis()),
-        p.frame,
-        p.score,
-        p.visual_z,
-        semantic,
-        alarm_name(p.alarm),
-        model_hex(p.model_id),
-    )
-}
-
-#[derive(Serialize)]
-struct JsonRecord<'a> {
-    source: &'a str,
-    version: u8,
-    seq: u16,
-    timestamp_ms: u64,
-    time: String,
-    frame: u32,
-    score: Option<f32>,
-    visual_z: Option<f32>,
-    semantic_z: Option<f32>,
-    alarm: &'static str,
-    model_id: String,
-}
-
-fn finite(x: f32) -> Option<f32> {
-    x.is_finite().then_some(x)
-}
-
-/// One JSON object (no trailing newline): `source`, `version`, `seq`, `timestamp_ms`, `time`
-/// (ISO 8601), `frame`, `score`, `visual_z`, `semantic_z` (`null` when NaN; any non-finite
-/// value is `null`), `alarm` (`idle`/`raised`/`active`/`cleared`), `model_id` (hex).
-pub fn json_line(r: &Record) -> String {
-    let p = &r.packet;
-    let rec = JsonRecord {
-        source: &r.source,
-        version: p.version,
-        seq: p.seq,
-        timestamp_ms: p.timestamp.as_millis(),
-        time: iso8601_ms(p.timestamp.as_millis()),
-        frame: p.frame,
-        score: finite(p.score),
-        visual_z: finite(p.visual_z),
-        semantic_z: finite(p.semantic_z),
-        alarm: alarm_name(p.alarm),
-        model_id: model_hex(p.model_id),
-    };
-    serde_json::to_string(&rec).expect("a record always serializes")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -819,16 +579,6 @@ mod tests {
         assert_eq!(topic_kind("sfn/cam1/status"), TopicKind::Other);
         assert_eq!(topic_kind("sfn/cam1/available"), TopicKind::Other);
         assert_eq!(topic_kind("alarm"), TopicKind::Alarm);
-    }
-
-    #[test]
-    fn topic_filters() {
-        for ok in ["a", "a/b/c", "sfn/+/score", "sfn/cam1/#", "#", "+", "a//b"] {
-            assert!(validate_topic_filter(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "a/#/b", "a/b#", "a+/b", "sfn/cam+1/score", "a/\0"] {
-            assert!(validate_topic_filter(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]
