@@ -138,19 +138,38 @@ pub fn load(dir: &Path) -> Result<Option<(AppearanceNet, AppearanceModel)>, Trai
 /// Trains the appearance network of the model in `opts.model` on its training clips and writes it
 /// beside the model.
 pub fn train(opts: &AppearanceOptions) -> Result<AppearanceModel, TrainerError> {
-    let t0 = Instant::now();
-    if opts.epochs == 0 || opts.batch == 0 || !(opts.lr.is_finite() && opts.lr > 0.0) {
-        return Err(TrainerError::Usage(format!("appearance: --epochs {} and --batch {} must be > 0, --lr {} finite and > 0", opts.epochs, opts.batch, opts.lr)));
-    }
-    let cfg_path = opts.model.join(checkpoint::CONFIG);
-    let main: sfn_models::SfnConfig = checkpoint::read_json(&cfg_path)?;
+    opts.check()?;
+    let main: sfn_models::SfnConfig = checkpoint::read_json(&opts.model.join(checkpoint::CONFIG))?;
     let tcfg: crate::train::TrainConfig = checkpoint::read_json(&opts.model.join(checkpoint::TRAIN))?;
     let mut ds = Dataset::open(&opts.data, "training", &crate::train::frame_format(&main))?;
     let holdout: Vec<&String> = tcfg.holdout.iter().filter(|h| ds.clips.iter().any(|c| &c.name == *h)).collect();
     ds.remove_clips(&holdout, &opts.data.join("training/frames"))?;
-    let cfg = AppearanceConfig::new(main.image.channels, main.image.height, main.image.width);
+    fit(opts, &ds)
+}
+
+impl AppearanceOptions {
+    /// The settings `sfn-train train` fits the cue with: 20 epochs, batch 256, lr 1e-3, the run's seed.
+    pub fn for_model(model: PathBuf, data: PathBuf, seed: u64) -> Self {
+        Self { model, data, epochs: 20, batch: 256, lr: 1e-3, seed }
+    }
+
+    fn check(&self) -> Result<(), TrainerError> {
+        if self.epochs == 0 || self.batch == 0 || !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(TrainerError::Usage(format!("appearance: --epochs {} and --batch {} must be > 0, --lr {} finite and > 0", self.epochs, self.batch, self.lr)));
+        }
+        Ok(())
+    }
+}
+
+/// Trains the appearance network on the normal footage `ds` (in the model's frame format) and writes
+/// it into `opts.model`.
+pub fn fit(opts: &AppearanceOptions, ds: &Dataset) -> Result<AppearanceModel, TrainerError> {
+    let t0 = Instant::now();
+    opts.check()?;
+    let f = &ds.format;
+    let cfg = AppearanceConfig::new(f.channels, f.height, f.width);
     let (net, vm) = new_net(&cfg, opts.seed)?;
-    let boxes = clip_boxes(&cfg, &ds)?;
+    let boxes = clip_boxes(&cfg, ds)?;
     let all: Vec<&BoxDescriptor> = boxes.iter().flatten().flatten().collect();
     if all.is_empty() {
         return Err(TrainerError::Usage(format!("appearance: nothing moves in {}/training (no box to train on)", opts.data.display())));
@@ -180,7 +199,7 @@ pub fn train(opts: &AppearanceOptions) -> Result<AppearanceModel, TrainerError> 
         }
         tracing::info!(epoch, loss = final_loss, "appearance");
     }
-    let train_errors: Vec<f32> = frame_errors(&net, &ds)?.into_iter().flatten().collect();
+    let train_errors: Vec<f32> = frame_errors(&net, ds)?.into_iter().flatten().collect();
     let z = AppearanceZ::fit(&train_errors)?;
     let training = AppearanceTraining {
         clips: ds.clips.iter().map(|c| c.name.clone()).collect(),

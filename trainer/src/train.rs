@@ -347,6 +347,12 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
     let settings = CalibrationSettings { pooling: tcfg.error_pooling, sigma: tcfg.causal_sigma, visual_weight: tcfg.visual_weight, semantic_weight: tcfg.semantic_weight, speed: tcfg.speed };
     let calibration = calibrate(&model, &ds, tcfg.batch_size.max(16), texts.as_ref(), settings)?;
     checkpoint::write_json(&out.join(checkpoint::CALIBRATION), &calibration).map_err(ck)?;
+    // The appearance cue beside the network (seconds; `eval` reports it, the scoring does not use it).
+    // Footage where nothing moves has none: that is said, not an error.
+    match crate::appearance::fit(&crate::appearance::AppearanceOptions::for_model(out.clone(), opts.data.clone(), tcfg.seed), &ds) {
+        Ok(m) => tracing::info!(boxes = m.training.boxes, loss = m.training.final_loss, "appearance cue trained"),
+        Err(e) => tracing::warn!("no appearance cue: {e}"),
+    }
     state.finished = true;
     checkpoint::write_json(&out.join(checkpoint::STATE), &state).map_err(ck)?;
     Ok(TrainSummary { state, calibration })

@@ -106,8 +106,9 @@ enum Cmd {
         batch_size: usize,
         #[arg(long, default_value_t = 1e-3)]
         lr: f64,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        /// Seed of the initial weights and the batch order (default: the model's training seed, as `train` fits it).
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Evaluate a model on ROOT/testing (frames + labels.json); writes a JSON report and plots.
     Eval {
@@ -418,6 +419,10 @@ fn main() -> Result<()> {
             );
         }
         Cmd::Appearance { model, data, epochs, batch_size, lr, seed } => {
+            let seed = match seed {
+                Some(s) => s,
+                None => sfn_trainer::checkpoint::read_json::<TrainConfig>(&model.join(sfn_trainer::checkpoint::TRAIN))?.seed,
+            };
             let opts = sfn_trainer::appearance::AppearanceOptions { model: model.clone(), data, epochs, batch: batch_size, lr, seed };
             let m = sfn_trainer::appearance::train(&opts)?;
             let t = &m.training;
