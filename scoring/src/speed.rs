@@ -36,10 +36,21 @@ pub enum SpeedFusion {
     /// mu_s) / sd_s with the frame-level statistics of normal footage ([`FrameZ`]): the two cues in
     /// the same units whatever their pooling, so lambda = 1 weighs them equally.
     ZMean,
+    /// e = (max(z_pred, 0) + lambda max(z_s, 0)) / (1 + lambda): the z-mean of the cues' evidence
+    /// only, so a cue below its normal level (a still frame's speed, a prediction better than usual)
+    /// does not cancel the other's.
+    ZMeanPositive,
+}
+
+impl SpeedFusion {
+    /// Whether the fusion standardises both cues per frame (and so needs [`FrameZ`]).
+    pub fn uses_frame_z(self) -> bool {
+        matches!(self, SpeedFusion::ZMean | SpeedFusion::ZMeanPositive)
+    }
 }
 
 /// Frame-level mean and standard deviation of the prediction error and of the speed cue on normal
-/// footage, for [`SpeedFusion::ZMean`].
+/// footage, for [`SpeedFusion::ZMean`] and [`SpeedFusion::ZMeanPositive`].
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
 pub struct FrameZ {
     /// [mean, std] of the pooled prediction error e_pred.
@@ -97,6 +108,8 @@ impl SpeedCue {
     /// The Ped2 preset for a network that predicts better than copying (a pixel stem): the mean of the
     /// frame z-scores of its plain box-max error and of s, weighed equally, match margin 0.1.
     pub const PED2_128X192_Z: Self = Self { fusion: SpeedFusion::ZMean, ..Self::PED2_128X192 };
+    /// The same with the z-mean of the cues' positive parts (the committed Ped2 model's).
+    pub const PED2_128X192_P: Self = Self { fusion: SpeedFusion::ZMeanPositive, ..Self::PED2_128X192 };
 
     /// Radius 1..=[`MAX_SPEED_RADIUS`], block 1..=[`MAX_SPEED_BLOCK`], window and stride >= 1, weight
     /// finite and >= 0, margin in [0, 1).
@@ -133,13 +146,14 @@ impl SpeedCue {
 
 impl SpeedCue {
     /// Short name, parsed back by `FromStr`: `speed_r3_b12_32s16_m1_g0.1` (radius, block, window, stride,
-    /// then `m` + weight for [`SpeedFusion::Max`] or `z` + weight
-    /// for [`SpeedFusion::ZMean`], then `g` +
+    /// then `m` + weight for [`SpeedFusion::Max`], `z` + weight for [`SpeedFusion::ZMean`] or `p` +
+    /// weight for [`SpeedFusion::ZMeanPositive`], then `g` +
     /// margin, left out when the margin is 0).
     pub fn name(&self) -> String {
         let f = match self.fusion {
             SpeedFusion::Max => 'm',
             SpeedFusion::ZMean => 'z',
+            SpeedFusion::ZMeanPositive => 'p',
         };
         let g = if self.margin == 0.0 { String::new() } else { format!("_g{}", self.margin) };
         format!("speed_r{}_b{}_{}s{}_{f}{}{g}", self.radius, self.block, self.window, self.stride, self.weight)
@@ -152,7 +166,7 @@ impl std::str::FromStr for SpeedCue {
     /// The inverse of [`SpeedCue::name`]; the result is validated.
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
-            format!("{s:?}: expected speed_r<RADIUS>_b<BLOCK>_<WINDOW>s<STRIDE>_m<WEIGHT> (max fusion) or _z<WEIGHT> (mean of frame z-scores), optionally followed by _g<MARGIN> (e.g. speed_r3_b12_32s16_z1_g0.1, speed_r3_b12_32s16_m1)")
+            format!("{s:?}: expected speed_r<RADIUS>_b<BLOCK>_<WINDOW>s<STRIDE>_m<WEIGHT> (max fusion), _z<WEIGHT> (mean of frame z-scores) or _p<WEIGHT> (mean of their positive parts), optionally followed by _g<MARGIN> (e.g. speed_r3_b12_32s16_p1_g0.1, speed_r3_b12_32s16_m1)")
         };
         let rest = s.strip_prefix("speed_r").ok_or_else(bad)?;
         let parts: Vec<&str> = rest.split('_').collect();
@@ -172,6 +186,7 @@ impl std::str::FromStr for SpeedCue {
             fusion: match l.as_bytes().first() {
                 Some(b'm') => SpeedFusion::Max,
                 Some(b'z') => SpeedFusion::ZMean,
+                Some(b'p') => SpeedFusion::ZMeanPositive,
                 _ => return Err(bad()),
             },
             margin: match g {
@@ -203,10 +218,10 @@ impl SpeedCalibration {
         Ok(Self { cue, regions: RegionStats::fit(cue.window, cue.stride, grid, box_means)?, frame_z: None })
     }
 
-    /// For [`SpeedFusion::ZMean`], fits [`FrameZ`] on the pooled prediction errors and the speed cues of
-    /// the same normal frames (a no-op for the other fusions).
+    /// For the fusions of z-scores, fits [`FrameZ`] on the pooled prediction errors and the speed cues
+    /// of the same normal frames (a no-op for the max).
     pub fn fit_frame_z(mut self, prediction: &[f32], speed: &[f32]) -> Result<Self, ScoringError> {
-        if self.cue.fusion == SpeedFusion::ZMean {
+        if self.cue.fusion.uses_frame_z() {
             self.frame_z = Some(FrameZ::fit(prediction, speed)?);
         }
         Ok(self)
@@ -225,12 +240,20 @@ impl SpeedCalibration {
 
     /// e = max(e_pred, lambda * s)
     /// ([`SpeedFusion::Max`]; NaN in either gives NaN) or e = (z_pred + lambda * z_s) / (1 + lambda)
-    /// ([`SpeedFusion::ZMean`]; NaN without its [`FrameZ`], which [`SpeedCalibration::validate`] refuses).
+    /// ([`SpeedFusion::ZMean`]; NaN without its [`FrameZ`], which [`SpeedCalibration::validate`] refuses)
+    /// or the same on the z-scores floored at 0 ([`SpeedFusion::ZMeanPositive`]; NaN stays NaN).
     pub fn fuse(&self, prediction_error: f32, speed: f32) -> f32 {
         let l = self.cue.weight;
+        let z = |v: f32, [m, sd]: [f32; 2]| (v - m) / sd;
+        // f32::max would turn NaN into 0.
+        let pos = |v: f32| if v < 0.0 { 0.0 } else { v };
         match self.cue.fusion {
             SpeedFusion::ZMean => match &self.frame_z {
-                Some(z) => ((prediction_error - z.prediction[0]) / z.prediction[1] + l * (speed - z.speed[0]) / z.speed[1]) / (1.0 + l),
+                Some(f) => (z(prediction_error, f.prediction) + l * z(speed, f.speed)) / (1.0 + l),
+                None => f32::NAN,
+            },
+            SpeedFusion::ZMeanPositive => match &self.frame_z {
+                Some(f) => (pos(z(prediction_error, f.prediction)) + l * pos(z(speed, f.speed))) / (1.0 + l),
                 None => f32::NAN,
             },
             SpeedFusion::Max if prediction_error.is_nan() || speed.is_nan() => f32::NAN,
@@ -263,7 +286,7 @@ impl SpeedCalibration {
         }
         match (&self.frame_z, self.cue.fusion) {
             (Some(z), _) => z.validate()?,
-            (None, SpeedFusion::ZMean) => {
+            (None, SpeedFusion::ZMean | SpeedFusion::ZMeanPositive) => {
                 return Err(ScoringError::BadParameter { name: "speed.frame_z", value: f32::NAN, reason: "the z-mean fusion needs the frame-level statistics of normal footage (re-run calibrate)" })
             }
             (None, _) => {}
@@ -362,6 +385,18 @@ mod tests {
         assert!(broken.validate().unwrap_err().to_string().contains("speed.frame_z.speed"));
         assert!(cal.clone().fit_frame_z(&[1.0], &[1.0, 2.0]).is_err());
         assert!(cal.clone().fit_frame_z(&[f32::NAN], &[1.0]).unwrap_err().to_string().contains("prediction error"));
+        // The positive parts: a cue below its normal level adds nothing instead of cancelling the other.
+        let pos = SpeedCalibration { cue: SpeedCue { fusion: SpeedFusion::ZMeanPositive, ..cue }, ..cal.clone() };
+        assert_eq!(pos.cue.name(), "speed_r2_b6_16s8_p1");
+        assert_eq!(pos.cue.name().parse::<SpeedCue>().unwrap(), pos.cue);
+        assert!((cal.fuse(2.5 + 2.0 * sd, -1.0) - 0.0).abs() < 1e-6);
+        assert!((pos.fuse(2.5 + 2.0 * sd, -1.0) - 1.0).abs() < 1e-6);
+        assert!((pos.fuse(2.5, 4.0) - 1.5).abs() < 1e-6);
+        assert_eq!(pos.fuse(0.0, -5.0), 0.0);
+        assert!(pos.fuse(f32::NAN, 1.0).is_nan());
+        let bare = SpeedCalibration { frame_z: None, ..pos.clone() };
+        assert!(bare.validate().unwrap_err().to_string().contains("speed.frame_z"));
+        assert!(bare.clone().fit_frame_z(&[1.0, 2.0], &[0.0, 1.0]).unwrap().frame_z.is_some());
         // Other fusions carry no frame statistics.
         let max = SpeedCalibration { cue: SpeedCue { fusion: SpeedFusion::Max, ..cue }, frame_z: None, ..cal.clone() };
         assert_eq!(max.clone().fit_frame_z(&[1.0], &[1.0]).unwrap().frame_z, None);

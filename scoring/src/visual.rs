@@ -123,6 +123,7 @@ impl VisualScoring<'_> {
         let l = sp.cue.weight;
         let speed_wins = match (sp.cue.fusion, &sp.frame_z) {
             (SpeedFusion::ZMean, Some(z)) => l * (s - z.speed[0]) / z.speed[1] > (e - z.prediction[0]) / z.prediction[1],
+            (SpeedFusion::ZMeanPositive, Some(z)) => l * ((s - z.speed[0]) / z.speed[1]).max(0.0) > ((e - z.prediction[0]) / z.prediction[1]).max(0.0),
             _ => l * s > e,
         };
         if !speed_wins {

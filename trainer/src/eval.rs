@@ -366,17 +366,31 @@ fn fold_report(
     if let Some(c) = copy {
         cands.extend(c.candidates.iter().cloned());
     }
-    // The fusion weight is a choice too: lambda halved and doubled around the calibrated one, for the
-    // network and for copying alike (unsaturated).
+    // The fusion is a choice too: lambda halved and doubled around the calibrated one and, for a fusion
+    // of frame z-scores, the other such fusion (plain z-mean or its positive parts) at all three
+    // weights; for the network and for copying alike (unsaturated).
     if let (Some(sp), Some((pred, s))) = (&cal.speed, speed) {
-        for factor in [0.5f32, 2.0] {
-            let mut cue = sp.cue;
-            cue.weight *= factor;
-            let fused = SpeedCalibration { cue, ..sp.clone() };
-            cands.push(Candidate::new(format!("model: {own} + {}", cue.name()), stream(&fuse_streams(&fused, pred, s))));
-            if let Some((c, csp)) = copy.and_then(|c| c.speed.as_ref().map(|csp| (c, csp))) {
-                let fused = SpeedCalibration { cue, ..csp.clone() };
-                cands.push(Candidate::new(format!("copy: {own} + {}", cue.name()), stream(&fuse_streams(&fused, &c.errors, s))));
+        use scoring::speed::SpeedFusion::{ZMean, ZMeanPositive};
+        let mut fusions = vec![sp.cue.fusion];
+        fusions.extend(match sp.cue.fusion {
+            ZMean => Some(ZMeanPositive),
+            ZMeanPositive => Some(ZMean),
+            _ => None,
+        });
+        for fusion in fusions {
+            for factor in [1.0f32, 0.5, 2.0] {
+                if fusion == sp.cue.fusion && factor == 1.0 {
+                    continue; // the model's own scoring, listed first
+                }
+                let mut cue = sp.cue;
+                cue.weight *= factor;
+                cue.fusion = fusion;
+                let fused = SpeedCalibration { cue, ..sp.clone() };
+                cands.push(Candidate::new(format!("model: {own} + {}", cue.name()), stream(&fuse_streams(&fused, pred, s))));
+                if let Some((c, csp)) = copy.and_then(|c| c.speed.as_ref().map(|csp| (c, csp))) {
+                    let fused = SpeedCalibration { cue, ..csp.clone() };
+                    cands.push(Candidate::new(format!("copy: {own} + {}", cue.name()), stream(&fuse_streams(&fused, &c.errors, s))));
+                }
             }
         }
     }
@@ -385,7 +399,7 @@ fn fold_report(
     if let Some((m, a)) = appearance {
         cands.push(Candidate::new("appearance alone", stream(a)));
         let join = |v: &[Vec<f32>], cues: f32, z: &dyn Fn(f32) -> f32| -> Vec<Vec<f32>> { v.iter().zip(a).map(|(v, a)| v.iter().zip(a).map(|(&v, &a)| m.z.join(z(v), cues, a)).collect()).collect() };
-        let zmean = cal.speed.as_ref().and_then(|sp| sp.frame_z.filter(|_| sp.cue.fusion == scoring::speed::SpeedFusion::ZMean).map(|z| (sp.cue.weight, z)));
+        let zmean = cal.speed.as_ref().and_then(|sp| sp.frame_z.filter(|_| sp.cue.fusion.uses_frame_z()).map(|z| (sp.cue.weight, z)));
         match zmean {
             // The fused error already is the mean of 1 + lambda z-scores.
             Some((lambda, _)) => cands.push(Candidate::new(format!("model + appearance: {own}{cue} + appearance"), stream(&join(visual, 1.0 + lambda, &|v| v)))),

@@ -62,11 +62,13 @@ impl TrainConfig {
                 // The network's error weighted by how much the frame changed there (in full from 0.1,
                 // the moving-pixel threshold of eval's held-out figures), pooled as the largest mean
                 // over 32x32-pixel boxes at stride 16 (a sixth of the frame's height), and the
-                // block-matching speed cue with match margin 0.1, joined as the mean of the two cues'
-                // frame z-scores on normal footage (sfn_scoring::speed; docs/experiments.md has how
-                // they were compared on the folds).
+                // block-matching speed cue with match margin 0.1, joined as the mean of the positive
+                // parts of the two cues' frame z-scores on normal footage (sfn_scoring::speed), the
+                // causal scores smoothed with sigma 2 (docs/experiments.md has how they were chosen
+                // on the folds).
                 error_pooling: ErrorPooling::ChangedWindowMax { window: 32, stride: 16, change_milli: 100 },
-                speed: Some(SpeedCue::PED2_128X192_Z),
+                speed: Some(SpeedCue::PED2_128X192_P),
+                causal_sigma: 2.0,
                 // Two normal clips the model never trains or calibrates on (the last two).
                 holdout: vec!["15".into(), "16".into()],
                 ..Self::default()
