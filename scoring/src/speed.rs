@@ -327,7 +327,8 @@ mod tests {
         assert_eq!(cue.name().parse::<SpeedCue>().unwrap(), cue);
         assert_eq!(SpeedCue::PED2_128X192.name(), "speed_r3_b12_32s16_m1_g0.1");
         assert_eq!(SpeedCue::PED2_128X192_Z.name(), "speed_r3_b12_32s16_z1_g0.1");
-        for preset in [SpeedCue::PED2_128X192, SpeedCue::PED2_128X192_Z] {
+        assert_eq!(SpeedCue::PED2_128X192_P.name(), "speed_r3_b12_32s16_p1_g0.1");
+        for preset in [SpeedCue::PED2_128X192, SpeedCue::PED2_128X192_Z, SpeedCue::PED2_128X192_P] {
             assert_eq!(preset.name().parse::<SpeedCue>().unwrap(), preset);
         }
         // Max fusion: the stronger cue, lambda scaling s; NaN is not swallowed by max.

@@ -84,7 +84,8 @@ enum Cmd {
         causal_sigma: Option<f32>,
         /// Speed cue folded into the visual error: speed_r<R>_b<B>_<W>s<S>_m<WEIGHT> for
         /// e = max(e_pred, WEIGHT s) (e.g. speed_r3_b12_32s16_m1), _z<WEIGHT> for the mean of the two cues'
-        /// frame z-scores (e.g. speed_r3_b12_32s16_z1_g0.1, the preset), or none (default: the stored one,
+        /// frame z-scores, _p<WEIGHT> for the mean of their positive parts (e.g. speed_r3_b12_32s16_p1_g0.1,
+        /// the preset), or none (default: the stored one,
         /// else the training settings').
         #[arg(long, value_parser = parse_speed)]
         speed: Option<SpeedArg>,
