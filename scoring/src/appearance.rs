@@ -144,6 +144,17 @@ impl AppearanceZ {
         Ok(Self { mean, std, weight: 1.0 })
     }
 
+    /// Refuses a mean or std that is not finite, a std <= 0 and a weight that is not finite and >= 0.
+    pub fn validate(&self) -> Result<(), ScoringError> {
+        if !(self.mean.is_finite() && self.std.is_finite() && self.std > 0.0) {
+            return Err(ScoringError::BadParameter { name: "z", value: if self.mean.is_finite() { self.std } else { self.mean }, reason: "needs a finite mean and a finite std > 0" });
+        }
+        if !(self.weight.is_finite() && self.weight >= 0.0) {
+            return Err(ScoringError::BadParameter { name: "z.weight", value: self.weight, reason: "must be finite and >= 0" });
+        }
+        Ok(())
+    }
+
     /// (k v + w z_a) / (k + w): a visual error `v` that already is a mean of `k` z-scored cues (2 for
     /// the network's error and the speed cue fused by z-mean with weight 1, 1 for one z-scored cue)
     /// joined by this cue's z-score with weight w.
@@ -203,6 +214,9 @@ mod tests {
         assert_eq!(appearance_frame_error(&[]), 0.0);
         assert_eq!(appearance_frame_error(&[0.5, 2.0, 1.0]), 2.0);
         let z = AppearanceZ { mean: 1.0, std: 2.0, weight: 1.0 };
+        z.validate().unwrap();
+        assert!(AppearanceZ { std: 0.0, ..z }.validate().is_err());
+        assert!(AppearanceZ { weight: -1.0, ..z }.validate().is_err());
         // A visual error that is the mean of two z-scores (0.5) and an appearance z of 1.5: mean of three.
         assert!((z.join(0.5, 2.0, 4.0) - (2.0 * 0.5 + 1.5) / 3.0).abs() < 1e-6);
     }

@@ -243,21 +243,27 @@ impl SpeedCalibration {
     /// ([`SpeedFusion::ZMean`]; NaN without its [`FrameZ`], which [`SpeedCalibration::validate`] refuses)
     /// or the same on the z-scores floored at 0 ([`SpeedFusion::ZMeanPositive`]; NaN stays NaN).
     pub fn fuse(&self, prediction_error: f32, speed: f32) -> f32 {
+        let (e, s) = self.terms(prediction_error, speed);
+        match self.cue.fusion {
+            SpeedFusion::ZMean | SpeedFusion::ZMeanPositive => (e + s) / (1.0 + self.cue.weight),
+            SpeedFusion::Max if e.is_nan() || s.is_nan() => f32::NAN,
+            SpeedFusion::Max => e.max(s),
+        }
+    }
+
+    /// The two terms [`SpeedCalibration::fuse`] joins, (prediction, lambda * speed): the raw values for
+    /// the max, the cues' frame z-scores for the z-mean, floored at 0 (NaN stays NaN) for its positive
+    /// parts; NaN for a z fusion without its [`FrameZ`]. The larger term names the cue that set a frame.
+    pub fn terms(&self, prediction_error: f32, speed: f32) -> (f32, f32) {
         let l = self.cue.weight;
         let z = |v: f32, [m, sd]: [f32; 2]| (v - m) / sd;
         // f32::max would turn NaN into 0.
         let pos = |v: f32| if v < 0.0 { 0.0 } else { v };
-        match self.cue.fusion {
-            SpeedFusion::ZMean => match &self.frame_z {
-                Some(f) => (z(prediction_error, f.prediction) + l * z(speed, f.speed)) / (1.0 + l),
-                None => f32::NAN,
-            },
-            SpeedFusion::ZMeanPositive => match &self.frame_z {
-                Some(f) => (pos(z(prediction_error, f.prediction)) + l * pos(z(speed, f.speed))) / (1.0 + l),
-                None => f32::NAN,
-            },
-            SpeedFusion::Max if prediction_error.is_nan() || speed.is_nan() => f32::NAN,
-            SpeedFusion::Max => prediction_error.max(l * speed),
+        match (self.cue.fusion, &self.frame_z) {
+            (SpeedFusion::Max, _) => (prediction_error, l * speed),
+            (SpeedFusion::ZMean, Some(f)) => (z(prediction_error, f.prediction), l * z(speed, f.speed)),
+            (SpeedFusion::ZMeanPositive, Some(f)) => (pos(z(prediction_error, f.prediction)), l * pos(z(speed, f.speed))),
+            (_, None) => (f32::NAN, f32::NAN),
         }
     }
 

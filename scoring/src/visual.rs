@@ -120,12 +120,8 @@ impl VisualScoring<'_> {
         // = `score_boxes`: the max of the region z-scores.
         let s = max(&speed_scores);
         let error = sp.fuse(e, s);
-        let l = sp.cue.weight;
-        let speed_wins = match (sp.cue.fusion, &sp.frame_z) {
-            (SpeedFusion::ZMean, Some(z)) => l * (s - z.speed[0]) / z.speed[1] > (e - z.prediction[0]) / z.prediction[1],
-            (SpeedFusion::ZMeanPositive, Some(z)) => l * ((s - z.speed[0]) / z.speed[1]).max(0.0) > ((e - z.prediction[0]) / z.prediction[1]).max(0.0),
-            _ => l * s > e,
-        };
+        let (pred_term, speed_term) = sp.terms(e, s);
+        let speed_wins = speed_term > pred_term;
         if !speed_wins {
             return Ok(VisualDetail { error, cue: Cue::Prediction, region });
         }

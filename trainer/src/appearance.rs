@@ -127,9 +127,7 @@ pub fn load(dir: &Path) -> Result<Option<(AppearanceNet, AppearanceModel)>, Trai
     }
     let m: AppearanceModel = checkpoint::read_json(&path)?;
     m.config.validate().map_err(|e| TrainerError::Usage(format!("{}: config: {e}", path.display())))?;
-    if !(m.z.mean.is_finite() && m.z.std.is_finite() && m.z.std > 0.0 && m.z.weight.is_finite() && m.z.weight >= 0.0) {
-        return Err(TrainerError::Usage(format!("{}: z: needs a finite mean, a finite std > 0 and a weight >= 0 (got {:?})", path.display(), m.z)));
-    }
+    m.z.validate().map_err(|e| TrainerError::Usage(format!("{}: {e}", path.display())))?;
     let (net, vm) = new_net(&m.config, m.training.seed)?;
     checkpoint::load_weights_into(&vm, &dir.join(APPEARANCE_WEIGHTS))?;
     Ok(Some((net, m)))
