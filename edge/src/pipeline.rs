@@ -1,7 +1,9 @@
 //! The streaming pipeline: each frame is encoded once (`encoder.onnx`, with its difference to the
 //! previous frame) into a 5-slot window; from the fifth frame on, `decoder.onnx` predicts frame t from
 //! the cached encodings of t-4..t-1, and the prediction error of t (pooled as the model was calibrated)
-//! plus the semantic error go through the causal scorer, then the alarm hysteresis.
+//! plus the semantic error go through the causal scorer, then the alarm hysteresis. Where the
+//! calibration joins the appearance cue, `appearance.onnx` scores the moving boxes of (t-1, t) and
+//! the largest box error joins the visual error first.
 //!
 //! A gap in frame indices (a dropped or skipped frame) restarts the window: motion across a gap would be
 //! wrong. The first 4 frames after a (re)start produce no score.
@@ -30,8 +32,11 @@ struct Cached {
 pub struct FrameOutput {
     pub index: u64,
     pub timestamp_ms: u64,
-    /// Pooled prediction error of this frame.
+    /// Pooled prediction error of this frame (with the speed and appearance cues the calibration joins).
     pub visual_error: f32,
+    /// The appearance cue's frame error (largest moving-box error), where the calibration joins it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub appearance_error: Option<f32>,
     /// 1 - cos(predicted text, latest caption), with captions.
     pub semantic_error: Option<f32>,
     /// z-scores of the two errors against the calibration (before smoothing).
@@ -47,7 +52,7 @@ pub struct FrameOutput {
     pub cue: Cue,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<Region>,
-    /// Encoder + decoder time for this frame, microseconds.
+    /// Encoder + decoder (+ appearance) time for this frame, microseconds.
     pub infer_us: u64,
 }
 
@@ -137,6 +142,17 @@ impl Pipeline {
         if let Some(sp) = &calibration.speed {
             let img = &model.manifest.image;
             sp.check(img.height, img.width).map_err(|e| PipelineError::Setup { path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(), reason: format!("calibration.speed: {e}") })?;
+        }
+        if let Some(j) = &calibration.appearance {
+            let img = &model.manifest.image;
+            let setup = |reason: String| PipelineError::Setup { path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(), reason };
+            j.validate().map_err(|e| setup(format!("calibration.appearance: {e}")))?;
+            if j.boxes.window > img.height.min(img.width) {
+                return Err(setup(format!("calibration.appearance.boxes: window {} is larger than the {}x{} frame", j.boxes.window, img.height, img.width)));
+            }
+            if !model.has_appearance() {
+                return Err(setup("the calibration joins the appearance cue but the export has no appearance.onnx (re-export the model)".into()));
+            }
         }
         Ok(Pipeline {
             model_id: model_id_of(&model.manifest),
@@ -230,14 +246,26 @@ impl Pipeline {
         let use_text = self.model.manifest.text.is_some();
         let (last, target) = (&w[n - 1], &w[n]);
         let d = self.model.decode(&tokens, &last.patch_embed, &motion, input_text.filter(|_| use_text).map(|v| &v[..]), &last.frame, Some(&w[n - 2].frame), 1)?;
-        let infer_us = t0.elapsed().as_micros() as u64;
-        let img = &self.model.manifest.image;
+        let mut infer_us = t0.elapsed().as_micros() as u64;
+        let img = self.model.manifest.image.clone();
         let detail = self
             .calibration
             .visual_scoring()
             .explain(&d.frame.data, &target.frame, &last.frame, img.channels, img.height, img.width)
             .map_err(|e| PipelineError::Frame { index, reason: e.to_string() })?;
-        let visual = detail.error;
+        let (visual, appearance_error) = match &self.calibration.appearance {
+            Some(j) => {
+                let frame_err = |e: String| PipelineError::Frame { index, reason: format!("appearance: {e}") };
+                let boxes = j.boxes.describe(&last.frame, &target.frame, img.channels, img.height, img.width).map_err(|e| frame_err(e.to_string()))?;
+                let flat: Vec<f32> = boxes.iter().flat_map(|b| b.values.iter().copied()).collect();
+                let ta = Instant::now();
+                let errors = self.model.appearance_errors(&flat, boxes.len())?;
+                infer_us += ta.elapsed().as_micros() as u64;
+                let a = sfn_scoring::appearance_frame_error(&errors);
+                (j.join(detail.error, a), Some(a))
+            }
+            None => (detail.error, None),
+        };
         let region = detail.region.map(|r| match self.source_size {
             Some(size) => r.rescale((img.width as u32, img.height as u32), size),
             None => r,
@@ -250,6 +278,6 @@ impl Pipeline {
         let score = self.scorer.push(visual, semantic);
         let (alarm, event) = self.alarm.push_where(index, timestamp_ms, score, Some(detail.cue), region);
         self.stats.frames_scored += 1;
-        Ok(Some(FrameOutput { index, timestamp_ms, visual_error: visual, semantic_error: semantic, visual_z, semantic_z, score, alarm, event, cue: detail.cue, region, infer_us }))
+        Ok(Some(FrameOutput { index, timestamp_ms, visual_error: visual, appearance_error, semantic_error: semantic, visual_z, semantic_z, score, alarm, event, cue: detail.cue, region, infer_us }))
     }
 }

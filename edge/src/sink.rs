@@ -189,6 +189,7 @@ mod tests {
             index,
             timestamp_ms: 1_764_000_000_000 + index * 100,
             visual_error: 0.01,
+            appearance_error: None,
             semantic_error: None,
             visual_z: 1.5,
             semantic_z: None,

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
 use sfn_infer::manifest::names;
-use sfn_models::config::{FilterKind, VitConfig};
+use sfn_models::appearance::AppearanceConfig;
+use sfn_models::config::{FilterKind, SffmConfig, VitConfig};
 use sfn_models::SfnConfig;
 use tract_onnx::pb;
 
@@ -229,10 +230,16 @@ impl Net<'_> {
     /// SFFM on x [B, T, d]: router softmax -> TopK -> renormalised, scaled gates scattered into
     /// [BT, N] -> routed bank (gated) + shared bank. The router stays fp32 in every precision.
     fn sffm(&mut self, prefix: &str, x: &str, cfg: &SfnConfig, t: usize) -> Result<String, ExportError> {
-        let s = &cfg.sffm;
         let d = cfg.decoder.vit.dim;
-        let (n, k) = (s.routed_experts, s.top_k);
         let xf = self.reshape(x, &[-1, d as i64]);
+        let y = self.sffm_rows(prefix, &xf, d, &cfg.sffm)?;
+        Ok(self.reshape(&y, &[-1, t as i64, d as i64]))
+    }
+
+    /// The SFFM of [`Net::sffm`] on rows xf [N, d] -> [N, d].
+    fn sffm_rows(&mut self, prefix: &str, xf: &str, d: usize, s: &SffmConfig) -> Result<String, ExportError> {
+        let xf = xf.to_string();
+        let (n, k) = (s.routed_experts, s.top_k);
         // Router: fp32 weights, no Q/DQ (routing decisions must match the trained model).
         let router = self.w.get(&format!("{prefix}.router"), &[n, d])?;
         let rt: Vec<f32> = (0..d).flat_map(|i| (0..n).map(move |e| (i, e))).map(|(i, e)| router[e * d + i]).collect();
@@ -257,7 +264,7 @@ impl Net<'_> {
             let ys = self.expert_bank(&format!("{prefix}.shared"), &xhat, None, s.shared_experts, s.bottleneck, d)?;
             y = self.g.node("Add", &[&y, &ys], vec![]);
         }
-        Ok(self.reshape(&y, &[-1, t as i64, d as i64]))
+        Ok(y)
     }
 
     /// Prototype memory on x [B, T, d]: w = softmax(LN(x) M^T / sqrt(d)), hard shrinkage
@@ -438,4 +445,25 @@ pub fn decoder(cfg: &SfnConfig, w: &Weights, mode: Mode) -> Result<(pb::ModelPro
     net.g.output(&frame, names::PRED_FRAME, &[None, Some(c), Some(i.height), Some(i.width)]);
     net.g.output(&text_pred, names::PRED_TEXT, &[None, Some(dt)]);
     Ok(net.g.finish("SFN-VAD decoder: tri-modal fusion, MJAD layers each followed by the SFFM, frame and text heads"))
+}
+
+/// The appearance cue's network (always fp32: a few small matrices a box):
+/// box_errors = mean_d (W_d SFFM(GELU(W_e x + b_e)) + b_d - x)^2 for boxes x [N, D].
+pub fn appearance(cfg: &AppearanceConfig, w: &Weights) -> Result<(pb::ModelProto, BuildInfo), ExportError> {
+    cfg.validate()?;
+    let mut net = Net { g: GraphBuilder::new("sfn_vad_appearance", Mode::Fp32), w };
+    let (d, hid) = (cfg.input_dim(), cfg.hidden);
+    let x = net.g.input(names::BOXES, &[None, Some(d)]);
+    let h = net.linear("enc", &x, d, hid)?;
+    let h = net.gelu(&h);
+    let h = net.sffm_rows("sffm", &h, hid, &cfg.sffm)?;
+    let y = net.linear("dec", &h, hid, d)?;
+    let diff = net.g.node("Sub", &[&y, &x], vec![]);
+    let sq = net.g.node("Mul", &[&diff, &diff], vec![]);
+    let ax = net.g.ints(&[1]);
+    let sum = net.g.node("ReduceSum", &[&sq, &ax], vec![attr_i("keepdims", 0)]);
+    let inv = net.g.scalar(1.0 / d as f32);
+    let err = net.g.node("Mul", &[&sum, &inv], vec![]);
+    net.g.output(&err, names::BOX_ERRORS, &[None]);
+    Ok(net.g.finish("SFN-VAD appearance cue: each moving box's descriptor reconstructed through an SFFM bottleneck; its mean squared error"))
 }

@@ -27,6 +27,7 @@ use crate::onnx::{BuildInfo, Mode, QMAX};
 /// File names inside an export directory.
 pub const ENCODER_FILE: &str = "encoder.onnx";
 pub const DECODER_FILE: &str = "decoder.onnx";
+pub const APPEARANCE_FILE: &str = "appearance.onnx";
 
 /// Errors of the export; each names the tensor, file or setting concerned.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,9 @@ pub struct ExportInput<'a> {
     pub offline: OfflineScoring,
     /// The semantic branch the model was trained with, if any.
     pub text: Option<sfn_infer::manifest::TextSpec>,
+    /// The appearance cue's network and weights (`appearance.json`, `appearance.safetensors`):
+    /// exported as `appearance.onnx` where the calibration joins the cue, required then.
+    pub appearance: Option<(&'a sfn_models::appearance::AppearanceConfig, &'a HashMap<String, Tensor>)>,
 }
 
 /// Normal windows for int8 calibration. Each window holds 5 consecutive normalised CHW frames: the frame
@@ -228,6 +232,20 @@ pub fn export(input: &ExportInput, out: &Path, precision: Precision, calib: Opti
     let ((enc, enc_info), (dec, dec_info)) = build(input, &mode)?;
     write_file(&out.join(ENCODER_FILE), &to_bytes(&enc))?;
     write_file(&out.join(DECODER_FILE), &to_bytes(&dec))?;
+    // The appearance cue goes to the camera only where the calibration joins it (fp32 in every
+    // precision: a few small matrices per moving box).
+    let appearance = match (input.calibration.as_ref().and_then(|c| c.appearance.as_ref()), input.appearance) {
+        (None, _) => None,
+        (Some(_), None) => return Err(ExportError::Calibration("calibration.appearance: the calibration joins the appearance cue but the model has no appearance.json".into())),
+        (Some(j), Some((acfg, aw))) => {
+            if j.boxes != acfg.boxes {
+                return Err(ExportError::Calibration(format!("calibration.appearance.boxes {:?} differ from appearance.json's {:?} (recalibrate)", j.boxes, acfg.boxes)));
+            }
+            let (proto, _) = graph::appearance(acfg, &Weights::new(aw))?;
+            write_file(&out.join(APPEARANCE_FILE), &to_bytes(&proto))?;
+            Some(GraphSpec::describe_file(out, APPEARANCE_FILE)?)
+        }
+    };
     let quantization = match precision {
         Precision::Fp32 => None,
         _ => {
@@ -273,6 +291,7 @@ pub fn export(input: &ExportInput, out: &Path, precision: Precision, calib: Opti
         text_dim: cfg.text_dim,
         encoder: GraphSpec::describe_file(out, ENCODER_FILE)?,
         decoder: GraphSpec::describe_file(out, DECODER_FILE)?,
+        appearance,
         calibration: input.calibration.clone(),
         offline_scoring: input.offline.clone(),
         quantization,

@@ -2,14 +2,15 @@
 //! footage by running the export itself (no candle checkpoint needed), and writes an export whose
 //! `model.json` carries it.
 //!
-//! The fit is [`sfn_scoring::fit_calibration`], the one `sfn-train calibrate` runs on the candle
+//! The fit is [`sfn_scoring::fit_calibration_joined`], the one `sfn-train calibrate` runs on the candle
 //! model's predictions: region statistics of the error boxes, the speed cue's statistics, the z
-//! constants. The settings (pooling, sigma, weights, speed cue) are the export's current ones.
+//! constants (the appearance cue's too, where the export joins it). The settings (pooling, sigma,
+//! weights, speed cue, appearance cue) are the export's current ones.
 
 use std::path::{Path, PathBuf};
 
 use sfn_infer::{BackendKind, ExportedModel};
-use sfn_scoring::{error_summary, fit_calibration, CalibrationSettings, CausalCalibration};
+use sfn_scoring::{error_summary, fit_calibration_joined, CalibrationSettings, CausalCalibration};
 use sfn_sources::{FrameSource, ImageFolder, ImageFolderOptions};
 
 use crate::replay::{clip_dirs, HostError};
@@ -93,7 +94,7 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<CalibrateReport, HostError> 
     let (n, img) = (model.manifest.window, model.manifest.image.clone());
     let (c, h, w) = (img.channels, img.height, img.width);
     let clips = normal_clips(&opts.inputs)?;
-    let (mut errors, mut speed) = (Vec::new(), Vec::new());
+    let (mut errors, mut speed, mut appearance) = (Vec::new(), Vec::new(), Vec::new());
     let mut names = Vec::new();
     for dir in &clips {
         let name = clip_name(dir);
@@ -117,10 +118,22 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<CalibrateReport, HostError> 
             if let Some(cue) = &settings.speed {
                 speed.push(cue.box_means(&frames[t - 1], &frames[t], c, h, w).map_err(|e| bad(format!("frame {t}: {e}")))?);
             }
+            if let Some(j) = &old.appearance {
+                let boxes = j.boxes.describe(&frames[t - 1], &frames[t], c, h, w).map_err(|e| bad(format!("frame {t}: appearance: {e}")))?;
+                let flat: Vec<f32> = boxes.iter().flat_map(|b| b.values.iter().copied()).collect();
+                let box_errors = model.appearance_errors(&flat, boxes.len()).map_err(|e| bad(format!("frame {t}: {e}")))?;
+                appearance.push(sfn_scoring::appearance_frame_error(&box_errors));
+            }
         }
         names.push(name);
     }
-    let calibration = fit_calibration(settings, h, w, &errors, &speed, None).map_err(|e| HostError::Input { path: opts.model.clone(), reason: format!("fitting the calibration: {e}") })?;
+    let fitting = |e: sfn_scoring::ScoringError| HostError::Input { path: opts.model.clone(), reason: format!("fitting the calibration: {e}") };
+    // The appearance cue's z constants are refitted on this footage too (its weight kept).
+    let joined = match &old.appearance {
+        Some(j) => Some((j.boxes, sfn_scoring::AppearanceZ { weight: j.z.weight, ..sfn_scoring::AppearanceZ::fit(&appearance).map_err(fitting)? }, &appearance[..])),
+        None => None,
+    };
+    let calibration = fit_calibration_joined(settings, h, w, &errors, &speed, None, joined).map_err(fitting)?;
     let out = opts.out.clone().unwrap_or_else(|| opts.model.clone());
     let manifest = write_export(&opts.model, &out, &model.manifest, &calibration)?;
     Ok(CalibrateReport { calibration, clips: names, frames: errors.len(), manifest })
@@ -164,7 +177,7 @@ fn write_export(src: &Path, out: &Path, manifest: &sfn_infer::manifest::Manifest
     };
     if out != src {
         std::fs::create_dir_all(out).map_err(io(out))?;
-        for file in [&manifest.encoder.file, &manifest.decoder.file] {
+        for file in [&manifest.encoder.file, &manifest.decoder.file].into_iter().chain(manifest.appearance.as_ref().map(|g| &g.file)) {
             let bytes = std::fs::read(src.join(file)).map_err(io(&src.join(file)))?;
             sfn_fsio::write_atomic(&out.join(file), &bytes).map_err(io(&out.join(file)))?;
         }

@@ -325,6 +325,7 @@ mod tests {
                 index: i,
                 timestamp_ms: 0,
                 visual_error: 0.0,
+                appearance_error: None,
                 semantic_error: None,
                 visual_z: 0.0,
                 semantic_z: None,

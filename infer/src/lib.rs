@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use manifest::names;
 pub use manifest::{Manifest, Precision};
+use tract_onnx::pb;
 
 /// Errors of loading and running an exported model; each names the file or input concerned.
 #[derive(Debug, thiserror::Error)]
@@ -146,22 +147,38 @@ pub struct ExportedModel {
     pub manifest: Manifest,
     encoder: Box<dyn Runner>,
     decoder: Box<dyn Runner>,
+    /// `appearance.onnx`, where the export has one.
+    appearance: Option<Box<dyn Runner>>,
 }
 
 impl ExportedModel {
-    /// Verifies `dir/model.json` and its ONNX files, then loads both graphs on `backend`.
+    /// Verifies `dir/model.json` and its ONNX files, then loads the graphs on `backend`.
     pub fn open(dir: &Path, backend: &BackendKind) -> Result<Self, InferError> {
         let (manifest, enc, dec) = Manifest::open(dir)?;
-        let enc_path = dir.join(&manifest.encoder.file);
-        let dec_path = dir.join(&manifest.decoder.file);
-        let (encoder, decoder): (Box<dyn Runner>, Box<dyn Runner>) = match backend {
-            BackendKind::Tract => (Box::new(tract::TractRunner::from_proto(enc, &enc_path)?), Box::new(tract::TractRunner::from_proto(dec, &dec_path)?)),
-            #[cfg(feature = "ort")]
-            BackendKind::OnnxRuntime(opts) => (Box::new(onnxruntime::OrtRunner::open(&enc_path, opts)?), Box::new(onnxruntime::OrtRunner::open(&dec_path, opts)?)),
-            #[cfg(not(feature = "ort"))]
-            BackendKind::OnnxRuntime(_) => return Err(InferError::Backend { backend: "onnxruntime".into(), reason: "this build has no `ort` feature".into() }),
+        let app = manifest.appearance.as_ref().map(|g| g.verify(dir)).transpose()?;
+        let load = |proto: pb::ModelProto, file: &str| -> Result<Box<dyn Runner>, InferError> {
+            let path = dir.join(file);
+            match backend {
+                BackendKind::Tract => Ok(Box::new(tract::TractRunner::from_proto(proto, &path)?)),
+                #[cfg(feature = "ort")]
+                BackendKind::OnnxRuntime(opts) => {
+                    drop(proto);
+                    Ok(Box::new(onnxruntime::OrtRunner::open(&path, opts)?))
+                }
+                #[cfg(not(feature = "ort"))]
+                BackendKind::OnnxRuntime(_) => {
+                    drop(proto);
+                    Err(InferError::Backend { backend: "onnxruntime".into(), reason: "this build has no `ort` feature".into() })
+                }
+            }
         };
-        Ok(ExportedModel { dir: dir.into(), manifest, encoder, decoder })
+        let encoder = load(enc, &manifest.encoder.file)?;
+        let decoder = load(dec, &manifest.decoder.file)?;
+        let appearance = match (app, &manifest.appearance) {
+            (Some(proto), Some(g)) => Some(load(proto, &g.file)?),
+            _ => None,
+        };
+        Ok(ExportedModel { dir: dir.into(), manifest, encoder, decoder, appearance })
     }
 
     /// Back-end name.
@@ -172,16 +189,25 @@ impl ExportedModel {
     /// The same loaded graphs for another thread (several cameras, one copy of the weights), where the
     /// back-end can share them (tract's optimised plans can; `None` otherwise: open the export again).
     pub fn share(&self) -> Option<ExportedModel> {
-        Some(ExportedModel { dir: self.dir.clone(), manifest: self.manifest.clone(), encoder: self.encoder.share()?, decoder: self.decoder.share()? })
+        let appearance = match &self.appearance {
+            Some(a) => Some(a.share()?),
+            None => None,
+        };
+        Some(ExportedModel { dir: self.dir.clone(), manifest: self.manifest.clone(), encoder: self.encoder.share()?, decoder: self.decoder.share()?, appearance })
     }
 
     /// The same graphs behind two batcher threads ([`batch::BatchedRunner`]): the calls of this
     /// model's shares ([`ExportedModel::share`], one per camera) that are ready together run as one
-    /// batch. Every back-end can be shared this way (one loaded copy, ONNX Runtime's included).
+    /// batch. Every back-end can be shared this way (one loaded copy, ONNX Runtime's included); the
+    /// appearance graph, whose calls carry a varying number of boxes, gets a batcher of its own too.
     pub fn batched(self, opts: batch::BatchOptions) -> Result<ExportedModel, InferError> {
         let encoder = batch::BatchedRunner::spawn(self.encoder, opts)?;
         let decoder = batch::BatchedRunner::spawn(self.decoder, opts)?;
-        Ok(ExportedModel { dir: self.dir, manifest: self.manifest, encoder: Box::new(encoder), decoder: Box::new(decoder) })
+        let appearance = match self.appearance {
+            Some(a) => Some(Box::new(batch::BatchedRunner::spawn(a, opts)?) as Box<dyn Runner>),
+            None => None,
+        };
+        Ok(ExportedModel { dir: self.dir, manifest: self.manifest, encoder: Box::new(encoder), decoder: Box::new(decoder), appearance })
     }
 
     /// The encoder's and the decoder's batcher counters (`None` unless [`ExportedModel::batched`]).
@@ -248,5 +274,29 @@ impl ExportedModel {
             return Err(InferError::Run { backend: "decoder", graph: self.manifest.decoder.file.clone(), reason: "fewer than 2 outputs".into() });
         };
         Ok(Decoded { frame, text })
+    }
+
+    /// Whether the export has the appearance cue's graph.
+    pub fn has_appearance(&self) -> bool {
+        self.appearance.is_some()
+    }
+
+    /// Each of `n` moving-box descriptors' reconstruction error through `appearance.onnx`
+    /// (`boxes`: [n, D] concatenated); no call for `n` = 0.
+    pub fn appearance_errors(&mut self, boxes: &[f32], n: usize) -> Result<Vec<f32>, InferError> {
+        let spec = self.manifest.appearance.as_ref().ok_or_else(|| InferError::Input { name: names::BOXES.into(), reason: "this export has no appearance.onnx".into() })?;
+        let d = spec.inputs.iter().find(|t| t.name == names::BOXES).map(|t| t.sample_len()).unwrap_or(0);
+        let file = spec.file.clone();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        self.check(names::BOXES, boxes, n, d)?;
+        let runner = self.appearance.as_mut().ok_or_else(|| InferError::Input { name: names::BOXES.into(), reason: "appearance.onnx is not loaded".into() })?;
+        let out = runner.run(&[(names::BOXES, &[n, d], boxes)])?;
+        match out.into_iter().next() {
+            Some(a) if a.data.len() == n => Ok(a.data),
+            Some(a) => Err(InferError::Run { backend: "appearance", graph: file, reason: format!("{} errors for {n} boxes", a.data.len()) }),
+            None => Err(InferError::Run { backend: "appearance", graph: file, reason: "no output".into() }),
+        }
     }
 }

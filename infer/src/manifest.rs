@@ -4,6 +4,7 @@
 //! OUT/model.json     this manifest
 //! OUT/encoder.onnx   frame [B,C,H,W], prev_frame [B,C,H,W] -> tokens, patch_embed, motion
 //! OUT/decoder.onnx   frame_tokens, skip, motion, text, text_mask, last_frame -> frame, text_pred
+//! OUT/appearance.onnx  boxes -> box_errors (only where the calibration joins the appearance cue)
 //! ```
 //!
 //! Every ONNX file is listed with its sha256, size and I/O signature; [`Manifest::open`] checks all
@@ -57,6 +58,10 @@ pub mod names {
     pub const PRED_FRAME: &str = "frame";
     /// Decoder output: predicted text feature [B, text_dim].
     pub const PRED_TEXT: &str = "text_pred";
+    /// Appearance input: moving-box descriptors (crop and frame difference, pooled) [N, D].
+    pub const BOXES: &str = "boxes";
+    /// Appearance output: each box's reconstruction error [N].
+    pub const BOX_ERRORS: &str = "box_errors";
 }
 
 /// Numeric form of the weights and activations in the ONNX files.
@@ -223,6 +228,9 @@ pub struct Manifest {
     pub text_dim: usize,
     pub encoder: GraphSpec,
     pub decoder: GraphSpec,
+    /// The appearance cue's network (fp32 in every precision), where the calibration joins it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appearance: Option<GraphSpec>,
     /// Causal scoring fitted on the training footage, if the checkpoint has it.
     pub calibration: Option<CausalCalibration>,
     /// Offline scoring settings for replay.

@@ -163,6 +163,59 @@ impl AppearanceZ {
     }
 }
 
+/// The appearance cue folded into a calibration's visual error on the camera: which boxes are
+/// described, the cue's z constants, and how the visual error is z-scored before the join.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppearanceJoin {
+    pub boxes: AppearanceBoxes,
+    pub z: AppearanceZ,
+    /// How many z-scored cues the visual error already averages (1 + lambda for a z fusion with the
+    /// speed cue, else 1).
+    pub cues: f32,
+    /// Mean and std that z-score the visual error before the join ([0, 1] where it already is a
+    /// mean of z-scores).
+    pub visual: [f32; 2],
+}
+
+impl AppearanceJoin {
+    /// The join for a visual error fused with `speed` (None: no speed cue) whose values on the
+    /// calibration footage are `visual_errors`: a z fusion's error joins as it is with 1 + lambda
+    /// cues; any other is z-scored on that footage first and counts as one cue.
+    pub fn new(boxes: AppearanceBoxes, z: AppearanceZ, speed: Option<&crate::SpeedCalibration>, visual_errors: &[f32]) -> Result<Self, ScoringError> {
+        boxes.validate()?;
+        z.validate()?;
+        let zmean = speed.filter(|sp| sp.cue.fusion.uses_frame_z() && sp.frame_z.is_some());
+        let (cues, visual) = match zmean {
+            Some(sp) => (1.0 + sp.cue.weight, [0.0, 1.0]),
+            None => {
+                let (m, s) = mean_std(visual_errors, "visual")?;
+                (1.0, [m, s])
+            }
+        };
+        Ok(Self { boxes, z, cues, visual })
+    }
+
+    /// Refuses settings a camera could not score with (names the field).
+    pub fn validate(&self) -> Result<(), ScoringError> {
+        self.boxes.validate()?;
+        self.z.validate()?;
+        if !(self.cues.is_finite() && self.cues > 0.0) {
+            return Err(ScoringError::BadParameter { name: "appearance.cues", value: self.cues, reason: "must be finite and > 0" });
+        }
+        if !(self.visual.iter().all(|v| v.is_finite()) && self.visual[1] > 0.0) {
+            return Err(ScoringError::BadParameter { name: "appearance.visual", value: self.visual[1], reason: "needs a finite mean and a finite std > 0" });
+        }
+        Ok(())
+    }
+
+    /// (k (v - m) / s + w z_a) / (k + w) ([`AppearanceZ::join`]) for a frame's visual error `v` and
+    /// appearance error `appearance` ([`appearance_frame_error`]).
+    pub fn join(&self, visual: f32, appearance: f32) -> f32 {
+        self.z.join((visual - self.visual[0]) / self.visual[1], self.cues, appearance)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +272,27 @@ mod tests {
         assert!(AppearanceZ { weight: -1.0, ..z }.validate().is_err());
         // A visual error that is the mean of two z-scores (0.5) and an appearance z of 1.5: mean of three.
         assert!((z.join(0.5, 2.0, 4.0) - (2.0 * 0.5 + 1.5) / 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn join_z_scores_the_visual_error_unless_it_is_a_z_mean() {
+        let z = AppearanceZ { mean: 1.0, std: 2.0, weight: 1.0 };
+        // No speed cue: the visual error is z-scored on the calibration footage (mean 2, std 1).
+        let j = AppearanceJoin::new(AppearanceBoxes::default(), z, None, &[1.0, 3.0]).unwrap();
+        assert_eq!((j.cues, j.visual), (1.0, [2.0, 1.0]));
+        // visual 4 -> z 2, appearance 5 -> z 2: mean 2.
+        assert!((j.join(4.0, 5.0) - 2.0).abs() < 1e-6);
+        j.validate().unwrap();
+        assert!(AppearanceJoin { cues: 0.0, ..j }.validate().unwrap_err().to_string().contains("appearance.cues"));
+        assert!(AppearanceJoin { visual: [0.0, 0.0], ..j }.validate().unwrap_err().to_string().contains("appearance.visual"));
+        // A calibration fitted with the join describes the joined error.
+        let settings = crate::CalibrationSettings { pooling: crate::ErrorPooling::FrameMean, sigma: 0.0, visual_weight: 1.0, semantic_weight: 0.0, speed: None };
+        let errors = vec![vec![1.0], vec![3.0]];
+        let cal = crate::fit_calibration_joined(settings, 4, 4, &errors, &[], None, Some((AppearanceBoxes::default(), z, &[1.0, 1.0]))).unwrap();
+        let joined = cal.appearance.unwrap();
+        assert_eq!(joined, j);
+        assert!((cal.visual_mean - 0.0).abs() < 1e-6 && (cal.visual_std - 0.5).abs() < 1e-6);
+        let short = crate::fit_calibration_joined(settings, 4, 4, &errors, &[], None, Some((AppearanceBoxes::default(), z, &[1.0])));
+        assert!(short.unwrap_err().to_string().contains("appearance errors"));
     }
 }

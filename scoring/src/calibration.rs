@@ -48,6 +48,11 @@ pub struct CausalCalibration {
     /// most evidence normal footage gave. [`saturate`] clips at it for the saturated offline scoring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visual_z_max: Option<f32>,
+    /// The appearance cue joined to the visual error after the speed cue ([`AppearanceJoin`]); the
+    /// mean and std above then describe the joined error. The camera runs the export's
+    /// `appearance.onnx` on the frame's moving boxes for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appearance: Option<AppearanceJoin>,
 }
 
 impl CausalCalibration {
@@ -84,6 +89,7 @@ impl CausalCalibration {
             pooling: ErrorPooling::FrameMean,
             regions: None,
             speed: None,
+            appearance: None,
             visual_z_max: Some(visual.iter().map(|&v| (v - visual_mean) / visual_std).fold(f32::NEG_INFINITY, f32::max)),
         })
     }
@@ -155,6 +161,20 @@ pub fn error_summary(pooling: ErrorPooling, map: &[f32], height: usize, width: u
 /// with a speed cue its region statistics (and for the z-mean fusion its frame statistics), then the
 /// fused error; last the z constants of the fused error (and of `semantic`, given).
 pub fn fit_calibration(settings: CalibrationSettings, height: usize, width: usize, errors: &[Vec<f32>], speed_boxes: &[Vec<f32>], semantic: Option<&[f32]>) -> Result<CausalCalibration, ScoringError> {
+    fit_calibration_joined(settings, height, width, errors, speed_boxes, semantic, None)
+}
+
+/// [`fit_calibration`] with the appearance cue joined to the visual error: its boxes and z
+/// constants, and its frame error on each frame of the calibration footage ([`AppearanceJoin::new`]).
+pub fn fit_calibration_joined(
+    settings: CalibrationSettings,
+    height: usize,
+    width: usize,
+    errors: &[Vec<f32>],
+    speed_boxes: &[Vec<f32>],
+    semantic: Option<&[f32]>,
+    appearance: Option<(AppearanceBoxes, AppearanceZ, &[f32])>,
+) -> Result<CausalCalibration, ScoringError> {
     let CalibrationSettings { pooling, sigma, visual_weight, semantic_weight, speed } = settings;
     let regions = match pooling {
         ErrorPooling::WindowMaxZ { window, stride } => Some(RegionStats::fit(window, stride, box_grid(height, width, window, stride), errors.iter().map(Vec::as_slice))?),
@@ -176,5 +196,15 @@ pub fn fit_calibration(settings: CalibrationSettings, height: usize, width: usiz
         }
         None => (visual, None),
     };
-    Ok(CausalCalibration { pooling, regions, speed, ..CausalCalibration::fit(&visual, semantic, sigma, visual_weight, semantic_weight)? })
+    let (visual, appearance) = match appearance {
+        Some((boxes, z, a)) => {
+            if a.len() != visual.len() {
+                return Err(ScoringError::BadParameter { name: "appearance errors", value: a.len() as f32, reason: "need one per calibration frame" });
+            }
+            let join = AppearanceJoin::new(boxes, z, speed.as_ref(), &visual)?;
+            (visual.iter().zip(a).map(|(&v, &a)| join.join(v, a)).collect(), Some(join))
+        }
+        None => (visual, None),
+    };
+    Ok(CausalCalibration { pooling, regions, speed, appearance, ..CausalCalibration::fit(&visual, semantic, sigma, visual_weight, semantic_weight)? })
 }

@@ -258,6 +258,7 @@ fn cal(sigma: f32) -> CausalCalibration {
         regions: None,
         speed: None,
         visual_z_max: None,
+        appearance: None,
     }
 }
 
@@ -377,6 +378,7 @@ fn causal_scorer_survives_invalid_calibration() {
         regions: None,
         speed: None,
         visual_z_max: None,
+        appearance: None,
     };
     let mut s = CausalScorer::new(&bad);
     assert_eq!(s.window_len(), 3001);

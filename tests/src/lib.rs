@@ -43,6 +43,16 @@ pub fn mosquitto(dir: &Path, port: u16) -> Broker {
 
 /// Synthetic footage (1 training, 1 test clip of 30 frames) + a seeded tiny model exported to ONNX (fp32): (data root, export dir).
 pub fn fixture(root: &Path) -> (PathBuf, PathBuf) {
+    build_fixture(root, false)
+}
+
+/// [`fixture`] whose calibration also joins the appearance cue (its network fitted on the training
+/// clip for 2 epochs, seeded), so the export carries `appearance.onnx`; the checkpoint is `root/model`.
+pub fn fixture_with_appearance(root: &Path) -> (PathBuf, PathBuf) {
+    build_fixture(root, true)
+}
+
+fn build_fixture(root: &Path, appearance: bool) -> (PathBuf, PathBuf) {
     let data = root.join("data");
     write_walkway(&data, &SynthConfig { train_clips: 1, test_clips: 1, frames_per_clip: 30, ..Default::default() }).unwrap();
     let ck = root.join("model");
@@ -61,6 +71,12 @@ pub fn fixture(root: &Path) -> (PathBuf, PathBuf) {
     let cue = SpeedCue { radius: 2, block: 6, window: 8, stride: 4, weight: 2.0, fusion: SpeedFusion::Max, margin: 0.0 };
     let speeds: Vec<Vec<f32>> = (0..6).map(|f| (0..77).map(|b| 0.2 + 0.05 * ((b * 5 + f) % 7) as f32).collect()).collect();
     cal.speed = Some(SpeedCalibration::fit(cue, 32, 48, speeds.iter().map(Vec::as_slice)).unwrap());
+    if appearance {
+        let ds = sfn_trainer::data::Dataset::open(&data, "training", &sfn_trainer::train::frame_format(&cfg)).unwrap();
+        let opts = sfn_trainer::appearance::AppearanceOptions { epochs: 2, batch: 64, ..sfn_trainer::appearance::AppearanceOptions::for_model(ck.clone(), data.clone(), 3) };
+        let m = sfn_trainer::appearance::fit(&opts, &ds).unwrap();
+        cal.appearance = Some(sfn_models::scoring::AppearanceJoin::new(m.config.boxes, m.z, cal.speed.as_ref(), &[0.5, 1.2, 0.8, 1.5]).unwrap());
+    }
     checkpoint::write_json(&ck.join(checkpoint::CALIBRATION), &cal).unwrap();
     let out = root.join("onnx");
     export(&ExportOptions { model: ck, out: out.clone(), int8: false, weight_int8: false, calib: None, calib_windows: 0 }).unwrap();

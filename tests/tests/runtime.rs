@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use sfn_captions::{CaptionError, CaptionProvider, Clip};
-use sfn_e2e::{fixture, test_clip};
+use sfn_e2e::{fixture, fixture_with_appearance, test_clip};
 use sfn_edge::alarm::AlarmConfig;
 use sfn_edge::captions::{CaptionBudget, CaptionScheduler, CaptionWorker, Embedder};
 use sfn_edge::pipeline::{FrameOutput, Pipeline};
@@ -50,6 +50,61 @@ fn streaming_equals_batch_evaluation() {
         assert!((a - b).abs() <= 1e-5 * b.abs().max(1e-3), "frame {}: streaming {a} vs batch {b}", o.index);
         assert!((o.score - causal[k]).abs() <= 1e-3 * causal[k].abs().max(1.0), "frame {}: score {} vs {}", o.index, o.score, causal[k]);
     }
+}
+
+/// With the appearance cue joined, the camera's pipeline runs `appearance.onnx` on each frame's
+/// moving boxes: its appearance error is candle's (the trainer's eval), and its joined visual error
+/// and score are the batch evaluation's. An export whose calibration joins the cue but that lacks the
+/// graph is refused at open, naming model.json.
+#[test]
+fn the_appearance_cue_streams_as_candle_and_the_batch_evaluation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, onnx) = fixture_with_appearance(tmp.path());
+    let mut m = ExportedModel::open(&onnx, &BackendKind::Tract).unwrap();
+    let cfg: SfnConfig = serde_json::from_value(m.manifest.config.clone()).unwrap();
+    let ds = Dataset::open(&data, "testing", &frame_format(&cfg)).unwrap();
+    let cal = m.manifest.calibration.clone().unwrap();
+    assert!(cal.appearance.is_some() && m.has_appearance());
+    let (net, _) = sfn_trainer::appearance::load(&tmp.path().join("model")).unwrap().unwrap();
+    let candle = sfn_trainer::appearance::frame_errors(&net, &ds).unwrap().remove(0);
+    assert!(candle.iter().filter(|&&a| a > 0.0).count() > 5, "the walkers move: {candle:?}");
+    let batch = onnx_errors(&mut m, &ds, cal.pooling, 8).unwrap().remove(0);
+    let causal = causal_scores(&batch, None, &cal);
+    let pipeline = Pipeline::open(&onnx, &BackendKind::Tract, AlarmConfig { threshold: 1e9, ..Default::default() }).unwrap();
+    let mut rt = Runtime::new(pipeline, "test");
+    let seen: Arc<Mutex<Vec<FrameOutput>>> = Arc::default();
+    let s2 = seen.clone();
+    rt.on_frame = Some(Box::new(move |o| s2.lock().unwrap().push(o.clone())));
+    let mut src = ImageFolder::open(test_clip(&data), ImageFolderOptions::default()).unwrap();
+    rt.run(&mut src, None, 3).unwrap();
+    let outs = seen.lock().unwrap();
+    assert_eq!(outs.len(), batch.len());
+    for (k, o) in outs.iter().enumerate() {
+        let a = o.appearance_error.expect("the calibration joins the cue");
+        assert!((a - candle[k]).abs() <= 1e-4 * candle[k].abs().max(1e-3), "frame {}: appearance {a} vs candle {}", o.index, candle[k]);
+        assert!((o.visual_error - batch[k]).abs() <= 1e-5 * batch[k].abs().max(1e-3), "frame {}: streaming {} vs batch {}", o.index, o.visual_error, batch[k]);
+        assert!((o.score - causal[k]).abs() <= 1e-3 * causal[k].abs().max(1.0), "frame {}: score {} vs {}", o.index, o.score, causal[k]);
+    }
+    // `sfn-host calibrate` refits the cue's z constants on a scene's footage through the export: the
+    // statistics of candle's appearance errors on the same clip, and the new export carries the graph.
+    let train = Dataset::open(&data, "training", &frame_format(&cfg)).unwrap();
+    let want = sfn_models::scoring::AppearanceZ::fit(&sfn_trainer::appearance::frame_errors(&net, &train).unwrap().concat()).unwrap();
+    let out = tmp.path().join("scene");
+    let opts = sfn_host::calibrate::CalibrateOptions { model: onnx.clone(), inputs: vec![data.clone()], out: Some(out.clone()), backend: BackendKind::Tract };
+    let r = sfn_host::calibrate::calibrate(&opts).unwrap();
+    let got = r.calibration.appearance.expect("the refit keeps the cue").z;
+    for (a, b, what) in [(got.mean, want.mean, "mean"), (got.std, want.std, "std")] {
+        assert!((a - b).abs() <= 1e-4 * b.abs(), "appearance z {what}: host {a} vs candle {b}");
+    }
+    assert!(Pipeline::open(&out, &BackendKind::Tract, AlarmConfig::default()).is_ok());
+    // The same calibration on an export without the graph.
+    let (_, plain) = fixture(&tmp.path().join("plain"));
+    let path = plain.join("model.json");
+    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    manifest["calibration"] = serde_json::to_value(&cal).unwrap();
+    std::fs::write(&path, serde_json::to_string(&manifest).unwrap()).unwrap();
+    let e = Pipeline::open(&plain, &BackendKind::Tract, AlarmConfig::default()).err().expect("refused").to_string();
+    assert!(e.contains("model.json") && e.contains("appearance.onnx"), "{e}");
 }
 
 /// Speed statistics that do not fit the model's frames are refused when the pipeline opens, by name.

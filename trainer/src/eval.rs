@@ -165,6 +165,31 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         Some((net, m)) => Some((m, crate::appearance::frame_errors(&net, &ds)?)),
         None => None,
     };
+    // A calibration that joins the appearance cue scores the joined error (row 0, as the camera
+    // does); the fold candidates keep the error without it beside.
+    let unjoined = match (&calibration.appearance, &appearance) {
+        (Some(j), Some((m, a))) => {
+            if m.config.boxes != j.boxes {
+                return Err(TrainerError::Usage(format!(
+                    "{}: the calibration's appearance boxes differ from {}'s (re-run `sfn-train calibrate --appearance on`)",
+                    opts.model.join(checkpoint::CALIBRATION).display(),
+                    crate::appearance::APPEARANCE
+                )));
+            }
+            let v = std::mem::take(&mut all_errors[0]);
+            all_errors[0] = v.iter().zip(a).map(|(v, a)| v.iter().zip(a).map(|(&v, &a)| j.join(v, a)).collect()).collect();
+            Some(v)
+        }
+        (Some(_), None) => {
+            return Err(TrainerError::Usage(format!(
+                "{}: the calibration joins the appearance cue but {} has no {}",
+                opts.model.join(checkpoint::CALIBRATION).display(),
+                opts.model.display(),
+                crate::appearance::APPEARANCE
+            )))
+        }
+        _ => None,
+    };
     let mut sets = Vec::new();
     // The calibrated pooling is scored offline on the raw error (the model's offline score), saturated
     // at the calibration's cap beside; every row of the comparison table is raw.
@@ -186,9 +211,10 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         .zip(&sets)
         .enumerate()
         .map(|(i, (p, ((o, _), c)))| {
+            let joined = if i == 0 && unjoined.is_some() { " + appearance" } else { "" };
             let name = match (&speed_parts, i) {
-                (Some((cue, _, _)), 0) => format!("{} + {cue}", p.name()),
-                _ => p.name(),
+                (Some((cue, _, _)), 0) => format!("{} + {cue}{joined}", p.name()),
+                _ => format!("{}{joined}", p.name()),
             };
             (name, PoolingFigures { offline_micro_auc: o.micro_auc, offline_macro_auc: o.macro_auc, causal_micro_auc: c.micro_auc, causal_macro_auc: c.macro_auc })
         })
@@ -237,7 +263,20 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         _ => None,
     };
     let folds = match &opts.folds {
-        Some(f) => Some(fold_report(opts, f, &loaded.model, &tcfg, &calibration, &ds, &labels, &all_errors[0], speed_parts.as_ref().map(|(_, p, s)| (p, s)), copy.as_ref(), appearance.as_ref())?),
+        Some(f) => Some(fold_report(
+            opts,
+            f,
+            &loaded.model,
+            &tcfg,
+            &calibration,
+            &ds,
+            &labels,
+            &all_errors[0],
+            speed_parts.as_ref().map(|(_, p, s)| (p, s)),
+            copy.as_ref(),
+            appearance.as_ref(),
+            unjoined.as_deref(),
+        )?),
         None => None,
     };
     let ((offline, offline_saturated), causal) = sets.swap_remove(0);
@@ -351,12 +390,20 @@ fn fold_report(
     speed: Option<SpeedParts>,
     copy: Option<&CopyBaseline>,
     appearance: Option<&(crate::appearance::AppearanceModel, Vec<Vec<f32>>)>,
+    unjoined: Option<&[Vec<f32>]>,
 ) -> Result<FoldReport, TrainerError> {
     let stream = |v: &[Vec<f32>]| named(ds, v);
     let own = cal.pooling.name();
     let cue = cal.speed.as_ref().map(|s| format!(" + {}", s.cue.name())).unwrap_or_default();
     let mut cands = Vec::new();
-    cands.push(Candidate::new(format!("model: {own}{cue}"), stream(visual)));
+    match unjoined {
+        // The model's scoring joins the appearance cue; the same without it is a candidate.
+        Some(u) => {
+            cands.push(Candidate::new(format!("model: {own}{cue} + appearance"), stream(visual)));
+            cands.push(Candidate::new(format!("model without appearance: {own}{cue}"), stream(u)));
+        }
+        None => cands.push(Candidate::new(format!("model: {own}{cue}"), stream(visual))),
+    }
     // No saturated candidates: saturating the offline error at the calibration's cap did not win on both
     // held-out folds (fold A +2.9, fold B -3.0 points offline for the committed model), so it is no choice.
     if let Some((pred, sp)) = speed {
@@ -401,6 +448,7 @@ fn fold_report(
         let join = |v: &[Vec<f32>], cues: f32, z: &dyn Fn(f32) -> f32| -> Vec<Vec<f32>> { v.iter().zip(a).map(|(v, a)| v.iter().zip(a).map(|(&v, &a)| m.z.join(z(v), cues, a)).collect()).collect() };
         let zmean = cal.speed.as_ref().and_then(|sp| sp.frame_z.filter(|_| sp.cue.fusion.uses_frame_z()).map(|z| (sp.cue.weight, z)));
         match zmean {
+            _ if unjoined.is_some() => {} // the model's own scoring, listed first
             // The fused error already is the mean of 1 + lambda z-scores.
             Some((lambda, _)) => cands.push(Candidate::new(format!("model + appearance: {own}{cue} + appearance"), stream(&join(visual, 1.0 + lambda, &|v| v)))),
             None => cands.push(Candidate::new(format!("model + appearance: {own}{cue} + appearance"), stream(&join(visual, 1.0, &|v| (v - cal.visual_mean) / cal.visual_std)))),

@@ -62,6 +62,8 @@ pub struct ExportSource {
     pub calibration: Option<CausalCalibration>,
     /// The caption cache the model was trained with (train.json), if any.
     pub captions: Option<PathBuf>,
+    /// The appearance cue's config and weights, where the calibration joins it.
+    pub appearance: Option<(sfn_models::appearance::AppearanceConfig, std::collections::HashMap<String, candle_core::Tensor>)>,
 }
 
 /// Loads a checkpoint for export: config, weights (checked against the config by building the model
@@ -71,10 +73,20 @@ pub fn load_for_export(dir: &Path) -> Result<ExportSource, TrainerError> {
     let loaded = checkpoint::load_model(dir)?;
     let weights = checkpoint::load_tensors(&dir.join(checkpoint::WEIGHTS))?;
     let cal_path = dir.join(checkpoint::CALIBRATION);
-    let calibration = if cal_path.exists() { Some(checkpoint::read_json(&cal_path)?) } else { None };
+    let calibration: Option<CausalCalibration> = if cal_path.exists() { Some(checkpoint::read_json(&cal_path)?) } else { None };
     let train_path = dir.join(checkpoint::TRAIN);
     let captions = if train_path.exists() { checkpoint::read_json::<crate::train::TrainConfig>(&train_path)?.captions } else { None };
-    Ok(ExportSource { cfg: loaded.cfg, weights, calibration, captions })
+    // The appearance cue travels only where the calibration joins it (loading checks its weights).
+    let appearance = match calibration.as_ref().and_then(|c| c.appearance.as_ref()) {
+        Some(_) => match crate::appearance::load(dir)? {
+            Some((_, m)) => Some((m.config, checkpoint::load_tensors(&dir.join(crate::appearance::APPEARANCE_WEIGHTS))?)),
+            None => {
+                return Err(TrainerError::Usage(format!("{}: the calibration joins the appearance cue but {} is missing", cal_path.display(), dir.join(crate::appearance::APPEARANCE).display())));
+            }
+        },
+        None => None,
+    };
+    Ok(ExportSource { cfg: loaded.cfg, weights, calibration, captions, appearance })
 }
 
 /// `n` normal windows spread evenly over ROOT/training, each 5 frames (prev + 4 inputs), with the caption
@@ -106,7 +118,7 @@ pub fn export(opts: &ExportOptions) -> Result<Vec<(PathBuf, Manifest)>, TrainerE
     if opts.int8 && opts.calib.is_none() {
         return Err(TrainerError::Usage("--int8 needs --calib ROOT (a dataset whose training split holds normal footage)".into()));
     }
-    let ExportSource { cfg, weights, calibration, captions } = load_for_export(&opts.model)?;
+    let ExportSource { cfg, weights, calibration, captions, appearance } = load_for_export(&opts.model)?;
     let text = match &captions {
         Some(path) => {
             let cache = CaptionCache::read(path)?;
@@ -114,7 +126,7 @@ pub fn export(opts: &ExportOptions) -> Result<Vec<(PathBuf, Manifest)>, TrainerE
         }
         None => None,
     };
-    let input = ExportInput { cfg: &cfg, weights: &weights, calibration, offline: OfflineScoring::default(), text };
+    let input = ExportInput { cfg: &cfg, weights: &weights, calibration, offline: OfflineScoring::default(), text, appearance: appearance.as_ref().map(|(c, w)| (c, w)) };
     let mut done = vec![(opts.out.clone(), sfn_export::export(&input, &opts.out, Precision::Fp32, None)?)];
     if opts.int8 {
         let root = opts.calib.as_ref().expect("checked above");
@@ -152,6 +164,8 @@ pub fn onnx_errors_with_text(model: &mut ExportedModel, ds: &Dataset, pooling: E
         let img = &model.manifest.image;
         sp.check(img.height, img.width).map_err(|e| TrainerError::Usage(format!("model.json calibration.speed: {e}")))?;
     }
+    // So does the appearance cue, through the export's appearance.onnx.
+    let appearance = model.manifest.calibration.as_ref().filter(|c| c.pooling == pooling).and_then(|c| c.appearance);
     let visual = scoring::VisualScoring { pooling, regions: regions.as_ref(), speed: speed.as_ref() };
     let m = model.manifest.clone();
     let fl = m.frame_len();
@@ -190,7 +204,15 @@ pub fn onnx_errors_with_text(model: &mut ExportedModel, ds: &Dataset, pooling: E
             let d = model.decode(&ft, &sk, &mo, tb.as_ref().map(|t| &t.0[..]), &last, Some(&prev), b)?;
             for (j, &t) in chunk.iter().enumerate() {
                 let i = &m.image;
-                errs.push(visual.error(&d.frame.data[j * fl..(j + 1) * fl], &clip.frames[t], &clip.frames[t - 1], i.channels, i.height, i.width)?);
+                let e = visual.error(&d.frame.data[j * fl..(j + 1) * fl], &clip.frames[t], &clip.frames[t - 1], i.channels, i.height, i.width)?;
+                errs.push(match &appearance {
+                    Some(a) => {
+                        let boxes = a.boxes.describe(&clip.frames[t - 1], &clip.frames[t], i.channels, i.height, i.width)?;
+                        let flat: Vec<f32> = boxes.iter().flat_map(|b| b.values.iter().copied()).collect();
+                        a.join(e, scoring::appearance_frame_error(&model.appearance_errors(&flat, boxes.len())?))
+                    }
+                    None => e,
+                });
             }
             if let Some((_, target)) = &tb {
                 let dt = m.text_dim;

@@ -103,6 +103,9 @@ pub fn for_each_prediction(
 /// `pooling` and `sigma` (default: the stored ones, or the training settings' where the model has no
 /// calibration yet, e.g. a checkpoint taken mid-training) and the captions the model was trained with.
 /// `speed`: None keeps the stored speed cue (or the training settings'), `Some(None)` drops it.
+/// `appearance`: None keeps the stored choice (joined or not), `Some(true)` joins the model's
+/// appearance cue (`appearance.json`, refused where the model has none), `Some(false)` drops it.
+#[allow(clippy::too_many_arguments)]
 pub fn recalibrate(
     model_dir: &std::path::Path,
     data: &std::path::Path,
@@ -110,17 +113,25 @@ pub fn recalibrate(
     pooling: Option<ErrorPooling>,
     sigma: Option<f32>,
     speed: Option<Option<SpeedCue>>,
+    appearance: Option<bool>,
     batch: usize,
 ) -> Result<CausalCalibration, TrainerError> {
     let loaded = checkpoint::load_model(model_dir)?;
     let tcfg: TrainConfig = checkpoint::read_json(&model_dir.join(checkpoint::TRAIN))?;
     // A checkpoint taken mid-training has no calibration yet: its training settings say what to fit.
     let cal_path = model_dir.join(checkpoint::CALIBRATION);
-    let (old_pooling, old_sigma, old_speed) = if cal_path.exists() {
+    let (old_pooling, old_sigma, old_speed, old_appearance) = if cal_path.exists() {
         let old: CausalCalibration = checkpoint::read_json(&cal_path)?;
-        (old.pooling, old.sigma, old.speed.map(|s| s.cue))
+        (old.pooling, old.sigma, old.speed.map(|s| s.cue), old.appearance.is_some())
     } else {
-        (tcfg.error_pooling, tcfg.causal_sigma, tcfg.speed)
+        (tcfg.error_pooling, tcfg.causal_sigma, tcfg.speed, false)
+    };
+    let appearance = match appearance.unwrap_or(old_appearance) {
+        true => Some(
+            crate::appearance::load(model_dir)?
+                .ok_or_else(|| TrainerError::Usage(format!("--appearance on: {} has no {} (fit one with `sfn-train appearance`)", model_dir.display(), crate::appearance::APPEARANCE)))?,
+        ),
+        false => None,
     };
     let mut ds = Dataset::open(data, split, &frame_format(&loaded.cfg))?;
     // The clips held out of training stay out of the calibration too (a new scene's own footage in
@@ -137,7 +148,13 @@ pub fn recalibrate(
         semantic_weight: tcfg.semantic_weight,
         speed: speed.unwrap_or(old_speed),
     };
-    let cal = calibrate(&loaded.model, &ds, batch, texts.as_ref(), settings)?;
+    let cal = match &appearance {
+        Some((net, m)) => {
+            let a: Vec<f32> = crate::appearance::frame_errors(net, &ds)?.into_iter().flatten().collect();
+            calibrate_joined(&loaded.model, &ds, batch, texts.as_ref(), settings, Some((m.config.boxes, m.z, &a)))?
+        }
+        None => calibrate(&loaded.model, &ds, batch, texts.as_ref(), settings)?,
+    };
     checkpoint::write_json(&model_dir.join(checkpoint::CALIBRATION), &cal)?;
     Ok(cal)
 }
@@ -165,6 +182,19 @@ pub fn speed_scores(ds: &Dataset, speed: &SpeedCalibration) -> Result<Vec<Vec<f3
 /// footage) with [`sfn_models::scoring::fit_calibration`]: the camera's own pooling (pure Rust, as
 /// `sfn-host calibrate` pools the ONNX export's predictions), applied to the network's error maps.
 pub fn calibrate(model: &SfnVad, ds: &Dataset, batch: usize, texts: Option<&WindowTexts>, settings: CalibrationSettings) -> Result<CausalCalibration, TrainerError> {
+    calibrate_joined(model, ds, batch, texts, settings, None)
+}
+
+/// [`calibrate`] with the appearance cue joined: its boxes, z constants and frame errors on `ds`'s
+/// scored frames, in clip order ([`sfn_models::scoring::fit_calibration_joined`]).
+pub fn calibrate_joined(
+    model: &SfnVad,
+    ds: &Dataset,
+    batch: usize,
+    texts: Option<&WindowTexts>,
+    settings: CalibrationSettings,
+    appearance: Option<(sfn_models::scoring::AppearanceBoxes, sfn_models::scoring::AppearanceZ, &[f32])>,
+) -> Result<CausalCalibration, TrainerError> {
     let img = &model.cfg.image;
     let (h, w) = (img.height, img.width);
     let mut errors: Vec<Vec<f32>> = Vec::new();
@@ -188,5 +218,5 @@ pub fn calibrate(model: &SfnVad, ds: &Dataset, batch: usize, texts: Option<&Wind
         None => Vec::new(),
     };
     let sem: Option<Vec<f32>> = semantic.map(|s| s.into_iter().flatten().collect());
-    Ok(sfn_models::scoring::fit_calibration(settings, h, w, &errors, &speed_boxes, sem.as_deref())?)
+    Ok(sfn_models::scoring::fit_calibration_joined(settings, h, w, &errors, &speed_boxes, sem.as_deref(), appearance)?)
 }

@@ -699,6 +699,27 @@ fn eval_folds_scores_each_fold_with_baselines_and_the_held_out_clips() {
     assert!(r["pooling_comparison"]["copy: window_max_z_8s4"].is_object(), "{}", r["pooling_comparison"]);
     assert!(r["pooling_comparison"]["appearance alone"].is_object(), "{}", r["pooling_comparison"]);
 
+    // The appearance cue joined to the model's scoring (what the camera then runs): eval scores the
+    // joined error as the model's and the error without it as a candidate; `off` drops it again.
+    let calibrate = |value: &str| sfn_train([OsStr::new("calibrate"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str(), OsStr::new("--appearance"), OsStr::new(value)]);
+    expect_err("--appearance maybe", &calibrate("maybe"), &["--appearance", "maybe", "on or off"]);
+    let o = calibrate("on");
+    expect_ok("calibrate --appearance on", &o);
+    assert!(o.stdout.contains("speed_r2_b6_8s4_z2 + appearance"), "{}", o.stdout);
+    assert_eq!(read_json(&model.join("calibration.json"))["appearance"]["cues"], serde_json::json!(3.0), "a z-mean of 1 + lambda 2 cues");
+    expect_ok("eval --folds, joined", &run("01,02/03,04"));
+    let r = read_json(&report);
+    let rows: Vec<&str> = r["folds"]["rows"].as_array().unwrap().iter().map(|r| r["candidate"].as_str().unwrap()).collect();
+    assert_eq!(rows[0], "model: window_max_z_8s4 + speed_r2_b6_8s4_z2 + appearance", "{rows:?}");
+    assert!(rows.contains(&"model without appearance: window_max_z_8s4 + speed_r2_b6_8s4_z2"), "{rows:?}");
+    assert!(r["pooling_comparison"]["window_max_z_8s4 + speed_r2_b6_8s4_z2 + appearance"].is_object(), "{}", r["pooling_comparison"]);
+    expect_ok("calibrate --appearance off", &calibrate("off"));
+    assert!(read_json(&model.join("calibration.json")).get("appearance").is_none());
+    let (a, hidden) = (model.join("appearance.json"), tmp.path().join("appearance.json"));
+    fs::rename(&a, &hidden).unwrap();
+    expect_err("--appearance on without the cue", &calibrate("on"), &["--appearance on", "appearance.json", "sfn-train appearance"]);
+    fs::rename(&hidden, &a).unwrap();
+
     // Bad input names the clip or the fold, and writes no report.
     std::fs::remove_file(&report).unwrap();
     let good = read_json(&model.join("appearance.json"));

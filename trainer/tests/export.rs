@@ -225,6 +225,62 @@ fn every_export_passes_onnx_checker_and_int8_error_is_bounded() {
     assert!(q.quantized_activations > 20 && q.quantized_weights > 20, "{q:?}");
 }
 
+/// The appearance cue's graph: exported (in every precision, as fp32) only where the calibration
+/// joins the cue; candle, tract and ONNX Runtime give the same box errors for 1, 5 and 20 boxes (20
+/// runs tract's symbolic-batch plan); `onnx.checker` accepts it; no boxes, no call; a joined
+/// calibration without the cue's files is refused by name.
+#[test]
+fn appearance_graph_parity_candle_tract_onnxruntime() {
+    use sfn_models::scoring::AppearanceJoin;
+    use sfn_trainer::appearance::{self, AppearanceOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synth_data(&data);
+    let cfg = SfnConfig::tiny();
+    let ck = tmp.path().join("m");
+    checkpoint_dir(&ck, &cfg, 5);
+    let ds = sfn_trainer::data::Dataset::open(&data, "training", &sfn_trainer::train::frame_format(&cfg)).unwrap();
+    let fitted = appearance::fit(&AppearanceOptions { epochs: 1, batch: 64, ..AppearanceOptions::for_model(ck.clone(), data.clone(), 7) }, &ds).unwrap();
+    // Not joined: the export has no appearance graph.
+    let plain = tmp.path().join("plain");
+    export(&ExportOptions { model: ck.clone(), out: plain.clone(), int8: false, weight_int8: false, calib: None, calib_windows: 0 }).unwrap();
+    assert!(!plain.join("appearance.onnx").exists());
+    assert!(sfn_infer::Manifest::read(&plain).unwrap().appearance.is_none());
+    // Joined.
+    let cal_path = ck.join(checkpoint::CALIBRATION);
+    let mut cal: CausalCalibration = checkpoint::read_json(&cal_path).unwrap();
+    cal.appearance = Some(AppearanceJoin::new(fitted.config.boxes, fitted.z, None, &[0.01, 0.02, 0.015, 0.03]).unwrap());
+    checkpoint::write_json(&cal_path, &cal).unwrap();
+    let out = tmp.path().join("onnx");
+    let done = export(&ExportOptions { model: ck.clone(), out: out.clone(), int8: true, weight_int8: false, calib: Some(data.clone()), calib_windows: 4 }).unwrap();
+    let files: Vec<PathBuf> = done.iter().map(|(dir, m)| dir.join(&m.appearance.as_ref().expect("joined: appearance.onnx listed").file)).collect();
+    let check =
+        Command::new(venv_python()).args(["-c", "import sys, onnx\nfor p in sys.argv[1:]:\n    onnx.checker.check_model(p, full_check=True)\n    print('ok', p)"]).args(&files).output().unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "onnx.checker failed:\n{stdout}\n{}", String::from_utf8_lossy(&check.stderr));
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), 2, "{stdout}");
+    let (net, _) = appearance::load(&ck).unwrap().unwrap();
+    let d = net.cfg.input_dim();
+    for backend in [BackendKind::Tract, ort()] {
+        let mut m = ExportedModel::open(&out, &backend).unwrap();
+        assert!(m.has_appearance());
+        assert_eq!(m.appearance_errors(&[], 0).unwrap(), Vec::<f32>::new());
+        for n in [1usize, 5, 20] {
+            let x = Tensor::randn(0f32, 0.5, (n, d), &Device::Cpu).unwrap();
+            let want = vec(&net.box_errors(&x).unwrap());
+            let got = m.appearance_errors(&vec(&x), n).unwrap();
+            let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs() / b.abs().max(1e-6)).fold(0f32, f32::max);
+            assert!(worst <= 1e-4, "{backend:?}, {n} boxes: relative |candle - onnx| {worst:e}");
+        }
+        let e = m.appearance_errors(&vec![0.0; d + 1], 1).unwrap_err().to_string();
+        assert!(e.contains("boxes"), "{e}");
+    }
+    // A joined calibration whose cue is missing is refused, naming the file.
+    std::fs::remove_file(ck.join(appearance::APPEARANCE)).unwrap();
+    let e = export(&ExportOptions { model: ck, out: tmp.path().join("none"), int8: false, weight_int8: false, calib: None, calib_windows: 0 }).unwrap_err().to_string();
+    assert!(e.contains("appearance.json"), "{e}");
+}
+
 #[test]
 fn bad_inputs_are_named() {
     let tmp = tempfile::tempdir().unwrap();

@@ -389,6 +389,7 @@ mod tests {
             index,
             timestamp_ms: T0 + index * 100,
             visual_error: 0.0,
+            appearance_error: None,
             semantic_error: None,
             visual_z: score,
             semantic_z: None,

@@ -89,6 +89,11 @@ enum Cmd {
         /// else the training settings').
         #[arg(long, value_parser = parse_speed)]
         speed: Option<SpeedArg>,
+        /// Join the model's appearance cue (appearance.json) to the visual error: `on` or `off`
+        /// (default: the stored choice). A joined calibration makes `export` write appearance.onnx,
+        /// which the camera then runs on every frame's moving boxes.
+        #[arg(long, value_parser = parse_on_off)]
+        appearance: Option<bool>,
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
     },
@@ -406,8 +411,8 @@ fn main() -> Result<()> {
             );
         }
         Cmd::Demo { out, epochs, seed, quiet } => demo(&out, epochs, seed, quiet)?,
-        Cmd::Calibrate { model, data, split, pooling, causal_sigma, speed, batch_size } => {
-            let cal = sfn_trainer::train::recalibrate(&model, &data, &split, pooling, causal_sigma, speed.map(|s| s.0), batch_size)?;
+        Cmd::Calibrate { model, data, split, pooling, causal_sigma, speed, appearance, batch_size } => {
+            let cal = sfn_trainer::train::recalibrate(&model, &data, &split, pooling, causal_sigma, speed.map(|s| s.0), appearance, batch_size)?;
             println!(
                 "calibrated {} on {}/{split}: pooling {}, visual mean {:.6} std {:.6}, sigma {}{}",
                 model.display(),
@@ -416,7 +421,9 @@ fn main() -> Result<()> {
                 cal.visual_mean,
                 cal.visual_std,
                 cal.sigma,
-                cal.regions.as_ref().map(|r| format!(", {} regions", r.mean.len())).unwrap_or_default() + &cal.speed.as_ref().map(|s| format!(", {}", s.cue.name())).unwrap_or_default()
+                cal.regions.as_ref().map(|r| format!(", {} regions", r.mean.len())).unwrap_or_default()
+                    + &cal.speed.as_ref().map(|s| format!(", {}", s.cue.name())).unwrap_or_default()
+                    + if cal.appearance.is_some() { " + appearance" } else { "" }
             );
         }
         Cmd::Appearance { model, data, epochs, batch_size, lr, seed } => {
@@ -503,6 +510,14 @@ fn demo(out: &std::path::Path, epochs: u64, seed: u64, quiet: bool) -> Result<()
 /// `--speed`: a speed cue, or `none`.
 #[derive(Clone, Debug)]
 struct SpeedArg(Option<sfn_models::scoring::SpeedCue>);
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("`{other}`: expected on or off")),
+    }
+}
 
 fn parse_speed(s: &str) -> Result<SpeedArg, String> {
     if s == "none" {
