@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::{Array, InferError, Runner};
@@ -141,6 +141,37 @@ impl Runner for BatchedRunner {
         let owned = inputs.iter().map(|(n, s, d)| (n.to_string(), s.to_vec(), d.to_vec())).collect();
         self.tx.send(Msg::Call { id: self.id, inputs: owned, reply }).map_err(|_| gone())?;
         answer.recv().map_err(|_| gone())?
+    }
+}
+
+/// One runner shared by several threads, one call at a time, none waiting for another's: for a graph
+/// called irregularly and with a varying batch (the appearance cue's boxes).
+#[derive(Clone)]
+pub struct Serialized {
+    inner: Arc<Mutex<Box<dyn Runner>>>,
+    backend: String,
+}
+
+impl Serialized {
+    pub fn new(inner: Box<dyn Runner>) -> Self {
+        let backend = inner.backend();
+        Serialized { inner: Arc::new(Mutex::new(inner)), backend }
+    }
+}
+
+impl Runner for Serialized {
+    fn backend(&self) -> String {
+        format!("{} (shared)", self.backend)
+    }
+
+    fn share(&self) -> Option<Box<dyn Runner>> {
+        Some(Box::new(self.clone()))
+    }
+
+    fn run(&mut self, inputs: &[(&str, &[usize], &[f32])]) -> Result<Vec<Array>, InferError> {
+        // A call that panicked inside the runtime leaves the runner as it was between calls.
+        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        inner.run(inputs)
     }
 }
 

@@ -198,15 +198,13 @@ impl ExportedModel {
 
     /// The same graphs behind two batcher threads ([`batch::BatchedRunner`]): the calls of this
     /// model's shares ([`ExportedModel::share`], one per camera) that are ready together run as one
-    /// batch. Every back-end can be shared this way (one loaded copy, ONNX Runtime's included); the
-    /// appearance graph, whose calls carry a varying number of boxes, gets a batcher of its own too.
+    /// batch. Every back-end can be shared this way (one loaded copy, ONNX Runtime's included). The
+    /// appearance graph is shared one call at a time instead ([`batch::Serialized`]): a camera calls it
+    /// only on frames where something moves, so a batcher would wait out its deadline for the still ones.
     pub fn batched(self, opts: batch::BatchOptions) -> Result<ExportedModel, InferError> {
         let encoder = batch::BatchedRunner::spawn(self.encoder, opts)?;
         let decoder = batch::BatchedRunner::spawn(self.decoder, opts)?;
-        let appearance = match self.appearance {
-            Some(a) => Some(Box::new(batch::BatchedRunner::spawn(a, opts)?) as Box<dyn Runner>),
-            None => None,
-        };
+        let appearance = self.appearance.map(|a| Box::new(batch::Serialized::new(a)) as Box<dyn Runner>);
         Ok(ExportedModel { dir: self.dir, manifest: self.manifest, encoder: Box::new(encoder), decoder: Box::new(decoder), appearance })
     }
 

@@ -85,6 +85,19 @@ fn the_appearance_cue_streams_as_candle_and_the_batch_evaluation() {
         assert!((o.visual_error - batch[k]).abs() <= 1e-5 * batch[k].abs().max(1e-3), "frame {}: streaming {} vs batch {}", o.index, o.visual_error, batch[k]);
         assert!((o.score - causal[k]).abs() <= 1e-3 * causal[k].abs().max(1.0), "frame {}: score {} vs {}", o.index, o.score, causal[k]);
     }
+    // Several cameras on one batched model share the graph: each share's errors are the plain model's.
+    let opts = sfn_infer::batch::BatchOptions { max_batch: 4, deadline: std::time::Duration::from_millis(10) };
+    let batched = ExportedModel::open(&onnx, &BackendKind::Tract).unwrap().batched(opts).unwrap();
+    let (mut a, mut b) = (batched.share().unwrap(), batched.share().unwrap());
+    let frames = &ds.clips[0].frames;
+    let j = cal.appearance.unwrap();
+    for t in 5..12 {
+        let boxes = j.boxes.describe(&frames[t - 1], &frames[t], 1, 32, 48).unwrap();
+        let flat: Vec<f32> = boxes.iter().flat_map(|b| b.values.iter().copied()).collect();
+        let want = m.appearance_errors(&flat, boxes.len()).unwrap();
+        let other = if t % 2 == 0 { &mut a } else { &mut b };
+        assert_eq!(other.appearance_errors(&flat, boxes.len()).unwrap(), want, "frame {t}");
+    }
     // `sfn-host calibrate` refits the cue's z constants on a scene's footage through the export: the
     // statistics of candle's appearance errors on the same clip, and the new export carries the graph.
     let train = Dataset::open(&data, "training", &frame_format(&cfg)).unwrap();
