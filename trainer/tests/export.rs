@@ -275,6 +275,13 @@ fn appearance_graph_parity_candle_tract_onnxruntime() {
         let e = m.appearance_errors(&vec![0.0; d + 1], 1).unwrap_err().to_string();
         assert!(e.contains("boxes"), "{e}");
     }
+    // A swapped appearance.onnx is refused before it runs, naming the file.
+    let mut bytes = std::fs::read(out.join("appearance.onnx")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(out.join("appearance.onnx"), bytes).unwrap();
+    let e = ExportedModel::open(&out, &BackendKind::Tract).err().expect("refused").to_string();
+    assert!(e.contains("appearance.onnx") && e.contains("sha256"), "{e}");
     // A joined calibration whose cue is missing is refused, naming the file.
     std::fs::remove_file(ck.join(appearance::APPEARANCE)).unwrap();
     let e = export(&ExportOptions { model: ck, out: tmp.path().join("none"), int8: false, weight_int8: false, calib: None, calib_windows: 0 }).unwrap_err().to_string();
