@@ -98,6 +98,10 @@ pub struct LossConfig {
     /// (the default) is the plain MSE.
     #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub moving: f64,
+    /// Weight of the gradient loss (FFP's: the L1 difference of the predicted and the true frame's
+    /// absolute horizontal and vertical gradients), added to the frame loss; 0 (the default) leaves it out.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub gradient: f64,
 }
 
 fn is_zero_f64(v: &f64) -> bool {
@@ -152,7 +156,7 @@ impl SfnConfig {
             decoder: DecoderConfig { vit: VitConfig { dim: 256, depth: 4, heads: 4, mlp_ratio: 4 }, head_channels: 32, residual: true, pixel_stem: 0 },
             sffm: SffmConfig { kind: FilterKind::Sffm, routed_experts: 63, shared_experts: 1, top_k: 7, bottleneck: 8, gate_scale: 2.0, balance_alpha: 0.001, memory_slots: 256 },
             text_dim: 768,
-            loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0, moving: 0.0 },
+            loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0, moving: 0.0, gradient: 0.0 },
         }
     }
 
@@ -179,7 +183,7 @@ impl SfnConfig {
             },
             sffm: SffmConfig { kind: FilterKind::Sffm, routed_experts: 15, shared_experts: 1, top_k: 3, bottleneck: 8, gate_scale: 2.0, balance_alpha: 0.001, memory_slots: 256 },
             text_dim: 384,
-            loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0, moving: 0.0 },
+            loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0, moving: 0.0, gradient: 0.0 },
         }
     }
 
@@ -195,7 +199,7 @@ impl SfnConfig {
             decoder: DecoderConfig { vit: VitConfig { dim: 32, depth: 2, heads: 2, mlp_ratio: 2 }, head_channels: 8, residual: true, pixel_stem: 0 },
             sffm: SffmConfig { kind: FilterKind::Sffm, routed_experts: 6, shared_experts: 1, top_k: 2, bottleneck: 4, gate_scale: 2.0, balance_alpha: 0.001, memory_slots: 256 },
             text_dim: 384,
-            loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0, moving: 0.0 },
+            loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0, moving: 0.0, gradient: 0.0 },
         }
     }
 

@@ -20,6 +20,16 @@ pub fn moving_weighted_mse(pred: &Tensor, target: &Tensor, last: &Tensor, moving
     (pred - target)?.sqr()?.broadcast_mul(&weight?)?.mean_all()
 }
 
+/// L_gd = mean | |I_hat_x| - |I_x| | + mean | |I_hat_y| - |I_y| |, I_x and I_y the differences of
+/// horizontally and vertically adjacent pixels (FFP's gradient loss; [B, C, H, W] frames).
+pub fn gradient_loss(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
+    let (_, _, h, w) = pred.dims4()?;
+    let grad = |x: &Tensor, dim: usize, n: usize| -> Result<Tensor> { (x.narrow(dim, 1, n - 1)? - x.narrow(dim, 0, n - 1)?)?.abs() };
+    let gx = (grad(pred, 3, w)? - grad(target, 3, w)?)?.abs()?.mean_all()?;
+    let gy = (grad(pred, 2, h)? - grad(target, 2, h)?)?.abs()?.mean_all()?;
+    gx + gy
+}
+
 /// Squared-error map averaged over channels: [B, 1, H, W].
 pub fn error_map(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
     (pred - target)?.sqr()?.mean_keepdim(1)
@@ -98,7 +108,10 @@ pub struct Losses {
 
 /// L = w_f L_frame + w_t L_text + w_m L_motion + w_b sum_layers L_balance.
 pub fn total_loss(out: &DecoderOutput, target: &Tensor, last: &Tensor, text_target: Option<&Tensor>, w: &LossConfig) -> Result<Losses> {
-    let frame = if w.moving > 0.0 { moving_weighted_mse(&out.frame, target, last, w.moving)? } else { frame_mse(&out.frame, target)? };
+    let mut frame = if w.moving > 0.0 { moving_weighted_mse(&out.frame, target, last, w.moving)? } else { frame_mse(&out.frame, target)? };
+    if w.gradient > 0.0 {
+        frame = (frame + (gradient_loss(&out.frame, target)? * w.gradient)?)?;
+    }
     let motion = motion_hinge(&out.frame, target, last)?;
     let mut balance = Tensor::zeros((), candle_core::DType::F32, target.device())?;
     for r in &out.routing {
@@ -133,6 +146,22 @@ mod tests {
         assert!((got - (1.0 + 3.0 + 5.0 + 5.0) / 4.0).abs() < 1e-5, "{got}");
         // Weight 0 is the plain MSE.
         assert!((moving_weighted_mse(&pred, &target, &last, 0.0)?.to_scalar::<f32>()? - 1.0).abs() < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn gradient_loss_hand_case() -> Result<()> {
+        let dev = Device::Cpu;
+        // [1, 1, 2, 2]: target [[0, 1], [1, 1]] has |I_x| = [1, 0], |I_y| = [1, 0]; pred [[0, 0], [0, 0]]
+        // has none: 0.5 + 0.5. A shifted frame (pred = target + 3) has the same gradients: 0.
+        let target = Tensor::new(&[0f32, 1.0, 1.0, 1.0], &dev)?.reshape((1, 1, 2, 2))?;
+        let pred = target.zeros_like()?;
+        assert!((gradient_loss(&pred, &target)?.to_scalar::<f32>()? - 1.0).abs() < 1e-6);
+        assert!(gradient_loss(&(&target + 3.0)?, &target)?.to_scalar::<f32>()?.abs() < 1e-6);
+        // Only the magnitudes count: the mirrored edge [[1, 0], [0, 0]] against [[0, 1], [1, 1]] gives
+        // |I_x| = [1, 0] and |I_y| = [1, 0] for both.
+        let mirrored = Tensor::new(&[1f32, 0.0, 0.0, 0.0], &dev)?.reshape((1, 1, 2, 2))?;
+        assert!(gradient_loss(&mirrored, &target)?.to_scalar::<f32>()?.abs() < 1e-6);
         Ok(())
     }
 
