@@ -102,12 +102,14 @@ impl CausalCalibration {
         self.visual_z_max.filter(|z| z.is_finite()).map(|z| self.visual_mean + z * self.visual_std)
     }
 
-    /// How this calibration turns a prediction into its visual error ([`VisualScoring`]).
+    /// How this calibration turns a prediction into its visual error ([`VisualScoring`]; the appearance
+    /// cue, where joined, comes on top).
     pub fn visual_scoring(&self) -> VisualScoring<'_> {
         VisualScoring { pooling: self.pooling, regions: self.regions.as_ref(), speed: self.speed.as_ref() }
     }
 
-    /// The visual error of one frame as this calibration defines it ([`VisualScoring::error`]).
+    /// The visual error of one frame as this calibration defines it ([`VisualScoring::error`]), before
+    /// the appearance cue is joined ([`AppearanceJoin::join`] with the cue's network's output).
     pub fn visual_error(&self, pred: &[f32], target: &[f32], last: &[f32], channels: usize, height: usize, width: usize) -> Result<f32, ScoringError> {
         self.visual_scoring().error(pred, target, last, channels, height, width)
     }
