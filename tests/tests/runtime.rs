@@ -22,33 +22,40 @@ use sfn_trainer::data::Dataset;
 use sfn_trainer::export::onnx_errors;
 use sfn_trainer::train::frame_format;
 
-#[test]
-fn streaming_equals_batch_evaluation() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (data, onnx) = fixture(tmp.path());
-    // Batch: every frame of the test clip through the trainer's ONNX evaluation.
-    let mut m = ExportedModel::open(&onnx, &BackendKind::Tract).unwrap();
+/// The test clip through the trainer's batch ONNX evaluation (every frame, batches of 8) and, read
+/// from disk frame by frame, through the streaming runtime (tract): the batch visual errors, their
+/// causal scores, the runtime's outputs and the frames it read.
+fn batch_and_stream(data: &Path, onnx: &Path) -> (Vec<f32>, Vec<f32>, Vec<FrameOutput>, u64) {
+    let mut m = ExportedModel::open(onnx, &BackendKind::Tract).unwrap();
     let cfg: SfnConfig = serde_json::from_value(m.manifest.config.clone()).unwrap();
-    let ds = Dataset::open(&data, "testing", &frame_format(&cfg)).unwrap();
+    let ds = Dataset::open(data, "testing", &frame_format(&cfg)).unwrap();
     let cal = m.manifest.calibration.clone().unwrap();
     let batch = onnx_errors(&mut m, &ds, cal.pooling, 8).unwrap().remove(0);
     let causal = causal_scores(&batch, None, &cal);
-    // Streaming: the runtime reading the same clip from disk, frame by frame.
-    let pipeline = Pipeline::open(&onnx, &BackendKind::Tract, AlarmConfig { threshold: 1e9, ..Default::default() }).unwrap();
+    let pipeline = Pipeline::open(onnx, &BackendKind::Tract, AlarmConfig { threshold: 1e9, ..Default::default() }).unwrap();
     let mut rt = Runtime::new(pipeline, "test");
     let seen: Arc<Mutex<Vec<FrameOutput>>> = Arc::default();
     let s2 = seen.clone();
     rt.on_frame = Some(Box::new(move |o| s2.lock().unwrap().push(o.clone())));
-    let mut src = ImageFolder::open(test_clip(&data), ImageFolderOptions::default()).unwrap();
+    let mut src = ImageFolder::open(test_clip(data), ImageFolderOptions::default()).unwrap();
     let summary = rt.run(&mut src, None, 3).unwrap();
-    let outs = seen.lock().unwrap();
-    assert_eq!(summary.frames_in, 30);
+    let outs = seen.lock().unwrap().clone();
+    (batch, causal, outs, summary.frames_in)
+}
+
+#[test]
+fn streaming_equals_batch_evaluation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, onnx) = fixture(tmp.path());
+    let (batch, causal, outs, frames_in) = batch_and_stream(&data, &onnx);
+    assert_eq!(frames_in, 30);
     assert_eq!(outs.len(), batch.len(), "frames 4.. are scored");
     for (k, o) in outs.iter().enumerate() {
         assert_eq!(o.index, k as u64 + 4);
         let (a, b) = (o.visual_error, batch[k]);
         assert!((a - b).abs() <= 1e-5 * b.abs().max(1e-3), "frame {}: streaming {a} vs batch {b}", o.index);
         assert!((o.score - causal[k]).abs() <= 1e-3 * causal[k].abs().max(1.0), "frame {}: score {} vs {}", o.index, o.score, causal[k]);
+        assert_eq!(o.appearance_error, None);
     }
 }
 
@@ -68,16 +75,7 @@ fn the_appearance_cue_streams_as_candle_and_the_batch_evaluation() {
     let (net, _) = sfn_trainer::appearance::load(&tmp.path().join("model")).unwrap().unwrap();
     let candle = sfn_trainer::appearance::frame_errors(&net, &ds).unwrap().remove(0);
     assert!(candle.iter().filter(|&&a| a > 0.0).count() > 5, "the walkers move: {candle:?}");
-    let batch = onnx_errors(&mut m, &ds, cal.pooling, 8).unwrap().remove(0);
-    let causal = causal_scores(&batch, None, &cal);
-    let pipeline = Pipeline::open(&onnx, &BackendKind::Tract, AlarmConfig { threshold: 1e9, ..Default::default() }).unwrap();
-    let mut rt = Runtime::new(pipeline, "test");
-    let seen: Arc<Mutex<Vec<FrameOutput>>> = Arc::default();
-    let s2 = seen.clone();
-    rt.on_frame = Some(Box::new(move |o| s2.lock().unwrap().push(o.clone())));
-    let mut src = ImageFolder::open(test_clip(&data), ImageFolderOptions::default()).unwrap();
-    rt.run(&mut src, None, 3).unwrap();
-    let outs = seen.lock().unwrap();
+    let (batch, causal, outs, _) = batch_and_stream(&data, &onnx);
     assert_eq!(outs.len(), batch.len());
     for (k, o) in outs.iter().enumerate() {
         let a = o.appearance_error.expect("the calibration joins the cue");
