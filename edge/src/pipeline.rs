@@ -167,11 +167,16 @@ impl Pipeline {
         })
     }
 
-    /// The visual error's pooling, with the speed cue when the calibration has one (e.g.
-    /// `window_max_z_32s16 + speed_r3_b12_32s16_m1`).
+    /// The visual error's pooling, with the speed cue when the calibration has one and the appearance
+    /// cue when it joins it (e.g. `window_max_z_32s16 + speed_r3_b12_32s16_m1 + appearance`).
     pub fn scoring_name(&self) -> String {
         let c = &self.calibration;
-        c.speed.as_ref().map_or_else(|| c.pooling.name(), |s| format!("{} + {}", c.pooling.name(), s.cue.name()))
+        let name = c.speed.as_ref().map_or_else(|| c.pooling.name(), |s| format!("{} + {}", c.pooling.name(), s.cue.name()));
+        if c.appearance.is_some() {
+            name + " + appearance"
+        } else {
+            name
+        }
     }
 
     pub fn manifest(&self) -> &Manifest {

@@ -107,7 +107,8 @@ fn the_appearance_cue_streams_as_candle_and_the_batch_evaluation() {
     for (a, b, what) in [(got.mean, want.mean, "mean"), (got.std, want.std, "std")] {
         assert!((a - b).abs() <= 1e-4 * b.abs(), "appearance z {what}: host {a} vs candle {b}");
     }
-    assert!(Pipeline::open(&out, &BackendKind::Tract, AlarmConfig::default()).is_ok());
+    let p = Pipeline::open(&out, &BackendKind::Tract, AlarmConfig::default()).unwrap();
+    assert!(p.scoring_name().ends_with(" + appearance"), "{}", p.scoring_name());
     // The same calibration on an export without the graph.
     let (_, plain) = fixture(&tmp.path().join("plain"));
     let path = plain.join("model.json");
