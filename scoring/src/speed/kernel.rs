@@ -29,7 +29,7 @@ pub enum SpeedKernel {
     Portable,
     /// x86-64 with AVX2 (8 lanes).
     Avx2,
-    /// x86-64 with AVX-512F (16 lanes, a 64-bit minimum in one instruction).
+    /// x86-64 with AVX-512F (16 lanes).
     Avx512,
 }
 
@@ -98,12 +98,8 @@ unsafe fn speed_map_avx2(last: &[f32], next: &[f32], channels: usize, height: us
     speed_map_kernel::<true>(last, next, channels, height, width, radius, block, margin, shifts)
 }
 
-/// A match is kept as one key, block sum * 2^SHIFT_BITS + shift index (MAX_SPEED_RADIUS gives 289
-/// shifts < 2^9): shifts are tried in order, so a later shift's key is smaller exactly when its sum is
-/// strictly smaller, and ties stay with the earlier, shorter shift.
-const SHIFT_BITS: u32 = 9;
-
-/// [`speed_map_kernel`] compiled for AVX-512F (16 lanes, and a 64-bit minimum in one instruction).
+/// [`speed_map_kernel`] compiled for AVX-512F (16 lanes): the same operations, so the same result bit
+/// for bit.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2")]
 #[allow(clippy::too_many_arguments)]
@@ -154,9 +150,11 @@ fn speed_map_kernel<const AVX2: bool>(last: &[f32], next: &[f32], channels: usiz
         // SAFETY: q is finite and in [0, 2^18] (see above).
         unsafe { q.to_int_unchecked::<i32>() }
     }
-    // The best match so far as one key (see `SHIFT_BITS`): keeping the best is a plain minimum.
-    let mut best = vec![i64::MAX; plane];
-    let mut zero: Vec<i64> = Vec::new();
+    // The best match so far: its block sum and its shift's index. Every true sum is below i32::MAX
+    // (see above), so the first shift always replaces the initial value.
+    let mut best = vec![i32::MAX; plane];
+    let mut best_shift = vec![0u32; plane];
+    let mut zero: Vec<i32> = Vec::new();
     // At most `block` rows are in the window at once (rows leave before new ones enter).
     let ring_rows = block.min(height);
     let mut ring = vec![0i32; ring_rows * width];
@@ -167,7 +165,7 @@ fn speed_map_kernel<const AVX2: bool>(last: &[f32], next: &[f32], channels: usiz
         // their horizontal block sums. The rows of differences in the window live in a ring.
         colsum.fill(0);
         let (mut win_lo, mut win_hi) = (0usize, 0usize);
-        let si = si as i64;
+        let si = si as u32;
         let px = (dx + radius as isize) as usize;
         for (y, &(y0, y1)) in rows.iter().enumerate() {
             if channels == 1 && win_lo + 1 == y0 && win_hi + 1 == y1 {
@@ -216,7 +214,8 @@ fn speed_map_kernel<const AVX2: bool>(last: &[f32], next: &[f32], channels: usiz
                 }
                 win_hi += 1;
             }
-            keep_best_row::<AVX2>(&colsum, block, &cols, &mut best[y * width..(y + 1) * width], si, &mut prefix);
+            let row = y * width..(y + 1) * width;
+            keep_best_row::<AVX2>(&colsum, block, &cols, &mut best[row.clone()], &mut best_shift[row], si, &mut prefix);
         }
         // The first shift is (0, 0): keep its sums for the margin test.
         if si == 0 && margin > 0.0 {
@@ -224,13 +223,11 @@ fn speed_map_kernel<const AVX2: bool>(last: &[f32], next: &[f32], channels: usiz
         }
     }
     let lens: Vec<f32> = shifts.iter().map(|&(dy, dx)| ((dy * dy + dx * dx) as f32).sqrt()).collect();
-    let shift = |key: i64| (key & ((1 << SHIFT_BITS) - 1)) as usize;
     if margin > 0.0 {
         let keep = 1.0 - f64::from(margin);
-        let sum = |key: i64| (key >> SHIFT_BITS) as f64;
-        return best.iter().zip(&zero).map(|(&b, &z)| if sum(b) <= keep * sum(z) { lens[shift(b)] } else { 0.0 }).collect();
+        return best.iter().zip(&zero).zip(&best_shift).map(|((&b, &z), &s)| if f64::from(b) <= keep * f64::from(z) { lens[s as usize] } else { 0.0 }).collect();
     }
-    best.into_iter().map(|b| lens[shift(b)]).collect()
+    best_shift.into_iter().map(|s| lens[s as usize]).collect()
 }
 
 /// out[x] = row[0] + ... + row[x] in wrapping arithmetic; returns the total.
@@ -281,33 +278,78 @@ unsafe fn prefix_sums_avx2(row: &[i32], out: &mut [i32]) -> i32 {
     acc
 }
 
-/// best[x] = min(best[x], key of the block sum at x), the block sum being the sum of row[x0..x1] over
-/// the block columns `cols[x]` = (x0, x1) in wrapping arithmetic: a difference of the row's prefix
-/// sums (left of the interior all blocks are the first one; right of it, the total less a prefix).
+/// Where the block sum at x is strictly below best[x]: best[x] = that sum and shift[x] = si (shifts come
+/// in order, so ties stay with the earlier, shorter shift). The block sum is the sum of row[x0..x1] over
+/// the block columns `cols[x]` = (x0, x1) in wrapping arithmetic: a difference of the row's prefix sums
+/// (left of the interior all blocks are the first one; right of it, the total less a prefix). Sums and
+/// shifts are 32-bit lanes side by side, so the update is a compare, a minimum and a select, 8 lanes
+/// under AVX2.
 #[inline(always)]
-fn keep_best_row<const AVX2: bool>(row: &[i32], block: usize, cols: &[(usize, usize)], best: &mut [i64], si: i64, prefix: &mut [i32]) {
-    let key = |s: i32| i64::from(s) << SHIFT_BITS | si;
+fn keep_best_row<const AVX2: bool>(row: &[i32], block: usize, cols: &[(usize, usize)], best: &mut [i32], shift: &mut [u32], si: u32, prefix: &mut [i32]) {
+    // A select by bit masks, written so that both stores are unconditional: as a branch or a select,
+    // compilers turn the shift's update into a masked store, which is slow (microcoded on AMD).
+    #[inline(always)]
+    fn keep(b: &mut i32, s: &mut u32, sum: i32, si: u32) {
+        let better = 0u32.wrapping_sub(u32::from(sum < *b));
+        *s = (si & better) | (*s & !better);
+        *b = (*b).min(sum);
+    }
     let width = row.len();
     let total = prefix_sums::<AVX2>(row, &mut prefix[1..]);
     let prefix = &*prefix;
     let half = block / 2;
     if width >= block {
         let starts = width - block + 1;
-        for ((b, &p1), &p0) in best[half..half + starts].iter_mut().zip(&prefix[block..block + starts]).zip(&prefix[..starts]) {
-            *b = (*b).min(key(p1.wrapping_sub(p0)));
+        let interior = half..half + starts;
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: AVX2 is only requested from the kernels that run where the CPU has it.
+            done = unsafe { keep_best_interior_avx2(&prefix[..block + starts], block, &mut best[interior.clone()], &mut shift[interior.clone()], si) };
         }
-        let first = key(prefix[block]);
-        for b in &mut best[..half] {
-            *b = (*b).min(first);
+        for (((b, s), &p1), &p0) in best[interior.clone()].iter_mut().zip(&mut shift[interior]).zip(&prefix[block..block + starts]).zip(&prefix[..starts]).skip(done) {
+            keep(b, s, p1.wrapping_sub(p0), si);
+        }
+        let first = prefix[block];
+        for (b, s) in best[..half].iter_mut().zip(&mut shift[..half]) {
+            keep(b, s, first, si);
         }
         for x in half + starts..width {
-            best[x] = best[x].min(key(total.wrapping_sub(prefix[x - half])));
+            keep(&mut best[x], &mut shift[x], total.wrapping_sub(prefix[x - half]), si);
         }
     } else {
-        for (b, &(x0, x1)) in best.iter_mut().zip(cols) {
-            *b = (*b).min(key(prefix[x1].wrapping_sub(prefix[x0])));
+        for ((b, s), &(x0, x1)) in best.iter_mut().zip(shift.iter_mut()).zip(cols) {
+            keep(b, s, prefix[x1].wrapping_sub(prefix[x0]), si);
         }
     }
+}
+
+/// The interior of [`keep_best_row`] eight blocks at a time: sum = prefix[x + block] - prefix[x], and
+/// where sum < best[x], best[x] = sum and shift[x] = si; returns how many leading blocks it did (a
+/// multiple of 8; the caller does the rest).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn keep_best_interior_avx2(prefix: &[i32], block: usize, best: &mut [i32], shift: &mut [u32], si: u32) -> usize {
+    use std::arch::x86_64::*;
+    let n = best.len().min(shift.len()).min(prefix.len().saturating_sub(block)) / 8 * 8;
+    let si = _mm256_set1_epi32(si as i32);
+    let mut x = 0;
+    while x < n {
+        // SAFETY: x + 8 <= n, and n is at most the length of `best`, of `shift` and of `prefix` less
+        // `block` (unaligned loads and stores).
+        unsafe {
+            let p1 = _mm256_loadu_si256(prefix.as_ptr().add(x + block) as *const __m256i);
+            let p0 = _mm256_loadu_si256(prefix.as_ptr().add(x) as *const __m256i);
+            let sum = _mm256_sub_epi32(p1, p0);
+            let b = _mm256_loadu_si256(best.as_ptr().add(x) as *const __m256i);
+            let s = _mm256_loadu_si256(shift.as_ptr().add(x) as *const __m256i);
+            let better = _mm256_cmpgt_epi32(b, sum);
+            _mm256_storeu_si256(best.as_mut_ptr().add(x) as *mut __m256i, _mm256_min_epi32(b, sum));
+            _mm256_storeu_si256(shift.as_mut_ptr().add(x) as *mut __m256i, _mm256_blendv_epi8(s, si, better));
+        }
+        x += 8;
+    }
+    n
 }
 
 #[cfg(test)]
