@@ -216,8 +216,16 @@ fn every_export_passes_onnx_checker_and_int8_error_is_bounded() {
             // close to uniform, so flips are common); the frame as a whole must stay close. (A broken
             // scale, e.g. clipping at the wrong range, gave 0.5 and more.) The trained Ped2 model's
             // figures are in the benchmark.
+            //
+            // ONNX Runtime's x86 int8 kernels without VNNI add pairs of u8 x s8 products in 16 bits,
+            // which saturate (ONNX Runtime's documentation, "reduce_range"): measured here on an AVX2
+            // machine, 0.31-0.34 where tract gives 0.10-0.15 (the machines this passed on before stayed
+            // under 0.2). There
+            // the bound is the broken-scale level instead (docs/deployment.md says what it means for a
+            // camera).
+            let bound = if matches!(backend, BackendKind::OnnxRuntime(_)) && !has_vnni() { 0.45 } else { 0.2 };
             let (d, rel) = compare(&model, &cfg, dir, &backend, &frames, &text);
-            assert!(d.is_finite() && rel < 0.2, "{}: int8 relative RMS error {rel} (max {d})", m.precision.name());
+            assert!(d.is_finite() && rel < bound, "{} on {backend:?}: int8 relative RMS error {rel} (max {d}, bound {bound})", m.precision.name());
         }
     }
     let q = done[1].1.quantization.as_ref().unwrap();
@@ -386,4 +394,17 @@ fn trtexec_script_reads_shapes_from_model_json() {
     let run = Command::new("bash").arg(repo().join("scripts/trt-engines.sh")).arg(tmp.path()).output().unwrap();
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("model.json"));
+}
+
+/// Whether the CPU has an int8 dot-product instruction (AVX-512 VNNI or AVX-VNNI), which ONNX Runtime's
+/// int8 kernels use in place of saturating 16-bit pair sums.
+fn has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512vnni") || std::arch::is_x86_feature_detected!("avxvnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        true
+    }
 }
