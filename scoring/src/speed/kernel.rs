@@ -117,10 +117,46 @@ unsafe fn speed_map_avx512(last: &[f32], next: &[f32], channels: usize, height: 
 /// Per shift: the quantised differences of every row against `last` padded by replicating its border
 /// (the same as reading it with clamped coordinates), each row's horizontal block sums as differences
 /// of its prefix sums, and the block sums as a running window of those down the columns; the shift
-/// replaces the best so far only where it matches strictly better.
+/// replaces the best so far only where it matches strictly better (as one 32-bit key where the sums
+/// allow, [`speed_map_body`]).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn speed_map_kernel<const AVX2: bool>(last: &[f32], next: &[f32], channels: usize, height: usize, width: usize, radius: usize, block: usize, margin: f32, shifts: &[(isize, isize)]) -> Vec<f32> {
+    match packed_bits(channels, height, width, block, shifts.len()) {
+        Some(bits) => speed_map_body::<AVX2, true>(last, next, channels, height, width, radius, block, margin, shifts, bits),
+        None => speed_map_body::<AVX2, false>(last, next, channels, height, width, radius, block, margin, shifts, 0),
+    }
+}
+
+/// The bits that hold a shift's index where a block sum and that index pack into one 32-bit key
+/// (the largest block sum, every term at its 2^18 ceiling, times 2^bits, plus the last index, below
+/// 2^32), else None.
+fn packed_bits(channels: usize, height: usize, width: usize, block: usize, shifts: usize) -> Option<u32> {
+    let bits = usize::BITS - (shifts - 1).leading_zeros();
+    let max_sum = (block.min(height) * block.min(width) * channels) as u64 * (1 << 18);
+    ((max_sum << bits) + (shifts as u64 - 1) < 1 << 32).then_some(bits)
+}
+
+/// [`speed_map_kernel`]'s work. PACKED (where a block sum times 2^`bits` plus a shift's index stays
+/// below 2^32, as for the product's 12x12 blocks and radius 3): every difference term is scaled by
+/// 2^`bits`, so that a block sum plus the shift's index is one 32-bit key, sum * 2^bits + index, and
+/// keeping the best shift is one unsigned minimum (a smaller sum wins; an equal sum keeps the earlier,
+/// shorter shift, whose index is smaller). Otherwise the best sum and its shift's index are kept side
+/// by side and updated by a compare and a select.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn speed_map_body<const AVX2: bool, const PACKED: bool>(
+    last: &[f32],
+    next: &[f32],
+    channels: usize,
+    height: usize,
+    width: usize,
+    radius: usize,
+    block: usize,
+    margin: f32,
+    shifts: &[(isize, isize)],
+    bits: u32,
+) -> Vec<f32> {
     let plane = height * width;
     let (pad_h, pad_w) = (height + 2 * radius, width + 2 * radius);
     let mut padded = vec![0f32; channels * pad_h * pad_w];
@@ -150,10 +186,18 @@ fn speed_map_kernel<const AVX2: bool>(last: &[f32], next: &[f32], channels: usiz
         // SAFETY: q is finite and in [0, 2^18] (see above).
         unsafe { q.to_int_unchecked::<i32>() }
     }
-    // The best match so far: its block sum and its shift's index. Every true sum is below i32::MAX
-    // (see above), so the first shift always replaces the initial value.
-    let mut best = vec![i32::MAX; plane];
-    let mut best_shift = vec![0u32; plane];
+    // Scaled by 2^bits in the packed layout (at most 2^27: no overflow).
+    let quantize = |n: f32, l: f32| -> i32 {
+        if PACKED {
+            quantize(n, l) << bits
+        } else {
+            quantize(n, l)
+        }
+    };
+    // The best match so far: its block sum and its shift's index, or (packed) its key. Every true sum is
+    // below i32::MAX (every key below u32::MAX, see above), so the first shift always replaces the
+    // initial value.
+    let (mut best, mut best_shift, mut keys) = if PACKED { (Vec::new(), Vec::new(), vec![u32::MAX; plane]) } else { (vec![i32::MAX; plane], vec![0u32; plane], Vec::new()) };
     let mut zero: Vec<i32> = Vec::new();
     // At most `block` rows are in the window at once (rows leave before new ones enter).
     let ring_rows = block.min(height);
@@ -215,12 +259,22 @@ fn speed_map_kernel<const AVX2: bool>(last: &[f32], next: &[f32], channels: usiz
                 win_hi += 1;
             }
             let row = y * width..(y + 1) * width;
-            keep_best_row::<AVX2>(&colsum, block, &cols, &mut best[row.clone()], &mut best_shift[row], si, &mut prefix);
+            if PACKED {
+                keep_key_row::<AVX2>(&colsum, block, &cols, &mut keys[row], si, &mut prefix);
+            } else {
+                keep_best_row::<AVX2>(&colsum, block, &cols, &mut best[row.clone()], &mut best_shift[row], si, &mut prefix);
+            }
         }
         // The first shift is (0, 0): keep its sums for the margin test.
         if si == 0 && margin > 0.0 {
-            zero.clone_from(&best);
+            zero = if PACKED { keys.iter().map(|&k| (k >> bits) as i32).collect() } else { best.clone() };
         }
+    }
+    if PACKED {
+        // Sums below 2^(32 - bits) <= 2^31 (see above): they fit an i32.
+        let mask = (1u32 << bits) - 1;
+        best = keys.iter().map(|&k| (k >> bits) as i32).collect();
+        best_shift = keys.iter().map(|&k| k & mask).collect();
     }
     let lens: Vec<f32> = shifts.iter().map(|&(dy, dx)| ((dy * dy + dx * dx) as f32).sqrt()).collect();
     if margin > 0.0 {
@@ -352,6 +406,34 @@ unsafe fn keep_best_interior_avx2(prefix: &[i32], block: usize, best: &mut [i32]
     n
 }
 
+/// The packed [`keep_best_row`]: keys[x] = min(keys[x], block sum + si) as unsigned 32-bit numbers,
+/// where the block sum (of terms already scaled by 2^bits) is the same difference of prefix sums.
+#[inline(always)]
+fn keep_key_row<const AVX2: bool>(row: &[i32], block: usize, cols: &[(usize, usize)], keys: &mut [u32], si: u32, prefix: &mut [i32]) {
+    let width = row.len();
+    let total = prefix_sums::<AVX2>(row, &mut prefix[1..]);
+    let prefix = &*prefix;
+    let key = |sum: i32| (sum as u32).wrapping_add(si);
+    let half = block / 2;
+    if width >= block {
+        let starts = width - block + 1;
+        for ((k, &p1), &p0) in keys[half..half + starts].iter_mut().zip(&prefix[block..block + starts]).zip(&prefix[..starts]) {
+            *k = (*k).min(key(p1.wrapping_sub(p0)));
+        }
+        let first = key(prefix[block]);
+        for k in &mut keys[..half] {
+            *k = (*k).min(first);
+        }
+        for x in half + starts..width {
+            keys[x] = keys[x].min(key(total.wrapping_sub(prefix[x - half])));
+        }
+    } else {
+        for (k, &(x0, x1)) in keys.iter_mut().zip(cols) {
+            *k = (*k).min(key(prefix[x1].wrapping_sub(prefix[x0])));
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -454,9 +536,14 @@ pub(crate) mod tests {
             (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
         };
         // Frames narrower than a block, odd and even blocks, block 1, two and three channels, the
-        // product's geometry (128x192, radius 3, block 12).
+        // product's geometry (128x192, radius 3, block 12); all but the last pack a block sum and its
+        // shift into one key, the last (large three-channel blocks) keeps them side by side.
+        let cases = [(1, 20, 30, 3, 12), (1, 9, 7, 2, 8), (2, 12, 17, 1, 5), (1, 15, 16, 2, 1), (1, 6, 40, 4, 6), (3, 14, 21, 2, 7), (1, 128, 192, 3, 12), (3, 30, 34, 2, 24)];
+        let packs = |&(c, h, w, r, b): &(usize, usize, usize, usize, usize)| packed_bits(c, h, w, b, (2 * r + 1) * (2 * r + 1)).is_some();
+        assert_eq!(cases.iter().filter(|case| !packs(case)).count(), 1);
+        assert_eq!(packed_bits(1, 128, 192, 12, 49), Some(6));
         let mut zeroed = 0;
-        for (c, h, w, r, b) in [(1, 20, 30, 3, 12), (1, 9, 7, 2, 8), (2, 12, 17, 1, 5), (1, 15, 16, 2, 1), (1, 6, 40, 4, 6), (3, 14, 21, 2, 7), (1, 128, 192, 3, 12)] {
+        for (c, h, w, r, b) in cases {
             let last: Vec<f32> = (0..c * h * w).map(|_| noise()).collect();
             let next: Vec<f32> = last.iter().enumerate().map(|(i, v)| 0.5 * (v + last[(i + 3) % last.len()]) + 0.1 * noise()).collect();
             for m in [0.0, 0.1, 0.3] {
