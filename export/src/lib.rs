@@ -22,7 +22,7 @@ use sfn_models::SfnConfig;
 use tract_onnx::pb;
 
 use crate::graph::Weights;
-use crate::onnx::{BuildInfo, Mode, QMAX};
+use crate::onnx::{BuildInfo, Mode, QMAX, QMAX_REDUCED};
 
 /// File names inside an export directory.
 pub const ENCODER_FILE: &str = "encoder.onnx";
@@ -65,6 +65,9 @@ pub struct ExportInput<'a> {
     /// The appearance cue's network and weights (`appearance.json`, `appearance.safetensors`):
     /// exported as `appearance.onnx` where the calibration joins the cue, required then.
     pub appearance: Option<(&'a sfn_models::appearance::AppearanceConfig, &'a HashMap<String, Tensor>)>,
+    /// Static int8 weights in [-63, 63] instead of [-127, 127] (for ONNX Runtime on x86 CPUs without
+    /// VNNI, whose int8 kernels saturate otherwise; costs weight precision elsewhere).
+    pub reduce_range: bool,
 }
 
 /// Normal windows for int8 calibration. Each window holds 5 consecutive normalised CHW frames: the frame
@@ -225,7 +228,7 @@ pub fn export(input: &ExportInput, out: &Path, precision: Precision, calib: Opti
         Precision::Int8WeightOnly => Mode::Int8WeightOnly,
         Precision::Int8Qdq => {
             let set = calib.ok_or_else(|| ExportError::Calibration("static int8 needs calibration windows (--calib ROOT)".into()))?;
-            Mode::Int8Static(calibrate(input, set)?)
+            Mode::Int8Static { scales: calibrate(input, set)?, weight_max: if input.reduce_range { QMAX_REDUCED } else { QMAX } }
         }
     };
     std::fs::create_dir_all(out).map_err(|source| ExportError::Io { path: out.into(), source })?;
@@ -259,8 +262,10 @@ pub fn export(input: &ExportInput, out: &Path, precision: Precision, calib: Opti
             if !unq.is_empty() {
                 kept.push(format!("inputs of {} (calibration windows gave them no range)", unq.join(", ")));
             }
+            let weight_max = if precision == Precision::Int8Qdq && input.reduce_range { QMAX_REDUCED } else { QMAX };
             Some(QuantInfo {
-                weights: "int8 symmetric per output channel, zero point 0, range [-127, 127]".into(),
+                weights: format!("int8 symmetric per output channel, zero point 0, range [-{weight_max}, {weight_max}]"),
+                weight_max: weight_max as u8,
                 activations: if precision == Precision::Int8Qdq {
                     "int8 symmetric per tensor (QuantizeLinear/DequantizeLinear), scale = max |x| / 127 over the calibration windows".into()
                 } else {

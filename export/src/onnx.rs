@@ -2,7 +2,9 @@
 //! inputs/outputs, and the three numeric forms of a weight-bearing op (fp32, QDQ int8, weight-only int8).
 //!
 //! Quantisation (symmetric, zero point 0, int8 range [-127, 127]):
-//! - weights per output channel: s_c = max_i |W_ci| / 127, q = round_half_even(W / s_c);
+//! - weights per output channel: s_c = max_i |W_ci| / 127, q = round_half_even(W / s_c) (or, for
+//!   static int8 with a reduced range, / 63 into [-63, 63]: ONNX Runtime's x86 int8 kernels without
+//!   VNNI add pairs of u8 x s8 products in 16 bits, and 2 * 255 * 63 < 2^15 cannot saturate);
 //! - activations per tensor: s = max |x| / 127 over the calibration windows, as QuantizeLinear ->
 //!   DequantizeLinear on the op's input (the form TensorRT's explicit quantisation and ONNX Runtime's
 //!   QDQ fusion accept).
@@ -25,17 +27,23 @@ pub const IR_VERSION: i64 = 8;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Mode {
     Fp32,
-    /// QDQ int8 with these per-site activation scales; a site missing from the map stays fp32.
-    Int8Static(BTreeMap<String, f32>),
+    /// QDQ int8 with these per-site activation scales (a site missing from the map stays fp32), weights
+    /// in [-weight_max, weight_max] ([`QMAX`] or [`QMAX_REDUCED`]).
+    Int8Static {
+        scales: BTreeMap<String, f32>,
+        weight_max: f32,
+    },
     Int8WeightOnly,
 }
 
 /// Integer range of the symmetric int8 quantisation.
 pub const QMAX: f32 = 127.0;
+/// The reduced (7-bit) range of int8 weights, for ONNX Runtime on x86 CPUs without VNNI.
+pub const QMAX_REDUCED: f32 = 63.0;
 
-/// Symmetric per-channel int8 quantisation of `w` laid out with `channels` along `axis` of `dims`.
-/// Returns (q, scales); a channel of zeros gets scale 1.
-pub fn quantize_per_channel(w: &[f32], dims: &[usize], axis: usize) -> (Vec<i8>, Vec<f32>) {
+/// Symmetric per-channel int8 quantisation of `w` laid out with `channels` along `axis` of `dims`, into
+/// [-qmax, qmax]. Returns (q, scales); a channel of zeros gets scale 1.
+pub fn quantize_per_channel(w: &[f32], dims: &[usize], axis: usize, qmax: f32) -> (Vec<i8>, Vec<f32>) {
     let channels = dims[axis];
     let inner: usize = dims[axis + 1..].iter().product();
     let mut maxabs = vec![0f32; channels];
@@ -43,8 +51,8 @@ pub fn quantize_per_channel(w: &[f32], dims: &[usize], axis: usize) -> (Vec<i8>,
         let c = (i / inner) % channels;
         maxabs[c] = maxabs[c].max(v.abs());
     }
-    let scales: Vec<f32> = maxabs.iter().map(|&m| if m > 0.0 { m / QMAX } else { 1.0 }).collect();
-    let q = w.iter().enumerate().map(|(i, v)| (v / scales[(i / inner) % channels]).round_ties_even().clamp(-QMAX, QMAX) as i8).collect();
+    let scales: Vec<f32> = maxabs.iter().map(|&m| if m > 0.0 { m / qmax } else { 1.0 }).collect();
+    let q = w.iter().enumerate().map(|(i, v)| (v / scales[(i / inner) % channels]).round_ties_even().clamp(-qmax, qmax) as i8).collect();
     (q, scales)
 }
 
@@ -229,7 +237,11 @@ impl GraphBuilder {
 
     /// The int8 DequantizeLinear of a weight `w` (dims, channels on `axis`).
     fn dq_weight(&mut self, site: &str, dims: &[usize], w: &[f32], axis: usize) -> String {
-        let (q, scales) = quantize_per_channel(w, dims, axis);
+        let qmax = match &self.mode {
+            Mode::Int8Static { weight_max, .. } => *weight_max,
+            _ => QMAX,
+        };
+        let (q, scales) = quantize_per_channel(w, dims, axis, qmax);
         let qn = self.init_i8(&format!("{site}.w_q"), dims, &q);
         let sn = self.init_f32(&format!("{site}.w_scale"), &[scales.len()], &scales);
         let zn = self.init_i8(&format!("{site}.w_zp"), &[scales.len()], &vec![0; scales.len()]);
@@ -241,7 +253,7 @@ impl GraphBuilder {
     fn site_input(&mut self, site: &str, x: &str) -> String {
         self.sites.push((site.into(), x.into()));
         let scale = match &self.mode {
-            Mode::Int8Static(scales) => scales.get(site).copied(),
+            Mode::Int8Static { scales, .. } => scales.get(site).copied(),
             _ => return x.into(),
         };
         let Some(scale) = scale else {
@@ -270,7 +282,7 @@ impl GraphBuilder {
     fn weight(&mut self, site: &str, dims: &[usize], w: &[f32], axis: usize) -> String {
         match self.mode {
             Mode::Fp32 => self.init_f32(&format!("{site}.weight"), dims, w),
-            Mode::Int8Static(_) | Mode::Int8WeightOnly => self.dq_weight(site, dims, w, axis),
+            Mode::Int8Static { .. } | Mode::Int8WeightOnly => self.dq_weight(site, dims, w, axis),
         }
     }
 
@@ -335,13 +347,17 @@ mod tests {
     fn per_channel_quantisation_by_hand() {
         // [in=2, out=3] with channels on axis 1.
         let w = [1.0f32, -2.0, 0.0, -0.25, 0.5, 0.0];
-        let (q, s) = quantize_per_channel(&w, &[2, 3], 1);
+        let (q, s) = quantize_per_channel(&w, &[2, 3], 1, QMAX);
         assert_eq!(s, vec![1.0 / 127.0, 2.0 / 127.0, 1.0]);
         // -0.25 * 127 = -31.75 -> -32; 0.5 * 127 / 2 = 31.75 -> 32.
         assert_eq!(q, vec![127, -127, 0, -32, 32, 0]);
         // Channels on axis 0 of [2, 3]: rows.
-        let (q0, s0) = quantize_per_channel(&w, &[2, 3], 0);
+        let (q0, s0) = quantize_per_channel(&w, &[2, 3], 0, QMAX);
         assert_eq!(s0, vec![2.0 / 127.0, 0.5 / 127.0]);
         assert_eq!(q0[1], -127);
+        // The reduced range: -0.25 * 63 = -15.75 -> -16; 0.5 * 63 / 2 = 15.75 -> 16.
+        let (q, s) = quantize_per_channel(&w, &[2, 3], 1, QMAX_REDUCED);
+        assert_eq!(s, vec![1.0 / 63.0, 2.0 / 63.0, 1.0]);
+        assert_eq!(q, vec![63, -63, 0, -16, 16, 0]);
     }
 }

@@ -119,6 +119,21 @@ pub mod onnxruntime_options {
             OrtOptions { provider: Provider::Cpu, threads: 1, library: None, trt_cache: None, trt_fp16: false, trt_int8: false, strict: true }
         }
     }
+
+    /// Whether ONNX Runtime's int8 kernels on this CPU add pairs of u8 x s8 products in saturating
+    /// 16-bit sums: x86-64 without an int8 dot-product instruction (AVX-512 VNNI or AVX-VNNI). Int8
+    /// weights in the full [-127, 127] range then lose accuracy there (exports with the reduced range,
+    /// [-63, 63], do not).
+    pub fn int8_pairs_saturate() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            !(std::arch::is_x86_feature_detected!("avx512vnni") || std::arch::is_x86_feature_detected!("avxvnni"))
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
 }
 
 /// Encodings of a batch of frames: what the device caches per frame.
@@ -163,6 +178,10 @@ impl ExportedModel {
                 #[cfg(feature = "ort")]
                 BackendKind::OnnxRuntime(opts) => {
                     drop(proto);
+                    let full_range = manifest.precision == Precision::Int8Qdq && manifest.quantization.as_ref().is_some_and(|q| q.weight_max > 63);
+                    if full_range && opts.provider == onnxruntime_options::Provider::Cpu && onnxruntime_options::int8_pairs_saturate() && file == manifest.encoder.file {
+                        tracing::warn!("{}: int8 weights in [-127, 127] on ONNX Runtime on a CPU without VNNI, whose int8 kernels saturate 16-bit pair sums: check this export's AUCs on this CPU, or use an export made with --int8-reduce-range, the fp32 export or tract", dir.display());
+                    }
                     Ok(Box::new(onnxruntime::OrtRunner::open(&path, opts)?))
                 }
                 #[cfg(not(feature = "ort"))]

@@ -179,6 +179,10 @@ impl Normalisation {
 pub struct QuantInfo {
     /// "int8 symmetric per-channel (output channel), zero point 0, range [-127, 127]".
     pub weights: String,
+    /// The weights' integer range, [-weight_max, weight_max]: 127, or 63 for an export with the
+    /// reduced range (ONNX Runtime's int8 kernels on x86 CPUs without VNNI saturate otherwise).
+    #[serde(default = "full_weight_range", skip_serializing_if = "is_full_weight_range")]
+    pub weight_max: u8,
     /// For QDQ: "int8 symmetric per-tensor, scale = max |x| / 127 over the calibration windows"; else "fp32".
     pub activations: String,
     /// Normal windows the activation ranges were measured on (0 for weight-only).
@@ -190,6 +194,14 @@ pub struct QuantInfo {
     /// Quantised weight tensors / activation sites.
     pub quantized_weights: usize,
     pub quantized_activations: usize,
+}
+
+fn full_weight_range() -> u8 {
+    127
+}
+
+fn is_full_weight_range(m: &u8) -> bool {
+    *m == 127
 }
 
 /// How the decoder's `text` input is made.

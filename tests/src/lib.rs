@@ -79,7 +79,7 @@ fn build_fixture(root: &Path, appearance: bool) -> (PathBuf, PathBuf) {
     }
     checkpoint::write_json(&ck.join(checkpoint::CALIBRATION), &cal).unwrap();
     let out = root.join("onnx");
-    export(&ExportOptions { model: ck, out: out.clone(), int8: false, weight_int8: false, calib: None, calib_windows: 0 }).unwrap();
+    export(&ExportOptions { model: ck, out: out.clone(), int8: false, weight_int8: false, calib: None, calib_windows: 0, reduce_range: false }).unwrap();
     (data, out)
 }
 

@@ -35,7 +35,8 @@ fn train_export_run_report_decode_validate() {
     sfn_trainer::train::train(&opts).unwrap();
     // 2. Exports: fp32 and static int8 calibrated on the normal clips.
     let export = root.join("onnx");
-    sfn_trainer::export::export(&sfn_trainer::export::ExportOptions { model, out: export.clone(), int8: true, weight_int8: false, calib: Some(data.clone()), calib_windows: 16 }).unwrap();
+    sfn_trainer::export::export(&sfn_trainer::export::ExportOptions { model, out: export.clone(), int8: true, weight_int8: false, calib: Some(data.clone()), calib_windows: 16, reduce_range: false })
+        .unwrap();
     let int8 = export.join("int8");
     assert!(export.join("model.json").exists() && int8.join("model.json").exists());
 

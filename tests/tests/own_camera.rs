@@ -111,7 +111,7 @@ fn record_train_threshold_run_from_a_stream() {
     train(&opts).unwrap_or_else(|e| panic!("{e}"));
 
     // 4. Export.
-    export(&ExportOptions { model: model_dir, out: export_dir.clone(), int8: false, weight_int8: false, calib: None, calib_windows: 0 }).unwrap_or_else(|e| panic!("{e}"));
+    export(&ExportOptions { model: model_dir, out: export_dir.clone(), int8: false, weight_int8: false, calib: None, calib_windows: 0, reduce_range: false }).unwrap_or_else(|e| panic!("{e}"));
 
     // 5. The threshold for at most 1 false alarm an hour on footage the model was not trained on, with
     // the config's hysteresis.

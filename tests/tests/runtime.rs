@@ -271,7 +271,7 @@ fn tract_runs_the_fp32_export_beside_an_int8_one() {
     let (data, _) = fixture(tmp.path());
     let out = tmp.path().join("both");
     let model = tmp.path().join("model");
-    sfn_trainer::export::export(&sfn_trainer::export::ExportOptions { model, out: out.clone(), int8: true, weight_int8: false, calib: Some(data), calib_windows: 4 }).unwrap();
+    sfn_trainer::export::export(&sfn_trainer::export::ExportOptions { model, out: out.clone(), int8: true, weight_int8: false, calib: Some(data), calib_windows: 4, reduce_range: false }).unwrap();
     let int8 = out.join("int8");
     let cfg = |dir: &Path, backend: &str| {
         let path = tmp.path().join("edge.toml");

@@ -95,7 +95,7 @@ fn main() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("onnx");
     let t0 = Instant::now();
-    let done = export(&ExportOptions { model: a.model.clone(), out: out.clone(), int8: true, weight_int8: true, calib: Some(a.data.clone()), calib_windows: 64 })?;
+    let done = export(&ExportOptions { model: a.model.clone(), out: out.clone(), int8: true, weight_int8: true, calib: Some(a.data.clone()), calib_windows: 64, reduce_range: false })?;
     println!("exported {} in {:.1} s (int8 calibrated on 64 normal Ped2 training windows)\n", a.model.display(), t0.elapsed().as_secs_f64());
     let cfg: sfn_models::SfnConfig = serde_json::from_value(done[0].1.config.clone())?;
     let (f_enc, f_dec) = sfn_export::flops(&cfg);
@@ -125,7 +125,7 @@ fn main() -> Result<()> {
     let mut peer_note = String::new();
     if let Some(peer) = &a.peer {
         let out = tmp.path().join("peer");
-        let pd = export(&ExportOptions { model: peer.clone(), out: out.clone(), int8: true, weight_int8: false, calib: Some(a.data.clone()), calib_windows: 64 })?;
+        let pd = export(&ExportOptions { model: peer.clone(), out: out.clone(), int8: true, weight_int8: false, calib: Some(a.data.clone()), calib_windows: 64, reduce_range: false })?;
         let pcfg: sfn_models::SfnConfig = serde_json::from_value(pd[0].1.config.clone())?;
         let (pe, pdf) = sfn_export::flops(&pcfg);
         let pds = Dataset::open(&a.data, "testing", &frame_format(&pcfg))?;

@@ -35,6 +35,8 @@ pub struct ExportOptions {
     /// Dataset root whose training split gives the normal calibration windows.
     pub calib: Option<PathBuf>,
     pub calib_windows: usize,
+    /// The static int8 export's weights in [-63, 63] (for ONNX Runtime on x86 CPUs without VNNI).
+    pub reduce_range: bool,
 }
 
 /// `libonnxruntime.so.1*` of the `onnxruntime` wheel in `venv` (the repo's `.venv`, made by
@@ -115,6 +117,9 @@ pub fn calibration_windows(root: &Path, cfg: &SfnConfig, n: usize, captions: Opt
 
 /// Writes the exports; returns (directory, manifest) for each.
 pub fn export(opts: &ExportOptions) -> Result<Vec<(PathBuf, Manifest)>, TrainerError> {
+    if opts.reduce_range && !opts.int8 {
+        return Err(TrainerError::Usage("--int8-reduce-range applies to the static int8 export: give --int8 too".into()));
+    }
     if opts.int8 && opts.calib.is_none() {
         return Err(TrainerError::Usage("--int8 needs --calib ROOT (a dataset whose training split holds normal footage)".into()));
     }
@@ -126,7 +131,8 @@ pub fn export(opts: &ExportOptions) -> Result<Vec<(PathBuf, Manifest)>, TrainerE
         }
         None => None,
     };
-    let input = ExportInput { cfg: &cfg, weights: &weights, calibration, offline: OfflineScoring::default(), text, appearance: appearance.as_ref().map(|(c, w)| (c, w)) };
+    let input =
+        ExportInput { cfg: &cfg, weights: &weights, calibration, offline: OfflineScoring::default(), text, appearance: appearance.as_ref().map(|(c, w)| (c, w)), reduce_range: opts.reduce_range };
     let mut done = vec![(opts.out.clone(), sfn_export::export(&input, &opts.out, Precision::Fp32, None)?)];
     if opts.int8 {
         let root = opts.calib.as_ref().expect("checked above");

@@ -471,9 +471,12 @@ fn export_then_eval_onnx_matches_candle_eval() {
     cal["speed"]["regions"]["grid"] = serde_json::json!([2, 2]);
     std::fs::write(&cal_path, serde_json::to_string(&cal).unwrap()).unwrap();
     expect_err("eval with misfit speed statistics", &eval(&model, &data, &report), &["calibration.json", "speed", "32x48"]);
-    // --int8 without --calib is a usage error; a missing export dir names model.json.
+    // --int8 without --calib, --int8-reduce-range without --int8 are usage errors; a missing export
+    // dir names model.json.
     let o = sfn_train([OsStr::new("export"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--out"), out.as_os_str(), OsStr::new("--int8")]);
     expect_err("int8 without calib", &o, &["--calib"]);
+    let o = sfn_train([OsStr::new("export"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--out"), out.as_os_str(), OsStr::new("--int8-reduce-range")]);
+    expect_err("reduced range without int8", &o, &["--int8-reduce-range", "--int8"]);
     let o = sfn_train([OsStr::new("eval-onnx"), OsStr::new("--model"), tmp.path().join("nope").as_os_str(), OsStr::new("--data"), data.as_os_str()]);
     expect_err("missing export", &o, &["model.json"]);
 }

@@ -178,6 +178,10 @@ enum Cmd {
         /// Calibration windows, spread evenly over the training split.
         #[arg(long, default_value_t = 64)]
         calib_windows: usize,
+        /// Static int8 weights in [-63, 63] instead of [-127, 127]: for ONNX Runtime on x86 CPUs
+        /// without VNNI, whose int8 kernels saturate otherwise (docs/deployment.md).
+        #[arg(long, requires = "int8")]
+        int8_reduce_range: bool,
     },
     /// Score ROOT/testing with an exported model (tract or ONNX Runtime) and print its AUCs.
     EvalOnnx {
@@ -332,8 +336,8 @@ fn main() -> Result<()> {
                 out.display()
             );
         }
-        Cmd::Export { model, out, int8, weight_int8, calib, calib_windows } => {
-            let opts = sfn_trainer::export::ExportOptions { model, out, int8, weight_int8, calib, calib_windows };
+        Cmd::Export { model, out, int8, weight_int8, calib, calib_windows, int8_reduce_range } => {
+            let opts = sfn_trainer::export::ExportOptions { model, out, int8, weight_int8, calib, calib_windows, reduce_range: int8_reduce_range };
             for (dir, m) in sfn_trainer::export::export(&opts)? {
                 println!("{:<17} {}  encoder.onnx {:>9} B  decoder.onnx {:>9} B", m.precision.name(), dir.display(), m.encoder.bytes, m.decoder.bytes);
             }
