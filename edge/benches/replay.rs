@@ -315,14 +315,21 @@ fn main() -> Result<()> {
     let lib = ort_lib.or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from)).or_else(|| sfn_trainer::export::onnxruntime_library(&repo.join(".venv")));
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("onnx");
-    sfn_trainer::export::export(&sfn_trainer::export::ExportOptions {
-        model: repo.join("assets/ped2-cpu"),
-        out: out.clone(),
-        int8: true,
-        weight_int8: false,
-        calib: Some(data.clone()),
-        calib_windows: 64,
-    })?;
+    let export = |out: &Path, reduce_range: bool| {
+        sfn_trainer::export::export(&sfn_trainer::export::ExportOptions {
+            model: repo.join("assets/ped2-cpu"),
+            out: out.to_path_buf(),
+            int8: true,
+            weight_int8: false,
+            calib: Some(data.clone()),
+            calib_windows: 64,
+            reduce_range,
+        })
+    };
+    export(&out, false)?;
+    // Static int8 with 7-bit weights (`--int8-reduce-range`, for ONNX Runtime on x86 without VNNI).
+    let reduced = tmp.path().join("onnx-reduced");
+    export(&reduced, true)?;
     // The same fp32 export with its calibration edited (`edit` says whether it changed anything): to
     // time a scoring part's share of the per-frame cost.
     let variant = |name: &str, edit: &dyn Fn(&mut serde_json::Map<String, serde_json::Value>) -> bool| -> Result<Option<PathBuf>> {
@@ -370,6 +377,9 @@ fn main() -> Result<()> {
                 configs.push(("fp32, error not weighted by change", d.clone(), false));
             }
             configs.push(("int8_qdq", out.join("int8"), false));
+            if backend == "onnxruntime" {
+                configs.push(("int8_qdq, weights in [-63, 63]", reduced.join("int8"), false));
+            }
             for (prec, dir, symbolic) in configs {
                 if backend == "onnxruntime" && lib.is_none() {
                     println!("| onnxruntime | {prec} | (no libonnxruntime: run scripts/setup.sh) |");
