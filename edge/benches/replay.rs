@@ -315,7 +315,7 @@ fn main() -> Result<()> {
     let lib = ort_lib.or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from)).or_else(|| sfn_trainer::export::onnxruntime_library(&repo.join(".venv")));
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("onnx");
-    let export = |out: &Path, reduce_range: bool| {
+    let export = |out: &Path, reduce_range: bool| -> Result<()> {
         sfn_trainer::export::export(&sfn_trainer::export::ExportOptions {
             model: repo.join("assets/ped2-cpu"),
             out: out.to_path_buf(),
@@ -324,7 +324,8 @@ fn main() -> Result<()> {
             calib: Some(data.clone()),
             calib_windows: 64,
             reduce_range,
-        })
+        })?;
+        Ok(())
     };
     export(&out, false)?;
     // Static int8 with 7-bit weights (`--int8-reduce-range`, for ONNX Runtime on x86 without VNNI).
