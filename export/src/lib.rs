@@ -262,7 +262,7 @@ pub fn export(input: &ExportInput, out: &Path, precision: Precision, calib: Opti
             if !unq.is_empty() {
                 kept.push(format!("inputs of {} (calibration windows gave them no range)", unq.join(", ")));
             }
-            let weight_max = if precision == Precision::Int8Qdq && input.reduce_range { QMAX_REDUCED } else { QMAX };
+            let weight_max = mode.weight_max();
             Some(QuantInfo {
                 weights: format!("int8 symmetric per output channel, zero point 0, range [-{weight_max}, {weight_max}]"),
                 weight_max: weight_max as u8,

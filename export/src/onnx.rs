@@ -36,6 +36,16 @@ pub enum Mode {
     Int8WeightOnly,
 }
 
+impl Mode {
+    /// The int8 weights' integer range, [-weight_max, weight_max] ([`QMAX`] but where reduced).
+    pub fn weight_max(&self) -> f32 {
+        match self {
+            Mode::Int8Static { weight_max, .. } => *weight_max,
+            _ => QMAX,
+        }
+    }
+}
+
 /// Integer range of the symmetric int8 quantisation.
 pub const QMAX: f32 = 127.0;
 /// The reduced (7-bit) range of int8 weights, for ONNX Runtime on x86 CPUs without VNNI.
@@ -237,11 +247,7 @@ impl GraphBuilder {
 
     /// The int8 DequantizeLinear of a weight `w` (dims, channels on `axis`).
     fn dq_weight(&mut self, site: &str, dims: &[usize], w: &[f32], axis: usize) -> String {
-        let qmax = match &self.mode {
-            Mode::Int8Static { weight_max, .. } => *weight_max,
-            _ => QMAX,
-        };
-        let (q, scales) = quantize_per_channel(w, dims, axis, qmax);
+        let (q, scales) = quantize_per_channel(w, dims, axis, self.mode.weight_max());
         let qn = self.init_i8(&format!("{site}.w_q"), dims, &q);
         let sn = self.init_f32(&format!("{site}.w_scale"), &[scales.len()], &scales);
         let zn = self.init_i8(&format!("{site}.w_zp"), &[scales.len()], &vec![0; scales.len()]);

@@ -156,6 +156,17 @@ pub struct Decoded {
     pub text: Array,
 }
 
+/// Why an export may score worse on `backend` than it was measured, where it may: full-range static
+/// int8 weights on ONNX Runtime's CPU provider on a CPU whose int8 kernels `saturate` 16-bit pair
+/// sums ([`onnxruntime_options::int8_pairs_saturate`]).
+pub fn int8_saturation_warning(manifest: &Manifest, backend: &BackendKind, saturate: bool) -> Option<String> {
+    let full_range = manifest.precision == Precision::Int8Qdq && manifest.quantization.as_ref().is_some_and(|q| q.weight_max > 63);
+    let ort_cpu = matches!(backend, BackendKind::OnnxRuntime(o) if o.provider == onnxruntime_options::Provider::Cpu);
+    (full_range && ort_cpu && saturate).then(|| {
+        "int8 weights in [-127, 127] on ONNX Runtime on a CPU without VNNI, whose int8 kernels saturate 16-bit pair sums: check this export's AUCs on this CPU, or use an export made with --int8-reduce-range, the fp32 export or tract".into()
+    })
+}
+
 /// An exported model, verified against its manifest and loaded on a back-end.
 pub struct ExportedModel {
     pub dir: PathBuf,
@@ -170,6 +181,9 @@ impl ExportedModel {
     /// Verifies `dir/model.json` and its ONNX files, then loads the graphs on `backend`.
     pub fn open(dir: &Path, backend: &BackendKind) -> Result<Self, InferError> {
         let (manifest, enc, dec) = Manifest::open(dir)?;
+        if let Some(why) = int8_saturation_warning(&manifest, backend, onnxruntime_options::int8_pairs_saturate()) {
+            tracing::warn!("{}: {why}", dir.display());
+        }
         let app = manifest.appearance.as_ref().map(|g| g.verify(dir)).transpose()?;
         let load = |proto: pb::ModelProto, file: &str| -> Result<Box<dyn Runner>, InferError> {
             let path = dir.join(file);
@@ -178,10 +192,6 @@ impl ExportedModel {
                 #[cfg(feature = "ort")]
                 BackendKind::OnnxRuntime(opts) => {
                     drop(proto);
-                    let full_range = manifest.precision == Precision::Int8Qdq && manifest.quantization.as_ref().is_some_and(|q| q.weight_max > 63);
-                    if full_range && opts.provider == onnxruntime_options::Provider::Cpu && onnxruntime_options::int8_pairs_saturate() && file == manifest.encoder.file {
-                        tracing::warn!("{}: int8 weights in [-127, 127] on ONNX Runtime on a CPU without VNNI, whose int8 kernels saturate 16-bit pair sums: check this export's AUCs on this CPU, or use an export made with --int8-reduce-range, the fp32 export or tract", dir.display());
-                    }
                     Ok(Box::new(onnxruntime::OrtRunner::open(&path, opts)?))
                 }
                 #[cfg(not(feature = "ort"))]

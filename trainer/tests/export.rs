@@ -253,6 +253,16 @@ fn every_export_passes_onnx_checker_and_int8_error_is_bounded() {
         let (d, rel) = compare(&model, &cfg, dir, &backend, &frames, &text);
         assert!(d.is_finite() && rel < 0.2, "reduced range on {backend:?}: int8 relative RMS error {rel} (max {d})");
     }
+    // The runtime's warning: only for the full-range static int8 export, on ONNX Runtime's CPU provider,
+    // where the CPU saturates.
+    use sfn_infer::int8_saturation_warning as warning;
+    let full = &done[1].1;
+    assert!(warning(full, &ort(), true).is_some_and(|w| w.contains("--int8-reduce-range")));
+    assert!(warning(full, &ort(), false).is_none());
+    assert!(warning(full, &BackendKind::Tract, true).is_none());
+    assert!(warning(m, &ort(), true).is_none(), "reduced range");
+    assert!(warning(&done[0].1, &ort(), true).is_none(), "fp32");
+    assert!(warning(&done[2].1, &ort(), true).is_none(), "weight-only int8");
 }
 
 /// The appearance cue's graph: exported (in every precision, as fp32) only where the calibration

@@ -186,8 +186,8 @@ fn speed_map_body<const AVX2: bool, const PACKED: bool>(
         // SAFETY: q is finite and in [0, 2^18] (see above).
         unsafe { q.to_int_unchecked::<i32>() }
     }
-    // Scaled by 2^bits in the packed layout (at most 2^27: no overflow).
-    let quantize = |n: f32, l: f32| -> i32 {
+    // One difference term, scaled by 2^bits in the packed layout (at most 2^27: no overflow).
+    let term = |n: f32, l: f32| -> i32 {
         if PACKED {
             quantize(n, l) << bits
         } else {
@@ -222,7 +222,7 @@ fn speed_map_body<const AVX2: bool, const PACKED: bool>(
                 let old = win_lo % ring_rows;
                 debug_assert_eq!(old, slot);
                 for (((s, d), &n), &l) in colsum.iter_mut().zip(&mut ring[slot * width..(slot + 1) * width]).zip(nrow).zip(lrow) {
-                    let q = quantize(n, l);
+                    let q = term(n, l);
                     *s = s.wrapping_add(q).wrapping_sub(*d);
                     *d = q;
                 }
@@ -245,11 +245,11 @@ fn speed_map_body<const AVX2: bool, const PACKED: bool>(
                     let nrow = &next[c * plane + win_hi * width..][..width];
                     if c == 0 {
                         for ((d, &n), &l) in drow.iter_mut().zip(nrow).zip(lrow) {
-                            *d = quantize(n, l);
+                            *d = term(n, l);
                         }
                     } else {
                         for ((d, &n), &l) in drow.iter_mut().zip(nrow).zip(lrow) {
-                            *d = d.wrapping_add(quantize(n, l));
+                            *d = d.wrapping_add(term(n, l));
                         }
                     }
                 }
