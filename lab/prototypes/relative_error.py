@@ -1,0 +1,83 @@
+# Analysis (docs/experiments.md, "The network's error relative to copying's"): from the box means
+# written by `cargo run --release -p sfn-lab --example relative_error -- assets/ped2-cpu
+# ../shared/data/ped2 OUT.json`, the committed fusion (positive parts of the frame z-scores of the
+# network's pooled error and of the speed cue; the plain z-mean beside it) against the same fusion with
+# the network's box error divided by copying's box error plus c (c: the 50th and 90th percentile of
+# copying's box error on the training clips), each at lambda 0.5 / 1 / 2 and causal sigma 2 / 1.33,
+# scored as eval does (causal: one-sided Gaussian; offline: per-clip min-max, centred Gaussian sigma 5);
+# the fold rule (best mean of offline and causal micro on one fold, first listed wins ties, reported on
+# the other) over all candidates.
+#   .venv/bin/python lab/prototypes/relative_error.py OUT.json
+import json, os, sys, numpy as np
+from sklearn.metrics import roc_auc_score
+R = os.environ.get('SFN_DATA', '../shared/data') + '/ped2'
+D = json.load(open(sys.argv[1]))
+cal = json.load(open('assets/ped2-cpu/calibration.json'))
+fz = cal['speed']['frame_z']
+lab = json.load(open(f'{R}/testing/labels.json'))
+FOLDS = {'A': ['01', '03', '05', '08'], 'B': ['04', '06', '09', '11']}
+names = [c for f in FOLDS.values() for c in f]
+
+def mm(x): return (x - x.min()) / (x.max() - x.min() + 1e-12)
+def causal(x, sig):
+    k = np.exp(-0.5 * (np.arange(0, int(3 * sig) + 1) / sig) ** 2); k /= k.sum()
+    return np.convolve(np.concatenate([np.full(len(k) - 1, x[0]), x]), k, mode='valid')
+def centred(x, sig=5.0):
+    r = int(3 * sig); k = np.exp(-0.5 * (np.arange(-r, r + 1) / sig) ** 2); k /= k.sum()
+    return np.convolve(np.concatenate([np.full(r, x[0]), x, np.full(r, x[-1])]), k, mode='valid')
+def score(stream, sig):
+    out = {}
+    for f, cl in FOLDS.items():
+        y = np.concatenate([np.array(lab[c])[4:] for c in cl])
+        off = np.concatenate([centred(mm(stream[c])) for c in cl])
+        cau = np.concatenate([causal(stream[c], sig) for c in cl])
+        out[f] = (100 * roc_auc_score(y, off), 100 * roc_auc_score(y, cau))
+    return out
+
+def boxes(split, k):
+    return {c: np.array([f[k] for f in fr]) for c, fr in D[split].items()}
+net_tr, copy_tr = boxes('training', 0), boxes('training', 1)
+net_te, copy_te = boxes('testing', 0), boxes('testing', 1)
+all_copy = np.concatenate([v.ravel() for v in copy_tr.values()])
+cs = {p: float(np.percentile(all_copy, p)) for p in (50, 90)}
+print('c (copying box error percentiles on training):', cs)
+zs = {c: (np.array(D['speed'][c]) - fz['speed'][0]) / fz['speed'][1] for c in names}
+
+def zstream(tr, te):
+    t = np.concatenate(list(tr.values())); mu, sd = t.mean(), t.std()
+    return {c: (te[c] - mu) / sd for c in names}, (mu, sd)
+streams = {}
+z_net, st = zstream({c: v.max(1) for c, v in net_tr.items()}, {c: v.max(1) for c, v in net_te.items()})
+print('network pooled, training mean / sd', st, 'calibration', fz['prediction'])
+fams = {'committed (p)': z_net, 'committed (z-mean)': z_net}
+for p, c in cs.items():
+    f = lambda n, k: (n / (k + c)).max(1)
+    z, _ = zstream({k: f(net_tr[k], copy_tr[k]) for k in net_tr}, {k: f(net_te[k], copy_te[k]) for k in names})
+    fams[f'relative c{p}'] = z
+rows = {}
+for sig in (2.0, 1.33):
+    rows[f'speed cue alone (sigma {sig})'] = score(zs, sig)
+    rows[f'network alone (sigma {sig})'] = score(z_net, sig)
+    for p in cs:
+        rows[f'relative c{p} alone (sigma {sig})'] = score(fams[f'relative c{p}'], sig)
+cands = []
+for sig in (2.0, 1.33):
+    for fam, z in fams.items():
+        for lam in (1.0, 0.5, 2.0):
+            if fam.endswith('(z-mean)'):
+                s = {c: (z[c] + lam * zs[c]) / (1 + lam) for c in names}
+            else:
+                s = {c: (np.maximum(z[c], 0) + lam * np.maximum(zs[c], 0)) / (1 + lam) for c in names}
+            k = f'{fam} lambda {lam} (sigma {sig})'
+            rows[k] = score(s, sig); cands.append(k)
+for k, r in rows.items():
+    print(f'{k:45s}', '  '.join(f'{f} {o:.2f} / {c:.2f}' for f, (o, c) in r.items()))
+def rule(cands):
+    res = []
+    for ch, rep in (('A', 'B'), ('B', 'A')):
+        best = max(cands, key=lambda k: sum(rows[k][ch]))  # max keeps the first of ties
+        res.append((ch, best, rows[best][rep]))
+        print(f'  chosen on {ch}: {best} -> on {rep}: {rows[best][rep][0]:.2f} / {rows[best][rep][1]:.2f}')
+    print(f'  cross-validated {np.mean([r[2][0] for r in res]):.2f} / {np.mean([r[2][1] for r in res]):.2f}')
+print('fold rule, committed families only:'); rule([k for k in cands if k.startswith('committed')])
+print('fold rule, all candidates:'); rule(cands)
