@@ -43,8 +43,15 @@ pub fn changed_error_map(pred: &Tensor, target: &Tensor, last: &Tensor, change_m
     error_map(pred, target)? * weight
 }
 
-/// Visual error per sample from an error map [B, 1, H, W], pooled as `pooling` says: [B]
-/// ([`ErrorPooling::ChangedWindowMax`] pools the map of [`changed_error_map`]).
+/// The map of [`ErrorPooling::RelativeWindowMax`]: [`changed_error_map`] of the prediction and of
+/// copying (`last` as the prediction), stacked: [B, 2, H, W].
+pub fn relative_error_map(pred: &Tensor, target: &Tensor, last: &Tensor, change_milli: u16) -> Result<Tensor> {
+    Tensor::cat(&[changed_error_map(pred, target, last, change_milli)?, changed_error_map(last, target, last, change_milli)?], 1)
+}
+
+/// Visual error per sample from an error map [B, P, H, W] (P = `pooling.planes()`), pooled as
+/// `pooling` says: [B] ([`ErrorPooling::ChangedWindowMax`] pools the map of [`changed_error_map`],
+/// [`ErrorPooling::RelativeWindowMax`] that map and copying's, see [`relative_error_map`]).
 /// [`ErrorPooling::WindowMaxZ`] needs its region statistics: see [`pooled_error_with`].
 pub fn pooled_error(map: &Tensor, pooling: ErrorPooling) -> Result<Tensor> {
     pooled_error_with(map, pooling, None)
@@ -65,6 +72,12 @@ pub fn pooled_error_with(map: &Tensor, pooling: ErrorPooling, regions: Option<&R
     match pooling {
         ErrorPooling::FrameMean => map.reshape((b, ()))?.mean(1),
         ErrorPooling::WindowMax { window, stride } | ErrorPooling::ChangedWindowMax { window, stride, .. } => window_means(map, window, stride)?.max(1),
+        ErrorPooling::RelativeWindowMax { window, stride, .. } => {
+            let f = f64::from(pooling.floor().unwrap_or_default());
+            let m = window_means(&map.narrow(1, 0, 1)?, window, stride)?;
+            let k = window_means(&map.narrow(1, 1, 1)?, window, stride)?;
+            (m / (k + f)?)?.max(1)
+        }
         ErrorPooling::WindowMaxZ { window, stride } => {
             let r = pooling.check_regions(regions, map.dim(2)?, map.dim(3)?).map_err(candle_core::Error::wrap)?;
             let means = window_means(map, window, stride)?.to_vec2::<f32>()?;
@@ -275,6 +288,17 @@ mod tests {
             let rust = pooling.pool_map(&pooling.map(&pred, &target, &last, c, h, w).unwrap(), h, w, None).unwrap();
             assert!((pooled[0] - rust).abs() <= 1e-6 * rust.abs().max(1.0), "{} vs {rust}", pooled[0]);
             assert_eq!(pooling.name().parse::<ErrorPooling>().unwrap(), pooling);
+            // Relative to copying: candle's two-plane map and pooling agree with the camera's.
+            let relative = ErrorPooling::RelativeWindowMax { window: 8, stride: 4, change_milli: 100, floor_micro: 3829 };
+            let camera_map = relative.map(&pred, &target, &last, c, h, w).unwrap();
+            let candle_map = relative_error_map(&tt(&pred)?, &tt(&target)?, &tt(&last)?, 100)?;
+            assert_eq!(candle_map.dims4()?, (1, 2, h, w));
+            for (i, (m, k)) in camera_map.iter().zip(candle_map.flatten_all()?.to_vec1::<f32>()?).enumerate() {
+                assert!((m - k).abs() <= 1e-6 * m.abs().max(1e-6), "relative map value {i}: camera {m} vs candle {k}");
+            }
+            let pooled: Vec<f32> = pooled_error(&candle_map, relative)?.to_vec1()?;
+            let rust = relative.pool_map(&camera_map, h, w, None).unwrap();
+            assert!(rust > 0.0 && (pooled[0] - rust).abs() <= 1e-5 * rust.abs().max(1.0), "relative: candle {} vs camera {rust}", pooled[0]);
         }
         Ok(())
     }

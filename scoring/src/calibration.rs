@@ -148,11 +148,12 @@ impl CalibrationSettings {
     }
 }
 
-/// A frame's prediction error as [`fit_calibration`] takes it: the box means of its squared-error map
-/// at the pooling's window ([`window_means`]), or for `frame_mean` the map's mean alone.
+/// A frame's prediction error as [`fit_calibration`] takes it: the box values of its
+/// [`ErrorPooling::map`] at the pooling's window ([`ErrorPooling::box_values`]), or for `frame_mean`
+/// the map's mean alone.
 pub fn error_summary(pooling: ErrorPooling, map: &[f32], height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
     match pooling.window() {
-        Some((window, stride)) => Ok(window_means(map, height, width, window, stride)),
+        Some(_) => pooling.box_values(map, height, width),
         None => Ok(vec![pooling.pool_map(map, height, width, None)?]),
     }
 }

@@ -27,17 +27,33 @@ pub enum ErrorPooling {
     /// cut, so a value a hair either side of c moves the score by as little (a cut flips pixels in or
     /// out on rounding differences of the frames' preprocessing).
     ChangedWindowMax { window: usize, stride: usize, change_milli: u16 },
+    /// e = max over boxes of m_w / (k_w + f): m_w the box mean of `ChangedWindowMax`'s map, k_w the
+    /// same of copying's (I_hat_{t+1} = I_t, under the same weight), f = `floor_micro` / 10^6. The
+    /// network's error relative to what copying the last frame would have left there: a walker the
+    /// network predicts well scores low however many walk, an object it predicts no better than
+    /// copying scores high however small it is; f keeps boxes where nothing moves at 0.
+    RelativeWindowMax { window: usize, stride: usize, change_milli: u16, floor_micro: u32 },
 }
 
 impl std::str::FromStr for ErrorPooling {
     type Err = String;
 
     /// The inverse of [`ErrorPooling::name`]: `frame_mean`, `window_max_<W>s<S>`, `window_max_z_<W>s<S>`,
-    /// `changed_window_max_<W>s<S>_c<C>`.
+    /// `changed_window_max_<W>s<S>_c<C>`, `relative_window_max_<W>s<S>_c<C>_f<F>`.
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?}: expected frame_mean, window_max_<W>s<S>, window_max_z_<W>s<S> or changed_window_max_<W>s<S>_c<C> (e.g. window_max_z_16s8, changed_window_max_32s16_c100)");
+        let bad = || {
+            format!(
+                "{s:?}: expected frame_mean, window_max_<W>s<S>, window_max_z_<W>s<S>, changed_window_max_<W>s<S>_c<C> or relative_window_max_<W>s<S>_c<C>_f<F> (e.g. window_max_z_16s8, changed_window_max_32s16_c100, relative_window_max_32s16_c100_f3829)"
+            )
+        };
         if s == "frame_mean" {
             return Ok(ErrorPooling::FrameMean);
+        }
+        if let Some(rest) = s.strip_prefix("relative_window_max_") {
+            let (changed, floor) = rest.rsplit_once("_f").ok_or_else(bad)?;
+            let floor_micro: u32 = floor.parse().ok().filter(|&f| f > 0).ok_or_else(bad)?;
+            let ErrorPooling::ChangedWindowMax { window, stride, change_milli } = format!("changed_window_max_{changed}").parse::<ErrorPooling>().map_err(|_| bad())? else { return Err(bad()) };
+            return Ok(ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro });
         }
         if let Some(rest) = s.strip_prefix("changed_window_max_") {
             let (geometry, change) = rest.split_once("_c").ok_or_else(bad)?;
@@ -244,42 +260,85 @@ impl ErrorPooling {
         self.pool_map(&map, height, width, regions)
     }
 
-    /// The map this pooling pools: the squared-error map of `pred` against `target` ([`error_map`]),
-    /// weighted by how much the frame changed from `last` for [`ErrorPooling::ChangedWindowMax`]
-    /// ([`changed_error_map`]). Frames are CHW.
+    /// The map this pooling pools ([`ErrorPooling::planes`] planes of `height * width`): the
+    /// squared-error map of `pred` against `target` ([`error_map`]), weighted by how much the frame
+    /// changed from `last` for [`ErrorPooling::ChangedWindowMax`] ([`changed_error_map`]); for
+    /// [`ErrorPooling::RelativeWindowMax`] that weighted map followed by copying's (`last` as the
+    /// prediction). Frames are CHW.
     pub fn map(&self, pred: &[f32], target: &[f32], last: &[f32], channels: usize, height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
-        match self.change_milli() {
-            Some(c) => changed_error_map(pred, target, last, channels, height, width, c),
-            None => error_map(pred, target, channels, height, width),
+        match (self.change_milli(), self) {
+            (Some(c), ErrorPooling::RelativeWindowMax { .. }) => {
+                let mut map = changed_error_map(pred, target, last, channels, height, width, c)?;
+                map.extend(changed_error_map(last, target, last, channels, height, width, c)?);
+                Ok(map)
+            }
+            (Some(c), _) => changed_error_map(pred, target, last, channels, height, width, c),
+            (None, _) => error_map(pred, target, channels, height, width),
         }
     }
 
-    /// The full-weight change of [`ErrorPooling::ChangedWindowMax`], in thousandths of a pixel unit.
+    /// How many `height * width` planes [`ErrorPooling::map`] gives: 2 for the relative pooling (the
+    /// network's and copying's weighted error), else 1.
+    pub fn planes(&self) -> usize {
+        if matches!(self, ErrorPooling::RelativeWindowMax { .. }) {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// The full-weight change of the change-weighted poolings, in thousandths of a pixel unit.
     pub fn change_milli(&self) -> Option<u16> {
         match *self {
-            ErrorPooling::ChangedWindowMax { change_milli, .. } => Some(change_milli),
+            ErrorPooling::ChangedWindowMax { change_milli, .. } | ErrorPooling::RelativeWindowMax { change_milli, .. } => Some(change_milli),
             _ => None,
         }
     }
 
-    /// Pools an error map of `height * width` values.
-    pub fn pool_map(&self, map: &[f32], height: usize, width: usize, regions: Option<&RegionStats>) -> Result<f32, ScoringError> {
-        if map.len() != height * width || map.is_empty() {
-            return Err(ScoringError::BadShape { field: "error map", reason: format!("{} values for {height}x{width}", map.len()) });
-        }
-        match self.window() {
-            None => Ok((map.iter().map(|&v| f64::from(v)).sum::<f64>() / map.len() as f64) as f32),
-            Some((window, stride)) => self.pool_boxes(&window_means(map, height, width, window, stride), height, width, regions),
+    /// The floor f of [`ErrorPooling::RelativeWindowMax`].
+    pub fn floor(&self) -> Option<f32> {
+        match *self {
+            ErrorPooling::RelativeWindowMax { floor_micro, .. } => Some(floor_micro as f32 * 1e-6),
+            _ => None,
         }
     }
 
-    /// Pools the box means of one `height` x `width` map at this pooling's window ([`window_means`]):
-    /// their max, or for `WindowMaxZ` the max of their region z. For callers that compute the box
+    /// The value of each box of a window pooling for one [`ErrorPooling::map`]: the box means
+    /// ([`window_means`]), for the relative pooling m_w / (k_w + f) of the two planes' box means.
+    /// `FrameMean` has no boxes and is an error here, as is a map of the wrong size.
+    pub fn box_values(&self, map: &[f32], height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
+        let plane = height * width;
+        if map.len() != self.planes() * plane || plane == 0 {
+            return Err(ScoringError::BadShape { field: "error map", reason: format!("{} values for {} plane(s) of {height}x{width}", map.len(), self.planes()) });
+        }
+        let Some((window, stride)) = self.window() else {
+            return Err(ScoringError::BadShape { field: "error map", reason: "frame_mean pools the whole map, not boxes".into() });
+        };
+        let means = window_means(&map[..plane], height, width, window, stride);
+        match self.floor() {
+            Some(f) => Ok(means.iter().zip(window_means(&map[plane..], height, width, window, stride)).map(|(&m, k)| m / (k + f)).collect()),
+            None => Ok(means),
+        }
+    }
+
+    /// Pools an error map ([`ErrorPooling::planes`] planes of `height * width` values).
+    pub fn pool_map(&self, map: &[f32], height: usize, width: usize, regions: Option<&RegionStats>) -> Result<f32, ScoringError> {
+        if map.len() != self.planes() * height * width || map.is_empty() {
+            return Err(ScoringError::BadShape { field: "error map", reason: format!("{} values for {} plane(s) of {height}x{width}", map.len(), self.planes()) });
+        }
+        match self.window() {
+            None => Ok((map.iter().map(|&v| f64::from(v)).sum::<f64>() / map.len() as f64) as f32),
+            Some(_) => self.pool_boxes(&self.box_values(map, height, width)?, height, width, regions),
+        }
+    }
+
+    /// Pools the box values of one `height` x `width` map at this pooling's window
+    /// ([`ErrorPooling::box_values`]): their max, or for `WindowMaxZ` the max of their region z. For callers that compute the box
     /// means once and pool them several ways; `FrameMean` pools no boxes and is an error here.
     pub fn pool_boxes(&self, means: &[f32], height: usize, width: usize, regions: Option<&RegionStats>) -> Result<f32, ScoringError> {
         match *self {
             ErrorPooling::FrameMean => Err(ScoringError::BadShape { field: "box means", reason: "frame_mean pools the whole map, not boxes".into() }),
-            ErrorPooling::WindowMax { .. } | ErrorPooling::ChangedWindowMax { .. } => Ok(means.iter().copied().fold(f32::NEG_INFINITY, f32::max)),
+            ErrorPooling::WindowMax { .. } | ErrorPooling::ChangedWindowMax { .. } | ErrorPooling::RelativeWindowMax { .. } => Ok(means.iter().copied().fold(f32::NEG_INFINITY, f32::max)),
             ErrorPooling::WindowMaxZ { .. } => self.check_regions(regions, height, width)?.pool(means),
         }
     }
@@ -312,6 +371,7 @@ impl ErrorPooling {
             ErrorPooling::WindowMax { window, stride } => format!("window_max_{window}s{stride}"),
             ErrorPooling::WindowMaxZ { window, stride } => format!("window_max_z_{window}s{stride}"),
             ErrorPooling::ChangedWindowMax { window, stride, change_milli } => format!("changed_window_max_{window}s{stride}_c{change_milli}"),
+            ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro } => format!("relative_window_max_{window}s{stride}_c{change_milli}_f{floor_micro}"),
         }
     }
 
@@ -319,7 +379,9 @@ impl ErrorPooling {
     pub fn window(&self) -> Option<(usize, usize)> {
         match *self {
             ErrorPooling::FrameMean => None,
-            ErrorPooling::WindowMax { window, stride } | ErrorPooling::WindowMaxZ { window, stride } | ErrorPooling::ChangedWindowMax { window, stride, .. } => Some((window, stride)),
+            ErrorPooling::WindowMax { window, stride } | ErrorPooling::WindowMaxZ { window, stride } | ErrorPooling::ChangedWindowMax { window, stride, .. } | ErrorPooling::RelativeWindowMax { window, stride, .. } => {
+                Some((window, stride))
+            }
         }
     }
 }

@@ -428,9 +428,11 @@ fn pooling_names_parse_back() {
         ErrorPooling::WindowMax { window: 8, stride: 4 },
         ErrorPooling::WindowMaxZ { window: 16, stride: 8 },
         ErrorPooling::ChangedWindowMax { window: 32, stride: 16, change_milli: 100 },
+        ErrorPooling::RelativeWindowMax { window: 32, stride: 16, change_milli: 100, floor_micro: 3829 },
     ] {
         assert_eq!(p.name().parse::<ErrorPooling>().unwrap(), p);
     }
+    assert_eq!("relative_window_max_32s16_c100_f3829".parse::<ErrorPooling>().unwrap(), ErrorPooling::RelativeWindowMax { window: 32, stride: 16, change_milli: 100, floor_micro: 3829 });
     assert_eq!("changed_window_max_32s16_c100".parse::<ErrorPooling>().unwrap(), ErrorPooling::ChangedWindowMax { window: 32, stride: 16, change_milli: 100 });
     for bad in [
         "",
@@ -443,10 +445,42 @@ fn pooling_names_parse_back() {
         "changed_window_max_32s16_c0",
         "changed_window_max_0s16_c100",
         "changed_window_max_32s16_c99999",
+        "relative_window_max_32s16_c100",
+        "relative_window_max_32s16_c100_f0",
+        "relative_window_max_32s16_f3829",
+        "relative_window_max_32s16_c100_fx",
     ] {
         let e = bad.parse::<ErrorPooling>().unwrap_err();
         assert!(e.contains("window_max_z_16s8") && e.contains(&format!("{bad:?}")), "{bad}: {e}");
     }
+}
+
+/// The relative pooling by hand: per box the network's weighted error over copying's plus the floor,
+/// the max of those; its map has two planes and one of the wrong size is refused, naming the sizes.
+#[test]
+fn the_relative_pooling_divides_by_copyings_error() {
+    // 2x4 frame, boxes 2x2 at stride 2: the left box moved by 0.5 (full weight), the right one is still.
+    let p = ErrorPooling::RelativeWindowMax { window: 2, stride: 2, change_milli: 100, floor_micro: 250_000 };
+    let last = vec![0.0f32; 8];
+    let target = vec![0.5, 0.5, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0];
+    let pred = vec![0.0, 1.0, 0.5, 0.5, 0.0, 1.0, 0.5, 0.5];
+    let map = p.map(&pred, &target, &last, 1, 2, 4).unwrap();
+    assert_eq!(map.len(), 16);
+    // Left box: network error 0.25 per pixel, copying's 0.25: 0.25 / (0.25 + 0.25) = 0.5. Right box:
+    // no change, so no weight: 0 / (0 + 0.25) = 0.
+    assert_eq!(p.box_values(&map, 2, 4).unwrap(), vec![0.5, 0.0]);
+    assert_eq!(p.pool_map(&map, 2, 4, None).unwrap(), 0.5);
+    // The prediction that copies scores k / (k + f), below 1 however large copying's error.
+    let copied = p.map(&last, &target, &last, 1, 2, 4).unwrap();
+    assert_eq!(p.pool_map(&copied, 2, 4, None).unwrap(), 0.5);
+    let e = p.pool_map(&map[..8], 2, 4, None).unwrap_err().to_string();
+    assert!(e.contains("error map") && e.contains("8 values") && e.contains("2 plane(s) of 2x4"), "{e}");
+    let e = p.box_values(&map[..15], 2, 4).unwrap_err().to_string();
+    assert!(e.contains("15 values"), "{e}");
+    assert_eq!(p.change_milli(), Some(100));
+    assert_eq!(p.floor(), Some(0.25));
+    let e = ErrorPooling::FrameMean.box_values(&map[..8], 2, 4).unwrap_err().to_string();
+    assert!(e.contains("frame_mean"), "{e}");
 }
 
 /// The change-weighted pooling reads frame t too: `pool_with` (prediction and target only) refuses it,

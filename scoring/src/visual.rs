@@ -105,7 +105,7 @@ impl VisualScoring<'_> {
             None => (self.pooling.pool_map(&map, height, width, self.regions)?, None),
             Some((window, stride)) => {
                 // The box scores once: their max is the pooled error (`pool_boxes`), their argmax the box.
-                let means = window_means(&map, height, width, window, stride);
+                let means = self.pooling.box_values(&map, height, width)?;
                 let scores = match self.pooling {
                     ErrorPooling::WindowMaxZ { .. } => self.pooling.check_regions(self.regions, height, width)?.box_scores(&means)?,
                     _ => means,

@@ -135,8 +135,12 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
 
     let mut poolings = vec![calibration.pooling];
     poolings.extend(COMPARED_POOLINGS.iter().filter(|p| **p != calibration.pooling));
-    // Region z-scoring and the change-weighted error are compared with the plain window max of the same boxes.
-    if let ErrorPooling::WindowMaxZ { window, stride } | ErrorPooling::ChangedWindowMax { window, stride, .. } = calibration.pooling {
+    // Region z-scoring and the change-weighted error are compared with the plain window max of the same
+    // boxes, the error relative to copying's with the change-weighted error it divides too.
+    if let ErrorPooling::RelativeWindowMax { window, stride, change_milli, .. } = calibration.pooling {
+        poolings.push(ErrorPooling::ChangedWindowMax { window, stride, change_milli });
+    }
+    if let Some((window, stride)) = calibration.pooling.window() {
         let plain = ErrorPooling::WindowMax { window, stride };
         if !poolings.contains(&plain) {
             poolings.push(plain);
@@ -308,13 +312,14 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
     Ok(report)
 }
 
-/// Box means of copying (I_hat_t = I_{t-1}) for frames 4.. of every clip, of the map `pooling` pools
-/// (for [`ErrorPooling::ChangedWindowMax`] copying's error weighted by the frame's change): `[clip][frame][box]`.
-fn copy_box_means(ds: &Dataset, pooling: ErrorPooling, window: usize, stride: usize) -> Result<Vec<Vec<Vec<f32>>>, TrainerError> {
+/// Box values of copying (I_hat_t = I_{t-1}) for frames 4.. of every clip, of the map `pooling` pools
+/// (for [`ErrorPooling::ChangedWindowMax`] copying's error weighted by the frame's change; for
+/// [`ErrorPooling::RelativeWindowMax`] that relative to itself): `[clip][frame][box]`.
+fn copy_box_means(ds: &Dataset, pooling: ErrorPooling) -> Result<Vec<Vec<Vec<f32>>>, TrainerError> {
     let f = &ds.format;
     crate::baseline::each_scored_frame(ds, |c, t| {
         let (last, next) = (&c.frames[t - 1], &c.frames[t]);
-        Ok(scoring::window_means(&pooling.map(last, next, last, f.channels, f.height, f.width)?, f.height, f.width, window, stride))
+        Ok(pooling.box_values(&pooling.map(last, next, last, f.channels, f.height, f.width)?, f.height, f.width)?)
     })
 }
 
@@ -343,7 +348,7 @@ fn copy_baseline(data: &Path, tcfg: &crate::train::TrainConfig, cal: &CausalCali
     // (another scene's training split) is used whole rather than refused.
     let holdout: Vec<&String> = tcfg.holdout.iter().filter(|h| train.clips.iter().any(|c| &c.name == *h)).collect();
     train.remove_clips(&holdout, &data.join("training/frames"))?;
-    let train_means = copy_box_means(&train, cal.pooling, window, stride)?;
+    let train_means = copy_box_means(&train, cal.pooling)?;
     let regions = match cal.pooling {
         ErrorPooling::WindowMaxZ { .. } => Some(scoring::RegionStats::fit(window, stride, scoring::box_grid(fmt.height, fmt.width, window, stride), train_means.iter().flatten().map(Vec::as_slice))?),
         _ => None,
@@ -351,7 +356,7 @@ fn copy_baseline(data: &Path, tcfg: &crate::train::TrainConfig, cal: &CausalCali
     let pool = |m: &Vec<Vec<Vec<f32>>>| -> Result<Vec<Vec<f32>>, TrainerError> {
         m.iter().map(|c| c.iter().map(|b| Ok(cal.pooling.pool_boxes(b, fmt.height, fmt.width, regions.as_ref())?)).collect()).collect()
     };
-    let copy = pool(&copy_box_means(ds, cal.pooling, window, stride)?)?;
+    let copy = pool(&copy_box_means(ds, cal.pooling)?)?;
     let mut cands = vec![Candidate::new(format!("copy: {own}"), stream(&copy))];
     let mut copy_speed = None;
     if let (Some(sp), Some(sp_test)) = (&cal.speed, speed_test) {

@@ -54,12 +54,13 @@ pub struct Predicted {
 }
 
 impl Predicted {
-    /// The map `pooling` pools: [`losses::changed_error_map`] for the change-weighted pooling, else
-    /// the error map.
+    /// The map `pooling` pools: [`losses::changed_error_map`] for the change-weighted pooling,
+    /// [`losses::relative_error_map`] for the relative one, else the error map.
     pub fn map(&self, pooling: ErrorPooling) -> candle_core::Result<Tensor> {
-        match pooling.change_milli() {
-            Some(c) => losses::changed_error_map(&self.pred, &self.target, &self.last, c),
-            None => Ok(self.error.clone()),
+        match (pooling.change_milli(), pooling) {
+            (Some(c), ErrorPooling::RelativeWindowMax { .. }) => losses::relative_error_map(&self.pred, &self.target, &self.last, c),
+            (Some(c), _) => losses::changed_error_map(&self.pred, &self.target, &self.last, c),
+            (None, _) => Ok(self.error.clone()),
         }
     }
 }

@@ -32,14 +32,17 @@ pub fn write_error_maps(model: &sfn_models::SfnVad, ds: &Dataset, texts: Option<
             let s = stride.max(1);
             ((best / gw) * s, (best % gw) * s, win.min(h).min(w))
         };
-        let mark = cal.pooling.window().map(|(win, stride)| {
-            let means = scoring::window_means(&map, h, w, win, stride);
-            let scores = match (&cal.regions, cal.pooling) {
-                (Some(r), ErrorPooling::WindowMaxZ { .. }) => r.box_scores(&means).unwrap_or(means),
-                _ => means,
-            };
-            best_box(&scores, win, stride)
-        });
+        let mark = match cal.pooling.window() {
+            Some((win, stride)) => {
+                let means = cal.pooling.box_values(&map, h, w)?;
+                let scores = match (&cal.regions, cal.pooling) {
+                    (Some(r), ErrorPooling::WindowMaxZ { .. }) => r.box_scores(&means).unwrap_or(means),
+                    _ => means,
+                };
+                Some(best_box(&scores, win, stride))
+            }
+            None => None,
+        };
         // With a speed cue: its map (pixels a frame) and the box whose region z is highest.
         let speed = match &cal.speed {
             Some(sp) => {
@@ -56,7 +59,8 @@ pub fn write_error_maps(model: &sfn_models::SfnVad, ds: &Dataset, texts: Option<
         let mut panels = vec![
             plot::Panel { title: &frame_title, values: &target[..plane], heat: false, mark: None },
             plot::Panel { title: "prediction", values: &pred[..plane], heat: false, mark: None },
-            plot::Panel { title: "squared error", values: &map, heat: true, mark },
+            // The network's (weighted) error: the first plane of the map.
+            plot::Panel { title: "squared error", values: &map[..plane], heat: true, mark },
         ];
         if let Some((m, mark, _)) = &speed {
             panels.push(plot::Panel { title: "speed (px a frame)", values: m, heat: true, mark: Some(*mark) });
