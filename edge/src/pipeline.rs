@@ -139,6 +139,7 @@ impl Pipeline {
             let checked = calibration.pooling.check_regions(calibration.regions.as_ref(), img.height, img.width).and_then(RegionStats::validate);
             checked.map_err(|e| PipelineError::Setup { path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(), reason: format!("calibration: {e}") })?;
         }
+        calibration.pooling.check_fitted().map_err(|e| PipelineError::Setup { path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(), reason: format!("calibration.pooling: {e}") })?;
         if let Some(sp) = &calibration.speed {
             let img = &model.manifest.image;
             sp.check(img.height, img.width).map_err(|e| PipelineError::Setup { path: dir.join(sfn_infer::manifest::MANIFEST).display().to_string(), reason: format!("calibration.speed: {e}") })?;

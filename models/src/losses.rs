@@ -73,6 +73,7 @@ pub fn pooled_error_with(map: &Tensor, pooling: ErrorPooling, regions: Option<&R
         ErrorPooling::FrameMean => map.reshape((b, ()))?.mean(1),
         ErrorPooling::WindowMax { window, stride } | ErrorPooling::ChangedWindowMax { window, stride, .. } => window_means(map, window, stride)?.max(1),
         ErrorPooling::RelativeWindowMax { window, stride, .. } => {
+            pooling.check_fitted().map_err(candle_core::Error::wrap)?;
             let f = f64::from(pooling.floor().unwrap_or_default());
             let m = window_means(&map.narrow(1, 0, 1)?, window, stride)?;
             let k = window_means(&map.narrow(1, 1, 1)?, window, stride)?;

@@ -142,18 +142,26 @@ pub struct CalibrationSettings {
 }
 
 impl CalibrationSettings {
-    /// The settings a calibration was fitted with (to refit it on other footage).
+    /// The settings a calibration was fitted with, to refit it on other footage (what was fitted from
+    /// footage, as the relative pooling's floor, is fitted anew: [`ErrorPooling::unfitted`]).
     pub fn of(cal: &CausalCalibration) -> Self {
-        Self { pooling: cal.pooling, sigma: cal.sigma, visual_weight: cal.visual_weight, semantic_weight: cal.semantic_weight, speed: cal.speed.as_ref().map(|s| s.cue) }
+        Self { pooling: cal.pooling.unfitted(), sigma: cal.sigma, visual_weight: cal.visual_weight, semantic_weight: cal.semantic_weight, speed: cal.speed.as_ref().map(|s| s.cue) }
     }
 }
 
-/// A frame's prediction error as [`fit_calibration`] takes it: the box values of its
-/// [`ErrorPooling::map`] at the pooling's window ([`ErrorPooling::box_values`]), or for `frame_mean`
-/// the map's mean alone.
+/// A frame's prediction error as [`fit_calibration`] takes it: the box means of its
+/// [`ErrorPooling::map`] at the pooling's window ([`window_means`]; for the relative pooling those of
+/// both planes, the network's then copying's, which calibration divides once it has fitted the floor),
+/// or for `frame_mean` the map's mean alone.
 pub fn error_summary(pooling: ErrorPooling, map: &[f32], height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
     match pooling.window() {
-        Some(_) => pooling.box_values(map, height, width),
+        Some((window, stride)) => {
+            let plane = height * width;
+            if map.len() != pooling.planes() * plane || plane == 0 {
+                return Err(ScoringError::BadShape { field: "error map", reason: format!("{} values for {} plane(s) of {height}x{width}", map.len(), pooling.planes()) });
+            }
+            Ok(map.chunks(plane).flat_map(|p| window_means(p, height, width, window, stride)).collect())
+        }
         None => Ok(vec![pooling.pool_map(map, height, width, None)?]),
     }
 }
@@ -178,7 +186,33 @@ pub fn fit_calibration_joined(
     semantic: Option<&[f32]>,
     appearance: Option<(AppearanceBoxes, AppearanceZ, &[f32])>,
 ) -> Result<CausalCalibration, ScoringError> {
-    let CalibrationSettings { pooling, sigma, visual_weight, semantic_weight, speed } = settings;
+    let CalibrationSettings { pooling: _, sigma, visual_weight, semantic_weight, speed } = settings;
+    // The relative pooling: its floor fitted on copying's box errors where not given, then each frame's
+    // box ratios.
+    let (pooling, ratios);
+    let errors = match settings.pooling {
+        ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro } => {
+            let n = errors.first().map_or(0, |e| e.len() / 2);
+            if let Some(i) = errors.iter().position(|e| e.len() != 2 * n || n == 0) {
+                return Err(ScoringError::BadShape {
+                    field: "relative error summary",
+                    reason: format!("frame {i} has {} values, expected the two planes' box means ({} each)", errors[i].len(), n.max(1)),
+                });
+            }
+            let floor_micro = match floor_micro {
+                0 => fit_relative_floor(&errors.iter().flat_map(|e| e[n..].iter().copied()).collect::<Vec<f32>>())?,
+                f => f,
+            };
+            pooling = ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro };
+            let f = pooling.floor().unwrap_or_default();
+            ratios = errors.iter().map(|e| e[..n].iter().zip(&e[n..]).map(|(&m, &k)| m / (k + f)).collect()).collect::<Vec<Vec<f32>>>();
+            &ratios[..]
+        }
+        p => {
+            pooling = p;
+            errors
+        }
+    };
     let regions = match pooling {
         ErrorPooling::WindowMaxZ { window, stride } => Some(RegionStats::fit(window, stride, box_grid(height, width, window, stride), errors.iter().map(Vec::as_slice))?),
         _ => None,

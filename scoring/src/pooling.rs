@@ -31,7 +31,8 @@ pub enum ErrorPooling {
     /// same of copying's (I_hat_{t+1} = I_t, under the same weight), f = `floor_micro` / 10^6. The
     /// network's error relative to what copying the last frame would have left there: a walker the
     /// network predicts well scores low however many walk, an object it predicts no better than
-    /// copying scores high however small it is; f keeps boxes where nothing moves at 0.
+    /// copying scores high however small it is; f keeps boxes where nothing moves at 0. A
+    /// `floor_micro` of 0 is fitted by calibration ([`fit_relative_floor`]) and scores nothing before.
     RelativeWindowMax { window: usize, stride: usize, change_milli: u16, floor_micro: u32 },
 }
 
@@ -39,7 +40,8 @@ impl std::str::FromStr for ErrorPooling {
     type Err = String;
 
     /// The inverse of [`ErrorPooling::name`]: `frame_mean`, `window_max_<W>s<S>`, `window_max_z_<W>s<S>`,
-    /// `changed_window_max_<W>s<S>_c<C>`, `relative_window_max_<W>s<S>_c<C>_f<F>`.
+    /// `changed_window_max_<W>s<S>_c<C>`, `relative_window_max_<W>s<S>_c<C>_f<F>` (without `_f<F>`: the
+    /// floor to be fitted by calibration).
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
             format!(
@@ -50,8 +52,10 @@ impl std::str::FromStr for ErrorPooling {
             return Ok(ErrorPooling::FrameMean);
         }
         if let Some(rest) = s.strip_prefix("relative_window_max_") {
-            let (changed, floor) = rest.rsplit_once("_f").ok_or_else(bad)?;
-            let floor_micro: u32 = floor.parse().ok().filter(|&f| f > 0).ok_or_else(bad)?;
+            let (changed, floor_micro) = match rest.rsplit_once("_f") {
+                Some((changed, floor)) => (changed, floor.parse().ok().filter(|&f: &u32| f > 0).ok_or_else(bad)?),
+                None => (rest, 0),
+            };
             let ErrorPooling::ChangedWindowMax { window, stride, change_milli } = format!("changed_window_max_{changed}").parse::<ErrorPooling>().map_err(|_| bad())? else { return Err(bad()) };
             return Ok(ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro });
         }
@@ -179,6 +183,27 @@ pub fn window_means(map: &[f32], height: usize, width: usize, window: usize, str
     out
 }
 
+/// The percentile of copying's box errors on normal footage that [`fit_relative_floor`] takes.
+pub const RELATIVE_FLOOR_PERCENTILE: f64 = 90.0;
+
+/// The floor of [`ErrorPooling::RelativeWindowMax`] in millionths: the [`RELATIVE_FLOOR_PERCENTILE`]th
+/// percentile (linear between the closest ranks) of copying's box errors `copy` (each box of each
+/// frame of normal footage), rounded, at least 1. Errors: no values, a value that is not finite.
+pub fn fit_relative_floor(copy: &[f32]) -> Result<u32, ScoringError> {
+    if copy.is_empty() {
+        return Err(ScoringError::Empty { what: "copying's box error" });
+    }
+    if let Some(i) = copy.iter().position(|v| !v.is_finite()) {
+        return Err(ScoringError::NonFinite { what: "copying's box error", index: i, value: copy[i] });
+    }
+    let mut v: Vec<f64> = copy.iter().map(|&x| f64::from(x)).collect();
+    v.sort_by(f64::total_cmp);
+    let rank = RELATIVE_FLOOR_PERCENTILE / 100.0 * (v.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    let p = v[lo] + (v[hi] - v[lo]) * (rank - lo as f64);
+    Ok(((p * 1e6).round() as u32).max(1))
+}
+
 impl RegionStats {
     /// Fits per-box mean and standard deviation on the box means of normal frames (each of
     /// `grid[0] * grid[1]` values). Errors: no frames, a frame of another size, a non-finite value.
@@ -295,11 +320,33 @@ impl ErrorPooling {
         }
     }
 
-    /// The floor f of [`ErrorPooling::RelativeWindowMax`].
+    /// The floor f of [`ErrorPooling::RelativeWindowMax`] (0 until calibration fits it).
     pub fn floor(&self) -> Option<f32> {
         match *self {
             ErrorPooling::RelativeWindowMax { floor_micro, .. } => Some(floor_micro as f32 * 1e-6),
             _ => None,
+        }
+    }
+
+    /// This pooling with what calibration fits from footage cleared (the relative pooling's floor), so
+    /// that refitting on other footage fits it anew; other poolings are returned as they are.
+    pub fn unfitted(self) -> Self {
+        match self {
+            ErrorPooling::RelativeWindowMax { window, stride, change_milli, .. } => ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro: 0 },
+            p => p,
+        }
+    }
+
+    /// Where the relative pooling's floor is still to be fitted: an error that says so (a ratio
+    /// over a zero floor is noise over noise in boxes where nothing moves).
+    pub fn check_fitted(&self) -> Result<(), ScoringError> {
+        match self {
+            ErrorPooling::RelativeWindowMax { floor_micro: 0, .. } => Err(ScoringError::BadParameter {
+                name: "relative pooling floor",
+                value: 0.0,
+                reason: "not fitted yet: calibrate on normal footage (sfn-train calibrate, sfn-host calibrate) or give _f<F>",
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -314,6 +361,7 @@ impl ErrorPooling {
         let Some((window, stride)) = self.window() else {
             return Err(ScoringError::BadShape { field: "error map", reason: "frame_mean pools the whole map, not boxes".into() });
         };
+        self.check_fitted()?;
         let means = window_means(&map[..plane], height, width, window, stride);
         match self.floor() {
             Some(f) => Ok(means.iter().zip(window_means(&map[plane..], height, width, window, stride)).map(|(&m, k)| m / (k + f)).collect()),
@@ -371,6 +419,7 @@ impl ErrorPooling {
             ErrorPooling::WindowMax { window, stride } => format!("window_max_{window}s{stride}"),
             ErrorPooling::WindowMaxZ { window, stride } => format!("window_max_z_{window}s{stride}"),
             ErrorPooling::ChangedWindowMax { window, stride, change_milli } => format!("changed_window_max_{window}s{stride}_c{change_milli}"),
+            ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro: 0 } => format!("relative_window_max_{window}s{stride}_c{change_milli}"),
             ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro } => format!("relative_window_max_{window}s{stride}_c{change_milli}_f{floor_micro}"),
         }
     }
@@ -379,9 +428,10 @@ impl ErrorPooling {
     pub fn window(&self) -> Option<(usize, usize)> {
         match *self {
             ErrorPooling::FrameMean => None,
-            ErrorPooling::WindowMax { window, stride } | ErrorPooling::WindowMaxZ { window, stride } | ErrorPooling::ChangedWindowMax { window, stride, .. } | ErrorPooling::RelativeWindowMax { window, stride, .. } => {
-                Some((window, stride))
-            }
+            ErrorPooling::WindowMax { window, stride }
+            | ErrorPooling::WindowMaxZ { window, stride }
+            | ErrorPooling::ChangedWindowMax { window, stride, .. }
+            | ErrorPooling::RelativeWindowMax { window, stride, .. } => Some((window, stride)),
         }
     }
 }

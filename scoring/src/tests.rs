@@ -433,6 +433,11 @@ fn pooling_names_parse_back() {
         assert_eq!(p.name().parse::<ErrorPooling>().unwrap(), p);
     }
     assert_eq!("relative_window_max_32s16_c100_f3829".parse::<ErrorPooling>().unwrap(), ErrorPooling::RelativeWindowMax { window: 32, stride: 16, change_milli: 100, floor_micro: 3829 });
+    // Without the floor: to be fitted by calibration.
+    let unfitted = "relative_window_max_32s16_c100".parse::<ErrorPooling>().unwrap();
+    assert_eq!(unfitted, ErrorPooling::RelativeWindowMax { window: 32, stride: 16, change_milli: 100, floor_micro: 0 });
+    assert_eq!(unfitted.name(), "relative_window_max_32s16_c100");
+    assert_eq!("relative_window_max_32s16_c100_f3829".parse::<ErrorPooling>().unwrap().unfitted(), unfitted);
     assert_eq!("changed_window_max_32s16_c100".parse::<ErrorPooling>().unwrap(), ErrorPooling::ChangedWindowMax { window: 32, stride: 16, change_milli: 100 });
     for bad in [
         "",
@@ -445,7 +450,6 @@ fn pooling_names_parse_back() {
         "changed_window_max_32s16_c0",
         "changed_window_max_0s16_c100",
         "changed_window_max_32s16_c99999",
-        "relative_window_max_32s16_c100",
         "relative_window_max_32s16_c100_f0",
         "relative_window_max_32s16_f3829",
         "relative_window_max_32s16_c100_fx",
@@ -481,6 +485,44 @@ fn the_relative_pooling_divides_by_copyings_error() {
     assert_eq!(p.floor(), Some(0.25));
     let e = ErrorPooling::FrameMean.box_values(&map[..8], 2, 4).unwrap_err().to_string();
     assert!(e.contains("frame_mean"), "{e}");
+}
+
+/// The relative pooling's floor: fitted by calibration as the 90th percentile of copying's box errors
+/// (linear between ranks), refused for scoring until fitted, kept where given; and calibration divides
+/// the network's box means by copying's plus that floor.
+#[test]
+fn the_relative_floor_is_fitted_on_normal_footage() {
+    // 0, 1e-6, ..., 10e-6: the 90th percentile of 11 values is the 10th of them, 9e-6.
+    let copy: Vec<f32> = (0..=10).map(|i| i as f32 * 1e-6).collect();
+    assert_eq!(fit_relative_floor(&copy).unwrap(), 9);
+    // Between ranks: 0 and 100e-6 give 90e-6; an all-still footage gets the smallest floor, 1.
+    assert_eq!(fit_relative_floor(&[0.0, 100e-6]).unwrap(), 90);
+    assert_eq!(fit_relative_floor(&[0.0; 5]).unwrap(), 1);
+    assert!(matches!(fit_relative_floor(&[]), Err(ScoringError::Empty { .. })));
+    assert!(matches!(fit_relative_floor(&[1.0, f32::NAN]), Err(ScoringError::NonFinite { index: 1, .. })));
+    // Unfitted, it scores nothing: the error says how to fit it.
+    let unfitted = ErrorPooling::RelativeWindowMax { window: 2, stride: 2, change_milli: 100, floor_micro: 0 };
+    let e = unfitted.box_values(&[0.0; 16], 2, 4).unwrap_err().to_string();
+    assert!(e.contains("not fitted") && e.contains("calibrate"), "{e}");
+    // Calibration: two boxes per frame, the network's means then copying's. Copying's box errors
+    // are 0..=10 millionths over the frames, so the floor is 9 millionths.
+    let errors: Vec<Vec<f32>> = (0..=10).map(|i| vec![2e-6, 1e-6, i as f32 * 1e-6, 10e-6 - i as f32 * 1e-6]).collect();
+    let settings = CalibrationSettings { pooling: unfitted, sigma: 1.0, visual_weight: 1.0, semantic_weight: 0.0, speed: None };
+    let cal = fit_calibration(settings, 2, 4, &errors, &[], None).unwrap();
+    assert_eq!(cal.pooling, ErrorPooling::RelativeWindowMax { window: 2, stride: 2, change_milli: 100, floor_micro: 9 });
+    // Frame i pools max(2 / (i + 9), 1 / (19 - i)) (in millionths): the z constants are those values'.
+    let pooled: Vec<f32> = (0..=10).map(|i| (2e-6f32 / (i as f32 * 1e-6 + 9e-6)).max(1e-6 / (10e-6 - i as f32 * 1e-6 + 9e-6))).collect();
+    let mean = pooled.iter().sum::<f32>() / 11.0;
+    assert!((cal.visual_mean - mean).abs() < 1e-5, "{} vs {mean}", cal.visual_mean);
+    // A given floor is kept; refitting settings clear it.
+    let fixed = ErrorPooling::RelativeWindowMax { window: 2, stride: 2, change_milli: 100, floor_micro: 500 };
+    assert_eq!(fit_calibration(CalibrationSettings { pooling: fixed, ..settings }, 2, 4, &errors, &[], None).unwrap().pooling, fixed);
+    assert_eq!(CalibrationSettings::of(&cal).pooling, unfitted);
+    // A summary that is not the two planes' box means is refused, naming the frame.
+    let mut bad = errors.clone();
+    bad[3].pop();
+    let e = fit_calibration(settings, 2, 4, &bad, &[], None).unwrap_err().to_string();
+    assert!(e.contains("frame 3") && e.contains("3 values"), "{e}");
 }
 
 /// The change-weighted pooling reads frame t too: `pool_with` (prediction and target only) refuses it,

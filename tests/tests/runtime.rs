@@ -133,6 +133,20 @@ fn speed_statistics_of_another_geometry_are_refused_at_open() {
     assert!(msg.contains("calibration.speed") && msg.contains("32x48") && msg.contains("model.json"), "{msg}");
 }
 
+/// A relative pooling whose floor was never fitted (a hand-edited manifest) is refused when the pipeline
+/// opens, naming the field, rather than scoring every frame as an error.
+#[test]
+fn an_unfitted_relative_floor_is_refused_at_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, onnx) = fixture(tmp.path());
+    let path = onnx.join("model.json");
+    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    m["calibration"]["pooling"] = serde_json::json!({"kind": "relative_window_max", "window": 8, "stride": 4, "change_milli": 100, "floor_micro": 0});
+    std::fs::write(&path, serde_json::to_string(&m).unwrap()).unwrap();
+    let msg = Pipeline::open(&onnx, &BackendKind::Tract, AlarmConfig::default()).err().expect("refused").to_string();
+    assert!(msg.contains("calibration.pooling") && msg.contains("not fitted") && msg.contains("model.json"), "{msg}");
+}
+
 /// A provider that blocks until the test lets it go.
 struct Blocking {
     release: Arc<Mutex<mpsc::Receiver<()>>>,

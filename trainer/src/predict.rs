@@ -143,7 +143,8 @@ pub fn recalibrate(
     let cache = tcfg.captions.as_ref().map(|p| CaptionCache::read(p).map(|c| (c, p.clone()))).transpose()?;
     let texts = cache.as_ref().map(|(c, p)| WindowTexts::new(c, p, split, &ds)).transpose()?;
     let settings = CalibrationSettings {
-        pooling: pooling.unwrap_or(old_pooling),
+        // The stored pooling's fitted parts (the relative floor) are fitted anew on this footage.
+        pooling: pooling.unwrap_or(old_pooling.unfitted()),
         sigma: sigma.unwrap_or(old_sigma),
         visual_weight: tcfg.visual_weight,
         semantic_weight: tcfg.semantic_weight,
