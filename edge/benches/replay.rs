@@ -344,16 +344,27 @@ fn main() -> Result<()> {
         std::fs::write(dir.join("model.json"), serde_json::to_string_pretty(&manifest)?)?;
         Ok(changed.then_some(dir))
     };
-    // Without the speed cue; and with the error unweighted by the frame's change (the plain box max of
-    // the same boxes; its scores are off, its cost is what is timed).
+    // Without the speed cue; with the error not divided by copying's (the change-weighted box max) and
+    // with the error neither divided nor weighted by the frame's change (the plain box max of the same
+    // boxes). Their scores are off; their cost is what is timed.
     let no_speed = variant("onnx-no-speed", &|c| c.remove("speed").is_some())?;
     let had_speed = no_speed.is_some();
-    let unweighted = variant("onnx-unweighted", &|c| {
-        let Some(p) = c.get_mut("pooling").and_then(|p| p.as_object_mut()).filter(|p| p["kind"] == "changed_window_max") else { return false };
-        p.insert("kind".into(), "window_max".into());
-        p.remove("change_milli");
-        true
-    })?;
+    let simpler = |kind: &'static str| {
+        move |c: &mut serde_json::Map<String, serde_json::Value>| {
+            let Some(p) = c.get_mut("pooling").and_then(|p| p.as_object_mut()).filter(|p| p["kind"] == "relative_window_max" || p["kind"] == "changed_window_max") else { return false };
+            if p["kind"] == kind {
+                return false;
+            }
+            p.insert("kind".into(), kind.into());
+            p.remove("floor_micro");
+            if kind == "window_max" {
+                p.remove("change_milli");
+            }
+            true
+        }
+    };
+    let not_relative = variant("onnx-not-relative", &simpler("changed_window_max"))?;
+    let unweighted = variant("onnx-unweighted", &simpler("window_max"))?;
     let (f_enc, f_dec) = {
         let cfg: sfn_models::SfnConfig = serde_json::from_str(&std::fs::read_to_string(repo.join("assets/ped2-cpu/config.json"))?)?;
         sfn_export::flops(&cfg)
@@ -374,8 +385,11 @@ fn main() -> Result<()> {
             if let Some(d) = &no_speed {
                 configs.push(("fp32, no speed cue", d.clone(), false));
             }
+            if let (Some(d), "tract") = (&not_relative, backend) {
+                configs.push(("fp32, error not relative to copying's", d.clone(), false));
+            }
             if let (Some(d), "tract") = (&unweighted, backend) {
-                configs.push(("fp32, error not weighted by change", d.clone(), false));
+                configs.push(("fp32, error neither relative nor weighted by change", d.clone(), false));
             }
             configs.push(("int8_qdq", out.join("int8"), false));
             if backend == "onnxruntime" {
