@@ -6,27 +6,11 @@
 //! `cargo run --release -p sfn-lab --example relative_error -- MODEL_DIR DATA OUT.json`
 use std::path::PathBuf;
 
-use candle_core::{Tensor, D};
 use sfn_models::losses;
 use sfn_models::scoring::CausalCalibration;
 use sfn_trainer::checkpoint;
 use sfn_trainer::data::{Dataset, INPUT_FRAMES};
 use sfn_trainer::train::{batch_tensor, frame_format, speed_scores, TrainConfig};
-
-/// Box means of a [B, H, W] map: [B, boxes] (32x32 at stride 16).
-fn box_means(map: &Tensor) -> candle_core::Result<Vec<Vec<f32>>> {
-    let (b, h, w) = map.dims3()?;
-    let mut out = vec![Vec::new(); b];
-    for y in (0..=h - 32).step_by(16) {
-        for x in (0..=w - 32).step_by(16) {
-            let m: Vec<f32> = map.narrow(1, y, 32)?.narrow(2, x, 32)?.flatten_from(1)?.mean(D::Minus1)?.to_vec1()?;
-            for (o, v) in out.iter_mut().zip(m) {
-                o.push(v);
-            }
-        }
-    }
-    Ok(out)
-}
 
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().collect();
@@ -52,10 +36,10 @@ fn main() -> anyhow::Result<()> {
                 let pred = loaded.model.forward(&x.narrow(1, 0, INPUT_FRAMES)?, None)?.frame;
                 let target = x.narrow(1, INPUT_FRAMES, 1)?.squeeze(1)?;
                 let last = x.narrow(1, INPUT_FRAMES - 1, 1)?.squeeze(1)?;
-                let net = losses::changed_error_map(&pred, &target, &last, 100)?.squeeze(1)?;
-                let copy = losses::changed_error_map(&last, &target, &last, 100)?.squeeze(1)?;
-                let (n, c) = (box_means(&net)?, box_means(&copy)?);
-                frames.extend(n.into_iter().zip(c).map(|(n, c)| [n, c]));
+                // Box means [B, boxes], row-major (sfn_scoring::box_grid).
+                let net = losses::window_means(&losses::changed_error_map(&pred, &target, &last, 100)?, 32, 16)?.to_vec2::<f32>()?;
+                let copy = losses::window_means(&losses::changed_error_map(&last, &target, &last, 100)?, 32, 16)?.to_vec2::<f32>()?;
+                frames.extend(net.into_iter().zip(copy).map(|(n, c)| [n, c]));
             }
             clips.insert(clip.name.clone(), serde_json::to_value(&frames)?);
             eprintln!("{split} {} done", clip.name);
