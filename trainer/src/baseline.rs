@@ -191,6 +191,11 @@ pub struct BaselineReport {
 pub fn score(p: &dyn Predictor, train: &Dataset, test: &Dataset, labels: &std::collections::BTreeMap<String, Vec<u8>>, poolings: &[ErrorPooling]) -> Result<BaselineReport, TrainerError> {
     let (h, w) = (train.format.height, train.format.width);
     test.check_labels(labels)?;
+    // The predictors' errors are pooled from the plain error map; poolings that also read frame t
+    // (the change-weighted and relative ones) are not computed here.
+    if let Some(p) = poolings.iter().find(|p| p.change_milli().is_some()) {
+        return Err(TrainerError::Usage(format!("baseline scoring pools the plain error map; pooling {} needs frame t (use eval)", p.name())));
+    }
     let mut windows: Vec<(usize, usize)> = poolings.iter().filter_map(ErrorPooling::window).collect();
     windows.sort_unstable();
     windows.dedup();
@@ -264,5 +269,17 @@ mod tests {
         assert!(lin < copy * 0.3, "local linear {lin} vs copy {copy}");
         let e = LocalLinear::fit(&ds, 2, 1, 1).unwrap_err().to_string();
         assert!(e.contains("odd kernel"), "{e}");
+    }
+
+    /// Poolings that read frame t besides the prediction are refused by name (the baselines pool the
+    /// plain error map), before any frame is predicted.
+    #[test]
+    fn poolings_that_read_frame_t_are_refused() {
+        let ds = moving(12, 16, 2, 8);
+        let labels = ds.clips.iter().map(|c| (c.name.clone(), vec![0u8; c.frames.len()])).collect();
+        for p in [ErrorPooling::ChangedWindowMax { window: 4, stride: 2, change_milli: 100 }, ErrorPooling::RelativeWindowMax { window: 4, stride: 2, change_milli: 100, floor_micro: 10 }] {
+            let e = score(&copy_last(), &ds, &ds, &labels, &[ErrorPooling::FrameMean, p]).unwrap_err().to_string();
+            assert!(e.contains(&p.name()) && e.contains("frame t"), "{e}");
+        }
     }
 }
