@@ -156,10 +156,7 @@ impl CalibrationSettings {
 pub fn error_summary(pooling: ErrorPooling, map: &[f32], height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
     match pooling.window() {
         Some((window, stride)) => {
-            let plane = height * width;
-            if map.len() != pooling.planes() * plane || plane == 0 {
-                return Err(ScoringError::BadShape { field: "error map", reason: format!("{} values for {} plane(s) of {height}x{width}", map.len(), pooling.planes()) });
-            }
+            let plane = pooling.check_map(map, height, width)?;
             Ok(map.chunks(plane).flat_map(|p| window_means(p, height, width, window, stride)).collect())
         }
         None => Ok(vec![pooling.pool_map(map, height, width, None)?]),

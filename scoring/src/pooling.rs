@@ -320,6 +320,16 @@ impl ErrorPooling {
         }
     }
 
+    /// Checks that `map` is [`ErrorPooling::planes`] planes of `height * width` values (some) and
+    /// returns the plane size; the error names the sizes.
+    pub fn check_map(&self, map: &[f32], height: usize, width: usize) -> Result<usize, ScoringError> {
+        let plane = height * width;
+        if map.len() != self.planes() * plane || plane == 0 {
+            return Err(ScoringError::BadShape { field: "error map", reason: format!("{} values for {} plane(s) of {height}x{width}", map.len(), self.planes()) });
+        }
+        Ok(plane)
+    }
+
     /// The floor f of [`ErrorPooling::RelativeWindowMax`] (0 until calibration fits it).
     pub fn floor(&self) -> Option<f32> {
         match *self {
@@ -354,10 +364,7 @@ impl ErrorPooling {
     /// ([`window_means`]), for the relative pooling m_w / (k_w + f) of the two planes' box means.
     /// `FrameMean` has no boxes and is an error here, as is a map of the wrong size.
     pub fn box_values(&self, map: &[f32], height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
-        let plane = height * width;
-        if map.len() != self.planes() * plane || plane == 0 {
-            return Err(ScoringError::BadShape { field: "error map", reason: format!("{} values for {} plane(s) of {height}x{width}", map.len(), self.planes()) });
-        }
+        let plane = self.check_map(map, height, width)?;
         let Some((window, stride)) = self.window() else {
             return Err(ScoringError::BadShape { field: "error map", reason: "frame_mean pools the whole map, not boxes".into() });
         };
@@ -371,9 +378,7 @@ impl ErrorPooling {
 
     /// Pools an error map ([`ErrorPooling::planes`] planes of `height * width` values).
     pub fn pool_map(&self, map: &[f32], height: usize, width: usize, regions: Option<&RegionStats>) -> Result<f32, ScoringError> {
-        if map.len() != self.planes() * height * width || map.is_empty() {
-            return Err(ScoringError::BadShape { field: "error map", reason: format!("{} values for {} plane(s) of {height}x{width}", map.len(), self.planes()) });
-        }
+        self.check_map(map, height, width)?;
         match self.window() {
             None => Ok((map.iter().map(|&v| f64::from(v)).sum::<f64>() / map.len() as f64) as f32),
             Some(_) => self.pool_boxes(&self.box_values(map, height, width)?, height, width, regions),
