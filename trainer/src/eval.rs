@@ -315,7 +315,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
 /// Box values of copying (I_hat_t = I_{t-1}) for frames 4.. of every clip, of the map `pooling` pools
 /// (for [`ErrorPooling::ChangedWindowMax`] copying's error weighted by the frame's change; for
 /// [`ErrorPooling::RelativeWindowMax`] that relative to itself): `[clip][frame][box]`.
-fn copy_box_means(ds: &Dataset, pooling: ErrorPooling) -> Result<Vec<Vec<Vec<f32>>>, TrainerError> {
+fn copy_box_values(ds: &Dataset, pooling: ErrorPooling) -> Result<Vec<Vec<Vec<f32>>>, TrainerError> {
     let f = &ds.format;
     crate::baseline::each_scored_frame(ds, |c, t| {
         let (last, next) = (&c.frames[t - 1], &c.frames[t]);
@@ -348,7 +348,7 @@ fn copy_baseline(data: &Path, tcfg: &crate::train::TrainConfig, cal: &CausalCali
     // (another scene's training split) is used whole rather than refused.
     let holdout: Vec<&String> = tcfg.holdout.iter().filter(|h| train.clips.iter().any(|c| &c.name == *h)).collect();
     train.remove_clips(&holdout, &data.join("training/frames"))?;
-    let train_means = copy_box_means(&train, cal.pooling)?;
+    let train_means = copy_box_values(&train, cal.pooling)?;
     let regions = match cal.pooling {
         ErrorPooling::WindowMaxZ { .. } => Some(scoring::RegionStats::fit(window, stride, scoring::box_grid(fmt.height, fmt.width, window, stride), train_means.iter().flatten().map(Vec::as_slice))?),
         _ => None,
@@ -356,7 +356,7 @@ fn copy_baseline(data: &Path, tcfg: &crate::train::TrainConfig, cal: &CausalCali
     let pool = |m: &Vec<Vec<Vec<f32>>>| -> Result<Vec<Vec<f32>>, TrainerError> {
         m.iter().map(|c| c.iter().map(|b| Ok(cal.pooling.pool_boxes(b, fmt.height, fmt.width, regions.as_ref())?)).collect()).collect()
     };
-    let copy = pool(&copy_box_means(ds, cal.pooling)?)?;
+    let copy = pool(&copy_box_values(ds, cal.pooling)?)?;
     let mut cands = vec![Candidate::new(format!("copy: {own}"), stream(&copy))];
     let mut copy_speed = None;
     if let (Some(sp), Some(sp_test)) = (&cal.speed, speed_test) {
