@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use sfn_infer::{BackendKind, ExportedModel, InferError, Manifest};
-use sfn_scoring::{CausalCalibration, CausalScorer, Cue, ErrorPooling, Region, RegionStats};
+use sfn_scoring::{CausalCalibration, CausalScorer, Cue, ErrorPooling, PooledHistory, Region, RegionStats};
 
 use crate::alarm::{AlarmConfig, AlarmEvent, AlarmState, Hysteresis};
 
@@ -98,6 +98,9 @@ pub struct Pipeline {
     model: ExportedModel,
     calibration: CausalCalibration,
     scorer: CausalScorer,
+    /// The pooled prediction errors of the last frames, for a pooling that must hold over frames
+    /// (cleared with the window where the frames stop being consecutive).
+    history: PooledHistory,
     alarm: Hysteresis,
     window: VecDeque<Cached>,
     /// (previous, latest) caption features.
@@ -158,6 +161,7 @@ impl Pipeline {
         Ok(Pipeline {
             model_id: model_id_of(&model.manifest),
             scorer: CausalScorer::new(&calibration),
+            history: PooledHistory::new(calibration.pooling.frames()),
             calibration,
             model,
             alarm: Hysteresis::new(alarm),
@@ -230,6 +234,7 @@ impl Pipeline {
         }
         if self.window.back().is_some_and(|c| c.index + 1 != index) {
             self.window.clear();
+            self.history.clear();
             self.stats.window_restarts += 1;
         }
         let t0 = Instant::now();
@@ -257,7 +262,7 @@ impl Pipeline {
         let detail = self
             .calibration
             .visual_scoring()
-            .explain(&d.frame.data, &target.frame, &last.frame, img.channels, img.height, img.width)
+            .explain_in(&d.frame.data, &target.frame, &last.frame, img.channels, img.height, img.width, &mut self.history)
             .map_err(|e| PipelineError::Frame { index, reason: e.to_string() })?;
         let (visual, appearance_error) = match &self.calibration.appearance {
             Some(j) => {

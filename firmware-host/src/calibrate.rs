@@ -95,6 +95,7 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<CalibrateReport, HostError> 
     let (c, h, w) = (img.channels, img.height, img.width);
     let clips = normal_clips(&opts.inputs)?;
     let (mut errors, mut speed, mut appearance) = (Vec::new(), Vec::new(), Vec::new());
+    let mut clip_frames = Vec::new();
     let mut names = Vec::new();
     for dir in &clips {
         let name = clip_name(dir);
@@ -126,6 +127,7 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<CalibrateReport, HostError> 
             }
         }
         names.push(name);
+        clip_frames.push(frames.len() - n);
     }
     let fitting = |e: sfn_scoring::ScoringError| HostError::Input { path: opts.model.clone(), reason: format!("fitting the calibration: {e}") };
     // The appearance cue's z constants are refitted on this footage too (its weight kept).
@@ -133,7 +135,7 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<CalibrateReport, HostError> 
         Some(j) => Some((j.boxes, sfn_scoring::AppearanceZ { weight: j.z.weight, ..sfn_scoring::AppearanceZ::fit(&appearance).map_err(fitting)? }, &appearance[..])),
         None => None,
     };
-    let calibration = fit_calibration_joined(settings, h, w, &errors, &speed, None, joined).map_err(fitting)?;
+    let calibration = fit_calibration_joined(settings, h, w, &errors, &clip_frames, &speed, None, joined).map_err(fitting)?;
     let out = opts.out.clone().unwrap_or_else(|| opts.model.clone());
     let manifest = write_export(&opts.model, &out, &model.manifest, &calibration)?;
     Ok(CalibrateReport { calibration, clips: names, frames: errors.len(), manifest })

@@ -8,6 +8,9 @@
 # the fold rule (best mean of offline and causal micro on one fold, first listed wins ties, reported on
 # the other) over all candidates.
 #   .venv/bin/python lab/prototypes/relative_error.py OUT.json
+# With --min2 (docs/experiments.md, "Two frames of evidence for the ratio"): the ratio at c90 (the
+# committed pooling) against min(e_t, e_t-1) of it, both fusions, lambda 0.5 / 1 / 2, causal sigma 4/3
+# and 8/9 (the committed calibration's ladder).
 import json, os, sys, numpy as np
 from sklearn.metrics import roc_auc_score
 R = os.environ.get('SFN_DATA', '../shared/data') + '/ped2'
@@ -79,5 +82,34 @@ def rule(cands):
         res.append((ch, best, rows[best][rep]))
         print(f'  chosen on {ch}: {best} -> on {rep}: {rows[best][rep][0]:.2f} / {rows[best][rep][1]:.2f}')
     print(f'  cross-validated {np.mean([r[2][0] for r in res]):.2f} / {np.mean([r[2][1] for r in res]):.2f}')
-print('fold rule, committed families only:'); rule([k for k in cands if k.startswith('committed')])
+if '--min2' not in sys.argv:
+    print('fold rule, committed families only:'); rule([k for k in cands if k.startswith('committed')])
+    print('fold rule, all candidates:'); rule(cands)
+    sys.exit(0)
+
+def min2(v):
+    return np.concatenate([v[:1], np.minimum(v[1:], v[:-1])])
+c90 = cs[90]
+ratio = lambda n, k: (n / (k + c90)).max(1)
+tr = {k: ratio(net_tr[k], copy_tr[k]) for k in net_tr}
+te = {k: ratio(net_te[k], copy_te[k]) for k in names}
+fams = {'relative': zstream(tr, te)[0], 'relative min2': zstream({k: min2(v) for k, v in tr.items()}, {k: min2(v) for k, v in te.items()})[0]}
+rows, cands = {}, []
+for sig in (4 / 3, 8 / 9):
+    rows[f'speed cue alone (sigma {sig:.2f})'] = score(zs, sig)
+    for fam, z in fams.items():
+        rows[f'{fam} alone (sigma {sig:.2f})'] = score(z, sig)
+for sig in (4 / 3, 8 / 9):
+    for fam, z in fams.items():
+        for fusion in ('p', 'z'):
+            for lam in (1.0, 0.5, 2.0):
+                if fusion == 'z':
+                    st = {c: (z[c] + lam * zs[c]) / (1 + lam) for c in names}
+                else:
+                    st = {c: (np.maximum(z[c], 0) + lam * np.maximum(zs[c], 0)) / (1 + lam) for c in names}
+                k = f'{fam} {fusion}{lam} (sigma {sig:.2f})'
+                rows[k] = score(st, sig); cands.append(k)
+for k, r in rows.items():
+    print(f'{k:45s}', '  '.join(f'{f} {o:.2f} / {c:.2f}' for f, (o, c) in r.items()))
+print('fold rule, committed families only:'); rule([k for k in cands if not k.startswith('relative min2')])
 print('fold rule, all candidates:'); rule(cands)

@@ -290,7 +290,7 @@ mod tests {
             assert!((pooled[0] - rust).abs() <= 1e-6 * rust.abs().max(1.0), "{} vs {rust}", pooled[0]);
             assert_eq!(pooling.name().parse::<ErrorPooling>().unwrap(), pooling);
             // Relative to copying: candle's two-plane map and pooling agree with the camera's.
-            let relative = ErrorPooling::RelativeWindowMax { window: 8, stride: 4, change_milli: 100, floor_micro: 3829 };
+            let relative = ErrorPooling::RelativeWindowMax { window: 8, stride: 4, change_milli: 100, floor_micro: 3829, frames: 1 };
             let camera_map = relative.map(&pred, &target, &last, c, h, w).unwrap();
             let candle_map = relative_error_map(&tt(&pred)?, &tt(&target)?, &tt(&last)?, 100)?;
             assert_eq!(candle_map.dims4()?, (1, 2, h, w));

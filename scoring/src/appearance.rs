@@ -288,11 +288,11 @@ mod tests {
         // A calibration fitted with the join describes the joined error.
         let settings = crate::CalibrationSettings { pooling: crate::ErrorPooling::FrameMean, sigma: 0.0, visual_weight: 1.0, semantic_weight: 0.0, speed: None };
         let errors = vec![vec![1.0], vec![3.0]];
-        let cal = crate::fit_calibration_joined(settings, 4, 4, &errors, &[], None, Some((AppearanceBoxes::default(), z, &[1.0, 1.0]))).unwrap();
+        let cal = crate::fit_calibration_joined(settings, 4, 4, &errors, &[], &[], None, Some((AppearanceBoxes::default(), z, &[1.0, 1.0]))).unwrap();
         let joined = cal.appearance.unwrap();
         assert_eq!(joined, j);
         assert!((cal.visual_mean - 0.0).abs() < 1e-6 && (cal.visual_std - 0.5).abs() < 1e-6);
-        let short = crate::fit_calibration_joined(settings, 4, 4, &errors, &[], None, Some((AppearanceBoxes::default(), z, &[1.0])));
+        let short = crate::fit_calibration_joined(settings, 4, 4, &errors, &[], &[], None, Some((AppearanceBoxes::default(), z, &[1.0])));
         assert!(short.unwrap_err().to_string().contains("appearance errors"));
     }
 }

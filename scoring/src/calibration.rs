@@ -169,16 +169,20 @@ pub fn error_summary(pooling: ErrorPooling, map: &[f32], height: usize, width: u
 /// with a speed cue its region statistics (and for the z-mean fusion its frame statistics), then the
 /// fused error; last the z constants of the fused error (and of `semantic`, given).
 pub fn fit_calibration(settings: CalibrationSettings, height: usize, width: usize, errors: &[Vec<f32>], speed_boxes: &[Vec<f32>], semantic: Option<&[f32]>) -> Result<CausalCalibration, ScoringError> {
-    fit_calibration_joined(settings, height, width, errors, speed_boxes, semantic, None)
+    fit_calibration_joined(settings, height, width, errors, &[], speed_boxes, semantic, None)
 }
 
 /// [`fit_calibration`] with the appearance cue joined to the visual error: its boxes and z
-/// constants, and its frame error on each frame of the calibration footage ([`AppearanceJoin::new`]).
+/// constants, and its frame error on each frame of the calibration footage ([`AppearanceJoin::new`]);
+/// and with `clip_frames`, how many of the frames each clip has, in order (empty: one clip), which a
+/// pooling that persists over frames ([`ErrorPooling::frames`]) needs.
+#[allow(clippy::too_many_arguments)]
 pub fn fit_calibration_joined(
     settings: CalibrationSettings,
     height: usize,
     width: usize,
     errors: &[Vec<f32>],
+    clip_frames: &[usize],
     speed_boxes: &[Vec<f32>],
     semantic: Option<&[f32]>,
     appearance: Option<(AppearanceBoxes, AppearanceZ, &[f32])>,
@@ -188,7 +192,7 @@ pub fn fit_calibration_joined(
     // box ratios.
     let (pooling, ratios);
     let errors = match settings.pooling {
-        ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro } => {
+        ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro, frames } => {
             let n = errors.first().map_or(0, |e| e.len() / 2);
             if let Some(i) = errors.iter().position(|e| e.len() != 2 * n || n == 0) {
                 return Err(ScoringError::BadShape {
@@ -200,7 +204,7 @@ pub fn fit_calibration_joined(
                 0 => fit_relative_floor(&errors.iter().flat_map(|e| e[n..].iter().copied()).collect::<Vec<f32>>())?,
                 f => f,
             };
-            pooling = ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro };
+            pooling = ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro, frames };
             let f = pooling.floor().unwrap_or_default();
             ratios = errors.iter().map(|e| e[..n].iter().zip(&e[n..]).map(|(&m, &k)| m / (k + f)).collect()).collect::<Vec<Vec<f32>>>();
             &ratios[..]
@@ -217,6 +221,24 @@ pub fn fit_calibration_joined(
     let visual: Vec<f32> = match pooling {
         ErrorPooling::FrameMean => errors.iter().map(|e| e.first().copied().ok_or(ScoringError::Empty { what: "frame error" })).collect::<Result<_, _>>()?,
         _ => errors.iter().map(|m| pooling.pool_boxes(m, height, width, regions.as_ref())).collect::<Result<_, _>>()?,
+    };
+    // A pooling whose value must hold for several frames ([`persist`]) takes its minimum within each
+    // clip, as the camera does frame by frame.
+    let visual = match pooling.frames() {
+        1 => visual,
+        n => {
+            let lengths: Vec<usize> = if clip_frames.is_empty() { vec![visual.len()] } else { clip_frames.to_vec() };
+            if lengths.iter().sum::<usize>() != visual.len() {
+                return Err(ScoringError::BadShape { field: "clip frames", reason: format!("the clips' {} frames are not the {} frame errors", lengths.iter().sum::<usize>(), visual.len()) });
+            }
+            let mut start = 0;
+            let mut out = Vec::with_capacity(visual.len());
+            for len in lengths {
+                out.extend(persist(&visual[start..start + len], n));
+                start += len;
+            }
+            out
+        }
     };
     let (visual, speed) = match speed {
         Some(cue) => {

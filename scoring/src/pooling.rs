@@ -33,15 +33,24 @@ pub enum ErrorPooling {
     /// network predicts well scores low however many walk, an object it predicts no better than
     /// copying scores high however small it is; f keeps boxes where nothing moves at 0. A
     /// `floor_micro` of 0 is fitted by calibration ([`fit_relative_floor`]) and scores nothing before.
-    RelativeWindowMax { window: usize, stride: usize, change_milli: u16, floor_micro: u32 },
+    /// With `frames` n > 1 a frame's value is the minimum of its own and the n - 1 frames' before it
+    /// in the clip ([`persist`]): the evidence must hold that long, so a one-frame spike does not count.
+    RelativeWindowMax {
+        window: usize,
+        stride: usize,
+        change_milli: u16,
+        floor_micro: u32,
+        #[serde(default = "one_frame", skip_serializing_if = "is_one_frame")]
+        frames: u32,
+    },
 }
 
 impl std::str::FromStr for ErrorPooling {
     type Err = String;
 
     /// The inverse of [`ErrorPooling::name`]: `frame_mean`, `window_max_<W>s<S>`, `window_max_z_<W>s<S>`,
-    /// `changed_window_max_<W>s<S>_c<C>`, `relative_window_max_<W>s<S>_c<C>_f<F>` (without `_f<F>`: the
-    /// floor to be fitted by calibration).
+    /// `changed_window_max_<W>s<S>_c<C>`, `relative_window_max_<W>s<S>_c<C>_f<F>_t<N>` (without `_f<F>`:
+    /// the floor to be fitted by calibration; without `_t<N>`: one frame).
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
             format!(
@@ -52,12 +61,16 @@ impl std::str::FromStr for ErrorPooling {
             return Ok(ErrorPooling::FrameMean);
         }
         if let Some(rest) = s.strip_prefix("relative_window_max_") {
+            let (rest, frames) = match rest.rsplit_once("_t") {
+                Some((rest, n)) => (rest, n.parse().ok().filter(|n: &u32| (1..=MAX_PERSIST_FRAMES).contains(n)).ok_or_else(bad)?),
+                None => (rest, 1),
+            };
             let (changed, floor_micro) = match rest.rsplit_once("_f") {
                 Some((changed, floor)) => (changed, floor.parse().ok().filter(|&f: &u32| f > 0).ok_or_else(bad)?),
                 None => (rest, 0),
             };
             let ErrorPooling::ChangedWindowMax { window, stride, change_milli } = format!("changed_window_max_{changed}").parse::<ErrorPooling>().map_err(|_| bad())? else { return Err(bad()) };
-            return Ok(ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro });
+            return Ok(ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro, frames });
         }
         if let Some(rest) = s.strip_prefix("changed_window_max_") {
             let (geometry, change) = rest.split_once("_c").ok_or_else(bad)?;
@@ -181,6 +194,60 @@ pub fn window_means(map: &[f32], height: usize, width: usize, window: usize, str
         }
     }
     out
+}
+
+/// The most frames [`ErrorPooling::RelativeWindowMax`]'s value may be asked to hold.
+pub const MAX_PERSIST_FRAMES: u32 = 16;
+
+fn one_frame() -> u32 {
+    1
+}
+
+fn is_one_frame(n: &u32) -> bool {
+    *n == 1
+}
+
+/// y_t = min(x_t-n+1, ..., x_t) over one clip's stream, the window clipped at the clip's start: a
+/// value counts only as far as it held for `frames` = n consecutive frames. A value that is not finite
+/// is passed on as it is (the causal scorer counts it) and does not enter its successors' minimum.
+pub fn persist(stream: &[f32], frames: usize) -> Vec<f32> {
+    let mut history = PooledHistory::new(frames);
+    stream.iter().map(|&x| history.push(x)).collect()
+}
+
+/// The last `frames - 1` pooled values of a clip, for [`persist`] one frame at a time (a camera's
+/// stream); [`PooledHistory::clear`] where the frames stop being consecutive.
+#[derive(Clone, Debug, Default)]
+pub struct PooledHistory {
+    frames: usize,
+    recent: std::collections::VecDeque<f32>,
+}
+
+impl PooledHistory {
+    pub fn new(frames: usize) -> Self {
+        Self { frames: frames.max(1), recent: std::collections::VecDeque::with_capacity(frames) }
+    }
+
+    /// min of `x` and the finite values kept; then keeps `x` (when finite) among the last
+    /// `frames - 1`.
+    pub fn push(&mut self, x: f32) -> f32 {
+        if !x.is_finite() {
+            return x;
+        }
+        let y = self.recent.iter().copied().fold(x, f32::min);
+        if self.frames > 1 {
+            if self.recent.len() == self.frames - 1 {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(x);
+        }
+        y
+    }
+
+    /// Forgets the values kept (a new clip, or a gap in the frames).
+    pub fn clear(&mut self) {
+        self.recent.clear();
+    }
 }
 
 /// The percentile of copying's box errors on normal footage that [`fit_relative_floor`] takes.
@@ -330,6 +397,15 @@ impl ErrorPooling {
         Ok(plane)
     }
 
+    /// How many consecutive frames a pooled value must hold ([`persist`]): 1 but for a relative pooling
+    /// with `frames`.
+    pub fn frames(&self) -> usize {
+        match *self {
+            ErrorPooling::RelativeWindowMax { frames, .. } => frames.max(1) as usize,
+            _ => 1,
+        }
+    }
+
     /// The floor f of [`ErrorPooling::RelativeWindowMax`] (0 until calibration fits it).
     pub fn floor(&self) -> Option<f32> {
         match *self {
@@ -342,7 +418,7 @@ impl ErrorPooling {
     /// that refitting on other footage fits it anew; other poolings are returned as they are.
     pub fn unfitted(self) -> Self {
         match self {
-            ErrorPooling::RelativeWindowMax { window, stride, change_milli, .. } => ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro: 0 },
+            ErrorPooling::RelativeWindowMax { window, stride, change_milli, frames, .. } => ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro: 0, frames },
             p => p,
         }
     }
@@ -424,8 +500,11 @@ impl ErrorPooling {
             ErrorPooling::WindowMax { window, stride } => format!("window_max_{window}s{stride}"),
             ErrorPooling::WindowMaxZ { window, stride } => format!("window_max_z_{window}s{stride}"),
             ErrorPooling::ChangedWindowMax { window, stride, change_milli } => format!("changed_window_max_{window}s{stride}_c{change_milli}"),
-            ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro: 0 } => format!("relative_window_max_{window}s{stride}_c{change_milli}"),
-            ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro } => format!("relative_window_max_{window}s{stride}_c{change_milli}_f{floor_micro}"),
+            ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro, frames } => {
+                let floor = if *floor_micro == 0 { String::new() } else { format!("_f{floor_micro}") };
+                let frames = if *frames == 1 { String::new() } else { format!("_t{frames}") };
+                format!("relative_window_max_{window}s{stride}_c{change_milli}{floor}{frames}")
+            }
         }
     }
 

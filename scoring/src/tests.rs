@@ -428,14 +428,18 @@ fn pooling_names_parse_back() {
         ErrorPooling::WindowMax { window: 8, stride: 4 },
         ErrorPooling::WindowMaxZ { window: 16, stride: 8 },
         ErrorPooling::ChangedWindowMax { window: 32, stride: 16, change_milli: 100 },
-        ErrorPooling::RelativeWindowMax { window: 32, stride: 16, change_milli: 100, floor_micro: 3829 },
+        ErrorPooling::RelativeWindowMax { window: 32, stride: 16, change_milli: 100, floor_micro: 3829, frames: 1 },
+        ErrorPooling::RelativeWindowMax { window: 32, stride: 16, change_milli: 100, floor_micro: 3829, frames: 2 },
+        ErrorPooling::RelativeWindowMax { window: 32, stride: 16, change_milli: 100, floor_micro: 0, frames: 3 },
     ] {
         assert_eq!(p.name().parse::<ErrorPooling>().unwrap(), p);
     }
-    assert_eq!("relative_window_max_32s16_c100_f3829".parse::<ErrorPooling>().unwrap(), ErrorPooling::RelativeWindowMax { window: 32, stride: 16, change_milli: 100, floor_micro: 3829 });
+    assert_eq!("relative_window_max_32s16_c100_f3829".parse::<ErrorPooling>().unwrap(), ErrorPooling::RelativeWindowMax { window: 32, stride: 16, change_milli: 100, floor_micro: 3829, frames: 1 });
+    assert_eq!("relative_window_max_32s16_c100_f3829_t2".parse::<ErrorPooling>().unwrap().frames(), 2);
+    assert_eq!(ErrorPooling::RelativeWindowMax { window: 32, stride: 16, change_milli: 100, floor_micro: 0, frames: 2 }.name(), "relative_window_max_32s16_c100_t2");
     // Without the floor: to be fitted by calibration.
     let unfitted = "relative_window_max_32s16_c100".parse::<ErrorPooling>().unwrap();
-    assert_eq!(unfitted, ErrorPooling::RelativeWindowMax { window: 32, stride: 16, change_milli: 100, floor_micro: 0 });
+    assert_eq!(unfitted, ErrorPooling::RelativeWindowMax { window: 32, stride: 16, change_milli: 100, floor_micro: 0, frames: 1 });
     assert_eq!(unfitted.name(), "relative_window_max_32s16_c100");
     assert_eq!("relative_window_max_32s16_c100_f3829".parse::<ErrorPooling>().unwrap().unfitted(), unfitted);
     assert_eq!("changed_window_max_32s16_c100".parse::<ErrorPooling>().unwrap(), ErrorPooling::ChangedWindowMax { window: 32, stride: 16, change_milli: 100 });
@@ -453,6 +457,8 @@ fn pooling_names_parse_back() {
         "relative_window_max_32s16_c100_f0",
         "relative_window_max_32s16_f3829",
         "relative_window_max_32s16_c100_fx",
+        "relative_window_max_32s16_c100_f3829_t0",
+        "relative_window_max_32s16_c100_f3829_t17",
     ] {
         let e = bad.parse::<ErrorPooling>().unwrap_err();
         assert!(e.contains("window_max_z_16s8") && e.contains(&format!("{bad:?}")), "{bad}: {e}");
@@ -464,7 +470,7 @@ fn pooling_names_parse_back() {
 #[test]
 fn the_relative_pooling_divides_by_copyings_error() {
     // 2x4 frame, boxes 2x2 at stride 2: the left box moved by 0.5 (full weight), the right one is still.
-    let p = ErrorPooling::RelativeWindowMax { window: 2, stride: 2, change_milli: 100, floor_micro: 250_000 };
+    let p = ErrorPooling::RelativeWindowMax { window: 2, stride: 2, change_milli: 100, floor_micro: 250_000, frames: 1 };
     let last = vec![0.0f32; 8];
     let target = vec![0.5, 0.5, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0];
     let pred = vec![0.0, 1.0, 0.5, 0.5, 0.0, 1.0, 0.5, 0.5];
@@ -501,7 +507,7 @@ fn the_relative_floor_is_fitted_on_normal_footage() {
     assert!(matches!(fit_relative_floor(&[]), Err(ScoringError::Empty { .. })));
     assert!(matches!(fit_relative_floor(&[1.0, f32::NAN]), Err(ScoringError::NonFinite { index: 1, .. })));
     // Unfitted, it scores nothing: the error says how to fit it.
-    let unfitted = ErrorPooling::RelativeWindowMax { window: 2, stride: 2, change_milli: 100, floor_micro: 0 };
+    let unfitted = ErrorPooling::RelativeWindowMax { window: 2, stride: 2, change_milli: 100, floor_micro: 0, frames: 1 };
     let e = unfitted.box_values(&[0.0; 16], 2, 4).unwrap_err().to_string();
     assert!(e.contains("not fitted") && e.contains("calibrate"), "{e}");
     // Calibration: two boxes per frame, the network's means then copying's. Copying's box errors
@@ -509,13 +515,13 @@ fn the_relative_floor_is_fitted_on_normal_footage() {
     let errors: Vec<Vec<f32>> = (0..=10).map(|i| vec![2e-6, 1e-6, i as f32 * 1e-6, 10e-6 - i as f32 * 1e-6]).collect();
     let settings = CalibrationSettings { pooling: unfitted, sigma: 1.0, visual_weight: 1.0, semantic_weight: 0.0, speed: None };
     let cal = fit_calibration(settings, 2, 4, &errors, &[], None).unwrap();
-    assert_eq!(cal.pooling, ErrorPooling::RelativeWindowMax { window: 2, stride: 2, change_milli: 100, floor_micro: 9 });
+    assert_eq!(cal.pooling, ErrorPooling::RelativeWindowMax { window: 2, stride: 2, change_milli: 100, floor_micro: 9, frames: 1 });
     // Frame i pools max(2 / (i + 9), 1 / (19 - i)) (in millionths): the z constants are those values'.
     let pooled: Vec<f32> = (0..=10).map(|i| (2e-6f32 / (i as f32 * 1e-6 + 9e-6)).max(1e-6 / (10e-6 - i as f32 * 1e-6 + 9e-6))).collect();
     let mean = pooled.iter().sum::<f32>() / 11.0;
     assert!((cal.visual_mean - mean).abs() < 1e-5, "{} vs {mean}", cal.visual_mean);
     // A given floor is kept; refitting settings clear it.
-    let fixed = ErrorPooling::RelativeWindowMax { window: 2, stride: 2, change_milli: 100, floor_micro: 500 };
+    let fixed = ErrorPooling::RelativeWindowMax { window: 2, stride: 2, change_milli: 100, floor_micro: 500, frames: 1 };
     assert_eq!(fit_calibration(CalibrationSettings { pooling: fixed, ..settings }, 2, 4, &errors, &[], None).unwrap().pooling, fixed);
     assert_eq!(CalibrationSettings::of(&cal).pooling, unfitted);
     // A summary that is not the two planes' box means is refused, naming the frame.
@@ -523,6 +529,35 @@ fn the_relative_floor_is_fitted_on_normal_footage() {
     bad[3].pop();
     let e = fit_calibration(settings, 2, 4, &bad, &[], None).unwrap_err().to_string();
     assert!(e.contains("frame 3") && e.contains("3 values"), "{e}");
+}
+
+/// A value that must hold over frames: the minimum over the last n of the clip (clipped at its start),
+/// the same one at a time through a history, which forgets on clear; a non-finite value is passed on and
+/// kept out of the minimum; and calibration takes the minimum within each clip, not across clips.
+#[test]
+fn persisted_values_hold_over_frames_within_a_clip() {
+    let x = [1.0f32, 5.0, 4.0, 0.5, 3.0, 3.0];
+    assert_eq!(persist(&x, 1), x.to_vec());
+    assert_eq!(persist(&x, 2), vec![1.0, 1.0, 4.0, 0.5, 0.5, 3.0]);
+    assert_eq!(persist(&x, 3), vec![1.0, 1.0, 1.0, 0.5, 0.5, 0.5]);
+    let mut h = PooledHistory::new(2);
+    assert_eq!(x.iter().map(|&v| h.push(v)).collect::<Vec<_>>(), persist(&x, 2));
+    h.clear();
+    assert_eq!(h.push(7.0), 7.0);
+    let y = persist(&[2.0, f32::NAN, 3.0], 2);
+    assert!(y[1].is_nan() && y[0] == 2.0 && y[2] == 2.0, "{y:?}");
+    // Calibration: two clips of two frames, one box per plane; network means 4, 1 | 1, 4 over copying's 0.
+    let errors: Vec<Vec<f32>> = [4e-6f32, 1e-6, 1e-6, 4e-6].iter().map(|&m| vec![m, 0.0]).collect();
+    let pooling = ErrorPooling::RelativeWindowMax { window: 2, stride: 2, change_milli: 100, floor_micro: 1, frames: 2 };
+    let settings = CalibrationSettings { pooling, sigma: 1.0, visual_weight: 1.0, semantic_weight: 0.0, speed: None };
+    // Ratios 4, 1 | 1, 4 held over two frames within each clip: 4, 1 | 1, 1 (mean 1.75). As three
+    // clips (2, 1, 1) the last frame starts its own clip and keeps its 4: 4, 1 | 1 | 4, mean 2.5.
+    let per_clip = fit_calibration_joined(settings, 2, 2, &errors, &[2, 2], &[], None, None).unwrap();
+    assert!((per_clip.visual_mean - 1.75).abs() < 1e-5, "{}", per_clip.visual_mean);
+    let three = fit_calibration_joined(settings, 2, 2, &errors, &[2, 1, 1], &[], None, None).unwrap();
+    assert!((three.visual_mean - 2.5).abs() < 1e-5, "{}", three.visual_mean);
+    let e = fit_calibration_joined(settings, 2, 2, &errors, &[2, 1], &[], None, None).unwrap_err().to_string();
+    assert!(e.contains("clip frames") && e.contains("3") && e.contains("4"), "{e}");
 }
 
 /// The change-weighted pooling reads frame t too: `pool_with` (prediction and target only) refuses it,

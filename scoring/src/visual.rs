@@ -100,6 +100,14 @@ impl VisualScoring<'_> {
     /// [`VisualScoring::error`] with the cue that set it and that cue's highest-scoring box: what the
     /// camera draws on an alarm snapshot, at no extra inference.
     pub fn explain(&self, pred: &[f32], target: &[f32], last: &[f32], channels: usize, height: usize, width: usize) -> Result<VisualDetail, ScoringError> {
+        self.explain_in(pred, target, last, channels, height, width, &mut PooledHistory::new(self.pooling.frames()))
+    }
+
+    /// [`VisualScoring::explain`] for a frame of a stream: a pooling that must hold over several
+    /// frames ([`ErrorPooling::frames`]) takes the minimum with the pooled values of the frames before
+    /// it in `history` (which then keeps this one). [`VisualScoring::explain`] is a clip's first frame.
+    #[allow(clippy::too_many_arguments)]
+    pub fn explain_in(&self, pred: &[f32], target: &[f32], last: &[f32], channels: usize, height: usize, width: usize, history: &mut PooledHistory) -> Result<VisualDetail, ScoringError> {
         let map = self.pooling.map(pred, target, last, channels, height, width)?;
         let (e, region) = match self.pooling.window() {
             None => (self.pooling.pool_map(&map, height, width, self.regions)?, None),
@@ -114,6 +122,7 @@ impl VisualScoring<'_> {
                 (max(&scores), argmax(&scores).map(|k| box_region(k, grid, window, stride, height, width)))
             }
         };
+        let e = history.push(e);
         let Some(sp) = self.speed else { return Ok(VisualDetail { error: e, cue: Cue::Prediction, region }) };
         sp.check_geometry(height, width)?;
         let speed_scores = sp.regions.box_scores(&sp.cue.box_means(last, target, channels, height, width)?)?;

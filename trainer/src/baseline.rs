@@ -277,7 +277,7 @@ mod tests {
     fn poolings_that_read_frame_t_are_refused() {
         let ds = moving(12, 16, 2, 8);
         let labels = ds.clips.iter().map(|c| (c.name.clone(), vec![0u8; c.frames.len()])).collect();
-        for p in [ErrorPooling::ChangedWindowMax { window: 4, stride: 2, change_milli: 100 }, ErrorPooling::RelativeWindowMax { window: 4, stride: 2, change_milli: 100, floor_micro: 10 }] {
+        for p in [ErrorPooling::ChangedWindowMax { window: 4, stride: 2, change_milli: 100 }, ErrorPooling::RelativeWindowMax { window: 4, stride: 2, change_milli: 100, floor_micro: 10, frames: 1 }] {
             let e = score(&copy_last(), &ds, &ds, &labels, &[ErrorPooling::FrameMean, p]).unwrap_err().to_string();
             assert!(e.contains(&p.name()) && e.contains("frame t"), "{e}");
         }

@@ -156,6 +156,10 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         None => (None, None),
     };
     let DatasetErrors { visual: mut all_errors, semantic } = dataset_errors(&loaded.model, &ds, opts.batch_size, &poolings, calibration.regions.as_ref(), texts.as_ref())?;
+    // A pooling whose value must hold over frames takes its minimum within each clip, as the camera does.
+    for (pooling, errors) in poolings.iter().zip(all_errors.iter_mut()) {
+        errors.iter_mut().for_each(|clip| *clip = scoring::persist(clip, pooling.frames()));
+    }
     // The speed cue joins the calibrated pooling's error (row 0); the prediction error alone and the
     // speed alone are reported beside it.
     let speed_parts = match &calibration.speed {
@@ -353,8 +357,14 @@ fn copy_baseline(data: &Path, tcfg: &crate::train::TrainConfig, cal: &CausalCali
         ErrorPooling::WindowMaxZ { .. } => Some(scoring::RegionStats::fit(window, stride, scoring::box_grid(fmt.height, fmt.width, window, stride), train_means.iter().flatten().map(Vec::as_slice))?),
         _ => None,
     };
+    // Each clip's stream pooled as the model's, held over frames as the model's is.
     let pool = |m: &Vec<Vec<Vec<f32>>>| -> Result<Vec<Vec<f32>>, TrainerError> {
-        m.iter().map(|c| c.iter().map(|b| Ok(cal.pooling.pool_boxes(b, fmt.height, fmt.width, regions.as_ref())?)).collect()).collect()
+        m.iter()
+            .map(|c| {
+                let pooled = c.iter().map(|b| cal.pooling.pool_boxes(b, fmt.height, fmt.width, regions.as_ref())).collect::<Result<Vec<f32>, _>>()?;
+                Ok(scoring::persist(&pooled, cal.pooling.frames()))
+            })
+            .collect()
     };
     let copy = pool(&copy_box_values(ds, cal.pooling)?)?;
     let mut cands = vec![Candidate::new(format!("copy: {own}"), stream(&copy))];

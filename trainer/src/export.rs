@@ -195,6 +195,8 @@ pub fn onnx_errors_with_text(model: &mut ExportedModel, ds: &Dataset, pooling: E
         let targets: Vec<usize> = (INPUT_FRAMES..n).collect();
         let mut errs = Vec::with_capacity(targets.len());
         let mut sem = Vec::with_capacity(targets.len());
+        // The pooled values of this clip's frames so far, for a pooling that must hold over frames.
+        let mut history = scoring::PooledHistory::new(pooling.frames());
         for chunk in targets.chunks(batch) {
             let b = chunk.len();
             let (mut ft, mut sk, mut mo, mut last, mut prev) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -210,7 +212,7 @@ pub fn onnx_errors_with_text(model: &mut ExportedModel, ds: &Dataset, pooling: E
             let d = model.decode(&ft, &sk, &mo, tb.as_ref().map(|t| &t.0[..]), &last, Some(&prev), b)?;
             for (j, &t) in chunk.iter().enumerate() {
                 let i = &m.image;
-                let e = visual.error(&d.frame.data[j * fl..(j + 1) * fl], &clip.frames[t], &clip.frames[t - 1], i.channels, i.height, i.width)?;
+                let e = visual.explain_in(&d.frame.data[j * fl..(j + 1) * fl], &clip.frames[t], &clip.frames[t - 1], i.channels, i.height, i.width, &mut history)?.error;
                 errs.push(match &appearance {
                     Some(a) => {
                         let boxes = a.boxes.describe(&clip.frames[t - 1], &clip.frames[t], i.channels, i.height, i.width)?;

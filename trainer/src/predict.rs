@@ -220,5 +220,7 @@ pub fn calibrate_joined(
         None => Vec::new(),
     };
     let sem: Option<Vec<f32>> = semantic.map(|s| s.into_iter().flatten().collect());
-    Ok(sfn_models::scoring::fit_calibration_joined(settings, h, w, &errors, &speed_boxes, sem.as_deref(), appearance)?)
+    // Every window of every clip, in clip order: frames 4.. of each.
+    let clip_frames: Vec<usize> = ds.clips.iter().map(|c| c.frames.len().saturating_sub(INPUT_FRAMES)).collect();
+    Ok(sfn_models::scoring::fit_calibration_joined(settings, h, w, &errors, &clip_frames, &speed_boxes, sem.as_deref(), appearance)?)
 }

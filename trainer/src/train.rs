@@ -63,11 +63,12 @@ impl TrainConfig {
                 // the moving-pixel threshold of eval's held-out figures), per 32x32-pixel box at
                 // stride 16 (a sixth of the frame's height) divided by copying's error there plus a
                 // floor that calibration fits (the 90th percentile of copying's box error on the
-                // calibration footage: 0.003829 on Ped2's training clips 01-14), the largest such ratio; and the block-matching speed cue with match margin 0.1,
+                // calibration footage: 0.003829 on Ped2's training clips 01-14), the largest such ratio,
+                // counted as far as it held over two consecutive frames (the smaller of the two); and the block-matching speed cue with match margin 0.1,
                 // joined as the mean of the positive parts of the two cues' frame z-scores on normal
                 // footage (sfn_scoring::speed), the causal scores smoothed with sigma 4/3
                 // (docs/experiments.md has how they were chosen on the folds).
-                error_pooling: ErrorPooling::RelativeWindowMax { window: 32, stride: 16, change_milli: 100, floor_micro: 0 },
+                error_pooling: ErrorPooling::RelativeWindowMax { window: 32, stride: 16, change_milli: 100, floor_micro: 0, frames: 2 },
                 speed: Some(SpeedCue::PED2_128X192_P),
                 causal_sigma: 4.0 / 3.0,
                 // Two normal clips the model never trains or calibrates on (the last two).

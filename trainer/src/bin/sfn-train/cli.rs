@@ -71,7 +71,7 @@ pub(crate) enum Cmd {
         /// Split to calibrate on: training (default), or a new scene's own normal footage.
         #[arg(long, default_value = "training")]
         split: String,
-        /// Error pooling: frame_mean, window_max_<W>s<S>, window_max_z_<W>s<S>, changed_window_max_<W>s<S>_c<C>, relative_window_max_<W>s<S>_c<C>[_f<F>] (the change-weighted error over copying's plus F millionths, fitted on the footage without _f; default: the stored one, its floor refitted).
+        /// Error pooling: frame_mean, window_max_<W>s<S>, window_max_z_<W>s<S>, changed_window_max_<W>s<S>_c<C>, relative_window_max_<W>s<S>_c<C>[_f<F>][_t<N>] (the change-weighted error over copying's plus F millionths, fitted on the footage without _f; with _t<N> the smallest over N consecutive frames; default: the stored one, its floor refitted).
         #[arg(long)]
         pooling: Option<ErrorPooling>,
         /// Causal one-sided Gaussian sigma in frames (default: the stored one).
