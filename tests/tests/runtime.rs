@@ -263,6 +263,18 @@ fn source_faults_mid_stream_are_counted_and_scoring_goes_on() {
     let after: Vec<f32> = outs.iter().rev().take(outs_tail.len()).rev().map(|o| o.visual_error).collect();
     let alone: Vec<f32> = outs_tail.iter().map(|o| o.visual_error).collect();
     assert_eq!(after, alone, "after the gap the window restarts");
+    // So does a pooling held over frames: its kept values are forgotten with the window (else the
+    // first frame after the gap would take the minimum with one before it).
+    let path = onnx.join("model.json");
+    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    m["calibration"]["pooling"] = serde_json::json!({"kind": "relative_window_max", "window": 8, "stride": 4, "change_milli": 100, "floor_micro": 3829, "frames": 2});
+    // Without the speed cue the visual error is the held ratio itself.
+    m["calibration"].as_object_mut().unwrap().remove("speed");
+    std::fs::write(&path, serde_json::to_string(&m).unwrap()).unwrap();
+    let ((_, held), (_, held_tail)) = (run(&faulty), run(&tail));
+    let after: Vec<f32> = held.iter().rev().take(held_tail.len()).rev().map(|o| o.visual_error).collect();
+    assert_eq!(after, held_tail.iter().map(|o| o.visual_error).collect::<Vec<_>>(), "after the gap the kept values are forgotten");
+    assert_ne!(held.iter().map(|o| o.visual_error).collect::<Vec<_>>(), outs.iter().map(|o| o.visual_error).collect::<Vec<_>>());
 
     // Three unreadable frames in a row: the run ends with an error naming the file.
     for f in &files[15..18] {
