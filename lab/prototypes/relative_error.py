@@ -63,16 +63,17 @@ for sig in (2.0, 1.33):
     rows[f'network alone (sigma {sig})'] = score(z_net, sig)
     for p in cs:
         rows[f'relative c{p} alone (sigma {sig})'] = score(fams[f'relative c{p}'], sig)
+def fuse(z, lam, plain):
+    # The plain z-mean of the network's and the speed cue's frame z, or the mean of their positive parts.
+    if plain:
+        return {c: (z[c] + lam * zs[c]) / (1 + lam) for c in names}
+    return {c: (np.maximum(z[c], 0) + lam * np.maximum(zs[c], 0)) / (1 + lam) for c in names}
 cands = []
 for sig in (2.0, 1.33):
     for fam, z in fams.items():
         for lam in (1.0, 0.5, 2.0):
-            if fam.endswith('(z-mean)'):
-                s = {c: (z[c] + lam * zs[c]) / (1 + lam) for c in names}
-            else:
-                s = {c: (np.maximum(z[c], 0) + lam * np.maximum(zs[c], 0)) / (1 + lam) for c in names}
             k = f'{fam} lambda {lam} (sigma {sig})'
-            rows[k] = score(s, sig); cands.append(k)
+            rows[k] = score(fuse(z, lam, fam.endswith('(z-mean)')), sig); cands.append(k)
 for k, r in rows.items():
     print(f'{k:45s}', '  '.join(f'{f} {o:.2f} / {c:.2f}' for f, (o, c) in r.items()))
 def rule(cands):
@@ -103,12 +104,8 @@ for sig in (4 / 3, 8 / 9):
     for fam, z in fams.items():
         for fusion in ('p', 'z'):
             for lam in (1.0, 0.5, 2.0):
-                if fusion == 'z':
-                    st = {c: (z[c] + lam * zs[c]) / (1 + lam) for c in names}
-                else:
-                    st = {c: (np.maximum(z[c], 0) + lam * np.maximum(zs[c], 0)) / (1 + lam) for c in names}
                 k = f'{fam} {fusion}{lam} (sigma {sig:.2f})'
-                rows[k] = score(st, sig); cands.append(k)
+                rows[k] = score(fuse(z, lam, fusion == 'z'), sig); cands.append(k)
 for k, r in rows.items():
     print(f'{k:45s}', '  '.join(f'{f} {o:.2f} / {c:.2f}' for f, (o, c) in r.items()))
 print('fold rule, committed families only:'); rule([k for k in cands if not k.startswith('relative min2')])

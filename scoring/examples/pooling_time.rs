@@ -5,15 +5,12 @@
 //! `cargo run --release -p sfn-scoring --example pooling_time`
 use sfn_scoring::{ErrorPooling, PooledHistory, VisualScoring};
 
+#[path = "common/frames.rs"]
+mod frames;
+
 fn main() {
     let (h, w) = (128, 192);
-    let mut state = 12345u64;
-    let mut noise = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-    };
-    let last: Vec<f32> = (0..h * w).map(|i| ((i % w) as f32 * 0.37 + (i / w) as f32 * 0.91).sin() * 0.3 + 0.2 * noise()).collect();
-    let target: Vec<f32> = (0..h * w).map(|i| last[i - usize::from(i % w > 0)] + 0.2 * noise()).collect();
+    let (last, target, mut noise) = frames::moving_pair(h, w);
     let pred: Vec<f32> = target.iter().map(|t| t + 0.1 * noise()).collect();
     let poolings = [
         ErrorPooling::ChangedWindowMax { window: 32, stride: 16, change_milli: 100 },

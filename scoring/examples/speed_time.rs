@@ -1,15 +1,11 @@
 //! Times every speed-map kernel this CPU runs at 128x192 on a noisy synthetic pair, side by side (the
 //! benchmark on Ped2 frames is `cargo bench -p sfn-edge --bench replay`, with and without the cue).
+#[path = "common/frames.rs"]
+mod frames;
+
 fn main() {
     let (h, w) = (128, 192);
-    let mut state = 12345u64;
-    let mut noise = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-    };
-    let a: Vec<f32> = (0..h * w).map(|i| ((i % w) as f32 * 0.37 + (i / w) as f32 * 0.91).sin() * 0.3 + 0.2 * noise()).collect();
-    // The content moves one pixel right, with fresh noise: block matches differ from pixel to pixel.
-    let b: Vec<f32> = (0..h * w).map(|i| a[i - usize::from(i % w > 0)] + 0.2 * noise()).collect();
+    let (a, b, _) = frames::moving_pair(h, w);
     // Every kernel this CPU runs, interleaved in rounds so that they share the machine's state.
     let kernels = sfn_scoring::SpeedKernel::available();
     let (n, rounds) = (20, 5);
