@@ -155,10 +155,7 @@ impl CalibrationSettings {
 /// or for `frame_mean` the map's mean alone.
 pub fn error_summary(pooling: ErrorPooling, map: &[f32], height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
     match pooling.window() {
-        Some((window, stride)) => {
-            let plane = pooling.check_map(map, height, width)?;
-            Ok(map.chunks(plane).flat_map(|p| window_means(p, height, width, window, stride)).collect())
-        }
+        Some(_) => pooling.plane_box_means(map, height, width),
         None => Ok(vec![pooling.pool_map(map, height, width, None)?]),
     }
 }
@@ -205,8 +202,7 @@ pub fn fit_calibration_joined(
                 f => f,
             };
             pooling = ErrorPooling::RelativeWindowMax { window, stride, change_milli, floor_micro, frames };
-            let f = pooling.floor().unwrap_or_default();
-            ratios = errors.iter().map(|e| e[..n].iter().zip(&e[n..]).map(|(&m, &k)| m / (k + f)).collect()).collect::<Vec<Vec<f32>>>();
+            ratios = errors.iter().map(|e| pooling.box_values_of_means(e)).collect::<Result<Vec<Vec<f32>>, _>>()?;
             &ratios[..]
         }
         p => {

@@ -169,6 +169,29 @@ pub fn changed_error_map(pred: &[f32], target: &[f32], last: &[f32], channels: u
     Ok(map)
 }
 
+/// The map of [`ErrorPooling::RelativeWindowMax`]: [`changed_error_map`] of `pred`, then that of
+/// copying (`last` as the prediction), one plane each. On one channel both planes in one pass, each
+/// pixel's weight computed once (the same products as [`changed_error_map`]: the error's 0 + x and
+/// x * 1 of the channel mean are exact). Errors name the field.
+pub fn relative_error_map(pred: &[f32], target: &[f32], last: &[f32], channels: usize, height: usize, width: usize, change_milli: u16) -> Result<Vec<f32>, ScoringError> {
+    if channels != 1 {
+        let mut map = changed_error_map(pred, target, last, channels, height, width, change_milli)?;
+        map.extend(changed_error_map(last, target, last, channels, height, width, change_milli)?);
+        return Ok(map);
+    }
+    let plane = check_frame_pair([("pred", pred), ("target", target)], channels, height, width)?;
+    check_frame_pair([("target", target), ("last", last)], channels, height, width)?;
+    let scale = change_scale(change_milli);
+    let mut map = vec![0f32; 2 * plane];
+    let (net, copy) = map.split_at_mut(plane);
+    for ((((n, k), &p), &t), &l) in net.iter_mut().zip(copy.iter_mut()).zip(pred).zip(target).zip(last) {
+        let w = ((t - l).abs() * scale).min(1.0);
+        *n = (p - t) * (p - t) * w;
+        *k = (l - t) * (l - t) * w;
+    }
+    Ok(map)
+}
+
 /// Box grid of `window` x `window` boxes at `stride` over a `height` x `width` map: boxes of
 /// `min(window, side)` pixels, stride `max(stride, 1)`, no padding (as candle's avg_pool2d).
 pub fn box_grid(height: usize, width: usize, window: usize, stride: usize) -> [usize; 2] {
@@ -225,7 +248,7 @@ pub struct PooledHistory {
 
 impl PooledHistory {
     pub fn new(frames: usize) -> Self {
-        Self { frames: frames.max(1), recent: std::collections::VecDeque::with_capacity(frames) }
+        Self { frames: frames.max(1), recent: std::collections::VecDeque::new() }
     }
 
     /// min of `x` and the finite values kept; then keeps `x` (when finite) among the last
@@ -359,11 +382,7 @@ impl ErrorPooling {
     /// prediction). Frames are CHW.
     pub fn map(&self, pred: &[f32], target: &[f32], last: &[f32], channels: usize, height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
         match (self.change_milli(), self) {
-            (Some(c), ErrorPooling::RelativeWindowMax { .. }) => {
-                let mut map = changed_error_map(pred, target, last, channels, height, width, c)?;
-                map.extend(changed_error_map(last, target, last, channels, height, width, c)?);
-                Ok(map)
-            }
+            (Some(c), ErrorPooling::RelativeWindowMax { .. }) => relative_error_map(pred, target, last, channels, height, width, c),
             (Some(c), _) => changed_error_map(pred, target, last, channels, height, width, c),
             (None, _) => error_map(pred, target, channels, height, width),
         }
@@ -440,16 +459,29 @@ impl ErrorPooling {
     /// ([`window_means`]), for the relative pooling m_w / (k_w + f) of the two planes' box means.
     /// `FrameMean` has no boxes and is an error here, as is a map of the wrong size.
     pub fn box_values(&self, map: &[f32], height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
+        self.box_values_of_means(&self.plane_box_means(map, height, width)?)
+    }
+
+    /// The box means ([`window_means`]) of each plane of one [`ErrorPooling::map`], plane after plane.
+    /// `FrameMean` has no boxes and is an error here, as is a map of the wrong size.
+    pub fn plane_box_means(&self, map: &[f32], height: usize, width: usize) -> Result<Vec<f32>, ScoringError> {
         let plane = self.check_map(map, height, width)?;
         let Some((window, stride)) = self.window() else {
             return Err(ScoringError::BadShape { field: "error map", reason: "frame_mean pools the whole map, not boxes".into() });
         };
+        Ok(map.chunks(plane).flat_map(|p| window_means(p, height, width, window, stride)).collect())
+    }
+
+    /// The box values from [`ErrorPooling::plane_box_means`]: the means themselves, for the relative
+    /// pooling m_w / (k_w + f) of the two planes' (refused until its floor is fitted).
+    pub fn box_values_of_means(&self, means: &[f32]) -> Result<Vec<f32>, ScoringError> {
+        let Some(f) = self.floor() else { return Ok(means.to_vec()) };
         self.check_fitted()?;
-        let means = window_means(&map[..plane], height, width, window, stride);
-        match self.floor() {
-            Some(f) => Ok(means.iter().zip(window_means(&map[plane..], height, width, window, stride)).map(|(&m, k)| m / (k + f)).collect()),
-            None => Ok(means),
+        if means.len() % 2 != 0 {
+            return Err(ScoringError::BadShape { field: "relative box means", reason: format!("{} values, expected the two planes' box means", means.len()) });
         }
+        let (m, k) = means.split_at(means.len() / 2);
+        Ok(m.iter().zip(k).map(|(&m, &k)| m / (k + f)).collect())
     }
 
     /// Pools an error map ([`ErrorPooling::planes`] planes of `height * width` values).

@@ -493,6 +493,25 @@ fn the_relative_pooling_divides_by_copyings_error() {
     assert!(e.contains("frame_mean"), "{e}");
 }
 
+/// The relative map's one-pass form is the two change-weighted maps it stands for, bit for bit, and
+/// refuses a frame of the wrong size by name.
+#[test]
+fn the_relative_map_is_both_change_weighted_maps() {
+    let (h, w) = (6, 7);
+    let v = |k: usize, n: usize| -> Vec<f32> { (0..n).map(|i| (((i * 37 + k * 11) % 23) as f32 / 11.0 - 1.0) * 0.37).collect() };
+    for c in [1usize, 3] {
+        let n = c * h * w;
+        let (pred, target, last) = (v(1, n), v(2, n), v(3, n));
+        let mut want = changed_error_map(&pred, &target, &last, c, h, w, 100).unwrap();
+        want.extend(changed_error_map(&last, &target, &last, c, h, w, 100).unwrap());
+        assert_eq!(relative_error_map(&pred, &target, &last, c, h, w, 100).unwrap(), want, "{c} channel(s)");
+    }
+    let e = relative_error_map(&v(1, 41), &v(2, 42), &v(3, 42), 1, h, w, 100).unwrap_err().to_string();
+    assert!(e.contains("pred") && e.contains("41 values"), "{e}");
+    let e = relative_error_map(&v(1, 42), &v(2, 42), &v(3, 40), 1, h, w, 100).unwrap_err().to_string();
+    assert!(e.contains("last") && e.contains("40 values"), "{e}");
+}
+
 /// The relative pooling's floor: fitted by calibration as the 90th percentile of copying's box errors
 /// (linear between ranks), refused for scoring until fitted, kept where given; and calibration divides
 /// the network's box means by copying's plus that floor.
