@@ -477,7 +477,7 @@ impl ErrorPooling {
     pub fn box_values_of_means(&self, means: &[f32]) -> Result<Vec<f32>, ScoringError> {
         let Some(f) = self.floor() else { return Ok(means.to_vec()) };
         self.check_fitted()?;
-        if means.len() % 2 != 0 {
+        if !means.len().is_multiple_of(2) {
             return Err(ScoringError::BadShape { field: "relative box means", reason: format!("{} values, expected the two planes' box means", means.len()) });
         }
         let (m, k) = means.split_at(means.len() / 2);
