@@ -404,13 +404,16 @@ pub fn decoder(cfg: &SfnConfig, w: &Weights, mode: Mode) -> Result<(pb::ModelPro
     // Frame head.
     let hp = net.slice(&h, 1, 2, 2 + np as i64);
     let cat = net.g.node("Concat", &[&hp, &skip], vec![attr_i("axis", 2)]);
-    let p = cfg.patch;
+    // With a head scale s the head works at 1/s resolution on patches of p / s.
+    let s = cfg.decoder.head_scale;
+    let p = cfg.patch / s;
     let hid = cfg.decoder.head_channels;
     let x = net.linear("decoder.frame_head.expand", &cat, d + da, hid * p * p)?;
     let x = net.reshape(&x, &[0, gh as i64, gw as i64, hid as i64, p as i64, p as i64]);
     let x = net.transpose(&x, &[0, 3, 1, 4, 2, 5]);
     let mut x = net.reshape(&x, &[0, hid as i64, (gh * p) as i64, (gw * p) as i64]);
     let c = i.channels;
+    let (hh, hw, s64) = ((i.height / s) as i64, (i.width / s) as i64, s as i64);
     // conv(name, input, out, in) -> LeakyReLU(Conv3x3), padding 1.
     let conv3 = |net: &mut Net, name: &str, x: &str, co: usize, ci: usize| -> Result<String, ExportError> {
         let wt = w.get(&format!("decoder.frame_head.{name}.weight"), &[co, ci, 3, 3])?;
@@ -421,8 +424,14 @@ pub fn decoder(cfg: &SfnConfig, w: &Weights, mode: Mode) -> Result<(pb::ModelPro
     if let Some(prev) = &prev {
         // x_pix = [I_t, I_t - I_{t-1}] -> two 3x3 convolutions, concatenated with the token features.
         let diff = net.g.node("Sub", &[&last, prev], vec![]);
-        let px = net.g.node("Concat", &[&last, &diff], vec![attr_i("axis", 1)]);
-        let st = conv3(&mut net, "stem0", &px, stem_c, 2 * c)?;
+        let mut px = net.g.node("Concat", &[&last, &diff], vec![attr_i("axis", 1)]);
+        if s > 1 {
+            // SpaceToDepth_s: channel c s^2 + i s + j holds pixel (s y + i, s x + j) of plane c.
+            let t = net.reshape(&px, &[0, 2 * c as i64, hh, s64, hw, s64]);
+            let t = net.transpose(&t, &[0, 1, 3, 5, 2, 4]);
+            px = net.reshape(&t, &[0, (2 * c * s * s) as i64, hh, hw]);
+        }
+        let st = conv3(&mut net, "stem0", &px, stem_c, 2 * c * s * s)?;
         let st = conv3(&mut net, "stem1", &st, stem_c, stem_c)?;
         x = net.g.node("Concat", &[&x, &st], vec![attr_i("axis", 1)]);
     }
@@ -430,9 +439,16 @@ pub fn decoder(cfg: &SfnConfig, w: &Weights, mode: Mode) -> Result<(pb::ModelPro
     if prev.is_some() {
         x = conv3(&mut net, "conv3b", &x, hid, hid)?;
     }
-    let c1w = w.get("decoder.frame_head.conv1.weight", &[c, hid, 1, 1])?;
-    let c1b = w.get("decoder.frame_head.conv1.bias", &[c])?;
-    let mut frame = net.g.conv("decoder.frame_head.conv1", &x, &c1w, [c, hid, 1, 1], Some(&c1b), 0);
+    let co = c * s * s;
+    let c1w = w.get("decoder.frame_head.conv1.weight", &[co, hid, 1, 1])?;
+    let c1b = w.get("decoder.frame_head.conv1.bias", &[co])?;
+    let mut frame = net.g.conv("decoder.frame_head.conv1", &x, &c1w, [co, hid, 1, 1], Some(&c1b), 0);
+    if s > 1 {
+        // DepthToSpace_s, the inverse of the fold above.
+        let t = net.reshape(&frame, &[0, c as i64, s64, s64, hh, hw]);
+        let t = net.transpose(&t, &[0, 1, 4, 2, 5, 3]);
+        frame = net.reshape(&t, &[0, c as i64, i.height as i64, i.width as i64]);
+    }
     if cfg.decoder.residual {
         frame = net.g.node("Add", &[&frame, &last], vec![]);
     }

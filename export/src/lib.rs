@@ -332,10 +332,12 @@ pub fn flops(cfg: &SfnConfig) -> (f64, f64) {
         // Addressing (x M^T) and reading (w M).
         sfn_models::config::FilterKind::Memory => 2.0 * 2.0 * t * d * f(s.memory_slots),
     };
+    // The head works at 1/s resolution: s^2 fewer positions, s^2 times the channels in and out.
+    let s2 = f(cfg.decoder.head_scale * cfg.decoder.head_scale);
     let hid = f(cfg.decoder.head_channels);
-    let pp = f(cfg.patch * cfg.patch);
-    let hw = f(cfg.image.height * cfg.image.width);
-    let (st, c) = (f(cfg.decoder.pixel_stem), f(cfg.image.channels));
+    let pp = f(cfg.patch * cfg.patch) / s2;
+    let hw = f(cfg.image.height * cfg.image.width) / s2;
+    let (st, c) = (f(cfg.decoder.pixel_stem), f(cfg.image.channels) * s2);
     let mut head = 2.0 * np * (d + da) * hid * pp + 2.0 * hw * hid * (hid + st) * 9.0 + 2.0 * hw * hid * c;
     if cfg.decoder.pixel_stem > 0 {
         // The stem's two convolutions and the head's second 3x3 convolution.

@@ -79,10 +79,24 @@ pub struct DecoderConfig {
     /// moves; only pixels know where its edges are, so without the stem the head cannot shift an edge.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pixel_stem: usize,
+    /// The frame head's convolutions run at 1/`head_scale` of the frame's resolution (1, the default,
+    /// or 2 or 4): the stem reads the pixels folded into channels (each s x s block of a plane
+    /// becomes s^2 channels, nothing lost) and the last convolution predicts s^2 values a position,
+    /// unfolded back to the full frame. The same pixels reach the head at s^2 less convolution work.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub head_scale: usize,
 }
 
 fn is_zero(v: &usize) -> bool {
     *v == 0
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
 }
 
 /// Loss weights (notes: all 1; text off while there are no captions).
@@ -153,7 +167,7 @@ impl SfnConfig {
             appearance: VitConfig { dim: 1024, depth: 2, heads: 16, mlp_ratio: 4 },
             motion: VitConfig { dim: 128, depth: 4, heads: 4, mlp_ratio: 2 },
             model_dim: 256,
-            decoder: DecoderConfig { vit: VitConfig { dim: 256, depth: 4, heads: 4, mlp_ratio: 4 }, head_channels: 32, residual: true, pixel_stem: 0 },
+            decoder: DecoderConfig { vit: VitConfig { dim: 256, depth: 4, heads: 4, mlp_ratio: 4 }, head_channels: 32, residual: true, pixel_stem: 0, head_scale: 1 },
             sffm: SffmConfig { kind: FilterKind::Sffm, routed_experts: 63, shared_experts: 1, top_k: 7, bottleneck: 8, gate_scale: 2.0, balance_alpha: 0.001, memory_slots: 256 },
             text_dim: 768,
             loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0, moving: 0.0, gradient: 0.0 },
@@ -180,6 +194,7 @@ impl SfnConfig {
                 head_channels: 8,
                 residual: true,
                 pixel_stem: 8,
+                head_scale: 1,
             },
             sffm: SffmConfig { kind: FilterKind::Sffm, routed_experts: 15, shared_experts: 1, top_k: 3, bottleneck: 8, gate_scale: 2.0, balance_alpha: 0.001, memory_slots: 256 },
             text_dim: 384,
@@ -196,7 +211,7 @@ impl SfnConfig {
             appearance: VitConfig { dim: 32, depth: 1, heads: 2, mlp_ratio: 2 },
             motion: VitConfig { dim: 16, depth: 1, heads: 2, mlp_ratio: 2 },
             model_dim: 32,
-            decoder: DecoderConfig { vit: VitConfig { dim: 32, depth: 2, heads: 2, mlp_ratio: 2 }, head_channels: 8, residual: true, pixel_stem: 0 },
+            decoder: DecoderConfig { vit: VitConfig { dim: 32, depth: 2, heads: 2, mlp_ratio: 2 }, head_channels: 8, residual: true, pixel_stem: 0, head_scale: 1 },
             sffm: SffmConfig { kind: FilterKind::Sffm, routed_experts: 6, shared_experts: 1, top_k: 2, bottleneck: 4, gate_scale: 2.0, balance_alpha: 0.001, memory_slots: 256 },
             text_dim: 384,
             loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0, moving: 0.0, gradient: 0.0 },
@@ -252,6 +267,10 @@ impl SfnConfig {
         }
         if self.decoder.head_channels == 0 {
             return bad("decoder.head_channels", "must be >= 1".into());
+        }
+        let hs = self.decoder.head_scale;
+        if !matches!(hs, 1 | 2 | 4) || !self.patch.is_multiple_of(hs) {
+            return bad("decoder.head_scale", format!("{hs} must be 1, 2 or 4 and divide the patch {}", self.patch));
         }
         Ok(())
     }

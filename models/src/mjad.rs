@@ -18,7 +18,9 @@ pub struct DecoderLayer {
 /// Frame head: I_hat = Conv1x1(LeakyReLU(Conv3x3(Unpatchify(W [h_patch; e_last])))); with a pixel
 /// stem, I_hat = Conv1x1(LReLU(Conv3x3'(LReLU(Conv3x3([Unpatchify(W [h; e]); Stem(x_pix)]))))), where
 /// Stem = LReLU(Conv3x3(LReLU(Conv3x3(x_pix)))) and x_pix = [I_t, I_t - I_{t-1}]: a function of one
-/// frame pair, so a device computes it once per frame, beside the encoder.
+/// frame pair, so a device computes it once per frame, beside the encoder. With a head scale s > 1
+/// the convolutions run at 1/s resolution: x_pix enters folded (SpaceToDepth_s) and the output is
+/// unfolded (DepthToSpace_s of C s^2 channels).
 #[derive(Clone, Debug)]
 pub struct FrameHead {
     expand: Linear,
@@ -30,20 +32,19 @@ pub struct FrameHead {
     channels: usize,
     grid: (usize, usize),
     patch: usize,
+    scale: usize,
 }
 
 impl FrameHead {
     pub fn new(cfg: &SfnConfig, vb: VarBuilder) -> Result<Self> {
         let p = cfg.patch;
         let hidden = cfg.decoder.head_channels;
+        let scale = cfg.decoder.head_scale;
+        let (pixel_c, out_c) = (2 * cfg.image.channels * scale * scale, cfg.image.channels * scale * scale);
         let same = Conv2dConfig { padding: 1, ..Default::default() };
         let s = cfg.decoder.pixel_stem;
         let stem = if s > 0 {
-            Some((
-                candle_nn::conv2d(2 * cfg.image.channels, s, 3, same, vb.pp("stem0"))?,
-                candle_nn::conv2d(s, s, 3, same, vb.pp("stem1"))?,
-                candle_nn::conv2d(hidden, hidden, 3, same, vb.pp("conv3b"))?,
-            ))
+            Some((candle_nn::conv2d(pixel_c, s, 3, same, vb.pp("stem0"))?, candle_nn::conv2d(s, s, 3, same, vb.pp("stem1"))?, candle_nn::conv2d(hidden, hidden, 3, same, vb.pp("conv3b"))?))
         } else {
             None
         };
@@ -52,14 +53,14 @@ impl FrameHead {
         // last one" instead of adding random noise to every pixel (which took many epochs to unlearn).
         let conv1 = if cfg.decoder.residual {
             let c1 = vb.pp("conv1");
-            let w = c1.get_with_hints((cfg.image.channels, hidden, 1, 1), "weight", candle_nn::Init::Uniform { lo: -1e-3, up: 1e-3 })?;
-            let b = c1.get_with_hints(cfg.image.channels, "bias", candle_nn::Init::Const(0.0))?;
+            let w = c1.get_with_hints((out_c, hidden, 1, 1), "weight", candle_nn::Init::Uniform { lo: -1e-3, up: 1e-3 })?;
+            let b = c1.get_with_hints(out_c, "bias", candle_nn::Init::Const(0.0))?;
             Conv2d::new(w, Some(b), Default::default())
         } else {
-            candle_nn::conv2d(hidden, cfg.image.channels, 1, Default::default(), vb.pp("conv1"))?
+            candle_nn::conv2d(hidden, out_c, 1, Default::default(), vb.pp("conv1"))?
         };
         Ok(Self {
-            expand: candle_nn::linear(cfg.model_dim + cfg.appearance.dim, hidden * p * p, vb.pp("expand"))?,
+            expand: candle_nn::linear(cfg.model_dim + cfg.appearance.dim, hidden * (p / scale) * (p / scale), vb.pp("expand"))?,
             stem,
             conv3,
             conv1,
@@ -67,6 +68,7 @@ impl FrameHead {
             channels: cfg.image.channels,
             grid: cfg.grid(),
             patch: p,
+            scale,
         })
     }
 
@@ -79,21 +81,42 @@ impl FrameHead {
     /// ([`pixel_input`]) -> frame [B, C, H, W].
     pub fn forward(&self, patches: &Tensor, skip: &Tensor, pixels: Option<&Tensor>) -> Result<Tensor> {
         let x = self.expand.forward(&Tensor::cat(&[patches, skip], 2)?)?;
-        let mut x = unpatchify(&x, self.hidden, self.grid.0, self.grid.1, self.patch)?;
+        let mut x = unpatchify(&x, self.hidden, self.grid.0, self.grid.1, self.patch / self.scale)?;
         let lrelu = |t: &Tensor| candle_nn::ops::leaky_relu(t, 0.2);
         if let Some((s0, s1, _)) = &self.stem {
             let Some(px) = pixels else { candle_core::bail!("the frame head's pixel stem needs the last frames") };
-            let st = lrelu(&s1.forward(&lrelu(&s0.forward(px)?)?)?)?;
+            let px = space_to_depth(px, self.scale)?;
+            let st = lrelu(&s1.forward(&lrelu(&s0.forward(&px)?)?)?)?;
             x = Tensor::cat(&[&x, &st], 1)?;
         }
         let mut x = lrelu(&self.conv3.forward(&x)?)?;
         if let Some((_, _, c3b)) = &self.stem {
             x = lrelu(&c3b.forward(&x)?)?;
         }
-        let y = self.conv1.forward(&x)?;
+        let y = depth_to_space(&self.conv1.forward(&x)?, self.scale)?;
         debug_assert_eq!(y.dim(1)?, self.channels);
         Ok(y)
     }
+}
+
+/// SpaceToDepth_s: [B, C, H, W] -> [B, C s^2, H/s, W/s], channel c s^2 + i s + j holding pixel
+/// (s y + i, s x + j) of plane c (the identity for s = 1).
+pub fn space_to_depth(x: &Tensor, s: usize) -> Result<Tensor> {
+    if s == 1 {
+        return Ok(x.clone());
+    }
+    let (b, c, h, w) = x.dims4()?;
+    x.reshape((b, c, h / s, s, w / s, s))?.permute((0, 1, 3, 5, 2, 4))?.reshape((b, c * s * s, h / s, w / s))
+}
+
+/// DepthToSpace_s, the inverse of [`space_to_depth`]: [B, C s^2, H, W] -> [B, C, H s, W s].
+pub fn depth_to_space(x: &Tensor, s: usize) -> Result<Tensor> {
+    if s == 1 {
+        return Ok(x.clone());
+    }
+    let (b, cs, h, w) = x.dims4()?;
+    let c = cs / (s * s);
+    x.reshape((b, c, s, s, h, w))?.permute((0, 1, 4, 2, 5, 3))?.reshape((b, c, h * s, w * s))
 }
 
 /// The pixel stem's input from frames t-1 and t [B, C, H, W]: x_pix = [I_t, I_t - I_{t-1}].

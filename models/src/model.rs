@@ -160,6 +160,42 @@ mod tests {
         every_parameter_gets_a_gradient_with(cfg)
     }
 
+    #[test]
+    fn every_parameter_gets_a_gradient_half_resolution_head() -> Result<()> {
+        let mut cfg = SfnConfig::tiny();
+        cfg.decoder.pixel_stem = 4;
+        cfg.decoder.head_scale = 2;
+        cfg.validate().unwrap();
+        let (m, _) = SfnVad::init(&cfg, &Device::Cpu)?;
+        assert_eq!(m.forward(&window(&cfg, 2, &Device::Cpu)?, None)?.frame.dims(), &[2, 1, 32, 48]);
+        every_parameter_gets_a_gradient_with(cfg)
+    }
+
+    #[test]
+    fn space_to_depth_folds_blocks_into_channels_and_back() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::arange(0f32, 2.0 * 4.0 * 6.0, &dev)?.reshape((1, 2, 4, 6))?;
+        let f = crate::mjad::space_to_depth(&x, 2)?;
+        assert_eq!(f.dims(), &[1, 8, 2, 3]);
+        // Channel c s^2 + i s + j, position (y, x) holds pixel (2y + i, 2x + j) of plane c.
+        let v: Vec<f32> = f.flatten_all()?.to_vec1()?;
+        let at = |c: usize, y: usize, x: usize| v[(c * 2 + y) * 3 + x];
+        assert_eq!(at(4 + 2 + 1, 1, 2), (24 + 3 * 6 + 5) as f32);
+        assert_eq!(at(1, 0, 1), 3.0);
+        let back = crate::mjad::depth_to_space(&f, 2)?;
+        assert_eq!(back.flatten_all()?.to_vec1::<f32>()?, x.flatten_all()?.to_vec1::<f32>()?);
+        Ok(())
+    }
+
+    #[test]
+    fn head_scale_must_divide_the_patch() {
+        let mut cfg = SfnConfig::tiny();
+        cfg.decoder.head_scale = 3;
+        assert!(cfg.validate().unwrap_err().to_string().contains("decoder.head_scale"));
+        cfg.decoder.head_scale = 16;
+        assert!(cfg.validate().unwrap_err().to_string().contains("decoder.head_scale"));
+    }
+
     fn every_parameter_gets_a_gradient_with(cfg: SfnConfig) -> Result<()> {
         let dev = Device::Cpu;
         let (m, vm) = SfnVad::init(&cfg, &dev)?;

@@ -130,7 +130,12 @@ fn variants() -> Vec<(&'static str, SfnConfig)> {
     c.sffm.kind = FilterKind::Memory;
     c.sffm.memory_slots = 32;
     c.decoder.residual = false;
-    vec![("sffm-stem", a), ("mlp-residual", b), ("memory", c)]
+    // D: the stem and head at half resolution (pixels folded into channels and the output unfolded).
+    let mut d = SfnConfig::tiny();
+    d.decoder.residual = false;
+    d.decoder.pixel_stem = 4;
+    d.decoder.head_scale = 2;
+    vec![("sffm-stem", a), ("mlp-residual", b), ("memory", c), ("sffm-stem-half", d)]
 }
 
 #[test]
