@@ -118,6 +118,29 @@ impl Net<'_> {
         self.g.node("Transpose", &[x], vec![attr_ints("perm", perm)])
     }
 
+    /// SpaceToDepth_s of [B, c, h, w] as candle's `space_to_depth` orders it (channel c s^2 + i s + j
+    /// holds pixel (s y + i, s x + j) of plane c); the identity for s = 1.
+    fn space_to_depth(&mut self, x: &str, c: usize, h: usize, w: usize, s: usize) -> String {
+        if s == 1 {
+            return x.to_string();
+        }
+        let (c, h, w, s) = (c as i64, h as i64, w as i64, s as i64);
+        let t = self.reshape(x, &[0, c, h / s, s, w / s, s]);
+        let t = self.transpose(&t, &[0, 1, 3, 5, 2, 4]);
+        self.reshape(&t, &[0, c * s * s, h / s, w / s])
+    }
+
+    /// DepthToSpace_s, the inverse of [`Net::space_to_depth`]: [B, c s^2, h / s, w / s] -> [B, c, h, w].
+    fn depth_to_space(&mut self, x: &str, c: usize, h: usize, w: usize, s: usize) -> String {
+        if s == 1 {
+            return x.to_string();
+        }
+        let (c, h, w, s) = (c as i64, h as i64, w as i64, s as i64);
+        let t = self.reshape(x, &[0, c, s, s, h / s, w / s]);
+        let t = self.transpose(&t, &[0, 1, 4, 2, 5, 3]);
+        self.reshape(&t, &[0, c, h, w])
+    }
+
     fn slice(&mut self, x: &str, axis: i64, start: i64, end: i64) -> String {
         let (s, e, a) = (self.g.ints(&[start]), self.g.ints(&[end]), self.g.ints(&[axis]));
         self.g.node("Slice", &[x, &s, &e, &a], vec![])
@@ -413,7 +436,6 @@ pub fn decoder(cfg: &SfnConfig, w: &Weights, mode: Mode) -> Result<(pb::ModelPro
     let x = net.transpose(&x, &[0, 3, 1, 4, 2, 5]);
     let mut x = net.reshape(&x, &[0, hid as i64, (gh * p) as i64, (gw * p) as i64]);
     let c = i.channels;
-    let (hh, hw, s64) = ((i.height / s) as i64, (i.width / s) as i64, s as i64);
     // conv(name, input, out, in) -> LeakyReLU(Conv3x3), padding 1.
     let conv3 = |net: &mut Net, name: &str, x: &str, co: usize, ci: usize| -> Result<String, ExportError> {
         let wt = w.get(&format!("decoder.frame_head.{name}.weight"), &[co, ci, 3, 3])?;
@@ -424,13 +446,8 @@ pub fn decoder(cfg: &SfnConfig, w: &Weights, mode: Mode) -> Result<(pb::ModelPro
     if let Some(prev) = &prev {
         // x_pix = [I_t, I_t - I_{t-1}] -> two 3x3 convolutions, concatenated with the token features.
         let diff = net.g.node("Sub", &[&last, prev], vec![]);
-        let mut px = net.g.node("Concat", &[&last, &diff], vec![attr_i("axis", 1)]);
-        if s > 1 {
-            // SpaceToDepth_s: channel c s^2 + i s + j holds pixel (s y + i, s x + j) of plane c.
-            let t = net.reshape(&px, &[0, 2 * c as i64, hh, s64, hw, s64]);
-            let t = net.transpose(&t, &[0, 1, 3, 5, 2, 4]);
-            px = net.reshape(&t, &[0, (2 * c * s * s) as i64, hh, hw]);
-        }
+        let px = net.g.node("Concat", &[&last, &diff], vec![attr_i("axis", 1)]);
+        let px = net.space_to_depth(&px, 2 * c, i.height, i.width, s);
         let st = conv3(&mut net, "stem0", &px, stem_c, 2 * c * s * s)?;
         let st = conv3(&mut net, "stem1", &st, stem_c, stem_c)?;
         x = net.g.node("Concat", &[&x, &st], vec![attr_i("axis", 1)]);
@@ -442,13 +459,8 @@ pub fn decoder(cfg: &SfnConfig, w: &Weights, mode: Mode) -> Result<(pb::ModelPro
     let co = c * s * s;
     let c1w = w.get("decoder.frame_head.conv1.weight", &[co, hid, 1, 1])?;
     let c1b = w.get("decoder.frame_head.conv1.bias", &[co])?;
-    let mut frame = net.g.conv("decoder.frame_head.conv1", &x, &c1w, [co, hid, 1, 1], Some(&c1b), 0);
-    if s > 1 {
-        // DepthToSpace_s, the inverse of the fold above.
-        let t = net.reshape(&frame, &[0, c as i64, s64, s64, hh, hw]);
-        let t = net.transpose(&t, &[0, 1, 4, 2, 5, 3]);
-        frame = net.reshape(&t, &[0, c as i64, i.height as i64, i.width as i64]);
-    }
+    let frame = net.g.conv("decoder.frame_head.conv1", &x, &c1w, [co, hid, 1, 1], Some(&c1b), 0);
+    let mut frame = net.depth_to_space(&frame, c, i.height, i.width, s);
     if cfg.decoder.residual {
         frame = net.g.node("Add", &[&frame, &last], vec![]);
     }
