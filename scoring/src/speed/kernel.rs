@@ -5,6 +5,8 @@ use super::MAX_SPEED_BLOCK;
 use super::MAX_SPEED_RADIUS;
 use crate::{check_frame_pair, ScoringError};
 
+mod lanes;
+
 /// v(y, x) = |(dy, dx)| of the shift that best matches the block around (y, x) of `next` in `last`:
 /// argmin over |dy|, |dx| <= r of sum over the block B(y, x) and the channels of
 /// (next(y', x') - last(clamp(y' + dy), clamp(x' + dx)))^2, each term in f32 rounded down to a multiple
@@ -123,6 +125,11 @@ unsafe fn speed_map_avx512(last: &[f32], next: &[f32], channels: usize, height: 
 #[allow(clippy::too_many_arguments)]
 fn speed_map_kernel<const AVX2: bool>(last: &[f32], next: &[f32], channels: usize, height: usize, width: usize, radius: usize, block: usize, margin: f32, shifts: &[(isize, isize)]) -> Vec<f32> {
     match packed_bits(channels, height, width, block, shifts.len()) {
+        Some(bits) if lanes::applies(channels, width, radius, block) => {
+            let (keys, zero) = lanes::best_keys::<AVX2>(last, next, height, width, block, shifts, bits, &spans(height, block), margin > 0.0);
+            let (best, best_shift) = unpack(&keys, bits);
+            finish(&best, &best_shift, &zero, shifts, margin)
+        }
         Some(bits) => speed_map_body::<AVX2, true>(last, next, channels, height, width, radius, block, margin, shifts, bits),
         None => speed_map_body::<AVX2, false>(last, next, channels, height, width, radius, block, margin, shifts, 0),
     }
@@ -170,13 +177,7 @@ fn speed_map_body<const AVX2: bool, const PACKED: bool>(
             dst[radius + width..].fill(src[width - 1]);
         }
     }
-    // Block extent of each row / column, clipped to the frame.
-    let span = |i: usize, n: usize| -> (usize, usize) {
-        let lo = i.saturating_sub(block / 2);
-        (lo, (lo + block).min(n))
-    };
-    let rows: Vec<(usize, usize)> = (0..height).map(|y| span(y, height)).collect();
-    let cols: Vec<(usize, usize)> = (0..width).map(|x| span(x, width)).collect();
+    let (rows, cols) = (spans(height, block), spans(width, block));
     // d * d is at least 0 and, clipped at 4 (NaN clips to 4 too), at most 2^18 after scaling: always
     // representable, so the conversion needs no saturation (the definition's `as` cast gives the same).
     #[inline(always)]
@@ -271,17 +272,37 @@ fn speed_map_body<const AVX2: bool, const PACKED: bool>(
         }
     }
     if PACKED {
-        // Sums below 2^(32 - bits) <= 2^31 (see above): they fit an i32.
-        let mask = (1u32 << bits) - 1;
-        best = keys.iter().map(|&k| (k >> bits) as i32).collect();
-        best_shift = keys.iter().map(|&k| k & mask).collect();
+        (best, best_shift) = unpack(&keys, bits);
     }
+    finish(&best, &best_shift, &zero, shifts, margin)
+}
+
+/// The block extent of each row (or column) of a frame `n` long, clipped to the frame.
+fn spans(n: usize, block: usize) -> Vec<(usize, usize)> {
+    (0..n)
+        .map(|i| {
+            let lo = i.saturating_sub(block / 2);
+            (lo, (lo + block).min(n))
+        })
+        .collect()
+}
+
+/// Packed keys (block sum * 2^bits + shift index) split into the best sums and their shifts' indices.
+fn unpack(keys: &[u32], bits: u32) -> (Vec<i32>, Vec<u32>) {
+    // Sums below 2^(32 - bits) <= 2^31 (see `packed_bits`): they fit an i32.
+    let mask = (1u32 << bits) - 1;
+    (keys.iter().map(|&k| (k >> bits) as i32).collect(), keys.iter().map(|&k| k & mask).collect())
+}
+
+/// The map from each pixel's best sum, its shift's index and (with a margin) the zero shift's sum:
+/// the shift's length, or 0 where the best does not beat the zero shift by the margin.
+fn finish(best: &[i32], best_shift: &[u32], zero: &[i32], shifts: &[(isize, isize)], margin: f32) -> Vec<f32> {
     let lens: Vec<f32> = shifts.iter().map(|&(dy, dx)| ((dy * dy + dx * dx) as f32).sqrt()).collect();
     if margin > 0.0 {
         let keep = 1.0 - f64::from(margin);
-        return best.iter().zip(&zero).zip(&best_shift).map(|((&b, &z), &s)| if f64::from(b) <= keep * f64::from(z) { lens[s as usize] } else { 0.0 }).collect();
+        return best.iter().zip(zero).zip(best_shift).map(|((&b, &z), &s)| if f64::from(b) <= keep * f64::from(z) { lens[s as usize] } else { 0.0 }).collect();
     }
-    best_shift.into_iter().map(|s| lens[s as usize]).collect()
+    best_shift.iter().map(|&s| lens[s as usize]).collect()
 }
 
 /// out[x] = row[0] + ... + row[x] in wrapping arithmetic; returns the total.
