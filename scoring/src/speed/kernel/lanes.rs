@@ -21,6 +21,30 @@ const N_DY: usize = 2 * R + 1;
 type V = [i32; LANES];
 type K = [u32; LANES];
 
+/// Storage for vectors on 32-byte boundaries: a vector load or store then never straddles two cache
+/// lines.
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct Aligned([i32; LANES]);
+
+/// `n` zero vectors on 32-byte boundaries.
+fn aligned(n: usize) -> Vec<Aligned> {
+    vec![Aligned([0; LANES]); n]
+}
+
+/// The vectors of `v` (the same size; the alignment only grows).
+fn lanes_of(v: &mut [Aligned]) -> &mut [V] {
+    // SAFETY: Aligned is a repr(C) wrapper of V with a larger alignment.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut V, v.len()) }
+}
+
+/// The vectors of `v` as unsigned keys.
+fn keys_of(v: &mut [Aligned]) -> &mut [K] {
+    // SAFETY: as `lanes_of`; u32 and i32 have the same size and alignment, and every bit pattern is
+    // valid for both.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut K, v.len()) }
+}
+
 /// Whether this layout takes the case: one channel, radius 3 and frames at least a block wide.
 pub(super) fn applies(channels: usize, width: usize, radius: usize, block: usize) -> bool {
     channels == 1 && radius == R && width >= block
@@ -108,12 +132,13 @@ fn best_keys_q<const AVX2: bool, const NARROW: bool>(
     // see `index`).
     let (pad_h, pad_w) = (height + 2 * R, width + LANES - 1);
     let mut padded = vec![0f32; pad_h * pad_w];
-    for py in 0..pad_h {
+    for (py, dst) in padded.chunks_exact_mut(pad_w).enumerate() {
         let src = &last[py.saturating_sub(R).min(height - 1) * width..][..width];
-        let dst = &mut padded[py * pad_w..(py + 1) * pad_w];
-        for (px, d) in dst.iter_mut().enumerate() {
-            *d = src[px.saturating_sub(R).min(width - 1)] * scale;
+        dst[..R].fill(src[0] * scale);
+        for (d, &v) in dst[R..R + width].iter_mut().zip(src) {
+            *d = v * scale;
         }
+        dst[R + width..].fill(src[width - 1] * scale);
     }
     let scaled: Vec<f32>;
     let next = if NARROW {
@@ -135,12 +160,11 @@ fn best_keys_q<const AVX2: bool, const NARROW: bool>(
         })
         .collect();
     let ring_rows = block.min(height);
-    // Per dy: the running column sums (one vector a column) and the ring of the window's rows of
-    // terms (every slot is written before it is read).
-    let mut colsum = vec![[0i32; LANES]; N_DY * width];
-    let mut ring = vec![[0i32; LANES]; N_DY * ring_rows * width];
-    let mut row_keys = vec![[0u32; LANES]; width];
-    let mut sums = vec![[0i32; LANES]; width];
+    // Per column and dy: the running column sums, and the ring of the window's rows of terms (every
+    // slot is written before it is read); the dy of a column side by side, so that one pointer
+    // serves all dy.
+    let (mut colsum, mut ring, mut row_keys, mut sums) = (aligned(N_DY * width), aligned(N_DY * ring_rows * width), aligned(width), aligned(width));
+    let (colsum, ring, row_keys, sums) = (lanes_of(&mut colsum), lanes_of(&mut ring), keys_of(&mut row_keys), lanes_of(&mut sums));
     let mut keys = vec![0u32; height * width];
     let mut zero = if margin_needed { vec![0i32; height * width] } else { Vec::new() };
     // Terms of row r against last's row r + dy are padded row r + k, k = dy + R.
@@ -170,11 +194,11 @@ fn best_keys_q<const AVX2: bool, const NARROW: bool>(
             }
             let last = (y0 - lo, y1 - hi) == (usize::from(leave), usize::from(enter));
             let pass = FusedRow {
-                colsum: &mut colsum,
-                ring: &mut ring,
+                colsum: &mut *colsum,
+                ring: &mut *ring,
                 ring_rows,
-                leave_slot: (lo % ring_rows) * width,
-                enter_slot: (hi % ring_rows) * width,
+                leave_slot: (lo % ring_rows) * width * N_DY,
+                enter_slot: (hi % ring_rows) * width * N_DY,
                 nrow: &next[hi.min(height - 1) * width..][..width],
                 lrows: lrows(hi.min(height - 1)),
                 index: &index,
@@ -185,12 +209,12 @@ fn best_keys_q<const AVX2: bool, const NARROW: bool>(
                 row_keys.fill([u32::MAX; LANES]);
             }
             match (leave, enter, last) {
-                (true, true, true) => pass.run::<AVX2, NARROW, true, true, true>(&mut row_keys, &mut sums),
-                (false, true, true) => pass.run::<AVX2, NARROW, false, true, true>(&mut row_keys, &mut sums),
-                (true, false, true) => pass.run::<AVX2, NARROW, true, false, true>(&mut row_keys, &mut sums),
-                (true, true, false) => pass.run::<AVX2, NARROW, true, true, false>(&mut row_keys, &mut sums),
-                (false, true, false) => pass.run::<AVX2, NARROW, false, true, false>(&mut row_keys, &mut sums),
-                _ => pass.run::<AVX2, NARROW, true, false, false>(&mut row_keys, &mut sums),
+                (true, true, true) => pass.run::<AVX2, NARROW, true, true, true>(row_keys, sums),
+                (false, true, true) => pass.run::<AVX2, NARROW, false, true, true>(row_keys, sums),
+                (true, false, true) => pass.run::<AVX2, NARROW, true, false, true>(row_keys, sums),
+                (true, true, false) => pass.run::<AVX2, NARROW, true, true, false>(row_keys, sums),
+                (false, true, false) => pass.run::<AVX2, NARROW, false, true, false>(row_keys, sums),
+                _ => pass.run::<AVX2, NARROW, true, false, false>(row_keys, sums),
             }
             lo += usize::from(leave);
             hi += usize::from(enter);
@@ -198,12 +222,14 @@ fn best_keys_q<const AVX2: bool, const NARROW: bool>(
                 break;
             }
         }
-        for (out, kx) in keys[here.clone()].iter_mut().zip(&row_keys) {
-            *out = kx.iter().copied().fold(u32::MAX, u32::min);
+        // The last lane (dx = 4, outside the radius) never counts.
+        for (out, kx) in keys[here.clone()].iter_mut().zip(row_keys.iter()) {
+            *out = kx[..N_DY].iter().copied().fold(u32::MAX, u32::min);
         }
         if margin_needed {
-            for (z, s) in zero[here].iter_mut().zip(&sums) {
-                *z = s[R];
+            // The zero shift's index is 0: its key is its sum * 2^bits.
+            for (z, s) in zero[here].iter_mut().zip(sums.iter()) {
+                *z = (s[R] as u32 >> bits) as i32;
             }
         }
     }
@@ -223,12 +249,12 @@ fn term<const NARROW: bool>(n: f32, l: f32) -> i32 {
 /// The last window update of a row for every dy (a row leaving, entering, or both in the same ring
 /// slot), fused with the row's block sums and keys: one pass over the columns with the dy inside.
 struct FusedRow<'a> {
-    /// Column sums, dy by dy: colsum[k * width + x].
+    /// Column sums, the dy of a column side by side: colsum[x * N_DY + k].
     colsum: &'a mut [V],
-    /// The windows' rows of terms, dy by dy: ring[k * ring_rows * width + slot + x].
+    /// The windows' rows of terms: ring[slot + x * N_DY + k].
     ring: &'a mut [V],
     ring_rows: usize,
-    /// Offsets in one dy's ring of the leaving and of the entering row (where they do).
+    /// Offsets in the ring of the leaving and of the entering row (where they do).
     leave_slot: usize,
     enter_slot: usize,
     /// The entering row of `next` (where one enters).
@@ -247,13 +273,13 @@ impl FusedRow<'_> {
     #[inline(always)]
     fn run<const AVX2: bool, const NARROW: bool, const LEAVE: bool, const ENTER: bool, const KEYS: bool>(mut self, row_keys: &mut [K], sums: &mut [V]) {
         let (width, block) = (self.nrow.len(), self.block);
-        let slots = self.ring_rows * width;
+        let slots = self.ring_rows * width * N_DY;
         assert!(
             (1..=width).contains(&block)
                 && self.colsum.len() == N_DY * width
-                && self.ring.len() == N_DY * slots
-                && self.leave_slot + width <= slots
-                && self.enter_slot + width <= slots
+                && self.ring.len() == slots
+                && self.leave_slot + width * N_DY <= slots
+                && self.enter_slot + width * N_DY <= slots
                 && self.lrows.iter().all(|l| l.len() >= width + LANES - 1)
                 && self.index.len() == N_DY
                 && row_keys.len() == width
@@ -281,9 +307,9 @@ impl FusedRow<'_> {
         }
         for x in half + starts..width {
             for k in 0..N_DY {
-                let sum = self.colsum[k * width + x - half..(k + 1) * width].iter().fold([0i32; LANES], |a, &c| add(a, c));
+                let sum = (x - half..width).fold([0i32; LANES], |a, c| add(a, self.colsum[c * N_DY + k]));
                 for j in 0..LANES {
-                    row_keys[x][j] = row_keys[x][j].min(((sum[j] as u32) << self.bits) | self.index[k][j]);
+                    row_keys[x][j] = row_keys[x][j].min((sum[j] as u32).wrapping_add(self.index[k][j]));
                 }
                 if k == R {
                     sums[x] = sum;
@@ -304,27 +330,27 @@ impl FusedRow<'_> {
         let half = block / 2;
         let colsum = self.colsum.as_mut_ptr();
         let ring = self.ring.as_mut_ptr();
-        let slots = self.ring_rows * width;
         let lrows: [*const f32; N_DY] = std::array::from_fn(|k| self.lrows[k].as_ptr());
-        // SAFETY: `index` holds N_DY vectors; i < width; colsum holds N_DY rows of width vectors,
-        // ring N_DY rings of `slots` with both slot rows inside, lrows[k] at least width + LANES - 1
+        // SAFETY: `index` holds N_DY vectors; i < width; colsum holds width * N_DY vectors, ring
+        // ring_rows slot rows of as many, both slots inside, lrows[k] at least width + LANES - 1
         // values; the key's pixel i + 1 - block + half < width since half < block.
         unsafe {
-            let index: [O::I; N_DY] = std::array::from_fn(|k| O::load(&self.index[k] as *const K as *const V));
-            let mut b = [O::zero(); N_DY];
+            // The running block sums start at the shifts' indices: the terms are scaled by 2^bits, so
+            // b is the key, sum * 2^bits + index, in every lane but the last (masked by the caller).
+            let mut b: [O::I; N_DY] = std::array::from_fn(|k| O::load(&self.index[k] as *const K as *const V));
             for i in 0..width {
                 let n = *self.nrow.get_unchecked(i);
                 let mut kmin = O::ones();
                 for k in 0..N_DY {
-                    let cp = colsum.add(k * width + i);
+                    let cp = colsum.add(i * N_DY + k);
                     let mut c = O::load(cp);
                     if LEAVE {
-                        c = O::sub(c, O::load(ring.add(k * slots + self.leave_slot + i)));
+                        c = O::sub(c, O::load(ring.add(self.leave_slot + i * N_DY + k)));
                     }
                     if ENTER {
-                        let q = O::term::<NARROW>(n, lrows[k].add(i));
+                        let q = O::term::<NARROW>(n, lrows[k].add(i), self.bits);
                         c = O::add(c, q);
-                        O::store(ring.add(k * slots + self.enter_slot + i), q);
+                        O::store(ring.add(self.enter_slot + i * N_DY + k), q);
                     }
                     O::store(cp, c);
                     if !KEYS {
@@ -332,10 +358,10 @@ impl FusedRow<'_> {
                     }
                     b[k] = O::add(b[k], c);
                     if i >= block {
-                        b[k] = O::sub(b[k], O::load(colsum.add(k * width + i - block)));
+                        b[k] = O::sub(b[k], O::load(colsum.add((i - block) * N_DY + k)));
                     }
                     if i + 1 >= block {
-                        kmin = O::min_u(kmin, O::key(b[k], self.bits, index[k]));
+                        kmin = O::min_u(kmin, b[k]);
                     }
                 }
                 if KEYS && i + 1 >= block {
@@ -351,17 +377,14 @@ impl FusedRow<'_> {
 /// The vector operations of [`FusedRow::pass`] on eight 32-bit lanes, for one build.
 trait Ops {
     type I: Copy;
-    /// The eight terms of next value `n` against l[0..8] (see [`term`]).
-    unsafe fn term<const NARROW: bool>(n: f32, l: *const f32) -> Self::I;
+    /// The eight terms of next value `n` against l[0..8] (see [`term`]), times 2^bits.
+    unsafe fn term<const NARROW: bool>(n: f32, l: *const f32, bits: u32) -> Self::I;
     unsafe fn load(p: *const V) -> Self::I;
     unsafe fn store(p: *mut V, v: Self::I);
     unsafe fn add(a: Self::I, b: Self::I) -> Self::I;
     unsafe fn sub(a: Self::I, b: Self::I) -> Self::I;
-    unsafe fn zero() -> Self::I;
     /// All bits set.
     unsafe fn ones() -> Self::I;
-    /// (sum << bits) | index.
-    unsafe fn key(sum: Self::I, bits: u32, index: Self::I) -> Self::I;
     /// The lane-wise unsigned minimum.
     unsafe fn min_u(a: Self::I, b: Self::I) -> Self::I;
 }
@@ -372,11 +395,11 @@ struct Portable;
 impl Ops for Portable {
     type I = V;
     #[inline(always)]
-    unsafe fn term<const NARROW: bool>(n: f32, l: *const f32) -> V {
+    unsafe fn term<const NARROW: bool>(n: f32, l: *const f32, bits: u32) -> V {
         let mut q = [0i32; LANES];
         for (j, q) in q.iter_mut().enumerate() {
             // SAFETY: the caller passes LANES readable values.
-            *q = term::<NARROW>(n, unsafe { *l.add(j) });
+            *q = term::<NARROW>(n, unsafe { *l.add(j) }) << bits;
         }
         q
     }
@@ -397,20 +420,8 @@ impl Ops for Portable {
         sub(a, b)
     }
     #[inline(always)]
-    unsafe fn zero() -> V {
-        [0; LANES]
-    }
-    #[inline(always)]
     unsafe fn ones() -> V {
         [-1; LANES]
-    }
-    #[inline(always)]
-    unsafe fn key(sum: V, bits: u32, index: V) -> V {
-        let mut k = [0i32; LANES];
-        for j in 0..LANES {
-            k[j] = (sum[j] << bits) | index[j];
-        }
-        k
     }
     #[inline(always)]
     unsafe fn min_u(a: V, b: V) -> V {
@@ -430,7 +441,7 @@ struct Avx2;
 impl Ops for Avx2 {
     type I = std::arch::x86_64::__m256i;
     #[inline(always)]
-    unsafe fn term<const NARROW: bool>(n: f32, l: *const f32) -> Self::I {
+    unsafe fn term<const NARROW: bool>(n: f32, l: *const f32, bits: u32) -> Self::I {
         use std::arch::x86_64::*;
         // SAFETY: the caller passes LANES readable values and runs where the CPU has AVX2.
         unsafe {
@@ -441,7 +452,7 @@ impl Ops for Avx2 {
                 // f32::min does.
                 q = _mm256_mul_ps(_mm256_min_ps(q, _mm256_set1_ps(4.0)), _mm256_set1_ps(65536.0));
             }
-            _mm256_cvttps_epi32(q)
+            _mm256_sll_epi32(_mm256_cvttps_epi32(q), _mm_cvtsi32_si128(bits as i32))
         }
     }
     #[inline(always)]
@@ -461,17 +472,8 @@ impl Ops for Avx2 {
         unsafe { std::arch::x86_64::_mm256_sub_epi32(a, b) }
     }
     #[inline(always)]
-    unsafe fn zero() -> Self::I {
-        unsafe { std::arch::x86_64::_mm256_setzero_si256() }
-    }
-    #[inline(always)]
     unsafe fn ones() -> Self::I {
         unsafe { std::arch::x86_64::_mm256_set1_epi32(-1) }
-    }
-    #[inline(always)]
-    unsafe fn key(sum: Self::I, bits: u32, index: Self::I) -> Self::I {
-        use std::arch::x86_64::*;
-        unsafe { _mm256_or_si256(_mm256_sll_epi32(sum, _mm_cvtsi32_si128(bits as i32)), index) }
     }
     #[inline(always)]
     unsafe fn min_u(a: Self::I, b: Self::I) -> Self::I {
