@@ -102,14 +102,32 @@ fn fast_path_equals_the_definition() {
     // Frames narrower than a block, odd and even blocks, block 1, two and three channels, the
     // product's geometry (128x192, radius 3, block 12); all but the last pack a block sum and its
     // shift into one key, the last (large three-channel blocks) keeps them side by side.
-    let cases = [(1, 20, 30, 3, 12), (1, 9, 7, 2, 8), (2, 12, 17, 1, 5), (1, 15, 16, 2, 1), (1, 6, 40, 4, 6), (3, 14, 21, 2, 7), (1, 128, 192, 3, 12), (3, 30, 34, 2, 24)];
+    // Radius 3 with one channel and frames at least a block wide takes the lanes layout: there also a
+    // frame exactly a block wide, one lower than a block, block 1 and an odd block.
+    let cases = [
+        (1, 20, 30, 3, 12),
+        (1, 9, 7, 2, 8),
+        (2, 12, 17, 1, 5),
+        (1, 15, 16, 2, 1),
+        (1, 6, 40, 4, 6),
+        (3, 14, 21, 2, 7),
+        (1, 12, 12, 3, 12),
+        (1, 8, 20, 3, 12),
+        (1, 17, 23, 3, 1),
+        (1, 19, 26, 3, 7),
+        (1, 128, 192, 3, 12),
+        (3, 30, 34, 2, 24),
+    ];
     let packs = |&(c, h, w, r, b): &(usize, usize, usize, usize, usize)| packed_bits(c, h, w, b, (2 * r + 1) * (2 * r + 1)).is_some();
     assert_eq!(cases.iter().filter(|case| !packs(case)).count(), 1);
     assert_eq!(packed_bits(1, 128, 192, 12, 49), Some(6));
     let mut zeroed = 0;
-    for (c, h, w, r, b) in cases {
-        let last: Vec<f32> = (0..c * h * w).map(|_| noise()).collect();
-        let next: Vec<f32> = last.iter().enumerate().map(|(i, v)| 0.5 * (v + last[(i + 3) % last.len()]) + 0.1 * noise()).collect();
+    for (case, (c, h, w, r, b)) in cases.into_iter().enumerate() {
+        // Every other case spans more than 2 (squared differences above the clip at 4): the lanes
+        // layout's exact quantisation, not its shortcut for frames of a narrow range.
+        let span = if case % 2 == 0 { 1.0 } else { 6.0 };
+        let last: Vec<f32> = (0..c * h * w).map(|_| span * noise()).collect();
+        let next: Vec<f32> = last.iter().enumerate().map(|(i, v)| 0.5 * (v + last[(i + 3) % last.len()]) + 0.1 * span * noise()).collect();
         for m in [0.0, 0.1, 0.3] {
             if h == 128 && m == 0.3 {
                 continue; // the direct definition is slow at this size: two margins suffice
@@ -139,10 +157,11 @@ fn extreme_values_match_the_definition() {
     let specials = [0.0, 1.0, -1.0, 1e30, -1e30, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 0.5, 1e-20];
     let last: Vec<f32> = (0..h * w).map(|i| specials[i % specials.len()]).collect();
     let next: Vec<f32> = (0..h * w).map(|i| specials[(i * 7 + 3) % specials.len()]).collect();
-    for m in [0.0, 0.2] {
-        let naive = speed_naive(&last, &next, 1, h, w, 2, 5, m);
-        for (kernel, fast) in every_kernel(&last, &next, 1, h, w, 2, 5, m) {
-            assert!(fast == naive, "{kernel:?}: margin {m}");
+    // Radius 2 runs the general layout, radius 3 the lanes layout.
+    for (r, m) in [(2, 0.0), (2, 0.2), (3, 0.0), (3, 0.2)] {
+        let naive = speed_naive(&last, &next, 1, h, w, r, 5, m);
+        for (kernel, fast) in every_kernel(&last, &next, 1, h, w, r, 5, m) {
+            assert!(fast == naive, "{kernel:?}: radius {r}, margin {m}");
         }
     }
 }
