@@ -109,7 +109,9 @@ unsafe fn speed_map_avx512(last: &[f32], next: &[f32], channels: usize, height: 
     speed_map_kernel::<true>(last, next, channels, height, width, radius, block, margin, shifts)
 }
 
-/// The body of [`speed_map`] (arguments already checked), one shift at a time over the whole frame.
+/// The body of [`speed_map`] (arguments already checked): for one channel, radius 3 and frames at
+/// least a block wide (the product's case) the shifts dx of a pixel in the lanes ([`lanes`]); otherwise
+/// one shift at a time over the whole frame, as below.
 ///
 /// Block sums are compared across shifts, so they are computed exactly: each squared difference is
 /// rounded down to a multiple of 2^-16 (at most 4, i.e. 2^18 units; pixels one 8-bit level apart differ

@@ -1,13 +1,13 @@
-//! The speed map's kernel with the horizontal shifts in the lanes: for one-channel frames, a search
-//! radius of at most 3 and packed keys (the product's 128x192, radius 3, 12x12 blocks).
+//! The speed map's kernel with the horizontal shifts in the lanes: for one-channel frames at least a
+//! block wide, radius 3 and packed keys (the product's 128x192, radius 3, 12x12 blocks).
 //!
 //! Why a second layout: with eight neighbouring pixels in the lanes (the general kernel), each row's
 //! horizontal block sums need an in-register prefix scan, about half of that kernel's vector work.
-//! Here one vector holds the 2r + 1 <= 7 shifts dx of one pixel and one dy: the quantised difference is
-//! next(y, x) broadcast less eight neighbouring values of `last`, the running sums down the columns and
-//! along the row are plain lane-wise additions, and the best key is a lane-wise minimum; the eight
-//! lanes of a pixel are reduced to one key once per row, after all dy. Per pixel and dy that is about
-//! ten vector operations for seven shifts, against about twenty for eight in the general layout.
+//! Here one vector holds the 7 shifts dx of one pixel and one dy: the quantised difference is next(y,
+//! x) broadcast less eight neighbouring values of `last`, the running sums down the columns and along
+//! the row are plain lane-wise additions, and the best key is a lane-wise minimum; the lanes of a
+//! pixel are reduced to one key once per row, after all dy. Per pixel and dy that is about ten vector
+//! operations for seven shifts, against about twenty for eight in the general layout.
 //!
 //! The same definition, the same exact integer sums and the same keys (block sum * 2^bits + shift
 //! index), so the map is bit for bit the general kernel's.
@@ -85,7 +85,7 @@ fn narrow(last: &[f32], next: &[f32]) -> bool {
 
 /// The best key of every pixel (block sum * 2^bits + the index of its shift in `shifts`, smallest
 /// wins) and, where `margin_needed`, the block sum of the zero shift. `shifts` are the 49 shifts of
-/// radius 3 in the definition's order; `rows` and `cols` the clipped block extents.
+/// radius 3 in the definition's order; `rows` the clipped block extents of the rows.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) fn best_keys<const AVX2: bool>(
