@@ -128,7 +128,8 @@ unsafe fn speed_map_avx512(last: &[f32], next: &[f32], channels: usize, height: 
 fn speed_map_kernel<const AVX2: bool>(last: &[f32], next: &[f32], channels: usize, height: usize, width: usize, radius: usize, block: usize, margin: f32, shifts: &[(isize, isize)]) -> Vec<f32> {
     match packed_bits(channels, height, width, block, shifts.len()) {
         Some(bits) if lanes::applies(channels, width, radius, block) => {
-            let (keys, zero) = lanes::best_keys::<AVX2>(last, next, height, width, block, shifts, bits, &spans(height, block), margin > 0.0);
+            let rows = spans(height, block);
+            let (keys, zero) = lanes::best_keys::<AVX2>(lanes::Job { last, next, height, width, block, shifts, bits, rows: &rows, margin_needed: margin > 0.0 });
             let (best, best_shift) = unpack(&keys, bits);
             finish(&best, &best_shift, &zero, shifts, margin)
         }

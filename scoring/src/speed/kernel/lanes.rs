@@ -83,26 +83,32 @@ fn narrow(last: &[f32], next: &[f32]) -> bool {
     finite.iter().all(|&f| f) && lo >= -bound && hi <= bound && f64::from(hi) - f64::from(lo) <= 2.0
 }
 
+/// One speed map's inputs, already checked by [`super::speed_map_with`].
+#[derive(Clone, Copy)]
+pub(super) struct Job<'a> {
+    pub last: &'a [f32],
+    pub next: &'a [f32],
+    pub height: usize,
+    pub width: usize,
+    pub block: usize,
+    /// The 49 shifts of radius 3 in the definition's order.
+    pub shifts: &'a [(isize, isize)],
+    /// The low bits of a key that hold the shift's index.
+    pub bits: u32,
+    /// The clipped block extents of the rows.
+    pub rows: &'a [(usize, usize)],
+    /// Whether the zero shift's block sums are wanted (for the margin).
+    pub margin_needed: bool,
+}
+
 /// The best key of every pixel (block sum * 2^bits + the index of its shift in `shifts`, smallest
-/// wins) and, where `margin_needed`, the block sum of the zero shift. `shifts` are the 49 shifts of
-/// radius 3 in the definition's order; `rows` the clipped block extents of the rows.
-#[allow(clippy::too_many_arguments)]
+/// wins) and, where `margin_needed`, the block sum of the zero shift.
 #[inline(always)]
-pub(super) fn best_keys<const AVX2: bool>(
-    last: &[f32],
-    next: &[f32],
-    height: usize,
-    width: usize,
-    block: usize,
-    shifts: &[(isize, isize)],
-    bits: u32,
-    rows: &[(usize, usize)],
-    margin_needed: bool,
-) -> (Vec<u32>, Vec<i32>) {
-    if narrow(last, next) {
-        best_keys_q::<AVX2, true>(last, next, height, width, block, shifts, bits, rows, margin_needed)
+pub(super) fn best_keys<const AVX2: bool>(job: Job) -> (Vec<u32>, Vec<i32>) {
+    if narrow(job.last, job.next) {
+        best_keys_q::<AVX2, true>(job)
     } else {
-        best_keys_q::<AVX2, false>(last, next, height, width, block, shifts, bits, rows, margin_needed)
+        best_keys_q::<AVX2, false>(job)
     }
 }
 
@@ -113,19 +119,9 @@ pub(super) fn best_keys<const AVX2: bool>(
 /// Row by row: the rows leaving and entering each dy's window of rows update its column sums (the
 /// window's rows of terms live in a ring); the last of a row's updates is fused with the block sums
 /// along the row and the keys ([`FusedRow`]); rows whose window did not move copy the row above.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn best_keys_q<const AVX2: bool, const NARROW: bool>(
-    last: &[f32],
-    next: &[f32],
-    height: usize,
-    width: usize,
-    block: usize,
-    shifts: &[(isize, isize)],
-    bits: u32,
-    rows: &[(usize, usize)],
-    margin_needed: bool,
-) -> (Vec<u32>, Vec<i32>) {
+fn best_keys_q<const AVX2: bool, const NARROW: bool>(job: Job) -> (Vec<u32>, Vec<i32>) {
+    let Job { last, next, height, width, block, shifts, bits, rows, margin_needed } = job;
     let scale = if NARROW { 256.0 } else { 1.0 };
     // `last` padded by replicating its border: R rows above and below, R columns left and LANES - 1 - R
     // right, so lane j of column x reads the shift dx = j - R (the last lane is read but never wins,

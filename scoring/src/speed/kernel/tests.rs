@@ -101,23 +101,13 @@ fn fast_path_equals_the_definition() {
     };
     // Frames narrower than a block, odd and even blocks, block 1, two and three channels, the
     // product's geometry (128x192, radius 3, block 12); all but the last pack a block sum and its
-    // shift into one key, the last (large three-channel blocks) keeps them side by side.
-    // Radius 3 with one channel and frames at least a block wide takes the lanes layout: there also a
-    // frame exactly a block wide, one lower than a block, block 1 and an odd block.
-    let cases = [
-        (1, 20, 30, 3, 12),
-        (1, 9, 7, 2, 8),
-        (2, 12, 17, 1, 5),
-        (1, 15, 16, 2, 1),
-        (1, 6, 40, 4, 6),
-        (3, 14, 21, 2, 7),
-        (1, 12, 12, 3, 12),
-        (1, 8, 20, 3, 12),
-        (1, 17, 23, 3, 1),
-        (1, 19, 26, 3, 7),
-        (1, 128, 192, 3, 12),
-        (3, 30, 34, 2, 24),
-    ];
+    // shift into one key, the last (large three-channel blocks) keeps them side by side. Radius 3 with
+    // one channel and frames at least a block wide takes the lanes layout (the second list: a frame
+    // exactly a block wide, one lower than a block, block 1, an odd block, then the product's).
+    let cases: Vec<_> = [(1, 20, 30, 3, 12), (1, 9, 7, 2, 8), (2, 12, 17, 1, 5), (1, 15, 16, 2, 1), (1, 6, 40, 4, 6), (3, 14, 21, 2, 7)]
+        .into_iter()
+        .chain([(1, 12, 12, 3, 12), (1, 8, 20, 3, 12), (1, 17, 23, 3, 1), (1, 19, 26, 3, 7), (1, 128, 192, 3, 12), (3, 30, 34, 2, 24)])
+        .collect();
     let packs = |&(c, h, w, r, b): &(usize, usize, usize, usize, usize)| packed_bits(c, h, w, b, (2 * r + 1) * (2 * r + 1)).is_some();
     assert_eq!(cases.iter().filter(|case| !packs(case)).count(), 1);
     assert_eq!(packed_bits(1, 128, 192, 12, 49), Some(6));
