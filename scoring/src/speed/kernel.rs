@@ -129,9 +129,7 @@ fn speed_map_kernel<const AVX2: bool>(last: &[f32], next: &[f32], channels: usiz
     match packed_bits(channels, height, width, block, shifts.len()) {
         Some(bits) if lanes::applies(channels, width, radius, block) => {
             let rows = spans(height, block);
-            let (keys, zero) = lanes::best_keys::<AVX2>(lanes::Job { last, next, height, width, block, shifts, bits, rows: &rows, margin_needed: margin > 0.0 });
-            let (best, best_shift) = unpack(&keys, bits);
-            finish(&best, &best_shift, &zero, shifts, margin)
+            lanes::speed_map::<AVX2>(lanes::Job { last, next, height, width, block, shifts, bits, rows: &rows, margin })
         }
         Some(bits) => speed_map_body::<AVX2, true>(last, next, channels, height, width, radius, block, margin, shifts, bits),
         None => speed_map_body::<AVX2, false>(last, next, channels, height, width, radius, block, margin, shifts, 0),
@@ -275,7 +273,7 @@ fn speed_map_body<const AVX2: bool, const PACKED: bool>(
         }
     }
     if PACKED {
-        (best, best_shift) = unpack(&keys, bits);
+        return finish_keys(&keys, &zero, bits, shifts, margin);
     }
     finish(&best, &best_shift, &zero, shifts, margin)
 }
@@ -290,11 +288,21 @@ fn spans(n: usize, block: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Packed keys (block sum * 2^bits + shift index) split into the best sums and their shifts' indices.
-fn unpack(keys: &[u32], bits: u32) -> (Vec<i32>, Vec<u32>) {
-    // Sums below 2^(32 - bits) <= 2^31 (see `packed_bits`): they fit an i32.
-    let mask = (1u32 << bits) - 1;
-    (keys.iter().map(|&k| (k >> bits) as i32).collect(), keys.iter().map(|&k| k & mask).collect())
+/// [`finish`] from packed keys (block sum * 2^bits + shift index).
+fn finish_keys(keys: &[u32], zero: &[i32], bits: u32, shifts: &[(isize, isize)], margin: f32) -> Vec<f32> {
+    // A table of every index the key's low bits can hold (at most 9 bits for radius 8), so that the
+    // look-up needs no bounds check.
+    let mut lens = [0f32; 512];
+    for (l, &(dy, dx)) in lens.iter_mut().zip(shifts) {
+        *l = ((dy * dy + dx * dx) as f32).sqrt();
+    }
+    let mask = ((1u32 << bits) - 1) & 511;
+    if margin > 0.0 {
+        // Sums below 2^(32 - bits) <= 2^31 (see `packed_bits`): they fit an i32.
+        let keep = 1.0 - f64::from(margin);
+        return keys.iter().zip(zero).map(|(&k, &z)| if f64::from((k >> bits) as i32) <= keep * f64::from(z) { lens[(k & mask) as usize] } else { 0.0 }).collect();
+    }
+    keys.iter().map(|&k| lens[(k & mask) as usize]).collect()
 }
 
 /// The map from each pixel's best sum, its shift's index and (with a margin) the zero shift's sum:

@@ -27,9 +27,29 @@ type K = [u32; LANES];
 #[repr(C, align(32))]
 struct Aligned([i32; LANES]);
 
-/// `n` zero vectors on 32-byte boundaries.
-fn aligned(n: usize) -> Vec<Aligned> {
-    vec![Aligned([0; LANES]); n]
+/// The working memory of the kernel, kept by each thread from one frame to the next (a camera's
+/// thread runs the cue every frame): no allocation, and the ring is never cleared (every slot is
+/// written before it is read).
+#[derive(Default)]
+struct Scratch {
+    colsum: Vec<Aligned>,
+    ring: Vec<Aligned>,
+    row_keys: Vec<Aligned>,
+    sums: Vec<Aligned>,
+    padded: Vec<f32>,
+    scaled: Vec<f32>,
+    keys: Vec<u32>,
+    zero: Vec<i32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// `v` with `n` vectors (new ones zero, the others as they were).
+fn sized(v: &mut Vec<Aligned>, n: usize) -> &mut [Aligned] {
+    v.resize(n, Aligned([0; LANES]));
+    &mut v[..n]
 }
 
 /// The vectors of `v` (the same size; the alignment only grows).
@@ -97,22 +117,22 @@ pub(super) struct Job<'a> {
     pub bits: u32,
     /// The clipped block extents of the rows.
     pub rows: &'a [(usize, usize)],
-    /// Whether the zero shift's block sums are wanted (for the margin).
-    pub margin_needed: bool,
+    /// The match margin (see [`super::speed_map`]).
+    pub margin: f32,
 }
 
-/// The best key of every pixel (block sum * 2^bits + the index of its shift in `shifts`, smallest
-/// wins) and, where `margin_needed`, the block sum of the zero shift.
+/// The speed map: from the best key of every pixel (block sum * 2^bits + the index of its shift in
+/// `shifts`, smallest wins) and, with a margin, the block sum of the zero shift.
 #[inline(always)]
-pub(super) fn best_keys<const AVX2: bool>(job: Job) -> (Vec<u32>, Vec<i32>) {
+pub(super) fn speed_map<const AVX2: bool>(job: Job) -> Vec<f32> {
     if narrow(job.last, job.next) {
-        best_keys_q::<AVX2, true>(job)
+        speed_map_q::<AVX2, true>(job)
     } else {
-        best_keys_q::<AVX2, false>(job)
+        speed_map_q::<AVX2, false>(job)
     }
 }
 
-/// [`best_keys`] with the quantisation fixed: NARROW (see [`narrow`]): both frames scaled by 256
+/// [`speed_map`] with the quantisation fixed: NARROW (see [`narrow`]): both frames scaled by 256
 /// (exact), so a term is trunc(d * d) with no clip and no scaling, the same integer as the
 /// definition's trunc(min(d0 * d0, 4) * 65536) for d = 256 d0; otherwise the definition's expression.
 ///
@@ -120,14 +140,17 @@ pub(super) fn best_keys<const AVX2: bool>(job: Job) -> (Vec<u32>, Vec<i32>) {
 /// window's rows of terms live in a ring); the last of a row's updates is fused with the block sums
 /// along the row and the keys ([`FusedRow`]); rows whose window did not move copy the row above.
 #[inline(always)]
-fn best_keys_q<const AVX2: bool, const NARROW: bool>(job: Job) -> (Vec<u32>, Vec<i32>) {
-    let Job { last, next, height, width, block, shifts, bits, rows, margin_needed } = job;
+fn speed_map_q<const AVX2: bool, const NARROW: bool>(job: Job) -> Vec<f32> {
+    let Job { last, next, height, width, block, shifts, bits, rows, margin } = job;
+    let margin_needed = margin > 0.0;
     let scale = if NARROW { 256.0 } else { 1.0 };
     // `last` padded by replicating its border: R rows above and below, R columns left and LANES - 1 - R
     // right, so lane j of column x reads the shift dx = j - R (the last lane is read but never wins,
     // see `index`).
     let (pad_h, pad_w) = (height + 2 * R, width + LANES - 1);
-    let mut padded = vec![0f32; pad_h * pad_w];
+    let mut scratch = SCRATCH.with(|s| s.take());
+    scratch.padded.resize(pad_h * pad_w, 0.0);
+    let padded = &mut scratch.padded[..pad_h * pad_w];
     for (py, dst) in padded.chunks_exact_mut(pad_w).enumerate() {
         let src = &last[py.saturating_sub(R).min(height - 1) * width..][..width];
         dst[..R].fill(src[0] * scale);
@@ -136,10 +159,11 @@ fn best_keys_q<const AVX2: bool, const NARROW: bool>(job: Job) -> (Vec<u32>, Vec
         }
         dst[R + width..].fill(src[width - 1] * scale);
     }
-    let scaled: Vec<f32>;
+    let padded = &*padded;
     let next = if NARROW {
-        scaled = next.iter().map(|&v| v * 256.0).collect();
-        &scaled[..]
+        scratch.scaled.clear();
+        scratch.scaled.extend(next.iter().map(|&v| v * 256.0));
+        &scratch.scaled[..]
     } else {
         next
     };
@@ -159,10 +183,14 @@ fn best_keys_q<const AVX2: bool, const NARROW: bool>(job: Job) -> (Vec<u32>, Vec
     // Per column and dy: the running column sums, and the ring of the window's rows of terms (every
     // slot is written before it is read); the dy of a column side by side, so that one pointer
     // serves all dy.
-    let (mut colsum, mut ring, mut row_keys, mut sums) = (aligned(N_DY * width), aligned(N_DY * ring_rows * width), aligned(width), aligned(width));
-    let (colsum, ring, row_keys, sums) = (lanes_of(&mut colsum), lanes_of(&mut ring), keys_of(&mut row_keys), lanes_of(&mut sums));
-    let mut keys = vec![0u32; height * width];
-    let mut zero = if margin_needed { vec![0i32; height * width] } else { Vec::new() };
+    let colsum = sized(&mut scratch.colsum, N_DY * width);
+    colsum.fill(Aligned([0; LANES]));
+    let (colsum, ring) = (lanes_of(colsum), lanes_of(sized(&mut scratch.ring, N_DY * ring_rows * width)));
+    let (row_keys, sums) = (keys_of(sized(&mut scratch.row_keys, width)), lanes_of(sized(&mut scratch.sums, width)));
+    // Every row of both is written below (zero only with a margin).
+    scratch.keys.resize(height * width, 0);
+    scratch.zero.resize(if margin_needed { height * width } else { 0 }, 0);
+    let (keys, zero) = (&mut scratch.keys[..height * width], &mut scratch.zero[..if margin_needed { height * width } else { 0 }]);
     // Terms of row r against last's row r + dy are padded row r + k, k = dy + R.
     let lrows = |r: usize| -> [&[f32]; N_DY] { std::array::from_fn(|k| &padded[(r + k) * pad_w..][..pad_w]) };
     let (mut lo, mut hi) = (0usize, 0usize);
@@ -218,10 +246,7 @@ fn best_keys_q<const AVX2: bool, const NARROW: bool>(job: Job) -> (Vec<u32>, Vec
                 break;
             }
         }
-        // The last lane (dx = 4, outside the radius) never counts.
-        for (out, kx) in keys[here.clone()].iter_mut().zip(row_keys.iter()) {
-            *out = kx[..N_DY].iter().copied().fold(u32::MAX, u32::min);
-        }
+        reduce_row::<AVX2>(row_keys, &mut keys[here.clone()]);
         if margin_needed {
             // The zero shift's index is 0: its key is its sum * 2^bits.
             for (z, s) in zero[here].iter_mut().zip(sums.iter()) {
@@ -229,10 +254,43 @@ fn best_keys_q<const AVX2: bool, const NARROW: bool>(job: Job) -> (Vec<u32>, Vec
             }
         }
     }
-    (keys, zero)
+    let map = super::finish_keys(keys, zero, bits, shifts, margin);
+    SCRATCH.with(|s| *s.borrow_mut() = scratch);
+    map
 }
 
-/// One quantised difference term (unscaled: at most 2^18), see [`best_keys_q`].
+/// out[x] = the smallest of row_keys[x]'s lanes but the last (dx = 4, outside the radius).
+#[inline(always)]
+fn reduce_row<const AVX2: bool>(row_keys: &[K], out: &mut [u32]) {
+    assert_eq!(row_keys.len(), out.len());
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: AVX2 is only requested from the kernels that run where the CPU has it; the lengths
+        // are checked above.
+        return unsafe { reduce_row_avx2(row_keys, out) };
+    }
+    for (o, kx) in out.iter_mut().zip(row_keys) {
+        *o = kx[..N_DY].iter().copied().fold(u32::MAX, u32::min);
+    }
+}
+
+/// [`reduce_row`] in AVX2 intrinsics: the last lane set to all ones, then three halving minima.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn reduce_row_avx2(row_keys: &[K], out: &mut [u32]) {
+    use std::arch::x86_64::*;
+    let last = _mm256_setr_epi32(0, 0, 0, 0, 0, 0, 0, -1);
+    for (o, kx) in out.iter_mut().zip(row_keys) {
+        // SAFETY: kx is LANES u32 (unaligned load).
+        let v = _mm256_or_si256(unsafe { _mm256_loadu_si256(kx.as_ptr() as *const __m256i) }, last);
+        let m = _mm_min_epu32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+        let m = _mm_min_epu32(m, _mm_shuffle_epi32::<0b01_00_11_10>(m));
+        let m = _mm_min_epu32(m, _mm_shuffle_epi32::<0b10_11_00_01>(m));
+        *o = _mm_cvtsi128_si32(m) as u32;
+    }
+}
+
+/// One quantised difference term (unscaled: at most 2^18), see [`speed_map_q`].
 #[inline(always)]
 fn term<const NARROW: bool>(n: f32, l: f32) -> i32 {
     let d = n - l;
