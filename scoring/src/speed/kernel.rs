@@ -275,7 +275,7 @@ fn speed_map_body<const AVX2: bool, const PACKED: bool>(
     if PACKED {
         return finish_keys(&keys, &zero, bits, shifts, margin);
     }
-    finish(&best, &best_shift, &zero, shifts, margin)
+    finish(best.into_iter().zip(best_shift), &zero, shifts, margin)
 }
 
 /// The block extent of each row (or column) of a frame `n` long, clipped to the frame.
@@ -290,30 +290,26 @@ fn spans(n: usize, block: usize) -> Vec<(usize, usize)> {
 
 /// [`finish`] from packed keys (block sum * 2^bits + shift index).
 fn finish_keys(keys: &[u32], zero: &[i32], bits: u32, shifts: &[(isize, isize)], margin: f32) -> Vec<f32> {
-    // A table of every index the key's low bits can hold (at most 9 bits for radius 8), so that the
-    // look-up needs no bounds check.
+    // Sums below 2^(32 - bits) <= 2^31 (see `packed_bits`): they fit an i32.
+    let mask = (1u32 << bits) - 1;
+    finish(keys.iter().map(|&k| ((k >> bits) as i32, k & mask)), zero, shifts, margin)
+}
+
+/// The map from each pixel's best sum and its shift's index and (with a margin) the zero shift's sum:
+/// the shift's length, or 0 where the best does not beat the zero shift by the margin.
+fn finish(best: impl Iterator<Item = (i32, u32)>, zero: &[i32], shifts: &[(isize, isize)], margin: f32) -> Vec<f32> {
+    // A table of every index up to 511 (289 shifts at radius 8), so that the look-up needs no bounds
+    // check.
     let mut lens = [0f32; 512];
     for (l, &(dy, dx)) in lens.iter_mut().zip(shifts) {
         *l = ((dy * dy + dx * dx) as f32).sqrt();
     }
-    let mask = ((1u32 << bits) - 1) & 511;
-    if margin > 0.0 {
-        // Sums below 2^(32 - bits) <= 2^31 (see `packed_bits`): they fit an i32.
-        let keep = 1.0 - f64::from(margin);
-        return keys.iter().zip(zero).map(|(&k, &z)| if f64::from((k >> bits) as i32) <= keep * f64::from(z) { lens[(k & mask) as usize] } else { 0.0 }).collect();
-    }
-    keys.iter().map(|&k| lens[(k & mask) as usize]).collect()
-}
-
-/// The map from each pixel's best sum, its shift's index and (with a margin) the zero shift's sum:
-/// the shift's length, or 0 where the best does not beat the zero shift by the margin.
-fn finish(best: &[i32], best_shift: &[u32], zero: &[i32], shifts: &[(isize, isize)], margin: f32) -> Vec<f32> {
-    let lens: Vec<f32> = shifts.iter().map(|&(dy, dx)| ((dy * dy + dx * dx) as f32).sqrt()).collect();
+    let len = |s: u32| lens[(s & 511) as usize];
     if margin > 0.0 {
         let keep = 1.0 - f64::from(margin);
-        return best.iter().zip(zero).zip(best_shift).map(|((&b, &z), &s)| if f64::from(b) <= keep * f64::from(z) { lens[s as usize] } else { 0.0 }).collect();
+        return best.zip(zero).map(|((b, s), &z)| if f64::from(b) <= keep * f64::from(z) { len(s) } else { 0.0 }).collect();
     }
-    best_shift.iter().map(|&s| lens[s as usize]).collect()
+    best.map(|(_, s)| len(s)).collect()
 }
 
 /// out[x] = row[0] + ... + row[x] in wrapping arithmetic; returns the total.

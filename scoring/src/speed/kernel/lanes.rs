@@ -359,9 +359,15 @@ impl FusedRow<'_> {
         for x in 0..half {
             (row_keys[x], sums[x]) = (row_keys[half], sums[half]);
         }
-        for x in half + starts..width {
-            for k in 0..N_DY {
-                let sum = (x - half..width).fold([0i32; LANES], |a, c| add(a, self.colsum[c * N_DY + k]));
+        // Pixel x >= half + starts sums columns x - half .. width: one running sum from the right edge.
+        for k in 0..N_DY {
+            let mut sum = [0i32; LANES];
+            for c in (starts..width).rev() {
+                sum = add(sum, self.colsum[c * N_DY + k]);
+                let x = c + half;
+                if x >= width {
+                    continue;
+                }
                 for j in 0..LANES {
                     row_keys[x][j] = row_keys[x][j].min((sum[j] as u32).wrapping_add(self.index[k][j]));
                 }
