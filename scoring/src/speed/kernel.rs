@@ -38,6 +38,7 @@ pub enum SpeedKernel {
 impl SpeedKernel {
     /// The kernels this CPU runs, slowest first.
     pub fn available() -> Vec<SpeedKernel> {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut k = vec![SpeedKernel::Portable];
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
@@ -383,6 +384,7 @@ fn keep_best_row<const AVX2: bool>(row: &[i32], block: usize, cols: &[(usize, us
     if width >= block {
         let starts = width - block + 1;
         let interior = half..half + starts;
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
         if AVX2 {
