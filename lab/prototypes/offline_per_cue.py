@@ -8,31 +8,14 @@
 # rule (best mean of offline and causal micro on one fold, first listed wins ties, reported on the
 # other) over the committed candidates alone and over all.
 #   .venv/bin/python lab/prototypes/offline_per_cue.py OUT.json
-import json, os, sys, numpy as np
-from sklearn.metrics import roc_auc_score
-R = os.environ.get('SFN_DATA', '../shared/data') + '/ped2'
+import json, sys, numpy as np
+from evalcopy import FOLDS, NAMES as names, mm, causal, centred, auc, boxes, rule as fold_rule
 D = json.load(open(sys.argv[1]))
 cal = json.load(open('assets/ped2-cpu/calibration.json'))
 fz = cal['speed']['frame_z']
-lab = json.load(open(f'{R}/testing/labels.json'))
-FOLDS = {'A': ['01', '03', '05', '08'], 'B': ['04', '06', '09', '11']}
-names = [c for f in FOLDS.values() for c in f]
 
-def mm(x): return (x - x.min()) / (x.max() - x.min() + 1e-12)
-def causal(x, sig):
-    k = np.exp(-0.5 * (np.arange(0, int(3 * sig) + 1) / sig) ** 2); k /= k.sum()
-    return np.convolve(np.concatenate([np.full(len(k) - 1, x[0]), x]), k, mode='valid')
-def centred(x, sig=5.0):
-    r = int(3 * sig); k = np.exp(-0.5 * (np.arange(-r, r + 1) / sig) ** 2); k /= k.sum()
-    return np.convolve(np.concatenate([np.full(r, x[0]), x, np.full(r, x[-1])]), k, mode='valid')
-def auc(streams, f):
-    y = np.concatenate([np.array(lab[c])[4:] for c in FOLDS[f]])
-    return 100 * roc_auc_score(y, np.concatenate([streams[c] for c in FOLDS[f]]))
-
-def boxes(split, k):
-    return {c: np.array([f[k] for f in fr]) for c, fr in D[split].items()}
-net_tr, copy_tr = boxes('training', 0), boxes('training', 1)
-net_te, copy_te = boxes('testing', 0), boxes('testing', 1)
+net_tr, copy_tr = boxes(D, 'training', 0), boxes(D, 'training', 1)
+net_te, copy_te = boxes(D, 'testing', 0), boxes(D, 'testing', 1)
 c90 = float(np.percentile(np.concatenate([v.ravel() for v in copy_tr.values()]), 90))
 def min2(v): return np.concatenate([v[:1], np.minimum(v[1:], v[:-1])])
 ratio = lambda n, k: min2((n / (k + c90)).max(1))
@@ -67,12 +50,6 @@ for sig in (4 / 3, 8 / 9):
                 rows[k] = {f: (auc(off, f), auc(cau, f)) for f in FOLDS}; cands.append(k)
 for k, r in rows.items():
     print(f'{k:32s}', '  '.join(f'{f} {o:.2f} / {c:.2f}' for f, (o, c) in r.items()))
-def rule(cands):
-    res = []
-    for ch, rep in (('A', 'B'), ('B', 'A')):
-        best = max(cands, key=lambda k: sum(rows[k][ch]))  # max keeps the first of ties
-        res.append(rows[best][rep])
-        print(f'  chosen on {ch}: {best} -> on {rep}: {rows[best][rep][0]:.2f} / {rows[best][rep][1]:.2f}')
-    print(f'  cross-validated {np.mean([r[0] for r in res]):.2f} / {np.mean([r[1] for r in res]):.2f}')
+def rule(cands): fold_rule(rows, cands)
 print('fold rule, committed candidates (offline on the fused error):'); rule([k for k in cands if k.startswith('fused')])
 print('fold rule, all candidates:'); rule(cands)

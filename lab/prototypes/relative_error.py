@@ -11,34 +11,13 @@
 # With --min2 (docs/experiments.md, "Two frames of evidence for the ratio"): the ratio at c90 (the
 # committed pooling) against min(e_t, e_t-1) of it, both fusions, lambda 0.5 / 1 / 2, causal sigma 4/3
 # and 8/9 (the committed calibration's ladder).
-import json, os, sys, numpy as np
-from sklearn.metrics import roc_auc_score
-R = os.environ.get('SFN_DATA', '../shared/data') + '/ped2'
+import json, sys, numpy as np
+from evalcopy import FOLDS, NAMES as names, score, boxes as dump_boxes, rule as fold_rule
 D = json.load(open(sys.argv[1]))
 cal = json.load(open('assets/ped2-cpu/calibration.json'))
 fz = cal['speed']['frame_z']
-lab = json.load(open(f'{R}/testing/labels.json'))
-FOLDS = {'A': ['01', '03', '05', '08'], 'B': ['04', '06', '09', '11']}
-names = [c for f in FOLDS.values() for c in f]
 
-def mm(x): return (x - x.min()) / (x.max() - x.min() + 1e-12)
-def causal(x, sig):
-    k = np.exp(-0.5 * (np.arange(0, int(3 * sig) + 1) / sig) ** 2); k /= k.sum()
-    return np.convolve(np.concatenate([np.full(len(k) - 1, x[0]), x]), k, mode='valid')
-def centred(x, sig=5.0):
-    r = int(3 * sig); k = np.exp(-0.5 * (np.arange(-r, r + 1) / sig) ** 2); k /= k.sum()
-    return np.convolve(np.concatenate([np.full(r, x[0]), x, np.full(r, x[-1])]), k, mode='valid')
-def score(stream, sig):
-    out = {}
-    for f, cl in FOLDS.items():
-        y = np.concatenate([np.array(lab[c])[4:] for c in cl])
-        off = np.concatenate([centred(mm(stream[c])) for c in cl])
-        cau = np.concatenate([causal(stream[c], sig) for c in cl])
-        out[f] = (100 * roc_auc_score(y, off), 100 * roc_auc_score(y, cau))
-    return out
-
-def boxes(split, k):
-    return {c: np.array([f[k] for f in fr]) for c, fr in D[split].items()}
+def boxes(split, k): return dump_boxes(D, split, k)
 net_tr, copy_tr = boxes('training', 0), boxes('training', 1)
 net_te, copy_te = boxes('testing', 0), boxes('testing', 1)
 all_copy = np.concatenate([v.ravel() for v in copy_tr.values()])
@@ -76,13 +55,7 @@ for sig in (2.0, 1.33):
             rows[k] = score(fuse(z, lam, fam.endswith('(z-mean)')), sig); cands.append(k)
 for k, r in rows.items():
     print(f'{k:45s}', '  '.join(f'{f} {o:.2f} / {c:.2f}' for f, (o, c) in r.items()))
-def rule(cands):
-    res = []
-    for ch, rep in (('A', 'B'), ('B', 'A')):
-        best = max(cands, key=lambda k: sum(rows[k][ch]))  # max keeps the first of ties
-        res.append((ch, best, rows[best][rep]))
-        print(f'  chosen on {ch}: {best} -> on {rep}: {rows[best][rep][0]:.2f} / {rows[best][rep][1]:.2f}')
-    print(f'  cross-validated {np.mean([r[2][0] for r in res]):.2f} / {np.mean([r[2][1] for r in res]):.2f}')
+def rule(cands): fold_rule(rows, cands)
 if '--min2' not in sys.argv:
     print('fold rule, committed families only:'); rule([k for k in cands if k.startswith('committed')])
     print('fold rule, all candidates:'); rule(cands)
