@@ -188,9 +188,10 @@ fn speed_map_q<const AVX2: bool, const NARROW: bool>(job: Job) -> Vec<f32> {
     let (colsum, ring) = (lanes_of(colsum), lanes_of(sized(&mut scratch.ring, N_DY * ring_rows * width)));
     let (row_keys, sums) = (keys_of(sized(&mut scratch.row_keys, width)), lanes_of(sized(&mut scratch.sums, width)));
     // Every row of both is written below (zero only with a margin).
+    let zero_len = if margin_needed { height * width } else { 0 };
     scratch.keys.resize(height * width, 0);
-    scratch.zero.resize(if margin_needed { height * width } else { 0 }, 0);
-    let (keys, zero) = (&mut scratch.keys[..height * width], &mut scratch.zero[..if margin_needed { height * width } else { 0 }]);
+    scratch.zero.resize(zero_len, 0);
+    let (keys, zero) = (&mut scratch.keys[..height * width], &mut scratch.zero[..zero_len]);
     // Terms of row r against last's row r + dy are padded row r + k, k = dy + R.
     let lrows = |r: usize| -> [&[f32]; N_DY] { std::array::from_fn(|k| &padded[(r + k) * pad_w..][..pad_w]) };
     let (mut lo, mut hi) = (0usize, 0usize);
