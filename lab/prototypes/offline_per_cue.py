@@ -6,7 +6,9 @@
 # (offline: per-clip min-max of the fused error, centred Gaussian sigma 5), beside the same candidates
 # whose offline score min-maxes each cue per clip before the weighted sum (the paper's order); the fold
 # rule (best mean of offline and causal micro on one fold, first listed wins ties, reported on the
-# other) over the committed candidates alone and over all.
+# other) over the committed candidates alone and over all; and the two-stage rule (docs/experiments.md,
+# "The offline order chosen on offline figures alone"): the fold rule over the committed candidates,
+# then, at that choice and on the same fold, the offline order by the offline micro AUC alone.
 #   .venv/bin/python lab/prototypes/offline_per_cue.py OUT.json
 import json, sys, numpy as np
 from evalcopy import FOLDS, NAMES as names, mm, causal, centred, auc, boxes, rule as fold_rule
@@ -53,3 +55,24 @@ for k, r in rows.items():
 def rule(cands): fold_rule(rows, cands)
 print('fold rule, committed candidates (offline on the fused error):'); rule([k for k in cands if k.startswith('fused')])
 print('fold rule, all candidates:'); rule(cands)
+
+def two_stage(cands):
+    """The fold rule over cands (offline on the fused error), then at each fold's choice the offline
+    order (fused, or per cue) with the higher offline micro AUC on that fold (fused wins ties); the
+    causal figure is the choice's own. Prints the three adoption conditions."""
+    speed = rows['speed cue alone (sigma 1.33)']
+    res, picks, beats = [], [], []
+    for ch, rep in (('A', 'B'), ('B', 'A')):
+        best = max(cands, key=lambda k: sum(rows[k][ch]))
+        per = 'per cue' + best[len('fused'):]
+        order = per if rows[per][ch][0] > rows[best][ch][0] else best
+        off, cau = rows[order][rep][0], rows[best][rep][1]
+        res.append((rows[best][rep][0], off, cau)); picks.append(order == per); beats.append(off > speed[rep][0])
+        print(f'  chosen on {ch}: {best}, offline order {order.split(":")[0]} -> on {rep}: {off:.2f} / {cau:.2f}'
+              f' (fused order {rows[best][rep][0]:.2f}; speed cue alone offline {speed[rep][0]:.2f})')
+    before, after, cau = (np.mean([r[i] for r in res]) for i in range(3))
+    print(f'  cross-validated {after:.2f} / {cau:.2f} (fused order {before:.2f} / {cau:.2f})')
+    print(f'  (1) per cue chosen on both folds: {all(picks)}; (2) offline +{after - before:.2f} >= 0.2: '
+          f'{after - before >= 0.2}; (3) beats the speed cue alone offline on both held-out folds: {all(beats)}')
+print('two-stage rule (fused-order fold rule, then the offline order on offline alone):')
+two_stage([k for k in cands if k.startswith('fused')])
