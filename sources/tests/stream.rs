@@ -90,7 +90,16 @@ fn reconnects_after_the_server_restarts(format: &str, serve_url: &str, url: &str
 /// the source reconnects on its own, with a gap in the frame indices.
 fn reconnects_after_restart(start: impl Fn() -> Server + Send + Clone + 'static, url: &str, options: StreamOptions) {
     let server = start();
-    let mut src = open_stream(url, options).unwrap_or_else(|e| panic!("{e}"));
+    // On a loaded machine ffmpeg's listener can take longer than `serve`'s pause to come up: the first
+    // open is retried while it is refused (the source's own backoff is for reconnects).
+    let t0 = Instant::now();
+    let mut src = loop {
+        match open_stream(url, options.clone()) {
+            Ok(src) => break src,
+            Err(e) if t0.elapsed() < Duration::from_secs(15) && e.to_string().contains("Connection refused") => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => panic!("{e}"),
+        }
+    };
     assert!(src.describe().contains("96x64"), "{}", src.describe());
     let mut indices = Vec::new();
     for _ in 0..8 {
