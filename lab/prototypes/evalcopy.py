@@ -28,12 +28,15 @@ def score(stream, sig):
 def boxes(dump, split, k):
     """Plane k of a dump's box means (0: the network's weighted error, 1: copying's), per clip."""
     return {c: np.array([f[k] for f in fr]) for c, fr in dump[split].items()}
+def choose(rows, cands, fold):
+    """The fold rule's choice on one fold: the best mean of offline and causal micro, first of ties."""
+    return max(cands, key=lambda k: sum(rows[k][fold]))  # max keeps the first of ties
 def rule(rows, cands):
     """The fold rule over cands (keys of rows: {fold: (offline, causal)}); prints and returns the
     cross-validated (offline, causal)."""
     res = []
     for ch, rep in (('A', 'B'), ('B', 'A')):
-        best = max(cands, key=lambda k: sum(rows[k][ch]))  # max keeps the first of ties
+        best = choose(rows, cands, ch)
         res.append(rows[best][rep])
         print(f'  chosen on {ch}: {best} -> on {rep}: {rows[best][rep][0]:.2f} / {rows[best][rep][1]:.2f}')
     cv = (np.mean([r[0] for r in res]), np.mean([r[1] for r in res]))

@@ -11,7 +11,7 @@
 # then, at that choice and on the same fold, the offline order by the offline micro AUC alone.
 #   .venv/bin/python lab/prototypes/offline_per_cue.py OUT.json
 import json, sys, numpy as np
-from evalcopy import FOLDS, NAMES as names, mm, causal, centred, auc, boxes, rule as fold_rule
+from evalcopy import FOLDS, NAMES as names, mm, causal, centred, auc, boxes, choose, rule as fold_rule
 D = json.load(open(sys.argv[1]))
 cal = json.load(open('assets/ped2-cpu/calibration.json'))
 fz = cal['speed']['frame_z']
@@ -63,13 +63,13 @@ def two_stage(cands):
     speed = rows['speed cue alone (sigma 1.33)']
     res, picks, beats = [], [], []
     for ch, rep in (('A', 'B'), ('B', 'A')):
-        best = max(cands, key=lambda k: sum(rows[k][ch]))
+        best = choose(rows, cands, ch)
         per = 'per cue' + best[len('fused'):]
         order = per if rows[per][ch][0] > rows[best][ch][0] else best
-        off, cau = rows[order][rep][0], rows[best][rep][1]
-        res.append((rows[best][rep][0], off, cau)); picks.append(order == per); beats.append(off > speed[rep][0])
+        (fused, cau), off = rows[best][rep], rows[order][rep][0]
+        res.append((fused, off, cau)); picks.append(order == per); beats.append(off > speed[rep][0])
         print(f'  chosen on {ch}: {best}, offline order {order.split(":")[0]} -> on {rep}: {off:.2f} / {cau:.2f}'
-              f' (fused order {rows[best][rep][0]:.2f}; speed cue alone offline {speed[rep][0]:.2f})')
+              f' (fused order {fused:.2f}; speed cue alone offline {speed[rep][0]:.2f})')
     before, after, cau = (np.mean([r[i] for r in res]) for i in range(3))
     print(f'  cross-validated {after:.2f} / {cau:.2f} (fused order {before:.2f} / {cau:.2f})')
     print(f'  (1) per cue chosen on both folds: {all(picks)}; (2) offline +{after - before:.2f} >= 0.2: '
