@@ -137,6 +137,10 @@ pub struct Selection {
     pub candidate: String,
     pub reported_on: String,
     pub figures: FoldFigures,
+    /// The margin (in the selection value) by which a candidate must beat the model's own scoring on
+    /// the choosing fold to replace it: the weight of one normal frame in one of the two AUCs.
+    #[serde(default)]
+    pub tolerance: f64,
 }
 
 /// What `eval --folds` adds to the report.
@@ -157,7 +161,14 @@ pub struct FoldReport {
 }
 
 /// The selection rule, stated in every report.
-pub const RULE: &str = "the candidate with the highest mean of offline and causal micro AUC on the choosing fold (first listed wins ties)";
+pub const RULE: &str = "the model's own scoring, unless the candidate with the highest mean of offline and causal micro AUC on the choosing fold (first listed wins ties) beats it there by more than one normal frame's weight in one of the two AUCs, 1 / (2 x the fold's scored normal frames)";
+
+/// The tolerance of the selection rule on `clips`: 1 / (2 N), N their scored normal frames (a rank
+/// change of one normal frame moves a micro AUC by 1 / N, and the selection value by half that).
+pub fn tolerance(clips: &[String], labels: &BTreeMap<String, Vec<u8>>) -> f64 {
+    let normal: usize = clips.iter().filter_map(|c| labels.get(c)).map(|l| l.iter().skip(crate::data::INPUT_FRAMES).filter(|&&v| v == 0).count()).sum();
+    1.0 / (2.0 * normal.max(1) as f64)
+}
 
 /// Figures of `cand` on `clips` (each must be in `cand.errors` and `labels`): offline with the
 /// candidate's saturation, causal with `cal`'s smoothing (AUC needs no z constants: one affine map).
@@ -206,7 +217,17 @@ pub fn cross_validate(folds: &Folds, candidates: &[Candidate], labels: &BTreeMap
                 best = i;
             }
         }
-        selections.push(Selection { chosen_on: folds.names[choose].clone(), candidate: candidates[best].name.clone(), reported_on: folds.names[report].clone(), figures: per[best][report] });
+        let tol = tolerance(&folds.clips[choose], labels);
+        if per[best][choose].selection_value() - per[0][choose].selection_value() <= tol {
+            best = 0;
+        }
+        selections.push(Selection {
+            chosen_on: folds.names[choose].clone(),
+            candidate: candidates[best].name.clone(),
+            reported_on: folds.names[report].clone(),
+            figures: per[best][report],
+            tolerance: tol,
+        });
     }
     let cross_validated = FoldFigures::mean(&selections[0].figures, &selections[1].figures);
     let model = FoldFigures::mean(&per[0][1], &per[0][0]);
@@ -348,6 +369,30 @@ mod tests {
         assert_eq!(r.selections[1].figures.causal_micro_auc, Some(1.0));
         assert_eq!(r.cross_validated.causal_micro_auc, Some(0.5));
         assert_eq!(r.model.causal_micro_auc, Some(0.5));
+    }
+
+    /// A candidate replaces the model's own scoring only when it wins by more than one normal frame's
+    /// weight: on B = {a} (4 normal, 6 abnormal scored frames) the tolerance is 1 / 8.
+    #[test]
+    fn the_own_scoring_stays_unless_clearly_beaten() {
+        let folds = Folds::parse("n,x/a").unwrap();
+        let l = labels();
+        assert_eq!(tolerance(&folds.clips[1], &l), 0.125);
+        assert_eq!(tolerance(&folds.clips[0], &l), 0.05);
+        let scored = |c: &str| l[c][crate::data::INPUT_FRAMES..].iter().map(|&v| f32::from(v)).collect::<Vec<f32>>();
+        let cal = CausalCalibration::fit(&[0.0, 1.0], None, 0.0, 1.0, 0.0).unwrap();
+        let off = OfflineScoring { sigma: 0.0, ..OfflineScoring::default() };
+        let with_a = |a: Vec<f32>| ["n", "x", "a"].into_iter().map(|c| (c.to_string(), if c == "a" { a.clone() } else { scored(c) })).collect::<BTreeMap<_, _>>();
+        let good = Candidate::new("good", with_a(scored("a")));
+        // One normal frame above one abnormal frame: 23 of 24 pairs, 0.042 under "good" on B.
+        let near = Candidate::new("own", with_a(vec![0.0, 0.0, 0.0, 0.5, 0.4, 1.0, 1.0, 1.0, 1.0, 1.0]));
+        let r = cross_validate(&folds, &[near, good.clone()], &l, &off, &cal).unwrap();
+        assert_eq!((r.selections[1].chosen_on.as_str(), r.selections[1].candidate.as_str()), ("B", "own"));
+        assert_eq!(r.selections[1].tolerance, 0.125);
+        // One normal frame above every abnormal one: 18 of 24, 0.25 under "good": replaced.
+        let far = Candidate::new("own", with_a(vec![0.0, 0.0, 0.0, 2.0, 0.4, 1.0, 1.0, 1.0, 1.0, 1.0]));
+        let r = cross_validate(&folds, &[far, good], &l, &off, &cal).unwrap();
+        assert_eq!((r.selections[1].chosen_on.as_str(), r.selections[1].candidate.as_str()), ("B", "good"));
     }
 
     /// A candidate's own causal sigma replaces the calibration's for its causal scores only: after an

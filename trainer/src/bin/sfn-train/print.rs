@@ -53,7 +53,7 @@ pub(crate) fn print_folds(f: &sfn_trainer::folds::FoldReport) {
     }
     println!("rule: {}", f.rule);
     for s in &f.selections {
-        println!("chosen on {}: {} -> on {}: {}", s.chosen_on, s.candidate, s.reported_on, cell(&s.figures));
+        println!("chosen on {} (tolerance {:.2} points): {} -> on {}: {}", s.chosen_on, 100.0 * s.tolerance, s.candidate, s.reported_on, cell(&s.figures));
     }
     println!("cross-validated (mean of the held-out folds): {}; the model's own scoring: {}", cell(&f.cross_validated), cell(&f.model));
     if let Some(h) = &f.heldout_normal {
