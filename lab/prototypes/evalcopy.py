@@ -1,7 +1,9 @@
 # What the Python prototypes share: eval's offline and causal scoring (per-clip min-max, centred and
 # one-sided Gaussians), the two dev folds, the labels, the box means of a `relative_error` dump, and the
-# fold rule (best mean of offline and causal micro on one fold, first listed wins ties, reported on the
-# other). Imported by the scripts beside it; run them from the repository root.
+# fold rule as the analyses below were decided with it (best mean of offline and causal micro on one
+# fold, first listed wins ties, reported on the other; eval now keeps the model's own scoring unless that
+# best beats it by one normal frame's weight: docs/experiments.md, "The model's own scoring unless
+# clearly beaten"). Imported by the scripts beside it; run them from the repository root.
 import json, os, numpy as np
 from sklearn.metrics import roc_auc_score
 R = os.environ.get('SFN_DATA', '../shared/data') + '/ped2'
