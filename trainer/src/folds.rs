@@ -193,8 +193,8 @@ pub fn figures(cand: &Candidate, clips: &[String], labels: &BTreeMap<String, Vec
     Ok(FoldFigures { offline_micro_auc: o.micro_auc, offline_macro_auc: o.macro_auc, causal_micro_auc: k.micro_auc, causal_macro_auc: k.macro_auc })
 }
 
-/// Scores every candidate on both folds and makes the choice both ways. The first candidate is the
-/// model's own scoring.
+/// Scores every candidate on both folds and makes the choice both ways ([`RULE`]). The first candidate
+/// is the model's own scoring: the default that another candidate must beat by [`tolerance`].
 pub fn cross_validate(folds: &Folds, candidates: &[Candidate], labels: &BTreeMap<String, Vec<u8>>, offline: &OfflineScoring, cal: &CausalCalibration) -> Result<FoldReport, TrainerError> {
     if candidates.is_empty() {
         return Err(TrainerError::Usage("--folds: no candidate scoring".into()));
