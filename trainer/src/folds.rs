@@ -57,15 +57,12 @@ impl Folds {
     /// the data is checked where they are read.)
     pub fn check(&self, labels: &BTreeMap<String, Vec<u8>>) -> Result<(), TrainerError> {
         for (name, clips) in self.names.iter().zip(&self.clips) {
-            let mut seen = [false; 2];
-            for c in clips {
-                let l = labels.get(c).ok_or_else(|| TrainerError::Usage(format!("--folds: fold {name}: clip {c} has no labels in testing/labels.json")))?;
-                for &v in l.iter().skip(crate::data::INPUT_FRAMES) {
-                    seen[usize::from(v.min(1))] = true;
-                }
+            if let Some(c) = clips.iter().find(|c| !labels.contains_key(*c)) {
+                return Err(TrainerError::Usage(format!("--folds: fold {name}: clip {c} has no labels in testing/labels.json")));
             }
-            if !seen[0] || !seen[1] {
-                let what = if seen[0] { "abnormal" } else { "normal" };
+            let [normal, abnormal] = scored_counts(clips, labels);
+            if normal == 0 || abnormal == 0 {
+                let what = if normal > 0 { "abnormal" } else { "normal" };
                 return Err(TrainerError::Usage(format!("--folds: fold {name} ({}) has no {what} scored frame: its AUC is undefined", clips.join(", "))));
             }
         }
@@ -166,8 +163,16 @@ pub const RULE: &str = "the model's own scoring, unless the candidate with the h
 /// The tolerance of the selection rule on `clips`: 1 / (2 N), N their scored normal frames (a rank
 /// change of one normal frame moves a micro AUC by 1 / N, and the selection value by half that).
 pub fn tolerance(clips: &[String], labels: &BTreeMap<String, Vec<u8>>) -> f64 {
-    let normal: usize = clips.iter().filter_map(|c| labels.get(c)).map(|l| l.iter().skip(crate::data::INPUT_FRAMES).filter(|&&v| v == 0).count()).sum();
-    1.0 / (2.0 * normal.max(1) as f64)
+    1.0 / (2.0 * scored_counts(clips, labels)[0].max(1) as f64)
+}
+
+/// Normal and abnormal scored frames (from the 5th frame of each clip on) of the labelled `clips`.
+fn scored_counts(clips: &[String], labels: &BTreeMap<String, Vec<u8>>) -> [usize; 2] {
+    let mut n = [0; 2];
+    for &v in clips.iter().filter_map(|c| labels.get(c)).flat_map(|l| l.iter().skip(crate::data::INPUT_FRAMES)) {
+        n[usize::from(v.min(1))] += 1;
+    }
+    n
 }
 
 /// Figures of `cand` on `clips` (each must be in `cand.errors` and `labels`): offline with the
