@@ -198,9 +198,10 @@ fn replay_of_the_ped2_model_reproduces_its_evaluation() {
     // The packets are what the committed model's replay gave when it was committed (`sfn-host replay
     // --model assets/ped2-cpu/onnx --data PED2 --out OUT --threshold 3.5`, OUT/packets/*.bin copied to
     // assets/ped2-cpu/replay-packets): refactoring the runtime must not change what a camera sends. Every
-    // field is compared exactly but the floats, which match to 1e-4 relative: tract's kernels differ
-    // with the CPU's vector width (AVX2 and AVX-512 round the network's sums differently), so the exact
-    // bytes are one machine's.
+    // field is compared exactly but the floats, which match to 1e-3 relative: tract's kernels differ
+    // with the CPU (AVX2 and AVX-512 round the network's sums differently), so the exact bytes are one
+    // machine's. The worst seen is 3.3e-4 relative, on an AMD EPYC with AVX-512 (five floats, all in
+    // clip 11 frames 18-21; every other float agreed to 1e-5).
     let golden_dir = repo.join("assets/ped2-cpu/replay-packets");
     let mut n = 0;
     for entry in std::fs::read_dir(&golden_dir).unwrap() {
@@ -214,7 +215,7 @@ fn replay_of_the_ped2_model_reproduces_its_evaluation() {
             assert_eq!(exact(a), exact(b), "packets of {name}, frame {}", b.frame);
             let semantic = if b.has_semantic() { Some((a.semantic_z, b.semantic_z, "semantic_z")) } else { None };
             for (x, y, what) in [(a.score, b.score, "score"), (a.visual_z, b.visual_z, "visual_z")].into_iter().chain(semantic) {
-                assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "packets of {name}, frame {}: {what} {x} vs {y}", b.frame);
+                assert!((x - y).abs() <= 1e-3 * y.abs().max(1.0), "packets of {name}, frame {}: {what} {x} vs {y}", b.frame);
             }
         }
         n += 1;

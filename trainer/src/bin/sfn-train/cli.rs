@@ -1,4 +1,8 @@
 //! `sfn-train`'s command line: subcommands, flags and their parsers.
+//!
+//! The doc comments below are the `--help` text (clap reads them), written for a terminal: placeholders
+//! such as `<clip>` and optional parts such as `[_t<N>]` are not HTML tags or links for rustdoc.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 use std::path::PathBuf;
 
