@@ -98,6 +98,75 @@ impl Adam {
     }
 }
 
+/// Exponential moving averages of the weights, one per decay d: a_d <- d a_d + (1 - d) theta after
+/// every optimiser step (Polyak averaging), started at the initial weights. They only read the
+/// weights, so the training trajectory is the same with or without them.
+pub struct WeightAverages {
+    decays: Vec<f64>,
+    vars: Vec<(String, Var)>,
+    /// `avgs[k][i]`: the average for `decays[k]` of `vars[i]`.
+    avgs: Vec<Vec<Tensor>>,
+}
+
+impl WeightAverages {
+    /// Averages of `vars` (sorted by name) for each decay, each in (0, 1).
+    pub fn new(mut vars: Vec<(String, Var)>, decays: &[f64]) -> std::result::Result<Self, String> {
+        if let Some(d) = decays.iter().find(|d| !(**d > 0.0 && **d < 1.0)) {
+            return Err(format!("ema_decays: {d} is not in (0, 1)"));
+        }
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let avgs = decays.iter().map(|_| vars.iter().map(|(_, v)| v.as_tensor().copy()).collect::<Result<Vec<_>>>()).collect::<Result<Vec<_>>>().map_err(|e| format!("ema_decays: {e}"))?;
+        Ok(Self { decays: decays.to_vec(), vars, avgs })
+    }
+
+    /// One update from the current weights.
+    pub fn update(&mut self) -> Result<()> {
+        for (k, d) in self.decays.iter().enumerate() {
+            for (i, (_, var)) in self.vars.iter().enumerate() {
+                let a = ((&self.avgs[k][i] * *d)? + (var.as_tensor().detach() * (1.0 - *d))?)?;
+                self.avgs[k][i] = a.detach();
+            }
+        }
+        Ok(())
+    }
+
+    /// The file an average is written to beside the model, e.g. `ema-0.995.safetensors`.
+    pub fn file_name(decay: f64) -> String {
+        format!("ema-{decay}.safetensors")
+    }
+
+    /// (decay, named weights) of every average, in the model's variable names.
+    pub fn weights(&self) -> Vec<(f64, HashMap<String, Tensor>)> {
+        self.decays.iter().zip(&self.avgs).map(|(d, a)| (*d, self.vars.iter().zip(a).map(|((n, _), t)| (n.clone(), t.clone())).collect())).collect()
+    }
+
+    /// State as named tensors (`ema.<decay>.<var>`), saved with the optimiser's.
+    pub fn state(&self) -> HashMap<String, Tensor> {
+        let mut out = HashMap::new();
+        for (d, w) in self.weights() {
+            for (name, t) in w {
+                out.insert(format!("ema.{d}.{name}"), t);
+            }
+        }
+        out
+    }
+
+    /// Restores state saved by [`WeightAverages::state`]; every tensor must be present with the right shape.
+    pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> std::result::Result<(), String> {
+        for (k, d) in self.decays.iter().enumerate() {
+            for (i, (name, var)) in self.vars.iter().enumerate() {
+                let key = format!("ema.{d}.{name}");
+                let t = state.get(&key).ok_or_else(|| format!("missing weight average {key} (was the run started without ema_decays {d}?)"))?;
+                if t.shape() != var.shape() {
+                    return Err(format!("weight average {key} has shape {:?}, variable has {:?}", t.shape(), var.shape()));
+                }
+                self.avgs[k][i] = t.clone();
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +207,32 @@ mod tests {
         let mut broken = st.clone();
         broken.remove("adam.v.w");
         assert!(other.load_state(&broken).unwrap_err().contains("adam.v.w"));
+        Ok(())
+    }
+    #[test]
+    fn weight_averages_follow_their_definition_and_round_trip() -> Result<()> {
+        let var = Var::new(&[1f32, 2.0], &Device::Cpu)?;
+        let mut avg = WeightAverages::new(vec![("w".into(), var.clone())], &[0.5, 0.9]).unwrap();
+        var.set(&Tensor::new(&[3f32, 4.0], &Device::Cpu)?)?;
+        avg.update()?;
+        var.set(&Tensor::new(&[5f32, 0.0], &Device::Cpu)?)?;
+        avg.update()?;
+        let w = avg.weights();
+        // d = 0.5: (0.5 * 1 + 0.5 * 3) * 0.5 + 0.5 * 5 = 3.5; (0.5 * 2 + 0.5 * 4) * 0.5 + 0 = 1.5
+        assert_eq!(w[0].0, 0.5);
+        assert_eq!(w[0].1["w"].to_vec1::<f32>()?, vec![3.5, 1.5]);
+        // d = 0.9: (0.9 + 0.3) * 0.9 + 0.5 = 1.58; (1.8 + 0.4) * 0.9 = 1.98
+        let b = w[1].1["w"].to_vec1::<f32>()?;
+        assert!((b[0] - 1.58).abs() < 1e-6 && (b[1] - 1.98).abs() < 1e-6, "{b:?}");
+        assert_eq!(WeightAverages::file_name(0.995), "ema-0.995.safetensors");
+        let st = avg.state();
+        let mut other = WeightAverages::new(vec![("w".into(), var.clone())], &[0.5, 0.9]).unwrap();
+        other.load_state(&st).unwrap();
+        assert_eq!(other.weights()[1].1["w"].to_vec1::<f32>()?, b);
+        let mut broken = st.clone();
+        broken.remove("ema.0.9.w");
+        assert!(other.load_state(&broken).unwrap_err().contains("ema.0.9.w"));
+        assert!(WeightAverages::new(vec![("w".into(), var)], &[1.0]).err().unwrap().contains("ema_decays: 1"));
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ use sfn_models::{losses, SfnConfig};
 use crate::captions::{CaptionCache, WindowTexts};
 use crate::checkpoint::{self, CheckpointError};
 use crate::data::{Dataset, FrameFormat};
-use crate::optim::{Adam, AdamConfig};
+use crate::optim::{Adam, AdamConfig, WeightAverages};
 use crate::TrainerError;
 
 /// Training settings, saved as `train.json` in the model dir.
@@ -47,6 +47,11 @@ pub struct TrainConfig {
     /// the held-out checks of `sfn-train eval --folds` (frame error against copying, false alarms).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holdout: Vec<String>,
+    /// Exponential moving averages of the weights to keep during training, one per decay in (0, 1);
+    /// each is written beside the model as `ema-<decay>.safetensors` (the model itself stays the
+    /// last weights). Empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ema_decays: Vec<f64>,
 }
 
 impl TrainConfig {
@@ -122,6 +127,7 @@ impl Default for TrainConfig {
             captions: None,
             speed: None,
             holdout: Vec::new(),
+            ema_decays: Vec::new(),
         }
     }
 }
@@ -266,11 +272,13 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
     let dev = Device::Cpu;
     let (model, vm) = seeded_init(&cfg, tcfg.seed, &dev)?;
     let vars: Vec<_> = vm.data().lock().map_err(|_| TrainerError::Usage("poisoned lock".into()))?.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut ema = WeightAverages::new(vars.clone(), &tcfg.ema_decays).map_err(TrainerError::Usage)?;
     let mut opt = Adam::new(vars, tcfg.adam.clone())?;
     if opts.resume {
         checkpoint::load_weights_into(&vm, &out.join(checkpoint::WEIGHTS)).map_err(ck)?;
         let st = checkpoint::load_tensors(&out.join(checkpoint::OPTIMIZER)).map_err(ck)?;
         opt.load_state(&st).map_err(|reason| ck(CheckpointError::Mismatch { path: out.join(checkpoint::OPTIMIZER), reason }))?;
+        ema.load_state(&st).map_err(|reason| ck(CheckpointError::Mismatch { path: out.join(checkpoint::OPTIMIZER), reason }))?;
         if opts.epochs_override.is_some() {
             checkpoint::write_json(&out.join(checkpoint::TRAIN), &tcfg).map_err(ck)?;
         }
@@ -288,10 +296,12 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
     pb.set_position(state.step.min(total_steps));
     let started = Instant::now();
     let seconds_before = state.seconds;
-    let save = |state: &TrainState, opt: &Adam| -> Result<(), TrainerError> {
+    let save = |state: &TrainState, opt: &Adam, ema: &WeightAverages| -> Result<(), TrainerError> {
         checkpoint::save_weights(&vm, &out.join(checkpoint::WEIGHTS)).map_err(ck)?;
         let path = out.join(checkpoint::OPTIMIZER);
-        let bytes = checkpoint::safetensors_bytes(&opt.state()?, &path).map_err(ck)?;
+        let mut tensors = opt.state()?;
+        tensors.extend(ema.state());
+        let bytes = checkpoint::safetensors_bytes(&tensors, &path).map_err(ck)?;
         checkpoint::write_atomic(&path, &bytes).map_err(ck)?;
         checkpoint::write_json(&out.join(checkpoint::STATE), state).map_err(ck)
     };
@@ -316,6 +326,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
             }
             opt.cfg.lr = tcfg.schedule.lr(tcfg.adam.lr, state.step, total_steps);
             opt.backward_step(&l.total)?;
+            ema.update()?;
             sum[0] += total;
             sum[1] += l.frame.to_scalar::<f32>()? as f64;
             sum[2] += l.motion.to_scalar::<f32>()? as f64;
@@ -333,7 +344,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
             pb.set_message(format!("epoch {} loss {:.5} frame {:.5} {:.1} samples/s", state.epoch + 1, sum[0] / n as f64, sum[1] / n as f64, sps));
             pb.inc(1);
             if tcfg.checkpoint_every > 0 && state.step % tcfg.checkpoint_every == 0 {
-                save(&state, &opt)?;
+                save(&state, &opt, &ema)?;
             }
         }
         let n = n.max(1) as f64;
@@ -343,9 +354,13 @@ pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainerError> {
         state.epochs.push(log);
         state.epoch += 1;
         state.batch_in_epoch = 0;
-        save(&state, &opt)?;
+        save(&state, &opt, &ema)?;
     }
     pb.finish_and_clear();
+    for (decay, weights) in ema.weights() {
+        let path = out.join(WeightAverages::file_name(decay));
+        checkpoint::write_atomic(&path, &checkpoint::safetensors_bytes(&weights, &path).map_err(ck)?).map_err(ck)?;
+    }
 
     // Calibrate causal scoring on the training (normal) footage.
     let settings = CalibrationSettings { pooling: tcfg.error_pooling, sigma: tcfg.causal_sigma, visual_weight: tcfg.visual_weight, semantic_weight: tcfg.semantic_weight, speed: tcfg.speed };

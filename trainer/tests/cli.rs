@@ -173,8 +173,11 @@ fn resume_is_bit_identical_to_a_straight_run() {
     let data = synth(&tmp.path().join("data"), 2, 1, 12);
     let straight = tmp.path().join("straight");
     let split = tmp.path().join("split");
-    expect_ok("2 epochs", &train(&data, &straight, &["--epochs", "2"]));
-    expect_ok("1 epoch", &train(&data, &split, &["--epochs", "1"]));
+    let plain = tmp.path().join("plain");
+    // Weight averages are kept (and must resume exactly too) in the straight and split runs.
+    expect_ok("2 epochs", &train(&data, &straight, &["--epochs", "2", "--ema-decays", "0.9,0.5"]));
+    expect_ok("1 epoch", &train(&data, &split, &["--epochs", "1", "--ema-decays", "0.9,0.5"]));
+    expect_ok("2 epochs, no averages", &train(&data, &plain, &["--epochs", "2"]));
     let after_one = fs::read(split.join("model.safetensors")).unwrap();
     assert_eq!(read_json(&split.join("train.json"))["epochs"], 1);
     // --epochs is honoured on resume; other settings come from the dir.
@@ -184,9 +187,13 @@ fn resume_is_bit_identical_to_a_straight_run() {
     let resumed = fs::read(split.join("model.safetensors")).unwrap();
     assert_ne!(resumed, after_one, "the resumed run trained nothing");
     assert!(resumed == fs::read(straight.join("model.safetensors")).unwrap(), "model.safetensors: resumed run differs from the straight run");
-    for f in ["optimizer.safetensors", "calibration.json"] {
+    for f in ["optimizer.safetensors", "calibration.json", "ema-0.9.safetensors", "ema-0.5.safetensors"] {
         assert!(fs::read(split.join(f)).unwrap() == fs::read(straight.join(f)).unwrap(), "{f} differs");
     }
+    // The averages only read the weights: the trained model is the same without them, and they differ from it.
+    assert!(fs::read(plain.join("model.safetensors")).unwrap() == resumed, "keeping weight averages changed the trained model");
+    assert!(!plain.join("ema-0.9.safetensors").exists());
+    assert!(fs::read(straight.join("ema-0.9.safetensors")).unwrap() != resumed);
     let (a, b) = (read_json(&split.join("train_state.json")), read_json(&straight.join("train_state.json")));
     for k in ["epoch", "step", "samples", "finished"] {
         assert_eq!(a[k], b[k], "train_state.json {k}");
@@ -271,6 +278,11 @@ fn train_rejects_bad_usage() {
     // Zero epochs would leave a model dir without weights.
     let out = tmp.path().join("zero-model");
     expect_err("zero epochs", &train(&data, &out, &["--epochs", "0"]), &["epochs must be >= 1"]);
+    assert!(!out.exists());
+
+    // A weight-average decay outside (0, 1) is refused before anything is written.
+    let out = tmp.path().join("bad-ema");
+    expect_err("ema decay 1.5", &train(&data, &out, &["--epochs", "1", "--ema-decays", "0.9,1.5"]), &["ema_decays", "1.5", "(0, 1)"]);
     assert!(!out.exists());
 
     // --out already holds a checkpoint, no --resume: refused, checkpoint untouched.

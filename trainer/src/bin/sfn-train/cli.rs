@@ -60,6 +60,11 @@ pub(crate) enum Cmd {
         /// footage `eval --folds` checks the model on (cpu-ped2: 15,16; `none` trains on all clips).
         #[arg(long, value_delimiter = ',')]
         holdout: Option<Vec<String>>,
+        /// Keep exponential moving averages of the weights with these decays (comma-separated, each
+        /// in (0, 1)), written beside the model as ema-<decay>.safetensors; the model stays the last
+        /// weights.
+        #[arg(long, value_delimiter = ',')]
+        ema_decays: Option<Vec<f64>>,
         /// Hide the progress bar.
         #[arg(long)]
         quiet: bool,

@@ -22,7 +22,7 @@ fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().cmd {
-        Cmd::Train { preset, config, train_config, data, out, resume, epochs, batch_size, lr, seed, filter, captions, holdout, quiet } => {
+        Cmd::Train { preset, config, train_config, data, out, resume, epochs, batch_size, lr, seed, filter, captions, holdout, ema_decays, quiet } => {
             let mut model = match &config {
                 Some(p) => {
                     let s = std::fs::read_to_string(p).with_context(|| format!("reading network config {}", p.display()))?;
@@ -62,9 +62,22 @@ fn main() -> Result<()> {
             if let Some(h) = &holdout {
                 tc.holdout = h.iter().filter(|n| n.as_str() != "none").cloned().collect();
             }
-            if resume && (batch_size.is_some() || lr.is_some() || seed.is_some() || config.is_some() || train_config.is_some() || filter.is_some() || captions.is_some() || holdout.is_some()) {
+            if let Some(d) = &ema_decays {
+                tc.ema_decays = d.clone();
+            }
+            if resume
+                && (batch_size.is_some()
+                    || lr.is_some()
+                    || seed.is_some()
+                    || config.is_some()
+                    || train_config.is_some()
+                    || filter.is_some()
+                    || captions.is_some()
+                    || holdout.is_some()
+                    || ema_decays.is_some())
+            {
                 tracing::warn!(
-                    "--resume uses the network and settings stored in {}; --batch-size, --lr, --seed, --config, --train-config, --filter, --captions and --holdout are ignored (--epochs is honoured)",
+                    "--resume uses the network and settings stored in {}; --batch-size, --lr, --seed, --config, --train-config, --filter, --captions, --holdout and --ema-decays are ignored (--epochs is honoured)",
                     out.display()
                 );
             }
