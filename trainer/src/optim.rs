@@ -83,12 +83,7 @@ impl Adam {
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> std::result::Result<(), String> {
         for (i, (name, var)) in self.vars.iter().enumerate() {
             for (kind, slot) in [("m", &mut self.m[i]), ("v", &mut self.v[i])] {
-                let key = format!("adam.{kind}.{name}");
-                let t = state.get(&key).ok_or_else(|| format!("missing optimiser tensor {key}"))?;
-                if t.shape() != var.shape() {
-                    return Err(format!("optimiser tensor {key} has shape {:?}, variable has {:?}", t.shape(), var.shape()));
-                }
-                *slot = t.clone();
+                *slot = saved(state, &format!("adam.{kind}.{name}"), var, "optimiser tensor", "")?;
             }
         }
         let step = state.get("adam.step").ok_or("missing optimiser tensor adam.step")?;
@@ -96,6 +91,16 @@ impl Adam {
         self.step = s.first().copied().unwrap_or(0.0) as u64;
         Ok(())
     }
+}
+
+/// The saved tensor `key` for `var`, which must be present with the variable's shape; errors name
+/// it as `what` (and add `hint` when it is missing).
+fn saved(state: &HashMap<String, Tensor>, key: &str, var: &Var, what: &str, hint: &str) -> std::result::Result<Tensor, String> {
+    let t = state.get(key).ok_or_else(|| format!("missing {what} {key}{hint}"))?;
+    if t.shape() != var.shape() {
+        return Err(format!("{what} {key} has shape {:?}, variable has {:?}", t.shape(), var.shape()));
+    }
+    Ok(t.clone())
 }
 
 /// Exponential moving averages of the weights, one per decay d: a_d <- d a_d + (1 - d) theta after
@@ -155,12 +160,8 @@ impl WeightAverages {
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> std::result::Result<(), String> {
         for (k, d) in self.decays.iter().enumerate() {
             for (i, (name, var)) in self.vars.iter().enumerate() {
-                let key = format!("ema.{d}.{name}");
-                let t = state.get(&key).ok_or_else(|| format!("missing weight average {key} (was the run started without ema_decays {d}?)"))?;
-                if t.shape() != var.shape() {
-                    return Err(format!("weight average {key} has shape {:?}, variable has {:?}", t.shape(), var.shape()));
-                }
-                self.avgs[k][i] = t.clone();
+                let hint = format!(" (was the run started without ema_decays {d}?)");
+                self.avgs[k][i] = saved(state, &format!("ema.{d}.{name}"), var, "weight average", &hint)?;
             }
         }
         Ok(())
