@@ -112,16 +112,29 @@ pub struct LoadedModel {
     pub cfg: SfnConfig,
     pub model: SfnVad,
     pub vars: VarMap,
+    /// The members named by `ensemble.json`, when the directory has one.
+    pub ensemble: Option<crate::ensemble::Ensemble>,
 }
 
-/// Loads `DIR/config.json` + `DIR/model.safetensors`.
+impl LoadedModel {
+    /// What predicts: the ensemble where the directory names one, else the network of `model.safetensors`.
+    pub fn network(&self) -> &dyn crate::ensemble::Network {
+        match &self.ensemble {
+            Some(e) => e,
+            None => &self.model,
+        }
+    }
+}
+
+/// Loads `DIR/config.json` + `DIR/model.safetensors`, and the members of `DIR/ensemble.json` if present.
 pub fn load_model(dir: &Path) -> Result<LoadedModel, CheckpointError> {
     let cfg_path = dir.join(CONFIG);
     let cfg: SfnConfig = read_json(&cfg_path)?;
     cfg.validate().map_err(|source| CheckpointError::Config { path: cfg_path.clone(), source })?;
     let (model, vars) = SfnVad::init(&cfg, &Device::Cpu).map_err(|source| CheckpointError::Candle { path: cfg_path, source })?;
     load_weights_into(&vars, &dir.join(WEIGHTS))?;
-    Ok(LoadedModel { dir: dir.into(), cfg, model, vars })
+    let ensemble = crate::ensemble::load(dir, &cfg)?;
+    Ok(LoadedModel { dir: dir.into(), cfg, model, vars, ensemble })
 }
 
 #[cfg(test)]

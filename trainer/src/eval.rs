@@ -155,7 +155,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         }
         None => (None, None),
     };
-    let DatasetErrors { visual: mut all_errors, semantic } = dataset_errors(&loaded.model, &ds, opts.batch_size, &poolings, calibration.regions.as_ref(), texts.as_ref())?;
+    let DatasetErrors { visual: mut all_errors, semantic } = dataset_errors(loaded.network(), &ds, opts.batch_size, &poolings, calibration.regions.as_ref(), texts.as_ref())?;
     // A pooling whose value must hold over frames takes its minimum within each clip, as the camera does.
     for (pooling, errors) in poolings.iter().zip(all_errors.iter_mut()) {
         errors.iter_mut().for_each(|clip| *clip = scoring::persist(clip, pooling.frames()));
@@ -277,7 +277,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         Some(f) => Some(fold_report(
             opts,
             f,
-            &loaded.model,
+            loaded.network(),
             &tcfg,
             &calibration,
             &ds,
@@ -311,7 +311,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<Report, TrainerError> {
         report_dir.join(format!("{stem}_plots"))
     });
     write_plots(&report, &plots)?;
-    write_error_maps(&loaded.model, &ds, texts.as_ref(), &report, &plots)?;
+    write_error_maps(loaded.network(), &ds, texts.as_ref(), &report, &plots)?;
     checkpoint::write_json(&opts.report, &report)?;
     Ok(report)
 }
@@ -399,7 +399,7 @@ type SpeedParts<'a> = (&'a Vec<Vec<f32>>, &'a Vec<Vec<f32>>);
 fn fold_report(
     opts: &EvalOptions,
     f: &Folds,
-    model: &sfn_models::SfnVad,
+    model: &dyn crate::ensemble::Network,
     tcfg: &crate::train::TrainConfig,
     cal: &CausalCalibration,
     ds: &Dataset,
@@ -490,14 +490,14 @@ fn fold_report(
 
 /// Squared-error sums of the model's prediction and of copying over frames 4.. of every clip of `ds`
 /// ([`folds::frame_sums`], added up), and the number of frames.
-pub fn prediction_sums(model: &sfn_models::SfnVad, ds: &Dataset, batch: usize) -> Result<([f64; 5], usize), TrainerError> {
+pub fn prediction_sums(model: &dyn crate::ensemble::Network, ds: &Dataset, batch: usize) -> Result<([f64; 5], usize), TrainerError> {
     let mut sums = [0f64; 5];
     let mut frames = 0usize;
     for (c, clip) in ds.clips.iter().enumerate() {
         let idx: Vec<(usize, usize)> = (crate::data::INPUT_FRAMES..clip.frames.len()).map(|t| (c, t)).collect();
         for chunk in idx.chunks(batch.max(1)) {
             let x = crate::train::batch_tensor(ds, chunk)?;
-            let pred = model.forward(&x.narrow(1, 0, INPUT_FRAMES)?, None)?.frame.flatten(1, 3)?.to_vec2::<f32>()?;
+            let pred = model.predict(&x.narrow(1, 0, INPUT_FRAMES)?, None)?.frame.flatten(1, 3)?.to_vec2::<f32>()?;
             for (p, &(_, t)) in pred.iter().zip(chunk) {
                 let s = folds::frame_sums(p, &clip.frames[t], &clip.frames[t - 1], ds.format.channels);
                 for (a, b) in sums.iter_mut().zip(s) {
@@ -511,7 +511,13 @@ pub fn prediction_sums(model: &sfn_models::SfnVad, ds: &Dataset, batch: usize) -
 }
 
 /// The model on the training clips it was not trained or calibrated on.
-fn heldout_normal(opts: &EvalOptions, model: &sfn_models::SfnVad, tcfg: &crate::train::TrainConfig, cal: &CausalCalibration, fmt: &crate::data::FrameFormat) -> Result<HeldOutNormal, TrainerError> {
+fn heldout_normal(
+    opts: &EvalOptions,
+    model: &dyn crate::ensemble::Network,
+    tcfg: &crate::train::TrainConfig,
+    cal: &CausalCalibration,
+    fmt: &crate::data::FrameFormat,
+) -> Result<HeldOutNormal, TrainerError> {
     let mut ds = Dataset::open(&opts.data, "training", fmt)?;
     ds.retain_clips(&tcfg.holdout, &opts.data.join("training/frames"))?;
     let (sums, frames) = prediction_sums(model, &ds, opts.batch_size)?;

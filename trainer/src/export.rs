@@ -73,6 +73,10 @@ pub struct ExportSource {
 pub fn load_for_export(dir: &Path) -> Result<ExportSource, TrainerError> {
     // load_model checks every name and shape against the config and names the file on mismatch.
     let loaded = checkpoint::load_model(dir)?;
+    if loaded.ensemble.is_some() {
+        let path = dir.join(crate::ensemble::ENSEMBLE);
+        return Err(CheckpointError::Mismatch { path, reason: "the exporter writes one network; export each member's directory on its own".into() }.into());
+    }
     let weights = checkpoint::load_tensors(&dir.join(checkpoint::WEIGHTS))?;
     let cal_path = dir.join(checkpoint::CALIBRATION);
     let calibration: Option<CausalCalibration> = if cal_path.exists() { Some(checkpoint::read_json(&cal_path)?) } else { None };

@@ -4,6 +4,7 @@ pub mod appearance;
 pub mod baseline;
 pub mod captions;
 pub mod checkpoint;
+pub mod ensemble;
 pub mod eval;
 pub mod export;
 pub mod folds;

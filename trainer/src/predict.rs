@@ -2,8 +2,10 @@
 //! cue's box means, and the causal calibration fitted on them.
 
 use candle_core::{Device, Tensor};
+use sfn_models::losses;
 use sfn_models::scoring::{CausalCalibration, ErrorPooling, RegionStats, SpeedCalibration, SpeedCue};
-use sfn_models::{losses, SfnVad};
+
+use crate::ensemble::Network;
 
 use crate::captions::{CaptionCache, WindowTexts};
 use crate::checkpoint;
@@ -29,7 +31,7 @@ pub fn text_tensors(texts: &WindowTexts, idx: &[(usize, usize)]) -> Result<(Tens
 /// Visual errors of every window of every clip for each pooling (one forward pass serves all), and the
 /// semantic errors when `texts` is given (the model then also reads the caption of each input clip).
 /// `regions` are the statistics a `WindowMaxZ` pooling needs.
-pub fn dataset_errors(model: &SfnVad, ds: &Dataset, batch: usize, poolings: &[ErrorPooling], regions: Option<&RegionStats>, texts: Option<&WindowTexts>) -> Result<DatasetErrors, TrainerError> {
+pub fn dataset_errors(model: &dyn Network, ds: &Dataset, batch: usize, poolings: &[ErrorPooling], regions: Option<&RegionStats>, texts: Option<&WindowTexts>) -> Result<DatasetErrors, TrainerError> {
     let mut out = vec![Vec::with_capacity(ds.clips.len()); poolings.len()];
     let semantic = for_each_prediction(model, ds, batch, texts, |c, predicted| {
         for (p, pooling) in poolings.iter().enumerate() {
@@ -69,7 +71,7 @@ impl Predicted {
 /// batch's [`Predicted`] with its clip index to `f`; returns the semantic errors per clip when
 /// `texts` is given.
 pub fn for_each_prediction(
-    model: &SfnVad,
+    model: &dyn Network,
     ds: &Dataset,
     batch: usize,
     texts: Option<&WindowTexts>,
@@ -82,7 +84,7 @@ pub fn for_each_prediction(
         for chunk in idx.chunks(batch.max(1)) {
             let x = batch_tensor(ds, chunk)?;
             let text = texts.map(|t| text_tensors(t, chunk)).transpose()?;
-            let pred = model.forward(&x.narrow(1, 0, INPUT_FRAMES)?, text.as_ref().map(|t| &t.0))?;
+            let pred = model.predict(&x.narrow(1, 0, INPUT_FRAMES)?, text.as_ref().map(|t| &t.0))?;
             let target = x.narrow(1, INPUT_FRAMES, 1)?.squeeze(1)?;
             let last = x.narrow(1, INPUT_FRAMES - 1, 1)?.squeeze(1)?;
             let error = losses::error_map(&pred.frame, &target)?;
@@ -153,9 +155,9 @@ pub fn recalibrate(
     let cal = match &appearance {
         Some((net, m)) => {
             let a: Vec<f32> = crate::appearance::frame_errors(net, &ds)?.into_iter().flatten().collect();
-            calibrate_joined(&loaded.model, &ds, batch, texts.as_ref(), settings, Some((m.config.boxes, m.z, &a)))?
+            calibrate_joined(loaded.network(), &ds, batch, texts.as_ref(), settings, Some((m.config.boxes, m.z, &a)))?
         }
-        None => calibrate(&loaded.model, &ds, batch, texts.as_ref(), settings)?,
+        None => calibrate(loaded.network(), &ds, batch, texts.as_ref(), settings)?,
     };
     checkpoint::write_json(&model_dir.join(checkpoint::CALIBRATION), &cal)?;
     Ok(cal)
@@ -183,21 +185,21 @@ pub fn speed_scores(ds: &Dataset, speed: &SpeedCalibration) -> Result<Vec<Vec<f3
 /// Calibrates causal scoring on normal footage `ds` (the training clips, or a new scene's own
 /// footage) with [`sfn_models::scoring::fit_calibration`]: the camera's own pooling (pure Rust, as
 /// `sfn-host calibrate` pools the ONNX export's predictions), applied to the network's error maps.
-pub fn calibrate(model: &SfnVad, ds: &Dataset, batch: usize, texts: Option<&WindowTexts>, settings: CalibrationSettings) -> Result<CausalCalibration, TrainerError> {
+pub fn calibrate(model: &dyn Network, ds: &Dataset, batch: usize, texts: Option<&WindowTexts>, settings: CalibrationSettings) -> Result<CausalCalibration, TrainerError> {
     calibrate_joined(model, ds, batch, texts, settings, None)
 }
 
 /// [`calibrate`] with the appearance cue joined: its boxes, z constants and frame errors on `ds`'s
 /// scored frames, in clip order ([`sfn_models::scoring::fit_calibration_joined`]).
 pub fn calibrate_joined(
-    model: &SfnVad,
+    model: &dyn Network,
     ds: &Dataset,
     batch: usize,
     texts: Option<&WindowTexts>,
     settings: CalibrationSettings,
     appearance: Option<(sfn_models::scoring::AppearanceBoxes, sfn_models::scoring::AppearanceZ, &[f32])>,
 ) -> Result<CausalCalibration, TrainerError> {
-    let img = &model.cfg.image;
+    let img = &model.config().image;
     let (h, w) = (img.height, img.width);
     let mut errors: Vec<Vec<f32>> = Vec::new();
     let mut bad = None;

@@ -775,3 +775,62 @@ fn eval_folds_scores_each_fold_with_baselines_and_the_held_out_clips() {
     // A held-out clip that is not in the data is refused by train, naming it.
     expect_err("unknown holdout", &train(&data, &tmp.path().join("m2"), &["--epochs", "1", "--holdout", "07"]), &["07"]);
 }
+
+/// `calibrate --model MODEL --data DATA`.
+fn calibrate(model: &Path, data: &Path) -> Outcome {
+    sfn_train([OsStr::new("calibrate"), OsStr::new("--model"), model.as_os_str(), OsStr::new("--data"), data.as_os_str()])
+}
+
+/// Offline and causal scores of every clip of a report, in clip order.
+fn report_scores(r: &Value) -> Vec<Value> {
+    [&r["per_clip"], &r["causal"]["per_clip"]].iter().flat_map(|set| set.as_object().unwrap().values().map(|c| c["scores"].clone())).collect()
+}
+
+#[test]
+fn an_ensemble_scores_the_mean_prediction_of_its_members() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(&tmp.path().join("data"), 2, 2, 14);
+    let (one, other) = (tmp.path().join("one"), tmp.path().join("other"));
+    expect_ok("train", &train(&data, &one, &["--epochs", "1"]));
+    expect_ok("train seed 5", &train(&data, &other, &["--epochs", "1", "--seed", "5"]));
+    let score = |dir: &Path, name: &str| {
+        expect_ok(&format!("calibrate {name}"), &calibrate(dir, &data));
+        let report = tmp.path().join(format!("{name}.json"));
+        expect_ok(&format!("eval {name}"), &eval(dir, &data, &report));
+        (fs::read(dir.join("calibration.json")).unwrap(), report_scores(&read_json(&report)))
+    };
+    let single = score(&one, "single");
+
+    // A network twice is that network: the same calibration, byte for byte, and the same scores.
+    let twice = tmp.path().join("twice");
+    copy_dir(&one, &twice);
+    write_json(&twice.join("ensemble.json"), &serde_json::json!({"members": ["model.safetensors", "model.safetensors"]}));
+    assert_eq!(score(&twice, "twice"), single);
+
+    // Two seeds: scores of their mean prediction, other than either member's.
+    let pair = tmp.path().join("pair");
+    copy_dir(&one, &pair);
+    fs::copy(other.join("model.safetensors"), pair.join("member-5.safetensors")).unwrap();
+    write_json(&pair.join("ensemble.json"), &serde_json::json!({"members": ["model.safetensors", "member-5.safetensors"]}));
+    let both = score(&pair, "pair");
+    assert_ne!(both.1, single.1);
+    assert_ne!(both.1, score(&other, "seed 5").1);
+
+    // Bad ensembles are refused naming the file, and leave the calibration as it was.
+    let calibration = fs::read(pair.join("calibration.json")).unwrap();
+    let refuse = |spec: Value, what: &str, needles: &[&str]| {
+        write_json(&pair.join("ensemble.json"), &spec);
+        expect_err(what, &calibrate(&pair, &data), needles);
+        assert_eq!(fs::read(pair.join("calibration.json")).unwrap(), calibration, "{what}");
+    };
+    refuse(serde_json::json!({"members": []}), "no members", &["ensemble.json", "members"]);
+    refuse(serde_json::json!({"members": ["gone.safetensors"]}), "missing member", &["gone.safetensors"]);
+    refuse(serde_json::json!({"member": ["model.safetensors"]}), "unknown field", &["ensemble.json", "member"]);
+    fs::write(pair.join("optimizer-copy.safetensors"), fs::read(one.join("optimizer.safetensors")).unwrap()).unwrap();
+    refuse(serde_json::json!({"members": ["optimizer-copy.safetensors"]}), "not the config's weights", &["optimizer-copy.safetensors", "tensor"]);
+    // The exporter writes one network and says so.
+    write_json(&pair.join("ensemble.json"), &serde_json::json!({"members": ["model.safetensors", "member-5.safetensors"]}));
+    let o = sfn_train([OsStr::new("export"), OsStr::new("--model"), pair.as_os_str(), OsStr::new("--out"), tmp.path().join("onnx").as_os_str()]);
+    expect_err("export of an ensemble", &o, &["ensemble.json", "one network"]);
+    assert!(!tmp.path().join("onnx").exists());
+}

@@ -12,8 +12,8 @@ use crate::{plot, TrainerError};
 
 /// Per clip, the frame whose visual error is highest: target frame, prediction and squared-error map
 /// side by side (`clip_<name>_error_map.png`), with the box that made the score outlined.
-pub fn write_error_maps(model: &sfn_models::SfnVad, ds: &Dataset, texts: Option<&WindowTexts>, report: &Report, dir: &Path) -> Result<(), TrainerError> {
-    let img = &model.cfg.image;
+pub fn write_error_maps(model: &dyn crate::ensemble::Network, ds: &Dataset, texts: Option<&WindowTexts>, report: &Report, dir: &Path) -> Result<(), TrainerError> {
+    let img = &model.config().image;
     let (h, w, ch) = (img.height, img.width, img.channels);
     let cal = &report.calibration;
     for (c, clip) in ds.clips.iter().enumerate() {
@@ -22,7 +22,7 @@ pub fn write_error_maps(model: &sfn_models::SfnVad, ds: &Dataset, texts: Option<
         let t = k + 4;
         let x = crate::train::batch_tensor(ds, &[(c, t)])?;
         let text = texts.map(|tx| crate::train::text_tensors(tx, &[(c, t)])).transpose()?;
-        let pred = model.forward(&x.narrow(1, 0, INPUT_FRAMES)?, text.as_ref().map(|t| &t.0))?.frame.flatten_all()?.to_vec1::<f32>()?;
+        let pred = model.predict(&x.narrow(1, 0, INPUT_FRAMES)?, text.as_ref().map(|t| &t.0))?.frame.flatten_all()?.to_vec1::<f32>()?;
         let target = &clip.frames[t];
         let map = cal.pooling.map(&pred, target, &clip.frames[t - 1], ch, h, w)?;
         // The box that made each score: highest box mean (z-scored against its region for WindowMaxZ).
