@@ -55,8 +55,9 @@ impl ExportError {
 /// What to export.
 pub struct ExportInput<'a> {
     pub cfg: &'a SfnConfig,
-    /// Checkpoint tensors by name (`model.safetensors`).
-    pub weights: &'a HashMap<String, Tensor>,
+    /// Checkpoint tensors by name (`model.safetensors`) of each network: one, or an ensemble's
+    /// members in order (their predictions are averaged).
+    pub members: Vec<&'a HashMap<String, Tensor>>,
     /// Causal scoring fitted on training footage (`calibration.json`), if any.
     pub calibration: Option<CausalCalibration>,
     pub offline: OfflineScoring,
@@ -97,8 +98,9 @@ pub type Built = (pb::ModelProto, BuildInfo);
 /// The encoder and decoder protos for `mode` (no files written).
 pub fn build(input: &ExportInput, mode: &Mode) -> Result<(Built, Built), ExportError> {
     input.cfg.validate()?;
-    let w = Weights::new(input.weights);
-    Ok((graph::encoder(input.cfg, &w, mode.clone())?, graph::decoder(input.cfg, &w, mode.clone())?))
+    let ws: Vec<Weights> = input.members.iter().map(|m| Weights::new(m)).collect();
+    let refs: Vec<&Weights> = ws.iter().collect();
+    Ok((graph::encoder_members(input.cfg, &refs, mode.clone())?, graph::decoder_members(input.cfg, &refs, mode.clone())?))
 }
 
 /// Adds every distinct site input as an extra graph output; returns the site -> output index map.
@@ -161,7 +163,9 @@ pub fn calibrate(input: &ExportInput, set: &CalibrationSet) -> Result<BTreeMap<S
     let mut enc_run = TractRunner::from_proto(enc, Path::new("<calibration encoder>"))?;
     let mut dec_run = TractRunner::from_proto(dec, Path::new("<calibration decoder>"))?;
     let i = &cfg.image;
-    let (np, da, dm, dt) = (cfg.num_patches(), cfg.appearance.dim, cfg.motion.dim, cfg.text_dim);
+    // An ensemble's encodings are its members' side by side on the last axis.
+    let k = input.members.len();
+    let (np, da, dm, dt) = (cfg.num_patches(), k * cfg.appearance.dim, k * cfg.motion.dim, cfg.text_dim);
     let mut maxes = BTreeMap::new();
     if let Some(t) = &set.texts {
         if t.len() != set.windows.len() || t.iter().any(|v| v.len() != cfg.text_dim) {
@@ -211,8 +215,11 @@ pub fn calibrate(input: &ExportInput, set: &CalibrationSet) -> Result<BTreeMap<S
     }
     // The patch embeddings read normalised pixels (and their differences), whose full range is known:
     // use it, so a bright anomaly is not clipped to the brightest normal pixel.
-    maxes.insert("appearance.patch_embed.proj".into(), 1.0);
-    maxes.insert("motion.patch_embed.proj".into(), 2.0);
+    for m in 0..k {
+        let p = graph::member_prefix(m);
+        maxes.insert(format!("{p}appearance.patch_embed.proj"), 1.0);
+        maxes.insert(format!("{p}motion.patch_embed.proj"), 2.0);
+    }
     Ok(maxes.into_iter().filter(|(_, m)| m.is_finite() && *m > 0.0).map(|(s, m)| (s, m / QMAX)).collect())
 }
 
@@ -296,6 +303,7 @@ pub fn export(input: &ExportInput, out: &Path, precision: Precision, calib: Opti
         text_dim: cfg.text_dim,
         encoder: GraphSpec::describe_file(out, ENCODER_FILE)?,
         decoder: GraphSpec::describe_file(out, DECODER_FILE)?,
+        members: input.members.len(),
         appearance,
         calibration: input.calibration.clone(),
         offline_scoring: input.offline.clone(),

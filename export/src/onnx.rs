@@ -81,6 +81,8 @@ pub struct GraphBuilder {
     quantized_weights: usize,
     quantized_activations: usize,
     unquantized_sites: Vec<String>,
+    /// Prepended to every site name (an ensemble member's sites are its own).
+    site_prefix: String,
 }
 
 /// An attribute.
@@ -146,7 +148,13 @@ impl GraphBuilder {
             quantized_weights: 0,
             quantized_activations: 0,
             unquantized_sites: vec![],
+            site_prefix: String::new(),
         }
+    }
+
+    /// Names the sites built from now on `prefix` + site (calibration scales are looked up so).
+    pub fn set_site_prefix(&mut self, prefix: &str) {
+        self.site_prefix = prefix.into();
     }
 
     /// A new unique tensor name.
@@ -257,16 +265,19 @@ impl GraphBuilder {
 
     /// The site's input as the graph should consume it: itself, or its Q/DQ pair.
     fn site_input(&mut self, site: &str, x: &str) -> String {
-        self.sites.push((site.into(), x.into()));
+        let site = format!("{}{site}", self.site_prefix);
+        self.sites.push((site.clone(), x.into()));
         let scale = match &self.mode {
-            Mode::Int8Static { scales, .. } => scales.get(site).copied(),
+            Mode::Int8Static { scales, .. } => scales.get(&site).copied(),
             _ => return x.into(),
         };
         let Some(scale) = scale else {
-            self.unquantized_sites.push(site.into());
+            self.unquantized_sites.push(site);
             return x.into();
         };
-        if let Some(n) = self.qdq.get(x) {
+        // One Q/DQ pair per tensor and scale: members reading one input may calibrate it apart.
+        let key = format!("{x}@{}", scale.to_bits());
+        if let Some(n) = self.qdq.get(&key) {
             return n.clone();
         }
         let s = self.scalar(scale);
@@ -281,7 +292,7 @@ impl GraphBuilder {
         let q = self.node("QuantizeLinear", &[x, &s, &z], vec![]);
         let dq = self.node("DequantizeLinear", &[&q, &s, &z], vec![]);
         self.quantized_activations += 1;
-        self.qdq.insert(x.into(), dq.clone());
+        self.qdq.insert(key, dq.clone());
         dq
     }
 

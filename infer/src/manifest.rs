@@ -216,8 +216,18 @@ pub struct TextSpec {
 
 /// Largest image side a manifest may declare.
 pub const MAX_SIDE: usize = 8192;
+/// Most networks an ensemble export may average.
+pub const MAX_MEMBERS: usize = 16;
 /// Largest caption-feature width a manifest may declare.
 pub const MAX_TEXT_DIM: usize = 65536;
+
+fn one_member() -> usize {
+    1
+}
+
+fn is_one_member(n: &usize) -> bool {
+    *n == 1
+}
 
 /// The whole manifest.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -240,6 +250,10 @@ pub struct Manifest {
     pub text_dim: usize,
     pub encoder: GraphSpec,
     pub decoder: GraphSpec,
+    /// Networks whose predictions the graphs average: an ensemble's members, whose encodings lie side
+    /// by side on the last axis of the encoder's outputs (1: one network).
+    #[serde(default = "one_member", skip_serializing_if = "is_one_member")]
+    pub members: usize,
     /// The appearance cue's network (fp32 in every precision), where the calibration joins it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appearance: Option<GraphSpec>,
@@ -341,7 +355,7 @@ impl Manifest {
     /// The sizes agree with each other and stay in range (the graphs' signatures are checked against
     /// them later, so a consistent manifest is what keeps buffer sizes sane): window 4, 1 or 3
     /// channels, sides of at most [`MAX_SIDE`] pixels that the patch divides, `grid` = sides / patch,
-    /// a text width of at most [`MAX_TEXT_DIM`].
+    /// a text width of at most [`MAX_TEXT_DIM`], 1 to [`MAX_MEMBERS`] networks.
     fn check_geometry(&self) -> Result<(), String> {
         let i = &self.image;
         if self.window != 4 {
@@ -364,6 +378,9 @@ impl Manifest {
         }
         if self.text_dim == 0 || self.text_dim > MAX_TEXT_DIM {
             return Err(format!("text_dim: {} (expected 1..={MAX_TEXT_DIM})", self.text_dim));
+        }
+        if self.members == 0 || self.members > MAX_MEMBERS {
+            return Err(format!("members: {} (expected 1..={MAX_MEMBERS})", self.members));
         }
         Ok(())
     }

@@ -70,17 +70,27 @@ impl Network for Ensemble {
     }
 }
 
-/// Reads `DIR/ensemble.json` if present and loads each member (every tensor checked against `cfg`,
-/// errors naming the file); None for a single network.
-pub fn load(dir: &Path, cfg: &SfnConfig) -> Result<Option<Ensemble>, CheckpointError> {
+/// `DIR/ensemble.json` if present, checked: 1 to 16 members.
+pub fn spec(dir: &Path) -> Result<Option<EnsembleSpec>, CheckpointError> {
     let path = dir.join(ENSEMBLE);
     if !path.exists() {
         return Ok(None);
     }
     let spec: EnsembleSpec = checkpoint::read_json(&path)?;
-    if spec.members.is_empty() {
-        return Err(CheckpointError::Mismatch { path, reason: "`members` is empty: name at least one weight file".into() });
+    let most = sfn_infer::manifest::MAX_MEMBERS;
+    if spec.members.is_empty() || spec.members.len() > most {
+        return Err(CheckpointError::Mismatch { path, reason: format!("`members` names {} weight files (expected 1 to {most})", spec.members.len()) });
     }
+    Ok(Some(spec))
+}
+
+/// Reads `DIR/ensemble.json` if present and loads each member (every tensor checked against `cfg`,
+/// errors naming the file); None for a single network.
+pub fn load(dir: &Path, cfg: &SfnConfig) -> Result<Option<Ensemble>, CheckpointError> {
+    let Some(spec) = spec(dir)? else {
+        return Ok(None);
+    };
+    let path = dir.join(ENSEMBLE);
     let mut members = Vec::with_capacity(spec.members.len());
     for file in &spec.members {
         let (m, vars) = SfnVad::init(cfg, &Device::Cpu).map_err(|source| CheckpointError::Candle { path: path.clone(), source })?;

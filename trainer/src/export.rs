@@ -60,7 +60,8 @@ pub fn onnxruntime_library(venv: &Path) -> Option<PathBuf> {
 /// A checkpoint as the exporter needs it.
 pub struct ExportSource {
     pub cfg: SfnConfig,
-    pub weights: std::collections::HashMap<String, candle_core::Tensor>,
+    /// The network's weights, or an ensemble's members' in the order `ensemble.json` names them.
+    pub members: Vec<std::collections::HashMap<String, candle_core::Tensor>>,
     pub calibration: Option<CausalCalibration>,
     /// The caption cache the model was trained with (train.json), if any.
     pub captions: Option<PathBuf>,
@@ -73,11 +74,11 @@ pub struct ExportSource {
 pub fn load_for_export(dir: &Path) -> Result<ExportSource, TrainerError> {
     // load_model checks every name and shape against the config and names the file on mismatch.
     let loaded = checkpoint::load_model(dir)?;
-    if loaded.ensemble.is_some() {
-        let path = dir.join(crate::ensemble::ENSEMBLE);
-        return Err(CheckpointError::Mismatch { path, reason: "the exporter writes one network; export each member's directory on its own".into() }.into());
-    }
-    let weights = checkpoint::load_tensors(&dir.join(checkpoint::WEIGHTS))?;
+    // An ensemble's members in order (each checked against the config by load_model), else the one network.
+    let members = match crate::ensemble::spec(dir)? {
+        Some(spec) => spec.members.iter().map(|f| checkpoint::load_tensors(&dir.join(f))).collect::<Result<Vec<_>, _>>()?,
+        None => vec![checkpoint::load_tensors(&dir.join(checkpoint::WEIGHTS))?],
+    };
     let cal_path = dir.join(checkpoint::CALIBRATION);
     let calibration: Option<CausalCalibration> = if cal_path.exists() { Some(checkpoint::read_json(&cal_path)?) } else { None };
     let train_path = dir.join(checkpoint::TRAIN);
@@ -92,7 +93,7 @@ pub fn load_for_export(dir: &Path) -> Result<ExportSource, TrainerError> {
         },
         None => None,
     };
-    Ok(ExportSource { cfg: loaded.cfg, weights, calibration, captions, appearance })
+    Ok(ExportSource { cfg: loaded.cfg, members, calibration, captions, appearance })
 }
 
 /// `n` normal windows spread evenly over ROOT/training, each 5 frames (prev + 4 inputs), with the caption
@@ -127,7 +128,7 @@ pub fn export(opts: &ExportOptions) -> Result<Vec<(PathBuf, Manifest)>, TrainerE
     if opts.int8 && opts.calib.is_none() {
         return Err(TrainerError::Usage("--int8 needs --calib ROOT (a dataset whose training split holds normal footage)".into()));
     }
-    let ExportSource { cfg, weights, calibration, captions, appearance } = load_for_export(&opts.model)?;
+    let ExportSource { cfg, members, calibration, captions, appearance } = load_for_export(&opts.model)?;
     let text = match &captions {
         Some(path) => {
             let cache = CaptionCache::read(path)?;
@@ -135,8 +136,15 @@ pub fn export(opts: &ExportOptions) -> Result<Vec<(PathBuf, Manifest)>, TrainerE
         }
         None => None,
     };
-    let input =
-        ExportInput { cfg: &cfg, weights: &weights, calibration, offline: OfflineScoring::default(), text, appearance: appearance.as_ref().map(|(c, w)| (c, w)), reduce_range: opts.reduce_range };
+    let input = ExportInput {
+        cfg: &cfg,
+        members: members.iter().collect(),
+        calibration,
+        offline: OfflineScoring::default(),
+        text,
+        appearance: appearance.as_ref().map(|(c, w)| (c, w)),
+        reduce_range: opts.reduce_range,
+    };
     let mut done = vec![(opts.out.clone(), sfn_export::export(&input, &opts.out, Precision::Fp32, None)?)];
     if opts.int8 {
         let root = opts.calib.as_ref().expect("checked above");

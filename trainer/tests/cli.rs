@@ -828,9 +828,60 @@ fn an_ensemble_scores_the_mean_prediction_of_its_members() {
     refuse(serde_json::json!({"member": ["model.safetensors"]}), "unknown field", &["ensemble.json", "member"]);
     fs::write(pair.join("optimizer-copy.safetensors"), fs::read(one.join("optimizer.safetensors")).unwrap()).unwrap();
     refuse(serde_json::json!({"members": ["optimizer-copy.safetensors"]}), "not the config's weights", &["optimizer-copy.safetensors", "tensor"]);
-    // The exporter writes one network and says so.
     write_json(&pair.join("ensemble.json"), &serde_json::json!({"members": ["model.safetensors", "member-5.safetensors"]}));
-    let o = sfn_train([OsStr::new("export"), OsStr::new("--model"), pair.as_os_str(), OsStr::new("--out"), tmp.path().join("onnx").as_os_str()]);
-    expect_err("export of an ensemble", &o, &["ensemble.json", "one network"]);
-    assert!(!tmp.path().join("onnx").exists());
+
+    // The export runs both members in one encoder and one decoder graph and averages in the graph:
+    // tract and ONNX Runtime score it as candle does; the int8 variants are ensembles too.
+    let out = tmp.path().join("onnx");
+    let o = sfn_train([
+        OsStr::new("export"),
+        OsStr::new("--model"),
+        pair.as_os_str(),
+        OsStr::new("--out"),
+        out.as_os_str(),
+        OsStr::new("--int8"),
+        OsStr::new("--calib"),
+        data.as_os_str(),
+        OsStr::new("--calib-windows"),
+        OsStr::new("8"),
+        OsStr::new("--weight-int8"),
+    ]);
+    expect_ok("export of an ensemble", &o);
+    for sub in ["", "int8", "int8-weights"] {
+        assert_eq!(read_json(&out.join(sub).join("model.json"))["members"], 2, "{sub}");
+    }
+    let candle = read_json(&tmp.path().join("pair.json"));
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join(".venv");
+    let lib = sfn_trainer::export::onnxruntime_library(&venv).expect("libonnxruntime: run scripts/setup.sh");
+    for (backend, dir) in [("tract", out.clone()), ("onnxruntime", out.clone()), ("tract", out.join("int8")), ("tract", out.join("int8-weights"))] {
+        let r = tmp.path().join("onnx.json");
+        let o = Command::new(env!("CARGO_BIN_EXE_sfn-train"))
+            .args([
+                OsStr::new("eval-onnx"),
+                OsStr::new("--model"),
+                dir.as_os_str(),
+                OsStr::new("--data"),
+                data.as_os_str(),
+                OsStr::new("--backend"),
+                OsStr::new(backend),
+                OsStr::new("--report"),
+                r.as_os_str(),
+            ])
+            .env("ORT_DYLIB_PATH", &lib)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{backend} {}: {}", dir.display(), String::from_utf8_lossy(&o.stderr));
+        if dir == out {
+            let got = read_json(&r);
+            for (a, b) in [(&got["offline"]["micro_auc"], &candle["micro_auc"]), (&got["causal"]["micro_auc"], &candle["causal"]["micro_auc"])] {
+                let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+                assert!((a - b).abs() < 1e-6, "{backend}: AUC {a} vs candle {b}");
+            }
+        }
+    }
+    // One network exports as before: no `members` in its model.json.
+    let single_out = tmp.path().join("single-onnx");
+    expect_ok("export", &sfn_train([OsStr::new("export"), OsStr::new("--model"), one.as_os_str(), OsStr::new("--out"), single_out.as_os_str()]));
+    assert!(read_json(&single_out.join("model.json")).get("members").is_none());
 }
