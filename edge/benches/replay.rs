@@ -367,7 +367,10 @@ fn main() -> Result<()> {
     let unweighted = variant("onnx-unweighted", &simpler("window_max"))?;
     let (f_enc, f_dec) = {
         let cfg: sfn_models::SfnConfig = serde_json::from_str(&std::fs::read_to_string(repo.join("assets/ped2-cpu/config.json"))?)?;
-        sfn_export::flops(&cfg)
+        // An ensemble runs each member's encoder and decoder.
+        let k = sfn_infer::manifest::Manifest::read(&out)?.members as f64;
+        let (e, d) = sfn_export::flops(&cfg);
+        (k * e, k * d)
     };
     // Every CPU table by default; the GPU one only when asked for.
     let table = |name: &str| only.as_deref().map_or(name != "gpu", |o| o == name);

@@ -98,7 +98,10 @@ fn main() -> Result<()> {
     let done = export(&ExportOptions { model: a.model.clone(), out: out.clone(), int8: true, weight_int8: true, calib: Some(a.data.clone()), calib_windows: 64, reduce_range: false })?;
     println!("exported {} in {:.1} s (int8 calibrated on 64 normal Ped2 training windows)\n", a.model.display(), t0.elapsed().as_secs_f64());
     let cfg: sfn_models::SfnConfig = serde_json::from_value(done[0].1.config.clone())?;
+    // An ensemble runs each member's encoder and decoder.
+    let k = done[0].1.members as f64;
     let (f_enc, f_dec) = sfn_export::flops(&cfg);
+    let (f_enc, f_dec) = (k * f_enc, k * f_dec);
 
     println!("| precision | encoder.onnx | decoder.onnx | total | vs fp32 |");
     println!("|---|---:|---:|---:|---:|");
@@ -128,6 +131,7 @@ fn main() -> Result<()> {
         let pd = export(&ExportOptions { model: peer.clone(), out: out.clone(), int8: true, weight_int8: false, calib: Some(a.data.clone()), calib_windows: 64, reduce_range: false })?;
         let pcfg: sfn_models::SfnConfig = serde_json::from_value(pd[0].1.config.clone())?;
         let (pe, pdf) = sfn_export::flops(&pcfg);
+        let (pe, pdf) = (pd[0].1.members as f64 * pe, pd[0].1.members as f64 * pdf);
         let pds = Dataset::open(&a.data, "testing", &frame_format(&pcfg))?;
         let pclip = pds.clips.iter().find(|c| c.name == clip.name).context("the peer's test split lacks the timed clip")?;
         if pclip.frames.len() < n {
