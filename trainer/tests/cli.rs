@@ -102,6 +102,37 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `eval-onnx` of the export in `dir` on `backend` (ONNX Runtime from the repo's `.venv`), its report
+/// written to `report`; with `candle`, its offline and causal micro AUC must be that eval report's.
+fn eval_onnx_as_candle(dir: &Path, data: &Path, backend: &str, candle: Option<&Value>, report: &Path) {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join(".venv");
+    let lib = sfn_trainer::export::onnxruntime_library(&venv).expect("libonnxruntime: run scripts/setup.sh");
+    let o = Command::new(env!("CARGO_BIN_EXE_sfn-train"))
+        .args([
+            OsStr::new("eval-onnx"),
+            OsStr::new("--model"),
+            dir.as_os_str(),
+            OsStr::new("--data"),
+            data.as_os_str(),
+            OsStr::new("--backend"),
+            OsStr::new(backend),
+            OsStr::new("--report"),
+            report.as_os_str(),
+        ])
+        .env("ORT_DYLIB_PATH", &lib)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{backend} {}: {}", dir.display(), String::from_utf8_lossy(&o.stderr));
+    if let Some(candle) = candle {
+        let got = read_json(report);
+        for (a, b) in [(&got["offline"]["micro_auc"], &candle["micro_auc"]), (&got["causal"]["micro_auc"], &candle["causal"]["micro_auc"])] {
+            let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+            assert!((a - b).abs() < 1e-6, "{backend} {}: AUC {a} vs candle {b}", dir.display());
+        }
+    }
+}
+
 /// Checks one score set (`report` top level or `report.causal`) against the labels file.
 fn check_score_set(what: &str, set: &Value, labels: &Value, frames: usize) {
     let per_clip = set["per_clip"].as_object().unwrap_or_else(|| panic!("{what}: no per_clip"));
@@ -445,32 +476,8 @@ fn export_then_eval_onnx_matches_candle_eval() {
     ]);
     expect_ok("export", &o);
     assert!(o.stdout.contains("fp32") && o.stdout.contains("int8_qdq") && o.stdout.contains("int8_weight_only"), "{}", o.stdout);
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join(".venv");
-    let lib = sfn_trainer::export::onnxruntime_library(&venv).expect("libonnxruntime: run scripts/setup.sh");
     for backend in ["tract", "onnxruntime"] {
-        let r = tmp.path().join(format!("{backend}.json"));
-        let o = Command::new(env!("CARGO_BIN_EXE_sfn-train"))
-            .args([
-                OsStr::new("eval-onnx"),
-                OsStr::new("--model"),
-                out.as_os_str(),
-                OsStr::new("--data"),
-                data.as_os_str(),
-                OsStr::new("--backend"),
-                OsStr::new(backend),
-                OsStr::new("--report"),
-                r.as_os_str(),
-            ])
-            .env("ORT_DYLIB_PATH", &lib)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{backend}: {}", String::from_utf8_lossy(&o.stderr));
-        let got = read_json(&r);
-        for (a, b) in [(&got["offline"]["micro_auc"], &candle["micro_auc"]), (&got["causal"]["micro_auc"], &candle["causal"]["micro_auc"])] {
-            let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
-            assert!((a - b).abs() < 1e-6, "{backend}: AUC {a} vs candle {b}");
-        }
+        eval_onnx_as_candle(&out, &data, backend, Some(&candle), &tmp.path().join(format!("{backend}.json")));
     }
     for sub in ["int8", "int8-weights"] {
         let o = sfn_train([OsStr::new("eval-onnx"), OsStr::new("--model"), out.join(sub).as_os_str(), OsStr::new("--data"), data.as_os_str()]);
@@ -851,34 +858,12 @@ fn an_ensemble_scores_the_mean_prediction_of_its_members() {
         assert_eq!(read_json(&out.join(sub).join("model.json"))["members"], 2, "{sub}");
     }
     let candle = read_json(&tmp.path().join("pair.json"));
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join(".venv");
-    let lib = sfn_trainer::export::onnxruntime_library(&venv).expect("libonnxruntime: run scripts/setup.sh");
-    for (backend, dir) in [("tract", out.clone()), ("onnxruntime", out.clone()), ("tract", out.join("int8")), ("tract", out.join("int8-weights"))] {
-        let r = tmp.path().join("onnx.json");
-        let o = Command::new(env!("CARGO_BIN_EXE_sfn-train"))
-            .args([
-                OsStr::new("eval-onnx"),
-                OsStr::new("--model"),
-                dir.as_os_str(),
-                OsStr::new("--data"),
-                data.as_os_str(),
-                OsStr::new("--backend"),
-                OsStr::new(backend),
-                OsStr::new("--report"),
-                r.as_os_str(),
-            ])
-            .env("ORT_DYLIB_PATH", &lib)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{backend} {}: {}", dir.display(), String::from_utf8_lossy(&o.stderr));
-        if dir == out {
-            let got = read_json(&r);
-            for (a, b) in [(&got["offline"]["micro_auc"], &candle["micro_auc"]), (&got["causal"]["micro_auc"], &candle["causal"]["micro_auc"])] {
-                let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
-                assert!((a - b).abs() < 1e-6, "{backend}: AUC {a} vs candle {b}");
-            }
-        }
+    let report = tmp.path().join("onnx.json");
+    for backend in ["tract", "onnxruntime"] {
+        eval_onnx_as_candle(&out, &data, backend, Some(&candle), &report);
+    }
+    for sub in ["int8", "int8-weights"] {
+        eval_onnx_as_candle(&out.join(sub), &data, "tract", None, &report);
     }
     // One network exports as before: no `members` in its model.json.
     let single_out = tmp.path().join("single-onnx");
