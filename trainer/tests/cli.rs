@@ -102,6 +102,23 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `export --model MODEL --out OUT --int8 --calib DATA --calib-windows 8 --weight-int8`: all three precisions.
+fn export_all(model: &Path, out: &Path, data: &Path) -> Outcome {
+    sfn_train([
+        OsStr::new("export"),
+        OsStr::new("--model"),
+        model.as_os_str(),
+        OsStr::new("--out"),
+        out.as_os_str(),
+        OsStr::new("--int8"),
+        OsStr::new("--calib"),
+        data.as_os_str(),
+        OsStr::new("--calib-windows"),
+        OsStr::new("8"),
+        OsStr::new("--weight-int8"),
+    ])
+}
+
 /// `eval-onnx` of the export in `dir` on `backend` (ONNX Runtime from the repo's `.venv`), its report
 /// written to `report`; with `candle`, its offline and causal micro AUC must be that eval report's.
 fn eval_onnx_as_candle(dir: &Path, data: &Path, backend: &str, candle: Option<&Value>, report: &Path) {
@@ -461,19 +478,7 @@ fn export_then_eval_onnx_matches_candle_eval() {
     let maps = std::fs::read_dir(tmp.path().join("report_plots")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with("_error_map.png")).count();
     assert_eq!(maps, 2, "one error map per test clip");
     let out = tmp.path().join("onnx");
-    let o = sfn_train([
-        OsStr::new("export"),
-        OsStr::new("--model"),
-        model.as_os_str(),
-        OsStr::new("--out"),
-        out.as_os_str(),
-        OsStr::new("--int8"),
-        OsStr::new("--calib"),
-        data.as_os_str(),
-        OsStr::new("--calib-windows"),
-        OsStr::new("8"),
-        OsStr::new("--weight-int8"),
-    ]);
+    let o = export_all(&model, &out, &data);
     expect_ok("export", &o);
     assert!(o.stdout.contains("fp32") && o.stdout.contains("int8_qdq") && o.stdout.contains("int8_weight_only"), "{}", o.stdout);
     for backend in ["tract", "onnxruntime"] {
@@ -840,19 +845,7 @@ fn an_ensemble_scores_the_mean_prediction_of_its_members() {
     // The export runs both members in one encoder and one decoder graph and averages in the graph:
     // tract and ONNX Runtime score it as candle does; the int8 variants are ensembles too.
     let out = tmp.path().join("onnx");
-    let o = sfn_train([
-        OsStr::new("export"),
-        OsStr::new("--model"),
-        pair.as_os_str(),
-        OsStr::new("--out"),
-        out.as_os_str(),
-        OsStr::new("--int8"),
-        OsStr::new("--calib"),
-        data.as_os_str(),
-        OsStr::new("--calib-windows"),
-        OsStr::new("8"),
-        OsStr::new("--weight-int8"),
-    ]);
+    let o = export_all(&pair, &out, &data);
     expect_ok("export of an ensemble", &o);
     for sub in ["", "int8", "int8-weights"] {
         assert_eq!(read_json(&out.join(sub).join("model.json"))["members"], 2, "{sub}");
