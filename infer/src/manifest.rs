@@ -442,3 +442,30 @@ impl GraphSpec {
         Ok(proto)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed export: two networks averaged.
+    const COMMITTED: &str = include_str!("../../assets/ped2-cpu/onnx/model.json");
+
+    #[test]
+    fn members_default_to_one_and_stay_in_range() {
+        let path = Path::new("/x/model.json");
+        let m = Manifest::parse(COMMITTED, path).unwrap();
+        assert_eq!(m.members, 2);
+        let mut v: serde_json::Value = serde_json::from_str(COMMITTED).unwrap();
+        v.as_object_mut().unwrap().remove("members");
+        assert_eq!(Manifest::parse(&v.to_string(), path).unwrap().members, 1, "a manifest without `members` is one network");
+        for bad in [0, MAX_MEMBERS + 1] {
+            v["members"] = bad.into();
+            let e = Manifest::parse(&v.to_string(), path).unwrap_err().to_string();
+            assert!(e.contains("/x/model.json") && e.contains(&format!("members: {bad}")), "{e}");
+        }
+        // One network's manifest is written without the field, as before ensembles existed.
+        v["members"] = 1.into();
+        let one = Manifest::parse(&v.to_string(), path).unwrap();
+        assert!(serde_json::to_value(&one).unwrap().get("members").is_none());
+    }
+}

@@ -35,6 +35,9 @@ fn seeds_are_valid_inputs() {
     sfn_edge::config::EdgeConfig::parse(text, Path::new("/x/edge.toml"), &[]).expect("example config seed loads");
     let m = std::fs::read_to_string(root.join("corpus/model_manifest/ped2-cpu.json")).unwrap();
     sfn_infer::manifest::Manifest::parse(&m, Path::new("/x/model.json")).expect("model.json seed loads");
+    let m = std::fs::read_to_string(root.join("corpus/model_manifest/ped2-cpu-ensemble.json")).unwrap();
+    let ensemble = sfn_infer::manifest::Manifest::parse(&m, Path::new("/x/model.json")).expect("an ensemble's model.json seed loads");
+    assert_eq!(ensemble.members, 2);
     let stream = std::fs::read(root.join("corpus/packet_stream/replay.bin")).unwrap();
     let mut d = sfn_wire::Deframer::<{ sfn_wire::MAX_FRAMED }>::new();
     let ok = stream.iter().filter_map(|&b| d.push(b)).filter(|r| r.is_ok()).count();
