@@ -332,7 +332,7 @@ pub fn encoder(cfg: &SfnConfig, w: &Weights, mode: Mode) -> Result<(pb::ModelPro
 /// (tokens [B, Np, K d_a], patch_embed [B, Np, K d_a], motion [B, 1 + Np, K d_m]); one member is
 /// [`encoder`].
 pub fn encoder_members(cfg: &SfnConfig, members: &[&Weights], mode: Mode) -> Result<(pb::ModelProto, BuildInfo), ExportError> {
-    let first = members.first().ok_or_else(|| ExportError::Weights { name: "members".into(), reason: "an ensemble needs at least one network".into() })?;
+    let first = first_member(members)?;
     let mut net = Net { g: GraphBuilder::new("sfn_vad_encoder", mode), w: first };
     let i = &cfg.image;
     let frame_dims = [None, Some(i.channels), Some(i.height), Some(i.width)];
@@ -356,6 +356,11 @@ pub fn encoder_members(cfg: &SfnConfig, members: &[&Weights], mode: Mode) -> Res
     net.g.output(&pe, names::PATCH_EMBED, &[None, Some(np), Some(k * da)]);
     net.g.output(&motion, names::MOTION, &[None, Some(np + 1), Some(k * dm)]);
     Ok(net.g.finish("SFN-VAD per-frame encoder: appearance tokens, patch embedding, motion tokens of frame - prev_frame"))
+}
+
+/// The first of an ensemble's members (an error for none).
+fn first_member<'a>(members: &[&'a Weights<'a>]) -> Result<&'a Weights<'a>, ExportError> {
+    members.first().copied().ok_or_else(|| ExportError::Weights { name: "members".into(), reason: "an ensemble needs at least one network".into() })
 }
 
 /// Site names of ensemble member `k` (the first keeps the single network's).
@@ -421,7 +426,7 @@ pub fn decoder(cfg: &SfnConfig, w: &Weights, mode: Mode) -> Result<(pb::ModelPro
 /// ([`encoder_members`]); I_hat = (1/K) sum_k I_hat^(k), and the text feature likewise. One member is
 /// [`decoder`].
 pub fn decoder_members(cfg: &SfnConfig, members: &[&Weights], mode: Mode) -> Result<(pb::ModelProto, BuildInfo), ExportError> {
-    let first = members.first().ok_or_else(|| ExportError::Weights { name: "members".into(), reason: "an ensemble needs at least one network".into() })?;
+    let first = first_member(members)?;
     let mut net = Net { g: GraphBuilder::new("sfn_vad_decoder", mode), w: first };
     let i = &cfg.image;
     let (gh, gw) = cfg.grid();
