@@ -85,6 +85,13 @@ pub struct DecoderConfig {
     /// unfolded back to the full frame. The same pixels reach the head at s^2 less convolution work.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub head_scale: usize,
+    /// Radius r of the frame head's local warp (0 = none): the head predicts, besides its residual, a
+    /// softmax over the (2r + 1)^2 shifts of at most r pixels for every pixel, and the frame is the
+    /// last one moved by that mixture of shifts plus the residual. Moving an edge by up to r pixels is
+    /// then one choice of weights instead of a residual that draws the edge anew. Needs a residual
+    /// head at head scale 1.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warp_radius: usize,
 }
 
 fn is_zero(v: &usize) -> bool {
@@ -167,7 +174,7 @@ impl SfnConfig {
             appearance: VitConfig { dim: 1024, depth: 2, heads: 16, mlp_ratio: 4 },
             motion: VitConfig { dim: 128, depth: 4, heads: 4, mlp_ratio: 2 },
             model_dim: 256,
-            decoder: DecoderConfig { vit: VitConfig { dim: 256, depth: 4, heads: 4, mlp_ratio: 4 }, head_channels: 32, residual: true, pixel_stem: 0, head_scale: 1 },
+            decoder: DecoderConfig { vit: VitConfig { dim: 256, depth: 4, heads: 4, mlp_ratio: 4 }, head_channels: 32, residual: true, pixel_stem: 0, head_scale: 1, warp_radius: 0 },
             sffm: SffmConfig { kind: FilterKind::Sffm, routed_experts: 63, shared_experts: 1, top_k: 7, bottleneck: 8, gate_scale: 2.0, balance_alpha: 0.001, memory_slots: 256 },
             text_dim: 768,
             loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0, moving: 0.0, gradient: 0.0 },
@@ -195,6 +202,7 @@ impl SfnConfig {
                 residual: true,
                 pixel_stem: 8,
                 head_scale: 1,
+                warp_radius: 0,
             },
             sffm: SffmConfig { kind: FilterKind::Sffm, routed_experts: 15, shared_experts: 1, top_k: 3, bottleneck: 8, gate_scale: 2.0, balance_alpha: 0.001, memory_slots: 256 },
             text_dim: 384,
@@ -211,7 +219,7 @@ impl SfnConfig {
             appearance: VitConfig { dim: 32, depth: 1, heads: 2, mlp_ratio: 2 },
             motion: VitConfig { dim: 16, depth: 1, heads: 2, mlp_ratio: 2 },
             model_dim: 32,
-            decoder: DecoderConfig { vit: VitConfig { dim: 32, depth: 2, heads: 2, mlp_ratio: 2 }, head_channels: 8, residual: true, pixel_stem: 0, head_scale: 1 },
+            decoder: DecoderConfig { vit: VitConfig { dim: 32, depth: 2, heads: 2, mlp_ratio: 2 }, head_channels: 8, residual: true, pixel_stem: 0, head_scale: 1, warp_radius: 0 },
             sffm: SffmConfig { kind: FilterKind::Sffm, routed_experts: 6, shared_experts: 1, top_k: 2, bottleneck: 4, gate_scale: 2.0, balance_alpha: 0.001, memory_slots: 256 },
             text_dim: 384,
             loss: LossConfig { frame: 1.0, text: 1.0, motion: 1.0, balance: 1.0, moving: 0.0, gradient: 0.0 },
@@ -271,6 +279,10 @@ impl SfnConfig {
         let hs = self.decoder.head_scale;
         if !matches!(hs, 1 | 2 | 4) || !self.patch.is_multiple_of(hs) {
             return bad("decoder.head_scale", format!("{hs} must be 1, 2 or 4 and divide the patch {}", self.patch));
+        }
+        let r = self.decoder.warp_radius;
+        if r > 0 && (!self.decoder.residual || hs != 1 || r > 3) {
+            return bad("decoder.warp_radius", format!("{r} needs a residual head at head_scale 1 and must be at most 3"));
         }
         Ok(())
     }

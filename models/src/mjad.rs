@@ -33,6 +33,38 @@ pub struct FrameHead {
     grid: (usize, usize),
     patch: usize,
     scale: usize,
+    /// Radius of the local warp (0 = none); the head then also predicts (2r + 1)^2 shift logits.
+    warp_radius: usize,
+}
+
+/// The fixed prior added to the zero shift's logit of the local warp: softmax weight 0.98 at
+/// initialisation, so a warping head starts, like the residual head, as "the next frame equals the last".
+pub const WARP_PRIOR: f32 = 6.0;
+
+/// Number of shifts of a local warp of radius r: (2r + 1)^2.
+pub fn warp_shifts(r: usize) -> usize {
+    (2 * r + 1) * (2 * r + 1)
+}
+
+/// Local warp: I_warp(y, x) = sum_k softmax_k(logits + prior)(y, x) I_t(y + dy_k, x + dx_k), shifts
+/// k = (dy + r)(2r + 1) + (dx + r) over dy, dx in -r..=r, the last frame [B, C, H, W] padded by
+/// repeating its border, logits [B, (2r + 1)^2, H, W] shared by the channels.
+pub fn local_warp(last: &Tensor, logits: &Tensor, r: usize) -> Result<Tensor> {
+    let (_, _, h, w) = last.dims4()?;
+    let k = warp_shifts(r);
+    let padded = last.pad_with_same(2, r, r)?.pad_with_same(3, r, r)?;
+    let mut shifted = Vec::with_capacity(k);
+    for oy in 0..2 * r + 1 {
+        for ox in 0..2 * r + 1 {
+            shifted.push(padded.narrow(2, oy, h)?.narrow(3, ox, w)?);
+        }
+    }
+    let shifted = Tensor::stack(&shifted, 1)?;
+    let mut prior = vec![0f32; k];
+    prior[k / 2] = WARP_PRIOR;
+    let prior = Tensor::from_vec(prior, (1, k, 1, 1), logits.device())?;
+    let weights = candle_nn::ops::softmax(&logits.broadcast_add(&prior)?, 1)?.unsqueeze(2)?;
+    shifted.broadcast_mul(&weights)?.sum(1)
 }
 
 impl FrameHead {
@@ -40,7 +72,9 @@ impl FrameHead {
         let p = cfg.patch;
         let hidden = cfg.decoder.head_channels;
         let scale = cfg.decoder.head_scale;
-        let (pixel_c, out_c) = (2 * cfg.image.channels * scale * scale, cfg.image.channels * scale * scale);
+        let warp_radius = cfg.decoder.warp_radius;
+        let warp_c = if warp_radius > 0 { warp_shifts(warp_radius) } else { 0 };
+        let (pixel_c, out_c) = (2 * cfg.image.channels * scale * scale, cfg.image.channels * scale * scale + warp_c);
         let same = Conv2dConfig { padding: 1, ..Default::default() };
         let s = cfg.decoder.pixel_stem;
         let stem = if s > 0 {
@@ -69,6 +103,7 @@ impl FrameHead {
             grid: cfg.grid(),
             patch: p,
             scale,
+            warp_radius,
         })
     }
 
@@ -78,7 +113,8 @@ impl FrameHead {
     }
 
     /// patches [B, Np, d], skip [B, Np, d_a], with a pixel stem pixels [B, 2C, H, W]
-    /// ([`pixel_input`]) -> frame [B, C, H, W].
+    /// ([`pixel_input`]) -> frame [B, C, H, W], followed with a local warp by its (2r + 1)^2 shift
+    /// logits [B, C + (2r + 1)^2, H, W].
     pub fn forward(&self, patches: &Tensor, skip: &Tensor, pixels: Option<&Tensor>) -> Result<Tensor> {
         let x = self.expand.forward(&Tensor::cat(&[patches, skip], 2)?)?;
         let mut x = unpatchify(&x, self.hidden, self.grid.0, self.grid.1, self.patch / self.scale)?;
@@ -94,7 +130,7 @@ impl FrameHead {
             x = lrelu(&c3b.forward(&x)?)?;
         }
         let y = depth_to_space(&self.conv1.forward(&x)?, self.scale)?;
-        debug_assert_eq!(y.dim(1)?, self.channels);
+        debug_assert_eq!(y.dim(1)?, self.channels + if self.warp_radius > 0 { warp_shifts(self.warp_radius) } else { 0 });
         Ok(y)
     }
 }
@@ -180,10 +216,16 @@ impl Mjad {
         }
         let h = self.norm.forward(&h)?;
         let np = skip.dim(1)?;
-        let mut frame = self.frame_head.forward(&h.narrow(1, 2, np)?, skip, pixels)?;
-        if let Some(last) = last {
-            frame = (frame + last)?;
-        }
+        let head = self.frame_head.forward(&h.narrow(1, 2, np)?, skip, pixels)?;
+        let r = self.frame_head.warp_radius;
+        let frame = match last {
+            Some(last) if r > 0 => {
+                let c = self.frame_head.channels;
+                (local_warp(last, &head.narrow(1, c, warp_shifts(r))?, r)? + head.narrow(1, 0, c)?)?
+            }
+            Some(last) => (head + last)?,
+            None => head,
+        };
         let text = self.text_head.forward(&h.narrow(1, 0, 1)?.squeeze(1)?)?;
         Ok(DecoderOutput { frame, text, routing })
     }

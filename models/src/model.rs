@@ -172,6 +172,66 @@ mod tests {
     }
 
     #[test]
+    fn every_parameter_gets_a_gradient_local_warp() -> Result<()> {
+        let mut cfg = SfnConfig::tiny();
+        cfg.decoder.pixel_stem = 4;
+        cfg.decoder.warp_radius = 1;
+        cfg.validate().unwrap();
+        let (m, _) = SfnVad::init(&cfg, &Device::Cpu)?;
+        assert_eq!(m.forward(&window(&cfg, 2, &Device::Cpu)?, None)?.frame.dims(), &[2, 1, 32, 48]);
+        every_parameter_gets_a_gradient_with(cfg)
+    }
+
+    #[test]
+    fn a_fresh_warping_head_predicts_nearly_the_last_frame() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut cfg = SfnConfig::tiny();
+        cfg.decoder.pixel_stem = 4;
+        cfg.decoder.warp_radius = 1;
+        let (m, _) = SfnVad::init(&cfg, &dev)?;
+        // A smooth frame: the 2% of weight the prior leaves to the neighbours blurs it by little.
+        let ramp = Tensor::arange(0f32, 48.0, &dev)?.affine(1.0 / 48.0, -0.5)?.broadcast_as((1, 4, 1, 32, 48))?.contiguous()?;
+        let out = m.forward(&ramp, None)?.frame;
+        let last = ramp.narrow(1, 3, 1)?.squeeze(1)?;
+        let d = (out - last)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(d < 0.05, "{d}");
+        Ok(())
+    }
+
+    #[test]
+    fn local_warp_moves_the_frame_by_the_chosen_shift() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::arange(0f32, 12.0, &dev)?.reshape((1, 1, 3, 4))?;
+        // All weight on dy = +1, dx = -1 (k = 2 * 3 + 0): I(y + 1, x - 1), borders repeated.
+        let mut l = vec![0f32; 9 * 12];
+        l[6 * 12..7 * 12].iter_mut().for_each(|v| *v = 100.0);
+        let logits = Tensor::from_vec(l, (1, 9, 3, 4), &dev)?;
+        let y: Vec<f32> = crate::mjad::local_warp(&x, &logits, 1)?.flatten_all()?.to_vec1()?;
+        assert_eq!(y, vec![4.0, 4.0, 5.0, 6.0, 8.0, 8.0, 9.0, 10.0, 8.0, 8.0, 9.0, 10.0]);
+        // Equal logits elsewhere but the prior: mostly the frame itself.
+        let z = crate::mjad::local_warp(&x, &Tensor::zeros((1, 9, 3, 4), DType::F32, &dev)?, 1)?;
+        let d = (z - &x)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(d < 0.1, "{d}");
+        Ok(())
+    }
+
+    #[test]
+    fn the_warp_needs_a_residual_head_at_full_resolution() {
+        let mut cfg = SfnConfig::tiny();
+        cfg.decoder.warp_radius = 1;
+        cfg.decoder.head_scale = 2;
+        assert!(cfg.validate().unwrap_err().to_string().contains("decoder.warp_radius"));
+        cfg.decoder.head_scale = 1;
+        cfg.decoder.residual = false;
+        assert!(cfg.validate().unwrap_err().to_string().contains("decoder.warp_radius"));
+        cfg.decoder.residual = true;
+        cfg.decoder.warp_radius = 4;
+        assert!(cfg.validate().unwrap_err().to_string().contains("decoder.warp_radius"));
+        cfg.decoder.warp_radius = 3;
+        cfg.validate().unwrap();
+    }
+
+    #[test]
     fn space_to_depth_folds_blocks_into_channels_and_back() -> Result<()> {
         let dev = Device::Cpu;
         let x = Tensor::arange(0f32, 2.0 * 4.0 * 6.0, &dev)?.reshape((1, 2, 4, 6))?;
