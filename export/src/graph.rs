@@ -12,7 +12,7 @@ use sfn_models::config::{FilterKind, SffmConfig, VitConfig};
 use sfn_models::SfnConfig;
 use tract_onnx::pb;
 
-use crate::onnx::{attr_f, attr_i, attr_ints, attr_t, BuildInfo, GraphBuilder, Mode};
+use crate::onnx::{attr_f, attr_i, attr_ints, attr_s, attr_t, BuildInfo, GraphBuilder, Mode};
 use crate::ExportError;
 
 /// Named weights of a checkpoint.
@@ -139,6 +139,35 @@ impl Net<'_> {
         let t = self.reshape(x, &[0, c, s, s, h / s, w / s]);
         let t = self.transpose(&t, &[0, 1, 4, 2, 5, 3]);
         self.reshape(&t, &[0, c, h, w])
+    }
+
+    /// `sfn_models::mjad::local_warp`: the last frame [B, c, h, w], its border repeated r times, taken
+    /// at each of the (2r + 1)^2 shifts, weighted by the softmax of the shift logits [B, (2r + 1)^2,
+    /// h, w] plus the prior on the zero shift, and summed over the shifts.
+    fn local_warp(&mut self, last: &str, logits: &str, h: usize, w: usize, r: usize) -> String {
+        let k = sfn_models::mjad::warp_shifts(r);
+        let (r, h, w) = (r as i64, h as i64, w as i64);
+        let pads = self.g.ints(&[0, 0, r, r, 0, 0, r, r]);
+        let padded = self.g.node("Pad", &[last, &pads], vec![attr_s("mode", "edge")]);
+        let (axes, ax1, ax2) = (self.g.ints(&[2, 3]), self.g.ints(&[1]), self.g.ints(&[2]));
+        let mut shifted = Vec::with_capacity(k);
+        for oy in 0..2 * r + 1 {
+            for ox in 0..2 * r + 1 {
+                let (st, en) = (self.g.ints(&[oy, ox]), self.g.ints(&[oy + h, ox + w]));
+                let x = self.g.node("Slice", &[&padded, &st, &en, &axes], vec![]);
+                shifted.push(self.g.node("Unsqueeze", &[&x, &ax1], vec![]));
+            }
+        }
+        let refs: Vec<&str> = shifted.iter().map(String::as_str).collect();
+        let shifted = self.g.node("Concat", &refs, vec![attr_i("axis", 1)]);
+        let mut prior = vec![0f32; k];
+        prior[k / 2] = sfn_models::mjad::WARP_PRIOR;
+        let prior = self.g.init_f32("decoder.frame_head.warp_prior", &[1, k, 1, 1], &prior);
+        let l = self.g.node("Add", &[logits, &prior], vec![]);
+        let weights = self.g.node("Softmax", &[&l], vec![attr_i("axis", 1)]);
+        let weights = self.g.node("Unsqueeze", &[&weights, &ax2], vec![]);
+        let m = self.g.node("Mul", &[&shifted, &weights], vec![]);
+        self.g.node("ReduceSum", &[&m, &ax1], vec![attr_i("keepdims", 0)])
     }
 
     fn slice(&mut self, x: &str, axis: i64, start: i64, end: i64) -> String {
@@ -572,12 +601,20 @@ fn decoder_body(net: &mut Net, cfg: &SfnConfig, inputs: &DecoderInputs) -> Resul
     if prev.is_some() {
         x = conv3(net, "conv3b", &x, hid, hid)?;
     }
-    let co = c * s * s;
+    let r = cfg.decoder.warp_radius;
+    let warp_c = if r > 0 { sfn_models::mjad::warp_shifts(r) } else { 0 };
+    let co = c * s * s + warp_c;
     let c1w = w.get("decoder.frame_head.conv1.weight", &[co, hid, 1, 1])?;
     let c1b = w.get("decoder.frame_head.conv1.bias", &[co])?;
     let frame = net.g.conv("decoder.frame_head.conv1", &x, &c1w, [co, hid, 1, 1], Some(&c1b), 0);
     let mut frame = net.depth_to_space(&frame, c, i.height, i.width, s);
-    if cfg.decoder.residual {
+    if r > 0 {
+        // The warp needs head scale 1 (validated), so the head's output is [residual; shift logits].
+        let residual = net.slice(&frame, 1, 0, c as i64);
+        let logits = net.slice(&frame, 1, c as i64, (c + warp_c) as i64);
+        let warped = net.local_warp(last, &logits, i.height, i.width, r);
+        frame = net.g.node("Add", &[&warped, &residual], vec![]);
+    } else if cfg.decoder.residual {
         frame = net.g.node("Add", &[&frame, last], vec![]);
     }
     // Text head on the text token.

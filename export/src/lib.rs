@@ -351,6 +351,11 @@ pub fn flops(cfg: &SfnConfig) -> (f64, f64) {
         // The stem's two convolutions and the head's second 3x3 convolution.
         head += 2.0 * hw * 9.0 * (st * 2.0 * c + st * st + hid * hid);
     }
+    if cfg.decoder.warp_radius > 0 {
+        // The shift logits from the last convolution, their softmax and the weighted sum of shifts.
+        let k = f(sfn_models::mjad::warp_shifts(cfg.decoder.warp_radius));
+        head += 2.0 * hw * hid * k + 3.0 * hw * k + 2.0 * hw * k * c;
+    }
     let decoder = 2.0 * np * 4.0 * da * d + 2.0 * (np + 1.0) * 3.0 * dm * d + 2.0 * dt * d + vit(&cfg.decoder.vit, t) + f(cfg.decoder.vit.depth) * filter + head + 2.0 * (d * d + d * dt);
     (encoder, decoder)
 }

@@ -95,6 +95,9 @@ pub fn attr_f(name: &str, v: f32) -> pb::AttributeProto {
 pub fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
     pb::AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: v.to_vec(), ..Default::default() }
 }
+pub fn attr_s(name: &str, v: &str) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), r#type: AttributeType::String as i32, s: v.as_bytes().to_vec(), ..Default::default() }
+}
 pub fn attr_t(name: &str, t: pb::TensorProto) -> pb::AttributeProto {
     pb::AttributeProto { name: name.into(), r#type: AttributeType::Tensor as i32, t: Some(t), ..Default::default() }
 }
