@@ -7,6 +7,7 @@
 //! weight-only int8. The graph writer is ours ([`onnx`]), on `tract-onnx`'s protobuf types.
 
 pub mod graph;
+mod net;
 pub mod onnx;
 
 use std::collections::{BTreeMap, HashMap};
