@@ -264,7 +264,7 @@ fn decoder_body(net: &mut Net, cfg: &SfnConfig, inputs: &DecoderInputs) -> Resul
         x = conv3(net, "conv3b", &x, hid, hid)?;
     }
     let r = cfg.decoder.warp_radius;
-    let warp_c = if r > 0 { sfn_models::mjad::warp_shifts(r) } else { 0 };
+    let warp_c = sfn_models::mjad::warp_logits(r);
     let co = c * s * s + warp_c;
     let c1w = w.get("decoder.frame_head.conv1.weight", &[co, hid, 1, 1])?;
     let c1b = w.get("decoder.frame_head.conv1.bias", &[co])?;

@@ -46,6 +46,16 @@ pub fn warp_shifts(r: usize) -> usize {
     (2 * r + 1) * (2 * r + 1)
 }
 
+/// Shift logits the frame head predicts besides the frame: (2r + 1)^2 with a warp of radius r > 0,
+/// none without one (r = 0).
+pub fn warp_logits(r: usize) -> usize {
+    if r > 0 {
+        warp_shifts(r)
+    } else {
+        0
+    }
+}
+
 /// Local warp: I_warp(y, x) = sum_k softmax_k(logits + prior)(y, x) I_t(y + dy_k, x + dx_k), shifts
 /// k = (dy + r)(2r + 1) + (dx + r) over dy, dx in -r..=r, the last frame [B, C, H, W] padded by
 /// repeating its border, logits [B, (2r + 1)^2, H, W] shared by the channels.
@@ -73,8 +83,7 @@ impl FrameHead {
         let hidden = cfg.decoder.head_channels;
         let scale = cfg.decoder.head_scale;
         let warp_radius = cfg.decoder.warp_radius;
-        let warp_c = if warp_radius > 0 { warp_shifts(warp_radius) } else { 0 };
-        let (pixel_c, out_c) = (2 * cfg.image.channels * scale * scale, cfg.image.channels * scale * scale + warp_c);
+        let (pixel_c, out_c) = (2 * cfg.image.channels * scale * scale, cfg.image.channels * scale * scale + warp_logits(warp_radius));
         let same = Conv2dConfig { padding: 1, ..Default::default() };
         let s = cfg.decoder.pixel_stem;
         let stem = if s > 0 {
@@ -113,8 +122,8 @@ impl FrameHead {
     }
 
     /// patches [B, Np, d], skip [B, Np, d_a], with a pixel stem pixels [B, 2C, H, W]
-    /// ([`pixel_input`]) -> frame [B, C, H, W], followed with a local warp by its (2r + 1)^2 shift
-    /// logits [B, C + (2r + 1)^2, H, W].
+    /// ([`pixel_input`]) -> frame [B, C, H, W]; with a local warp of radius r, [B, C + (2r + 1)^2, H,
+    /// W]: the residual, then the shift logits.
     pub fn forward(&self, patches: &Tensor, skip: &Tensor, pixels: Option<&Tensor>) -> Result<Tensor> {
         let x = self.expand.forward(&Tensor::cat(&[patches, skip], 2)?)?;
         let mut x = unpatchify(&x, self.hidden, self.grid.0, self.grid.1, self.patch / self.scale)?;
@@ -130,7 +139,7 @@ impl FrameHead {
             x = lrelu(&c3b.forward(&x)?)?;
         }
         let y = depth_to_space(&self.conv1.forward(&x)?, self.scale)?;
-        debug_assert_eq!(y.dim(1)?, self.channels + if self.warp_radius > 0 { warp_shifts(self.warp_radius) } else { 0 });
+        debug_assert_eq!(y.dim(1)?, self.channels + warp_logits(self.warp_radius));
         Ok(y)
     }
 }
