@@ -123,15 +123,16 @@ pub fn decoder_members(cfg: &SfnConfig, members: &[&Weights], mode: Mode) -> Res
     let (gh, gw) = cfg.grid();
     let np = gh * gw;
     let (da, dm, dt) = (cfg.appearance.dim, cfg.motion.dim, cfg.text_dim);
+    let frame_dims = [None, Some(i.channels), Some(i.height), Some(i.width)];
     let k = members.len();
     let ft = net.g.input(names::FRAME_TOKENS, &[None, Some(4), Some(np), Some(k * da)]);
     let skip = net.g.input(names::SKIP, &[None, Some(np), Some(k * da)]);
     let motion = net.g.input(names::MOTIONS, &[None, Some(3), Some(np + 1), Some(k * dm)]);
     let text = net.g.input(names::TEXT, &[None, Some(dt)]);
     let mask = net.g.input(names::TEXT_MASK, &[None, Some(1)]);
-    let last = net.g.input(names::LAST_FRAME, &[None, Some(i.channels), Some(i.height), Some(i.width)]);
+    let last = net.g.input(names::LAST_FRAME, &frame_dims);
     // The frame head's pixel stem reads frame t-1 too (an input only where the network has a stem).
-    let prev = (cfg.decoder.pixel_stem > 0).then(|| net.g.input(names::PREV_FRAME, &[None, Some(i.channels), Some(i.height), Some(i.width)]));
+    let prev = (cfg.decoder.pixel_stem > 0).then(|| net.g.input(names::PREV_FRAME, &frame_dims));
     let (mut frames, mut texts) = (Vec::with_capacity(k), Vec::with_capacity(k));
     for (m, w) in members.iter().enumerate() {
         net.w = w;
@@ -152,7 +153,7 @@ pub fn decoder_members(cfg: &SfnConfig, members: &[&Weights], mode: Mode) -> Res
     }
     let frame = mean(&mut net, &frames);
     let text_pred = mean(&mut net, &texts);
-    net.g.output(&frame, names::PRED_FRAME, &[None, Some(i.channels), Some(i.height), Some(i.width)]);
+    net.g.output(&frame, names::PRED_FRAME, &frame_dims);
     net.g.output(&text_pred, names::PRED_TEXT, &[None, Some(dt)]);
     Ok(net.g.finish("SFN-VAD decoder: tri-modal fusion, MJAD layers each followed by the SFFM, frame and text heads"))
 }

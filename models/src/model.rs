@@ -165,10 +165,7 @@ mod tests {
         let mut cfg = SfnConfig::tiny();
         cfg.decoder.pixel_stem = 4;
         cfg.decoder.head_scale = 2;
-        cfg.validate().unwrap();
-        let (m, _) = SfnVad::init(&cfg, &Device::Cpu)?;
-        assert_eq!(m.forward(&window(&cfg, 2, &Device::Cpu)?, None)?.frame.dims(), &[2, 1, 32, 48]);
-        every_parameter_gets_a_gradient_with(cfg)
+        whole_frames_then_gradients(cfg)
     }
 
     #[test]
@@ -176,6 +173,12 @@ mod tests {
         let mut cfg = SfnConfig::tiny();
         cfg.decoder.pixel_stem = 4;
         cfg.decoder.warp_radius = 1;
+        whole_frames_then_gradients(cfg)
+    }
+
+    /// A head option that changes the head's output channels: the config is valid, the network still
+    /// predicts whole frames [B, C, H, W], and every parameter gets a gradient.
+    fn whole_frames_then_gradients(cfg: SfnConfig) -> Result<()> {
         cfg.validate().unwrap();
         let (m, _) = SfnVad::init(&cfg, &Device::Cpu)?;
         assert_eq!(m.forward(&window(&cfg, 2, &Device::Cpu)?, None)?.frame.dims(), &[2, 1, 32, 48]);

@@ -20,7 +20,12 @@ struct Outcome {
 
 /// Runs `sfn-train` with `args`.
 fn sfn_train<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_sfn-train")).args(args).env("RUST_LOG", "warn").output().expect("cannot start sfn-train");
+    sfn_train_env(args, &[])
+}
+
+/// Runs `sfn-train` with `args` and the environment variables `envs` set.
+fn sfn_train_env<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I, envs: &[(&str, &OsStr)]) -> Outcome {
+    let out = Command::new(env!("CARGO_BIN_EXE_sfn-train")).args(args).envs(envs.iter().copied()).env("RUST_LOG", "warn").output().expect("cannot start sfn-train");
     Outcome { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
 }
 
@@ -124,23 +129,19 @@ fn export_all(model: &Path, out: &Path, data: &Path) -> Outcome {
 fn eval_onnx_as_candle(dir: &Path, data: &Path, backend: &str, candle: Option<&Value>, report: &Path) {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join(".venv");
     let lib = sfn_trainer::export::onnxruntime_library(&venv).expect("libonnxruntime: run scripts/setup.sh");
-    let o = Command::new(env!("CARGO_BIN_EXE_sfn-train"))
-        .args([
-            OsStr::new("eval-onnx"),
-            OsStr::new("--model"),
-            dir.as_os_str(),
-            OsStr::new("--data"),
-            data.as_os_str(),
-            OsStr::new("--backend"),
-            OsStr::new(backend),
-            OsStr::new("--report"),
-            report.as_os_str(),
-        ])
-        .env("ORT_DYLIB_PATH", &lib)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{backend} {}: {}", dir.display(), String::from_utf8_lossy(&o.stderr));
+    let args = [
+        OsStr::new("eval-onnx"),
+        OsStr::new("--model"),
+        dir.as_os_str(),
+        OsStr::new("--data"),
+        data.as_os_str(),
+        OsStr::new("--backend"),
+        OsStr::new(backend),
+        OsStr::new("--report"),
+        report.as_os_str(),
+    ];
+    let o = sfn_train_env(args, &[("ORT_DYLIB_PATH", lib.as_os_str())]);
+    expect_ok(&format!("eval-onnx on {backend} of {}", dir.display()), &o);
     if let Some(candle) = candle {
         let got = read_json(report);
         for (a, b) in [(&got["offline"]["micro_auc"], &candle["micro_auc"]), (&got["causal"]["micro_auc"], &candle["causal"]["micro_auc"])] {
