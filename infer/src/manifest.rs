@@ -448,14 +448,14 @@ mod tests {
     use super::*;
 
     /// The committed export: two networks averaged.
-    const COMMITTED: &str = include_str!("../../assets/ped2-cpu/onnx/model.json");
+    const ENSEMBLE: &str = include_str!("../../fuzz/corpus/model_manifest/ped2-cpu-ensemble.json");
 
     #[test]
     fn members_default_to_one_and_stay_in_range() {
         let path = Path::new("/x/model.json");
-        let m = Manifest::parse(COMMITTED, path).unwrap();
+        let m = Manifest::parse(ENSEMBLE, path).unwrap();
         assert_eq!(m.members, 2);
-        let mut v: serde_json::Value = serde_json::from_str(COMMITTED).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(ENSEMBLE).unwrap();
         v.as_object_mut().unwrap().remove("members");
         assert_eq!(Manifest::parse(&v.to_string(), path).unwrap().members, 1, "a manifest without `members` is one network");
         for bad in [0, MAX_MEMBERS + 1] {

@@ -181,14 +181,14 @@ impl SfnConfig {
         }
     }
 
-    /// CPU preset for UCSD Ped2: gray 128x192 (Ped2 is 240x360), patch 16 (96 tokens a frame), a
-    /// small ViT, a pixel stem in the frame head; trains in about an hour on 2 cores. (It was 64x96 with
-    /// patch 8 before: the same tokens, a quarter of the pixels; the larger frame lifts the causal AUC,
-    /// see docs/experiments.md.)
+    /// CPU preset for UCSD Ped2: gray 160x240 (Ped2 is 240x360), patch 16 (150 tokens a frame), a
+    /// small ViT, a pixel stem in the frame head; trains in about 75 minutes on 2 cores. (It was 64x96
+    /// with patch 8, then 128x192: a larger frame predicts normal footage better, see
+    /// docs/experiments.md.)
     pub fn cpu_ped2() -> Self {
         Self {
             preset: "cpu-ped2".into(),
-            image: ImageConfig { height: 128, width: 192, channels: 1 },
+            image: ImageConfig { height: 160, width: 240, channels: 1 },
             patch: 16,
             appearance: VitConfig { dim: 64, depth: 1, heads: 4, mlp_ratio: 2 },
             motion: VitConfig { dim: 64, depth: 1, heads: 4, mlp_ratio: 2 },

@@ -108,8 +108,11 @@ impl SpeedCue {
     /// The Ped2 preset for a network that predicts better than copying (a pixel stem): the mean of the
     /// frame z-scores of its plain box-max error and of s, weighed equally, match margin 0.1.
     pub const PED2_128X192_Z: Self = Self { fusion: SpeedFusion::ZMean, ..Self::PED2_128X192 };
-    /// The same with the z-mean of the cues' positive parts (the committed Ped2 model's).
+    /// The same with the z-mean of the cues' positive parts (the Ped2 model's at 128x192).
     pub const PED2_128X192_P: Self = Self { fusion: SpeedFusion::ZMeanPositive, ..Self::PED2_128X192 };
+    /// [`SpeedCue::PED2_128X192_P`] at 160x240 (the committed Ped2 model's): every length scaled by 1.25
+    /// (the radius 3.75 rounded up), so that blocks, boxes and search cover the same part of the scene.
+    pub const PED2_160X240_P: Self = Self { radius: 4, block: 15, window: 40, stride: 20, ..Self::PED2_128X192_P };
 
     /// Radius 1..=[`MAX_SPEED_RADIUS`], block 1..=[`MAX_SPEED_BLOCK`], window and stride >= 1, weight
     /// finite and >= 0, margin in [0, 1).

@@ -65,16 +65,17 @@ impl TrainConfig {
                 adam: AdamConfig { lr: 1e-3, ..AdamConfig::default() },
                 schedule: LrSchedule { warmup_steps: 100, final_fraction: 0.05 },
                 // The network's error weighted by how much the frame changed there (in full from 0.1,
-                // the moving-pixel threshold of eval's held-out figures), per 32x32-pixel box at
-                // stride 16 (a sixth of the frame's height) divided by copying's error there plus a
-                // floor that calibration fits (the 90th percentile of copying's box error on the
-                // calibration footage: 0.003829 on Ped2's training clips 01-14), the largest such ratio,
+                // the moving-pixel threshold of eval's held-out figures), per 40x40-pixel box at
+                // stride 20 (a quarter of the frame's height; 32 at stride 16 at 128x192, scaled) divided
+                // by copying's error there plus a floor that calibration fits (the 90th percentile of
+                // copying's box error on the calibration footage: 0.004801 on Ped2's training clips
+                // 01-14), the largest such ratio,
                 // counted as far as it held over two consecutive frames (the smaller of the two); and the block-matching speed cue with match margin 0.1,
                 // joined as the mean of the positive parts of the two cues' frame z-scores on normal
                 // footage (sfn_scoring::speed), the causal scores smoothed with sigma 4/3
                 // (docs/experiments.md has how they were chosen on the folds).
-                error_pooling: ErrorPooling::RelativeWindowMax { window: 32, stride: 16, change_milli: 100, floor_micro: 0, frames: 2 },
-                speed: Some(SpeedCue::PED2_128X192_P),
+                error_pooling: ErrorPooling::RelativeWindowMax { window: 40, stride: 20, change_milli: 100, floor_micro: 0, frames: 2 },
+                speed: Some(SpeedCue::PED2_160X240_P),
                 causal_sigma: 4.0 / 3.0,
                 // Two normal clips the model never trains or calibrates on (the last two).
                 holdout: vec!["15".into(), "16".into()],

@@ -17,9 +17,9 @@ fn committed_model_loads() {
     let dir = repo().join("assets/ped2-cpu");
     let m = checkpoint::load_model(&dir).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(m.cfg.preset, "cpu-ped2");
-    // Two networks of the recipe (seeds 17 and 21) whose predictions are averaged.
-    assert_eq!(m.ensemble.as_ref().map(|e| e.members.len()), Some(2));
-    assert_eq!((m.cfg.image.height, m.cfg.image.width, m.cfg.patch), (128, 192, 16));
+    // One network of the recipe (seed 17) at 160x240.
+    assert!(m.ensemble.is_none());
+    assert_eq!((m.cfg.image.height, m.cfg.image.width, m.cfg.patch), (160, 240, 16));
     // It is what the preset trains now, with the preset's training and scoring settings.
     assert_eq!(m.cfg, sfn_models::SfnConfig::cpu_ped2());
     let tcfg: sfn_trainer::train::TrainConfig = checkpoint::read_json(&dir.join("train.json")).unwrap();
@@ -63,8 +63,8 @@ fn committed_model_reproduces_its_figures_on_ped2() {
     close(r.causal.micro_auc, stored.causal.micro_auc, "causal micro");
     close(r.causal.macro_auc, stored.causal.macro_auc, "causal macro");
     assert_eq!(r.frames_scored, 1288);
-    assert_eq!(r.calibration.pooling.name(), "relative_window_max_32s16_c100_f3829_t2");
-    assert_eq!(r.calibration.speed.as_ref().map(|s| s.cue), Some(sfn_models::scoring::SpeedCue::PED2_128X192_P));
+    assert_eq!(r.calibration.pooling.name(), "relative_window_max_40s20_c100_f4801_t2");
+    assert_eq!(r.calibration.speed.as_ref().map(|s| s.cue), Some(sfn_models::scoring::SpeedCue::PED2_160X240_P));
     // The fold figures (the ones that count) are what eval.json says.
     let (f, sf) = (r.folds.as_ref().unwrap(), stored.folds.as_ref().expect("eval.json holds the fold report (eval --folds)"));
     assert_eq!(f.folds, Folds::ped2());
@@ -75,7 +75,7 @@ fn committed_model_reproduces_its_figures_on_ped2() {
     assert_eq!(f.selections.iter().map(|s| &s.candidate).collect::<Vec<_>>(), sf.selections.iter().map(|s| &s.candidate).collect::<Vec<_>>());
     // The appearance cue stored beside the model (not part of its scoring) is reported as eval.json says.
     let row = |f: &sfn_trainer::folds::FoldReport, name: &str| f.rows.iter().find(|row| row.candidate == name).unwrap_or_else(|| panic!("no fold row {name}")).mean;
-    for name in ["appearance alone", "model + appearance: relative_window_max_32s16_c100_f3829_t2 + speed_r3_b12_32s16_p1_g0.1 + appearance"] {
+    for name in ["appearance alone", "model + appearance: relative_window_max_40s20_c100_f4801_t2 + speed_r4_b15_40s20_p1_g0.1 + appearance"] {
         let (a, b) = (row(f, name), row(sf, name));
         close(a.offline_micro_auc, b.offline_micro_auc, &format!("{name} offline micro"));
         close(a.causal_micro_auc, b.causal_micro_auc, &format!("{name} causal micro"));
@@ -83,50 +83,46 @@ fn committed_model_reproduces_its_figures_on_ped2() {
     floors(&r);
 }
 
-/// What the committed model (two 128x192 networks with a pixel stem, their predictions averaged; the
-/// mean of the positive parts of the frame z-scores of its 32x32 box-max error, weighted by how much
-/// the frame changed, divided by copying's and held over two frames, and of the speed cue, causal sigma
-/// 4/3) must keep reaching; a regression below any fails. On the folds (the figures that count): its
-/// own scoring 99.10 offline / 99.54 causal micro (mean of A and B), and cross-validated the same (no
-/// candidate beats it by a normal frame's weight on either fold); on all 8 dev clips 98.94 / 99.49.
-/// Its prediction beats copying the last frame on the held-out normal clips, its error alone detects
-/// better than copying's (and better than its unweighted error), and its scoring beats the speed cue
-/// alone on each fold but for fold B's offline figure (99.37 against 99.54).
+/// What the committed model (one 160x240 network with a pixel stem; the mean of the positive parts of
+/// the frame z-scores of its 40x40 box-max error, weighted by how much the frame changed, divided by
+/// copying's and held over two frames, and of the speed cue, causal sigma 4/3) must keep reaching; a
+/// regression below any fails. On the folds (the figures that count): its own scoring 98.43 offline /
+/// 99.12 causal micro (mean of A and B), cross-validated 97.76 / 99.11 (fold A chooses the network's
+/// error alone); on all 8 dev clips 97.48 / 98.78. Its prediction beats copying the last frame on the
+/// held-out normal clips, its error alone detects better than copying's (and better than its
+/// unweighted error), and its scoring beats the speed cue alone on each fold, offline and causal.
 fn floors(r: &Report) {
     let f = r.folds.as_ref().unwrap();
-    assert!(f.model.offline_micro_auc.unwrap() >= 0.99 && f.model.causal_micro_auc.unwrap() >= 0.99, "{:?}", f.model);
-    assert!(f.cross_validated.offline_micro_auc.unwrap() >= 0.985 && f.cross_validated.causal_micro_auc.unwrap() >= 0.99, "{:?}", f.cross_validated);
-    // The learned part carries weight on each fold: the model's scoring above the speed cue alone,
-    // causal on both folds and offline on A (fold A's causal figure was below it before the error was
-    // taken relative to copying's: 98.82 vs 99.23); offline on B the model's is 0.17 under the speed
-    // cue's (five single networks of the recipe gave -0.43 to +0.12): not more than 0.2 under it.
+    assert!(f.model.offline_micro_auc.unwrap() >= 0.98 && f.model.causal_micro_auc.unwrap() >= 0.99, "{:?}", f.model);
+    assert!(f.cross_validated.offline_micro_auc.unwrap() >= 0.975 && f.cross_validated.causal_micro_auc.unwrap() >= 0.99, "{:?}", f.cross_validated);
+    // The learned part carries weight on each fold: the model's scoring above the speed cue alone
+    // (measured at the model's 160x240 with its scaled cue), offline and causal on both folds.
     let fold_row = |name: &str| &f.rows.iter().find(|row| row.candidate == name).unwrap_or_else(|| panic!("no fold row {name}")).per_fold;
-    let (model, speed) = (fold_row("model: relative_window_max_32s16_c100_f3829_t2 + speed_r3_b12_32s16_p1_g0.1"), fold_row("speed cue alone"));
+    let (model, speed) = (fold_row("model: relative_window_max_40s20_c100_f4801_t2 + speed_r4_b15_40s20_p1_g0.1"), fold_row("speed cue alone"));
     for fold in ["A", "B"] {
         let (m, s) = (&model[fold], &speed[fold]);
         assert!(m.causal_micro_auc.unwrap() > s.causal_micro_auc.unwrap(), "fold {fold}: {m:?} vs speed alone {s:?}");
-        let margin = if fold == "A" { 0.0 } else { -0.002 };
-        assert!(m.offline_micro_auc.unwrap() > s.offline_micro_auc.unwrap() + margin, "fold {fold}: {m:?} vs speed alone {s:?}");
+        assert!(m.offline_micro_auc.unwrap() > s.offline_micro_auc.unwrap(), "fold {fold}: {m:?} vs speed alone {s:?}");
     }
-    assert!(r.offline.micro_auc.unwrap() >= 0.985, "offline micro {:?}", r.offline.micro_auc);
-    assert!(r.causal.micro_auc.unwrap() >= 0.99, "causal micro {:?}", r.causal.micro_auc);
+    assert!(r.offline.micro_auc.unwrap() >= 0.97, "offline micro {:?}", r.offline.micro_auc);
+    assert!(r.causal.micro_auc.unwrap() >= 0.985, "causal micro {:?}", r.causal.micro_auc);
     // The learned part carries weight: the network's error alone beats copying's pooled the same way
-    // (by 6.6 offline and 6.6 causal points on the 8 clips), and the fused scoring beats copying fused
+    // (by 6.4 offline and 6.9 causal points on the 8 clips), and the fused scoring beats copying fused
     // the same way with the same speed cue, on the mean of the folds. Weighted by how much the frame
     // changed and taken relative to copying's, the network's error detects better than unweighted
-    // (plain box max: 96.99 / 96.37 against 98.47 / 98.11).
-    let alone = &r.pooling_comparison["relative_window_max_32s16_c100_f3829_t2 alone"];
-    let copy = &r.pooling_comparison["copy: relative_window_max_32s16_c100_f3829_t2"];
-    let unmasked = &r.pooling_comparison["window_max_32s16"];
+    // (plain box max: 97.50 / 96.77 against 98.29 / 98.72).
+    let alone = &r.pooling_comparison["relative_window_max_40s20_c100_f4801_t2 alone"];
+    let copy = &r.pooling_comparison["copy: relative_window_max_40s20_c100_f4801_t2"];
+    let unmasked = &r.pooling_comparison["window_max_40s20"];
     assert!(alone.offline_micro_auc.unwrap() > unmasked.offline_micro_auc.unwrap() && alone.causal_micro_auc.unwrap() > unmasked.causal_micro_auc.unwrap(), "{alone:?} vs {unmasked:?}");
     assert!(alone.offline_micro_auc.unwrap() > copy.offline_micro_auc.unwrap() + 0.02, "{alone:?} vs {copy:?}");
     assert!(alone.causal_micro_auc.unwrap() > copy.causal_micro_auc.unwrap() + 0.03, "{alone:?} vs {copy:?}");
     let row = |name: &str| f.rows.iter().find(|row| row.candidate == name).unwrap_or_else(|| panic!("no fold row {name}")).mean;
-    let (model, copy_fused) = (row("model: relative_window_max_32s16_c100_f3829_t2 + speed_r3_b12_32s16_p1_g0.1"), row("copy: relative_window_max_32s16_c100_f3829_t2 + speed_r3_b12_32s16_p1_g0.1"));
+    let (model, copy_fused) = (row("model: relative_window_max_40s20_c100_f4801_t2 + speed_r4_b15_40s20_p1_g0.1"), row("copy: relative_window_max_40s20_c100_f4801_t2 + speed_r4_b15_40s20_p1_g0.1"));
     assert!(model.offline_micro_auc.unwrap() > copy_fused.offline_micro_auc.unwrap() + 0.01, "{model:?} vs {copy_fused:?}");
     assert!(model.causal_micro_auc.unwrap() > copy_fused.causal_micro_auc.unwrap(), "{model:?} vs {copy_fused:?}");
     // On the normal clips held out of training: below copying's error, whole frame and moving pixels
-    // (0.34x and 0.19x), and no alarm at the example config's threshold.
+    // (0.31x and 0.18x), and no alarm at the example config's threshold.
     let h = f.heldout_normal.as_ref().expect("eval --folds scores the held-out normal clips");
     assert!(h.mse_ratio < 0.5 && h.moving_ratio < 0.3, "{h:?}");
     assert_eq!(h.alarms, 0, "{h:?}");
