@@ -447,7 +447,7 @@ impl GraphSpec {
 mod tests {
     use super::*;
 
-    /// The committed export: two networks averaged.
+    /// An export of two networks averaged (the Ped2 model committed before, kept in the fuzz corpus).
     const ENSEMBLE: &str = include_str!("../../fuzz/corpus/model_manifest/ped2-cpu-ensemble.json");
 
     #[test]

@@ -55,8 +55,8 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// Training settings that go with a network preset. `cpu-ped2` fits a CPU budget of about an
-    /// hour on 2 cores: a 5x higher peak rate than the paper's 2e-4, with warmup and cosine decay.
+    /// Training settings that go with a network preset. `cpu-ped2` fits a CPU budget of about 75
+    /// minutes on 2 cores: a 5x higher peak rate than the paper's 2e-4, with warmup and cosine decay.
     pub fn for_preset(preset: &str) -> Self {
         match preset {
             "cpu-ped2" => Self {
@@ -73,7 +73,8 @@ impl TrainConfig {
                 // counted as far as it held over two consecutive frames (the smaller of the two); and the block-matching speed cue with match margin 0.1,
                 // joined as the mean of the positive parts of the two cues' frame z-scores on normal
                 // footage (sfn_scoring::speed), the causal scores smoothed with sigma 4/3
-                // (docs/experiments.md has how they were chosen on the folds).
+                // (docs/experiments.md has how they were chosen on the folds at 128x192; at 160x240
+                // every length is scaled by 1.25).
                 error_pooling: ErrorPooling::RelativeWindowMax { window: 40, stride: 20, change_milli: 100, floor_micro: 0, frames: 2 },
                 speed: Some(SpeedCue::PED2_160X240_P),
                 causal_sigma: 4.0 / 3.0,
