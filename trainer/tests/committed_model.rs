@@ -8,6 +8,10 @@ use sfn_trainer::checkpoint;
 use sfn_trainer::eval::{evaluate, EvalOptions, Report};
 use sfn_trainer::folds::Folds;
 
+/// The committed model's error pooling and speed cue, as `eval` names them in its rows.
+const POOLING: &str = "relative_window_max_40s20_c100_f4801_t2";
+const SPEED: &str = "speed_r4_b15_40s20_p1_g0.1";
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -63,7 +67,7 @@ fn committed_model_reproduces_its_figures_on_ped2() {
     close(r.causal.micro_auc, stored.causal.micro_auc, "causal micro");
     close(r.causal.macro_auc, stored.causal.macro_auc, "causal macro");
     assert_eq!(r.frames_scored, 1288);
-    assert_eq!(r.calibration.pooling.name(), "relative_window_max_40s20_c100_f4801_t2");
+    assert_eq!(r.calibration.pooling.name(), POOLING);
     assert_eq!(r.calibration.speed.as_ref().map(|s| s.cue), Some(sfn_models::scoring::SpeedCue::PED2_160X240_P));
     // The fold figures (the ones that count) are what eval.json says.
     let (f, sf) = (r.folds.as_ref().unwrap(), stored.folds.as_ref().expect("eval.json holds the fold report (eval --folds)"));
@@ -75,8 +79,8 @@ fn committed_model_reproduces_its_figures_on_ped2() {
     assert_eq!(f.selections.iter().map(|s| &s.candidate).collect::<Vec<_>>(), sf.selections.iter().map(|s| &s.candidate).collect::<Vec<_>>());
     // The appearance cue stored beside the model (not part of its scoring) is reported as eval.json says.
     let row = |f: &sfn_trainer::folds::FoldReport, name: &str| f.rows.iter().find(|row| row.candidate == name).unwrap_or_else(|| panic!("no fold row {name}")).mean;
-    for name in ["appearance alone", "model + appearance: relative_window_max_40s20_c100_f4801_t2 + speed_r4_b15_40s20_p1_g0.1 + appearance"] {
-        let (a, b) = (row(f, name), row(sf, name));
+    for name in ["appearance alone".to_string(), format!("model + appearance: {POOLING} + {SPEED} + appearance")] {
+        let (a, b) = (row(f, &name), row(sf, &name));
         close(a.offline_micro_auc, b.offline_micro_auc, &format!("{name} offline micro"));
         close(a.causal_micro_auc, b.causal_micro_auc, &format!("{name} causal micro"));
     }
@@ -98,7 +102,7 @@ fn floors(r: &Report) {
     // The learned part carries weight on each fold: the model's scoring above the speed cue alone
     // (measured at the model's 160x240 with its scaled cue), offline and causal on both folds.
     let fold_row = |name: &str| &f.rows.iter().find(|row| row.candidate == name).unwrap_or_else(|| panic!("no fold row {name}")).per_fold;
-    let (model, speed) = (fold_row("model: relative_window_max_40s20_c100_f4801_t2 + speed_r4_b15_40s20_p1_g0.1"), fold_row("speed cue alone"));
+    let (model, speed) = (fold_row(&format!("model: {POOLING} + {SPEED}")), fold_row("speed cue alone"));
     for fold in ["A", "B"] {
         let (m, s) = (&model[fold], &speed[fold]);
         assert!(m.causal_micro_auc.unwrap() > s.causal_micro_auc.unwrap(), "fold {fold}: {m:?} vs speed alone {s:?}");
@@ -111,14 +115,14 @@ fn floors(r: &Report) {
     // the same way with the same speed cue, on the mean of the folds. Weighted by how much the frame
     // changed and taken relative to copying's, the network's error detects better than unweighted
     // (plain box max: 97.50 / 96.77 against 98.29 / 98.72).
-    let alone = &r.pooling_comparison["relative_window_max_40s20_c100_f4801_t2 alone"];
-    let copy = &r.pooling_comparison["copy: relative_window_max_40s20_c100_f4801_t2"];
+    let alone = &r.pooling_comparison[&format!("{POOLING} alone")];
+    let copy = &r.pooling_comparison[&format!("copy: {POOLING}")];
     let unmasked = &r.pooling_comparison["window_max_40s20"];
     assert!(alone.offline_micro_auc.unwrap() > unmasked.offline_micro_auc.unwrap() && alone.causal_micro_auc.unwrap() > unmasked.causal_micro_auc.unwrap(), "{alone:?} vs {unmasked:?}");
     assert!(alone.offline_micro_auc.unwrap() > copy.offline_micro_auc.unwrap() + 0.02, "{alone:?} vs {copy:?}");
     assert!(alone.causal_micro_auc.unwrap() > copy.causal_micro_auc.unwrap() + 0.03, "{alone:?} vs {copy:?}");
     let row = |name: &str| f.rows.iter().find(|row| row.candidate == name).unwrap_or_else(|| panic!("no fold row {name}")).mean;
-    let (model, copy_fused) = (row("model: relative_window_max_40s20_c100_f4801_t2 + speed_r4_b15_40s20_p1_g0.1"), row("copy: relative_window_max_40s20_c100_f4801_t2 + speed_r4_b15_40s20_p1_g0.1"));
+    let (model, copy_fused) = (row(&format!("model: {POOLING} + {SPEED}")), row(&format!("copy: {POOLING} + {SPEED}")));
     assert!(model.offline_micro_auc.unwrap() > copy_fused.offline_micro_auc.unwrap() + 0.01, "{model:?} vs {copy_fused:?}");
     assert!(model.causal_micro_auc.unwrap() > copy_fused.causal_micro_auc.unwrap(), "{model:?} vs {copy_fused:?}");
     // On the normal clips held out of training: below copying's error, whole frame and moving pixels
