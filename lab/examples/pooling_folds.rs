@@ -7,10 +7,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use sfn_models::scoring::{CausalCalibration, ErrorPooling, OfflineScoring};
-use sfn_trainer::checkpoint;
-use sfn_trainer::data::{load_labels, Dataset};
-use sfn_trainer::folds::{cross_validate, Candidate, Folds};
-use sfn_trainer::train::{dataset_errors, frame_format, speed_scores, TrainConfig};
+use sfn_trainer::folds::{cross_validate, Candidate};
+use sfn_trainer::train::{dataset_errors, speed_scores};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -18,17 +16,8 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: pooling_folds MODEL_DIR DATA");
     }
     let (dir, data) = (PathBuf::from(&args[1]), PathBuf::from(&args[2]));
-    let loaded = checkpoint::load_model(&dir)?;
-    let tcfg: TrainConfig = checkpoint::read_json(&dir.join(checkpoint::TRAIN))?;
-    let cal: CausalCalibration = checkpoint::read_json(&dir.join(checkpoint::CALIBRATION))?;
+    let sfn_lab::FoldSetup { loaded, tcfg: _, cal, folds, labels, test, train } = sfn_lab::FoldSetup::open(&dir, &data)?;
     let sp = cal.speed.clone().ok_or_else(|| anyhow::anyhow!("the calibration has no speed cue"))?;
-    let folds = Folds::ped2();
-    let labels = load_labels(&data)?;
-    let fmt = frame_format(&loaded.cfg);
-    let mut test = Dataset::open(&data, "testing", &fmt)?;
-    test.retain_clips(&folds.all_clips(), &data.join("testing/frames"))?;
-    let mut train = Dataset::open(&data, "training", &fmt)?;
-    train.remove_clips(&tcfg.holdout, &data.join("training/frames"))?;
     let poolings = [ErrorPooling::WindowMax { window: 32, stride: 16 }, ErrorPooling::FrameMean];
     // The streams take minutes to compute; `POOLING_CACHE=FILE` keeps them between runs.
     let cache = std::env::var_os("POOLING_CACHE").map(PathBuf::from);

@@ -8,12 +8,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use rayon::prelude::*;
-use sfn_models::scoring::{self, CausalCalibration, FrameZ, SpeedCalibration, SpeedCue};
-use sfn_trainer::checkpoint;
-use sfn_trainer::data::{load_labels, Dataset, INPUT_FRAMES};
-use sfn_trainer::folds::{figures, Candidate, FoldFigures, Folds};
+use sfn_models::scoring::{self, FrameZ, SpeedCalibration, SpeedCue};
+use sfn_trainer::data::{Dataset, INPUT_FRAMES};
+use sfn_trainer::folds::{figures, Candidate, FoldFigures};
 use sfn_trainer::predict::dataset_errors;
-use sfn_trainer::train::{frame_format, TrainConfig};
 
 const RADII: [usize; 4] = [3, 4, 5, 6];
 const BLOCKS: [usize; 3] = [12, 15, 18];
@@ -56,24 +54,15 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: speed_size_folds MODEL_DIR DATA REPORT.json");
     }
     let (dir, data, report) = (PathBuf::from(&args[1]), PathBuf::from(&args[2]), PathBuf::from(&args[3]));
-    let loaded = checkpoint::load_model(&dir)?;
-    let tcfg: TrainConfig = checkpoint::read_json(&dir.join(checkpoint::TRAIN))?;
-    let cal: CausalCalibration = checkpoint::read_json(&dir.join(checkpoint::CALIBRATION))?;
+    let sfn_lab::FoldSetup { loaded, tcfg: _, cal, folds, labels, test, train } = sfn_lab::FoldSetup::open(&dir, &data)?;
     let own = cal.speed.clone().ok_or_else(|| anyhow::anyhow!("the calibration has no speed cue"))?;
     let pz = own.frame_z.ok_or_else(|| anyhow::anyhow!("the calibration's speed cue has no frame z"))?.prediction;
-    let folds = Folds::ped2();
-    let labels = load_labels(&data)?;
-    let fmt = frame_format(&loaded.cfg);
-    let mut test = Dataset::open(&data, "testing", &fmt)?;
-    test.retain_clips(&folds.all_clips(), &data.join("testing/frames"))?;
-    let mut train = Dataset::open(&data, "training", &fmt)?;
-    train.remove_clips(&tcfg.holdout, &data.join("training/frames"))?;
+    let (h, w) = (test.format.height, test.format.width);
     // The network's pooled error on the dev clips, held over frames as the camera holds it.
     let pred: Vec<Vec<f32>> =
         dataset_errors(loaded.network(), &test, 16, &[cal.pooling], cal.regions.as_ref(), None)?.visual.remove(0).iter().map(|c| scoring::persist(c, cal.pooling.frames())).collect();
     let names: Vec<String> = test.clips.iter().map(|c| c.name.clone()).collect();
     let stream = |v: &[Vec<f32>]| -> BTreeMap<String, Vec<f32>> { names.iter().cloned().zip(v.iter().cloned()).collect() };
-    let (h, w) = (fmt.height, fmt.width);
     let mut settings: Vec<SpeedCue> = Vec::new();
     for &radius in &RADII {
         for &block in &BLOCKS {
