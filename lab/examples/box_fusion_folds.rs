@@ -7,32 +7,16 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use sfn_models::scoring::{self, box_grid, error_summary, RegionStats};
+use sfn_models::scoring::{self, box_grid, RegionStats};
 use sfn_trainer::data::Dataset;
 use sfn_trainer::ensemble::Network;
 use sfn_trainer::folds::{cross_validate, Candidate, FoldFigures};
-use sfn_trainer::predict::{for_each_prediction, speed_box_means};
+use sfn_trainer::predict::{error_summaries, speed_box_means};
 
 /// Box values of the model's pooling (`[clip][frame][box]`) on every scored frame of `ds`.
 fn box_values(model: &dyn Network, ds: &Dataset, pooling: scoring::ErrorPooling) -> anyhow::Result<Vec<Vec<Vec<f32>>>> {
-    let (h, w) = (ds.format.height, ds.format.width);
-    let mut out: Vec<Vec<Vec<f32>>> = vec![Vec::new(); ds.clips.len()];
-    let mut bad = None;
-    for_each_prediction(model, ds, 16, None, |c, predicted| {
-        for m in predicted.map(pooling)?.flatten_from(1)?.to_vec2::<f32>()? {
-            match error_summary(pooling, &m, h, w).and_then(|s| pooling.box_values_of_means(&s)) {
-                Ok(v) => out[c].push(v),
-                Err(e) => {
-                    bad.get_or_insert(e);
-                }
-            }
-        }
-        Ok(())
-    })?;
-    if let Some(e) = bad {
-        return Err(e.into());
-    }
-    Ok(out)
+    let summaries = error_summaries(model, ds, 16, None, pooling)?.summaries;
+    Ok(summaries.iter().map(|c| c.iter().map(|s| pooling.box_values_of_means(s)).collect::<Result<_, _>>()).collect::<Result<_, _>>()?)
 }
 
 fn main() -> anyhow::Result<()> {

@@ -189,6 +189,39 @@ pub fn calibrate(model: &dyn Network, ds: &Dataset, batch: usize, texts: Option<
     calibrate_joined(model, ds, batch, texts, settings, None)
 }
 
+/// [`error_summaries`]' result.
+pub struct ErrorSummaries {
+    /// `[clip][scored frame]`: the frame's error summary.
+    pub summaries: Vec<Vec<Vec<f32>>>,
+    /// Semantic errors per clip and scored frame (with texts).
+    pub semantic: Option<Vec<Vec<f32>>>,
+}
+
+/// The error summary of `pooling` ([`sfn_models::scoring::error_summary`]: box means, for the relative
+/// pooling those of both planes) of every scored frame of `ds`, per clip, and the semantic errors
+/// when `texts` is given.
+pub fn error_summaries(model: &dyn Network, ds: &Dataset, batch: usize, texts: Option<&WindowTexts>, pooling: ErrorPooling) -> Result<ErrorSummaries, TrainerError> {
+    let img = &model.config().image;
+    let (h, w) = (img.height, img.width);
+    let mut out: Vec<Vec<Vec<f32>>> = vec![Vec::new(); ds.clips.len()];
+    let mut bad = None;
+    let semantic = for_each_prediction(model, ds, batch, texts, |c, predicted| {
+        for m in predicted.map(pooling)?.flatten_from(1)?.to_vec2::<f32>()? {
+            match sfn_models::scoring::error_summary(pooling, &m, h, w) {
+                Ok(e) => out[c].push(e),
+                Err(e) => {
+                    bad.get_or_insert(e);
+                }
+            }
+        }
+        Ok(())
+    })?;
+    match bad {
+        Some(e) => Err(e.into()),
+        None => Ok(ErrorSummaries { summaries: out, semantic }),
+    }
+}
+
 /// [`calibrate`] with the appearance cue joined: its boxes, z constants and frame errors on `ds`'s
 /// scored frames, in clip order ([`sfn_models::scoring::fit_calibration_joined`]).
 pub fn calibrate_joined(
@@ -201,22 +234,8 @@ pub fn calibrate_joined(
 ) -> Result<CausalCalibration, TrainerError> {
     let img = &model.config().image;
     let (h, w) = (img.height, img.width);
-    let mut errors: Vec<Vec<f32>> = Vec::new();
-    let mut bad = None;
-    let semantic = for_each_prediction(model, ds, batch, texts, |_, predicted| {
-        for m in predicted.map(settings.pooling)?.flatten_from(1)?.to_vec2::<f32>()? {
-            match sfn_models::scoring::error_summary(settings.pooling, &m, h, w) {
-                Ok(e) => errors.push(e),
-                Err(e) => {
-                    bad.get_or_insert(e);
-                }
-            }
-        }
-        Ok(())
-    })?;
-    if let Some(e) = bad {
-        return Err(e.into());
-    }
+    let ErrorSummaries { summaries, semantic } = error_summaries(model, ds, batch, texts, settings.pooling)?;
+    let errors: Vec<Vec<f32>> = summaries.into_iter().flatten().collect();
     let speed_boxes: Vec<Vec<f32>> = match &settings.speed {
         Some(cue) => speed_box_means(ds, cue)?.into_iter().flatten().collect(),
         None => Vec::new(),
