@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use sfn_models::scoring::{self, box_grid, RegionStats};
 use sfn_trainer::data::Dataset;
 use sfn_trainer::ensemble::Network;
-use sfn_trainer::folds::{cross_validate, Candidate, FoldFigures};
+use sfn_trainer::folds::{cross_validate, Candidate};
 use sfn_trainer::predict::{error_summaries, speed_box_means};
 
 /// Box values of the model's pooling (`[clip][frame][box]`) on every scored frame of `ds`.
@@ -26,10 +26,10 @@ fn main() -> anyhow::Result<()> {
     }
     let (dir, data, report) = (PathBuf::from(&args[1]), PathBuf::from(&args[2]), PathBuf::from(&args[3]));
     let sfn_lab::FoldSetup { loaded, tcfg: _, cal, folds, labels, test, train } = sfn_lab::FoldSetup::open(&dir, &data)?;
-    let sp = cal.speed.clone().ok_or_else(|| anyhow::anyhow!("the calibration has no speed cue"))?;
-    let (window, stride) = cal.pooling.window().ok_or_else(|| anyhow::anyhow!("the pooling has no boxes"))?;
+    let sp = cal.speed.clone().ok_or_else(|| anyhow::anyhow!("{}/calibration.json: no speed cue", dir.display()))?;
+    let (window, stride) = cal.pooling.window().ok_or_else(|| anyhow::anyhow!("{}/calibration.json: pooling {} has no boxes", dir.display(), cal.pooling.name()))?;
     if (window, stride) != (sp.cue.window, sp.cue.stride) {
-        anyhow::bail!("the network's boxes {window}/{stride} are not the speed cue's {}/{}", sp.cue.window, sp.cue.stride);
+        anyhow::bail!("{}/calibration.json: the network's boxes {window}/{stride} are not the speed cue's {}/{}", dir.display(), sp.cue.window, sp.cue.stride);
     }
     let (h, w) = (test.format.height, test.format.width);
     let hold = cal.pooling.frames();
@@ -64,15 +64,13 @@ fn main() -> anyhow::Result<()> {
         &cal,
     )?;
     let beside = cross_validate(&folds, &[Candidate::new("network alone", stream(&net)), Candidate::new("speed cue alone", stream(&spd))], &labels, &offline, &cal)?;
-    let f2 = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{:.2}", 100.0 * v));
-    let fig = |f: &FoldFigures| format!("{}/{} ({}/{})", f2(f.offline_micro_auc), f2(f.causal_micro_auc), f2(f.offline_macro_auc), f2(f.causal_macro_auc));
     for r in chosen.rows.iter().chain(&beside.rows) {
-        println!("{:<70} A {:>26}  B {:>26}  mean {:>26}", r.candidate, fig(&r.per_fold[&folds.names[0]]), fig(&r.per_fold[&folds.names[1]]), fig(&r.mean));
+        println!("{:<70} A {:>26}  B {:>26}  mean {:>26}", r.candidate, r.per_fold[&folds.names[0]], r.per_fold[&folds.names[1]], r.mean);
     }
     for s in &chosen.selections {
-        println!("chosen on {} (tolerance {:.2} points): {} -> on {}: {}", s.chosen_on, 100.0 * s.tolerance, s.candidate, s.reported_on, fig(&s.figures));
+        println!("chosen on {} (tolerance {:.2} points): {} -> on {}: {}", s.chosen_on, 100.0 * s.tolerance, s.candidate, s.reported_on, s.figures);
     }
-    println!("cross-validated: {}", fig(&chosen.cross_validated));
-    std::fs::write(&report, serde_json::to_vec_pretty(&serde_json::json!({"rule": chosen, "beside": beside.rows}))?)?;
+    println!("cross-validated: {}", chosen.cross_validated);
+    sfn_fsio::write_atomic(&report, &serde_json::to_vec_pretty(&serde_json::json!({"rule": chosen, "beside": beside.rows}))?).map_err(|e| anyhow::anyhow!("{}: {e}", report.display()))?;
     Ok(())
 }

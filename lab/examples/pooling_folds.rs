@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use sfn_models::scoring::{CausalCalibration, ErrorPooling, OfflineScoring};
-use sfn_trainer::folds::{cross_validate, Candidate};
+use sfn_trainer::folds::{cross_validate, pct, Candidate};
 use sfn_trainer::train::{dataset_errors, speed_scores};
 
 fn main() -> anyhow::Result<()> {
@@ -50,7 +50,6 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let r = cross_validate(&folds, &cands, &labels, &OfflineScoring::default(), &cal)?;
-    let pct = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{:.2}", 100.0 * v));
     for row in &r.rows {
         let cell = |f: &str| format!("{}/{}", pct(row.per_fold[f].offline_micro_auc), pct(row.per_fold[f].causal_micro_auc));
         println!("{:<48} A {:>13}  B {:>13}  mean {}/{}", row.candidate, cell("A"), cell("B"), pct(row.mean.offline_micro_auc), pct(row.mean.causal_micro_auc));

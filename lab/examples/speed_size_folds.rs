@@ -55,8 +55,8 @@ fn main() -> anyhow::Result<()> {
     }
     let (dir, data, report) = (PathBuf::from(&args[1]), PathBuf::from(&args[2]), PathBuf::from(&args[3]));
     let sfn_lab::FoldSetup { loaded, tcfg: _, cal, folds, labels, test, train } = sfn_lab::FoldSetup::open(&dir, &data)?;
-    let own = cal.speed.clone().ok_or_else(|| anyhow::anyhow!("the calibration has no speed cue"))?;
-    let pz = own.frame_z.ok_or_else(|| anyhow::anyhow!("the calibration's speed cue has no frame z"))?.prediction;
+    let own = cal.speed.clone().ok_or_else(|| anyhow::anyhow!("{}/calibration.json: no speed cue", dir.display()))?;
+    let pz = own.frame_z.ok_or_else(|| anyhow::anyhow!("{}/calibration.json: the speed cue has no frame_z (a z fusion's)", dir.display()))?.prediction;
     let (h, w) = (test.format.height, test.format.width);
     // The network's pooled error on the dev clips, held over frames as the camera holds it.
     let pred: Vec<Vec<f32>> =
@@ -97,12 +97,10 @@ fn main() -> anyhow::Result<()> {
             eprintln!("radius {radius} block {block}: {:.0} s", t0.elapsed().as_secs_f64());
         }
     }
-    let f2 = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{:.2}", 100.0 * v));
-    let fig = |f: &FoldFigures| format!("{}/{} ({}/{})", f2(f.offline_micro_auc), f2(f.causal_micro_auc), f2(f.offline_macro_auc), f2(f.causal_macro_auc));
     println!("{:<32} {:>26} {:>26} | {:>26} {:>26}", "setting", "speed alone: A", "B", "model: A", "B");
     let ordered: Vec<(String, [FoldFigures; 2], [FoldFigures; 2])> = settings.iter().map(|c| (c.name(), rows[&c.name()].0, rows[&c.name()].1)).collect();
     for (n, s, m) in &ordered {
-        println!("{n:<32} {:>26} {:>26} | {:>26} {:>26}", fig(&s[0]), fig(&s[1]), fig(&m[0]), fig(&m[1]));
+        println!("{n:<32} {:>26} {:>26} | {:>26} {:>26}", s[0], s[1], m[0], m[1]);
     }
     let mut out = serde_json::Map::new();
     for (family, pick) in [("speed alone", 0usize), ("model", 1)] {
@@ -110,15 +108,15 @@ fn main() -> anyhow::Result<()> {
         let mut held = Vec::new();
         for (choose, rep) in [(0usize, 1usize), (1, 0)] {
             let b = best(&per, choose);
-            println!("{family}: chosen on {} {} -> on {}: {}", folds.names[choose], ordered[b].0, folds.names[rep], fig(&per[b][rep]));
+            println!("{family}: chosen on {} {} -> on {}: {}", folds.names[choose], ordered[b].0, folds.names[rep], per[b][rep]);
             out.insert(format!("{family}: chosen on {}", folds.names[choose]), serde_json::json!({"setting": ordered[b].0, "reported_on": folds.names[rep], "figures": per[b][rep]}));
             held.push(per[b][rep]);
         }
         let cv = FoldFigures::mean(&held[0], &held[1]);
-        println!("{family}: cross-validated {}", fig(&cv));
+        println!("{family}: cross-validated {}", cv);
         out.insert(format!("{family}: cross-validated"), serde_json::to_value(cv)?);
     }
     out.insert("rows".into(), serde_json::to_value(ordered.iter().map(|(n, s, m)| serde_json::json!({"setting": n, "speed_alone": s, "model": m})).collect::<Vec<_>>())?);
-    std::fs::write(&report, serde_json::to_vec_pretty(&out)?)?;
+    sfn_fsio::write_atomic(&report, &serde_json::to_vec_pretty(&out)?).map_err(|e| anyhow::anyhow!("{}: {e}", report.display()))?;
     Ok(())
 }

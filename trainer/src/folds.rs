@@ -70,6 +70,11 @@ impl Folds {
     }
 }
 
+/// An AUC in [0, 1] as a percentage with two decimals, or `n/a` where it is undefined.
+pub fn pct(auc: Option<f64>) -> String {
+    auc.map_or_else(|| "n/a".into(), |v| format!("{:.2}", v * 100.0))
+}
+
 /// AUCs (in [0, 1]) of one candidate on one set of clips.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Default)]
 pub struct FoldFigures {
@@ -97,6 +102,14 @@ impl FoldFigures {
             causal_micro_auc: m(a.causal_micro_auc, b.causal_micro_auc),
             causal_macro_auc: m(a.causal_macro_auc, b.causal_macro_auc),
         }
+    }
+}
+
+/// Offline / causal micro, macro in brackets, in percent: `97.47/98.61 (97.47/96.44)`.
+impl std::fmt::Display for FoldFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so that a width in the format string aligns it as a string.
+        f.pad(&format!("{}/{} ({}/{})", pct(self.offline_micro_auc), pct(self.causal_micro_auc), pct(self.offline_macro_auc), pct(self.causal_macro_auc)))
     }
 }
 

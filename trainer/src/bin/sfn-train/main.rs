@@ -6,6 +6,7 @@ use sfn_models::config::FilterKind;
 use sfn_models::scoring::OfflineScoring;
 use sfn_models::SfnConfig;
 use sfn_trainer::eval::{evaluate, EvalOptions};
+use sfn_trainer::folds::pct;
 use sfn_trainer::train::{train, TrainConfig, TrainOptions};
 
 mod cli;
@@ -120,7 +121,6 @@ fn main() -> Result<()> {
                 _ => sfn_infer::BackendKind::Tract,
             };
             let r = sfn_trainer::export::evaluate_export(&model, &data, &backend, batch_size, captions.as_deref())?;
-            let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.2}", 100.0 * v));
             println!("{} {} ({} pooling, {} frames, {:.1} s): offline micro {} macro {}", r.backend, r.precision, r.pooling, r.frames, r.seconds, pct(r.offline.micro_auc), pct(r.offline.macro_auc));
             if let Some(u) = &r.offline_saturated {
                 println!("offline on the error saturated at the calibration's largest normal z (beside, not the model's score): micro {} macro {}", pct(u.micro_auc), pct(u.macro_auc));

@@ -1,10 +1,7 @@
 //! `sfn-train`'s printed tables: an evaluation report and its fold report.
 
 use sfn_trainer::eval::Report;
-
-pub(crate) fn pct(a: Option<f64>) -> String {
-    a.map(|v| format!("{:.2}", v * 100.0)).unwrap_or_else(|| "n/a".into())
-}
+use sfn_trainer::folds::pct;
 
 pub(crate) fn print_report(r: &Report) {
     println!("{:<10} {:>12} {:>12}", "clip", "offline AUC", "causal AUC");
@@ -47,15 +44,14 @@ pub(crate) fn print_folds(f: &sfn_trainer::folds::FoldReport) {
     println!("folds: {a} = {}, {b} = {}", f.folds.clips[0].join(","), f.folds.clips[1].join(","));
     let wn = f.rows.iter().map(|r| r.candidate.len()).max().unwrap_or(0).max(12);
     println!("{:<wn$} {:>22} {:>22} {:>22}", "candidate (offline / causal micro, macro)", format!("fold {a}"), format!("fold {b}"), "mean");
-    let cell = |x: &sfn_trainer::folds::FoldFigures| format!("{}/{} ({}/{})", pct(x.offline_micro_auc), pct(x.causal_micro_auc), pct(x.offline_macro_auc), pct(x.causal_macro_auc));
     for r in &f.rows {
-        println!("{:<wn$} {:>22} {:>22} {:>22}", r.candidate, cell(&r.per_fold[a]), cell(&r.per_fold[b]), cell(&r.mean));
+        println!("{:<wn$} {:>22} {:>22} {:>22}", r.candidate, r.per_fold[a], r.per_fold[b], r.mean);
     }
     println!("rule: {}", f.rule);
     for s in &f.selections {
-        println!("chosen on {} (tolerance {:.2} points): {} -> on {}: {}", s.chosen_on, 100.0 * s.tolerance, s.candidate, s.reported_on, cell(&s.figures));
+        println!("chosen on {} (tolerance {:.2} points): {} -> on {}: {}", s.chosen_on, 100.0 * s.tolerance, s.candidate, s.reported_on, s.figures);
     }
-    println!("cross-validated (mean of the held-out folds): {}; the model's own scoring: {}", cell(&f.cross_validated), cell(&f.model));
+    println!("cross-validated (mean of the held-out folds): {}; the model's own scoring: {}", f.cross_validated, f.model);
     if let Some(h) = &f.heldout_normal {
         println!(
             "held-out normal clips {}: {} frames; frame MSE model {:.6} / copy {:.6} = {:.3}x; moving pixels (|dI| > {}, {:.1}%) {:.6} / {:.6} = {:.3}x; causal max {:.2}, {} alarm(s) at {} ({} up, {} down)",
