@@ -347,6 +347,16 @@ mod tests {
     }
 
     #[test]
+    fn fold_figures_print_as_percent_and_align() {
+        let f = FoldFigures { offline_micro_auc: Some(0.97474), offline_macro_auc: Some(1.0), causal_micro_auc: Some(0.98606), causal_macro_auc: None };
+        assert_eq!(f.to_string(), "97.47/98.61 (100.00/n/a)");
+        // A width in the format string pads the whole cell, as the printed tables rely on.
+        assert_eq!(format!("[{f:>26}]"), "[  97.47/98.61 (100.00/n/a)]");
+        assert_eq!(pct(Some(0.5)), "50.00");
+        assert_eq!(pct(None), "n/a");
+    }
+
+    #[test]
     fn parse_and_check_folds() {
         assert_eq!(Folds::parse("ped2").unwrap(), Folds::ped2());
         let f = Folds::parse("n,a/x, y").unwrap();
